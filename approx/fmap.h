@@ -1,0 +1,83 @@
+/* Feature maps phi: R^d -> R^m_+ whose inner products estimate a kernel,
+ * planned once and applied to many batches (the FFTW pattern):
+ *
+ *   kx_fmap *f = kx_fmap_create("pff-sobol", d, m, seed, &opt);
+ *   kx_fmap_apply_log(f, n, x, logphi);   // any number of times, any n
+ *   kx_fmap_free(f);
+ *
+ * Every map is returned in the log domain, log phi_i(x), because the
+ * features of large inputs overflow a double long before their ratios do;
+ * attention and metrics stabilise with max-subtraction.  The common form
+ * (METHODS.md) is  phi_i(x) = D_i / sqrt(m) * exp(w_i . x - c(x)),
+ * c(x) = |x|^2/2 for the softmax kernel exp(q.k), |x|^2 for the Gaussian
+ * kernel exp(-|q-k|^2/2).
+ *
+ * Schemes are entries of a type table (kx_fmap_types); a new scheme is one
+ * file with its init function plus one line in the table in fmap.c. */
+#ifndef KX_FMAP_H
+#define KX_FMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { KX_KERNEL_SOFTMAX = 0, KX_KERNEL_GAUSS = 1 } kx_kernel;
+
+typedef struct {
+  kx_kernel kernel;
+  const char *radii;      /* "sequence" (default) or "stratified" for PFF-like maps */
+  /* Calibration inputs for schemes with fitted weights D (rows, n x d, in
+   * the same scaling as the data).  Pairs (q_a, k_b) are drawn from them. */
+  const double *calib_q, *calib_k;
+  size_t n_calib_q, n_calib_k;
+  size_t n_calib_pairs;   /* 0: default max(4m, 2048) */
+  double ridge;           /* pull of fitted weights toward D = 1; <0: default 1e-3 */
+} kx_fmap_options;
+
+typedef struct kx_fmap kx_fmap;
+
+typedef struct kx_fmap_type {
+  const char *name;
+  const char *description;
+  int unbiased;         /* E_seed[phi(q).phi(k)] equals the kernel exactly */
+  int fitted_weights;   /* D is fitted by NNLS on calibration pairs after init */
+  int kernel_estimator; /* 0 if phi.phi does not target the kernel at all (wdcf-code) */
+  /* Fills f->W (m x d) and/or f->state; may set f->norm_coef and f->log_weight. */
+  int (*init)(kx_fmap *f);
+  /* Matrix-free maps set this; NULL means logphi = W x - c(x) + log_weight. */
+  int (*apply_log)(const kx_fmap *f, size_t n, const double *x, double *logphi);
+  void (*release)(kx_fmap *f);
+} kx_fmap_type;
+
+struct kx_fmap {
+  const kx_fmap_type *type;
+  size_t d, m;
+  uint64_t seed;
+  kx_fmap_options opt;
+  double norm_coef;     /* c(x) = norm_coef |x|^2 (0.5 softmax, 1 Gauss, 0 dropped) */
+  double *W;            /* m x d rows w_i, or NULL for matrix-free maps */
+  double *log_weight;   /* m entries: log D_i - log(m)/2 */
+  void *state;          /* scheme-specific */
+};
+
+extern const kx_fmap_type *const kx_fmap_types[];
+const kx_fmap_type *kx_fmap_lookup(const char *name);
+/* Comma-separated list of all scheme names (static storage). */
+const char *kx_fmap_names(void);
+
+void kx_fmap_default_options(kx_fmap_options *opt);
+
+/* NULL with a message on an unknown scheme, d = 0, m = 0, a dimension
+ * beyond a generator's range, or missing calibration data. */
+kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
+                        const kx_fmap_options *opt);
+/* x: n x d (row-major), logphi: n x m.  Thread-safe: one map may be applied
+ * from many threads at once. */
+int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi);
+/* phi itself (exp of the above); overflows to inf for very large inputs. */
+int kx_fmap_apply(const kx_fmap *f, size_t n, const double *x, double *phi);
+void kx_fmap_free(kx_fmap *f);
+
+/* Helper for maps: adds -c(x) and log_weight to rows already holding W x. */
+void kx_fmap_finish_log(const kx_fmap *f, size_t n, const double *x, double *logphi);
+
+#endif

@@ -1,0 +1,52 @@
+/* Shared pieces of the command-line front ends: the subcommand signature,
+ * parsing of numbers and lists with messages that say what was wrong, and
+ * atomic file writing (temporary file + rename) for every result. */
+#ifndef KX_CLI_H
+#define KX_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* A subcommand: argv[0] is the subcommand name.  Returns the exit code:
+ * 0 success, 1 runtime failure, 2 usage error. */
+typedef int (*kx_command_fn)(int argc, char **argv);
+
+/* Prints "kapprox CMD: error: <message>" to stderr. */
+void kx_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict parsers: the whole string must be a number in range; on failure they
+ * record a message naming `what` and return non-zero. */
+int kx_parse_size(const char *s, const char *what, size_t min, size_t max, size_t *out);
+int kx_parse_u64(const char *s, const char *what, uint64_t *out);
+int kx_parse_double(const char *s, const char *what, double *out);
+
+/* A list of sizes: "64", "16,32,64" or a geometric range "16:1024" (doubling)
+ * or "16:1024:x4" (factor 4) or an arithmetic range "0:9" with ":+1".  At most
+ * `cap` values go into out; *n receives the count. */
+int kx_parse_size_list(const char *s, const char *what, size_t min, size_t max,
+                       size_t *out, size_t cap, size_t *n);
+/* Seeds: "3" (the single seed 3), "0:9" (0..9 inclusive), "1,5,7". */
+int kx_parse_u64_list(const char *s, const char *what, uint64_t *out, size_t cap, size_t *n);
+
+/* Splits a comma-separated list into newly allocated strings (free with
+ * kx_free_strings).  Empty items are an error. */
+int kx_split_list(const char *s, const char *what, char ***items, size_t *n);
+void kx_free_strings(char **items, size_t n);
+
+/* Atomic output: opens "<path>.tmp.<pid>" for writing; kx_atomic_commit
+ * flushes, fsyncs and renames it over `path`; kx_atomic_abort removes it. */
+typedef struct {
+  FILE *fp;
+  char *path;
+  char *tmp;
+} kx_atomic_file;
+int kx_atomic_open(kx_atomic_file *f, const char *path);
+int kx_atomic_commit(kx_atomic_file *f);
+void kx_atomic_abort(kx_atomic_file *f);
+
+/* Whether stderr is a terminal (progress bars are drawn only then). */
+int kx_stderr_is_tty(void);
+double kx_now_seconds(void);
+
+#endif

@@ -1,0 +1,57 @@
+#include "core/kx_error.h"
+
+#include <gsl/gsl_errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char message[1024];
+
+kx_status kx_fail(kx_status status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+kx_status kx_fail_context(kx_status status, const char *fmt, ...) {
+  char old[sizeof message];
+  memcpy(old, message, sizeof old);
+  va_list ap;
+  va_start(ap, fmt);
+  int len = vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  if (len >= 0 && (size_t)len < sizeof message)
+    snprintf(message + len, sizeof message - (size_t)len, "%s", old);
+  return status;
+}
+
+const char *kx_error_message(void) { return message[0] ? message : "unknown error"; }
+
+void kx_error_clear(void) { message[0] = '\0'; }
+
+void kx_init_library(void) { gsl_set_error_handler_off(); }
+
+void *kx_malloc(size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) kx_fail(KX_ENOMEM, "out of memory allocating %zu bytes", bytes);
+  return p;
+}
+
+void *kx_calloc(size_t count, size_t size) {
+  void *p = calloc(count ? count : 1, size ? size : 1);
+  if (!p) kx_fail(KX_ENOMEM, "out of memory allocating %zu x %zu bytes", count, size);
+  return p;
+}
+
+int kx_all_finite(const double *x, size_t n, const char *what) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) {
+      kx_fail(KX_EINVAL, "%s contains a non-finite value (%g) at flat index %zu", what, x[i], i);
+      return 0;
+    }
+  return 1;
+}

@@ -1,0 +1,46 @@
+/* Error reporting for the whole library.
+ *
+ * Library functions never print and never abort: they return a non-zero
+ * kx_status and leave a human-readable message, retrievable with
+ * kx_error_message(), that names what was wrong and, where possible, what to
+ * do.  The message is thread-local so OpenMP workers cannot clobber each
+ * other's reports. */
+#ifndef KX_ERROR_H
+#define KX_ERROR_H
+
+#include <stddef.h>
+
+typedef enum {
+  KX_OK = 0,
+  KX_EINVAL = 1,   /* impossible parameter or bad input values */
+  KX_ENOMEM = 2,   /* allocation failed */
+  KX_EIO = 3,      /* file missing, unreadable, truncated, foreign */
+  KX_ERANGE = 4,   /* beyond a generator's or algorithm's range */
+  KX_ENUM = 5      /* numerical failure (non-finite result, no convergence) */
+} kx_status;
+
+/* Records a printf-style message and returns `status` (so callers can write
+ * `return kx_fail(KX_EINVAL, "m must be > 0, got %zu", m);`). */
+kx_status kx_fail(kx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prefixes the current message with context ("loading q.h5: " + old). */
+kx_status kx_fail_context(kx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+const char *kx_error_message(void);
+void kx_error_clear(void);
+
+/* Turns off GSL's default handler (which aborts) so GSL failures come back
+ * as return codes; call once at program start (tests and CLI do). */
+void kx_init_library(void);
+
+/* malloc/calloc that record a message on failure. */
+void *kx_malloc(size_t bytes);
+void *kx_calloc(size_t count, size_t size);
+
+/* Returns 1 if all n values are finite, else 0 and sets a message naming
+ * `what` and the first bad index. */
+int kx_all_finite(const double *x, size_t n, const char *what);
+
+#endif

@@ -1,0 +1,6 @@
+/* Entry points of the subcommands (see kapprox.c for the table). */
+#ifndef KX_COMMANDS_H
+#define KX_COMMANDS_H
+
+
+#endif

@@ -1,0 +1,48 @@
+/* kapprox: one program, many subcommands.  Each subcommand lives in the
+ * folder of its concept; this file only dispatches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "experiments/commands.h"
+
+typedef struct {
+  const char *name;
+  kx_command_fn run;
+  const char *summary;
+} command;
+
+static const command commands[] = {
+    /* one line per subcommand, grouped by concept */
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: kapprox <command> [options]   (kapprox <command> --help for details)\n\n"
+          "Kernel approximation of attention: samplers, feature maps (PRF, ORF, PFF,\n"
+          "WPFF, WDCF) and their error against exact softmax attention.\n\ncommands:\n");
+  for (const command *c = commands; c->name; c++) fprintf(out, "  %-14s %s\n", c->name, c->summary);
+}
+
+int main(int argc, char **argv) {
+  kx_init_library();
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("kapprox 0.1.0\n");
+    return 0;
+  }
+  for (const command *c = commands; c->name; c++)
+    if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+  fprintf(stderr, "kapprox: error: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

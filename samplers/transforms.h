@@ -1,0 +1,42 @@
+/* From uniform points to the random objects the feature maps need:
+ * directions on S^{d-1}, chi_d radii, orthogonal blocks, DCT bases. */
+#ifndef KX_TRANSFORMS_H
+#define KX_TRANSFORMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "samplers/sequence.h"
+
+/* Maps u to the open interval (0,1) so no inverse CDF ever sees exactly 0
+ * or 1: values at or beyond the ends move to 2^-60 / 1 - 2^-53. */
+double kx_open_unit(double u);
+
+/* Standard normal inverse CDF, accurate in both tails. */
+double kx_normal_inv(double u);
+
+/* Inverse CDF of the chi distribution with d degrees of freedom:
+ * sqrt(gsl_cdf_chisq_Pinv(t, d)) for t <= 1/2, sqrt(Qinv(1 - t, d)) above. */
+double kx_chi_inv(double t, double d);
+
+/* m directions (rows of the m x d output, unit norm) and, if radii != NULL,
+ * m radii r_i = F^-1_chi_d(u_{d+1}) from m points of a (d+1)-dimensional
+ * sequence `spec` (a d-dimensional one when radii == NULL).  Unscrambled
+ * sequences skip their first point (the origin).  radii_mode "sequence" uses
+ * the extra coordinate; "stratified" uses t_i = (i + 1/2)/m in a random
+ * order drawn from `seed`. */
+int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
+                         double *dirs, double *radii, const char *radii_mode);
+
+/* m x d matrix of blocks of d orthonormal rows (QR of a Gaussian matrix;
+ * last block truncated), drawn from `seed`.  Rows have unit norm. */
+int kx_orthogonal_blocks(size_t d, size_t m, uint64_t seed, double *rows);
+
+/* Orthonormal d x d DCT matrix of type 1..4 (row-major, rows = basis
+ * vectors), the explicit form that the FFTW path must equal.
+ *   II:  C_ij = s_i cos(pi (2j+1) i / (2d)), s_0 = sqrt(1/d), s_i = sqrt(2/d)
+ *   III: transpose of II;  IV: sqrt(2/d) cos(pi (2i+1)(2j+1) / (4d))
+ *   I:   orthonormalised DCT-I (end points weighted by 1/sqrt 2), d >= 2. */
+int kx_dct_matrix(int type, size_t d, double *c);
+
+#endif
