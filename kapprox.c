@@ -15,6 +15,9 @@ typedef struct {
 
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
+    {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)"},
+    {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)"},
+    {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
     {NULL, NULL, NULL},
 };
 

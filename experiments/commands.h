@@ -3,4 +3,8 @@
 #define KX_COMMANDS_H
 
 
+int cmd_kernel_error(int argc, char **argv);
+int cmd_attn_fidelity(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+
 #endif
