@@ -80,6 +80,7 @@ static int run_head(const kx_grid *g, head_job *h, kx_results *out, size_t *done
     for (int k = 0; k < KX_N_METRICS && !rc; k++) {
       double v = values[p * KX_N_METRICS + k];
       if (isnan(v)) continue; /* metric undefined for this scheme */
+      if (g->metric_mask && !(g->metric_mask & (1u << k))) continue;
       kx_result_row row = {.layer = h->layer, .head = h->head, .m = g->m[mi], .seed = g->seeds[si],
                            .metric = k, .value = v, .q_norm = h->ref.q_norm, .k_norm = h->ref.k_norm};
       snprintf(row.input, sizeof row.input, "%s", h->input);

@@ -33,6 +33,7 @@ typedef struct {
   kx_norm_spec norm;
   uint64_t data_seed;     /* synthetic Q/K/V, and V for files without v */
   int progress;           /* draw progress on stderr */
+  unsigned metric_mask;   /* bit i set: record metric i (0 = all) */
 } kx_grid;
 
 void kx_grid_defaults(kx_grid *g);

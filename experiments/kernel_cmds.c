@@ -163,6 +163,8 @@ static int run(const command_kind *kind, int argc, char **argv) {
     return 2;
   }
   g.progress = !quiet && kx_stderr_is_tty();
+  if (strcmp(kind->name, "compare"))
+    for (int i = 0; i < kind->n_metrics; i++) g.metric_mask |= 1u << kind->metrics[i];
   if (!quiet) {
     if (g.qk_path) fprintf(stderr, "input %s\n", g.qk_path);
     else
