@@ -22,6 +22,47 @@ void kx_grid_defaults(kx_grid *g) {
   g->norm.lo = g->norm.hi = 1.0;
 }
 
+int kx_grid_eval_point(const kx_fmap_options *base, const kx_head_reference *ref,
+                       const char *scheme, size_t m, uint64_t seed, double metrics[KX_N_METRICS]) {
+  kx_fmap_options opt = *base;
+  /* fitted weights are calibrated on the evaluated head itself */
+  opt.calib_q = ref->q;
+  opt.calib_k = ref->k;
+  opt.n_calib_q = opt.n_calib_k = ref->n;
+  kx_fmap *f = kx_fmap_create(scheme, ref->d, m, seed, &opt);
+  int rc = f ? kx_evaluate_map(ref, f, metrics) : KX_EINVAL;
+  kx_fmap_free(f);
+  return rc;
+}
+
+int kx_grid_head_from_layer(const kx_qk_layer *L, size_t head, size_t max_tokens, int scaled,
+                            uint64_t data_seed, double *q, double *k, double *v, size_t *n,
+                            size_t *dv) {
+  if (head >= L->heads) return kx_fail(KX_EINVAL, "layer %d has heads 0..%zu; head %zu does not exist",
+                                       L->index, L->heads - 1, head);
+  const size_t d = L->d;
+  *n = max_tokens && max_tokens < L->tokens ? max_tokens : L->tokens;
+  *dv = L->v ? L->dv : d;
+  /* kernels are evaluated on q~ = q / d^(1/4) so exp(q~.k~) is the softmax logit's exp */
+  double scale = scaled ? 1.0 : pow((double)d, -0.25);
+  for (size_t t = 0; t < *n * d; t++) {
+    q[t] = scale * L->q[head * L->tokens * d + t];
+    k[t] = scale * L->k[head * L->tokens * d + t];
+  }
+  if (L->v) {
+    memcpy(v, L->v + head * L->tokens * *dv, *n * *dv * sizeof *v);
+    return 0;
+  }
+  /* random values, the same for every scheme, from the data seed */
+  kx_norm_spec unit = {1, 1};
+  double *scratch = kx_malloc(2 * *n * *dv * sizeof *scratch);
+  if (!scratch) return KX_ENOMEM;
+  int rc = kx_synthetic_qkv(*n, *dv, *dv, unit, kx_seed_derive(data_seed, (uint64_t)L->index * 4096 + head),
+                            scratch, scratch + *n * *dv, v);
+  free(scratch);
+  return rc;
+}
+
 typedef struct {
   const char *input;
   int layer, head;
@@ -48,13 +89,8 @@ static int run_head(const kx_grid *g, head_job *h, kx_results *out, size_t *done
   for (size_t p = 0; p < per_head; p++) {
     if (stop) continue;
     size_t s = p / (g->n_m * g->n_seeds), mi = (p / g->n_seeds) % g->n_m, si = p % g->n_seeds;
-    kx_fmap_options opt = g->fmap;
-    opt.calib_q = h->ref.q;
-    opt.calib_k = h->ref.k;
-    opt.n_calib_q = opt.n_calib_k = h->ref.n;
-    kx_fmap *f = kx_fmap_create(g->schemes[s], h->ref.d, g->m[mi], g->seeds[si], &opt);
-    int rc = f ? kx_evaluate_map(&h->ref, f, values + p * KX_N_METRICS) : KX_EINVAL;
-    kx_fmap_free(f);
+    int rc = kx_grid_eval_point(&g->fmap, &h->ref, g->schemes[s], g->m[mi], g->seeds[si],
+                                values + p * KX_N_METRICS);
     if (rc) {
       status[p] = rc;
       snprintf(messages[p], sizeof messages[p], "%s", kx_error_message());
@@ -161,27 +197,12 @@ int kx_grid_run(const kx_grid *g, kx_results *out) {
       size_t n = g->max_tokens && g->max_tokens < L.tokens ? g->max_tokens : L.tokens, d = L.d;
       size_t dv = L.v ? L.dv : d;
       int causal = g->causal >= 0 ? g->causal : kx_qk_causal(f);
-      /* kernels are evaluated on q~ = q / d^(1/4) so exp(q~.k~) is the softmax logit's exp */
-      double scale = kx_qk_scaled(f) ? 1.0 : pow((double)d, -0.25);
       double *q = kx_malloc(n * d * sizeof *q), *k = kx_malloc(n * d * sizeof *k), *v = kx_malloc(n * dv * sizeof *v);
       if (!q || !k || !v) rc = KX_ENOMEM;
       for (size_t hh = 0; hh < L.heads && !rc; hh++) {
         if (!selected(g->heads, g->n_heads, (int)hh)) continue;
-        for (size_t t = 0; t < n * d; t++) {
-          q[t] = scale * L.q[hh * L.tokens * d + t];
-          k[t] = scale * L.k[hh * L.tokens * d + t];
-        }
-        if (L.v) memcpy(v, L.v + hh * L.tokens * dv, n * dv * sizeof *v);
-        else {
-          /* random values, the same for every scheme, from the data seed */
-          kx_norm_spec unit = {1, 1};
-          double *scratch = kx_malloc(2 * n * dv * sizeof *scratch);
-          if (!scratch) { rc = KX_ENOMEM; break; }
-          rc = kx_synthetic_qkv(n, dv, dv, unit, kx_seed_derive(g->data_seed, (uint64_t)L.index * 4096 + hh),
-                                scratch, scratch + n * dv, v);
-          free(scratch);
-          if (rc) break;
-        }
+        rc = kx_grid_head_from_layer(&L, hh, g->max_tokens, kx_qk_scaled(f), g->data_seed, q, k, v, &n, &dv);
+        if (rc) break;
         head_job h = {.input = g->qk_path, .layer = L.index, .head = (int)hh};
         rc = kx_head_reference_init(&h.ref, n, d, dv, q, k, v, causal, g->fmap.kernel);
         if (!rc) rc = run_head(g, &h, out, &done, total, t0);

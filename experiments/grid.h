@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "approx/fmap.h"
+#include "experiments/metrics.h"
+#include "experiments/qk_file.h"
 #include "experiments/results.h"
 #include "experiments/synthetic.h"
 
@@ -37,6 +39,19 @@ typedef struct {
 } kx_grid;
 
 void kx_grid_defaults(kx_grid *g);
+
+/* One grid point on its own: builds the map (scheme, m, seed) with the
+ * options `base`, calibrating fitted weights on the head itself, and
+ * evaluates every metric.  Thread-safe; the sweep calls it per point. */
+int kx_grid_eval_point(const kx_fmap_options *base, const kx_head_reference *ref,
+                       const char *scheme, size_t m, uint64_t seed, double metrics[KX_N_METRICS]);
+
+/* Copies head `head` of layer L (first max_tokens tokens, 0 = all) into q, k
+ * (n x d, scaled so q.k is the logit) and v (n x dv; random from data_seed
+ * when the file has no v).  q, k, v need room for L->tokens rows. */
+int kx_grid_head_from_layer(const kx_qk_layer *L, size_t head, size_t max_tokens, int scaled,
+                            uint64_t data_seed, double *q, double *k, double *v, size_t *n,
+                            size_t *dv);
 
 /* Runs the grid, appending one row per (head, scheme, m, seed, metric). */
 int kx_grid_run(const kx_grid *g, kx_results *out);
