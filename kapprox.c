@@ -18,6 +18,8 @@ static const command commands[] = {
     {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)"},
     {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)"},
     {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
+    {"sweep", cmd_sweep, "resumable, shardable ablation grid with summary and convergence slopes"},
+    {"merge", cmd_merge, "combine the shards of a sweep into one result"},
     {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
     {NULL, NULL, NULL},
 };

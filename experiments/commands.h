@@ -7,5 +7,7 @@ int cmd_kernel_error(int argc, char **argv);
 int cmd_attn_fidelity(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_synth_qk(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

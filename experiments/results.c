@@ -1,5 +1,6 @@
 #include "experiments/results.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,73 @@ int kx_results_write_csv(const kx_results *r, const char *path) {
     return kx_fail(KX_EIO, "writing '%s' failed", path);
   }
   return kx_atomic_commit(&f);
+}
+
+/* Splits a CSV line in place at commas (no quoting: no field of ours holds
+ * a comma). */
+static size_t split_fields(char *line, char **fields, size_t cap) {
+  size_t n = 0;
+  for (char *p = line;;) {
+    if (n < cap) fields[n] = p;
+    n++;
+    char *c = strchr(p, ',');
+    if (!c) break;
+    *c = '\0';
+    p = c + 1;
+  }
+  return n;
+}
+
+int kx_results_read_csv(const char *path, kx_results *r) {
+  FILE *fp = fopen(path, "r");
+  if (!fp) return kx_fail(KX_EIO, "cannot open '%s': %s", path, strerror(errno));
+  char line[4096];
+  int rc = 0;
+  size_t lineno = 0;
+  while (!rc && fgets(line, sizeof line, fp)) {
+    lineno++;
+    size_t len = strlen(line);
+    if (len && line[len - 1] == '\n') line[--len] = '\0';
+    if (len && line[len - 1] == '\r') line[--len] = '\0';
+    if (lineno == 1) {
+      if (strcmp(line, kx_results_csv_header))
+        rc = kx_fail(KX_EIO, "'%s' is not a kapprox results CSV (header should be '%s')", path,
+                     kx_results_csv_header);
+      continue;
+    }
+    if (!len) continue;
+    char *f[12];
+    size_t nf = split_fields(line, f, 12);
+    kx_result_row w = {0};
+    char *end;
+    int ok = nf == 11;
+    if (ok) {
+      ok = snprintf(w.input, sizeof w.input, "%s", f[0]) < (int)sizeof w.input &&
+           snprintf(w.kernel, sizeof w.kernel, "%s", f[3]) < (int)sizeof w.kernel &&
+           snprintf(w.scheme, sizeof w.scheme, "%s", f[4]) < (int)sizeof w.scheme;
+      w.layer = (int)strtol(f[1], &end, 10);
+      ok = ok && !*end && *f[1];
+      w.head = (int)strtol(f[2], &end, 10);
+      ok = ok && !*end && *f[2];
+      w.m = (size_t)strtoull(f[5], &end, 10);
+      ok = ok && !*end && *f[5];
+      w.seed = (uint64_t)strtoull(f[6], &end, 10);
+      ok = ok && !*end && *f[6];
+      w.metric = kx_metric_lookup(f[7]);
+      ok = ok && w.metric >= 0;
+      w.value = strtod(f[8], &end);
+      ok = ok && !*end && *f[8];
+      w.q_norm = strtod(f[9], &end);
+      ok = ok && !*end && *f[9];
+      w.k_norm = strtod(f[10], &end);
+      ok = ok && !*end && *f[10];
+    }
+    if (!ok) rc = kx_fail(KX_EIO, "'%s' line %zu is malformed", path, lineno);
+    else rc = kx_results_add(r, &w);
+  }
+  if (!rc && lineno == 0) rc = kx_fail(KX_EIO, "'%s' is empty", path);
+  fclose(fp);
+  return rc;
 }
 
 /* Groups are (input, kernel, scheme, m); rows arrive grouped by input, then

@@ -32,6 +32,11 @@ void kx_results_free(kx_results *r);
 extern const char kx_results_csv_header[];
 void kx_results_fprint_row(FILE *fp, const kx_result_row *row);
 
+/* Reads a file written by kx_results_write_csv (or a sweep), appending its
+ * rows to r; a foreign header or a malformed line is an error naming the
+ * line. */
+int kx_results_read_csv(const char *path, kx_results *r);
+
 /* Writes all rows atomically (temporary file + rename). */
 int kx_results_write_csv(const kx_results *r, const char *path);
 

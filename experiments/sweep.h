@@ -1,0 +1,118 @@
+/* Ablation sweeps: the grid inputs x schemes x m x seeds, run point by
+ * point with every finished point journalled at once (journal.h), so that
+ * an interrupted sweep resumes where it stopped when the same command runs
+ * again, and so that a grid can be cut into shards (--shard i/N) run on
+ * different machines and merged into exactly the file one run gives.
+ *
+ * Inputs are heads: one per synthetic norm (label "synthetic:norm=X"), and
+ * the selected layers and heads of each Q/K file.  Point p enumerates
+ * (input, scheme, m, seed) with seed fastest:
+ *   p = ((input * n_schemes + scheme) * n_m + m_index) * n_seeds + seed_index
+ * and shard i/N (1 <= i <= N) holds the points with p mod N == i - 1
+ * (round robin, so every shard gets its share of the expensive large m).
+ *
+ * The grid's fingerprint is a hash of a canonical text of everything that
+ * changes a number (schemes, m, seeds, inputs including a hash of each
+ * file's bytes, kernel, map options), so a journal from another grid is
+ * recognised and refused instead of being silently mixed in. */
+#ifndef KX_SWEEP_H
+#define KX_SWEEP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "approx/fmap.h"
+#include "experiments/grid.h"
+#include "experiments/results.h"
+#include "experiments/synthetic.h"
+
+#define KX_SWEEP_MAX_FILES 16
+
+typedef struct {
+  char label[128]; /* the "input" column */
+  int file;        /* index into files, -1 for synthetic */
+  size_t norm;     /* synthetic: index into norms */
+  size_t layer_pos;/* file: position of the layer in the file */
+  int layer, head; /* -1 for synthetic */
+} kx_sweep_input;
+
+typedef struct {
+  /* the grid */
+  char **schemes;
+  size_t n_schemes;
+  size_t m[KX_GRID_MAX];
+  size_t n_m;
+  uint64_t seeds[KX_GRID_MAX];
+  size_t n_seeds;
+  kx_fmap_options fmap;
+  kx_norm_spec norms[KX_GRID_MAX]; /* one synthetic input per entry */
+  size_t n_norms;
+  size_t tokens, d;
+  uint64_t data_seed;
+  int causal;                      /* -1: files' attribute, synthetic non-causal */
+  const char *files[KX_SWEEP_MAX_FILES];
+  size_t n_files;
+  int layers[KX_GRID_MAX], heads[KX_GRID_MAX]; /* selections, counts 0 = all */
+  size_t n_layers, n_heads;
+  size_t max_tokens;
+  /* how to run it */
+  size_t shard_i, shard_n;         /* 1-based shard i of N (1/1: everything) */
+  int progress;                    /* progress line on stderr */
+  int force;                       /* discard a journal of another grid */
+  unsigned throttle_ms;            /* test hook: pause after each point */
+  /* derived by kx_sweep_prepare */
+  kx_sweep_input *inputs;
+  size_t n_inputs;
+  size_t n_points;                 /* whole grid, all shards */
+  char *spec;                      /* canonical text of the grid */
+  uint64_t fingerprint;
+} kx_sweep;
+
+typedef struct {
+  size_t shard_points;  /* points of this shard */
+  size_t resumed;       /* found in the journal */
+  size_t computed;      /* computed by this run */
+  size_t dropped;       /* damaged journal lines dropped */
+  int interrupted;      /* stopped by SIGINT/SIGTERM; rerun to resume */
+  double seconds;
+} kx_sweep_report;
+
+void kx_sweep_defaults(kx_sweep *s);
+/* Six registered schemes, preferring prf, orf, pff-mc, pff-sobol,
+ * pff-halton, wpff-sobol, wdcf in that order (free with kx_free_strings). */
+int kx_sweep_default_schemes(char ***items, size_t *n);
+/* Validates the grid, lists its inputs (reading the files) and computes the
+ * fingerprint.  Errors name what is wrong (empty grid, unknown scheme, ...). */
+int kx_sweep_prepare(kx_sweep *s);
+void kx_sweep_free(kx_sweep *s);
+
+/* "i/N" with 1 <= i <= N. */
+int kx_parse_shard(const char *spec, size_t *i, size_t *n);
+
+/* Output paths derived from the results path OUT: OUT.journal, and
+ * OUT without ".csv" + ".summary.csv" / ".slopes.csv".  Static storage is
+ * not used; free the three strings. */
+int kx_sweep_paths(const char *out, char **journal, char **summary, char **slopes);
+
+/* Runs (or resumes) the sweep; when every point of the shard is in the
+ * journal, writes the sorted results CSV, summary and slopes atomically. */
+int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep);
+
+/* Journal header text of a grid and shard. */
+char *kx_sweep_header(uint64_t fingerprint, size_t n_points, size_t shard_i, size_t shard_n,
+                      const char *spec);
+int kx_sweep_parse_header(const char *header, uint64_t *fingerprint, size_t *n_points,
+                          size_t *shard_i, size_t *shard_n, char **spec);
+/* Names the first field in which two grid specs differ:
+ * "m is '16,32' in <name_a> but '16,64' in <name_b>". */
+void kx_sweep_spec_diff(const char *a, const char *name_a, const char *b, const char *name_b,
+                        char *out, size_t cap);
+
+/* Point index of a journal record (its first field); -1 if malformed. */
+long long kx_sweep_record_point(const char *payload);
+/* Sorts the records by point and writes the results CSV, summary and slopes
+ * next to OUT, atomically.  Shared by sweep and merge so both give the same
+ * bytes. */
+int kx_sweep_finish(const char *out, char **records, size_t n);
+
+#endif
