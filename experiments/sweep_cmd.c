@@ -29,7 +29,8 @@ static void usage(FILE *out) {
           "  --seeds LIST        feature-map seeds (default 0:9)\n"
           "  --norms LIST        synthetic inputs, one per norm of q and k, e.g. 0.5,1,1.5,2;\n"
           "                      an item lo:hi draws norms uniformly (default 1; none when\n"
-          "                      --input is given, unless --norms is given too)\n"
+          "                      --input is given, unless --norms is given too; 'none': no\n"
+          "                      synthetic input)\n"
           "  --tokens N          synthetic tokens per head (default 256)\n"
           "  --dim D             synthetic head dimension d (default 64)\n"
           "  --data-seed S       synthetic data (and V of files without v) (default 0)\n"
@@ -66,6 +67,10 @@ static int to_int_list(const char *s, const char *what, int *out, size_t *n) {
 }
 
 static int parse_norms(const char *s, kx_sweep *g) {
+  if (!strcmp(s, "none")) {
+    g->n_norms = 0;
+    return 0;
+  }
   char **items;
   size_t n;
   if (kx_split_list(s, "--norms", &items, &n)) return KX_EINVAL;
