@@ -5,7 +5,7 @@
 # gives identical files; bad grids, shard specs and foreign journals are
 # refused with a message and a non-zero exit.
 # usage: sweep.sh /path/to/kapprox
-kx="$1"
+kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"  # absolute: the test runs in a temporary directory
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cd "$dir" || exit 1
