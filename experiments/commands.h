@@ -9,5 +9,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_synth_qk(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_attn_maps(int argc, char **argv);
 
 #endif

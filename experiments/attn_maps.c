@@ -1,0 +1,172 @@
+#include "experiments/attn_maps.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "approx/attention.h"
+#include "approx/kernel.h"
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "experiments/grid.h"
+#include "experiments/qk_file.h"
+
+void kx_head_source_defaults(kx_head_source *s) {
+  memset(s, 0, sizeof *s);
+  s->tokens = 64;
+  s->d = 16;
+  s->norm.lo = s->norm.hi = 2.0;
+  s->causal = -1;
+}
+
+void kx_loaded_head_free(kx_loaded_head *h) {
+  kx_head_reference_free(&h->ref);
+  free(h->q);
+  free(h->k);
+  free(h->v);
+  h->q = h->k = h->v = NULL;
+}
+
+int kx_head_load(const kx_head_source *s, kx_kernel kernel, kx_loaded_head *h) {
+  memset(h, 0, sizeof *h);
+  int rc = 0;
+  if (!s->qk_path) {
+    size_t n = s->tokens, d = s->d;
+    if (!n || !d) return kx_fail(KX_EINVAL, "synthetic data needs tokens >= 1 and d >= 1");
+    h->q = kx_malloc(n * d * sizeof *h->q);
+    h->k = kx_malloc(n * d * sizeof *h->k);
+    h->v = kx_malloc(n * d * sizeof *h->v);
+    if (!h->q || !h->k || !h->v) rc = KX_ENOMEM;
+    if (!rc) rc = kx_synthetic_qkv(n, d, d, s->norm, s->data_seed, h->q, h->k, h->v);
+    /* maps of causal attention show the mask, like the paper's figure */
+    if (!rc) rc = kx_head_reference_init(&h->ref, n, d, d, h->q, h->k, h->v, s->causal != 0, kernel);
+  } else {
+    kx_qk_file *f = kx_qk_open(s->qk_path);
+    if (!f) return KX_EIO;
+    size_t pos = kx_qk_n_layers(f);
+    for (size_t i = 0; i < kx_qk_n_layers(f); i++)
+      if (kx_qk_layer_index(f, i) == s->layer) pos = i;
+    kx_qk_layer L;
+    memset(&L, 0, sizeof L);
+    if (pos == kx_qk_n_layers(f)) rc = kx_fail(KX_EINVAL, "%s has no layer %d", s->qk_path, s->layer);
+    if (!rc) rc = kx_qk_read_layer(f, pos, &L);
+    if (!rc && (s->head < 0 || (size_t)s->head >= L.heads))
+      rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", s->qk_path, L.index,
+                   L.heads - 1, s->head);
+    size_t n = 0, dv = 0;
+    if (!rc) {
+      size_t dvv = L.v ? L.dv : L.d;
+      h->q = kx_malloc(L.tokens * L.d * sizeof *h->q);
+      h->k = kx_malloc(L.tokens * L.d * sizeof *h->k);
+      h->v = kx_malloc(L.tokens * dvv * sizeof *h->v);
+      if (!h->q || !h->k || !h->v) rc = KX_ENOMEM;
+    }
+    if (!rc) rc = kx_grid_head_from_layer(&L, (size_t)s->head, s->max_tokens, kx_qk_scaled(f), s->data_seed,
+                                          h->q, h->k, h->v, &n, &dv);
+    int causal = s->causal >= 0 ? s->causal : kx_qk_causal(f);
+    if (!rc) rc = kx_head_reference_init(&h->ref, n, L.d, dv, h->q, h->k, h->v, causal, kernel);
+    kx_qk_layer_free(&L);
+    kx_qk_close(f);
+  }
+  if (rc) kx_loaded_head_free(h);
+  return rc;
+}
+
+int kx_attention_map_exact(const kx_head_reference *ref, double *A) {
+  for (size_t i = 0; i < ref->n * ref->n; i++) A[i] = exp(ref->logA[i]);
+  return 0;
+}
+
+int kx_attention_map_approx(const kx_head_reference *ref, const kx_fmap_options *base,
+                            const char *scheme, size_t m, uint64_t seed, double *A) {
+  kx_fmap_options opt = *base;
+  opt.calib_q = ref->q;
+  opt.calib_k = ref->k;
+  opt.n_calib_q = opt.n_calib_k = ref->n;
+  kx_fmap *f = kx_fmap_create(scheme, ref->d, m, seed, &opt);
+  if (!f) return KX_EINVAL;
+  const size_t n = ref->n;
+  double *lq = kx_malloc(n * m * sizeof *lq), *lk = kx_malloc(n * m * sizeof *lk);
+  int rc = (!lq || !lk) ? KX_ENOMEM : 0;
+  if (!rc) rc = kx_fmap_apply_log(f, n, ref->q, lq);
+  if (!rc) rc = kx_fmap_apply_log(f, n, ref->k, lk);
+  if (!rc) rc = kx_log_kernel_estimate(n, n, m, lq, lk, A);
+  if (!rc) rc = kx_attention_log_weights(n, ref->causal, A);
+  if (!rc)
+    for (size_t i = 0; i < n * n; i++) A[i] = exp(A[i]);
+  free(lq);
+  free(lk);
+  kx_fmap_free(f);
+  return rc;
+}
+
+int kx_matrix_write_text(const char *path, size_t rows, size_t cols, const double *A) {
+  kx_atomic_file f;
+  int rc = kx_atomic_open(&f, path);
+  if (rc) return rc;
+  for (size_t i = 0; i < rows; i++)
+    for (size_t j = 0; j < cols; j++) fprintf(f.fp, "%.6g%c", A[i * cols + j], j + 1 == cols ? '\n' : ' ');
+  if (ferror(f.fp)) {
+    kx_atomic_abort(&f);
+    return kx_fail(KX_EIO, "writing '%s' failed", path);
+  }
+  return kx_atomic_commit(&f);
+}
+
+static int write_matrix(hid_t loc, const char *name, size_t n, const double *A) {
+  hsize_t dims[2] = {n, n};
+  hid_t space = H5Screate_simple(2, dims, NULL);
+  hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  int ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, A) >= 0;
+  if (ds >= 0) H5Dclose(ds);
+  H5Sclose(space);
+  return ok;
+}
+
+static int write_attr(hid_t loc, const char *name, long long v) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(space);
+  return ok;
+}
+
+int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, size_t n_schemes,
+                               char *const *schemes, const double *const *approx, size_t m,
+                               uint64_t seed, int causal) {
+  size_t len = strlen(path) + 32;
+  char *tmp = kx_malloc(len);
+  double *diff = kx_malloc(n * n * sizeof *diff);
+  if (!tmp || !diff) {
+    free(tmp);
+    free(diff);
+    return KX_ENOMEM;
+  }
+  snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  int ok = file >= 0;
+  if (ok) ok = write_matrix(file, "exact", n, exact) && write_attr(file, "m", (long long)m) &&
+               write_attr(file, "seed", (long long)seed) && write_attr(file, "causal", causal);
+  hid_t ga = ok ? H5Gcreate2(file, "approx", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  hid_t gd = ok ? H5Gcreate2(file, "diff", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+  ok = ok && ga >= 0 && gd >= 0;
+  for (size_t s = 0; s < n_schemes && ok; s++) {
+    for (size_t i = 0; i < n * n; i++) diff[i] = approx[s][i] - exact[i];
+    ok = write_matrix(ga, schemes[s], n, approx[s]) && write_matrix(gd, schemes[s], n, diff);
+  }
+  if (ga >= 0) H5Gclose(ga);
+  if (gd >= 0) H5Gclose(gd);
+  if (file >= 0 && H5Fclose(file) < 0) ok = 0;
+  int rc = 0;
+  if (!ok) rc = kx_fail(KX_EIO, "cannot write '%s'", path);
+  else if (rename(tmp, path) != 0) rc = kx_fail(KX_EIO, "cannot rename to '%s'", path);
+  if (rc) remove(tmp);
+  free(tmp);
+  free(diff);
+  return rc;
+}
