@@ -15,6 +15,7 @@ typedef struct {
 
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
+    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
     {NULL, NULL, NULL},
 };
 

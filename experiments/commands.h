@@ -2,5 +2,6 @@
 #ifndef KX_COMMANDS_H
 #define KX_COMMANDS_H
 
+int cmd_points(int argc, char **argv);
 
 #endif
