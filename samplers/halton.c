@@ -139,8 +139,13 @@ static int halton_next(void *vs, size_t dim, double *x) {
   if (rc) return rc;
   for (size_t j = 0; j < dim; j++) {
     uint64_t n = st->index, b = st->base[j];
-    double r = 0, f = 1.0 / (double)b, inv = f;
-    for (; n; n /= b, f *= inv) r += (double)(n % b) * f;
+    uint32_t digit[64], k = 0;
+    for (; n; n /= b) digit[k++] = (uint32_t)(n % b);
+    /* Horner from the deepest digit with a true division per step: each
+     * step is correctly rounded, so base 2 is exact and others are within
+     * a few ulps (multiplying by a rounded 1/b would add an error per step) */
+    double r = 0;
+    while (k-- > 0) r = ((double)digit[k] + r) / (double)b;
     x[j] = r;
   }
   st->index++;
@@ -159,8 +164,8 @@ static int halton_perm_next(void *vs, size_t dim, double *x) {
     const uint16_t *perm = st->perm + st->perm_start[j];
     /* Horner from the deepest digit, starting from half a grid step so
      * the result is never 0: r = sum_k sigma_k(a_k) b^-(k+1) + b^-K / 2 */
-    double r = 0.5, inv = 1.0 / (double)b;
-    for (uint32_t k = K; k-- > 0;) r = ((double)perm[(size_t)k * b + digit[k]] + r) * inv;
+    double r = 0.5, fb = (double)b;
+    for (uint32_t k = K; k-- > 0;) r = ((double)perm[(size_t)k * b + digit[k]] + r) / fb;
     x[j] = r < 1.0 ? r : 1.0 - 0x1p-53; /* rounding of an all-(b-1) point */
   }
   st->index++;

@@ -65,7 +65,7 @@ static int write_h5_file(const char *path, const double *x, size_t n, size_t s, 
   hid_t file = -1, space = -1, dset = -1, aspace = -1, attr = -1, stype = -1;
   int rc = 0;
   file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return kx_fail(KX_EIO, "cannot create HDF5 file '%s'", path);
+  if (file < 0) return kx_fail(KX_EIO, "cannot create HDF5 file '%s' (does its directory exist and is it writable?)", path);
   hsize_t dims[2] = {n, s};
   space = H5Screate_simple(2, dims, NULL);
   if (space >= 0) dset = H5Dcreate2(file, "points", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -101,6 +101,8 @@ static int write_h5_atomic(const char *path, const double *x, size_t n, size_t s
   char *tmp = kx_malloc(len);
   if (!tmp) return KX_ENOMEM;
   snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+  /* failures are reported through kx_fail; keep HDF5's own stack off stderr */
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   int rc = write_h5_file(tmp, x, n, s, seq, seed);
   if (!rc && rename(tmp, path) != 0) rc = kx_fail(KX_EIO, "renaming to '%s'", path);
   if (rc) remove(tmp);
