@@ -19,6 +19,7 @@ static const command commands[] = {
     {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)"},
     {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
     {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
+    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
     {NULL, NULL, NULL},
 };
 
