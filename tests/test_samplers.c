@@ -467,8 +467,7 @@ START_TEST(test_sphere_directions) {
   /* Unit norm to round-off (d terms, relative error ~ d eps < 1e-13).  The
    * mean of m iid uniform directions has E|mean|^2 = 1/m; a QMC set is more
    * balanced, so |mean| < 3/sqrt(m) holds with a large margin for every
-   * scheme (and would fail for directions biased towards a corner, e.g. the
-   * unskipped origin of plain Sobol'). */
+   * scheme, and fails for directions biased towards a corner or an axis. */
   const char *seqs[] = {"sobol-lms", "sobol", "halton", "halton-perm", "mc"};
   const size_t d = 16, m = 2048;
   double *dirs = malloc(m * d * sizeof *dirs), *radii = malloc(m * sizeof *radii);
@@ -488,6 +487,13 @@ START_TEST(test_sphere_directions) {
     /* E r^2 = d for chi_d; sd of the MC mean is sqrt(2d/m) = 0.125: 5 sd */
     ck_assert_msg(fabs(r2 - (double)d) < 5 * sqrt(2.0 * (double)d / (double)m), "%s: mean r^2 = %g", seqs[v], r2);
   }
+  /* Plain Sobol' in d = 2: the origin (point 0) and (1/2,1/2) (point 1,
+   * g = 0) are skipped, so the first direction comes from (3/4,1/4):
+   * g = (z, -z), v = (1,-1)/sqrt 2 (to round-off of one division). */
+  ck_assert_int_eq(kx_sphere_directions("sobol", 2, 2, 0, dirs, NULL, NULL), 0);
+  ck_assert_double_eq_tol(dirs[0], M_SQRT1_2, 1e-15);
+  ck_assert_double_eq_tol(dirs[1], -M_SQRT1_2, 1e-15);
+  ck_assert_double_eq_tol(dirs[2], -M_SQRT1_2, 1e-15);
   /* stratified radii are a permutation of F^-1((i+1/2)/m) */
   ck_assert_int_eq(kx_sphere_directions("sobol-lms", d, m, 3, dirs, radii, "stratified"), 0);
   int *seen = calloc(m, sizeof *seen), in_order = 1;
