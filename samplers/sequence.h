@@ -34,6 +34,9 @@ typedef struct kx_sequence_type {
   /* Writes the next point (dim coordinates in [0,1)) into x. */
   int (*next)(void *state, size_t dim, double *x);
   void (*release)(void *state); /* frees what init allocated inside state; may be NULL */
+  /* Optional: moves past n points without drawing them (NULL: draw and
+   * discard).  Sobol' and Halton jump directly to the index. */
+  int (*skip)(void *state, size_t dim, uint64_t n);
 } kx_sequence_type;
 
 /* NULL-terminated table of every generator. */
