@@ -57,16 +57,16 @@ static void gslq_release(void *vs) {
 
 const kx_sequence_type kx_sequence_gsl_sobol = {
     "gsl-sobol", "GSL's Sobol' (gsl_qrng_sobol)", 40, 0,
-    gslq_state_size, gslq_sobol_init, gslq_next, gslq_release};
+    gslq_state_size, gslq_sobol_init, gslq_next, gslq_release, NULL};
 
 const kx_sequence_type kx_sequence_gsl_niederreiter = {
     "gsl-niederreiter", "GSL's base-2 Niederreiter (gsl_qrng_niederreiter_2)", 12, 0,
-    gslq_state_size, gslq_nied_init, gslq_next, gslq_release};
+    gslq_state_size, gslq_nied_init, gslq_next, gslq_release, NULL};
 
 const kx_sequence_type kx_sequence_gsl_halton = {
     "gsl-halton", "GSL's Halton (gsl_qrng_halton)", 1229, 0,
-    gslq_state_size, gslq_halton_init, gslq_next, gslq_release};
+    gslq_state_size, gslq_halton_init, gslq_next, gslq_release, NULL};
 
 const kx_sequence_type kx_sequence_gsl_reversehalton = {
     "gsl-reversehalton", "GSL's reverse-permuted Halton (gsl_qrng_reversehalton)", 1229, 0,
-    gslq_state_size, gslq_reversehalton_init, gslq_next, gslq_release};
+    gslq_state_size, gslq_reversehalton_init, gslq_next, gslq_release, NULL};

@@ -172,10 +172,18 @@ static int halton_perm_next(void *vs, size_t dim, double *x) {
   return 0;
 }
 
+static int halton_skip(void *vs, size_t dim, uint64_t n) {
+  (void)dim;
+  halton_state *st = vs;
+  if (n > HALTON_MAX_INDEX - st->index) return kx_fail(KX_ERANGE, "Halton sequence: cannot skip past 2^53 points");
+  st->index += n;
+  return 0;
+}
+
 const kx_sequence_type kx_sequence_halton = {
     "halton", "Halton (radical inverse in the first s primes), starts at the origin",
-    HALTON_MAX_DIM, 0, halton_state_size, halton_init, halton_next, halton_release};
+    HALTON_MAX_DIM, 0, halton_state_size, halton_init, halton_next, halton_release, halton_skip};
 
 const kx_sequence_type kx_sequence_halton_perm = {
     "halton-perm", "Halton with independent random digit permutations (all 53-bit digit positions)",
-    HALTON_PERM_MAX_DIM, 1, halton_state_size, halton_perm_init, halton_perm_next, halton_release};
+    HALTON_PERM_MAX_DIM, 1, halton_state_size, halton_perm_init, halton_perm_next, halton_release, halton_skip};

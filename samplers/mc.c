@@ -38,4 +38,4 @@ static void mc_release(void *vs) {
 
 const kx_sequence_type kx_sequence_mc = {
     "mc", "pseudo-random (GSL mt19937), never exactly 0",
-    (size_t)1 << 24, 1, mc_state_size, mc_init, mc_next, mc_release};
+    (size_t)1 << 24, 1, mc_state_size, mc_init, mc_next, mc_release, NULL};

@@ -22,7 +22,8 @@ static void points_usage(FILE *out) {
           "                      [--skip K] [--directions] [--out FILE.csv|FILE.h5]\n\n"
           "Writes N points of a sampler in [0,1)^S, one row per point.  With --directions\n"
           "each point u becomes the unit vector g/|g|, g = Phi^-1(u), on the sphere\n"
-          "S^{S-1} in R^S (unscrambled sequences then skip their first point, the origin).\n\n"
+          "S^{S-1} in R^S (unscrambled sequences then skip the origin and any point\n"
+          "mapping to g = 0).\n\n"
           "options:\n"
           "  --sequence NAME  sampler (default sobol-lms):\n");
   for (const kx_sequence_type *const *t = kx_sequence_types; *t; t++)

@@ -69,6 +69,7 @@ int kx_sequence_next(kx_sequence *q, double *x) { return q->type->next(q->state,
 
 int kx_sequence_skip(kx_sequence *q, size_t n) {
   if (n == 0) return 0;
+  if (q->type->skip) return q->type->skip(q->state, q->dim, (uint64_t)n);
   double *scratch = kx_malloc(q->dim * sizeof *scratch);
   if (!scratch) return KX_ENOMEM;
   int rc = 0;

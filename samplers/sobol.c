@@ -126,14 +126,36 @@ static int sobol_next(void *vs, size_t dim, double *x) {
   return 0;
 }
 
+/* Jumps to point index + n: the Gray-code state of index g is the XOR of
+ * the direction numbers at the set bits of gray(g) = g ^ (g >> 1). */
+static int sobol_skip(void *vs, size_t dim, uint64_t n) {
+  sobol_state *st = vs;
+  if (n > ((uint64_t)1 << BITS) - st->index)
+    return kx_fail(KX_ERANGE, "Sobol' sequence: cannot skip past 2^32 points");
+  uint64_t g = st->index + n;
+  st->index = g;
+  if (g == 0) return 0;
+  /* the state holds point g - 1 (the last one returned); next() adds the
+   * step to point g */
+  uint64_t gray = (g - 1) ^ ((g - 1) >> 1);
+  for (size_t j = 0; j < dim; j++) {
+    const uint32_t *v = st->v + j * BITS;
+    uint32_t w = 0;
+    for (int k = 0; k < BITS; k++)
+      if ((gray >> k) & 1) w ^= v[k];
+    st->x[j] = w;
+  }
+  return 0;
+}
+
 const kx_sequence_type kx_sequence_sobol = {
     "sobol", "Sobol' (Joe-Kuo 6.21201), unscrambled, starts at the origin",
-    KX_SOBOL_MAX_DIM, 0, sobol_state_size, sobol_init, sobol_next, NULL};
+    KX_SOBOL_MAX_DIM, 0, sobol_state_size, sobol_init, sobol_next, NULL, sobol_skip};
 
 const kx_sequence_type kx_sequence_sobol_shift = {
     "sobol-shift", "Sobol' with a random digital shift",
-    KX_SOBOL_MAX_DIM, 1, sobol_state_size, sobol_shift_init, sobol_next, NULL};
+    KX_SOBOL_MAX_DIM, 1, sobol_state_size, sobol_shift_init, sobol_next, NULL, sobol_skip};
 
 const kx_sequence_type kx_sequence_sobol_lms = {
     "sobol-lms", "Sobol' with a random linear matrix scramble and digital shift",
-    KX_SOBOL_MAX_DIM, 1, sobol_state_size, sobol_lms_init, sobol_next, NULL};
+    KX_SOBOL_MAX_DIM, 1, sobol_state_size, sobol_lms_init, sobol_next, NULL, sobol_skip};

@@ -58,9 +58,16 @@ int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
     return KX_ENOMEM;
   }
   int rc = 0;
-  /* an unscrambled sequence starts at the origin, which would put every
-   * coordinate at the clamped tail of Phi^-1 */
-  if (!kx_sequence_get_type(q)->randomised) rc = kx_sequence_skip(q, 1);
+  /* Most unscrambled sequences start at the origin, which would put every
+   * coordinate at the clamped tail of Phi^-1: drop the first point if it is
+   * the origin (GSL's Sobol' and Halton already start past it, and their
+   * first point is kept). */
+  int pending = 0;
+  if (!kx_sequence_get_type(q)->randomised) {
+    rc = kx_sequence_next(q, u);
+    for (size_t k = 0; k < s && !rc; k++)
+      if (u[k] != 0) pending = 1;
+  }
   for (size_t i = 0; i < m && !rc; i++) {
     double *v = dirs + i * d;
     double norm2 = 0;
@@ -70,7 +77,8 @@ int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
                      MAX_DEGENERATE_IN_A_ROW);
         break;
       }
-      if ((rc = kx_sequence_next(q, u))) break;
+      if (pending) pending = 0; /* the first point, drawn above */
+      else if ((rc = kx_sequence_next(q, u))) break;
       norm2 = 0;
       for (size_t k = 0; k < d; k++) {
         v[k] = kx_normal_inv(u[k]);

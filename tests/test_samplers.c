@@ -6,6 +6,7 @@
 #include <gsl/gsl_cdf.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,6 +97,64 @@ START_TEST(test_sobol_high_dimension_recurrence) {
     REQUIRE(x[4] == independent_sobol(3, 2, m5, i), "dim 5 point %d: %.17g", (int)i, x[4]);
     REQUIRE(x[dim - 1] == independent_sobol(18, 131059, m21201, i), "dim 21201 point %d: %.17g vs %.17g",
             (int)i, x[dim - 1], independent_sobol(18, 131059, m21201, i));
+  }
+  kx_sequence_free(q);
+  free(x);
+}
+END_TEST
+
+/* Opens the Joe-Kuo text table of the source tree: $KX_SOURCE_ROOT (set by
+ * tests/meson.build) or, when run by hand from the build directory, the path
+ * relative to this file's compile-time name. */
+static FILE *open_direction_table(void) {
+  const char *root = getenv("KX_SOURCE_ROOT");
+  char path[4096];
+  if (root) snprintf(path, sizeof path, "%s/data/sobol_directions_joe_kuo_6_21201.txt", root);
+  else snprintf(path, sizeof path, "%.*s/../data/sobol_directions_joe_kuo_6_21201.txt",
+                (int)(strrchr(__FILE__, '/') ? strrchr(__FILE__, '/') - __FILE__ : 1),
+                strrchr(__FILE__, '/') ? __FILE__ : ".");
+  FILE *fp = fopen(path, "r");
+  ck_assert_msg(fp != NULL, "cannot open %s (set KX_SOURCE_ROOT)", path);
+  return fp;
+}
+
+START_TEST(test_sobol_table_matches_file) {
+  /* The compiled-in table must equal the text file in every dimension:
+   * points of the 21201-dimensional sequence against the independent
+   * recurrence run on each line as read here.  Points 0..32 use v_1..v_6;
+   * point 2^k (Gray code 2^k + 2^(k-1)) uses v_k and v_(k+1), so k up to 31
+   * reaches every direction number: all initial m_i (degree <= 18) and the
+   * recurrence beyond them.  Reaching 2^k needs the direct skip. */
+  enum { DIM = 21201 };
+  static unsigned s_of[DIM], a_of[DIM], m_of[DIM][18];
+  FILE *fp = open_direction_table();
+  char line[4096];
+  ck_assert(fgets(line, sizeof line, fp) != NULL); /* header */
+  s_of[0] = 0;
+  for (int d = 2; d <= DIM; d++) {
+    ck_assert(fgets(line, sizeof line, fp) != NULL);
+    char *p = line, *end;
+    REQUIRE(strtol(p, &end, 10) == d, "line for dimension %d", d);
+    s_of[d - 1] = (unsigned)strtoul(p = end, &end, 10);
+    a_of[d - 1] = (unsigned)strtoul(p = end, &end, 10);
+    for (unsigned k = 0; k < s_of[d - 1]; k++) m_of[d - 1][k] = (unsigned)strtoul(p = end, &end, 10);
+  }
+  fclose(fp);
+  static const unsigned ones[32] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  kx_sequence *q = kx_sequence_alloc("sobol", DIM, 0);
+  ck_assert_ptr_nonnull(q);
+  double *x = malloc(DIM * sizeof *x);
+  uint64_t index = 0;
+  for (uint64_t target = 0; target <= ((uint64_t)1 << 31); target = target < 32 ? target + 1 : target * 2) {
+    REQUIRE(kx_sequence_skip(q, target - index) == 0, "skip");
+    REQUIRE(kx_sequence_next(q, x) == 0, "next");
+    index = target + 1;
+    for (int j = 0; j < DIM; j++) {
+      /* dimension 1 (van der Corput) has every m_k = 1: pass all 32 as initial */
+      double want = j == 0 ? independent_sobol(32, 0, ones, target) : independent_sobol(s_of[j], a_of[j], m_of[j], target);
+      REQUIRE(x[j] == want, "dimension %d point %llu: %.17g vs %.17g", j + 1, (unsigned long long)target, x[j], want);
+    }
   }
   kx_sequence_free(q);
   free(x);
@@ -303,14 +362,21 @@ START_TEST(test_seeds) {
 END_TEST
 
 START_TEST(test_skip) {
-  /* skip(k) then next gives the (k+1)-th point */
-  const char *seqs[] = {"sobol-lms", "halton-perm", "gsl-niederreiter"};
-  for (int v = 0; v < 3; v++) {
-    double *all = draw(seqs[v], 4, 9, 40), x[4];
+  /* skip(k) then next gives points k, k+1, ... exactly as drawing them all
+   * (Sobol' and Halton jump directly, the GSL ones draw and discard); two
+   * skips add up */
+  const char *seqs[] = {"sobol-lms", "sobol", "halton-perm", "halton", "gsl-niederreiter"};
+  for (int v = 0; v < 5; v++) {
+    double *all = draw(seqs[v], 4, 9, 80), x[4];
     kx_sequence *q = kx_sequence_alloc(seqs[v], 4, 9);
     ck_assert_int_eq(kx_sequence_skip(q, 33), 0);
+    for (int i = 33; i < 40; i++) {
+      ck_assert_int_eq(kx_sequence_next(q, x), 0);
+      ck_assert_mem_eq(x, all + i * 4, sizeof x);
+    }
+    ck_assert_int_eq(kx_sequence_skip(q, 24), 0);
     ck_assert_int_eq(kx_sequence_next(q, x), 0);
-    ck_assert_mem_eq(x, all + 33 * 4, sizeof x);
+    ck_assert_mem_eq(x, all + 64 * 4, sizeof x);
     ck_assert_uint_eq(kx_sequence_dim(q), 4);
     ck_assert_str_eq(kx_sequence_get_type(q)->name, seqs[v]);
     kx_sequence_free(q);
@@ -467,8 +533,7 @@ START_TEST(test_sphere_directions) {
   /* Unit norm to round-off (d terms, relative error ~ d eps < 1e-13).  The
    * mean of m iid uniform directions has E|mean|^2 = 1/m; a QMC set is more
    * balanced, so |mean| < 3/sqrt(m) holds with a large margin for every
-   * scheme (and would fail for directions biased towards a corner, e.g. the
-   * unskipped origin of plain Sobol'). */
+   * scheme, and fails for directions biased towards a corner or an axis. */
   const char *seqs[] = {"sobol-lms", "sobol", "halton", "halton-perm", "mc"};
   const size_t d = 16, m = 2048;
   double *dirs = malloc(m * d * sizeof *dirs), *radii = malloc(m * sizeof *radii);
@@ -488,6 +553,13 @@ START_TEST(test_sphere_directions) {
     /* E r^2 = d for chi_d; sd of the MC mean is sqrt(2d/m) = 0.125: 5 sd */
     ck_assert_msg(fabs(r2 - (double)d) < 5 * sqrt(2.0 * (double)d / (double)m), "%s: mean r^2 = %g", seqs[v], r2);
   }
+  /* Plain Sobol' in d = 2: the origin (point 0) and (1/2,1/2) (point 1,
+   * g = 0) are skipped, so the first direction comes from (3/4,1/4):
+   * g = (z, -z), v = (1,-1)/sqrt 2 (to round-off of one division). */
+  ck_assert_int_eq(kx_sphere_directions("sobol", 2, 2, 0, dirs, NULL, NULL), 0);
+  ck_assert_double_eq_tol(dirs[0], M_SQRT1_2, 1e-15);
+  ck_assert_double_eq_tol(dirs[1], -M_SQRT1_2, 1e-15);
+  ck_assert_double_eq_tol(dirs[2], -M_SQRT1_2, 1e-15);
   /* stratified radii are a permutation of F^-1((i+1/2)/m) */
   ck_assert_int_eq(kx_sphere_directions("sobol-lms", d, m, 3, dirs, radii, "stratified"), 0);
   int *seen = calloc(m, sizeof *seen), in_order = 1;
@@ -589,6 +661,7 @@ static Suite *samplers_suite(void) {
   tcase_add_test(tc, test_sobol_published_2d);
   tcase_add_test(tc, test_sobol_published_3d);
   tcase_add_test(tc, test_sobol_high_dimension_recurrence);
+  tcase_add_test(tc, test_sobol_table_matches_file);
   tcase_add_test(tc, test_sobol_net_1d);
   tcase_add_test(tc, test_sobol_net_2d);
   tcase_add_test(tc, test_discrepancy_rate);
