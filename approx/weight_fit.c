@@ -134,6 +134,12 @@ int kx_fit_weights(kx_fmap *f) {
   const size_t m = f->m, d = f->d;
   const size_t nq = f->opt.n_calib_q, nk = f->opt.n_calib_k;
   size_t P = f->opt.n_calib_pairs ? f->opt.n_calib_pairs : (4 * m > 2048 ? 4 * m : 2048);
+  if (f->opt.calib_all_pairs) {
+    if (nk && nq > ((size_t)1 << 26) / nk / m)
+      return kx_fail(KX_ERANGE, "weight fit: %zu x %zu calibration pairs x %zu features is too many; "
+                     "use random pairs", nq, nk, m);
+    P = nq * nk;
+  }
   int rc = 0;
   double *lq = kx_malloc(nq * m * sizeof *lq);
   double *lk = kx_malloc(nk * m * sizeof *lk);
@@ -151,7 +157,9 @@ int kx_fit_weights(kx_fmap *f) {
   if ((rc = kx_fmap_apply_log(f, nk, f->opt.calib_k, lk))) goto done;
   gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, 7)));
   for (size_t p = 0; p < P; p++) {
-    size_t a = gsl_rng_uniform_int(rng, nq), b = gsl_rng_uniform_int(rng, nk);
+    size_t a, b;
+    if (f->opt.calib_all_pairs) a = p / nk, b = p % nk;
+    else a = gsl_rng_uniform_int(rng, nq), b = gsl_rng_uniform_int(rng, nk);
     double lkappa = log_kernel(f->opt.kernel, d, f->opt.calib_q + a * d, f->opt.calib_k + b * d);
     for (size_t i = 0; i < m; i++) {
       double e = lq[a * m + i] + lk[b * m + i] - lkappa;

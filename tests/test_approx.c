@@ -258,6 +258,54 @@ START_TEST(bad_parameters_are_refused) {
 }
 END_TEST
 
+/* Fitting can only lower the fit's objective: on the calibration pairs
+ * themselves (all of them, once each) the fitted map's mean squared relative
+ * error is at most the unweighted map's (beta = 1 is feasible and has zero
+ * ridge penalty, and the solver stops at the optimum).  The same-seed
+ * unweighted map has the same W, so the difference is the weights alone. */
+START_TEST(fitted_weights_lower_calibration_error) {
+  const size_t d = 16, n = 24;
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  double *q = malloc(n * d * sizeof *q), *k = malloc(n * d * sizeof *k);
+  for (size_t i = 0; i < n; i++) {
+    random_vector(r, d, 1.2, q + i * d);
+    random_vector(r, d, 1.2, k + i * d);
+  }
+  const char *pairs[][2] = {{"pff-sobol", "wpff-sobol"}, {"pff-halton", "wpff-halton"}};
+  const size_t ms[] = {8, 64};
+  for (size_t pi = 0; pi < 2; pi++)
+    for (size_t mi = 0; mi < 2; mi++) {
+      size_t m = ms[mi];
+      kx_fmap_options opt;
+      kx_fmap_default_options(&opt);
+      opt.calib_q = q, opt.calib_k = k, opt.n_calib_q = opt.n_calib_k = n, opt.calib_all_pairs = 1;
+      double err[2];
+      for (int w = 0; w < 2; w++) {
+        kx_fmap *f = kx_fmap_create(pairs[pi][w], d, m, 9, &opt);
+        ck_assert_msg(f != NULL, "%s", kx_error_message());
+        double *lq = malloc(n * m * sizeof *lq), *lk = malloc(n * m * sizeof *lk), *L = malloc(n * n * sizeof *L);
+        kx_fmap_apply_log(f, n, q, lq);
+        kx_fmap_apply_log(f, n, k, lk);
+        kx_log_kernel_estimate(n, n, m, lq, lk, L);
+        err[w] = 0;
+        for (size_t a = 0; a < n; a++)
+          for (size_t b = 0; b < n; b++) {
+            double e = expm1(L[a * n + b] - dot(d, q + a * d, k + b * d));
+            err[w] += e * e / (double)(n * n);
+          }
+        free(lq), free(lk), free(L);
+        kx_fmap_free(f);
+      }
+      ck_assert_msg(err[1] <= err[0] * (1 + 1e-9), "%s m=%zu: fitted %g > unweighted %g", pairs[pi][1], m,
+                    err[1], err[0]);
+      ck_assert_msg(err[1] < 0.9 * err[0], "%s m=%zu: fitting gained nothing (%g vs %g)", pairs[pi][1], m,
+                    err[1], err[0]);
+    }
+  free(q), free(k);
+  gsl_rng_free(r);
+}
+END_TEST
+
 START_TEST(gaussian_kernel_exact) {
   double q[3] = {0.3, -1, 2}, k[3] = {1, 0.5, -0.25}, L;
   kx_log_kernel_exact(KX_KERNEL_GAUSS, 1, 1, 3, q, k, &L);
@@ -279,6 +327,7 @@ int main(void) {
   tcase_add_test(tc, nnls_satisfies_kkt);
   tcase_add_test(tc, bad_parameters_are_refused);
   tcase_add_test(tc, gaussian_kernel_exact);
+  tcase_add_test(tc, fitted_weights_lower_calibration_error);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
