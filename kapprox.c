@@ -20,6 +20,7 @@ static const command commands[] = {
     {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
     {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
     {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
+    {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
     {NULL, NULL, NULL},
 };
 

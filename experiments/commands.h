@@ -8,5 +8,6 @@ int cmd_kernel_error(int argc, char **argv);
 int cmd_attn_fidelity(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_synth_qk(int argc, char **argv);
+int cmd_bench_attention(int argc, char **argv);
 
 #endif

@@ -45,7 +45,7 @@ expect 2 "unknown" -- points --sequence sobel
 "$kx" points --sequence sobol --dim 2 -n 4 >"$dir/pts.csv" || fail=1
 printf 'x1,x2\n0,0\n0.5,0.5\n0.75,0.25\n0.25,0.75\n' | cmp -s - "$dir/pts.csv" || { echo "FAIL: points output"; cat "$dir/pts.csv"; fail=1; }
 
-for cmd in compare kernel-error attn-fidelity synth-qk points; do
+for cmd in compare kernel-error attn-fidelity synth-qk points bench-attention; do
   "$kx" $cmd --help >"$dir/help" 2>&1 || { echo "FAIL: $cmd --help exits non-zero"; fail=1; }
   grep -q "usage: kapprox $cmd" "$dir/help" || { echo "FAIL: $cmd --help lacks usage"; fail=1; }
 done
