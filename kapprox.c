@@ -22,6 +22,8 @@ static const command commands[] = {
     {"merge", cmd_merge, "combine the shards of a sweep into one result"},
     {"attn-maps", cmd_attn_maps, "dump exact and approximate attention maps of one head"},
     {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
+    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
+    {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
     {NULL, NULL, NULL},
 };
 

@@ -24,31 +24,38 @@ int kx_attention_log_weights(size_t n, int causal, double *L) {
   return 0;
 }
 
+/* Rows go in blocks so the two products are GEMMs (the n^2 d work runs at
+ * BLAS speed) while memory stays O(block x n), never n x n. */
+#define KX_ATTN_BLOCK 64
+
 int kx_softmax_attention(size_t n, size_t d, size_t dv, const double *q, const double *k,
                          const double *v, int causal, double *out) {
-  double *w = kx_malloc(n * sizeof *w);
+  if (n == 0) return 0;
+  size_t B = n < KX_ATTN_BLOCK ? n : KX_ATTN_BLOCK;
+  double *w = kx_malloc(B * n * sizeof *w);
   if (!w) return KX_ENOMEM;
-  for (size_t i = 0; i < n; i++) {
-    size_t end = causal ? i + 1 : n;
-    double mx = -INFINITY;
-    for (size_t j = 0; j < end; j++) {
-      double s = 0;
-      for (size_t t = 0; t < d; t++) s += q[i * d + t] * k[j * d + t];
-      w[j] = s;
-      if (s > mx) mx = s;
+  for (size_t i0 = 0; i0 < n; i0 += B) {
+    size_t rows = n - i0 < B ? n - i0 : B;
+    size_t keys = causal ? i0 + rows : n; /* keys any row of this block may see */
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)keys, (int)d, 1.0,
+                q + i0 * d, (int)d, k, (int)d, 0.0, w, (int)keys);
+    for (size_t r = 0; r < rows; r++) {
+      double *row = w + r * keys;
+      size_t end = causal ? i0 + r + 1 : n;
+      double mx = -INFINITY;
+      for (size_t j = 0; j < end; j++)
+        if (row[j] > mx) mx = row[j];
+      if (!isfinite(mx)) {
+        free(w);
+        return kx_fail(KX_ENUM, "softmax attention: non-finite logit in row %zu", i0 + r);
+      }
+      double z = 0;
+      for (size_t j = 0; j < end; j++) z += (row[j] = exp(row[j] - mx));
+      for (size_t j = 0; j < end; j++) row[j] /= z;
+      for (size_t j = end; j < keys; j++) row[j] = 0;
     }
-    if (!isfinite(mx)) {
-      free(w);
-      return kx_fail(KX_ENUM, "softmax attention: non-finite logit in row %zu", i);
-    }
-    double z = 0;
-    for (size_t j = 0; j < end; j++) z += (w[j] = exp(w[j] - mx));
-    double *o = out + i * dv;
-    memset(o, 0, dv * sizeof *o);
-    for (size_t j = 0; j < end; j++) {
-      double a = w[j] / z;
-      for (size_t t = 0; t < dv; t++) o[t] += a * v[j * dv + t];
-    }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)dv, (int)keys, 1.0, w,
+                (int)keys, v, (int)dv, 0.0, out + i0 * dv, (int)dv);
   }
   free(w);
   return 0;

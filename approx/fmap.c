@@ -10,10 +10,17 @@
 #include "approx/weight_fit.h"
 #include "core/kx_error.h"
 
-extern const kx_fmap_type kx_fmap_prf;
+extern const kx_fmap_type kx_fmap_prf, kx_fmap_orf, kx_fmap_pff_mc, kx_fmap_pff_sobol,
+    kx_fmap_pff_halton, kx_fmap_wpff_sobol, kx_fmap_wpff_halton;
 
 const kx_fmap_type *const kx_fmap_types[] = {
     &kx_fmap_prf,
+    &kx_fmap_orf,
+    &kx_fmap_pff_mc,
+    &kx_fmap_pff_sobol,
+    &kx_fmap_pff_halton,
+    &kx_fmap_wpff_sobol,
+    &kx_fmap_wpff_halton,
     NULL,
 };
 

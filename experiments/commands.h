@@ -2,6 +2,7 @@
 #ifndef KX_COMMANDS_H
 #define KX_COMMANDS_H
 
+int cmd_points(int argc, char **argv);
 
 int cmd_kernel_error(int argc, char **argv);
 int cmd_attn_fidelity(int argc, char **argv);
@@ -10,5 +11,6 @@ int cmd_synth_qk(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_attn_maps(int argc, char **argv);
+int cmd_bench_attention(int argc, char **argv);
 
 #endif

@@ -37,8 +37,15 @@ expect 1 "has no layer 7" -- kernel-error --input "$dir/qk.h5" --layers 7 --m 8 
 expect 1 "head 5 does not exist" -- kernel-error --input "$dir/qk.h5" --heads 5 --m 8 --seeds 0
 expect 2 "--out FILE.h5 is required" -- synth-qk
 expect 1 "cannot create" -- synth-qk --out "$dir/no/such/dir/x.h5"
+expect 1 "supports dimensions 1..1229, got 1301" -- kernel-error --schemes pff-halton --dim 1300 --tokens 8 --m 4 --seeds 0
+expect 2 "supports dimensions 1..40, got 41" -- points --sequence gsl-sobol --dim 41
+expect 2 "supports dimensions 1..21201, got 21202" -- points --sequence sobol --dim 21202
+expect 2 "unknown" -- points --sequence sobel
+# the published first Sobol' points, through the command line
+"$kx" points --sequence sobol --dim 2 -n 4 >"$dir/pts.csv" || fail=1
+printf 'x1,x2\n0,0\n0.5,0.5\n0.75,0.25\n0.25,0.75\n' | cmp -s - "$dir/pts.csv" || { echo "FAIL: points output"; cat "$dir/pts.csv"; fail=1; }
 
-for cmd in compare kernel-error attn-fidelity synth-qk; do
+for cmd in compare kernel-error attn-fidelity synth-qk points bench-attention; do
   "$kx" $cmd --help >"$dir/help" 2>&1 || { echo "FAIL: $cmd --help exits non-zero"; fail=1; }
   grep -q "usage: kapprox $cmd" "$dir/help" || { echo "FAIL: $cmd --help lacks usage"; fail=1; }
 done
