@@ -25,7 +25,7 @@ static void usage(FILE *out) {
           "  --schemes LIST      feature maps (default: six of prf, orf, pff-mc, pff-sobol,\n"
           "                      pff-halton, wpff-sobol, wdcf that exist; this build: %s)\n"
           "                      all: %s\n"
-          "  --m LIST            numbers of features (default 16:2048, i.e. 16,32,...,2048)\n"
+          "  --m LIST            numbers of features (default 8:1024, i.e. 8,16,...,1024)\n"
           "  --seeds LIST        feature-map seeds (default 0:9)\n"
           "  --norms LIST        synthetic inputs, one per norm of q and k, e.g. 0.5,1,1.5,2;\n"
           "                      an item lo:hi draws norms uniformly (default 1; none when\n"
@@ -104,7 +104,7 @@ int cmd_sweep(int argc, char **argv) {
       {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
   kx_sweep g;
   kx_sweep_defaults(&g);
-  const char *out = "sweep.csv", *schemes = NULL, *m_list = "16:2048", *seed_list = "0:9";
+  const char *out = "sweep.csv", *schemes = NULL, *m_list = "8:1024", *seed_list = "0:9";
   int quiet = 0, rc = 0, norms_given = 0;
   size_t threads = 0, throttle = 0;
   optind = 1;

@@ -1,0 +1,657 @@
+/* kapprox plot: writes the small data files the checked-in gnuplot scripts
+ * (the .gp files in plots/) read, and runs gnuplot on them for PNG and SVG figures:
+ *   (a) err-vs-m     error against m, log-log, per scheme, 95% intervals,
+ *                    reference slopes -1/2 and -1 (needs --results)
+ *   (b) err-vs-norm  error against the input norm at a fixed m (needs
+ *                    --results of a sweep with several --norms)
+ *   (c) attn-maps    exact attention of one head next to each scheme's
+ *                    approximation and their difference (paper Fig. 3 style)
+ *   (d) points       each sampler's points projected to two coordinates
+ * The numbers come from the library (summary.h, attn_maps.h, sequence.h);
+ * the scripts only draw. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "experiments/attn_maps.h"
+#include "experiments/commands.h"
+#include "experiments/metrics.h"
+#include "experiments/results.h"
+#include "experiments/summary.h"
+#include "experiments/sweep.h"
+#include "samplers/sequence.h"
+
+#ifndef KX_PLOTS_SRCDIR
+#define KX_PLOTS_SRCDIR ""
+#endif
+
+static const char cmd[] = "plot";
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: kapprox plot [--results SWEEP.csv] [options]\n\n"
+          "Draws the figures with gnuplot (PNG via pngcairo and SVG) into --outdir, after\n"
+          "writing the data files the scripts read into OUTDIR/data:\n"
+          "  err-vs-m      (a) error vs m, log-log, one line per scheme with 95%% intervals\n"
+          "                    over seeds, fitted slopes in the legend, reference slopes\n"
+          "                    -1/2 and -1                         (needs --results)\n"
+          "  err-vs-norm   (b) error vs input norm at fixed m (needs --results of a sweep\n"
+          "                    with at least two synthetic --norms)\n"
+          "  attn-maps     (c) attention maps of one head: exact, each scheme, difference\n"
+          "  points        (d) each sampler's points projected to two coordinates\n\n"
+          "  --results FILE.csv  results of kapprox sweep (or kernel-error/compare --out)\n"
+          "  --outdir DIR        where figures go (default figures; created)\n"
+          "  --figures LIST      which of err-vs-m,err-vs-norm,attn-maps,points (default:\n"
+          "                      all that the inputs allow)\n"
+          "  --metric NAME       metric of (a) and (b) (default kernel_rel_fro; one of\n"
+          "                      kernel_rel_fro, kernel_rel_mse, attn_kl, attn_tv,\n"
+          "                      attn_max_abs, out_rel_err)\n"
+          "  --input LABEL       input of (a) (default: the first in the results)\n"
+          "  --at-m M            m of (b) (default 256 if present, else the largest)\n"
+          "  --formats LIST      png,svg (default both)\n"
+          "  --no-render         only write the data files (no gnuplot)\n"
+          "  --scripts DIR       gnuplot scripts (default: $KAPPROX_PLOTS, the source\n"
+          "                      tree's plots/, then the installed copy)\n"
+          "Attention maps (c):\n"
+          "  --map-schemes LIST  (default: the sweep's default schemes)\n"
+          "  --map-m M           features (default 64)     --map-seed S  (default 0)\n"
+          "  --map-input FILE.h5 Q/K file, with --map-layer L and --map-head H (default 0, 0)\n"
+          "  --map-tokens N      synthetic tokens (default 64)\n"
+          "  --map-dim D         synthetic d (default 16)  --map-norm X (default 2)\n"
+          "Points (d):\n"
+          "  --points-samplers LIST  (default mc,sobol,sobol-lms,halton,halton-perm)\n"
+          "  --points-n N        points per sampler (default 256)\n"
+          "  --points-dim S      dimension (default 8)  --points-coords I,J (default 1,2)\n"
+          "  -h, --help          this text\n\n"
+          "Example:\n  kapprox sweep --norms 0.5,1,1.5,2 --out sweep.csv\n"
+          "  kapprox plot --results sweep.csv --outdir figures\n");
+}
+
+typedef struct {
+  const char *outdir, *scripts;
+  char datadir[4096];
+  int png, svg, render;
+} plot_ctx;
+
+/* gnuplot string literal in double quotes */
+static void gp_string(FILE *fp, const char *s) {
+  fputc('"', fp);
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fputc('\\', fp);
+    fputc(*s, fp);
+  }
+  fputc('"', fp);
+}
+
+static int mkdir_p(const char *path) {
+  char buf[4096];
+  if (strlen(path) >= sizeof buf) return kx_fail(KX_EINVAL, "path '%s' is too long", path);
+  strcpy(buf, path);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == '\0') {
+      char c = *p;
+      *p = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return kx_fail(KX_EIO, "cannot create directory '%s': %s", buf, strerror(errno));
+      *p = c;
+      if (!c) break;
+    }
+  }
+  return 0;
+}
+
+static int find_scripts(const char *given, char *out, size_t cap) {
+  const char *candidates[4] = {given, getenv("KAPPROX_PLOTS"), KX_PLOTS_SRCDIR, KX_DATADIR "/plots"};
+  for (int i = 0; i < 4; i++) {
+    if (!candidates[i] || !*candidates[i]) continue;
+    char probe[4096];
+    snprintf(probe, sizeof probe, "%s/err_vs_m.gp", candidates[i]);
+    if (access(probe, R_OK) == 0) {
+      snprintf(out, cap, "%s", candidates[i]);
+      return 0;
+    }
+    if (i == 0) return kx_fail(KX_EIO, "--scripts %s holds no err_vs_m.gp", given);
+  }
+  return kx_fail(KX_EIO, "cannot find the gnuplot scripts (plots/*.gp); give --scripts DIR or set KAPPROX_PLOTS");
+}
+
+/* Runs "gnuplot -e VARS SCRIPT" once per format; no shell, so paths need
+ * no quoting beyond gnuplot's own. */
+static int render(const plot_ctx *c, const char *script, const char *figure) {
+  if (!c->render) return 0;
+  const char *formats[2] = {c->png ? "png" : NULL, c->svg ? "svg" : NULL};
+  for (int f = 0; f < 2; f++) {
+    if (!formats[f]) continue;
+    char vars[12288], path[4096];
+    snprintf(path, sizeof path, "%s/%s", c->scripts, script);
+    int w = snprintf(vars, sizeof vars, "datadir='%s'; scriptdir='%s'; out='%s/%s.%s'; fmt='%s'", c->datadir,
+                     c->scripts, c->outdir, figure, formats[f], formats[f]);
+    if (w < 0 || (size_t)w >= sizeof vars) return kx_fail(KX_EINVAL, "output path too long");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return kx_fail(KX_EIO, "cannot start gnuplot: %s", strerror(errno));
+    if (pid == 0) {
+      execlp("gnuplot", "gnuplot", "-e", vars, path, (char *)NULL);
+      fprintf(stderr, "kapprox plot: cannot run gnuplot: %s (install gnuplot, or use --no-render)\n",
+              strerror(errno));
+      _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+      if (errno != EINTR) return kx_fail(KX_EIO, "waiting for gnuplot: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return kx_fail(KX_EIO, "gnuplot failed on %s for %s.%s%s", script, figure, formats[f],
+                     WIFEXITED(status) && WEXITSTATUS(status) == 127 ? " (is gnuplot installed?)" : "");
+  }
+  return 0;
+}
+
+static const char *metric_label(int metric) {
+  switch (metric) {
+  case KX_METRIC_KERNEL_REL_FRO: return "relative kernel error ||K^ - K||_F / ||K||_F";
+  case KX_METRIC_KERNEL_REL_MSE: return "mean squared relative kernel error (K^/K - 1)^2";
+  case KX_METRIC_ATTN_KL: return "mean KL(a || a^) per query (nats)";
+  case KX_METRIC_ATTN_TV: return "mean total variation per query";
+  case KX_METRIC_ATTN_MAX_ABS: return "max |a - a^| over entries";
+  case KX_METRIC_OUT_REL_ERR: return "relative output error ||A^V - AV||_F / ||AV||_F";
+  default: return "error";
+  }
+}
+
+static FILE *open_data(const plot_ctx *c, const char *name, kx_atomic_file *f) {
+  char path[4352];
+  snprintf(path, sizeof path, "%s/%s", c->datadir, name);
+  return kx_atomic_open(f, path) ? NULL : f->fp;
+}
+
+static int close_data(kx_atomic_file *f) {
+  if (ferror(f->fp)) {
+    kx_atomic_abort(f);
+    return kx_fail(KX_EIO, "writing plot data failed");
+  }
+  return kx_atomic_commit(f);
+}
+
+/* ---- (a) error vs m ------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static int fig_err_vs_m(const plot_ctx *c, const kx_summary_row *S, size_t ns, const kx_slope_row *L,
+                        size_t nl, const char *input, int metric) {
+  const char *schemes[64];
+  size_t nsch = 0, m_lo = 0, m_hi = 0, seeds = 0;
+  for (size_t i = 0; i < ns; i++) {
+    if (S[i].metric != metric || strcmp(S[i].input, input)) continue;
+    int seen = 0;
+    for (size_t k = 0; k < nsch; k++) seen |= !strcmp(schemes[k], S[i].scheme);
+    if (!seen && nsch < 64) schemes[nsch++] = S[i].scheme;
+    if (!m_lo || S[i].m < m_lo) m_lo = S[i].m;
+    if (S[i].m > m_hi) m_hi = S[i].m;
+    if (S[i].n_seeds > seeds) seeds = S[i].n_seeds;
+  }
+  if (!nsch) return kx_fail(KX_EINVAL, "the results hold no %s rows for input '%s'", kx_metric_names[metric], input);
+  double first[64], ymin = INFINITY, ymax = 0;
+  size_t nfirst = 0;
+  int rc = 0;
+  for (size_t k = 0; k < nsch && !rc; k++) {
+    char name[64];
+    snprintf(name, sizeof name, "err-vs-m-%zu.dat", k + 1);
+    kx_atomic_file f;
+    FILE *fp = open_data(c, name, &f);
+    if (!fp) return KX_EIO;
+    fprintf(fp, "# %s, input %s, scheme %s\n# m mean ci95_lo ci95_hi se n_seeds\n", kx_metric_names[metric], input,
+            schemes[k]);
+    for (size_t i = 0; i < ns; i++) {
+      const kx_summary_row *s = &S[i];
+      if (s->metric != metric || strcmp(s->input, input) || strcmp(s->scheme, schemes[k])) continue;
+      if (!(s->mean > 0)) continue; /* a log axis cannot show 0 */
+      /* a 95% interval reaching below 0 cannot be drawn on a log axis; clip it */
+      double lo = isnan(s->ci_lo) ? s->mean : fmax(s->ci_lo, s->mean / 20);
+      double hi = isnan(s->ci_hi) ? s->mean : s->ci_hi;
+      fprintf(fp, "%zu %.8g %.8g %.8g %.6g %zu\n", s->m, s->mean, lo, hi, s->se, s->n_seeds);
+      ymin = fmin(ymin, lo);
+      ymax = fmax(ymax, hi);
+      if (s->m == m_lo && nfirst < 64) first[nfirst++] = s->mean;
+    }
+    rc = close_data(&f);
+  }
+  if (rc) return rc;
+  /* reference slopes start at the median error of the smallest m */
+  qsort(first, nfirst, sizeof *first, cmp_double);
+  double y0 = nfirst ? first[nfirst / 2] : 1.0;
+  kx_atomic_file f;
+  FILE *fp = open_data(c, "err-vs-m.vars", &f);
+  if (!fp) return KX_EIO;
+  fprintf(fp, "# written by kapprox plot; read by err_vs_m.gp\nn = %zu\narray file[%zu]\narray label[%zu]\n", nsch,
+          nsch, nsch);
+  for (size_t k = 0; k < nsch; k++) {
+    fprintf(fp, "file[%zu] = ", k + 1);
+    char name[4400];
+    snprintf(name, sizeof name, "%s/err-vs-m-%zu.dat", c->datadir, k + 1);
+    gp_string(fp, name);
+    char label[160];
+    const kx_slope_row *sl = NULL;
+    for (size_t i = 0; i < nl; i++)
+      if (L[i].metric == metric && !strcmp(L[i].input, input) && !strcmp(L[i].scheme, schemes[k])) sl = &L[i];
+    if (sl && !isnan(sl->slope)) snprintf(label, sizeof label, "%s   slope %.2f ± %.2f", schemes[k], sl->slope, sl->slope_se);
+    else snprintf(label, sizeof label, "%s", schemes[k]);
+    fprintf(fp, "\nlabel[%zu] = ", k + 1);
+    gp_string(fp, label);
+    fputc('\n', fp);
+  }
+  /* the y range fits the data (the -1 reference line may leave it) */
+  fprintf(fp, "xmin = %g\nxmax = %g\nymin = %.6g\nymax = %.6g\nref_half = %.8g\nref_one = %.8g\n",
+          (double)m_lo / 1.4, (double)m_hi * 1.4, isfinite(ymin) ? ymin / 2.5 : 1e-3, ymax > 0 ? ymax * 1.6 : 1.0,
+          y0 * sqrt((double)m_lo), y0 * (double)m_lo);
+  /* a tick at every m of the grid: a log axis alone labels only decades */
+  fprintf(fp, "set xtics (");
+  size_t last = 0;
+  for (size_t i = 0, first_tic = 1; i < ns; i++) {
+    if (S[i].metric != metric || strcmp(S[i].input, input) || strcmp(S[i].scheme, schemes[0]) || S[i].m == last) continue;
+    fprintf(fp, "%s%zu", first_tic ? "" : ", ", S[i].m);
+    first_tic = 0;
+    last = S[i].m;
+  }
+  fprintf(fp, ")\n");
+  fprintf(fp, "ylabel_text = ");
+  gp_string(fp, metric_label(metric));
+  char title[512];
+  snprintf(title, sizeof title, "%s vs number of features: %s (mean and 95%% interval over %zu seeds)",
+           kx_metric_names[metric], input, seeds);
+  fprintf(fp, "\ntitle_text = ");
+  gp_string(fp, title);
+  fputc('\n', fp);
+  rc = close_data(&f);
+  return rc ? rc : render(c, "err_vs_m.gp", "err-vs-m");
+}
+
+/* ---- (b) error vs norm ----------------------------------------------------- */
+
+static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns, int metric, size_t at_m,
+                           int required) {
+  static const char prefix[] = "synthetic:norm=";
+  const char *schemes[64];
+  size_t nsch = 0, m = at_m, n_norm_inputs = 0;
+  const char *inputs[256];
+  if (!m) {
+    /* m = 4d for the default d = 64 when the sweep has it */
+    size_t largest = 0;
+    int has256 = 0;
+    for (size_t i = 0; i < ns; i++) {
+      has256 |= S[i].m == 256;
+      if (S[i].m > largest) largest = S[i].m;
+    }
+    m = has256 ? 256 : largest;
+  }
+  for (size_t i = 0; i < ns; i++) {
+    const kx_summary_row *s = &S[i];
+    /* only fixed-norm synthetic inputs have one norm to put on the x axis */
+    if (s->metric != metric || s->m != m || strncmp(s->input, prefix, sizeof prefix - 1) ||
+        strchr(s->input + sizeof prefix - 1, ':'))
+      continue;
+    int seen = 0;
+    for (size_t k = 0; k < nsch; k++) seen |= !strcmp(schemes[k], s->scheme);
+    if (!seen && nsch < 64) schemes[nsch++] = s->scheme;
+    seen = 0;
+    for (size_t k = 0; k < n_norm_inputs; k++) seen |= !strcmp(inputs[k], s->input);
+    if (!seen && n_norm_inputs < 256) inputs[n_norm_inputs++] = s->input;
+  }
+  if (n_norm_inputs < 2) {
+    if (required)
+      return kx_fail(KX_EINVAL, "err-vs-norm needs results at m = %zu for at least two synthetic norms "
+                     "(run the sweep with e.g. --norms 0.5,1,1.5,2)", m);
+    fprintf(stderr, "kapprox plot: skipping err-vs-norm: the results have fewer than two synthetic norms "
+            "(sweep with --norms 0.5,1,1.5,2)\n");
+    return 0;
+  }
+  int rc = 0;
+  size_t seeds = 0;
+  for (size_t k = 0; k < nsch && !rc; k++) {
+    char name[64];
+    snprintf(name, sizeof name, "err-vs-norm-%zu.dat", k + 1);
+    kx_atomic_file f;
+    FILE *fp = open_data(c, name, &f);
+    if (!fp) return KX_EIO;
+    fprintf(fp, "# %s at m = %zu, scheme %s\n# norm mean ci95_lo ci95_hi se n_seeds\n", kx_metric_names[metric], m,
+            schemes[k]);
+    /* summary rows come in input order; sort this scheme's points by norm */
+    double pts[256][5];
+    size_t np = 0;
+    for (size_t i = 0; i < ns && np < 256; i++) {
+      const kx_summary_row *s = &S[i];
+      if (s->metric != metric || s->m != m || strcmp(s->scheme, schemes[k]) ||
+          strncmp(s->input, prefix, sizeof prefix - 1) || strchr(s->input + sizeof prefix - 1, ':') || !(s->mean > 0))
+        continue;
+      double lo = isnan(s->ci_lo) ? s->mean : fmax(s->ci_lo, s->mean / 20);
+      double hi = isnan(s->ci_hi) ? s->mean : s->ci_hi;
+      double row[5] = {atof(s->input + sizeof prefix - 1), s->mean, lo, hi, s->se};
+      memcpy(pts[np++], row, sizeof row);
+      if (s->n_seeds > seeds) seeds = s->n_seeds;
+    }
+    qsort(pts, np, sizeof pts[0], cmp_double); /* first column is the key */
+    for (size_t i = 0; i < np; i++)
+      fprintf(fp, "%g %.8g %.8g %.8g %.6g\n", pts[i][0], pts[i][1], pts[i][2], pts[i][3], pts[i][4]);
+    rc = close_data(&f);
+  }
+  if (rc) return rc;
+  kx_atomic_file f;
+  FILE *fp = open_data(c, "err-vs-norm.vars", &f);
+  if (!fp) return KX_EIO;
+  fprintf(fp, "# written by kapprox plot; read by err_vs_norm.gp\nn = %zu\narray file[%zu]\narray label[%zu]\n", nsch,
+          nsch, nsch);
+  for (size_t k = 0; k < nsch; k++) {
+    char name[4400];
+    snprintf(name, sizeof name, "%s/err-vs-norm-%zu.dat", c->datadir, k + 1);
+    fprintf(fp, "file[%zu] = ", k + 1);
+    gp_string(fp, name);
+    fprintf(fp, "\nlabel[%zu] = ", k + 1);
+    gp_string(fp, schemes[k]);
+    fputc('\n', fp);
+  }
+  fprintf(fp, "ylabel_text = ");
+  gp_string(fp, metric_label(metric));
+  char title[256];
+  snprintf(title, sizeof title, "%s vs input norm at m = %zu (synthetic, mean and 95%% interval over %zu seeds)",
+           kx_metric_names[metric], m, seeds);
+  fprintf(fp, "\ntitle_text = ");
+  gp_string(fp, title);
+  fputc('\n', fp);
+  rc = close_data(&f);
+  return rc ? rc : render(c, "err_vs_norm.gp", "err-vs-norm");
+}
+
+/* ---- (c) attention maps ------------------------------------------------------ */
+
+static double quantile_abs(const double *x, size_t n, double q) {
+  double *t = malloc((n ? n : 1) * sizeof *t);
+  if (!t) return 0;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!isnan(x[i])) t[k++] = fabs(x[i]);
+  if (!k) {
+    free(t);
+    return 0;
+  }
+  qsort(t, k, sizeof *t, cmp_double);
+  double v = t[(size_t)(q * (double)(k - 1))];
+  free(t);
+  return v;
+}
+
+static int fig_attn_maps(const plot_ctx *c, const kx_head_source *src, char **schemes, size_t nsch, size_t m,
+                         uint64_t seed) {
+  kx_fmap_options fo;
+  kx_fmap_default_options(&fo);
+  kx_loaded_head h;
+  int rc = kx_head_load(src, fo.kernel, &h);
+  if (rc) return rc;
+  size_t n = h.ref.n;
+  double *exact = kx_malloc(n * n * sizeof *exact), *A = kx_malloc(n * n * sizeof *A);
+  double cbmax = 0, dmax = 0;
+  if (!exact || !A) rc = KX_ENOMEM;
+  char path[4352];
+  if (!rc) rc = kx_attention_map_exact(&h.ref, exact);
+  if (!rc) {
+    snprintf(path, sizeof path, "%s/map-exact.txt", c->datadir);
+    rc = kx_matrix_write_text(path, n, n, exact);
+    /* the colour scale ends at a high quantile, not the max: the first
+     * causal rows (weight 1 on one key) would wash out everything else */
+    cbmax = quantile_abs(exact, n * n, 0.995);
+  }
+  for (size_t s = 0; s < nsch && !rc; s++) {
+    rc = kx_attention_map_approx(&h.ref, &fo, schemes[s], m, seed, A);
+    if (rc) break;
+    snprintf(path, sizeof path, "%s/map-%zu.txt", c->datadir, s + 1);
+    rc = kx_matrix_write_text(path, n, n, A);
+    for (size_t i = 0; i < n * n; i++) A[i] -= exact[i];
+    double q = quantile_abs(A, n * n, 0.995);
+    if (q > dmax) dmax = q;
+    snprintf(path, sizeof path, "%s/mapdiff-%zu.txt", c->datadir, s + 1);
+    if (!rc) rc = kx_matrix_write_text(path, n, n, A);
+  }
+  int causal = h.ref.causal;
+  kx_loaded_head_free(&h);
+  free(exact);
+  free(A);
+  if (rc) return rc;
+  kx_atomic_file f;
+  FILE *fp = open_data(c, "attn-maps.vars", &f);
+  if (!fp) return KX_EIO;
+  fprintf(fp, "# written by kapprox plot; read by attn_maps.gp\nn = %zu\nntok = %zu\narray label[%zu]\n", nsch, n, nsch);
+  for (size_t s = 0; s < nsch; s++) {
+    fprintf(fp, "label[%zu] = ", s + 1);
+    char l[96];
+    snprintf(l, sizeof l, "%s, m = %zu", schemes[s], m);
+    gp_string(fp, l);
+    fputc('\n', fp);
+  }
+  fprintf(fp, "causal = %d\ncbmax = %.6g\ndmax = %.6g\n", causal, cbmax > 0 ? cbmax : 1, dmax > 0 ? dmax : 1e-6);
+  char title[512];
+  if (src->qk_path)
+    snprintf(title, sizeof title, "attention weights of %s layer %d head %d (%zu tokens, %s): exact, approximations "
+             "(top), approximation - exact (bottom)", src->qk_path, src->layer, src->head, n, causal ? "causal" : "non-causal");
+  else
+    snprintf(title, sizeof title, "attention weights, synthetic head (%zu tokens, d = %zu, |q| = |k| = %g, %s): exact, "
+             "approximations (top), approximation - exact (bottom)", n, src->d, src->norm.lo, causal ? "causal" : "non-causal");
+  fprintf(fp, "title_text = ");
+  gp_string(fp, title);
+  fputc('\n', fp);
+  rc = close_data(&f);
+  return rc ? rc : render(c, "attn_maps.gp", "attn-maps");
+}
+
+/* ---- (d) sampler points ------------------------------------------------------ */
+
+static int fig_points(const plot_ctx *c, char **samplers, size_t nsam, size_t n, size_t dim, size_t ci, size_t cj) {
+  if (ci < 1 || cj < 1 || ci > dim || cj > dim || ci == cj)
+    return kx_fail(KX_EINVAL, "--points-coords %zu,%zu: need two different coordinates in 1..%zu", ci, cj, dim);
+  double *x = kx_malloc(n * dim * sizeof *x);
+  if (!x) return KX_ENOMEM;
+  int rc = 0;
+  for (size_t s = 0; s < nsam && !rc; s++) {
+    kx_sequence *q = kx_sequence_alloc(samplers[s], dim, 0);
+    if (!q) {
+      rc = KX_EINVAL;
+      break;
+    }
+    rc = kx_sequence_fill(q, n, x);
+    kx_sequence_free(q);
+    if (rc) break;
+    char name[64];
+    snprintf(name, sizeof name, "points-%zu.dat", s + 1);
+    kx_atomic_file f;
+    FILE *fp = open_data(c, name, &f);
+    if (!fp) {
+      rc = KX_EIO;
+      break;
+    }
+    fprintf(fp, "# %s, first %zu points, coordinates %zu and %zu of %zu, seed 0\n", samplers[s], n, ci, cj, dim);
+    for (size_t i = 0; i < n; i++) fprintf(fp, "%.8f %.8f\n", x[i * dim + ci - 1], x[i * dim + cj - 1]);
+    rc = close_data(&f);
+  }
+  free(x);
+  if (rc) return rc;
+  kx_atomic_file f;
+  FILE *fp = open_data(c, "points.vars", &f);
+  if (!fp) return KX_EIO;
+  fprintf(fp, "# written by kapprox plot; read by points.gp\nn = %zu\narray label[%zu]\n", nsam, nsam);
+  for (size_t s = 0; s < nsam; s++) {
+    fprintf(fp, "label[%zu] = ", s + 1);
+    gp_string(fp, samplers[s]);
+    fputc('\n', fp);
+  }
+  char t[256];
+  snprintf(t, sizeof t, "first %zu points of each sampler in [0,1)^%zu, coordinates %zu and %zu (seed 0)", n, dim, ci, cj);
+  fprintf(fp, "title_text = ");
+  gp_string(fp, t);
+  fprintf(fp, "\nxlabel_text = \"coordinate u_%zu\"\nylabel_text = \"coordinate u_%zu\"\n", ci, cj);
+  rc = close_data(&f);
+  return rc ? rc : render(c, "points.gp", "points");
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+static int has(char **list, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (!strcmp(list[i], s)) return 1;
+  return 0;
+}
+
+int cmd_plot(int argc, char **argv) {
+  enum { O_RESULTS = 256, O_OUTDIR, O_FIGURES, O_METRIC, O_INPUT, O_ATM, O_FORMATS, O_NORENDER, O_SCRIPTS,
+         O_MSCHEMES, O_MM, O_MSEED, O_MINPUT, O_MLAYER, O_MHEAD, O_MTOKENS, O_MDIM, O_MNORM, O_PSAMPLERS,
+         O_PN, O_PDIM, O_PCOORDS };
+  static const struct option opts[] = {
+      {"results", required_argument, 0, O_RESULTS}, {"outdir", required_argument, 0, O_OUTDIR},
+      {"figures", required_argument, 0, O_FIGURES}, {"metric", required_argument, 0, O_METRIC},
+      {"input", required_argument, 0, O_INPUT},     {"at-m", required_argument, 0, O_ATM},
+      {"formats", required_argument, 0, O_FORMATS}, {"no-render", no_argument, 0, O_NORENDER},
+      {"scripts", required_argument, 0, O_SCRIPTS}, {"map-schemes", required_argument, 0, O_MSCHEMES},
+      {"map-m", required_argument, 0, O_MM},        {"map-seed", required_argument, 0, O_MSEED},
+      {"map-input", required_argument, 0, O_MINPUT}, {"map-layer", required_argument, 0, O_MLAYER},
+      {"map-head", required_argument, 0, O_MHEAD},  {"map-tokens", required_argument, 0, O_MTOKENS},
+      {"map-dim", required_argument, 0, O_MDIM},    {"map-norm", required_argument, 0, O_MNORM},
+      {"points-samplers", required_argument, 0, O_PSAMPLERS}, {"points-n", required_argument, 0, O_PN},
+      {"points-dim", required_argument, 0, O_PDIM}, {"points-coords", required_argument, 0, O_PCOORDS},
+      {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+  plot_ctx ctx = {.outdir = "figures", .png = 1, .svg = 1, .render = 1};
+  const char *results = NULL, *figures = NULL, *metric_name = "kernel_rel_fro", *input = NULL, *formats = NULL;
+  const char *scripts = NULL, *map_schemes = NULL, *samplers_arg = "mc,sobol,sobol-lms,halton,halton-perm";
+  size_t at_m = 0, map_m = 64, map_layer = 0, map_head = 0, pn = 256, pdim = 8, coords[2] = {1, 2};
+  uint64_t map_seed = 0;
+  kx_head_source src;
+  kx_head_source_defaults(&src);
+  int rc = 0, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'h': usage(stdout); return 0;
+    case O_RESULTS: results = optarg; break;
+    case O_OUTDIR: ctx.outdir = optarg; break;
+    case O_FIGURES: figures = optarg; break;
+    case O_METRIC: metric_name = optarg; break;
+    case O_INPUT: input = optarg; break;
+    case O_ATM: rc = kx_parse_size(optarg, "--at-m", 1, 1u << 20, &at_m); break;
+    case O_FORMATS: formats = optarg; break;
+    case O_NORENDER: ctx.render = 0; break;
+    case O_SCRIPTS: scripts = optarg; break;
+    case O_MSCHEMES: map_schemes = optarg; break;
+    case O_MM: rc = kx_parse_size(optarg, "--map-m", 1, 1u << 16, &map_m); break;
+    case O_MSEED: rc = kx_parse_u64(optarg, "--map-seed", &map_seed); break;
+    case O_MINPUT: src.qk_path = optarg; break;
+    case O_MLAYER: rc = kx_parse_size(optarg, "--map-layer", 0, 1u << 30, &map_layer); break;
+    case O_MHEAD: rc = kx_parse_size(optarg, "--map-head", 0, 1u << 30, &map_head); break;
+    case O_MTOKENS: rc = kx_parse_size(optarg, "--map-tokens", 1, 4096, &src.tokens); break;
+    case O_MDIM: rc = kx_parse_size(optarg, "--map-dim", 1, 21200, &src.d); break;
+    case O_MNORM: rc = kx_parse_norm_spec(optarg, &src.norm); break;
+    case O_PSAMPLERS: samplers_arg = optarg; break;
+    case O_PN: rc = kx_parse_size(optarg, "--points-n", 1, 1u << 20, &pn); break;
+    case O_PDIM: rc = kx_parse_size(optarg, "--points-dim", 2, 21200, &pdim); break;
+    case O_PCOORDS: {
+      size_t n;
+      rc = kx_parse_size_list(optarg, "--points-coords", 1, 21200, coords, 2, &n);
+      if (!rc && n != 2) rc = kx_fail(KX_EINVAL, "--points-coords takes two coordinates, e.g. 1,2");
+      break;
+    }
+    default:
+      kx_cli_error(cmd, "unknown or incomplete option '%s' (see kapprox plot --help)", argv[optind - 1]);
+      return 2;
+    }
+    if (rc) {
+      kx_cli_error(cmd, "%s", kx_error_message());
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox plot --help)", argv[optind]);
+    return 2;
+  }
+  src.layer = (int)map_layer;
+  src.head = (int)map_head;
+  int metric = kx_metric_lookup(metric_name);
+  char **figs = NULL, **fmts = NULL, **mschemes = NULL, **samplers = NULL;
+  size_t nfigs = 0, nfmts = 0, nmschemes = 0, nsamplers = 0;
+  static const char *const known[] = {"err-vs-m", "err-vs-norm", "attn-maps", "points"};
+  if (metric < 0) rc = kx_fail(KX_EINVAL, "unknown --metric '%s'", metric_name);
+  if (!rc && figures) rc = kx_split_list(figures, "--figures", &figs, &nfigs);
+  for (size_t i = 0; i < nfigs && !rc; i++) {
+    int ok = 0;
+    for (int k = 0; k < 4; k++) ok |= !strcmp(figs[i], known[k]);
+    if (!ok) rc = kx_fail(KX_EINVAL, "unknown figure '%s' (known: err-vs-m,err-vs-norm,attn-maps,points)", figs[i]);
+  }
+  if (!rc && formats) {
+    rc = kx_split_list(formats, "--formats", &fmts, &nfmts);
+    ctx.png = ctx.svg = 0;
+    for (size_t i = 0; i < nfmts && !rc; i++) {
+      if (!strcmp(fmts[i], "png")) ctx.png = 1;
+      else if (!strcmp(fmts[i], "svg")) ctx.svg = 1;
+      else rc = kx_fail(KX_EINVAL, "--formats: '%s' is neither png nor svg", fmts[i]);
+    }
+  }
+  if (!rc) rc = map_schemes ? kx_split_list(map_schemes, "--map-schemes", &mschemes, &nmschemes)
+                            : kx_sweep_default_schemes(&mschemes, &nmschemes);
+  for (size_t i = 0; i < nmschemes && !rc; i++)
+    if (!kx_fmap_lookup(mschemes[i]))
+      rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", mschemes[i], kx_fmap_names());
+  if (!rc) rc = kx_split_list(samplers_arg, "--points-samplers", &samplers, &nsamplers);
+  if (!rc && !samplers_arg[0]) rc = kx_fail(KX_EINVAL, "--points-samplers: empty list");
+  for (size_t i = 0; i < nsamplers && !rc; i++)
+    if (!kx_sequence_lookup(samplers[i])) rc = kx_fail(KX_EINVAL, "unknown sampler '%s'", samplers[i]);
+  int want_a = figs ? has(figs, nfigs, "err-vs-m") : results != NULL;
+  int want_b = figs ? has(figs, nfigs, "err-vs-norm") : results != NULL;
+  int want_c = figs ? has(figs, nfigs, "attn-maps") : 1;
+  int want_d = figs ? has(figs, nfigs, "points") : 1;
+  if (!rc && (want_a || want_b) && !results)
+    rc = kx_fail(KX_EINVAL, "err-vs-m and err-vs-norm need --results SWEEP.csv");
+  if (!rc && (strchr(ctx.outdir, '\'') || (scripts && strchr(scripts, '\''))))
+    rc = kx_fail(KX_EINVAL, "paths for gnuplot must not contain a single quote");
+  if (rc) {
+    kx_cli_error(cmd, "%s", kx_error_message());
+    kx_free_strings(figs, nfigs);
+    kx_free_strings(fmts, nfmts);
+    kx_free_strings(mschemes, nmschemes);
+    kx_free_strings(samplers, nsamplers);
+    return 2;
+  }
+  char scripts_dir[4096];
+  snprintf(ctx.datadir, sizeof ctx.datadir, "%s/data", ctx.outdir);
+  rc = mkdir_p(ctx.datadir);
+  if (!rc && ctx.render) rc = find_scripts(scripts, scripts_dir, sizeof scripts_dir);
+  ctx.scripts = scripts_dir;
+  kx_results res = {0};
+  kx_summary_row *S = NULL;
+  kx_slope_row *L = NULL;
+  size_t ns = 0, nl = 0;
+  if (!rc && results) {
+    rc = kx_results_read_csv(results, &res);
+    if (!rc && res.n == 0) rc = kx_fail(KX_EIO, "'%s' holds no rows", results);
+    if (!rc) rc = kx_summarise(&res, &S, &ns);
+    if (!rc) rc = kx_fit_slopes(&res, &L, &nl);
+  }
+  if (!rc && want_a) rc = fig_err_vs_m(&ctx, S, ns, L, nl, input ? input : res.rows[0].input, metric);
+  if (!rc && want_b) rc = fig_err_vs_norm(&ctx, S, ns, metric, at_m, figs != NULL);
+  if (!rc && want_c) rc = fig_attn_maps(&ctx, &src, mschemes, nmschemes, map_m, map_seed);
+  if (!rc && want_d) rc = fig_points(&ctx, samplers, nsamplers, pn, pdim, coords[0], coords[1]);
+  if (rc) kx_cli_error(cmd, "%s", kx_error_message());
+  else fprintf(stderr, "figures in %s/ (data in %s/)\n", ctx.outdir, ctx.datadir);
+  free(S);
+  free(L);
+  kx_results_free(&res);
+  kx_free_strings(figs, nfigs);
+  kx_free_strings(fmts, nfmts);
+  kx_free_strings(mschemes, nmschemes);
+  kx_free_strings(samplers, nsamplers);
+  return rc ? 1 : 0;
+}
