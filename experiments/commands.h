@@ -12,6 +12,7 @@ int cmd_sweep(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_attn_maps(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_reproduce(int argc, char **argv);
 int cmd_bench_attention(int argc, char **argv);
 
 #endif
