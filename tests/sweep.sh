@@ -81,6 +81,16 @@ cmp -s full.slopes.csv merged.slopes.csv || note "merged slopes differ from one 
 "$kx" sweep $G --out merged.csv || note "sweep on a merged output failed"
 cmp -s full.csv merged.csv || note "sweep on a merged output changed it"
 
+# Q/K file input: heads of a file are inputs; shards of it merge too
+"$kx" synth-qk --out qk.h5 --layers 2 --heads 2 --tokens 16 --dim 4 2>/dev/null || note "synth-qk failed"
+F="--input qk.h5 --layers 1 --schemes prf --m 4,8 --seeds 0:1 --quiet"
+"$kx" sweep $F --out file.csv || note "sweep of a Q/K file failed"
+rows=$(( $(grep -c '^qk.h5,1,[01],softmax,prf,' file.csv) ))
+[ "$rows" -eq 48 ] || note "file sweep: want 2 heads x 2 m x 2 seeds x 6 metrics = 48 rows, got $rows"
+for i in 1 2; do "$kx" sweep $F --shard "$i/2" --out "fpart$i.csv" || note "file shard $i/2 failed"; done
+"$kx" merge --quiet fmerged.csv fpart2.csv.journal fpart1.csv || note "merge of file shards failed"
+cmp -s file.csv fmerged.csv || note "merged file shards differ from one run"
+
 # expect CODE NEEDLE -- ARGS...: exit code and a message naming the problem
 expect() {
   code="$1"; needle="$2"; shift 3
@@ -129,6 +139,10 @@ echo "input,layer" >plain.csv
 expect 1 "cannot be checked" -- sweep $G --out plain.csv
 echo "garbage" >foreign.csv.journal
 expect 1 "not a sweep journal" -- sweep $G --out foreign.csv
+
+# the same path with other bytes is another input: its journal is foreign
+"$kx" synth-qk --out qk.h5 --layers 2 --heads 2 --tokens 16 --dim 4 --seed 9 2>/dev/null
+expect 1 "first difference: files" -- sweep $F --out file.csv
 
 for c in sweep merge; do
   "$kx" $c --help >help.txt 2>&1 || note "$c --help exits non-zero"
