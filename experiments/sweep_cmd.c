@@ -8,6 +8,8 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands.h"
+#include "experiments/metrics.h"
+#include "experiments/summary.h"
 #include "experiments/sweep.h"
 
 static const char cmd[] = "sweep";
@@ -80,6 +82,38 @@ static int parse_norms(const char *s, kx_sweep *g) {
   if (!rc) g->n_norms = n;
   kx_free_strings(items, n);
   return rc;
+}
+
+/* The convergence rates at a glance: slope of log error against log m per
+ * input and scheme, for the metrics most often quoted. */
+static void print_slopes(const char *out) {
+  static const int shown[] = {KX_METRIC_KERNEL_REL_FRO, KX_METRIC_ATTN_TV, KX_METRIC_OUT_REL_ERR};
+  kx_results res = {0};
+  kx_slope_row *L = NULL;
+  size_t nl = 0;
+  if (kx_results_read_csv(out, &res) || kx_fit_slopes(&res, &L, &nl)) {
+    kx_results_free(&res);
+    return;
+  }
+  printf("slope of log(error) vs log(m) +- standard error (Monte Carlo: -1/2; paper's QMC claim: -1)\n");
+  printf("%-24s %-12s", "input", "scheme");
+  for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) printf(" %18s", kx_metric_names[shown[k]]);
+  printf("\n");
+  for (size_t i = 0; i < nl; i++) {
+    if (L[i].metric != shown[0]) continue; /* one line per (input, scheme) */
+    printf("%-24.24s %-12.12s", L[i].input, L[i].scheme);
+    for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
+      char cell[48] = "n/a";
+      for (size_t j = 0; j < nl; j++)
+        if (L[j].metric == shown[k] && !strcmp(L[j].input, L[i].input) && !strcmp(L[j].scheme, L[i].scheme) &&
+            !strcmp(L[j].kernel, L[i].kernel) && L[j].slope == L[j].slope)
+          snprintf(cell, sizeof cell, "%.3f +- %.3f", L[j].slope, L[j].slope_se);
+      printf(" %18s", cell);
+    }
+    printf("\n");
+  }
+  free(L);
+  kx_results_free(&res);
 }
 
 int cmd_sweep(int argc, char **argv) {
@@ -229,6 +263,7 @@ int cmd_sweep(int argc, char **argv) {
       free(l);
     }
     fputc('\n', stderr);
+    print_slopes(out);
   }
   kx_sweep_free(&g);
   kx_free_strings(g.schemes, g.n_schemes);
