@@ -199,6 +199,7 @@ int kx_sweep_prepare(kx_sweep *s) {
   s->inputs = NULL;
   s->spec = NULL;
   s->n_inputs = 0;
+  s->input_error = 0;
   if (!s->n_schemes) return kx_fail(KX_EINVAL, "empty grid: no schemes");
   if (!s->n_m) return kx_fail(KX_EINVAL, "empty grid: no values of m");
   if (!s->n_seeds) return kx_fail(KX_EINVAL, "empty grid: no seeds");
@@ -239,6 +240,7 @@ int kx_sweep_prepare(kx_sweep *s) {
     rc = add_input(s, &cap, &in);
   }
   for (size_t f = 0; f < s->n_files && !rc; f++) rc = list_file_heads(s, (int)f, &cap);
+  s->input_error = rc != 0;
   if (rc) return rc;
   if (!s->n_inputs) return kx_fail(KX_EINVAL, "empty grid: the selected layers and heads hold no heads");
   s->n_points = s->n_inputs * s->n_schemes * s->n_m * s->n_seeds;
@@ -263,6 +265,7 @@ int kx_sweep_prepare(kx_sweep *s) {
   for (size_t i = 0; i < s->n_files && !rc; i++) {
     uint64_t h, size;
     rc = hash_file(s->files[i], &h, &size);
+    s->input_error = rc != 0;
     sb_printf(&b, "%s%s@%" PRIu64 "#%016" PRIx64, i ? "," : "", s->files[i], size, h);
   }
   sb_printf(&b, ";layers=");
@@ -611,14 +614,18 @@ static int run_input(const kx_sweep *s, size_t u, const size_t *todo, size_t n_t
      * thread's fdatasync overlaps the other's computing */
 #pragma omp critical(kx_sweep_journal)
     {
-      if (!prc && !failed) prc = kx_journal_write_record(j, payload);
+      int f;
+#pragma omp atomic read
+      f = failed;
+      if (!prc && !f) prc = kx_journal_write_record(j, payload);
     }
     if (!prc) prc = kx_journal_sync(j);
 #pragma omp critical(kx_sweep_journal)
     {
       if (prc && !failed) {
-        failed = prc;
         snprintf(message, sizeof message, "%s", kx_error_message());
+#pragma omp atomic write
+        failed = prc;
       }
       if (!prc) {
         pr->done++;

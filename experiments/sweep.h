@@ -65,6 +65,7 @@ typedef struct {
   size_t n_inputs;
   size_t n_points;                 /* whole grid, all shards */
   char *spec;                      /* canonical text of the grid */
+  int input_error;                 /* kx_sweep_prepare failed on an input file (not the grid) */
   uint64_t fingerprint;
 } kx_sweep;
 

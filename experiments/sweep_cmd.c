@@ -220,8 +220,9 @@ int cmd_sweep(int argc, char **argv) {
   if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
   if (!rc) {
     rc = kx_sweep_prepare(&g);
-    /* a file that cannot be read is a runtime failure, a bad grid a usage error */
-    if (rc && rc != KX_EINVAL) {
+    /* a file that cannot be read (or lacks a layer or head) is a runtime
+     * failure, as in kernel-error; a bad grid is a usage error */
+    if (rc && (g.input_error || rc != KX_EINVAL)) {
       kx_cli_error(cmd, "%s", kx_error_message());
       kx_sweep_free(&g);
       kx_free_strings(g.schemes, g.n_schemes);

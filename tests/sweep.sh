@@ -140,6 +140,9 @@ expect 1 "cannot be checked" -- sweep $G --out plain.csv
 echo "garbage" >foreign.csv.journal
 expect 1 "not a sweep journal" -- sweep $G --out foreign.csv
 
+expect 1 "has no layer 7" -- sweep $F --layers 7 --out x.csv
+expect 1 "head 5 does not exist" -- sweep $F --heads 5 --out x.csv
+expect 1 "no such file" -- sweep $F --input missing.h5 --out x.csv
 # the same path with other bytes is another input: its journal is foreign
 "$kx" synth-qk --out qk.h5 --layers 2 --heads 2 --tokens 16 --dim 4 --seed 9 2>/dev/null
 expect 1 "first difference: files" -- sweep $F --out file.csv
