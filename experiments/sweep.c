@@ -250,9 +250,10 @@ int kx_sweep_prepare(kx_sweep *s) {
 
   /* Canonical text: "key=value" fields joined by ';', in a fixed order. */
   strbuf b = {0};
-  sb_printf(&b, "kernel=%s;radii=%s;calib_pairs=%zu;ridge=%.17g;schemes=",
+  /* every kx_fmap_options field that changes a number belongs here */
+  sb_printf(&b, "kernel=%s;radii=%s;calib_pairs=%zu;calib_all_pairs=%d;ridge=%.17g;schemes=",
             s->fmap.kernel == KX_KERNEL_GAUSS ? "gauss" : "softmax", s->fmap.radii ? s->fmap.radii : "sequence",
-            s->fmap.n_calib_pairs, s->fmap.ridge);
+            s->fmap.n_calib_pairs, s->fmap.calib_all_pairs, s->fmap.ridge);
   for (size_t i = 0; i < s->n_schemes; i++) sb_printf(&b, "%s%s", i ? "," : "", s->schemes[i]);
   sb_printf(&b, ";m=");
   for (size_t i = 0; i < s->n_m; i++) sb_printf(&b, "%s%zu", i ? "," : "", s->m[i]);

@@ -44,6 +44,8 @@ static void usage(FILE *out) {
           "  --kernel K          softmax (default) or gauss\n"
           "  --radii MODE        sequence (default) or stratified (PFF-type maps)\n"
           "  --calib-pairs P     calibration pairs of fitted weights (default max(4m, 2048))\n"
+          "  --calib-all-pairs   fit weights on every (q, k) pair of the head once\n"
+          "                      instead of random pairs\n"
           "  --ridge R           pull of fitted weights toward D = 1 (default 1e-3)\n"
           "\nRunning:\n"
           "  --out FILE.csv      results (default sweep.csv); journal FILE.csv.journal\n"
@@ -119,7 +121,7 @@ static void print_slopes(const char *out) {
 int cmd_sweep(int argc, char **argv) {
   enum { O_INPUT = 256, O_LAYERS, O_HEADS, O_MAXTOK, O_TOKENS, O_DIM, O_NORMS, O_DSEED, O_CAUSAL,
          O_NOCAUSAL, O_SCHEMES, O_M, O_SEEDS, O_KERNEL, O_RADII, O_PAIRS, O_RIDGE, O_OUT, O_SHARD,
-         O_FORCE, O_THREADS, O_QUIET, O_THROTTLE };
+         O_FORCE, O_THREADS, O_QUIET, O_THROTTLE, O_ALLPAIRS };
   static const struct option opts[] = {
       {"input", required_argument, 0, O_INPUT},   {"layers", required_argument, 0, O_LAYERS},
       {"heads", required_argument, 0, O_HEADS},   {"max-tokens", required_argument, 0, O_MAXTOK},
@@ -130,6 +132,7 @@ int cmd_sweep(int argc, char **argv) {
       {"seeds", required_argument, 0, O_SEEDS},   {"kernel", required_argument, 0, O_KERNEL},
       {"radii", required_argument, 0, O_RADII},   {"calib-pairs", required_argument, 0, O_PAIRS},
       {"ridge", required_argument, 0, O_RIDGE},   {"out", required_argument, 0, O_OUT},
+      {"calib-all-pairs", no_argument, 0, O_ALLPAIRS},
       {"shard", required_argument, 0, O_SHARD},   {"force", no_argument, 0, O_FORCE},
       {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
       /* test hook, deliberately undocumented: pause after each point so a
@@ -190,6 +193,7 @@ int cmd_sweep(int argc, char **argv) {
       rc = kx_parse_double(optarg, "--ridge", &g.fmap.ridge);
       if (!rc && g.fmap.ridge < 0) rc = kx_fail(KX_EINVAL, "--ridge must be >= 0");
       break;
+    case O_ALLPAIRS: g.fmap.calib_all_pairs = 1; break;
     case O_OUT: out = optarg; break;
     case O_SHARD: rc = kx_parse_shard(optarg, &g.shard_i, &g.shard_n); break;
     case O_FORCE: g.force = 1; break;
