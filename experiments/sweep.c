@@ -274,6 +274,10 @@ int kx_sweep_prepare(kx_sweep *s) {
   sb_printf(&b, ";heads=");
   for (size_t i = 0; i < s->n_heads; i++) sb_printf(&b, "%s%d", i ? "," : "", s->heads[i]);
   sb_printf(&b, ";max_tokens=%zu", s->max_tokens);
+  /* records hold one value per metric: a build with other metrics cannot
+   * resume or merge this journal */
+  sb_printf(&b, ";metrics=");
+  for (int k = 0; k < KX_N_METRICS; k++) sb_printf(&b, "%s%s", k ? "," : "", kx_metric_names[k]);
   if (rc) {
     free(b.s);
     return rc;
