@@ -35,6 +35,10 @@ cmp -s full.csv fresh.csv || note "same seeds twice gave different results"
 cmp -s full.summary.csv fresh.summary.csv || note "same seeds twice gave different summaries"
 cmp -s full.slopes.csv fresh.slopes.csv || note "same seeds twice gave different slopes"
 
+# the number of threads does not change a number
+"$kx" sweep $G --threads 1 --out one-thread.csv || note "sweep --threads 1 failed"
+cmp -s full.csv one-thread.csv || note "--threads 1 and the default gave different results"
+
 # kill -9 part-way, then rerun: equal to the uninterrupted run
 "$kx" sweep $G --out killed.csv --throttle-ms 100 &
 pid=$!
