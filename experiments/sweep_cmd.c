@@ -8,6 +8,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands.h"
+#include "experiments/journal.h"
 #include "experiments/metrics.h"
 #include "experiments/summary.h"
 #include "experiments/sweep.h"
@@ -52,6 +53,8 @@ static void usage(FILE *out) {
           "  --shard i/N         run only shard i of N (1 <= i <= N; points p with\n"
           "                      p mod N = i-1); combine with kapprox merge\n"
           "  --force             discard an existing journal/results of another grid\n"
+          "  --dry-run           print the grid, its fingerprint and this shard's size, and\n"
+          "                      how much of it the journal holds; compute nothing\n"
           "  --threads T         OpenMP threads (default: all cores)\n"
           "  --quiet             no progress line and no messages\n"
           "  -h, --help          this text\n"
@@ -121,7 +124,7 @@ static void print_slopes(const char *out) {
 int cmd_sweep(int argc, char **argv) {
   enum { O_INPUT = 256, O_LAYERS, O_HEADS, O_MAXTOK, O_TOKENS, O_DIM, O_NORMS, O_DSEED, O_CAUSAL,
          O_NOCAUSAL, O_SCHEMES, O_M, O_SEEDS, O_KERNEL, O_RADII, O_PAIRS, O_RIDGE, O_OUT, O_SHARD,
-         O_FORCE, O_THREADS, O_QUIET, O_THROTTLE, O_ALLPAIRS };
+         O_FORCE, O_THREADS, O_QUIET, O_THROTTLE, O_ALLPAIRS, O_DRYRUN };
   static const struct option opts[] = {
       {"input", required_argument, 0, O_INPUT},   {"layers", required_argument, 0, O_LAYERS},
       {"heads", required_argument, 0, O_HEADS},   {"max-tokens", required_argument, 0, O_MAXTOK},
@@ -132,7 +135,7 @@ int cmd_sweep(int argc, char **argv) {
       {"seeds", required_argument, 0, O_SEEDS},   {"kernel", required_argument, 0, O_KERNEL},
       {"radii", required_argument, 0, O_RADII},   {"calib-pairs", required_argument, 0, O_PAIRS},
       {"ridge", required_argument, 0, O_RIDGE},   {"out", required_argument, 0, O_OUT},
-      {"calib-all-pairs", no_argument, 0, O_ALLPAIRS},
+      {"calib-all-pairs", no_argument, 0, O_ALLPAIRS}, {"dry-run", no_argument, 0, O_DRYRUN},
       {"shard", required_argument, 0, O_SHARD},   {"force", no_argument, 0, O_FORCE},
       {"threads", required_argument, 0, O_THREADS}, {"quiet", no_argument, 0, O_QUIET},
       /* test hook, deliberately undocumented: pause after each point so a
@@ -142,7 +145,7 @@ int cmd_sweep(int argc, char **argv) {
   kx_sweep g;
   kx_sweep_defaults(&g);
   const char *out = "sweep.csv", *schemes = NULL, *m_list = "8:1024", *seed_list = "0:9";
-  int quiet = 0, rc = 0, norms_given = 0;
+  int quiet = 0, rc = 0, norms_given = 0, dry_run = 0;
   size_t threads = 0, throttle = 0;
   optind = 1;
   opterr = 0;
@@ -194,6 +197,7 @@ int cmd_sweep(int argc, char **argv) {
       if (!rc && g.fmap.ridge < 0) rc = kx_fail(KX_EINVAL, "--ridge must be >= 0");
       break;
     case O_ALLPAIRS: g.fmap.calib_all_pairs = 1; break;
+    case O_DRYRUN: dry_run = 1; break;
     case O_OUT: out = optarg; break;
     case O_SHARD: rc = kx_parse_shard(optarg, &g.shard_i, &g.shard_n); break;
     case O_FORCE: g.force = 1; break;
@@ -238,6 +242,32 @@ int cmd_sweep(int argc, char **argv) {
     kx_sweep_free(&g);
     kx_free_strings(g.schemes, g.n_schemes);
     return 2;
+  }
+  if (dry_run) {
+    size_t mine = 0;
+    for (size_t p = g.shard_i - 1; p < g.n_points; p += g.shard_n) mine++;
+    printf("grid %016llx: %zu inputs x %zu schemes x %zu m x %zu seeds = %zu points; shard %zu/%zu holds %zu\n",
+           (unsigned long long)g.fingerprint, g.n_inputs, g.n_schemes, g.n_m, g.n_seeds, g.n_points, g.shard_i,
+           g.shard_n, mine);
+    for (size_t i = 0; i < g.n_inputs; i++) printf("  input %zu: %s layer %d head %d\n", i, g.inputs[i].label,
+                                                   g.inputs[i].layer, g.inputs[i].head);
+    printf("spec %s\n", g.spec);
+    char *j, *sm, *sl;
+    if (!kx_sweep_paths(out, &j, &sm, &sl)) {
+      kx_journal_contents c;
+      char *header = kx_sweep_header(g.fingerprint, g.n_points, g.shard_i, g.shard_n, g.spec);
+      if (kx_journal_read(j, &c)) printf("journal %s: none yet\n", j);
+      else printf("journal %s: %zu records%s, %zu damaged line(s)\n", j, c.n,
+                  c.header && header && !strcmp(c.header, header) ? "" : " (of ANOTHER grid or shard)", c.dropped);
+      free(header);
+      kx_journal_contents_free(&c);
+      free(j);
+      free(sm);
+      free(sl);
+    }
+    kx_sweep_free(&g);
+    kx_free_strings(g.schemes, g.n_schemes);
+    return 0;
   }
   if (threads) omp_set_num_threads((int)threads);
   g.progress = !quiet && kx_stderr_is_tty();

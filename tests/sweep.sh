@@ -75,6 +75,13 @@ code=$?
 "$kx" sweep $G --out int.csv || note "resume after SIGINT failed"
 cmp -s full.csv int.csv || note "resumed sweep after SIGINT differs"
 
+# --dry-run computes nothing and says what the journal holds
+"$kx" sweep $G --dry-run --out full.csv >dry.txt || note "--dry-run failed"
+grep -q "= $n_points points; shard 1/1 holds $n_points" dry.txt || note "--dry-run miscounts: $(cat dry.txt)"
+grep -q "$n_points records, 0 damaged" dry.txt || note "--dry-run misreads the journal: $(cat dry.txt)"
+"$kx" sweep $G --dry-run --shard 2/3 --out full.csv | grep -q "ANOTHER grid or shard" || note "--dry-run misses a foreign journal"
+"$kx" sweep $G --dry-run --out never.csv >/dev/null && [ ! -e never.csv.journal ] || note "--dry-run created a journal"
+
 # shards: 3 shards merged equal one run, in any argument order
 for i in 1 2 3; do "$kx" sweep $G --shard "$i/3" --out "part$i.csv" || note "shard $i/3 failed"; done
 "$kx" merge --quiet merged.csv part3.csv part1.csv part2.csv || note "merge failed"
