@@ -1,0 +1,254 @@
+/* The pieces under kapprox sweep: the journal (checksums, torn and damaged
+ * lines, locking), the grid fingerprint and its explanation, shard specs,
+ * and the statistics of the summary (t intervals, convergence slopes)
+ * against values worked out by hand. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/kx_error.h"
+#include "experiments/journal.h"
+#include "experiments/metrics.h"
+#include "experiments/summary.h"
+#include "experiments/sweep.h"
+
+static char dir[256];
+
+static const char *path_of(const char *name) {
+  static char buf[512];
+  snprintf(buf, sizeof buf, "%s/%s", dir, name);
+  return buf;
+}
+
+static void append_raw(const char *path, const char *text) {
+  FILE *fp = fopen(path, "a");
+  ck_assert_ptr_nonnull(fp);
+  fputs(text, fp);
+  fclose(fp);
+}
+
+START_TEST(crc32_check_value) {
+  /* the standard check value of CRC-32/ISO-HDLC */
+  ck_assert_uint_eq(kx_crc32("123456789", 9), 0xCBF43926u);
+  ck_assert_uint_eq(kx_crc32("", 0), 0u);
+}
+END_TEST
+
+static void write_journal(const char *path, int n) {
+  kx_journal j;
+  kx_journal_contents c;
+  ck_assert_int_eq(kx_journal_open(&j, path, 1, &c), 0);
+  ck_assert_ptr_null(c.header);
+  ck_assert_int_eq(kx_journal_start(&j, "test header\nrecords:\n"), 0);
+  for (int i = 0; i < n; i++) {
+    char rec[64];
+    snprintf(rec, sizeof rec, "%d,record number %d", i, i);
+    ck_assert_int_eq(kx_journal_append(&j, rec), 0);
+  }
+  kx_journal_contents_free(&c);
+  kx_journal_close(&j);
+}
+
+START_TEST(journal_round_trip_and_torn_tail) {
+  const char *p = path_of("a.journal");
+  write_journal(p, 5);
+  kx_journal_contents c;
+  ck_assert_int_eq(kx_journal_read(p, &c), 0);
+  ck_assert_str_eq(c.header, "test header\nrecords:\n");
+  ck_assert_int_eq(c.n, 5);
+  ck_assert_int_eq(c.dropped, 0);
+  ck_assert_str_eq(c.records[3], "3,record number 3");
+  kx_journal_contents_free(&c);
+  /* a power loss mid-write: a line without its checksum and newline */
+  append_raw(p, "5,record num");
+  ck_assert_int_eq(kx_journal_read(p, &c), 0);
+  ck_assert_int_eq(c.n, 5);
+  ck_assert_int_eq(c.dropped, 1);
+  kx_journal_contents_free(&c);
+  /* repair drops it for good, and appending afterwards starts a clean line */
+  kx_journal j;
+  ck_assert_int_eq(kx_journal_open(&j, p, 0, &c), 0);
+  ck_assert_int_eq(kx_journal_repair(&j, &c), 0);
+  ck_assert_int_eq(kx_journal_append(&j, "5,record number 5"), 0);
+  kx_journal_contents_free(&c);
+  kx_journal_close(&j);
+  ck_assert_int_eq(kx_journal_read(p, &c), 0);
+  ck_assert_int_eq(c.n, 6);
+  ck_assert_int_eq(c.dropped, 0);
+  ck_assert_str_eq(c.records[5], "5,record number 5");
+  kx_journal_contents_free(&c);
+}
+END_TEST
+
+START_TEST(journal_damaged_line_is_dropped) {
+  const char *p = path_of("b.journal");
+  write_journal(p, 4);
+  /* flip one byte inside record 1: its checksum no longer matches */
+  FILE *fp = fopen(p, "r+");
+  ck_assert_ptr_nonnull(fp);
+  char buf[512];
+  size_t len = fread(buf, 1, sizeof buf - 1, fp);
+  buf[len] = '\0';
+  char *hit = strstr(buf, "record number 1");
+  ck_assert_ptr_nonnull(hit);
+  fseek(fp, (long)(hit - buf), SEEK_SET);
+  fputc('R', fp);
+  fclose(fp);
+  kx_journal_contents c;
+  ck_assert_int_eq(kx_journal_read(p, &c), 0);
+  ck_assert_int_eq(c.n, 3);
+  ck_assert_int_eq(c.dropped, 1);
+  ck_assert_str_eq(c.records[1], "2,record number 2");
+  kx_journal_contents_free(&c);
+}
+END_TEST
+
+START_TEST(journal_is_locked_while_open) {
+  const char *p = path_of("c.journal");
+  write_journal(p, 1);
+  kx_journal j;
+  kx_journal_contents c;
+  ck_assert_int_eq(kx_journal_open(&j, p, 0, &c), 0);
+  kx_journal_contents_free(&c);
+  /* flock is per open file description: a second open, even in this
+   * process, is refused */
+  kx_journal j2;
+  ck_assert_int_ne(kx_journal_open(&j2, p, 0, &c), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "in use by another running sweep"));
+  kx_journal_close(&j);
+  ck_assert_int_eq(kx_journal_open(&j2, p, 0, &c), 0);
+  kx_journal_contents_free(&c);
+  kx_journal_close(&j2);
+}
+END_TEST
+
+START_TEST(shard_specs) {
+  size_t i, n;
+  ck_assert_int_eq(kx_parse_shard("1/1", &i, &n), 0);
+  ck_assert_int_eq(i, 1);
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(kx_parse_shard("7/8", &i, &n), 0);
+  ck_assert_int_eq(i, 7);
+  ck_assert_int_eq(n, 8);
+  const char *bad[] = {"3/2", "0/0", "0/4", "x", "1/", "/2", "1/2/3", "-1/2", "", "a/b", "1.5/2"};
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+    ck_assert_msg(kx_parse_shard(bad[k], &i, &n) != 0, "'%s' accepted", bad[k]);
+}
+END_TEST
+
+START_TEST(header_round_trip_and_spec_diff) {
+  char *h = kx_sweep_header(0x0123456789abcdefULL, 480, 2, 8, "kernel=softmax;m=8,16;seeds=0,1");
+  ck_assert_ptr_nonnull(h);
+  uint64_t fp;
+  size_t np, si, sn;
+  char *spec;
+  ck_assert_int_eq(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec), 0);
+  ck_assert_uint_eq(fp, 0x0123456789abcdefULL);
+  ck_assert_int_eq(np, 480);
+  ck_assert_int_eq(si, 2);
+  ck_assert_int_eq(sn, 8);
+  ck_assert_str_eq(spec, "kernel=softmax;m=8,16;seeds=0,1");
+  free(spec);
+  free(h);
+  ck_assert_int_ne(kx_sweep_parse_header("something else\nrecords:\n", &fp, &np, &si, &sn, &spec), 0);
+  char diff[256];
+  kx_sweep_spec_diff("kernel=softmax;m=8,16;seeds=0,1", "A", "kernel=softmax;m=8,32;seeds=0,1", "B", diff,
+                     sizeof diff);
+  ck_assert_str_eq(diff, "m is '8,16' in A but '8,32' in B");
+  ck_assert_int_eq(kx_sweep_record_point("17,synthetic:norm=1,-1"), 17);
+  ck_assert_int_eq(kx_sweep_record_point("x,1"), -1);
+  ck_assert_int_eq(kx_sweep_record_point("12"), -1);
+}
+END_TEST
+
+static void add(kx_results *r, const char *scheme, size_t m, uint64_t seed, int head, double value) {
+  kx_result_row w = {.layer = 0, .head = head, .m = m, .seed = seed, .metric = KX_METRIC_KERNEL_REL_FRO,
+                     .value = value, .q_norm = 1, .k_norm = 1};
+  snprintf(w.input, sizeof w.input, "in");
+  snprintf(w.kernel, sizeof w.kernel, "softmax");
+  snprintf(w.scheme, sizeof w.scheme, "%s", scheme);
+  ck_assert_int_eq(kx_results_add(r, &w), 0);
+}
+
+START_TEST(summary_t_interval) {
+  kx_results r = {0};
+  /* per seed the two heads average to 1, 2, 3 */
+  add(&r, "prf", 64, 2, 0, 3.5);
+  add(&r, "prf", 64, 0, 0, 0.5);
+  add(&r, "prf", 64, 1, 1, 2.0);
+  add(&r, "prf", 64, 0, 1, 1.5);
+  add(&r, "prf", 64, 1, 0, 2.0);
+  add(&r, "prf", 64, 2, 1, 2.5);
+  kx_summary_row *S;
+  size_t n;
+  ck_assert_int_eq(kx_summarise(&r, &S, &n), 0);
+  ck_assert_int_eq(n, 1);
+  ck_assert_int_eq(S[0].n_seeds, 3);
+  ck_assert_double_eq_tol(S[0].mean, 2.0, 1e-15);
+  /* sample sd 1, se = 1/sqrt(3); t(0.975, 2) = 4.302652729911275 */
+  ck_assert_double_eq_tol(S[0].se, 1 / sqrt(3.0), 1e-15);
+  ck_assert_double_eq_tol(S[0].ci_hi, 2.0 + 4.302652729911275 / sqrt(3.0), 1e-9);
+  ck_assert_double_eq_tol(S[0].ci_lo, 2.0 - 4.302652729911275 / sqrt(3.0), 1e-9);
+  free(S);
+  kx_results_free(&r);
+}
+END_TEST
+
+START_TEST(slopes_of_power_laws) {
+  kx_results r = {0};
+  /* exact power laws: error = 3 m^-1/2 (and 5 m^-1), seeds identical */
+  for (size_t m = 8; m <= 1024; m *= 2)
+    for (uint64_t s = 0; s < 3; s++) {
+      add(&r, "mc", m, s, 0, 3 / sqrt((double)m));
+      add(&r, "qmc", m, s, 0, 5 / (double)m);
+    }
+  kx_slope_row *L;
+  size_t n;
+  ck_assert_int_eq(kx_fit_slopes(&r, &L, &n), 0);
+  ck_assert_int_eq(n, 2);
+  ck_assert_str_eq(L[0].scheme, "mc"); /* first-appearance order */
+  ck_assert_double_eq_tol(L[0].slope, -0.5, 1e-12);
+  ck_assert_double_eq_tol(L[0].intercept, log(3.0), 1e-12);
+  ck_assert_double_le(L[0].slope_se, 1e-12);
+  ck_assert_int_eq(L[0].n_m, 8);
+  ck_assert_int_eq(L[0].n_obs, 24);
+  ck_assert_double_eq_tol(L[1].slope, -1.0, 1e-12);
+  free(L);
+  /* one m value: no slope */
+  kx_results one = {0};
+  for (uint64_t s = 0; s < 3; s++) add(&one, "mc", 64, s, 0, 0.1 + 0.01 * (double)s);
+  ck_assert_int_eq(kx_fit_slopes(&one, &L, &n), 0);
+  ck_assert(isnan(L[0].slope));
+  free(L);
+  kx_results_free(&one);
+  kx_results_free(&r);
+}
+END_TEST
+
+int main(void) {
+  kx_init_library();
+  snprintf(dir, sizeof dir, "/tmp/kx-test-sweep-XXXXXX");
+  if (!mkdtemp(dir)) return 1;
+  Suite *s = suite_create("sweep");
+  TCase *tc = tcase_create("sweep");
+  tcase_add_test(tc, crc32_check_value);
+  tcase_add_test(tc, journal_round_trip_and_torn_tail);
+  tcase_add_test(tc, journal_damaged_line_is_dropped);
+  tcase_add_test(tc, journal_is_locked_while_open);
+  tcase_add_test(tc, shard_specs);
+  tcase_add_test(tc, header_round_trip_and_spec_diff);
+  tcase_add_test(tc, summary_t_interval);
+  tcase_add_test(tc, slopes_of_power_laws);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return failed ? 1 : 0;
+}
