@@ -11,9 +11,14 @@
 #include "core/kx_error.h"
 
 extern const kx_fmap_type kx_fmap_prf;
+extern const kx_fmap_type kx_fmap_wdcf, kx_fmap_wdcf_norm, kx_fmap_dcf, kx_fmap_wdcf_code;
 
 const kx_fmap_type *const kx_fmap_types[] = {
     &kx_fmap_prf,
+    &kx_fmap_wdcf,
+    &kx_fmap_wdcf_norm,
+    &kx_fmap_dcf,
+    &kx_fmap_wdcf_code,
     NULL,
 };
 
