@@ -15,6 +15,7 @@ typedef struct {
 
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
+    {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS"},
     {NULL, NULL, NULL},
 };
 

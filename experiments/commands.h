@@ -2,5 +2,6 @@
 #ifndef KX_COMMANDS_H
 #define KX_COMMANDS_H
 
+int cmd_bench_features(int argc, char **argv);
 
 #endif
