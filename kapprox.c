@@ -16,6 +16,7 @@ typedef struct {
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
     {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS"},
+    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
     {NULL, NULL, NULL},
 };
 

@@ -3,5 +3,6 @@
 #define KX_COMMANDS_H
 
 int cmd_bench_features(int argc, char **argv);
+int cmd_points(int argc, char **argv);
 
 #endif
