@@ -21,12 +21,20 @@
  *          on a seeded random sign flip of the input, C diag(+-1) x: a new
  *          orthonormal set of directions for another O(d log d).  At d = 1
  *          DCT-I does not exist and is skipped.
- * Every block has its own radii: u_i in (0,1) for its rows_b rows, from
- *   radii = "stratified": the grid (i + 1/2)/rows_b in a seeded random order
- *           (the order matters: it decides which frequency gets which radius);
- *   radii = "sequence":   the same (the 1-D randomised sequence of the
- *           samplers module replaces it once that is merged).
- * Seed streams of f->seed: 1 signs, 2 radius order. */
+ * Every block has its own radii t_i = F^-1_chi_d(u_i), u_i in (0,1):
+ *   radii = "sequence" (default): u_i = point i of a 1-D Sobol' sequence with
+ *           Matousek's random linear scramble and digital shift ("sobol-lms",
+ *           samplers/), feature i taking point i.  Each run of 2^k points
+ *           starting at a multiple of 2^k hits every interval
+ *           [j 2^-k, (j+1) 2^-k) once (a (0,k,1)-net, kept by the scramble),
+ *           so for d a power of two the radii of every full block are
+ *           stratified with a random point per stratum (and so are all m
+ *           together when m is a power of two);
+ *   radii = "stratified": the grid (i + 1/2)/rows_b of each block in a
+ *           seeded random order (the order matters: it decides which
+ *           frequency gets which radius).
+ * Seed streams of f->seed: 1 signs, 2 radius order (stratified), 4 the
+ * sequence's scramble. */
 #include "approx/fmap_wdcf.h"
 
 #include <gsl/gsl_randist.h>
@@ -37,12 +45,29 @@
 
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
+#include "samplers/sequence.h"
 #include "samplers/transforms.h"
 
-enum { STREAM_SIGNS = 1, STREAM_RADII = 2 };
+enum { STREAM_SIGNS = 1, STREAM_RADII = 2, STREAM_SEQUENCE = 4 };
 
-/* Fills the t of every block with chi_d radii. */
-static int fill_radii(kx_fmap *f, kx_dct_blocks *B) {
+/* radii = "sequence": t of feature i from point i of a scrambled 1-D Sobol'. */
+static int sequence_radii(kx_fmap *f, kx_dct_blocks *B) {
+  kx_sequence *q = kx_sequence_alloc("sobol-lms", 1, kx_seed_derive(f->seed, STREAM_SEQUENCE));
+  if (!q) return KX_ENOMEM;
+  int rc = 0;
+  for (size_t b = 0; b < B->n_blocks && !rc; b++) {
+    kx_dct_block *blk = &B->blocks[b];
+    for (size_t i = 0; i < blk->rows && !rc; i++) {
+      double u;
+      if (!(rc = kx_sequence_next(q, &u))) blk->t[i] = kx_chi_inv(u, (double)f->d);
+    }
+  }
+  kx_sequence_free(q);
+  return rc;
+}
+
+/* radii = "stratified": each block's grid (i + 1/2)/rows_b, shuffled. */
+static int stratified_radii(kx_fmap *f, kx_dct_blocks *B) {
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
   size_t *perm = kx_malloc(B->d * sizeof *perm);
   if (!rng || !perm) {
@@ -73,7 +98,8 @@ static int wdcf_common_init(kx_fmap *f) {
    * memory (or FFTW's planner, whose message is kept either way). */
   if (!B) return KX_ENOMEM;
   f->state = B;
-  return fill_radii(f, B);
+  /* kx_fmap_create accepts only these two values */
+  return strcmp(f->opt.radii, "stratified") ? sequence_radii(f, B) : stratified_radii(f, B);
 }
 
 static int wdcf_init(kx_fmap *f) {

@@ -4,6 +4,7 @@
  * transforms), so a wrong scaling or index in the library cannot hide. */
 #include <check.h>
 #include <float.h>
+#include <gsl/gsl_cdf.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
@@ -118,6 +119,21 @@ START_TEST(dct_equals_explicit_matrix) {
   free(x);
   free(y);
   gsl_rng_free(rng);
+}
+END_TEST
+
+/* The samplers module's explicit matrices (kx_dct_matrix) use the same
+ * conventions as the FFTW path: the two branches must agree. */
+START_TEST(dct_matches_kx_dct_matrix) {
+  const size_t d = dct_lengths[_i];
+  double *C = malloc(d * d * sizeof *C), *R = malloc(d * d * sizeof *R);
+  for (int type = 1; type <= 4; type++) {
+    ck_assert_int_eq(kx_dct_matrix(type, d, C), 0);
+    ref_dct(type, d, R);
+    for (size_t i = 0; i < d * d; i++) ck_assert_double_eq_tol(C[i], R[i], 4 * DBL_EPSILON);
+  }
+  free(C);
+  free(R);
 }
 END_TEST
 
@@ -363,6 +379,40 @@ START_TEST(stratified_radii_are_the_chi_grid) {
 }
 END_TEST
 
+/* Sequence radii (the default): for d a power of two, the chi_d CDF of each
+ * full block's t hits every interval [j/d, (j+1)/d) exactly once. */
+START_TEST(sequence_radii_are_stratified_per_block) {
+  const size_t d = 16, m = 5 * 16;
+  calib c = make_calib(d, 4);
+  kx_fmap_options o;
+  kx_fmap_default_options(&o);
+  ck_assert_str_eq(o.radii, "sequence");
+  kx_fmap *f = kx_fmap_create("dcf", d, m, 12, &o);
+  ck_assert_ptr_nonnull(f);
+  const kx_dct_blocks *B = kx_fmap_wdcf_blocks(f);
+  for (size_t b = 0; b < B->n_blocks; b++) {
+    int hits[16] = {0};
+    for (size_t i = 0; i < d; i++) {
+      double t = B->blocks[b].t[i];
+      double u = gsl_cdf_chisq_P(t * t, (double)d);
+      size_t j = (size_t)(u * (double)d);
+      ck_assert_uint_lt(j, d);
+      /* u within round-off of a stratum edge would make the test flaky */
+      ck_assert(fabs(u * (double)d - floor(u * (double)d + 0.5)) > 1e-9);
+      hits[j]++;
+    }
+    for (size_t j = 0; j < d; j++) ck_assert_int_eq(hits[j], 1);
+  }
+  /* another seed, other points */
+  kx_fmap *g = kx_fmap_create("dcf", d, m, 13, &o);
+  ck_assert(memcmp(kx_fmap_wdcf_blocks(g)->blocks[0].t, B->blocks[0].t, d * sizeof(double)) != 0);
+  kx_fmap_free(g);
+  kx_fmap_free(f);
+  free(c.q);
+  free(c.k);
+}
+END_TEST
+
 START_TEST(code_rows_are_log_probabilities) {
   calib c = make_calib(16, 5);
   const size_t ms[] = {5, 16, 100};
@@ -503,12 +553,14 @@ int main(void) {
   TCase *tc = tcase_create("dct");
   tcase_add_loop_test(tc, dct_equals_explicit_matrix, 0, (int)(4 * N_LENGTHS));
   tcase_add_loop_test(tc, dct_inverses_in_place, 0, (int)N_LENGTHS);
+  tcase_add_loop_test(tc, dct_matches_kx_dct_matrix, 0, (int)N_LENGTHS);
   tcase_add_test(tc, dct_trivial_and_bad_lengths);
   tcase_add_test(tc, dct_concurrent_planning);
   suite_add_tcase(s, tc);
   tc = tcase_create("maps");
   tcase_add_loop_test(tc, maps_equal_dense_reference, 0, (int)N_MAP_CASES);
   tcase_add_test(tc, stratified_radii_are_the_chi_grid);
+  tcase_add_test(tc, sequence_radii_are_stratified_per_block);
   tcase_add_test(tc, code_rows_are_log_probabilities);
   tcase_add_test(tc, seeds_decide_the_features);
   tcase_add_test(tc, concurrent_application_is_identical);
