@@ -12,6 +12,12 @@
  * 1 x 1 identity for II, III and IV; DCT-I is refused for d < 2 (its
  * definition divides by d - 1).
  *
+ * Cost: FFTW computes DCT-I of length d as a real DFT of length 2(d - 1),
+ * the others through real DFTs of length d.  For d a power of two, d - 1
+ * is odd and may be prime (d = 128: 127), where FFTW has only an O(d^2)
+ * codelet: measured ~7 us per DCT-I against ~0.8 us for II-IV at d = 128
+ * (~0.8 us against ~0.3-0.6 us at d = 64, where 63 = 7 * 9).
+ *
  * One kx_dct is one FFTW plan, made once (under a process-wide mutex, since
  * FFTW's planner is not thread-safe, with FFTW_ESTIMATE so the chosen
  * algorithm, and hence every rounding, is the same run to run) and then
