@@ -18,8 +18,9 @@ static const command commands[] = {
     {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)"},
     {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)"},
     {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
-    {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
     {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
+    {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
+    {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS"},
     {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
     {NULL, NULL, NULL},
 };
