@@ -105,7 +105,12 @@ static void print_slopes(const char *out) {
   for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) printf(" %18s", kx_metric_names[shown[k]]);
   printf("\n");
   for (size_t i = 0; i < nl; i++) {
-    if (L[i].metric != shown[0]) continue; /* one line per (input, scheme) */
+    /* one line per (input, kernel, scheme), at its first row: maps that do
+     * not estimate the kernel have no kernel_rel_fro row */
+    int seen = 0;
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = !strcmp(L[j].input, L[i].input) && !strcmp(L[j].scheme, L[i].scheme) && !strcmp(L[j].kernel, L[i].kernel);
+    if (seen) continue;
     printf("%-24.24s %-12.12s", L[i].input, L[i].scheme);
     for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
       char cell[48] = "n/a";

@@ -2,7 +2,7 @@
 # with 95% intervals over seeds (fitted slope in the legend) and reference
 # lines of slope -1/2 (Monte Carlo rate) and -1 (the paper's QMC claim).
 # Data and labels come from kapprox plot (datadir/err-vs-m.vars).
-w = 1200; h = 800
+w = 1450; h = 800
 load scriptdir."/common.gp"
 load datadir."/err-vs-m.vars"
 set title title_text font ",15"
@@ -14,8 +14,9 @@ set yrange [ymin:ymax]
 set format x "%g"
 set format y "%g"
 set grid xtics ytics mytics lc rgb "#dddddd" lw 1
-set key left bottom Left reverse opaque box lc rgb "#bbbbbb" font ",14" spacing 1.2
-set key title "scheme   fitted slope of log error vs log m ± SE" font ",13"
+# the legend sits outside the plot: it never hides a line
+set key outside right center Left reverse box lc rgb "#bbbbbb" font ",14" spacing 1.3
+set key title "scheme, fitted slope of\nlog error vs log m ± SE" font ",13"
 plot for [i=1:n] file[i] using 1:2:3:4 with yerrorlines lt i ps 1.1 title label[i], \
      ref_half * x**(-0.5) with lines dt 2 lw 2 lc rgb "#666666" title "reference: slope -1/2 (MC)", \
      ref_one * x**(-1) with lines dt 3 lw 2.5 lc rgb "#000000" title "reference: slope -1 (QMC claim)"

@@ -180,6 +180,26 @@ static int close_data(kx_atomic_file *f) {
   return kx_atomic_commit(f);
 }
 
+/* Explicit y tics at 1, 2, 5 x 10^k: gnuplot's log axis labels only powers
+ * of ten, which leaves a range narrower than a decade with one label or
+ * none.  Wide ranges keep the powers of ten. */
+static void write_log_ytics(FILE *fp, double lo, double hi) {
+  if (!(lo > 0) || !(hi > lo)) return;
+  int wide = hi / lo > 1e3;
+  fprintf(fp, "set ytics (");
+  int first = 1;
+  for (int e = (int)floor(log10(lo)); e <= (int)ceil(log10(hi)); e++)
+    for (int k = 0; k < 3; k++) {
+      static const double mant[3] = {1, 2, 5};
+      if (wide && k) continue;
+      double v = mant[k] * pow(10.0, e);
+      if (v < lo || v > hi) continue;
+      fprintf(fp, "%s%.10g", first ? "" : ", ", v);
+      first = 0;
+    }
+  fprintf(fp, ")\n");
+}
+
 /* ---- (a) error vs m ------------------------------------------------------ */
 
 static int cmp_double(const void *a, const void *b) {
@@ -251,9 +271,10 @@ static int fig_err_vs_m(const plot_ctx *c, const kx_summary_row *S, size_t ns, c
     fputc('\n', fp);
   }
   /* the y range fits the data (the -1 reference line may leave it) */
+  double ylo = isfinite(ymin) ? ymin / 1.6 : 1e-3, yhi = ymax > 0 ? ymax * 1.6 : 1.0;
   fprintf(fp, "xmin = %g\nxmax = %g\nymin = %.6g\nymax = %.6g\nref_half = %.8g\nref_one = %.8g\n",
-          (double)m_lo / 1.4, (double)m_hi * 1.4, isfinite(ymin) ? ymin / 2.5 : 1e-3, ymax > 0 ? ymax * 1.6 : 1.0,
-          y0 * sqrt((double)m_lo), y0 * (double)m_lo);
+          (double)m_lo / 1.4, (double)m_hi * 1.4, ylo, yhi, y0 * sqrt((double)m_lo), y0 * (double)m_lo);
+  write_log_ytics(fp, ylo, yhi);
   /* a tick at every m of the grid: a log axis alone labels only decades */
   fprintf(fp, "set xtics (");
   size_t last = 0;
@@ -317,6 +338,7 @@ static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns
   }
   int rc = 0;
   size_t seeds = 0;
+  double ymin = INFINITY, ymax = 0;
   for (size_t k = 0; k < nsch && !rc; k++) {
     char name[64];
     snprintf(name, sizeof name, "err-vs-norm-%zu.dat", k + 1);
@@ -336,6 +358,8 @@ static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns
       double lo = isnan(s->ci_lo) ? s->mean : fmax(s->ci_lo, s->mean / 20);
       double hi = isnan(s->ci_hi) ? s->mean : s->ci_hi;
       double row[5] = {atof(s->input + sizeof prefix - 1), s->mean, lo, hi, s->se};
+      ymin = fmin(ymin, lo);
+      ymax = fmax(ymax, hi);
       memcpy(pts[np++], row, sizeof row);
       if (s->n_seeds > seeds) seeds = s->n_seeds;
     }
@@ -359,6 +383,9 @@ static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns
     gp_string(fp, schemes[k]);
     fputc('\n', fp);
   }
+  double ylo = isfinite(ymin) ? ymin / 1.6 : 1e-3, yhi = ymax > 0 ? ymax * 1.6 : 1.0;
+  fprintf(fp, "ymin = %.6g\nymax = %.6g\n", ylo, yhi);
+  write_log_ytics(fp, ylo, yhi);
   fprintf(fp, "ylabel_text = ");
   gp_string(fp, metric_label(metric));
   char title[256];
