@@ -148,6 +148,9 @@ expect 1 "holds shard 1/1" -- sweep $G --shard 1/3 --out full.csv
 "$kx" sweep $G --seeds 0:2 --out full.csv --force || note "--force did not start over"
 echo "input,layer" >plain.csv
 expect 1 "cannot be checked" -- sweep $G --out plain.csv
+printf 'kapp' >torn.csv.journal   # killed while writing the header
+"$kx" sweep $G --out torn.csv || note "a journal torn inside its header was not restarted"
+cmp -s fresh.csv torn.csv || note "restart after a torn header differs"
 echo "garbage" >foreign.csv.journal
 expect 1 "not a sweep journal" -- sweep $G --out foreign.csv
 
