@@ -23,6 +23,7 @@
 
 #include "approx/fmap.h"
 #include "experiments/grid.h"
+#include "experiments/metrics.h"
 #include "experiments/results.h"
 #include "experiments/synthetic.h"
 
@@ -109,6 +110,12 @@ int kx_sweep_parse_header(const char *header, uint64_t *fingerprint, size_t *n_p
 void kx_sweep_spec_diff(const char *a, const char *name_a, const char *b, const char *name_b,
                         char *out, size_t cap);
 
+/* A point's journal record:
+ *   point,input,layer,head,kernel,scheme,m,seed,q_norm,k_norm,<value of each metric, nan if undefined>
+ * (newly allocated; NULL with a message on failure). */
+char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *kernel, const char *scheme,
+                             size_t m, uint64_t seed, double q_norm, double k_norm,
+                             const double v[KX_N_METRICS]);
 /* Point index of a journal record (its first field); -1 if malformed. */
 long long kx_sweep_record_point(const char *payload);
 /* Sorts the records by point and writes the results CSV, summary and slopes

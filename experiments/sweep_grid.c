@@ -1,0 +1,348 @@
+/* The grid of a sweep: validation, its inputs, the canonical text and
+ * fingerprint that identify it, and the journal header that carries them
+ * (see sweep.h). */
+#include "experiments/sweep.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "experiments/metrics.h"
+#include "experiments/qk_file.h"
+
+void kx_sweep_defaults(kx_sweep *s) {
+  memset(s, 0, sizeof *s);
+  kx_fmap_default_options(&s->fmap);
+  s->tokens = 256;
+  s->d = 64;
+  s->causal = -1;
+  s->shard_i = s->shard_n = 1;
+}
+
+void kx_sweep_free(kx_sweep *s) {
+  free(s->inputs);
+  free(s->spec);
+  s->inputs = NULL;
+  s->spec = NULL;
+}
+
+int kx_parse_shard(const char *spec, size_t *i, size_t *n) {
+  const char *slash = spec ? strchr(spec, '/') : NULL;
+  char a[32];
+  if (!slash || (size_t)(slash - spec) >= sizeof a)
+    return kx_fail(KX_EINVAL, "--shard '%s' must be i/N, e.g. 2/8 (shard 2 of 8)", spec ? spec : "");
+  memcpy(a, spec, (size_t)(slash - spec));
+  a[slash - spec] = '\0';
+  size_t vi, vn;
+  if (kx_parse_size(a, "--shard i", 0, 1u << 30, &vi) || kx_parse_size(slash + 1, "--shard N", 0, 1u << 30, &vn))
+    return kx_fail(KX_EINVAL, "--shard '%s' must be i/N with whole numbers 1 <= i <= N, e.g. 2/8", spec);
+  if (vn == 0 || vi == 0 || vi > vn)
+    return kx_fail(KX_EINVAL, "--shard '%s': need 1 <= i <= N (shards are numbered 1..N)", spec);
+  *i = vi;
+  *n = vn;
+  return 0;
+}
+
+/* The paper's comparison: MC against QMC directions, with and without
+ * fitted weights; only registered schemes are used, so the default works
+ * whichever feature maps this build has. */
+int kx_sweep_default_schemes(char ***items, size_t *n) {
+  static const char *const preferred[] = {"prf", "orf", "pff-mc", "pff-sobol", "pff-halton",
+                                          "wpff-sobol", "wdcf", NULL};
+  char buf[1024] = "";
+  size_t count = 0;
+  for (size_t i = 0; preferred[i] && count < 6; i++)
+    if (kx_fmap_lookup(preferred[i])) {
+      if (count++) strcat(buf, ",");
+      strcat(buf, preferred[i]);
+    }
+  /* fewer than six of those: fill up with other kernel estimators */
+  for (size_t i = 0; kx_fmap_types[i] && count < 6; i++) {
+    const kx_fmap_type *t = kx_fmap_types[i];
+    int taken = 0;
+    for (size_t k = 0; preferred[k]; k++) taken |= !strcmp(preferred[k], t->name);
+    if (taken || !t->kernel_estimator || strlen(buf) + strlen(t->name) + 2 > sizeof buf) continue;
+    if (count++) strcat(buf, ",");
+    strcat(buf, t->name);
+  }
+  return kx_split_list(buf, "schemes", items, n);
+}
+
+/* ---- the canonical text of a grid ---------------------------------- */
+
+typedef struct {
+  char *s;
+  size_t len, cap;
+  int failed;
+} strbuf;
+
+static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(strbuf *b, const char *fmt, ...) {
+  if (b->failed) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (w < 0) {
+      b->failed = 1;
+      return;
+    }
+    if (b->s && b->len + (size_t)w < b->cap) {
+      b->len += (size_t)w;
+      return;
+    }
+    size_t cap = (b->cap ? 2 * b->cap : 256) + (size_t)w;
+    char *s = realloc(b->s, cap);
+    if (!s) {
+      b->failed = 1;
+      return;
+    }
+    b->s = s;
+    b->cap = cap;
+  }
+}
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+
+/* A file enters the fingerprint by its bytes, not its name or date: a
+ * regenerated identical file is the same input, an edited one is not. */
+static int hash_file(const char *path, uint64_t *h, uint64_t *size) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return kx_fail(KX_EIO, "cannot open '%s': %s", path, strerror(errno));
+  unsigned char buf[1 << 16];
+  size_t got;
+  *h = FNV_OFFSET;
+  *size = 0;
+  while ((got = fread(buf, 1, sizeof buf, fp)) > 0) {
+    *h = fnv1a(*h, buf, got);
+    *size += got;
+  }
+  int bad = ferror(fp);
+  fclose(fp);
+  return bad ? kx_fail(KX_EIO, "reading '%s' failed", path) : 0;
+}
+
+static int selected(const int *list, size_t n, int v) {
+  if (n == 0) return 1;
+  for (size_t i = 0; i < n; i++)
+    if (list[i] == v) return 1;
+  return 0;
+}
+
+static int add_input(kx_sweep *s, size_t *cap, const kx_sweep_input *in) {
+  if (s->n_inputs == *cap) {
+    size_t c = *cap ? 2 * *cap : 16;
+    kx_sweep_input *p = realloc(s->inputs, c * sizeof *p);
+    if (!p) return kx_fail(KX_ENOMEM, "out of memory listing inputs");
+    s->inputs = p;
+    *cap = c;
+  }
+  s->inputs[s->n_inputs++] = *in;
+  return 0;
+}
+
+static int list_file_heads(kx_sweep *s, int fi, size_t *cap) {
+  const char *path = s->files[fi];
+  if (strpbrk(path, ",\t\n\r"))
+    return kx_fail(KX_EINVAL, "input path '%s' contains a comma, tab or newline, which the CSV "
+                   "results cannot hold; rename or link the file", path);
+  if (strlen(path) >= sizeof s->inputs[0].label)
+    return kx_fail(KX_EINVAL, "input path '%s' is longer than %zu characters", path,
+                   sizeof s->inputs[0].label - 1);
+  kx_qk_file *f = kx_qk_open(path);
+  if (!f) return KX_EIO;
+  int rc = 0;
+  for (size_t i = 0; i < s->n_layers && !rc; i++) {
+    int found = 0;
+    for (size_t j = 0; j < kx_qk_n_layers(f); j++) found |= kx_qk_layer_index(f, j) == s->layers[i];
+    if (!found) rc = kx_fail(KX_EINVAL, "%s has no layer %d", path, s->layers[i]);
+  }
+  for (size_t j = 0; j < kx_qk_n_layers(f) && !rc; j++) {
+    if (!selected(s->layers, s->n_layers, kx_qk_layer_index(f, j))) continue;
+    kx_qk_layer L;
+    if ((rc = kx_qk_read_layer(f, j, &L))) break;
+    for (size_t h = 0; h < s->n_heads && !rc; h++)
+      if (s->heads[h] < 0 || (size_t)s->heads[h] >= L.heads)
+        rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", path, L.index,
+                     L.heads - 1, s->heads[h]);
+    for (size_t h = 0; h < L.heads && !rc; h++) {
+      if (!selected(s->heads, s->n_heads, (int)h)) continue;
+      kx_sweep_input in = {.file = fi, .layer_pos = j, .layer = L.index, .head = (int)h};
+      snprintf(in.label, sizeof in.label, "%s", path);
+      rc = add_input(s, cap, &in);
+    }
+    kx_qk_layer_free(&L);
+  }
+  kx_qk_close(f);
+  return rc;
+}
+
+int kx_sweep_prepare(kx_sweep *s) {
+  free(s->inputs);
+  free(s->spec);
+  s->inputs = NULL;
+  s->spec = NULL;
+  s->n_inputs = 0;
+  s->input_error = 0;
+  if (!s->n_schemes) return kx_fail(KX_EINVAL, "empty grid: no schemes");
+  if (!s->n_m) return kx_fail(KX_EINVAL, "empty grid: no values of m");
+  if (!s->n_seeds) return kx_fail(KX_EINVAL, "empty grid: no seeds");
+  if (!s->n_norms && !s->n_files)
+    return kx_fail(KX_EINVAL, "empty grid: no inputs (give --norms for synthetic data and/or --input FILE)");
+  for (size_t i = 0; i < s->n_schemes; i++) {
+    if (!kx_fmap_lookup(s->schemes[i]))
+      return kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", s->schemes[i], kx_fmap_names());
+    for (size_t j = 0; j < i; j++)
+      if (!strcmp(s->schemes[i], s->schemes[j]))
+        return kx_fail(KX_EINVAL, "scheme '%s' is listed twice", s->schemes[i]);
+  }
+  /* duplicates would make two points with the same key */
+  for (size_t i = 0; i < s->n_m; i++) {
+    if (s->m[i] == 0) return kx_fail(KX_EINVAL, "m must be at least 1");
+    for (size_t j = 0; j < i; j++)
+      if (s->m[i] == s->m[j]) return kx_fail(KX_EINVAL, "m = %zu is listed twice", s->m[i]);
+  }
+  for (size_t i = 0; i < s->n_seeds; i++)
+    for (size_t j = 0; j < i; j++)
+      if (s->seeds[i] == s->seeds[j])
+        return kx_fail(KX_EINVAL, "seed %" PRIu64 " is listed twice", s->seeds[i]);
+  for (size_t i = 0; i < s->n_norms; i++)
+    for (size_t j = 0; j < i; j++)
+      if (s->norms[i].lo == s->norms[j].lo && s->norms[i].hi == s->norms[j].hi)
+        return kx_fail(KX_EINVAL, "norm %g is listed twice", s->norms[i].lo);
+  if (s->n_norms && (s->tokens == 0 || s->d == 0))
+    return kx_fail(KX_EINVAL, "synthetic data needs --tokens >= 1 and --dim >= 1");
+  if (s->shard_n == 0 || s->shard_i == 0 || s->shard_i > s->shard_n)
+    return kx_fail(KX_EINVAL, "shard %zu/%zu: need 1 <= i <= N", s->shard_i, s->shard_n);
+
+  size_t cap = 0;
+  int rc = 0;
+  for (size_t i = 0; i < s->n_norms && !rc; i++) {
+    kx_sweep_input in = {.file = -1, .norm = i, .layer = -1, .head = -1};
+    if (s->norms[i].lo == s->norms[i].hi) snprintf(in.label, sizeof in.label, "synthetic:norm=%g", s->norms[i].lo);
+    else snprintf(in.label, sizeof in.label, "synthetic:norm=%g:%g", s->norms[i].lo, s->norms[i].hi);
+    rc = add_input(s, &cap, &in);
+  }
+  for (size_t f = 0; f < s->n_files && !rc; f++) rc = list_file_heads(s, (int)f, &cap);
+  s->input_error = rc != 0;
+  if (rc) return rc;
+  if (!s->n_inputs) return kx_fail(KX_EINVAL, "empty grid: the selected layers and heads hold no heads");
+  s->n_points = s->n_inputs * s->n_schemes * s->n_m * s->n_seeds;
+  if (s->shard_n > s->n_points)
+    return kx_fail(KX_EINVAL, "--shard %zu/%zu: the grid has only %zu points, so some shards would "
+                   "be empty; use at most %zu shards", s->shard_i, s->shard_n, s->n_points, s->n_points);
+
+  /* Canonical text: "key=value" fields joined by ';', in a fixed order. */
+  strbuf b = {0};
+  /* every kx_fmap_options field that changes a number belongs here */
+  sb_printf(&b, "kernel=%s;radii=%s;calib_pairs=%zu;calib_all_pairs=%d;ridge=%.17g;schemes=",
+            s->fmap.kernel == KX_KERNEL_GAUSS ? "gauss" : "softmax", s->fmap.radii ? s->fmap.radii : "sequence",
+            s->fmap.n_calib_pairs, s->fmap.calib_all_pairs, s->fmap.ridge);
+  for (size_t i = 0; i < s->n_schemes; i++) sb_printf(&b, "%s%s", i ? "," : "", s->schemes[i]);
+  sb_printf(&b, ";m=");
+  for (size_t i = 0; i < s->n_m; i++) sb_printf(&b, "%s%zu", i ? "," : "", s->m[i]);
+  sb_printf(&b, ";seeds=");
+  for (size_t i = 0; i < s->n_seeds; i++) sb_printf(&b, "%s%" PRIu64, i ? "," : "", s->seeds[i]);
+  sb_printf(&b, ";norms=");
+  for (size_t i = 0; i < s->n_norms; i++) sb_printf(&b, "%s%.17g:%.17g", i ? "," : "", s->norms[i].lo, s->norms[i].hi);
+  sb_printf(&b, ";tokens=%zu;dim=%zu;data_seed=%" PRIu64 ";causal=%d;files=", s->tokens, s->d,
+            s->data_seed, s->causal);
+  for (size_t i = 0; i < s->n_files && !rc; i++) {
+    uint64_t h, size;
+    rc = hash_file(s->files[i], &h, &size);
+    s->input_error = rc != 0;
+    sb_printf(&b, "%s%s@%" PRIu64 "#%016" PRIx64, i ? "," : "", s->files[i], size, h);
+  }
+  sb_printf(&b, ";layers=");
+  for (size_t i = 0; i < s->n_layers; i++) sb_printf(&b, "%s%d", i ? "," : "", s->layers[i]);
+  sb_printf(&b, ";heads=");
+  for (size_t i = 0; i < s->n_heads; i++) sb_printf(&b, "%s%d", i ? "," : "", s->heads[i]);
+  sb_printf(&b, ";max_tokens=%zu", s->max_tokens);
+  /* records hold one value per metric: a build with other metrics cannot
+   * resume or merge this journal */
+  sb_printf(&b, ";metrics=");
+  for (int k = 0; k < KX_N_METRICS; k++) sb_printf(&b, "%s%s", k ? "," : "", kx_metric_names[k]);
+  if (rc) {
+    free(b.s);
+    return rc;
+  }
+  if (b.failed) {
+    free(b.s);
+    return kx_fail(KX_ENOMEM, "out of memory describing the grid");
+  }
+  s->spec = b.s;
+  s->fingerprint = fnv1a(FNV_OFFSET, s->spec, strlen(s->spec));
+  return 0;
+}
+
+/* ---- journal header and records ------------------------------------ */
+
+char *kx_sweep_header(uint64_t fingerprint, size_t n_points, size_t shard_i, size_t shard_n,
+                      const char *spec) {
+  strbuf b = {0};
+  sb_printf(&b, "kapprox-sweep-journal 1\ngrid %016" PRIx64 "\npoints %zu\nshard %zu/%zu\nspec %s\nrecords:\n",
+            fingerprint, n_points, shard_i, shard_n, spec);
+  if (b.failed) {
+    free(b.s);
+    kx_fail(KX_ENOMEM, "out of memory");
+    return NULL;
+  }
+  return b.s;
+}
+
+int kx_sweep_parse_header(const char *h, uint64_t *fp, size_t *n_points, size_t *si, size_t *sn,
+                          char **spec) {
+  *spec = NULL;
+  if (!h || strncmp(h, "kapprox-sweep-journal 1\n", 24))
+    return kx_fail(KX_EIO, "not a kapprox sweep journal");
+  unsigned long long f, np, i, n;
+  int used = 0;
+  if (sscanf(h + 24, "grid %llx\npoints %llu\nshard %llu/%llu\nspec %n", &f, &np, &i, &n, &used) != 4 || !used)
+    return kx_fail(KX_EIO, "damaged sweep journal header");
+  const char *sp = h + 24 + used, *nl = strchr(sp, '\n');
+  if (!nl) return kx_fail(KX_EIO, "damaged sweep journal header");
+  *spec = kx_malloc((size_t)(nl - sp) + 1);
+  if (!*spec) return KX_ENOMEM;
+  memcpy(*spec, sp, (size_t)(nl - sp));
+  (*spec)[nl - sp] = '\0';
+  *fp = f;
+  *n_points = np;
+  *si = i;
+  *sn = n;
+  return 0;
+}
+
+void kx_sweep_spec_diff(const char *a, const char *name_a, const char *b, const char *name_b,
+                        char *out, size_t cap) {
+  /* walk both field lists in step; fields are in a fixed order */
+  while (*a || *b) {
+    const char *ea = strchr(a, ';'), *eb = strchr(b, ';');
+    size_t la = ea ? (size_t)(ea - a) : strlen(a), lb = eb ? (size_t)(eb - b) : strlen(b);
+    if (la != lb || memcmp(a, b, la)) {
+      const char *eq = memchr(b, '=', lb);
+      size_t key = eq ? (size_t)(eq - b) : 0;
+      int wa = (int)(la - (key ? key + 1 : 0)), wb = (int)(lb - (key ? key + 1 : 0));
+      const char *va = a + (key ? key + 1 : 0), *vb = b + (key ? key + 1 : 0);
+      if (wa > 60) wa = 60;
+      if (wb > 60) wb = 60;
+      snprintf(out, cap, "%.*s is '%.*s%s' in %s but '%.*s%s' in %s", (int)key, b, wa, va,
+               (size_t)wa < la - (key ? key + 1 : 0) ? "..." : "", name_a, wb, vb,
+               (size_t)wb < lb - (key ? key + 1 : 0) ? "..." : "", name_b);
+      return;
+    }
+    a += la + (ea ? 1 : 0);
+    b += lb + (eb ? 1 : 0);
+  }
+  snprintf(out, cap, "no field differs (different versions of kapprox?)");
+}

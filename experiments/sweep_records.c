@@ -1,0 +1,125 @@
+/* Journal records of a sweep: one line per point, and the final results
+ * files built from them (the same bytes for a fresh, a resumed and a
+ * merged run, since all three go through kx_sweep_finish). */
+#include "experiments/sweep.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kx_error.h"
+#include "experiments/metrics.h"
+#include "experiments/summary.h"
+
+long long kx_sweep_record_point(const char *payload) {
+  char *end;
+  errno = 0;
+  unsigned long long p = strtoull(payload, &end, 10);
+  if (errno || end == payload || *end != ',' || p > (unsigned long long)LLONG_MAX) return -1;
+  return (long long)p;
+}
+
+char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *kernel, const char *scheme,
+                             size_t m, uint64_t seed, double q_norm, double k_norm,
+                             const double v[KX_N_METRICS]) {
+  /* labels are < 128 bytes and numbers < 25, so this never truncates */
+  const size_t cap = 1024;
+  char *s = kx_malloc(cap);
+  if (!s) return NULL;
+  int w = snprintf(s, cap, "%zu,%s,%d,%d,%s,%s,%zu,%" PRIu64 ",%.17g,%.17g", p, in->label, in->layer, in->head,
+                   kernel, scheme, m, seed, q_norm, k_norm);
+  for (int k = 0; k < KX_N_METRICS && w > 0 && (size_t)w < cap; k++)
+    w += isnan(v[k]) ? snprintf(s + w, cap - (size_t)w, ",nan") : snprintf(s + w, cap - (size_t)w, ",%.17g", v[k]);
+  if (w < 0 || (size_t)w >= cap) {
+    free(s);
+    kx_fail(KX_EINVAL, "journal record too long");
+    return NULL;
+  }
+  return s;
+}
+
+/* Parses a record back into result rows (one per defined metric). */
+static int record_rows(const char *payload, kx_results *out) {
+  char buf[1024];
+  if (strlen(payload) >= sizeof buf) return kx_fail(KX_EIO, "journal record too long");
+  strcpy(buf, payload);
+  char *f[10 + KX_N_METRICS + 1];
+  size_t nf = 0;
+  for (char *p = buf; nf < sizeof f / sizeof f[0];) {
+    f[nf++] = p;
+    char *c = strchr(p, ',');
+    if (!c) break;
+    *c = '\0';
+    p = c + 1;
+  }
+  if (nf != 10 + KX_N_METRICS) return kx_fail(KX_EIO, "journal record has %zu fields, expected %d", nf, 10 + KX_N_METRICS);
+  kx_result_row w = {0};
+  snprintf(w.input, sizeof w.input, "%s", f[1]);
+  w.layer = atoi(f[2]);
+  w.head = atoi(f[3]);
+  snprintf(w.kernel, sizeof w.kernel, "%s", f[4]);
+  snprintf(w.scheme, sizeof w.scheme, "%s", f[5]);
+  w.m = (size_t)strtoull(f[6], NULL, 10);
+  w.seed = (uint64_t)strtoull(f[7], NULL, 10);
+  w.q_norm = strtod(f[8], NULL);
+  w.k_norm = strtod(f[9], NULL);
+  for (int k = 0; k < KX_N_METRICS; k++) {
+    w.metric = k;
+    w.value = strtod(f[10 + k], NULL);
+    if (isnan(w.value)) continue; /* metric undefined for this scheme, as in the grid runner */
+    int rc = kx_results_add(out, &w);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int cmp_records(const void *pa, const void *pb) {
+  long long a = kx_sweep_record_point(*(char *const *)pa), b = kx_sweep_record_point(*(char *const *)pb);
+  return (a > b) - (a < b);
+}
+
+int kx_sweep_paths(const char *out, char **journal, char **summary, char **slopes) {
+  size_t len = strlen(out), base = len;
+  if (len > 4 && !strcmp(out + len - 4, ".csv")) base = len - 4;
+  *journal = kx_malloc(len + 16);
+  *summary = kx_malloc(base + 16);
+  *slopes = kx_malloc(base + 16);
+  if (!*journal || !*summary || !*slopes) {
+    free(*journal);
+    free(*summary);
+    free(*slopes);
+    return KX_ENOMEM;
+  }
+  snprintf(*journal, len + 16, "%s.journal", out);
+  snprintf(*summary, base + 16, "%.*s.summary.csv", (int)base, out);
+  snprintf(*slopes, base + 16, "%.*s.slopes.csv", (int)base, out);
+  return 0;
+}
+
+int kx_sweep_finish(const char *out, char **records, size_t n) {
+  qsort(records, n, sizeof *records, cmp_records);
+  kx_results res = {0};
+  int rc = 0;
+  for (size_t i = 0; i < n && !rc; i++) rc = record_rows(records[i], &res);
+  char *journal = NULL, *summary = NULL, *slopes = NULL;
+  if (!rc) rc = kx_sweep_paths(out, &journal, &summary, &slopes);
+  if (!rc) rc = kx_results_write_csv(&res, out);
+  kx_summary_row *srows = NULL;
+  kx_slope_row *lrows = NULL;
+  size_t ns = 0, nl = 0;
+  if (!rc) rc = kx_summarise(&res, &srows, &ns);
+  if (!rc) rc = kx_summary_write_csv(summary, srows, ns);
+  if (!rc) rc = kx_fit_slopes(&res, &lrows, &nl);
+  if (!rc) rc = kx_slopes_write_csv(slopes, lrows, nl);
+  free(srows);
+  free(lrows);
+  free(journal);
+  free(summary);
+  free(slopes);
+  kx_results_free(&res);
+  return rc;
+}
