@@ -4,7 +4,7 @@
 # symmetric about 0).  Row i of a map is query i, column j key j.
 # Data from kapprox plot: map-exact.txt, map-<i>.txt, mapdiff-<i>.txt,
 # attn-maps.vars (n schemes, ntok tokens, labels, colour limits).
-load datadir."/attn-maps.vars"
+load vars
 w = 300 * (n + 1) + 160; h = 760
 load scriptdir."/common.gp"
 # fixed margins, so every panel has the same size; the two colour bars sit

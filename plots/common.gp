@@ -1,6 +1,7 @@
 # Shared set-up of every kapprox figure, loaded by the figure scripts.
 # kapprox plot passes: fmt ("png" or "svg"), out (output file), datadir,
-# scriptdir; the figure script sets w and h (pixels) before loading this.
+# vars (the figure's variables file in datadir), scriptdir; the figure
+# script sets w and h (pixels) before loading this.
 # Labels are plain text (noenhanced): scheme names contain '-' and '_'.
 if (fmt eq "svg") {
   set terminal svg size w,h dynamic noenhanced font "Helvetica,15" background rgb "white"

@@ -1,10 +1,10 @@
 # (a) Error against the number of features m, log-log: one line per scheme
 # with 95% intervals over seeds (fitted slope in the legend) and reference
 # lines of slope -1/2 (Monte Carlo rate) and -1 (the paper's QMC claim).
-# Data and labels come from kapprox plot (datadir/err-vs-m.vars).
+# Data and labels come from kapprox plot (the vars file, err-vs-m.vars).
 w = 1450; h = 800
 load scriptdir."/common.gp"
-load datadir."/err-vs-m.vars"
+load vars
 set title title_text font ",15"
 set xlabel "number of features m (log scale)"
 set ylabel ylabel_text.", dimensionless (log scale)"

@@ -3,7 +3,7 @@
 # the variable that matters.  Data from kapprox plot (err-vs-norm.vars).
 w = 1450; h = 800
 load scriptdir."/common.gp"
-load datadir."/err-vs-norm.vars"
+load vars
 set title title_text font ",15"
 set xlabel "norm |q| = |k| of every query and key (scaled: q.k is the logit)"
 set ylabel ylabel_text.", dimensionless (log scale)"

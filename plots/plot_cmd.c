@@ -54,7 +54,8 @@ static void usage(FILE *out) {
           "  --metric NAME       metric of (a) and (b) (default kernel_rel_fro; one of\n"
           "                      kernel_rel_fro, kernel_rel_mse, attn_kl, attn_tv,\n"
           "                      attn_max_abs, out_rel_err)\n"
-          "  --input LABEL       input of (a) (default: the first in the results)\n"
+          "  --input LABEL       input of (a) (default: the first in the results); 'all':\n"
+          "                      one figure per input, err-vs-m-1, err-vs-m-2, ...\n"
           "  --at-m M            m of (b) (default 256 if present, else the largest)\n"
           "  --formats LIST      png,svg (default both)\n"
           "  --no-render         only write the data files (no gnuplot)\n"
@@ -132,8 +133,8 @@ static int render(const plot_ctx *c, const char *script, const char *figure) {
     if (!formats[f]) continue;
     char vars[12288], path[4096];
     snprintf(path, sizeof path, "%s/%s", c->scripts, script);
-    int w = snprintf(vars, sizeof vars, "datadir='%s'; scriptdir='%s'; out='%s/%s.%s'; fmt='%s'", c->datadir,
-                     c->scripts, c->outdir, figure, formats[f], formats[f]);
+    int w = snprintf(vars, sizeof vars, "datadir='%s'; vars='%s/%s.vars'; scriptdir='%s'; out='%s/%s.%s'; fmt='%s'",
+                     c->datadir, c->datadir, figure, c->scripts, c->outdir, figure, formats[f], formats[f]);
     if (w < 0 || (size_t)w >= sizeof vars) return kx_fail(KX_EINVAL, "output path too long");
     fflush(NULL);
     pid_t pid = fork();
@@ -207,8 +208,8 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int fig_err_vs_m(const plot_ctx *c, const kx_summary_row *S, size_t ns, const kx_slope_row *L,
-                        size_t nl, const char *input, int metric) {
+static int fig_err_vs_m(const plot_ctx *c, const char *figure, const kx_summary_row *S, size_t ns,
+                        const kx_slope_row *L, size_t nl, const char *input, int metric) {
   const char *schemes[64];
   size_t nsch = 0, m_lo = 0, m_hi = 0, seeds = 0;
   for (size_t i = 0; i < ns; i++) {
@@ -225,8 +226,8 @@ static int fig_err_vs_m(const plot_ctx *c, const kx_summary_row *S, size_t ns, c
   size_t nfirst = 0;
   int rc = 0;
   for (size_t k = 0; k < nsch && !rc; k++) {
-    char name[64];
-    snprintf(name, sizeof name, "err-vs-m-%zu.dat", k + 1);
+    char name[96];
+    snprintf(name, sizeof name, "%s-%zu.dat", figure, k + 1);
     kx_atomic_file f;
     FILE *fp = open_data(c, name, &f);
     if (!fp) return KX_EIO;
@@ -251,14 +252,16 @@ static int fig_err_vs_m(const plot_ctx *c, const kx_summary_row *S, size_t ns, c
   qsort(first, nfirst, sizeof *first, cmp_double);
   double y0 = nfirst ? first[nfirst / 2] : 1.0;
   kx_atomic_file f;
-  FILE *fp = open_data(c, "err-vs-m.vars", &f);
+  char vname[96];
+  snprintf(vname, sizeof vname, "%s.vars", figure);
+  FILE *fp = open_data(c, vname, &f);
   if (!fp) return KX_EIO;
   fprintf(fp, "# written by kapprox plot; read by err_vs_m.gp\nn = %zu\narray file[%zu]\narray label[%zu]\n", nsch,
           nsch, nsch);
   for (size_t k = 0; k < nsch; k++) {
     fprintf(fp, "file[%zu] = ", k + 1);
     char name[4400];
-    snprintf(name, sizeof name, "%s/err-vs-m-%zu.dat", c->datadir, k + 1);
+    snprintf(name, sizeof name, "%s/%s-%zu.dat", c->datadir, figure, k + 1);
     gp_string(fp, name);
     char label[160];
     const kx_slope_row *sl = NULL;
@@ -294,7 +297,7 @@ static int fig_err_vs_m(const plot_ctx *c, const kx_summary_row *S, size_t ns, c
   gp_string(fp, title);
   fputc('\n', fp);
   rc = close_data(&f);
-  return rc ? rc : render(c, "err_vs_m.gp", "err-vs-m");
+  return rc ? rc : render(c, "err_vs_m.gp", figure);
 }
 
 /* ---- (b) error vs norm ----------------------------------------------------- */
@@ -667,7 +670,21 @@ int cmd_plot(int argc, char **argv) {
     if (!rc) rc = kx_summarise(&res, &S, &ns);
     if (!rc) rc = kx_fit_slopes(&res, &L, &nl);
   }
-  if (!rc && want_a) rc = fig_err_vs_m(&ctx, S, ns, L, nl, input ? input : res.rows[0].input, metric);
+  if (!rc && want_a && input && !strcmp(input, "all")) {
+    /* one figure per input, numbered in the order of the results */
+    size_t k = 0;
+    for (size_t i = 0; i < res.n && !rc; i++) {
+      int seen = 0;
+      for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(res.rows[j].input, res.rows[i].input);
+      if (seen) continue;
+      char figure[32];
+      snprintf(figure, sizeof figure, "err-vs-m-%zu", ++k);
+      rc = fig_err_vs_m(&ctx, figure, S, ns, L, nl, res.rows[i].input, metric);
+      if (!rc) fprintf(stderr, "%s: %s\n", figure, res.rows[i].input);
+    }
+  } else if (!rc && want_a) {
+    rc = fig_err_vs_m(&ctx, "err-vs-m", S, ns, L, nl, input ? input : res.rows[0].input, metric);
+  }
   if (!rc && want_b) rc = fig_err_vs_norm(&ctx, S, ns, metric, at_m, figs != NULL);
   if (!rc && want_c) rc = fig_attn_maps(&ctx, &src, mschemes, nmschemes, map_m, map_seed);
   if (!rc && want_d) rc = fig_points(&ctx, samplers, nsamplers, pn, pdim, coords[0], coords[1]);

@@ -2,7 +2,7 @@
 # clumps and leaves holes, low-discrepancy sequences fill the square
 # evenly (and unscrambled Halton shows its correlated high coordinates).
 # Data from kapprox plot: points-<i>.dat and points.vars.
-load datadir."/points.vars"
+load vars
 cols = (n <= 5) ? n : 3
 rows = (n + cols - 1) / cols
 w = 340 * cols + 40; h = 360 * rows + 80

@@ -26,6 +26,9 @@ if command -v gnuplot >/dev/null 2>&1; then
       [ -s "figs/$fig.$ext" ] || note "figs/$fig.$ext was not drawn"
     done
   done
+  "$kx" plot --results s.csv --outdir all --input all --figures err-vs-m 2>err.txt || note "plot --input all failed"
+  for k in 1 2; do [ -s "all/err-vs-m-$k.png" ] || note "--input all did not draw err-vs-m-$k.png"; done
+  grep -q "err-vs-m-2: synthetic:norm=1" err.txt || note "--input all does not say which figure is which input"
   head -c 8 figs/err-vs-m.png | grep -q PNG || note "err-vs-m.png is not a PNG"
   grep -q "<svg" figs/err-vs-m.svg || note "err-vs-m.svg is not an SVG"
   grep -qi "warning\|error" err.txt && note "gnuplot complained: $(cat err.txt)"
