@@ -15,6 +15,7 @@ typedef struct {
 
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
+    {"train", kx_cmd_train, "pre-train the small decoder on a text (KJV by default)"},
     {NULL, NULL, NULL},
 };
 

@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "experiments/decoder/dec_attn.h"
+#include "experiments/decoder/dec_fastmath.h"
 #include "experiments/decoder/dec_layers.h"
 
 enum { QKV_W, QKV_B, PROJ_W, PROJ_B, N_TENSORS };
@@ -80,37 +83,28 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
       kx_rope_forward(q + t * d, c->rope_cos, c->rope_sin, t, r);
       kx_rope_forward(k + t * d, c->rope_cos, c->rope_sin, t, r);
     }
+    /* Per head, S = q k^T and att = P v as single-threaded BLAS calls
+     * (T x T x d): the full square is computed and the upper triangle
+     * masked, which costs 2x the causal flops but runs far faster than
+     * scalar loops over the triangle. */
     float *P = a.probs + bh * T * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)d, scale, q, (int)d, k, (int)d,
+                0.0f, P, (int)T);
     for (size_t i = 0; i < T; i++) {
       float *Pi = P + i * T;
-      const float *qi = q + i * d;
-      float mx = -INFINITY;
-      for (size_t j = 0; j <= i; j++) {
-        const float *kj = k + j * d;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (size_t e = 0; e < d; e++) s += qi[e] * kj[e];
-        s *= scale;
-        Pi[j] = s;
-        mx = s > mx ? s : mx;
-      }
+      float mx = Pi[0];
+      for (size_t j = 1; j <= i; j++) mx = Pi[j] > mx ? Pi[j] : mx;
       float sum = 0.0f;
       for (size_t j = 0; j <= i; j++) {
-        Pi[j] = expf(Pi[j] - mx);
+        Pi[j] = kx_expf(Pi[j] - mx);
         sum += Pi[j];
       }
       float inv = 1.0f / sum;
       for (size_t j = 0; j <= i; j++) Pi[j] *= inv;
       for (size_t j = i + 1; j < T; j++) Pi[j] = 0.0f;
-      float *o = a.att + (b * T + i) * C + h * d;
-      for (size_t e = 0; e < d; e++) o[e] = 0.0f;
-      for (size_t j = 0; j <= i; j++) {
-        const float *vj = v + j * d;
-        float pij = Pi[j];
-#pragma omp simd
-        for (size_t e = 0; e < d; e++) o[e] += pij * vj[e];
-      }
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, P, (int)T, v, (int)d,
+                0.0f, a.att + b * T * C + h * d, (int)C);
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
 }
@@ -123,7 +117,9 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
   acts_view a = view(c, acts);
   float *datt = scratch, *dq = datt + N * C, *dk = dq + N * C, *dv = dk + N * C;
   float *dqkv = dv + N * C, *dS = dqkv + 3 * N * C;
-  memset(scratch, 0, (N * C + 3 * N * C + 3 * N * C) * sizeof(float));
+  /* datt is accumulated into by the proj backward; dq, dk, dv and dqkv
+   * are fully overwritten below. */
+  memset(datt, 0, N * C * sizeof(float));
   kx_matmul_backward(datt, dp[PROJ_W], dp[PROJ_B], dy, a.att, p[PROJ_W], N, C, C);
   float scale = 1.0f / sqrtf((float)d);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * d >= 262144)
@@ -133,37 +129,25 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
     const float *P = a.probs + bh * T * T;
     float *dqh = dq + bh * T * d, *dkh = dk + bh * T * d, *dvh = dv + bh * T * d;
     float *dSh = dS + bh * T * T;
+    const float *go = datt + b * T * C + h * d; /* (T, d), row stride C */
+    /* dP = go v^T ; dv = P^T go ; dS = P (dP - rowsum(P dP)) / sqrt(d) ;
+     * dq = dS k ; dk = dS^T q.  P is zero above the diagonal, so dS is too. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)d, 1.0f, go, (int)C, v, (int)d,
+                0.0f, dSh, (int)T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, P, (int)T, go, (int)C,
+                0.0f, dvh, (int)d);
     for (size_t i = 0; i < T; i++) {
-      const float *go = datt + (b * T + i) * C + h * d;
       const float *Pi = P + i * T;
       float *dSi = dSh + i * T;
-      /* dP_ij = go . v_j ; dv_j += P_ij go ; softmax: dS = P (dP - sum P dP) */
       float dot = 0.0f;
-      for (size_t j = 0; j <= i; j++) {
-        const float *vj = v + j * d;
-        float *dvj = dvh + j * d;
-        float s = 0.0f, pij = Pi[j];
-#pragma omp simd reduction(+ : s)
-        for (size_t e = 0; e < d; e++) {
-          s += go[e] * vj[e];
-          dvj[e] += pij * go[e];
-        }
-        dSi[j] = s;
-        dot += pij * s;
-      }
-      float *dqi = dqh + i * d;
-      const float *qi = q + i * d;
-      for (size_t j = 0; j <= i; j++) {
-        float ds = Pi[j] * (dSi[j] - dot) * scale;
-        const float *kj = k + j * d;
-        float *dkj = dkh + j * d;
-#pragma omp simd
-        for (size_t e = 0; e < d; e++) {
-          dqi[e] += ds * kj[e];
-          dkj[e] += ds * qi[e];
-        }
-      }
+      for (size_t j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
+      for (size_t j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot) * scale;
+      for (size_t j = i + 1; j < T; j++) dSi[j] = 0.0f;
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, k, (int)d,
+                0.0f, dqh, (int)d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, q, (int)d,
+                0.0f, dkh, (int)d);
     /* Undo the rotation and scatter back to the (N, 3C) layout of qkv. */
     for (size_t t = 0; t < T; t++) {
       kx_rope_backward(dqh + t * d, c->rope_cos, c->rope_sin, t, r);
