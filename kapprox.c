@@ -15,7 +15,13 @@ typedef struct {
 
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
-    {"train", kx_cmd_train, "pre-train the small decoder on a text (KJV by default)"},
+    {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)"},
+    {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)"},
+    {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
+    {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
+    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
+    {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
+    {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)"},
     {NULL, NULL, NULL},
 };
 

@@ -30,6 +30,7 @@ typedef struct {
   const double *calib_q, *calib_k;
   size_t n_calib_q, n_calib_k;
   size_t n_calib_pairs;   /* 0: default max(4m, 2048) */
+  int calib_all_pairs;    /* use every (q_a, k_b) pair once instead of random pairs */
   double ridge;           /* pull of fitted weights toward D = 1; <0: default 1e-3 */
 } kx_fmap_options;
 

@@ -2,9 +2,16 @@
 #ifndef KX_COMMANDS_H
 #define KX_COMMANDS_H
 
+int cmd_points(int argc, char **argv);
+
+int cmd_kernel_error(int argc, char **argv);
+int cmd_attn_fidelity(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_synth_qk(int argc, char **argv);
+int cmd_bench_attention(int argc, char **argv);
 /* experiments/decoder */
-int kx_cmd_train(int argc, char **argv);
-int kx_cmd_sample(int argc, char **argv);
-int kx_cmd_dump_qk(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_dump_qk(int argc, char **argv);
 
 #endif

@@ -12,8 +12,10 @@
  *   "gsl-sobol", "gsl-niederreiter", "gsl-halton", "gsl-reversehalton"
  *                   GSL's generators, refused beyond their real limits
  *                   (40, 12, 1229, 1229)
- * Unscrambled sequences are deterministic (seed ignored) and start with the
- * origin; scrambled ones are uniform on [0,1)^s marginally for every seed. */
+ * Unscrambled sequences are deterministic (seed ignored); the native ones
+ * and gsl-niederreiter start with the origin (GSL's Sobol' and Halton start
+ * past it).  Scrambled ones are uniform on (0,1)^s marginally for every seed
+ * and never exactly 0. */
 #ifndef KX_SEQUENCE_H
 #define KX_SEQUENCE_H
 
@@ -32,6 +34,9 @@ typedef struct kx_sequence_type {
   /* Writes the next point (dim coordinates in [0,1)) into x. */
   int (*next)(void *state, size_t dim, double *x);
   void (*release)(void *state); /* frees what init allocated inside state; may be NULL */
+  /* Optional: moves past n points without drawing them (NULL: draw and
+   * discard).  Sobol' and Halton jump directly to the index. */
+  int (*skip)(void *state, size_t dim, uint64_t n);
 } kx_sequence_type;
 
 /* NULL-terminated table of every generator. */

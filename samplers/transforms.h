@@ -22,7 +22,8 @@ double kx_chi_inv(double t, double d);
 /* m directions (rows of the m x d output, unit norm) and, if radii != NULL,
  * m radii r_i = F^-1_chi_d(u_{d+1}) from m points of a (d+1)-dimensional
  * sequence `spec` (a d-dimensional one when radii == NULL).  Unscrambled
- * sequences skip their first point (the origin).  radii_mode "sequence" uses
+ * sequences skip their first point if it is the origin, and any point whose
+ * Gaussian image is 0 (Sobol's (1/2,...,1/2)).  radii_mode "sequence" uses
  * the extra coordinate; "stratified" uses t_i = (i + 1/2)/m in a random
  * order drawn from `seed`. */
 int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,

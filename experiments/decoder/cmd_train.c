@@ -127,7 +127,7 @@ static void report(const kx_train_report *r, void *user) {
   fflush(stdout);
 }
 
-int kx_cmd_train(int argc, char **argv) {
+int cmd_train(int argc, char **argv) {
   const char *cmd = "train";
   kx_dec_train_opts o;
   kx_dec_train_opts_init(&o);

@@ -1,0 +1,83 @@
+#include "approx/kernel.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/kx_error.h"
+
+int kx_log_kernel_exact(kx_kernel kernel, size_t nq, size_t nk, size_t d, const double *q,
+                        const double *k, double *logK) {
+  if (nq == 0 || nk == 0) return 0;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)d, 1.0, q, (int)d, k,
+              (int)d, 0.0, logK, (int)nk);
+  if (kernel == KX_KERNEL_GAUSS) {
+    /* -|q-k|^2/2 = q.k - |q|^2/2 - |k|^2/2 */
+    double *kn = kx_malloc(nk * sizeof *kn);
+    if (!kn) return KX_ENOMEM;
+    for (size_t j = 0; j < nk; j++) {
+      double s = 0;
+      for (size_t t = 0; t < d; t++) s += k[j * d + t] * k[j * d + t];
+      kn[j] = 0.5 * s;
+    }
+    for (size_t i = 0; i < nq; i++) {
+      double s = 0;
+      for (size_t t = 0; t < d; t++) s += q[i * d + t] * q[i * d + t];
+      for (size_t j = 0; j < nk; j++) logK[i * nk + j] -= 0.5 * s + kn[j];
+    }
+    free(kn);
+  }
+  return 0;
+}
+
+/* Row maxima, and exp(x - max) in place of a copy; -inf rows keep max -inf. */
+static void shift_rows(size_t n, size_t m, const double *l, double *shifted, double *rowmax) {
+  for (size_t i = 0; i < n; i++) {
+    const double *r = l + i * m;
+    double mx = -INFINITY;
+    for (size_t f = 0; f < m; f++)
+      if (r[f] > mx) mx = r[f];
+    rowmax[i] = mx;
+    for (size_t f = 0; f < m; f++) shifted[i * m + f] = isfinite(mx) ? exp(r[f] - mx) : 0.0;
+  }
+}
+
+static double log_sum_exp_pair(size_t m, const double *a, const double *b) {
+  double mx = -INFINITY;
+  for (size_t f = 0; f < m; f++)
+    if (a[f] + b[f] > mx) mx = a[f] + b[f];
+  if (!isfinite(mx)) return mx;
+  double s = 0;
+  for (size_t f = 0; f < m; f++) s += exp(a[f] + b[f] - mx);
+  return mx + log(s);
+}
+
+int kx_log_kernel_estimate(size_t nq, size_t nk, size_t m, const double *lq, const double *lk,
+                           double *logK) {
+  if (nq == 0 || nk == 0) return 0;
+  double *sq = kx_malloc(nq * m * sizeof *sq), *sk = kx_malloc(nk * m * sizeof *sk);
+  double *aq = kx_malloc(nq * sizeof *aq), *ak = kx_malloc(nk * sizeof *ak);
+  if (!sq || !sk || !aq || !ak) {
+    free(sq);
+    free(sk);
+    free(aq);
+    free(ak);
+    return KX_ENOMEM;
+  }
+  shift_rows(nq, m, lq, sq, aq);
+  shift_rows(nk, m, lk, sk, ak);
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)m, 1.0, sq, (int)m,
+              sk, (int)m, 0.0, logK, (int)nk);
+  for (size_t i = 0; i < nq; i++)
+    for (size_t j = 0; j < nk; j++) {
+      double g = logK[i * nk + j];
+      if (!isfinite(aq[i]) || !isfinite(ak[j])) logK[i * nk + j] = -INFINITY;
+      else if (g > 1e-290) logK[i * nk + j] = aq[i] + ak[j] + log(g);
+      else logK[i * nk + j] = log_sum_exp_pair(m, lq + i * m, lk + j * m);
+    }
+  free(sq);
+  free(sk);
+  free(aq);
+  free(ak);
+  return 0;
+}

@@ -1,0 +1,206 @@
+/* The Q/K HDF5 loader: round trips, and every malformed file it must
+ * refuse with a message instead of crashing or returning garbage. */
+#include <check.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/kx_error.h"
+#include "experiments/qk_file.h"
+
+static char dir[256];
+
+static const char *path_of(const char *name) {
+  static char buf[512];
+  snprintf(buf, sizeof buf, "%s/%s", dir, name);
+  return buf;
+}
+
+static kx_qk_layer make_layer(int index, size_t h, size_t t, size_t d, size_t dv) {
+  kx_qk_layer l = {.index = index, .heads = h, .tokens = t, .d = d, .dv = dv};
+  l.q = malloc(h * t * d * sizeof(double));
+  l.k = malloc(h * t * d * sizeof(double));
+  l.v = dv ? malloc(h * t * dv * sizeof(double)) : NULL;
+  for (size_t i = 0; i < h * t * d; i++) {
+    l.q[i] = sin(0.1 * (double)i + index);
+    l.k[i] = cos(0.37 * (double)i - index) / 3.0;
+  }
+  for (size_t i = 0; dv && i < h * t * dv; i++) l.v[i] = 0.5 * (double)i;
+  return l;
+}
+
+START_TEST(round_trip_float64_and_float32) {
+  kx_qk_layer layers[2] = {make_layer(3, 2, 5, 4, 3), make_layer(0, 2, 5, 4, 0)};
+  for (int single = 0; single <= 1; single++) {
+    const char *p = path_of(single ? "rt32.h5" : "rt64.h5");
+    ck_assert_int_eq(kx_qk_write(p, 0, 1, 2, layers, single), 0);
+    kx_qk_file *f = kx_qk_open(p);
+    ck_assert_msg(f != NULL, "%s", kx_error_message());
+    ck_assert_int_eq(kx_qk_n_layers(f), 2);
+    ck_assert_int_eq(kx_qk_layer_index(f, 0), 0); /* sorted by index */
+    ck_assert_int_eq(kx_qk_layer_index(f, 1), 3);
+    ck_assert_int_eq(kx_qk_scaled(f), 0);
+    ck_assert_int_eq(kx_qk_causal(f), 1);
+    kx_qk_layer l;
+    ck_assert_int_eq(kx_qk_read_layer(f, 1, &l), 0);
+    ck_assert_int_eq(l.heads, 2);
+    ck_assert_int_eq(l.tokens, 5);
+    ck_assert_int_eq(l.d, 4);
+    ck_assert_int_eq(l.dv, 3);
+    /* float32 storage rounds to 2^-24 relative */
+    double tol = single ? 6e-8 : 0;
+    for (size_t i = 0; i < 40; i++) {
+      ck_assert_double_le(fabs(l.q[i] - layers[0].q[i]), tol * fabs(layers[0].q[i]));
+      ck_assert_double_le(fabs(l.k[i] - layers[0].k[i]), tol * fabs(layers[0].k[i]));
+    }
+    kx_qk_layer_free(&l);
+    ck_assert_int_eq(kx_qk_read_layer(f, 0, &l), 0);
+    ck_assert_ptr_null(l.v);
+    kx_qk_layer_free(&l);
+    kx_qk_close(f);
+  }
+  for (int i = 0; i < 2; i++) kx_qk_layer_free(&layers[i]);
+}
+END_TEST
+
+static void expect_open_error(const char *p, const char *needle) {
+  kx_qk_file *f = kx_qk_open(p);
+  ck_assert_msg(f == NULL, "opening %s should fail", p);
+  ck_assert_msg(strstr(kx_error_message(), needle), "message '%s' lacks '%s'", kx_error_message(), needle);
+}
+
+static void expect_read_error(const char *p, const char *needle) {
+  kx_qk_file *f = kx_qk_open(p);
+  ck_assert_msg(f != NULL, "%s", kx_error_message());
+  kx_qk_layer l;
+  ck_assert_int_ne(kx_qk_read_layer(f, 0, &l), 0);
+  ck_assert_msg(strstr(kx_error_message(), needle), "message '%s' lacks '%s'", kx_error_message(), needle);
+  ck_assert_ptr_null(l.q);
+  kx_qk_close(f);
+}
+
+/* A valid header with hand-made datasets under /layer0. */
+static hid_t start_file(const char *p, int with_format) {
+  hid_t f = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t sp = H5Screate(H5S_SCALAR);
+  if (with_format) {
+    hid_t st = H5Tcopy(H5T_C_S1);
+    H5Tset_size(st, 10);
+    hid_t a = H5Acreate2(f, "format", st, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, st, "kapprox-qk");
+    H5Aclose(a);
+    H5Tclose(st);
+  }
+  int one = 1;
+  const char *names[2] = {"scaled", "causal"};
+  for (int i = 0; i < 2; i++) {
+    hid_t a = H5Acreate2(f, names[i], H5T_NATIVE_INT, sp, H5P_DEFAULT, H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, &one);
+    H5Aclose(a);
+  }
+  H5Sclose(sp);
+  return f;
+}
+
+static void add_dataset(hid_t g, const char *name, int rank, const hsize_t *dims, double fill) {
+  hid_t sp = H5Screate_simple(rank, dims, NULL);
+  hid_t ds = H5Dcreate2(g, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  size_t n = 1;
+  for (int r = 0; r < rank; r++) n *= dims[r];
+  double *x = malloc(n * sizeof *x);
+  for (size_t i = 0; i < n; i++) x[i] = 0.01 * (double)i;
+  x[n / 2] = fill;
+  H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+  free(x);
+  H5Dclose(ds);
+  H5Sclose(sp);
+}
+
+static void make_bad(const char *name, int with_format, const hsize_t *qdims, int qrank,
+                     const hsize_t *kdims, int krank, double fill) {
+  hid_t f = start_file(path_of(name), with_format);
+  hid_t g = H5Gcreate2(f, "layer0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  if (qdims) add_dataset(g, "q", qrank, qdims, fill);
+  if (kdims) add_dataset(g, "k", krank, kdims, 0.5);
+  H5Gclose(g);
+  H5Fclose(f);
+}
+
+START_TEST(malformed_files_are_refused) {
+  hsize_t good[3] = {2, 4, 3}, rank2[2] = {4, 3}, other_d[3] = {2, 4, 5}, other_t[3] = {2, 6, 3};
+  expect_open_error(path_of("does-not-exist.h5"), "no such file");
+
+  FILE *fp = fopen(path_of("text.h5"), "w");
+  fputs("q,k\n1,2\n", fp);
+  fclose(fp);
+  expect_open_error(path_of("text.h5"), "not an HDF5 file");
+
+  /* a valid file cut in half */
+  kx_qk_layer l = make_layer(0, 4, 64, 16, 0);
+  ck_assert_int_eq(kx_qk_write(path_of("whole.h5"), 1, 1, 1, &l, 0), 0);
+  kx_qk_layer_free(&l);
+  FILE *in = fopen(path_of("whole.h5"), "rb"), *out = fopen(path_of("cut.h5"), "wb");
+  fseek(in, 0, SEEK_END);
+  long size = ftell(in);
+  fseek(in, 0, SEEK_SET);
+  char *buf = malloc((size_t)size);
+  ck_assert_int_eq(fread(buf, 1, (size_t)size, in), (size_t)size);
+  fwrite(buf, 1, (size_t)size / 2, out);
+  free(buf);
+  fclose(in);
+  fclose(out);
+  kx_qk_file *cut = kx_qk_open(path_of("cut.h5"));
+  if (cut) { /* the header may survive; the data must not load */
+    kx_qk_layer t;
+    ck_assert_int_ne(kx_qk_read_layer(cut, 0, &t), 0);
+    kx_qk_close(cut);
+  }
+
+  make_bad("foreign.h5", 0, good, 3, good, 3, 1.0);
+  expect_open_error(path_of("foreign.h5"), "not a kapprox Q/K file");
+
+  make_bad("no-k.h5", 1, good, 3, NULL, 0, 1.0);
+  expect_read_error(path_of("no-k.h5"), "no dataset 'k'");
+
+  make_bad("rank2.h5", 1, rank2, 2, good, 3, 1.0);
+  expect_read_error(path_of("rank2.h5"), "rank 2");
+
+  make_bad("mismatch-d.h5", 1, good, 3, other_d, 3, 1.0);
+  expect_read_error(path_of("mismatch-d.h5"), "d = 3 but k has d = 5");
+
+  make_bad("mismatch-t.h5", 1, good, 3, other_t, 3, 1.0);
+  expect_read_error(path_of("mismatch-t.h5"), "must match");
+
+  make_bad("nan.h5", 1, good, 3, good, 3, NAN);
+  expect_read_error(path_of("nan.h5"), "non-finite");
+
+  make_bad("inf.h5", 1, good, 3, good, 3, INFINITY);
+  expect_read_error(path_of("inf.h5"), "non-finite");
+
+  hid_t f = start_file(path_of("empty.h5"), 1);
+  H5Fclose(f);
+  expect_open_error(path_of("empty.h5"), "no groups named layer0");
+}
+END_TEST
+
+int main(void) {
+  kx_init_library();
+  snprintf(dir, sizeof dir, "/tmp/kx-test-qk-XXXXXX");
+  if (!mkdtemp(dir)) return 1;
+  Suite *s = suite_create("qk_file");
+  TCase *tc = tcase_create("io");
+  tcase_add_test(tc, round_trip_float64_and_float32);
+  tcase_add_test(tc, malformed_files_are_refused);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+  return failed ? 1 : 0;
+}
