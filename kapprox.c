@@ -22,6 +22,8 @@ static const command commands[] = {
     {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
     {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
     {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)"},
+    {"sample", cmd_sample, "continue a prompt with a trained decoder"},
+    {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file"},
     {NULL, NULL, NULL},
 };
 
