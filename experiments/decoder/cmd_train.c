@@ -30,7 +30,7 @@ static void usage(FILE *out) {
           "  --rotary N           rotary dims per head (default: 25%% of the head dim)\n"
           "  --attention KIND     attention kind (%s; default softmax)\n"
           "training (defaults in brackets):\n"
-          "  --steps N            planned steps; the schedule spans them [3000]\n"
+          "  --steps N            planned steps; the schedule spans them [2500]\n"
           "  --batch N            sequences per step [16]\n"
           "  --lr X               peak learning rate [2e-3]; --lr-min X final [lr/10]\n"
           "  --warmup N           linear warm-up steps [min(100, steps/20)]\n"

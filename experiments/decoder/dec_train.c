@@ -202,7 +202,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     c.rotary_dims = o->rotary_dims ? o->rotary_dims : ((c.width / (c.heads ? c.heads : 1)) / 4) & ~(size_t)1;
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
     if ((rc = kx_dec_create(&m, &c))) goto out;
-    st.steps = o->steps ? o->steps : 3000;
+    st.steps = o->steps ? o->steps : 2500;
     st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);
     st.batch = o->batch ? o->batch : 16;
     st.seed = o->seed;
