@@ -11,6 +11,15 @@
 #include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_train.h"
 
+/* A double in [lo, hi] (lo excluded when lo_open), with a message naming
+ * the option otherwise. */
+static int parse_in(const char *s, const char *what, double lo, double hi, int lo_open, double *out) {
+  if (kx_parse_double(s, what, out)) return 1;
+  if ((lo_open ? !(*out > lo) : !(*out >= lo)) || !(*out <= hi))
+    return kx_fail(KX_EINVAL, "%s must be in %s%g, %g], got %s", what, lo_open ? "(" : "[", lo, hi, s);
+  return 0;
+}
+
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kapprox train [options]\n\n"
@@ -174,14 +183,14 @@ int cmd_train(int argc, char **argv) {
       case O_STEPS: bad = kx_parse_size(optarg, "--steps", 1, (size_t)1 << 40, &sz), o.steps = sz; break;
       case O_BATCH: bad = kx_parse_size(optarg, "--batch", 1, 4096, &sz), o.batch = sz; break;
       case O_WARMUP: bad = kx_parse_size(optarg, "--warmup", 1, (size_t)1 << 40, &sz), o.warmup = sz; break;
-      case O_LR: bad = kx_parse_double(optarg, "--lr", &o.lr) || !(o.lr > 0); break;
-      case O_LRMIN: bad = kx_parse_double(optarg, "--lr-min", &o.lr_min) || o.lr_min < 0; break;
-      case O_WD: bad = kx_parse_double(optarg, "--weight-decay", &o.weight_decay) || o.weight_decay < 0; break;
-      case O_B1: bad = kx_parse_double(optarg, "--beta1", &o.beta1) || !(o.beta1 >= 0 && o.beta1 < 1); break;
-      case O_B2: bad = kx_parse_double(optarg, "--beta2", &o.beta2) || !(o.beta2 >= 0 && o.beta2 < 1); break;
-      case O_CLIP: bad = kx_parse_double(optarg, "--clip", &o.clip) || o.clip < 0; break;
+      case O_LR: bad = parse_in(optarg, "--lr", 0, 10, 1, &o.lr); break;
+      case O_LRMIN: bad = parse_in(optarg, "--lr-min", 0, 10, 0, &o.lr_min); break;
+      case O_WD: bad = parse_in(optarg, "--weight-decay", 0, 100, 0, &o.weight_decay); break;
+      case O_B1: bad = parse_in(optarg, "--beta1", 0, 0.999999, 0, &o.beta1); break;
+      case O_B2: bad = parse_in(optarg, "--beta2", 0, 0.999999, 0, &o.beta2); break;
+      case O_CLIP: bad = parse_in(optarg, "--clip", 0, 1e30, 0, &o.clip); break;
       case O_SEED: bad = kx_parse_u64(optarg, "--seed", &o.seed), o.seed_given = 1; break;
-      case O_MAXMIN: bad = kx_parse_double(optarg, "--max-minutes", &o.max_minutes) || !(o.max_minutes > 0); break;
+      case O_MAXMIN: bad = parse_in(optarg, "--max-minutes", 0, 1e9, 1, &o.max_minutes); break;
       case O_STOP: bad = kx_parse_size(optarg, "--stop-after", 1, (size_t)1 << 40, &sz), o.stop_after = sz; break;
       case O_EVERY: bad = kx_parse_size(optarg, "--eval-every", 1, (size_t)1 << 40, &sz), o.eval_every = sz; break;
       case O_EVALB: bad = kx_parse_size(optarg, "--eval-batches", 1, 100000, &sz), o.eval_batches = sz; break;
@@ -195,9 +204,7 @@ int cmd_train(int argc, char **argv) {
       default: kx_cli_error(cmd, "unknown option '%s' (see kapprox train --help)", argv[optind - 1]); return 2;
     }
     if (bad) {
-      const char *msg = kx_error_message();
-      kx_cli_error(cmd, "%s", msg && *msg ? msg : "invalid value");
-      if (!(msg && *msg)) fprintf(stderr, "  (value '%s' out of range; see kapprox train --help)\n", optarg);
+      kx_cli_error(cmd, "%s (see kapprox train --help)", kx_error_message());
       return 2;
     }
     kx_error_clear();
@@ -222,7 +229,7 @@ int cmd_train(int argc, char **argv) {
     if (u.tty && !quiet) fprintf(stderr, "\n");
     kx_cli_error(cmd, "%s", kx_error_message());
     if (log_path) kx_atomic_abort(&lf);
-    return rc == KX_EINVAL ? 2 : 1;
+    return 1;
   }
   if (log_path && kx_atomic_commit(&lf)) {
     kx_cli_error(cmd, "%s", kx_error_message());
