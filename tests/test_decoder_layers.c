@@ -39,12 +39,26 @@ static float nrand(void) {
   double u1 = urand(), u2 = urand();
   return (float)(sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2));
 }
+/* Every test buffer is registered here and freed after each test (the
+ * checked fixture), so the sanitizer build sees no leaks. */
+static void *allocs[256];
+static size_t n_allocs;
+static void *track(void *p) {
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_lt(n_allocs, 256);
+  allocs[n_allocs++] = p;
+  return p;
+}
+static void free_all(void) {
+  while (n_allocs) free(allocs[--n_allocs]);
+}
+
 static float *rvec(size_t n, float scale) {
-  float *v = malloc(n * sizeof *v);
+  float *v = track(malloc(n * sizeof *v));
   for (size_t i = 0; i < n; i++) v[i] = scale * nrand();
   return v;
 }
-static float *zvec(size_t n) { return calloc(n, sizeof(float)); }
+static float *zvec(size_t n) { return track(calloc(n, sizeof(float))); }
 
 /* A layer under test: forward(ctx) writes out; S and f from it. */
 typedef struct {
@@ -217,7 +231,7 @@ START_TEST(test_rope) {
       q.cs[t * r / 2 + i] = (float)cos(a);
       q.sn[t * r / 2 + i] = (float)sin(a);
     }
-  float *R = rvec(T * d, 1.0f), *dx = malloc(T * d * sizeof(float));
+  float *R = rvec(T * d, 1.0f), *dx = track(malloc(T * d * sizeof(float)));
   probe p = {rope_fwd, &q, q.out, R, T * d, 2};
   eval(&p, NULL);
   memcpy(dx, R, T * d * sizeof(float));
@@ -309,7 +323,7 @@ START_TEST(test_attention_softmax) {
   for (size_t i = 0; i < nt; i++)
     ck_assert_int_eq(check_array(&p, pp[i], dp[i], tab.t[i].size, 60, tab.t[i].name), 0);
   /* causality: changing the last token must not change earlier outputs */
-  float *y0 = malloc(N * C * sizeof(float));
+  float *y0 = track(malloc(N * C * sizeof(float)));
   memcpy(y0, a.y, N * C * sizeof(float));
   for (size_t c = 0; c < C; c++) a.x[(T - 1) * C + c] += 1.0f;
   attn_fwd(&a);
@@ -321,6 +335,7 @@ END_TEST
 Suite *suite(void) {
   Suite *s = suite_create("decoder_layers");
   TCase *tc = tcase_create("layers");
+  tcase_add_checked_fixture(tc, NULL, free_all);
   tcase_add_test(tc, test_layernorm);
   tcase_add_test(tc, test_matmul);
   tcase_add_test(tc, test_gelu);
