@@ -23,10 +23,11 @@ int main(int argc, char **argv) {
   kx_dec_config cfg;
   kx_dec_config_default(&cfg);
   cfg.vocab = 63;
-  size_t B = 16, steps = 20, warm = 3;
+  size_t B = 16, steps = 20, warm = 3, blas = 1;
   static const struct option lo[] = {{"layers", 1, 0, 'l'}, {"heads", 1, 0, 'H'}, {"width", 1, 0, 'w'},
                                      {"ctx", 1, 0, 'c'},    {"batch", 1, 0, 'b'}, {"vocab", 1, 0, 'v'},
                                      {"steps", 1, 0, 's'},  {"warmup", 1, 0, 'W'}, {"help", 0, 0, 'h'},
+                                     {"blas-threads", 1, 0, 'B'},
                                      {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -34,7 +35,9 @@ int main(int argc, char **argv) {
     if (c == 'h' || c == '?') {
       fprintf(c == 'h' ? stdout : stderr,
               "usage: decoder_bench [--layers N --heads N --width N --ctx N --batch N --vocab N --steps N "
-              "--warmup N]\n");
+              "--warmup N] [--blas-threads N]\n"
+              "  --blas-threads N: measure the other threading scheme (OpenBLAS threads in the\n"
+              "                    linear layers instead of OpenMP-split single-thread calls)\n");
       return c == 'h' ? 0 : 2;
     }
     if (kx_parse_size(optarg, "value", 1, 1 << 20, &v)) {
@@ -50,10 +53,12 @@ int main(int argc, char **argv) {
       case 'v': cfg.vocab = v; break;
       case 's': steps = v; break;
       case 'W': warm = v; break;
+      case 'B': blas = v; break;
     }
   }
   cfg.rotary_dims = (cfg.width / cfg.heads / 4) & ~(size_t)1;
   kx_dec_threads_init();
+  if (blas > 1) kx_dec_threads_blas((int)blas);
   kx_decoder m;
   kx_adamw opt;
   if (kx_dec_create(&m, &cfg) || kx_dec_init_params(&m, 1) ||
@@ -86,8 +91,10 @@ int main(int argc, char **argv) {
   size_t np = 0;
   for (size_t i = 0; i < m.tab.n; i++) np += m.tab.t[i].size;
   double ms = 1e3 * total / (double)steps;
-  printf("config: layers %zu, heads %zu, width %zu, ctx %zu, batch %zu, vocab %zu (%zu parameters), %d threads\n",
-         cfg.layers, cfg.heads, cfg.width, cfg.ctx, B, cfg.vocab, np, omp_get_max_threads());
+  printf("config: layers %zu, heads %zu, width %zu, ctx %zu, batch %zu, vocab %zu (%zu parameters), %d OpenMP "
+         "threads, %s\n",
+         cfg.layers, cfg.heads, cfg.width, cfg.ctx, B, cfg.vocab, np, omp_get_max_threads(),
+         blas > 1 ? "OpenBLAS threads in the linear layers" : "single-thread OpenBLAS split by OpenMP");
   printf("ms/step: mean %.1f, best %.1f (forward %.1f, backward %.1f, clip+AdamW %.1f) over %zu steps\n", ms,
          1e3 * best, 1e3 * t_fwd / (double)steps, 1e3 * t_bwd / (double)steps, 1e3 * t_opt / (double)steps, steps);
   printf("tokens/s: %.0f (mean), %.0f (best step)\n", (double)N / (total / (double)steps), (double)N / best);

@@ -19,7 +19,15 @@
 #define PAR_MIN 16384
 #define PAR_MIN_FLOPS 262144
 
-void kx_dec_threads_init(void) { openblas_set_num_threads(1); }
+static int blas_threads = 1;
+void kx_dec_threads_init(void) {
+  blas_threads = 1;
+  openblas_set_num_threads(1);
+}
+void kx_dec_threads_blas(int n) {
+  blas_threads = n > 1 ? n : 1;
+  openblas_set_num_threads(blas_threads);
+}
 
 static double matmul_seconds;
 double kx_dec_matmul_seconds(void) { return matmul_seconds; }
@@ -114,7 +122,7 @@ void kx_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 void kx_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                        size_t C, size_t OC) {
   double t0 = kx_now_seconds();
-#pragma omp parallel if (N * C * OC >= PAR_MIN_FLOPS)
+#pragma omp parallel if (blas_threads == 1 && N * C * OC >= PAR_MIN_FLOPS)
   {
     size_t lo, hi;
     share(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
@@ -131,7 +139,7 @@ void kx_matmul_forward(float *out, const float *inp, const float *W, const float
 void kx_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
                         const float *W, size_t N, size_t C, size_t OC) {
   double t0 = kx_now_seconds();
-#pragma omp parallel if (N * C * OC >= PAR_MIN_FLOPS)
+#pragma omp parallel if (blas_threads == 1 && N * C * OC >= PAR_MIN_FLOPS)
   {
     int id = omp_get_thread_num(), nt = omp_get_num_threads();
     size_t lo, hi;

@@ -18,6 +18,10 @@
 
 /* Sets OpenBLAS to one thread (see above); call once before using layers. */
 void kx_dec_threads_init(void);
+/* The alternative scheme, for measurement only (decoder_bench
+ * --blas-threads N): OpenBLAS runs each linear-layer matmul with its own N
+ * pthreads, called from serial code, and OpenMP does the rest. */
+void kx_dec_threads_blas(int n);
 
 /* Time spent inside cblas_sgemm (seconds) since the last reset: the
  * benchmark's "share of time in matmuls". */
