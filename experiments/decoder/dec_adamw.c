@@ -1,3 +1,6 @@
+/* No FP traps and no errno from sqrtf: lets GCC vectorise the update. */
+#pragma GCC optimize("no-trapping-math", "no-math-errno")
+
 #include "experiments/decoder/dec_adamw.h"
 
 #include <math.h>
@@ -33,12 +36,15 @@ void kx_adamw_step(kx_adamw *o, const kx_param_table *tab, float *params, const 
   float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
   float c1 = (float)(1.0 - pow(o->beta1, (double)o->t)), c2 = (float)(1.0 - pow(o->beta2, (double)o->t));
   float flr = (float)lr;
+  /* One parallel region for all tensors (not one per tensor): the small
+   * ones would otherwise pay a fork/join each. */
+#pragma omp parallel if (tab->total >= 65536)
   for (size_t k = 0; k < tab->n; k++) {
     const kx_tensor_info *t = &tab->t[k];
     float keep = t->decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
-    float *p = params + t->offset, *m = o->m + t->offset, *v = o->v + t->offset;
-    const float *g = grads + t->offset;
-#pragma omp parallel for schedule(static) if (t->size >= 16384)
+    float *restrict p = params + t->offset, *restrict m = o->m + t->offset, *restrict v = o->v + t->offset;
+    const float *restrict g = grads + t->offset;
+#pragma omp for simd schedule(static) nowait
     for (size_t i = 0; i < t->size; i++) {
       m[i] = b1 * m[i] + (1.0f - b1) * g[i];
       v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
