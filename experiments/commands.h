@@ -2,6 +2,7 @@
 #ifndef KX_COMMANDS_H
 #define KX_COMMANDS_H
 
+int cmd_bench_features(int argc, char **argv);
 int cmd_points(int argc, char **argv);
 
 int cmd_kernel_error(int argc, char **argv);

@@ -1,0 +1,162 @@
+/* Orthonormal DCT-I..IV through FFTW r2r plans (see dct.h for the matrices).
+ *
+ * FFTW's unnormalised kinds, for length n (FFTW manual, "1d Real-even DFTs"):
+ *   REDFT10 (II):  Y_k = 2 sum_j X_j cos(pi (2j+1) k / (2n))
+ *   REDFT01 (III): Y_k = X_0 + 2 sum_{j>=1} X_j cos(pi j (2k+1) / (2n))
+ *   REDFT11 (IV):  Y_k = 2 sum_j X_j cos(pi (2j+1)(2k+1) / (4n))
+ *   REDFT00 (I):   Y_k = X_0 + (-1)^k X_{n-1} + 2 sum_{j=1}^{n-2} X_j cos(pi j k / (n-1))
+ * Each orthonormal transform is y_k = out_k * Y_k(in .* x), with
+ *   II:  in = 1;                      out_0 = 1/(2 sqrt d), out_k = 1/sqrt(2d)
+ *   III: in_0 = sqrt 2, in_j = 1;     out = 1/sqrt(2d)
+ *   IV:  in = 1;                      out = 1/sqrt(2d)
+ *   I:   in_0 = in_{d-1} = sqrt 2;    out = 1/sqrt(2(d-1)), end points times a
+ *        further 1/sqrt 2
+ * (for DCT-I: the end-point inputs enter FFTW's sum once instead of twice,
+ * so sqrt 2 = 2 w makes them weight w = 1/sqrt 2 relative to the interior,
+ * and the outputs carry the same w; this symmetric weighting is what makes
+ * the matrix orthogonal).  The scalings cost 2d multiplications, nothing
+ * beside the O(d log d) transform. */
+#include "approx/dct.h"
+
+#include <fftw3.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kx_error.h"
+
+struct kx_dct {
+  int type;
+  size_t d;
+  fftw_plan plan;   /* NULL for d = 1 (identity) */
+  double *in_scale; /* d factors applied before FFTW */
+  double *out_scale;
+};
+
+/* FFTW's planner (and plan destruction) share global state; every call
+ * into them from this library goes through this lock. */
+static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The two halves of a workspace start on 64-byte boundaries relative to
+ * the fftw_malloc'd base, so both have the base's SIMD alignment: the
+ * new-array execute requires the alignment the plan was made with. */
+static size_t work_stride(size_t d) { return (d + 7) & ~(size_t)7; }
+
+double *kx_dct_work_alloc(size_t d) {
+  double *w = fftw_malloc(2 * work_stride(d ? d : 1) * sizeof *w);
+  if (!w) kx_fail(KX_ENOMEM, "out of memory for a DCT workspace of length %zu", d);
+  return w;
+}
+
+void kx_dct_work_free(double *work) {
+  if (work) fftw_free(work);
+}
+
+static fftw_r2r_kind fftw_kind(int type) {
+  switch (type) {
+    case 1: return FFTW_REDFT00;
+    case 2: return FFTW_REDFT10;
+    case 3: return FFTW_REDFT01;
+    default: return FFTW_REDFT11;
+  }
+}
+
+kx_dct *kx_dct_create(int type, size_t d) {
+  if (type < 1 || type > 4) {
+    kx_fail(KX_EINVAL, "DCT type must be 1..4 (I..IV), got %d", type);
+    return NULL;
+  }
+  if (d == 0) {
+    kx_fail(KX_EINVAL, "DCT length must be at least 1");
+    return NULL;
+  }
+  if (type == 1 && d < 2) {
+    kx_fail(KX_EINVAL, "DCT-I needs length d >= 2 (it is defined on d - 1 intervals), got d = %zu", d);
+    return NULL;
+  }
+  if (d > (size_t)INT_MAX / 2) {
+    kx_fail(KX_ERANGE, "DCT length %zu is beyond FFTW's int range", d);
+    return NULL;
+  }
+  kx_dct *p = kx_calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->type = type;
+  p->d = d;
+  p->in_scale = kx_malloc(d * sizeof *p->in_scale);
+  p->out_scale = kx_malloc(d * sizeof *p->out_scale);
+  if (!p->in_scale || !p->out_scale) {
+    kx_dct_free(p);
+    return NULL;
+  }
+  const double dd = (double)d;
+  for (size_t k = 0; k < d; k++) {
+    p->in_scale[k] = 1.0;
+    p->out_scale[k] = 1.0 / sqrt(2.0 * dd);
+  }
+  switch (type) {
+    case 1:
+      for (size_t k = 0; k < d; k++) p->out_scale[k] = 1.0 / sqrt(2.0 * (dd - 1.0));
+      p->in_scale[0] = p->in_scale[d - 1] = M_SQRT2;
+      p->out_scale[0] *= M_SQRT1_2;
+      p->out_scale[d - 1] *= M_SQRT1_2;
+      break;
+    case 2: p->out_scale[0] = 0.5 / sqrt(dd); break;
+    case 3: p->in_scale[0] = M_SQRT2; break;
+    default: break;
+  }
+  if (d == 1) {
+    /* II, III and IV of length 1 are the identity; FFTW is not needed. */
+    p->in_scale[0] = p->out_scale[0] = 1.0;
+    return p;
+  }
+  double *work = kx_dct_work_alloc(d);
+  if (!work) {
+    kx_dct_free(p);
+    return NULL;
+  }
+  memset(work, 0, 2 * work_stride(d) * sizeof *work);
+  pthread_mutex_lock(&planner_lock);
+  p->plan = fftw_plan_r2r_1d((int)d, work, work + work_stride(d), fftw_kind(type), FFTW_ESTIMATE);
+  pthread_mutex_unlock(&planner_lock);
+  kx_dct_work_free(work);
+  if (!p->plan) {
+    kx_fail(KX_ENUM, "FFTW could not plan a DCT-%d of length %zu", type, d);
+    kx_dct_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+void kx_dct_free(kx_dct *p) {
+  if (!p) return;
+  if (p->plan) {
+    pthread_mutex_lock(&planner_lock);
+    fftw_destroy_plan(p->plan);
+    pthread_mutex_unlock(&planner_lock);
+  }
+  free(p->in_scale);
+  free(p->out_scale);
+  free(p);
+}
+
+int kx_dct_type(const kx_dct *p) { return p->type; }
+size_t kx_dct_length(const kx_dct *p) { return p->d; }
+
+int kx_dct_apply(const kx_dct *p, const double *x, double *y, double *work) {
+  const size_t d = p->d;
+  double *own = NULL;
+  if (!work) {
+    own = work = kx_dct_work_alloc(d);
+    if (!work) return KX_ENOMEM;
+  }
+  double *in = work, *out = work + work_stride(d);
+  for (size_t j = 0; j < d; j++) in[j] = p->in_scale[j] * x[j];
+  if (p->plan) fftw_execute_r2r(p->plan, in, out);
+  else out[0] = in[0];
+  /* x has been fully read into `in`, so y may alias x. */
+  for (size_t k = 0; k < d; k++) y[k] = p->out_scale[k] * out[k];
+  kx_dct_work_free(own);
+  return 0;
+}

@@ -1,0 +1,80 @@
+/* "wdcf-code": the feature map of the authors' released code
+ * (YuchuanTian/DiJiang, modeling_gpt_neox_dijiang.py; METHODS.md), which is
+ * not the paper's Eq. 12:
+ *
+ *   phi(x)_j = softmax_j( t_j (x C)_j )   over the m features,
+ *
+ * x C the row vector times the orthonormal DCT-II matrix, i.e. the
+ * orthonormal DCT-III of x; t_j = Phi^-1(u_j) signed standard normals from
+ * pseudo-random u_j (GSL mt19937, seed stream 3: the code's torch.rand); no
+ * |x|^2 term, no 1/sqrt m, no D.  Its inner product does not target
+ * exp(q.k) (kernel_estimator = 0): only attention-level metrics mean
+ * anything for it.  apply_log returns the log-softmax, so every row of
+ * exp(logphi) sums to one.
+ *
+ * m != d uses the block scheme of fmap_wdcf.c with every block transposed
+ * (x C_b = C_b^T x): types III, IV, II, I (IV and I are symmetric), then the
+ * same types on seeded random sign flips of x; the softmax runs over all m
+ * features.  The t_j are drawn in feature order across the blocks. */
+#include <gsl/gsl_rng.h>
+#include <math.h>
+
+#include "approx/fmap_wdcf.h"
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "samplers/transforms.h"
+
+enum { STREAM_SIGNS = 1, STREAM_NORMALS = 3 };
+
+static int code_init(kx_fmap *f) {
+  static const int order[] = {3, 4, 2, 1};
+  kx_dct_blocks *B =
+      kx_dct_blocks_create(f->d, f->m, order, 4, kx_seed_derive(f->seed, STREAM_SIGNS));
+  if (!B) return KX_ENOMEM; /* d, m validated by kx_fmap_create */
+  f->state = B;
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!rng) return kx_fail(KX_ENOMEM, "out of memory for a random generator");
+  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, STREAM_NORMALS)));
+  for (size_t b = 0; b < B->n_blocks; b++)
+    for (size_t i = 0; i < B->blocks[b].rows; i++)
+      B->blocks[b].t[i] = kx_normal_inv(gsl_rng_uniform_pos(rng));
+  gsl_rng_free(rng);
+  /* The softmax normalises each row; no scale, weight or norm term. */
+  f->norm_coef = 0;
+  for (size_t i = 0; i < f->m; i++) f->log_weight[i] = 0;
+  return 0;
+}
+
+static int code_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
+  int rc = kx_dct_blocks_apply(f->state, n, x, logphi);
+  if (rc) return rc;
+  const size_t m = f->m;
+  for (size_t r = 0; r < n; r++) {
+    double *z = logphi + r * m;
+    /* log-softmax with max-subtraction: exact for any finite logits. */
+    double mx = z[0];
+    for (size_t j = 1; j < m; j++)
+      if (z[j] > mx) mx = z[j];
+    double s = 0;
+    for (size_t j = 0; j < m; j++) s += exp(z[j] - mx);
+    const double lse = mx + log(s);
+    for (size_t j = 0; j < m; j++) z[j] -= lse;
+  }
+  return 0;
+}
+
+static void code_release(kx_fmap *f) {
+  kx_dct_blocks_free(f->state);
+  f->state = NULL;
+}
+
+const kx_fmap_type kx_fmap_wdcf_code = {
+    .name = "wdcf-code",
+    .description = "released-code DiJiang map: softmax_j(t_j (x C)_j), t_j signed normals",
+    .unbiased = 0,
+    .fitted_weights = 0,
+    .kernel_estimator = 0,
+    .init = code_init,
+    .apply_log = code_apply_log,
+    .release = code_release,
+};

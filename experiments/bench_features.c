@@ -1,0 +1,273 @@
+/* kapprox bench-features: feature-map throughput (vectors per second) of
+ * every registered scheme, and for the DCT maps the same map computed as a
+ * dense OpenBLAS product with its materialised W, so the O(d log d) FFTW
+ * path can be weighed against an O(m d) GEMM at realistic sizes.
+ *
+ * Only kx_fmap_apply_log is timed, never creation: fitted schemes are
+ * created on random calibration data with a fixed seed and few pairs (the
+ * values of D do not change the cost of applying the map).  Each figure is
+ * the best of --reps timed runs after one untimed warm-up run, on one batch
+ * of random inputs (entries N(0, 1/d), |x| about 1). */
+#include <cblas.h>
+#include <getopt.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "approx/fmap.h"
+#include "approx/fmap_wdcf.h"
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/commands.h"
+#include "samplers/transforms.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: kapprox bench-features [options]\n\n"
+          "Throughput of kx_fmap_apply_log (vectors per second, best of --reps runs after\n"
+          "a warm-up) for each scheme, input dimension d and feature count m = d x mult.\n"
+          "The DCT maps (wdcf, wdcf-norm, dcf, wdcf-code) are also timed as a dense\n"
+          "OpenBLAS product with their materialised m x d matrix (column 'dense-blas');\n"
+          "'max|diff|' is the largest difference between the two results.\n\n"
+          "  --schemes LIST    comma-separated schemes (default: all registered)\n"
+          "  --d LIST          input dimensions (default 64,128)\n"
+          "  --mult LIST       m / d factors (default 1,2,4,8)\n"
+          "  --batch N         vectors per apply call (default 4096)\n"
+          "  --reps N          timed repetitions, the best is reported (default 5)\n"
+          "  --threads N       OpenMP and OpenBLAS threads (default 1: per-core figures)\n"
+          "  --calib-pairs N   calibration pairs for fitted schemes (default 512)\n"
+          "  --seed S          seed of maps and data (default 1)\n"
+          "  --out FILE.csv    also write the figures as CSV (atomically)\n"
+          "  --help            this text\n");
+}
+
+typedef struct {
+  size_t batch, reps;
+  double *x, *out, *W;
+} bench_ctx;
+
+/* Best wall time of `reps` calls of apply_log on the batch, after a warm-up. */
+static int time_native(const kx_fmap *f, const bench_ctx *b, double *best) {
+  int rc = kx_fmap_apply_log(f, b->batch, b->x, b->out);
+  *best = INFINITY;
+  for (size_t r = 0; r < b->reps && !rc; r++) {
+    double t0 = kx_now_seconds();
+    rc = kx_fmap_apply_log(f, b->batch, b->x, b->out);
+    double t = kx_now_seconds() - t0;
+    if (t < *best) *best = t;
+  }
+  return rc;
+}
+
+/* The same map as GEMM (x W^T) plus its elementwise finish: the norm and
+ * weight terms of the paper maps, the log-softmax of wdcf-code. */
+static void dense_apply(const kx_fmap *f, const bench_ctx *b, double *out) {
+  const size_t n = b->batch, m = f->m, d = f->d;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)d, 1.0, b->x, (int)d,
+              b->W, (int)d, 0.0, out, (int)m);
+  if (f->type != &kx_fmap_wdcf_code) {
+    kx_fmap_finish_log(f, n, b->x, out);
+    return;
+  }
+  for (size_t r = 0; r < n; r++) {
+    double *z = out + r * m, mx = z[0], s = 0;
+    for (size_t j = 1; j < m; j++) mx = z[j] > mx ? z[j] : mx;
+    for (size_t j = 0; j < m; j++) s += exp(z[j] - mx);
+    const double lse = mx + log(s);
+    for (size_t j = 0; j < m; j++) z[j] -= lse;
+  }
+}
+
+static int time_dense(const kx_fmap *f, const bench_ctx *b, double *best, double *maxdiff) {
+  int rc = kx_fmap_wdcf_dense(f, b->W);
+  if (rc) return rc;
+  const size_t nm = b->batch * f->m;
+  double *ref = kx_malloc(nm * sizeof *ref);
+  if (!ref) return KX_ENOMEM;
+  if ((rc = kx_fmap_apply_log(f, b->batch, b->x, ref))) goto done;
+  dense_apply(f, b, b->out);
+  *maxdiff = 0;
+  for (size_t i = 0; i < nm; i++) {
+    if (isinf(ref[i]) && ref[i] == b->out[i]) continue; /* zero fitted weights */
+    double e = fabs(ref[i] - b->out[i]);
+    if (!(e <= *maxdiff)) *maxdiff = e;
+  }
+  *best = INFINITY;
+  for (size_t r = 0; r < b->reps; r++) {
+    double t0 = kx_now_seconds();
+    dense_apply(f, b, b->out);
+    double t = kx_now_seconds() - t0;
+    if (t < *best) *best = t;
+  }
+done:
+  free(ref);
+  return rc;
+}
+
+/* Normals by inversion: gsl_randist.h would pull in GSL's own cblas
+ * declarations, which clash with OpenBLAS's cblas.h. */
+static void random_fill(gsl_rng *rng, size_t n, double sd, double *x) {
+  for (size_t i = 0; i < n; i++) x[i] = sd * kx_normal_inv(gsl_rng_uniform_pos(rng));
+}
+
+int cmd_bench_features(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"schemes", required_argument, 0, 'S'}, {"d", required_argument, 0, 'd'},
+      {"mult", required_argument, 0, 'm'},    {"batch", required_argument, 0, 'n'},
+      {"reps", required_argument, 0, 'r'},    {"threads", required_argument, 0, 't'},
+      {"calib-pairs", required_argument, 0, 'p'}, {"seed", required_argument, 0, 's'},
+      {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  const char *schemes_arg = NULL, *out_path = NULL;
+  size_t ds[16] = {64, 128}, n_d = 2, mults[16] = {1, 2, 4, 8}, n_mult = 4;
+  size_t batch = 4096, reps = 5, threads = 1, calib_pairs = 512;
+  uint64_t seed = 1;
+  int rc = 0, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case 'h': usage(stdout); return 0;
+    case 'S': schemes_arg = optarg; break;
+    case 'd': rc = kx_parse_size_list(optarg, "--d", 1, 16384, ds, 16, &n_d); break;
+    case 'm': rc = kx_parse_size_list(optarg, "--mult", 1, 64, mults, 16, &n_mult); break;
+    case 'n': rc = kx_parse_size(optarg, "--batch", 1, 1u << 20, &batch); break;
+    case 'r': rc = kx_parse_size(optarg, "--reps", 1, 1000, &reps); break;
+    case 't': rc = kx_parse_size(optarg, "--threads", 1, 1024, &threads); break;
+    case 'p': rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &calib_pairs); break;
+    case 's': rc = kx_parse_u64(optarg, "--seed", &seed); break;
+    case 'o': out_path = optarg; break;
+    default:
+      kx_cli_error("bench-features", "unknown or incomplete option '%s' (see --help)",
+                   argv[optind - 1]);
+      return 2;
+    }
+    if (rc) {
+      kx_cli_error("bench-features", "%s", kx_error_message());
+      return 2;
+    }
+  }
+  if (optind < argc) {
+    kx_cli_error("bench-features", "unexpected argument '%s' (see --help)", argv[optind]);
+    return 2;
+  }
+  char **schemes = NULL;
+  size_t n_schemes = 0;
+  if ((rc = kx_split_list(schemes_arg ? schemes_arg : kx_fmap_names(), "--schemes", &schemes,
+                          &n_schemes))) {
+    kx_cli_error("bench-features", "%s", kx_error_message());
+    return 2;
+  }
+  for (size_t s = 0; s < n_schemes; s++)
+    if (!kx_fmap_lookup(schemes[s])) {
+      kx_cli_error("bench-features", "unknown scheme '%s' (known: %s)", schemes[s], kx_fmap_names());
+      kx_free_strings(schemes, n_schemes);
+      return 2;
+    }
+  size_t max_d = 0, max_mult = 0;
+  for (size_t i = 0; i < n_d; i++) max_d = ds[i] > max_d ? ds[i] : max_d;
+  for (size_t i = 0; i < n_mult; i++) max_mult = mults[i] > max_mult ? mults[i] : max_mult;
+  if (batch * max_d * max_mult * max_d > ((size_t)1 << 31)) {
+    kx_cli_error("bench-features", "batch x m x d = %zu x %zu x %zu is too large for one run",
+                 batch, max_d * max_mult, max_d);
+    kx_free_strings(schemes, n_schemes);
+    return 2;
+  }
+
+  omp_set_num_threads((int)threads);
+  openblas_set_num_threads((int)threads);
+
+  const size_t n_calib = 256;
+  bench_ctx b = {.batch = batch, .reps = reps};
+  b.x = kx_malloc(batch * max_d * sizeof *b.x);
+  b.out = kx_malloc(batch * max_d * max_mult * sizeof *b.out);
+  b.W = kx_malloc(max_d * max_mult * max_d * sizeof *b.W);
+  double *cq = kx_malloc(n_calib * max_d * sizeof *cq), *ck = kx_malloc(n_calib * max_d * sizeof *ck);
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  kx_atomic_file csv = {0};
+  if (!b.x || !b.out || !b.W || !cq || !ck || !rng) {
+    kx_cli_error("bench-features", "out of memory");
+    rc = 1;
+    goto done;
+  }
+  if (out_path) {
+    if (kx_atomic_open(&csv, out_path)) {
+      kx_cli_error("bench-features", "%s", kx_error_message());
+      rc = 1;
+      goto done;
+    }
+    fprintf(csv.fp, "scheme,path,d,m,batch,threads,reps,best_seconds,vectors_per_second,max_abs_diff\n");
+  }
+
+  printf("feature-map throughput: batch %zu, best of %zu after warm-up, %zu thread%s\n\n", batch,
+         reps, threads, threads == 1 ? "" : "s");
+  printf("%-12s %5s %6s %14s %14s %9s %10s\n", "scheme", "d", "m", "native vec/s",
+         "dense-blas v/s", "nat/dense", "max|diff|");
+  for (size_t id = 0; id < n_d; id++) {
+    const size_t d = ds[id];
+    /* The same inputs for every scheme and m at this d. */
+    gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(seed, 1000 + d)));
+    random_fill(rng, batch * d, 1.0 / sqrt((double)d), b.x);
+    random_fill(rng, n_calib * d, 1.0 / sqrt((double)d), cq);
+    random_fill(rng, n_calib * d, 1.0 / sqrt((double)d), ck);
+    for (size_t im = 0; im < n_mult; im++) {
+      const size_t m = d * mults[im];
+      for (size_t s = 0; s < n_schemes; s++) {
+        kx_fmap_options o;
+        kx_fmap_default_options(&o);
+        o.calib_q = cq;
+        o.calib_k = ck;
+        o.n_calib_q = o.n_calib_k = n_calib;
+        o.n_calib_pairs = calib_pairs;
+        kx_fmap *f = kx_fmap_create(schemes[s], d, m, seed, &o);
+        double tn = NAN, td = NAN, diff = NAN;
+        if (!f || time_native(f, &b, &tn)) {
+          /* One scheme out of range (e.g. a sequence's dimension limit)
+           * should not end the benchmark. */
+          fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu skipped: %s\n", schemes[s], d, m,
+                  kx_error_message());
+          kx_fmap_free(f);
+          continue;
+        }
+        if (kx_fmap_is_wdcf(f) && time_dense(f, &b, &td, &diff)) {
+          fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu dense path failed: %s\n",
+                  schemes[s], d, m, kx_error_message());
+          td = diff = NAN;
+        }
+        const double vn = (double)batch / tn, vd = (double)batch / td;
+        if (isnan(td))
+          printf("%-12s %5zu %6zu %14.4g %14s %9s %10s\n", schemes[s], d, m, vn, "-", "-", "-");
+        else
+          printf("%-12s %5zu %6zu %14.4g %14.4g %9.2f %10.2g\n", schemes[s], d, m, vn, vd, vn / vd,
+                 diff);
+        fflush(stdout);
+        if (csv.fp) {
+          fprintf(csv.fp, "%s,native,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,\n", schemes[s], d, m, batch,
+                  threads, reps, tn, vn);
+          if (!isnan(td))
+            fprintf(csv.fp, "%s,dense-blas,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,%.3g\n", schemes[s], d, m,
+                    batch, threads, reps, td, vd, diff);
+        }
+        kx_fmap_free(f);
+      }
+    }
+  }
+  if (csv.fp && kx_atomic_commit(&csv)) {
+    kx_cli_error("bench-features", "%s", kx_error_message());
+    rc = 1;
+  }
+done:
+  if (rc && csv.fp) kx_atomic_abort(&csv);
+  gsl_rng_free(rng);
+  free(b.x);
+  free(b.out);
+  free(b.W);
+  free(cq);
+  free(ck);
+  kx_free_strings(schemes, n_schemes);
+  return rc;
+}
