@@ -256,7 +256,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   uint64_t batch_seed = kx_seed_derive(st.seed, STREAM_BATCH);
   uint64_t eval_every = o->eval_every ? o->eval_every : 100;
   size_t eval_batches = o->eval_batches ? o->eval_batches : 8;
-  double t_start = kx_now_seconds(), t_last = t_start, elapsed0 = st.elapsed;
+  double t_start = kx_now_seconds(), elapsed0 = st.elapsed;
   uint64_t step_last = st.step;
   int stopped = 0;
   while (st.step < st.steps) {
@@ -299,7 +299,6 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     double run_s = now - t_start;
     r.tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
     r.eta = st.step > step_last ? run_s / (double)(st.step - step_last) * (double)(st.steps - st.step) : 0.0;
-    (void)t_last;
     if (cb) cb(&r, user);
     if (o->out && o->save_every && st.step % o->save_every == 0 && st.step < st.steps)
       if ((rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
