@@ -27,6 +27,9 @@ static const command commands[] = {
     {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
     {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS"},
     {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
+    {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)"},
+    {"sample", cmd_sample, "continue a prompt with a trained decoder"},
+    {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file"},
     {NULL, NULL, NULL},
 };
 

@@ -15,5 +15,9 @@ int cmd_attn_maps(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 int cmd_bench_attention(int argc, char **argv);
+/* experiments/decoder */
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_dump_qk(int argc, char **argv);
 
 #endif

@@ -1,0 +1,25 @@
+#include "experiments/decoder/dec_attn.h"
+
+#include <string.h>
+
+/* One line per attention kind. */
+static const kx_attn_kind *const kinds[] = {
+    &kx_attn_softmax,
+    NULL,
+};
+
+const kx_attn_kind *kx_dec_attn_find(const char *name) {
+  for (size_t i = 0; kinds[i]; i++)
+    if (!strcmp(kinds[i]->name, name)) return kinds[i];
+  return NULL;
+}
+
+const char *kx_dec_attn_names(void) {
+  static char buf[256];
+  if (!buf[0])
+    for (size_t i = 0; kinds[i]; i++) {
+      if (i) strncat(buf, ", ", sizeof buf - strlen(buf) - 1);
+      strncat(buf, kinds[i]->name, sizeof buf - strlen(buf) - 1);
+    }
+  return buf;
+}

@@ -1,0 +1,53 @@
+/* Attention as a replaceable part of the decoder.
+ *
+ * An attention kind owns everything between the block's LN1 output and its
+ * residual branch output: its own tensors (declared into the parameter
+ * table, so init, weight decay, AdamW and checkpoints handle them without
+ * further code), its saved activations and its backward scratch.  The
+ * linear variants of the DiJiang paper (WDCF features with decay and gate,
+ * Performer, cosFormer, RetNet, ...) are added by writing one file with a
+ * kx_attn_kind and one line in the table in dec_attn.c; the model, the
+ * optimizer, checkpoints and the commands do not change. */
+#ifndef KX_DEC_ATTN_H
+#define KX_DEC_ATTN_H
+
+#include <stddef.h>
+
+#include "experiments/decoder/dec_config.h"
+#include "experiments/decoder/dec_params.h"
+
+typedef struct {
+  const kx_dec_config *cfg;
+  size_t B, T;                     /* batch and sequence length of this call */
+  const float *rope_cos, *rope_sin; /* (ctx, rotary_dims/2) tables */
+} kx_attn_ctx;
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  /* Appends the tensors of block `layer` to the table ("layer<l>/..."); the
+   * model later hands their pointers to forward/backward in this order. */
+  int (*declare)(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n_tensors);
+  /* Floats of saved activations and of backward scratch for one block. */
+  size_t (*act_floats)(const kx_dec_config *cfg, size_t B, size_t T);
+  size_t (*scratch_floats)(const kx_dec_config *cfg, size_t B, size_t T);
+  /* y (B,T,C) = attention(x (B,T,C)); y and acts are overwritten. */
+  void (*forward)(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts);
+  /* dx (B,T,C) and dp (the tensors' gradients) += from dy (B,T,C). */
+  void (*backward)(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,
+                   const float *dy, const float *acts, float *dx, float *scratch);
+  /* Optional (NULL if the kind has no q/k): views of q, k (B,H,T,dqk) and v
+   * (B,H,T,dv) as the kernel sees them (after rotary), from the last
+   * forward's acts; *scaled = 1 if 1/sqrt(d) is folded into q. */
+  void (*qkv_view)(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
+                   const float **v, size_t *dqk, size_t *dv, int *scaled);
+} kx_attn_kind;
+
+/* NULL if unknown. */
+const kx_attn_kind *kx_dec_attn_find(const char *name);
+/* Comma-separated list of the known kinds, for messages and --help. */
+const char *kx_dec_attn_names(void);
+
+extern const kx_attn_kind kx_attn_softmax;
+
+#endif

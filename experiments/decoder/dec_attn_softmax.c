@@ -1,0 +1,183 @@
+/* Multi-head causal softmax attention with partial rotary embedding
+ * (GPT-NeoX / Pythia).  Tensors of block l:
+ *   qkv_w (3C, C), qkv_b (3C): rows [0,C) give q, [C,2C) k, [2C,3C) v, and
+ *                  within each, head h owns rows [h*d, (h+1)*d)
+ *                  (note: HF GPT-NeoX interleaves per head instead);
+ *   proj_w (C, C), proj_b (C).
+ * Logit q.k/sqrt(d) with q, k after rotary; rotary on the first
+ * cfg->rotary_dims dims of each head. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "experiments/decoder/dec_attn.h"
+#include "experiments/decoder/dec_fastmath.h"
+#include "experiments/decoder/dec_layers.h"
+
+enum { QKV_W, QKV_B, PROJ_W, PROJ_B, N_TENSORS };
+
+static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
+  char name[48];
+  size_t C = cfg->width;
+  static const char *names[N_TENSORS] = {"qkv_w", "qkv_b", "proj_w", "proj_b"};
+  size_t rows[N_TENSORS] = {3 * C, 3 * C, C, C}, cols[N_TENSORS] = {C, 0, C, 0};
+  kx_init_kind init[N_TENSORS] = {KX_INIT_SMALL, KX_INIT_ZERO, KX_INIT_WANG, KX_INIT_ZERO};
+  for (int i = 0; i < N_TENSORS; i++) {
+    snprintf(name, sizeof name, "layer%zu/%s", layer, names[i]);
+    int rc = kx_ptable_add(tab, name, rows[i], cols[i], cols[i] != 0, init[i], NULL);
+    if (rc) return rc;
+  }
+  *n = N_TENSORS;
+  return 0;
+}
+
+/* Saved activations: qkv (N,3C) | q, k, v (B,H,T,d) after rotary | probs
+ * (B,H,T,T) | att (N,C) heads concatenated, the input of proj. */
+static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t N = B * T, C = cfg->width;
+  return 3 * N * C + 3 * N * C + B * cfg->heads * T * T + N * C;
+}
+
+/* Scratch: datt (N,C) | dq, dk, dv (B,H,T,d) | dqkv (N,3C) | dscores (B,H,T,T). */
+static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t N = B * T, C = cfg->width;
+  return N * C + 3 * N * C + 3 * N * C + B * cfg->heads * T * T;
+}
+
+typedef struct {
+  float *qkv, *q, *k, *v, *probs, *att;
+} acts_view;
+
+static acts_view view(const kx_attn_ctx *c, const float *acts) {
+  size_t N = c->B * c->T, C = c->cfg->width;
+  acts_view a;
+  a.qkv = (float *)acts;
+  a.q = a.qkv + 3 * N * C;
+  a.k = a.q + N * C;
+  a.v = a.k + N * C;
+  a.probs = a.v + N * C;
+  a.att = a.probs + c->B * c->cfg->heads * c->T * c->T;
+  return a;
+}
+
+/* x (B,T,C) -> y (B,T,C); per (b,h): S = q k^T / sqrt(d) masked to j <= i,
+ * P = softmax_j(S), att = P v. */
+static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t N = B * T;
+  acts_view a = view(c, acts);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  float scale = 1.0f / sqrtf((float)d);
+#pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * d >= 262144)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t b = bh / H, h = bh % H;
+    float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
+    for (size_t t = 0; t < T; t++) {
+      const float *src = a.qkv + (b * T + t) * 3 * C + h * d;
+      memcpy(q + t * d, src, d * sizeof(float));
+      memcpy(k + t * d, src + C, d * sizeof(float));
+      memcpy(v + t * d, src + 2 * C, d * sizeof(float));
+      kx_rope_forward(q + t * d, c->rope_cos, c->rope_sin, t, r);
+      kx_rope_forward(k + t * d, c->rope_cos, c->rope_sin, t, r);
+    }
+    /* Per head, S = q k^T and att = P v as single-threaded BLAS calls
+     * (T x T x d): the full square is computed and the upper triangle
+     * masked, which costs 2x the causal flops but runs far faster than
+     * scalar loops over the triangle. */
+    float *P = a.probs + bh * T * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)d, scale, q, (int)d, k, (int)d,
+                0.0f, P, (int)T);
+    for (size_t i = 0; i < T; i++) {
+      float *Pi = P + i * T;
+      float mx = Pi[0];
+      for (size_t j = 1; j <= i; j++) mx = Pi[j] > mx ? Pi[j] : mx;
+      float sum = 0.0f;
+      for (size_t j = 0; j <= i; j++) {
+        Pi[j] = kx_expf(Pi[j] - mx);
+        sum += Pi[j];
+      }
+      float inv = 1.0f / sum;
+      for (size_t j = 0; j <= i; j++) Pi[j] *= inv;
+      for (size_t j = i + 1; j < T; j++) Pi[j] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, P, (int)T, v, (int)d,
+                0.0f, a.att + b * T * C + h * d, (int)C);
+  }
+  kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
+}
+
+static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,
+                     const float *dy, const float *acts, float *dx, float *scratch) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t N = B * T;
+  acts_view a = view(c, acts);
+  float *datt = scratch, *dq = datt + N * C, *dk = dq + N * C, *dv = dk + N * C;
+  float *dqkv = dv + N * C, *dS = dqkv + 3 * N * C;
+  /* datt is accumulated into by the proj backward; dq, dk, dv and dqkv
+   * are fully overwritten below. */
+  memset(datt, 0, N * C * sizeof(float));
+  kx_matmul_backward(datt, dp[PROJ_W], dp[PROJ_B], dy, a.att, p[PROJ_W], N, C, C);
+  float scale = 1.0f / sqrtf((float)d);
+#pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * d >= 262144)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t b = bh / H, h = bh % H;
+    const float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
+    const float *P = a.probs + bh * T * T;
+    float *dqh = dq + bh * T * d, *dkh = dk + bh * T * d, *dvh = dv + bh * T * d;
+    float *dSh = dS + bh * T * T;
+    const float *go = datt + b * T * C + h * d; /* (T, d), row stride C */
+    /* dP = go v^T ; dv = P^T go ; dS = P (dP - rowsum(P dP)) / sqrt(d) ;
+     * dq = dS k ; dk = dS^T q.  P is zero above the diagonal, so dS is too. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)d, 1.0f, go, (int)C, v, (int)d,
+                0.0f, dSh, (int)T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, P, (int)T, go, (int)C,
+                0.0f, dvh, (int)d);
+    for (size_t i = 0; i < T; i++) {
+      const float *Pi = P + i * T;
+      float *dSi = dSh + i * T;
+      float dot = 0.0f;
+      for (size_t j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
+      for (size_t j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot) * scale;
+      for (size_t j = i + 1; j < T; j++) dSi[j] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, k, (int)d,
+                0.0f, dqh, (int)d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, q, (int)d,
+                0.0f, dkh, (int)d);
+    /* Undo the rotation and scatter back to the (N, 3C) layout of qkv. */
+    for (size_t t = 0; t < T; t++) {
+      kx_rope_backward(dqh + t * d, c->rope_cos, c->rope_sin, t, r);
+      kx_rope_backward(dkh + t * d, c->rope_cos, c->rope_sin, t, r);
+      float *dst = dqkv + (b * T + t) * 3 * C + h * d;
+      memcpy(dst, dqh + t * d, d * sizeof(float));
+      memcpy(dst + C, dkh + t * d, d * sizeof(float));
+      memcpy(dst + 2 * C, dvh + t * d, d * sizeof(float));
+    }
+  }
+  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
+}
+
+static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
+                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
+  acts_view a = view(c, acts);
+  *q = a.q;
+  *k = a.k;
+  *v = a.v;
+  *dqk = *dv = c->cfg->width / c->cfg->heads;
+  *scaled = 0;
+}
+
+const kx_attn_kind kx_attn_softmax = {
+    .name = "softmax",
+    .summary = "causal softmax attention, partial rotary (Pythia)",
+    .declare = declare,
+    .act_floats = act_floats,
+    .scratch_floats = scratch_floats,
+    .forward = forward,
+    .backward = backward,
+    .qkv_view = qkv_view,
+};

@@ -1,0 +1,267 @@
+/* Decoder checkpoints: save/load round trip to the last bit, exact resume
+ * (N steps == N/2 steps + resume to N, bitwise), and clear errors for
+ * truncated, foreign and mismatched files. */
+#include <check.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/decoder/dec_ckpt.h"
+#include "experiments/decoder/dec_layers.h"
+#include "experiments/decoder/dec_train.h"
+
+static char dir[256];
+static char text_path[300];
+
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
+
+/* A small deterministic text: 300 lines of words drawn by a fixed hash. */
+static void setup(void) {
+  snprintf(dir, sizeof dir, "/tmp/kx_dec_ckpt_XXXXXX");
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  path_in(text_path, sizeof text_path, "text.txt");
+  FILE *f = fopen(text_path, "w");
+  static const char *words[] = {"and", "the", "lord", "said", "unto", "moses", "behold", "earth", "light", "day"};
+  for (int line = 0; line < 300; line++) {
+    int n = 4 + (int)(kx_mix64((uint64_t)line) % 6);
+    for (int w = 0; w < n; w++)
+      fprintf(f, "%s%s", w ? " " : "", words[kx_mix64((uint64_t)(line * 31 + w)) % 10]);
+    fputs(".\n", f);
+  }
+  fclose(f);
+  kx_dec_threads_init();
+}
+
+static void teardown(void) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd)) {
+  }
+}
+
+static void tiny_opts(kx_dec_train_opts *o) {
+  kx_dec_train_opts_init(o);
+  o->layers = 2;
+  o->heads = 2;
+  o->width = 16;
+  o->ctx = 16;
+  o->batch = 4;
+  o->steps = 8;
+  o->warmup = 2;
+  o->seed = 7;
+  o->seed_given = 1;
+  o->text = text_path;
+  o->eval_every = 3;
+  o->eval_batches = 2;
+  o->final_eval = 0;
+}
+
+static void load_ok(const char *path, kx_decoder *m, kx_dec_vocab *v, kx_adamw *opt, kx_dec_train_state *st) {
+  int rc = kx_dec_ckpt_load(path, m, v, opt, st);
+  if (rc) fprintf(stderr, "%s\n", kx_error_message());
+  ck_assert_int_eq(rc, 0);
+}
+
+START_TEST(test_resume_bitwise) {
+  char full[300], half[300], resumed[300];
+  path_in(full, sizeof full, "full.h5");
+  path_in(half, sizeof half, "half.h5");
+  path_in(resumed, sizeof resumed, "resumed.h5");
+  kx_dec_train_opts o;
+  tiny_opts(&o);
+  o.out = full;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  tiny_opts(&o);
+  o.out = half;
+  o.stop_after = 4;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  /* resume with only the data and the checkpoint: everything else from it */
+  kx_dec_train_opts_init(&o);
+  o.text = text_path;
+  o.resume = half;
+  o.out = resumed;
+  o.final_eval = 0;
+  o.eval_every = 3;
+  o.eval_batches = 2;
+  int rc = kx_dec_train(&o, NULL, NULL);
+  if (rc) fprintf(stderr, "%s\n", kx_error_message());
+  ck_assert_int_eq(rc, 0);
+
+  kx_decoder a, b, h;
+  kx_dec_vocab va, vb, vh;
+  kx_adamw oa, ob, oh;
+  kx_dec_train_state sa, sb, sh;
+  load_ok(full, &a, &va, &oa, &sa);
+  load_ok(resumed, &b, &vb, &ob, &sb);
+  load_ok(half, &h, &vh, &oh, &sh);
+  ck_assert_uint_eq(sh.step, 4);
+  ck_assert_uint_eq(sa.step, 8);
+  ck_assert_uint_eq(sb.step, 8);
+  ck_assert_uint_eq(oa.t, ob.t);
+  ck_assert_uint_eq(a.tab.total, b.tab.total);
+  ck_assert_int_eq(memcmp(a.params, b.params, a.tab.total * sizeof(float)), 0);
+  ck_assert_int_eq(memcmp(oa.m, ob.m, a.tab.total * sizeof(float)), 0);
+  ck_assert_int_eq(memcmp(oa.v, ob.v, a.tab.total * sizeof(float)), 0);
+  /* and the halfway state really is different (the test is not vacuous) */
+  ck_assert_int_ne(memcmp(a.params, h.params, a.tab.total * sizeof(float)), 0);
+  kx_dec_free(&a), kx_dec_free(&b), kx_dec_free(&h);
+  kx_dec_vocab_free(&va), kx_dec_vocab_free(&vb), kx_dec_vocab_free(&vh);
+  kx_adamw_free(&oa), kx_adamw_free(&ob), kx_adamw_free(&oh);
+}
+END_TEST
+
+START_TEST(test_roundtrip_same_loss) {
+  kx_dec_config c;
+  kx_dec_config_default(&c);
+  c.vocab = 9, c.ctx = 10, c.layers = 2, c.heads = 2, c.width = 16, c.rotary_dims = 4;
+  kx_decoder m, m2;
+  ck_assert_int_eq(kx_dec_create(&m, &c), 0);
+  ck_assert_int_eq(kx_dec_init_params(&m, 3), 0);
+  uint32_t cps[9] = {'\n', ' ', 'a', 'b', 'c', 'd', 'e', 0xE9, 0x2014};
+  kx_dec_vocab v = {cps, 9}, v2;
+  char path[300];
+  path_in(path, sizeof path, "rt.h5");
+  ck_assert_int_eq(kx_dec_ckpt_save(path, &m, &v, NULL, NULL), 0);
+  ck_assert_int_eq(access(path, F_OK), 0);
+  load_ok(path, &m2, &v2, NULL, NULL);
+  ck_assert_uint_eq(v2.V, 9);
+  ck_assert_int_eq(memcmp(v2.vocab, cps, sizeof cps), 0);
+  ck_assert_int_eq(memcmp(m.params, m2.params, m.tab.total * sizeof(float)), 0);
+  int x[20], y[20];
+  for (int i = 0; i < 20; i++) x[i] = (i * 4 + 1) % 9, y[i] = (i * 7 + 2) % 9;
+  double l1, l2;
+  ck_assert_int_eq(kx_dec_forward(&m, x, y, 2, 10, &l1), 0);
+  ck_assert_int_eq(kx_dec_forward(&m2, x, y, 2, 10, &l2), 0);
+  ck_assert(memcmp(&l1, &l2, sizeof l1) == 0);
+  /* weights-only checkpoints cannot be resumed */
+  kx_decoder m3;
+  kx_dec_vocab v3;
+  kx_adamw o3;
+  kx_dec_train_state s3;
+  ck_assert_int_ne(kx_dec_ckpt_load(path, &m3, &v3, &o3, &s3), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "optimizer"));
+  kx_dec_free(&m), kx_dec_free(&m2);
+  kx_dec_vocab_free(&v2);
+}
+END_TEST
+
+static void copy_prefix(const char *src, const char *dst, long keep) {
+  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+  ck_assert_ptr_nonnull(in);
+  ck_assert_ptr_nonnull(out);
+  fseek(in, 0, SEEK_END);
+  long n = ftell(in);
+  fseek(in, 0, SEEK_SET);
+  if (keep < 0) keep = n / 2;
+  char *buf = malloc((size_t)n);
+  ck_assert_int_eq((long)fread(buf, 1, (size_t)n, in), n);
+  fwrite(buf, 1, (size_t)keep, out);
+  free(buf);
+  fclose(in);
+  fclose(out);
+}
+
+START_TEST(test_bad_files) {
+  char good[300], bad[300];
+  path_in(good, sizeof good, "good.h5");
+  path_in(bad, sizeof bad, "bad.h5");
+  kx_dec_train_opts o;
+  tiny_opts(&o);
+  o.out = good;
+  o.steps = 2;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  kx_decoder m;
+  kx_dec_vocab v;
+  /* missing */
+  ck_assert_int_eq(kx_dec_ckpt_load("/nonexistent/x.h5", &m, &v, NULL, NULL), KX_EIO);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "/nonexistent/x.h5"));
+  /* truncated at several lengths: never a crash, always a message */
+  long cuts[] = {0, 100, 2000, -1};
+  for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+    copy_prefix(good, bad, cuts[i]);
+    int rc = kx_dec_ckpt_load(bad, &m, &v, NULL, NULL);
+    ck_assert_int_eq(rc, KX_EIO);
+    ck_assert_ptr_nonnull(strstr(kx_error_message(), "bad.h5"));
+  }
+  /* foreign: a text file, and an HDF5 file of another kind */
+  ck_assert_int_eq(kx_dec_ckpt_load(text_path, &m, &v, NULL, NULL), KX_EIO);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "not an HDF5 file"));
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fcreate(bad, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  H5Fclose(f);
+  ck_assert_int_eq(kx_dec_ckpt_load(bad, &m, &v, NULL, NULL), KX_EIO);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "not a kapprox decoder checkpoint"));
+  /* a parameter with the wrong shape (a whole copy, then one dataset replaced) */
+  {
+    FILE *in = fopen(good, "rb"), *out = fopen(bad, "wb");
+    int ch;
+    while ((ch = fgetc(in)) != EOF) fputc(ch, out);
+    fclose(in), fclose(out);
+  }
+  f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+  ck_assert_int_ge(H5Ldelete(f, "param/layer1/fc_b", H5P_DEFAULT), 0);
+  hsize_t d = 3;
+  hid_t s = H5Screate_simple(1, &d, NULL);
+  hid_t ds = H5Dcreate2(f, "param/layer1/fc_b", H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  H5Dclose(ds), H5Sclose(s), H5Fclose(f);
+  ck_assert_int_eq(kx_dec_ckpt_load(bad, &m, &v, NULL, NULL), KX_EIO);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "param/layer1/fc_b has shape"));
+}
+END_TEST
+
+START_TEST(test_resume_mismatch) {
+  char ck[300], out[300];
+  path_in(ck, sizeof ck, "m.h5");
+  path_in(out, sizeof out, "m2.h5");
+  kx_dec_train_opts o;
+  tiny_opts(&o);
+  o.out = ck;
+  o.steps = 4;
+  o.stop_after = 2;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  /* a different model size */
+  tiny_opts(&o);
+  o.resume = ck, o.out = out, o.steps = 4, o.layers = 3;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "--layers 3 differs from the checkpoint's 2"));
+  /* a different schedule */
+  tiny_opts(&o);
+  o.resume = ck, o.out = out, o.steps = 5;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "--steps"));
+  /* a different text */
+  char other[300];
+  path_in(other, sizeof other, "other.txt");
+  FILE *f = fopen(other, "w");
+  for (int i = 0; i < 300; i++) fputs("the lord said unto moses and the day.\n", f);
+  fclose(f);
+  tiny_opts(&o);
+  o.resume = ck, o.out = out, o.steps = 4, o.text = other;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "not the one"));
+  ck_assert_int_ne(access(out, F_OK), 0);
+}
+END_TEST
+
+int main(void) {
+  kx_init_library();
+  Suite *s = suite_create("decoder_ckpt");
+  TCase *tc = tcase_create("ckpt");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_resume_bitwise);
+  tcase_add_test(tc, test_roundtrip_same_loss);
+  tcase_add_test(tc, test_bad_files);
+  tcase_add_test(tc, test_resume_mismatch);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
