@@ -38,7 +38,7 @@ static void usage(FILE *out) {
           "usage: kapprox <command> [options]   (kapprox <command> --help for details)\n\n"
           "Kernel approximation of attention: samplers, feature maps (PRF, ORF, PFF,\n"
           "WPFF, WDCF) and their error against exact softmax attention.\n\ncommands:\n");
-  for (const command *c = commands; c->name; c++) fprintf(out, "  %-14s %s\n", c->name, c->summary);
+  for (const command *c = commands; c->name; c++) fprintf(out, "  %-16s %s\n", c->name, c->summary);
 }
 
 int main(int argc, char **argv) {
