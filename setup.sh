@@ -29,5 +29,7 @@ ninja -C build
 
 mkdir -p results
 # The main job: every scheme's kernel error and attention fidelity at d = 64,
-# m = 16..1024, 10 seeds, on synthetic Q/K (256 tokens, norms 1).
+# m = 16..1024, 10 seeds, on synthetic Q/K (256 tokens, norms 1), then its
+# figures (error vs m, attention maps of one head, sampler points).
 ./build/kapprox compare --out results/compare.csv
+./build/kapprox plot --results results/compare.csv --outdir results/figures
