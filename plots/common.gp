@@ -18,5 +18,15 @@ set linetype 4 lc rgb "#CC79A7" lw 2 pt 11
 set linetype 5 lc rgb "#E69F00" lw 2 pt 13
 set linetype 6 lc rgb "#56B4E9" lw 2 pt 4
 set linetype 7 lc rgb "#000000" lw 2 pt 6
-set linetype 8 lc rgb "#F0E442" lw 2 pt 8
-set linetype cycle 8
+set linetype 8 lc rgb "#999933" lw 2 pt 8
+# schemes 9..16 reuse the colours, dashed and with other markers, so a
+# comparison of every registered map still tells each line apart
+set linetype 9 lc rgb "#0072B2" lw 2 dt 2 pt 10
+set linetype 10 lc rgb "#D55E00" lw 2 dt 2 pt 12
+set linetype 11 lc rgb "#009E73" lw 2 dt 2 pt 14
+set linetype 12 lc rgb "#CC79A7" lw 2 dt 2 pt 3
+set linetype 13 lc rgb "#E69F00" lw 2 dt 2 pt 1
+set linetype 14 lc rgb "#56B4E9" lw 2 dt 2 pt 2
+set linetype 15 lc rgb "#000000" lw 2 dt 2 pt 15
+set linetype 16 lc rgb "#999933" lw 2 dt 2 pt 9
+set linetype cycle 16
