@@ -179,6 +179,7 @@ static int run(const command_kind *kind, int argc, char **argv) {
     kx_cli_error(kind->name, "%s", kx_error_message());
   } else if (!quiet) {
     kx_results_print_summary(&res, stdout, kind->metrics, kind->n_metrics);
+    fflush(stdout); /* keep the table before the file message when both go to one file */
     if (out_path) fprintf(stderr, "wrote %zu rows to %s\n", res.n, out_path);
   }
   kx_results_free(&res);
