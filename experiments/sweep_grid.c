@@ -48,12 +48,13 @@ int kx_parse_shard(const char *spec, size_t *i, size_t *n) {
   return 0;
 }
 
-/* The paper's comparison: MC against QMC directions, with and without
- * fitted weights; only registered schemes are used, so the default works
+/* The paper's comparison: Performer's maps, MC against QMC directions,
+ * with and without fitted weights, and the paper's own WDCF; only
+ * registered schemes are used, so the default works
  * whichever feature maps this build has. */
 int kx_sweep_default_schemes(char ***items, size_t *n) {
-  static const char *const preferred[] = {"prf", "orf", "pff-mc", "pff-sobol", "pff-halton",
-                                          "wpff-sobol", "wdcf", NULL};
+  static const char *const preferred[] = {"prf", "orf", "pff-mc", "pff-sobol", "wpff-sobol",
+                                          "wdcf", "pff-halton", NULL};
   char buf[1024] = "";
   size_t count = 0;
   for (size_t i = 0; preferred[i] && count < 6; i++)
