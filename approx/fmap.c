@@ -56,6 +56,13 @@ void kx_fmap_default_options(kx_fmap_options *opt) {
   opt->ridge = -1;
 }
 
+int kx_parse_kernel(const char *name, kx_kernel *out) {
+  if (!strcmp(name, "softmax")) *out = KX_KERNEL_SOFTMAX;
+  else if (!strcmp(name, "gauss")) *out = KX_KERNEL_GAUSS;
+  else return kx_fail(KX_EINVAL, "--kernel must be softmax or gauss, got '%s'", name);
+  return 0;
+}
+
 /* Feature maps hold m x d doubles; refuse sizes that cannot be meant. */
 #define KX_FMAP_MAX_ELEMENTS ((size_t)1 << 31)
 

@@ -68,9 +68,7 @@ int cmd_attn_maps(int argc, char **argv) {
     case O_M: rc = kx_parse_size(optarg, "--m", 1, 1u << 20, &m); break;
     case O_SEED: rc = kx_parse_u64(optarg, "--seed", &seed); break;
     case O_KERNEL:
-      if (!strcmp(optarg, "softmax")) fo.kernel = KX_KERNEL_SOFTMAX;
-      else if (!strcmp(optarg, "gauss")) fo.kernel = KX_KERNEL_GAUSS;
-      else rc = kx_fail(KX_EINVAL, "--kernel must be softmax or gauss, got '%s'", optarg);
+      rc = kx_parse_kernel(optarg, &fo.kernel);
       break;
     case O_INPUT: src.qk_path = optarg; break;
     case O_LAYER: rc = kx_parse_size(optarg, "--layer", 0, 1u << 30, &layer); break;

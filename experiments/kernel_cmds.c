@@ -119,9 +119,7 @@ static int run(const command_kind *kind, int argc, char **argv) {
     case O_M: m_list = optarg; break;
     case O_SEEDS: seed_list = optarg; break;
     case O_KERNEL:
-      if (!strcmp(optarg, "softmax")) g.fmap.kernel = KX_KERNEL_SOFTMAX;
-      else if (!strcmp(optarg, "gauss")) g.fmap.kernel = KX_KERNEL_GAUSS;
-      else rc = kx_fail(KX_EINVAL, "--kernel must be softmax or gauss, got '%s'", optarg);
+      rc = kx_parse_kernel(optarg, &g.fmap.kernel);
       break;
     case O_RADII: g.fmap.radii = optarg; break;
     case O_PAIRS: rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &g.fmap.n_calib_pairs); break;

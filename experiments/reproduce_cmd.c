@@ -174,9 +174,7 @@ static int reproduce_kernel(int argc, char **argv) {
     case O_HEADS: rc = to_int_list(optarg, "--heads", g.heads, &g.n_heads); break;
     case O_MAXTOK: rc = kx_parse_size(optarg, "--max-tokens", 1, 1u << 20, &g.max_tokens); break;
     case O_KERNEL:
-      if (!strcmp(optarg, "softmax")) g.fmap.kernel = KX_KERNEL_SOFTMAX;
-      else if (!strcmp(optarg, "gauss")) g.fmap.kernel = KX_KERNEL_GAUSS;
-      else rc = kx_fail(KX_EINVAL, "--kernel must be softmax or gauss, got '%s'", optarg);
+      rc = kx_parse_kernel(optarg, &g.fmap.kernel);
       break;
     case O_LATEX: latex = 1; break;
     case O_OUT: out = optarg; break;

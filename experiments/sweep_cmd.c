@@ -188,9 +188,7 @@ int cmd_sweep(int argc, char **argv) {
     case O_M: m_list = optarg; break;
     case O_SEEDS: seed_list = optarg; break;
     case O_KERNEL:
-      if (!strcmp(optarg, "softmax")) g.fmap.kernel = KX_KERNEL_SOFTMAX;
-      else if (!strcmp(optarg, "gauss")) g.fmap.kernel = KX_KERNEL_GAUSS;
-      else rc = kx_fail(KX_EINVAL, "--kernel must be softmax or gauss, got '%s'", optarg);
+      rc = kx_parse_kernel(optarg, &g.fmap.kernel);
       break;
     case O_RADII:
       g.fmap.radii = optarg;
