@@ -20,7 +20,7 @@ void kx_dct_blocks_free(kx_dct_blocks *B) {
 }
 
 kx_dct_blocks *kx_dct_blocks_create(size_t d, size_t m, const int *order, size_t n_order,
-                                    uint64_t sign_seed) {
+                                    uint64_t sign_seed, int sign_all) {
   if (d == 0 || m == 0) {
     kx_fail(KX_EINVAL, "DCT blocks need d >= 1 and m >= 1 (got d = %zu, m = %zu)", d, m);
     return NULL;
@@ -60,7 +60,7 @@ kx_dct_blocks *kx_dct_blocks_create(size_t d, size_t m, const int *order, size_t
     blk->rows = m - blk->offset < d ? m - blk->offset : d;
     blk->t = kx_calloc(blk->rows, sizeof *blk->t);
     if (!blk->t) goto fail;
-    if (b >= n_types) {
+    if (b >= n_types || sign_all) {
       /* Repeating a DCT type on the same x would repeat its directions;
        * a random sign flip gives new ones at no asymptotic cost. */
       blk->sign = kx_malloc(d * sizeof *blk->sign);

@@ -6,7 +6,7 @@
  *
  * block b: C_b the orthonormal DCT of type order[b mod n] (dct.h), S_b =
  * diag(sign_b) a random +-1 diagonal for the blocks after the first n (the
- * identity before), P_b keeps the first rows_b rows (all d except in the
+ * identity before, unless every block is signed), P_b keeps the first rows_b rows (all d except in the
  * last block), T_b = diag(t_b) the per-row multipliers the scheme chooses
  * (radii, signed normals).  Cost O((m/d + 1) d log d) per vector, no m x d
  * matrix.  Once filled, a block stack is read-only and may be applied from
@@ -34,10 +34,11 @@ typedef struct {
 } kx_dct_blocks;
 
 /* order: n_order DCT types for the first blocks, repeated with sign flips
- * after; types the length does not allow (DCT-I at d = 1) are skipped.
- * Signs are drawn from `sign_seed`.  NULL with a message on failure. */
+ * after (on every block when sign_all is set); types the length does not
+ * allow (DCT-I at d = 1) are skipped.  Signs are drawn from `sign_seed`.
+ * NULL with a message on failure. */
 kx_dct_blocks *kx_dct_blocks_create(size_t d, size_t m, const int *order, size_t n_order,
-                                    uint64_t sign_seed);
+                                    uint64_t sign_seed, int sign_all);
 void kx_dct_blocks_free(kx_dct_blocks *B);
 
 /* z (n x m, row-major) = L x for the n rows of x (n x d).  Rows are split

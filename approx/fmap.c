@@ -12,7 +12,8 @@
 
 extern const kx_fmap_type kx_fmap_prf, kx_fmap_orf, kx_fmap_pff_mc, kx_fmap_pff_sobol,
     kx_fmap_pff_halton, kx_fmap_wpff_sobol, kx_fmap_wpff_halton;
-extern const kx_fmap_type kx_fmap_wdcf, kx_fmap_wdcf_norm, kx_fmap_dcf, kx_fmap_wdcf_code;
+extern const kx_fmap_type kx_fmap_wdcf, kx_fmap_wdcf_norm, kx_fmap_dcf, kx_fmap_dcf_signed,
+    kx_fmap_wdcf_code;
 extern const kx_fmap_type kx_fmap_uniform;
 
 /* Order matters only for display: baselines first, then the paper's maps. */
@@ -25,6 +26,7 @@ const kx_fmap_type *const kx_fmap_types[] = {
     &kx_fmap_wpff_sobol,
     &kx_fmap_wpff_halton,
     &kx_fmap_dcf,
+    &kx_fmap_dcf_signed,
     &kx_fmap_wdcf,
     &kx_fmap_wdcf_norm,
     &kx_fmap_wdcf_code,

@@ -90,10 +90,10 @@ static int stratified_radii(kx_fmap *f, kx_dct_blocks *B) {
   return 0;
 }
 
-static int wdcf_common_init(kx_fmap *f) {
+static int blocks_init(kx_fmap *f, int sign_all) {
   static const int order[] = {2, 4, 3, 1};
-  kx_dct_blocks *B =
-      kx_dct_blocks_create(f->d, f->m, order, 4, kx_seed_derive(f->seed, STREAM_SIGNS));
+  kx_dct_blocks *B = kx_dct_blocks_create(f->d, f->m, order, 4,
+                                          kx_seed_derive(f->seed, STREAM_SIGNS), sign_all);
   /* d and m were validated by kx_fmap_create, so what is left to fail is
    * memory (or FFTW's planner, whose message is kept either way). */
   if (!B) return KX_ENOMEM;
@@ -104,11 +104,16 @@ static int wdcf_common_init(kx_fmap *f) {
 
 static int wdcf_init(kx_fmap *f) {
   f->norm_coef = 0; /* the paper drops |x|^2 */
-  return wdcf_common_init(f);
+  return blocks_init(f, 0);
 }
 
 /* wdcf-norm and dcf keep the norm_coef kx_fmap_create set from the kernel. */
-static int wdcf_norm_init(kx_fmap *f) { return wdcf_common_init(f); }
+static int wdcf_norm_init(kx_fmap *f) { return blocks_init(f, 0); }
+
+/* The ablation of fixed directions: every block sees a seeded sign flip of
+ * x, so the directions t_i (C_b S_b)_i change sign at random from seed to
+ * seed and the first-order error term averages out over seeds. */
+static int dcf_signed_init(kx_fmap *f) { return blocks_init(f, 1); }
 
 static int wdcf_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
   int rc = kx_dct_blocks_apply(f->state, n, x, logphi);
@@ -155,9 +160,21 @@ const kx_fmap_type kx_fmap_dcf = {
     .release = wdcf_release,
 };
 
+const kx_fmap_type kx_fmap_dcf_signed = {
+    .name = "dcf-signed",
+    .description = "dcf with a random sign flip of x on every block (ablation: random, not fixed, DCT directions)",
+    .unbiased = 0,
+    .fitted_weights = 0,
+    .kernel_estimator = 1,
+    .init = dcf_signed_init,
+    .apply_log = wdcf_apply_log,
+    .release = wdcf_release,
+};
+
 int kx_fmap_is_wdcf(const kx_fmap *f) {
   return f && (f->type == &kx_fmap_wdcf || f->type == &kx_fmap_wdcf_norm ||
-               f->type == &kx_fmap_dcf || f->type == &kx_fmap_wdcf_code);
+               f->type == &kx_fmap_dcf || f->type == &kx_fmap_dcf_signed ||
+               f->type == &kx_fmap_wdcf_code);
 }
 
 const kx_dct_blocks *kx_fmap_wdcf_blocks(const kx_fmap *f) {

@@ -29,7 +29,7 @@ enum { STREAM_SIGNS = 1, STREAM_NORMALS = 3 };
 static int code_init(kx_fmap *f) {
   static const int order[] = {3, 4, 2, 1};
   kx_dct_blocks *B =
-      kx_dct_blocks_create(f->d, f->m, order, 4, kx_seed_derive(f->seed, STREAM_SIGNS));
+      kx_dct_blocks_create(f->d, f->m, order, 4, kx_seed_derive(f->seed, STREAM_SIGNS), 0);
   if (!B) return KX_ENOMEM; /* d, m validated by kx_fmap_create */
   f->state = B;
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);

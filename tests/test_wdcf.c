@@ -240,7 +240,7 @@ static kx_fmap *make_map(const char *scheme, size_t d, size_t m, uint64_t seed, 
  * signs, t) and the reference cosine matrices; also checks the block
  * structure (types in order, sign flips only after the distinct types, the
  * last block truncated). */
-static void reference_W(const kx_fmap *f, const int *order, double *W) {
+static void reference_W(const kx_fmap *f, const int *order, int sign_all, double *W) {
   const kx_dct_blocks *B = kx_fmap_wdcf_blocks(f);
   ck_assert_ptr_nonnull(B);
   const size_t d = f->d, m = f->m;
@@ -256,7 +256,7 @@ static void reference_W(const kx_fmap *f, const int *order, double *W) {
     ck_assert_int_eq(blk->type, types[b % nt]);
     ck_assert_uint_eq(blk->offset, row);
     ck_assert_uint_eq(blk->rows, m - row < d ? m - row : d);
-    ck_assert(b < nt ? blk->sign == NULL : blk->sign != NULL);
+    ck_assert(b < nt && !sign_all ? blk->sign == NULL : blk->sign != NULL);
     ref_dct(blk->type, d, C);
     for (size_t i = 0; i < blk->rows; i++, row++)
       for (size_t j = 0; j < d; j++)
@@ -277,11 +277,11 @@ static double max_t(const kx_fmap *f) {
 }
 
 /* Checks kx_fmap_wdcf_dense and apply_log against the reference. */
-static void check_map_against_dense(const kx_fmap *f, const int *order, int softmax) {
+static void check_map_against_dense(const kx_fmap *f, const int *order, int softmax, int sign_all) {
   const size_t d = f->d, m = f->m, n = 7;
   double *Wref = malloc(m * d * sizeof *Wref), *W = malloc(m * d * sizeof *W);
   double *x = malloc(n * d * sizeof *x), *lp = malloc(n * m * sizeof *lp);
-  reference_W(f, order, Wref);
+  reference_W(f, order, sign_all, Wref);
   ck_assert_int_eq(kx_fmap_wdcf_dense(f, W), 0);
   const double tW = dct_tol(d, 1.0) * max_t(f);
   for (size_t i = 0; i < m * d; i++) ck_assert_double_eq_tol(W[i], Wref[i], tW);
@@ -343,11 +343,16 @@ START_TEST(maps_equal_dense_reference) {
       ck_assert_double_eq(f->norm_coef, want);
       if (s == 2)
         for (size_t i = 0; i < m; i++) ck_assert_double_eq(f->log_weight[i], -0.5 * log((double)m));
-      check_map_against_dense(f, paper_order, 0);
+      check_map_against_dense(f, paper_order, 0, 0);
       kx_fmap_free(f);
     }
+  /* dcf-signed: dcf with a sign flip on every block */
+  kx_fmap *fs = make_map("dcf-signed", d, m, 7, KX_KERNEL_SOFTMAX, &c);
+  ck_assert_double_eq(fs->norm_coef, 0.5);
+  check_map_against_dense(fs, paper_order, 0, 1);
+  kx_fmap_free(fs);
   kx_fmap *f = make_map("wdcf-code", d, m, 7, KX_KERNEL_SOFTMAX, &c);
-  check_map_against_dense(f, code_order, 1);
+  check_map_against_dense(f, code_order, 1, 0);
   kx_fmap_free(f);
   free(c.q);
   free(c.k);
@@ -446,13 +451,14 @@ START_TEST(code_rows_are_log_probabilities) {
 }
 END_TEST
 
-static const char *all_schemes[] = {"wdcf", "wdcf-norm", "dcf", "wdcf-code"};
+static const char *all_schemes[] = {"wdcf", "wdcf-norm", "dcf", "dcf-signed", "wdcf-code"};
+#define N_ALL_SCHEMES (sizeof all_schemes / sizeof *all_schemes)
 
 START_TEST(seeds_decide_the_features) {
   const size_t d = 8, m = 43, n = 10;
   calib c = make_calib(d, 6);
   double *a = malloc(n * m * sizeof *a), *b = malloc(n * m * sizeof *b);
-  for (int s = 0; s < 4; s++) {
+  for (size_t s = 0; s < N_ALL_SCHEMES; s++) {
     kx_fmap *f1 = make_map(all_schemes[s], d, m, 21, KX_KERNEL_SOFTMAX, &c);
     kx_fmap *f2 = make_map(all_schemes[s], d, m, 21, KX_KERNEL_SOFTMAX, &c);
     kx_fmap *f3 = make_map(all_schemes[s], d, m, 22, KX_KERNEL_SOFTMAX, &c);
@@ -484,7 +490,7 @@ START_TEST(concurrent_application_is_identical) {
   gsl_rng_free(rng);
   double *serial = malloc(n * m * sizeof *serial);
   double *par[2] = {malloc(n * m * sizeof(double)), malloc(n * m * sizeof(double))};
-  for (int s = 0; s < 4; s++) {
+  for (size_t s = 0; s < N_ALL_SCHEMES; s++) {
     kx_fmap *f = make_map(all_schemes[s], d, m, 3, KX_KERNEL_SOFTMAX, &c);
     for (size_t r = 0; r < n; r++) ck_assert_int_eq(kx_fmap_apply_log(f, 1, x + r * d, serial + r * m), 0);
     int rc[2] = {-1, -1};
@@ -518,7 +524,7 @@ START_TEST(bad_input_is_an_error) {
   o.calib_q = c.q;
   o.calib_k = c.k;
   o.n_calib_q = o.n_calib_k = c.n;
-  for (int s = 0; s < 4; s++) {
+  for (size_t s = 0; s < N_ALL_SCHEMES; s++) {
     ck_assert_ptr_null(kx_fmap_create(all_schemes[s], 8, 0, 1, &o));
     ck_assert_ptr_null(kx_fmap_create(all_schemes[s], 0, 8, 1, &o));
     kx_fmap *f = kx_fmap_create(all_schemes[s], 8, 12, 1, &o);
