@@ -141,8 +141,6 @@ void kx_dct_free(kx_dct *p) {
   free(p);
 }
 
-int kx_dct_type(const kx_dct *p) { return p->type; }
-size_t kx_dct_length(const kx_dct *p) { return p->d; }
 
 int kx_dct_apply(const kx_dct *p, const double *x, double *y, double *work) {
   const size_t d = p->d;

@@ -34,8 +34,6 @@ typedef struct kx_dct kx_dct;
  * d beyond FFTW's int range. */
 kx_dct *kx_dct_create(int type, size_t d);
 void kx_dct_free(kx_dct *p);
-int kx_dct_type(const kx_dct *p);
-size_t kx_dct_length(const kx_dct *p);
 
 /* Workspace for one thread's calls on any plan of length d: SIMD-aligned
  * (fftw_malloc) with the layout the plans were made on.  Free with

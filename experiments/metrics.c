@@ -13,10 +13,6 @@ const char *const kx_metric_names[KX_N_METRICS] = {
     "kernel_rel_fro", "kernel_rel_mse", "attn_kl", "attn_tv", "attn_max_abs", "out_rel_err",
 };
 
-int kx_metric_is_kernel(int metric) {
-  return metric == KX_METRIC_KERNEL_REL_FRO || metric == KX_METRIC_KERNEL_REL_MSE;
-}
-
 int kx_metric_lookup(const char *name) {
   for (int i = 0; i < KX_N_METRICS; i++)
     if (!strcmp(kx_metric_names[i], name)) return i;

@@ -19,7 +19,6 @@ typedef enum {
 } kx_metric;
 
 extern const char *const kx_metric_names[KX_N_METRICS];
-int kx_metric_is_kernel(int metric);
 /* Index of a metric name, or -1. */
 int kx_metric_lookup(const char *name);
 

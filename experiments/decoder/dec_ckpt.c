@@ -200,25 +200,6 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   return rc;
 }
 
-int kx_dec_config_compare(const kx_dec_config *a, const kx_dec_config *b) {
-#define CMP(field, opt)                                                                             \
-  if (a->field != b->field)                                                                         \
-    return kx_fail(KX_EINVAL, "%s is %zu here but %zu in the checkpoint", opt, (size_t)a->field, \
-                   (size_t)b->field);
-  CMP(vocab, "vocabulary size")
-  CMP(ctx, "--ctx")
-  CMP(layers, "--layers")
-  CMP(heads, "--heads")
-  CMP(width, "--width")
-  CMP(rotary_dims, "rotary dimensions")
-#undef CMP
-  if (strcmp(a->attn_kind, b->attn_kind))
-    return kx_fail(KX_EINVAL, "--attention is '%s' here but '%s' in the checkpoint", a->attn_kind, b->attn_kind);
-  if (a->rope_base != b->rope_base || a->ln_eps != b->ln_eps)
-    return kx_fail(KX_EINVAL, "rotary base or LayerNorm epsilon differs from the checkpoint");
-  return 0;
-}
-
 int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
                      kx_dec_train_state *st) {
   quiet_hdf5();

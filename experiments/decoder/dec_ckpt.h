@@ -42,7 +42,4 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
 int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
                      kx_dec_train_state *st);
 
-/* Non-zero with a message naming the first differing field. */
-int kx_dec_config_compare(const kx_dec_config *want, const kx_dec_config *got);
-
 #endif

@@ -36,6 +36,5 @@ void kx_dec_config_default(kx_dec_config *cfg);
 /* Checks ranges and divisibility; message names the offending option. */
 int kx_dec_config_check(const kx_dec_config *cfg);
 
-static inline size_t kx_dec_head_dim(const kx_dec_config *c) { return c->width / c->heads; }
 
 #endif
