@@ -41,6 +41,7 @@ void kx_adamw_step(kx_adamw *o, const kx_param_table *tab, float *params, const 
 #pragma omp parallel if (tab->total >= 65536)
   for (size_t k = 0; k < tab->n; k++) {
     const kx_tensor_info *t = &tab->t[k];
+    if (t->frozen) continue;
     float keep = t->decay ? (float)(1.0 - lr * o->weight_decay) : 1.0f;
     float *restrict p = params + t->offset, *restrict m = o->m + t->offset, *restrict v = o->v + t->offset;
     const float *restrict g = grads + t->offset;

@@ -12,6 +12,7 @@
 #define KX_DEC_ATTN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "experiments/decoder/dec_config.h"
 #include "experiments/decoder/dec_params.h"
@@ -41,6 +42,20 @@ typedef struct {
    * forward's acts; *scaled = 1 if 1/sqrt(d) is folded into q. */
   void (*qkv_view)(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
                    const float **v, size_t *dqk, size_t *dv, int *scaled);
+  /* Optional (NULL: nothing to do): fills the kind's tensors declared with
+   * KX_INIT_KIND (decay tables, feature weights, fixed projections, ...) of
+   * block `layer`, after the table's generic initialisation.  Used by a
+   * fresh model and by `convert` for the tensors a teacher does not have.
+   * Must draw only from `seed` so the result is reproducible. */
+  int (*init)(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed);
+  /* Optional: the effective causal attention weights A (T,T) of sequence b,
+   * head h, from the last forward's acts: row i is the weight each j <= i
+   * gets in output i (zero above the diagonal).  For forms without a
+   * normaliser (RetNet, the released DiJiang code) the row is |s_ij| divided
+   * by its sum, so that every kind yields a distribution to compare with
+   * the teacher (attention KL, Figure 3). */
+  void (*attn_weights)(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b, size_t h,
+                       float *A);
 } kx_attn_kind;
 
 /* NULL if unknown. */

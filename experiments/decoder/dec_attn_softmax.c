@@ -171,6 +171,13 @@ static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, c
   *scaled = 0;
 }
 
+static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b, size_t h,
+                         float *A) {
+  (void)p;
+  acts_view a = view(c, acts);
+  memcpy(A, a.probs + (b * c->cfg->heads + h) * c->T * c->T, c->T * c->T * sizeof(float));
+}
+
 const kx_attn_kind kx_attn_softmax = {
     .name = "softmax",
     .summary = "causal softmax attention, partial rotary (Pythia)",
@@ -180,4 +187,5 @@ const kx_attn_kind kx_attn_softmax = {
     .forward = forward,
     .backward = backward,
     .qkv_view = qkv_view,
+    .attn_weights = attn_weights,
 };

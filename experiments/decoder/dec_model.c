@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
+#include "core/kx_seed.h"
 #include "experiments/decoder/dec_layers.h"
 
 int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
@@ -90,7 +91,12 @@ void kx_dec_free(kx_decoder *m) {
 }
 
 int kx_dec_init_params(kx_decoder *m, uint64_t seed) {
-  return kx_ptable_init(&m->tab, m->params, m->cfg.width, m->cfg.layers, seed);
+  int rc = kx_ptable_init(&m->tab, m->params, m->cfg.width, m->cfg.layers, seed);
+  if (rc || !m->attn->init) return rc;
+  /* The kind's own streams start past the table's (one per tensor). */
+  for (size_t l = 0; l < m->cfg.layers && !rc; l++)
+    rc = m->attn->init(&m->cfg, l, m->attn_p + l * 16, kx_seed_derive(seed, m->tab.n + l));
+  return rc;
 }
 
 /* Lays out the activation buffer for (B,T); one allocation for everything. */

@@ -42,6 +42,10 @@ void kx_ptable_free(kx_param_table *tab) {
   memset(tab, 0, sizeof *tab);
 }
 
+void kx_ptable_freeze(kx_param_table *tab, size_t index) {
+  if (index < tab->n) tab->t[index].frozen = 1;
+}
+
 long kx_ptable_find(const kx_param_table *tab, const char *name) {
   for (size_t i = 0; i < tab->n; i++)
     if (!strcmp(tab->t[i].name, name)) return (long)i;
@@ -59,7 +63,13 @@ int kx_ptable_init(const kx_param_table *tab, float *params, size_t width, size_
     float *p = params + t->offset;
     gsl_rng_set(r, kx_gsl_seed(kx_seed_derive(seed, i)));
     switch (t->init) {
-      case KX_INIT_ZERO: break;
+      case KX_INIT_ZERO:
+      case KX_INIT_KIND: break;
+      case KX_INIT_IDENTITY: {
+        size_t cols = t->cols ? t->cols : 1;
+        for (size_t k = 0; k < t->rows && k < cols; k++) p[k * cols + k] = 1.0f;
+        break;
+      }
       case KX_INIT_ONE:
         for (size_t k = 0; k < t->size; k++) p[k] = 1.0f;
         break;

@@ -13,7 +13,9 @@ typedef enum {
   KX_INIT_ZERO,  /* biases */
   KX_INIT_ONE,   /* LayerNorm gains */
   KX_INIT_SMALL, /* N(0, 2/(5C)): GPT-NeoX "small_init" */
-  KX_INIT_WANG   /* N(0, (2/(L sqrt C))^2): GPT-NeoX "wang_init", layers feeding the residual */
+  KX_INIT_WANG,  /* N(0, (2/(L sqrt C))^2): GPT-NeoX "wang_init", layers feeding the residual */
+  KX_INIT_IDENTITY, /* ones on the diagonal (rows x cols), zero elsewhere */
+  KX_INIT_KIND      /* left zero here: the attention kind's `init` hook fills it */
 } kx_init_kind;
 
 typedef struct {
@@ -22,6 +24,7 @@ typedef struct {
   size_t offset, size;
   int decay;       /* 1: AdamW weight decay applies (matrices); 0: biases, LN */
   kx_init_kind init;
+  int frozen;      /* 1: never updated by the optimizer (e.g. a fixed DCT or projection) */
 } kx_tensor_info;
 
 typedef struct {
@@ -34,6 +37,8 @@ typedef struct {
 int kx_ptable_add(kx_param_table *tab, const char *name, size_t rows, size_t cols, int decay,
                   kx_init_kind init, size_t *index);
 void kx_ptable_free(kx_param_table *tab);
+/* Marks tensor `index` as frozen (the optimizer skips it). */
+void kx_ptable_freeze(kx_param_table *tab, size_t index);
 /* Index of the tensor named `name`, or -1. */
 long kx_ptable_find(const kx_param_table *tab, const char *name);
 
