@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_error.h"
 
 #define QK_FORMAT "kapprox-qk"
@@ -281,11 +282,14 @@ static int write_tensor(hid_t g, const char *name, size_t h, size_t t, size_t d,
 int kx_qk_write(const char *path, int scaled, int causal, size_t n_layers,
                 const kx_qk_layer *layers, int single) {
   silence_hdf5();
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return kx_fail(KX_EINVAL, "output path too long");
-  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return kx_fail(KX_EIO, "cannot create '%s' (directory missing or not writable?)", path);
+  kx_atomic_file af;
+  int begun = kx_atomic_begin(&af, path);
+  if (begun) return begun;
+  hid_t file = H5Fcreate(af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (file < 0) {
+    kx_atomic_abort(&af);
+    return kx_fail(KX_EIO, "cannot create '%s' (directory missing or not writable?)", path);
+  }
   int ok = 1;
   hid_t st = H5Tcopy(H5T_C_S1);
   H5Tset_size(st, strlen(QK_FORMAT));
@@ -308,12 +312,8 @@ int kx_qk_write(const char *path, int scaled, int causal, size_t n_layers,
   }
   if (H5Fclose(file) < 0) ok = 0;
   if (!ok) {
-    remove(tmp);
+    kx_atomic_abort(&af);
     return kx_fail(KX_EIO, "writing '%s' failed (disk full?)", path);
   }
-  if (rename(tmp, path) != 0) {
-    remove(tmp);
-    return kx_fail(KX_EIO, "cannot rename the temporary file to '%s'", path);
-  }
-  return 0;
+  return kx_atomic_commit(&af);
 }

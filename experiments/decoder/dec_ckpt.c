@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_error.h"
 
 #define FORMAT "kapprox-decoder"
@@ -109,15 +110,14 @@ static int read_f32(hid_t file, const char *path, float *data, size_t rows, size
 int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *vocab, const kx_adamw *opt,
                      const kx_dec_train_state *st) {
   quiet_hdf5();
-  size_t plen = strlen(path) + 32;
-  char *tmp = kx_malloc(plen);
-  if (!tmp) return KX_ENOMEM;
-  snprintf(tmp, plen, "%s.tmp.%d", path, (int)getpid());
+  kx_atomic_file af;
+  int begun = kx_atomic_begin(&af, path);
+  if (begun) return kx_fail_context(begun, "writing checkpoint: ");
+  const char *tmp = af.tmp;
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) {
-    int rc = kx_fail(KX_EIO, "cannot create '%s' (does the directory exist and is it writable?)", tmp);
-    free(tmp);
-    return rc;
+    kx_atomic_abort(&af);
+    return kx_fail(KX_EIO, "cannot create '%s' (does the directory exist and is it writable?)", path);
   }
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
@@ -182,21 +182,11 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   }
   H5Pclose(lcpl);
   if (H5Fclose(f) < 0 && !rc) rc = kx_fail(KX_EIO, "cannot close '%s' (disk full?)", tmp);
-  if (!rc) {
-    /* HDF5 has no fsync; do it ourselves so the rename publishes data that
-     * is on disk. */
-    int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) {
-      fsync(fd);
-      close(fd);
-    }
-    if (rename(tmp, path)) rc = kx_fail(KX_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-  }
-  if (rc) {
-    unlink(tmp);
-    kx_fail_context(rc, "writing checkpoint '%s': ", path);
-  }
-  free(tmp);
+  if (rc)
+    kx_atomic_abort(&af);
+  else
+    rc = kx_atomic_commit(&af);
+  if (rc) kx_fail_context(rc, "writing checkpoint '%s': ", path);
   return rc;
 }
 
