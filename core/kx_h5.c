@@ -1,11 +1,12 @@
 #include "core/kx_h5.h"
 
-#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_error.h"
 
 /* Longest fixed-length string attribute we read: far above any value the
@@ -178,5 +179,42 @@ out:
   if (dcpl >= 0) H5Pclose(dcpl);
   if (type >= 0) H5Tclose(type);
   if (space >= 0) H5Sclose(space);
+  return rc;
+}
+
+hid_t kx_h5_create_in_memory(void) {
+  kx_h5_quiet();
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  /* grow the image in 1 MiB steps; nothing is written to disk by HDF5 */
+  hid_t f = fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) >= 0
+                ? H5Fcreate("kapprox-in-memory.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl)
+                : -1;
+  if (fapl >= 0) H5Pclose(fapl);
+  if (f < 0) kx_fail(KX_ENOMEM, "cannot create an HDF5 file in memory");
+  return f;
+}
+
+int kx_h5_publish(hid_t file, const char *path) {
+  ssize_t n = H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0 ? H5Fget_file_image(file, NULL, 0) : -1;
+  unsigned char *image = n > 0 ? malloc((size_t)n) : NULL;
+  int rc = 0;
+  if (!image || H5Fget_file_image(file, image, (size_t)n) != n)
+    rc = kx_fail(KX_ENOMEM, "cannot assemble the HDF5 file for '%s' in memory (%lld bytes)", path, (long long)n);
+  H5Fclose(file);
+  kx_atomic_file af;
+  if (!rc) rc = kx_atomic_open(&af, path);
+  if (rc) {
+    free(image);
+    return rc;
+  }
+  errno = 0;
+  if (fwrite(image, 1, (size_t)n, af.fp) != (size_t)n) {
+    rc = kx_fail(KX_EIO, "writing '%s': %s (disk full, or over a file size limit?); nothing was replaced", path,
+                 errno ? strerror(errno) : "short write");
+    kx_atomic_abort(&af);
+  } else {
+    rc = kx_atomic_commit(&af);
+  }
+  free(image);
   return rc;
 }

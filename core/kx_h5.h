@@ -38,4 +38,13 @@ int kx_check_memory(double bytes, const char *what);
 /* The size of the file at path in bytes (0 if it cannot be stat'ed). */
 unsigned long long kx_file_bytes(const char *path);
 
+/* Writers build their file in memory (HDF5's core driver, no backing
+ * store) and publish its bytes through core/kx_atomic: libhdf5 never meets
+ * a disk error (in 1.10 a failed H5Fclose leaves the file registered and
+ * the library crashes at exit), and a full disk gets errno's message.
+ * Costs the file's size in memory, twice, while publishing. */
+hid_t kx_h5_create_in_memory(void);
+/* Closes `file` (always); then publishes its contents at `path`. */
+int kx_h5_publish(hid_t file, const char *path);
+
 #endif

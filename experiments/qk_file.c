@@ -439,12 +439,8 @@ static int write_tensor(hid_t g, const char *name, size_t h, size_t t, size_t d,
 
 int kx_qk_write(const char *path, int scaled, int causal, size_t n_layers,
                 const kx_qk_layer *layers, int single) {
-  kx_h5_quiet();
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-    return kx_fail(KX_EINVAL, "output path too long");
-  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return kx_fail(KX_EIO, "cannot create '%s' (directory missing or not writable?)", path);
+  hid_t file = kx_h5_create_in_memory();
+  if (file < 0) return KX_ENOMEM;
   int ok = 1;
   hid_t st = H5Tcopy(H5T_C_S1);
   H5Tset_size(st, strlen(QK_FORMAT));
@@ -465,14 +461,9 @@ int kx_qk_write(const char *path, int scaled, int causal, size_t n_layers,
          (!l->v || !write_tensor(g, "v", l->heads, l->tokens, l->dv, l->v, single));
     if (g >= 0) H5Gclose(g);
   }
-  if (H5Fclose(file) < 0) ok = 0;
   if (!ok) {
-    remove(tmp);
-    return kx_fail(KX_EIO, "writing '%s' failed (disk full?)", path);
+    H5Fclose(file);
+    return kx_fail(KX_EIO, "building '%s' failed (out of memory?)", path);
   }
-  if (rename(tmp, path) != 0) {
-    remove(tmp);
-    return kx_fail(KX_EIO, "cannot rename the temporary file to '%s'", path);
-  }
-  return 0;
+  return kx_h5_publish(file, path);
 }

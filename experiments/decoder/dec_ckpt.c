@@ -1,7 +1,6 @@
 #include "experiments/decoder/dec_ckpt.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,7 +15,6 @@
 #define FORMAT "kapprox-decoder"
 #define FORMAT_VERSION 1
 
-static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 static int attr_u64(hid_t obj, const char *name, uint64_t v) {
   hid_t s = H5Screate(H5S_SCALAR);
@@ -61,17 +59,8 @@ static int write_f32(hid_t file, hid_t lcpl, const char *path, const float *data
 
 int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *vocab, const kx_adamw *opt,
                      const kx_dec_train_state *st) {
-  quiet_hdf5();
-  size_t plen = strlen(path) + 32;
-  char *tmp = kx_malloc(plen);
-  if (!tmp) return KX_ENOMEM;
-  snprintf(tmp, plen, "%s.tmp.%d", path, (int)getpid());
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) {
-    int rc = kx_fail(KX_EIO, "cannot create '%s' (does the directory exist and is it writable?)", tmp);
-    free(tmp);
-    return rc;
-  }
+  hid_t f = kx_h5_create_in_memory();
+  if (f < 0) return kx_fail_context(KX_ENOMEM, "writing checkpoint '%s': ", path);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   const kx_dec_config *c = &m->cfg;
@@ -134,22 +123,12 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
     }
   }
   H5Pclose(lcpl);
-  if (H5Fclose(f) < 0 && !rc) rc = kx_fail(KX_EIO, "cannot close '%s' (disk full?)", tmp);
-  if (!rc) {
-    /* HDF5 has no fsync; do it ourselves so the rename publishes data that
-     * is on disk. */
-    int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) {
-      fsync(fd);
-      close(fd);
-    }
-    if (rename(tmp, path)) rc = kx_fail(KX_EIO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-  }
   if (rc) {
-    unlink(tmp);
+    H5Fclose(f);
     kx_fail_context(rc, "writing checkpoint '%s': ", path);
+  } else {
+    rc = kx_h5_publish(f, path);
   }
-  free(tmp);
   return rc;
 }
 
@@ -308,7 +287,7 @@ static int read_checkpoint_file(const load_request *rq, hid_t f, kx_channel *ch)
 
 static int read_checkpoint(const void *arg, kx_channel *ch) {
   const load_request *rq = arg;
-  quiet_hdf5();
+  kx_h5_quiet();
   if (access(rq->path, R_OK)) return kx_fail(KX_EIO, "cannot read checkpoint '%s': %s", rq->path, strerror(errno));
   if (H5Fis_hdf5(rq->path) <= 0)
     return kx_fail(KX_EIO, "'%s' is not an HDF5 file (truncated or foreign?); give a checkpoint written by "
