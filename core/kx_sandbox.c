@@ -8,9 +8,11 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,11 +111,12 @@ static void reap(kx_channel *c) {
 static int child_died(kx_channel *c) {
   reap(c);
   int st = c->child_status;
-  if (WIFSIGNALED(st))
-    return kx_fail(KX_EIO, "malformed HDF5 file '%s': the HDF5 library crashed reading it (%s); the file "
-                   "is damaged or was not written by HDF5", c->path, strsignal(WTERMSIG(st)));
-  return kx_fail(KX_EIO, "malformed HDF5 file '%s': its reader stopped without an answer (exit status %d; a "
-                 "sanitizer report above would say where)", c->path, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  char how[96];
+  if (WIFSIGNALED(st)) snprintf(how, sizeof how, "%s", strsignal(WTERMSIG(st)));
+  else snprintf(how, sizeof how, "exit status %d; a sanitizer report above would say where",
+                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  return kx_fail(KX_EIO, "malformed HDF5 file '%s': the HDF5 library crashed reading it (%s); the file is "
+                 "damaged or was not written by HDF5", c->path, how);
 }
 
 /* Reads the next frame header; a nonzero status in an END frame becomes
@@ -163,6 +166,9 @@ int kx_channel_recv(kx_channel *c, void *data, size_t bytes) {
 }
 
 static void child_main(kx_channel *c, kx_sandbox_reader reader, const void *arg) {
+  /* a crash on a hostile file is expected: no core file for it */
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
   kx_error_clear();
   int rc = reader(arg, c);
   const char *msg = rc ? kx_error_message() : "";
