@@ -19,11 +19,7 @@ run() { # run CMD...: must succeed
   "$kx" "$@" >"$dir/out" 2>"$dir/err" || { say_fail "kapprox $* failed:"; cat "$dir/err"; }
 }
 
-i=0
-while [ $i -lt 300 ]; do
-  echo "and the lord said unto moses, behold the light of day $i." >>"$dir/t.txt"
-  i=$((i + 1))
-done
+"$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval"
 run train $tiny --steps 2 --out "$dir/tiny.h5"
 

@@ -4,6 +4,7 @@
 # each at a tiny size (a few seconds under valgrind).
 # usage: valgrind_commands.sh /path/to/valgrind /path/to/kapprox
 vg="$1"
+here="$(cd "$(dirname "$0")" && pwd)"
 kx="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -22,11 +23,7 @@ check() { # check NAME ARGS...: kapprox ARGS under memcheck, exit 0, no error
   fi
 }
 
-i=0
-while [ $i -lt 300 ]; do
-  echo "and the lord said unto moses, behold the light of day $i." >>t.txt
-  i=$((i + 1))
-done
+"$here/tiny_text.sh" >t.txt
 tiny="--text t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval --eval-every 2 --eval-batches 1"
 G="--schemes prf,orf --m 4,8 --seeds 0:1 --norms 1 --tokens 16 --dim 4 --quiet"
 
