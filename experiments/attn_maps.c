@@ -52,10 +52,12 @@ int kx_head_load(const kx_head_source *s, kx_kernel kernel, kx_loaded_head *h) {
     kx_qk_layer L;
     memset(&L, 0, sizeof L);
     if (pos == kx_qk_n_layers(f)) rc = kx_fail(KX_EINVAL, "%s has no layer %d", s->qk_path, s->layer);
-    if (!rc) rc = kx_qk_read_layer(f, pos, &L);
+    if (!rc) rc = kx_qk_layer_shape(f, pos, &L);
     if (!rc && (s->head < 0 || (size_t)s->head >= L.heads))
       rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", s->qk_path, L.index,
                    L.heads - 1, s->head);
+    /* only this head's first max_tokens tokens leave the file */
+    if (!rc) rc = kx_qk_read_heads(f, pos, (size_t)s->head, 1, s->max_tokens, &L);
     size_t n = 0, dv = 0;
     if (!rc) {
       size_t dvv = L.v ? L.dv : L.d;
