@@ -143,6 +143,8 @@ int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, 
                                uint64_t seed, int causal) {
   double *diff = kx_malloc(n * n * sizeof *diff);
   if (!diff) return KX_ENOMEM;
+  /* built in memory, published whole: a full disk cannot leave libhdf5
+   * with a half-closed file (core/kx_h5.h) */
   hid_t file = kx_h5_create_in_memory();
   int ok = file >= 0;
   if (ok) ok = write_matrix(file, "exact", n, exact) && write_attr(file, "m", (long long)m) &&
@@ -159,7 +161,7 @@ int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, 
   int rc = 0;
   if (!ok) {
     if (file >= 0) H5Fclose(file);
-    rc = kx_fail(KX_EIO, "cannot write '%s'", path);
+    rc = kx_fail(KX_EIO, "cannot write '%s' (out of memory?)", path);
   } else {
     rc = kx_h5_publish(file, path);
   }

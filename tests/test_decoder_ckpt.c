@@ -158,6 +158,7 @@ static void copy_prefix(const char *src, const char *dst, long keep) {
   long n = ftell(in);
   fseek(in, 0, SEEK_SET);
   if (keep < 0) keep = n / 2;
+  if (keep > n) keep = n; /* a whole copy */
   char *buf = malloc((size_t)n);
   ck_assert_int_eq((long)fread(buf, 1, (size_t)n, in), n);
   fwrite(buf, 1, (size_t)keep, out);

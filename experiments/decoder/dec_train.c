@@ -82,7 +82,7 @@ static int eval_full(kx_decoder *m, const int *stream, size_t n, size_t B, size_
 
 static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
                       double loss) {
-  hid_t f = kx_h5_create_in_memory();
+  hid_t f = kx_h5_create_in_memory(); /* published whole (core/kx_h5.h) */
   if (f < 0) return KX_ENOMEM;
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
@@ -116,11 +116,9 @@ static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *
     H5Sclose(sp);
   }
   H5Pclose(lcpl);
-  if (rc) {
-    H5Fclose(f);
-    return rc;
-  }
-  return kx_h5_publish(f, path);
+  if (rc) H5Fclose(f);
+  else rc = kx_h5_publish(f, path);
+  return rc;
 }
 
 /* The message of a diverged run: what went non-finite, and which
