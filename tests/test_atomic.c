@@ -80,12 +80,10 @@ START_TEST(test_commit_and_abort) {
   ck_assert(holds(at("out.csv"), "new\n"));
   ck_assert_int_eq(temporaries(), 0);
 
-  /* path writers: the file at f.tmp is what gets published */
-  ck_assert_int_eq(kx_atomic_begin(&f, at("out.h5")), 0);
-  ck_assert_ptr_nonnull(strstr(f.tmp, "out.h5.tmp."));
-  put(f.tmp, "by path\n");
-  ck_assert_int_eq(kx_atomic_commit(&f), 0);
-  ck_assert(holds(at("out.h5"), "by path\n"));
+  /* a check leaves nothing behind */
+  ck_assert_int_eq(kx_atomic_check(at("out.csv")), 0);
+  ck_assert_int_eq(kx_atomic_check(at("new.csv")), 0);
+  ck_assert_int_eq(access(at("new.csv"), F_OK), -1);
   ck_assert_int_eq(temporaries(), 0);
 }
 END_TEST
@@ -96,12 +94,14 @@ START_TEST(test_refused_outputs) {
   ck_assert_int_ne(kx_atomic_open(&f, at("sub")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "is a directory"));
   ck_assert_int_eq(symlink(at("missing/x"), at("dangling")), 0);
-  ck_assert_int_ne(kx_atomic_begin(&f, at("dangling")), 0);
+  ck_assert_int_ne(kx_atomic_check(at("dangling")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "symbolic link to a missing file"));
   ck_assert_int_ne(kx_atomic_open(&f, ""), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "empty"));
   ck_assert_int_ne(kx_atomic_open(&f, at("no/such/dir/x.csv")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "No such file or directory"));
+  ck_assert_int_ne(kx_atomic_check(at("no/such/dir/x.csv")), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "cannot create"));
   ck_assert_int_eq(temporaries(), 0);
   ck_assert_int_eq(kx_output_kind_is_stream("/dev/null"), 1);
   ck_assert_int_eq(kx_output_kind_is_stream(at("not-yet")), 0);
