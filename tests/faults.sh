@@ -96,7 +96,7 @@ done
 # checkpoint and compute them again.
 seed=${KX_FAULT_SEED:-1}
 kill_rows=$((40 + (seed * 2654435761) % 360))
-train="train $tiny --steps 600"
+train="train $tiny --steps 1500"
 run $train --out "$dir/full.h5" --log "$dir/full.csv"
 "$kx" $train --save-every 37 --out "$dir/k.h5" --log "$dir/k.csv" >/dev/null 2>&1 &
 pid=$!
