@@ -42,16 +42,20 @@ struct kx_channel {
   size_t len, cap, pos;
 };
 
-static int isolation = -1; /* -1: not decided yet (environment) */
+/* -1: not decided yet (environment); atomic because sweep workers load
+ * their inputs from several threads */
+static int isolation = -1;
 
-void kx_sandbox_set_isolation(int on) { isolation = on != 0; }
+void kx_sandbox_set_isolation(int on) { __atomic_store_n(&isolation, on != 0, __ATOMIC_RELAXED); }
 
 int kx_sandbox_isolation(void) {
-  if (isolation < 0) {
+  int on = __atomic_load_n(&isolation, __ATOMIC_RELAXED);
+  if (on < 0) {
     const char *e = getenv("KX_SANDBOX");
-    isolation = !(e && !strcmp(e, "0"));
+    on = !(e && !strcmp(e, "0"));
+    __atomic_store_n(&isolation, on, __ATOMIC_RELAXED);
   }
-  return isolation;
+  return on;
 }
 
 static int write_full(int fd, const void *data, size_t bytes) {
