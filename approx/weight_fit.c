@@ -240,6 +240,11 @@ int kx_fit_weights(kx_fmap *f) {
                      "use random pairs", nq, nk, m);
     P = nq * nk;
   }
+  /* the P x m design matrix is held in memory: refuse (as a failure of this
+   * point, not the run) rather than ask for more than a GiB */
+  if (P > ((size_t)1 << 27) / m)
+    return kx_fail(KX_ERANGE, "weight fit: %zu calibration pairs x %zu features exceed the 2^27 values "
+                   "the fit holds in memory; use fewer --calib-pairs", P, m);
   int rc = 0;
   double *lq = kx_malloc(nq * m * sizeof *lq);
   double *lk = kx_malloc(nk * m * sizeof *lk);

@@ -20,8 +20,9 @@ typedef struct {
   char scheme[32];
   int metric;
   size_t m;
-  size_t n_seeds;
-  double mean, se, ci_lo, ci_hi; /* se and interval NaN with fewer than 2 seeds */
+  size_t n_seeds;                /* seeds the mean is over */
+  size_t n_failed;               /* seeds whose point failed (not in the mean) */
+  double mean, se, ci_lo, ci_hi; /* mean NaN without seeds; se and interval NaN with fewer than 2 */
   double q_norm, k_norm;         /* mean norms of the input's heads */
 } kx_summary_row;
 

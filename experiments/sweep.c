@@ -168,10 +168,13 @@ static int run_input(const kx_sweep *s, size_t u, const size_t *todo, size_t n_t
     double values[KX_N_METRICS];
     int prc = kx_grid_eval_point(&s->fmap, &ref, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si], values);
     char *payload = NULL;
-    if (!prc) {
+    /* a failed point is journalled as such (it would fail the same way
+     * again) and the sweep goes on */
+    int point_failed = prc && kx_grid_point_failure(prc);
+    if (!prc || point_failed) {
       payload = kx_sweep_format_record(todo[t], in, kernel, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si],
-                              ref.q_norm, ref.k_norm, values);
-      if (!payload) prc = kx_fail(KX_ENOMEM, "out of memory formatting a record");
+                                       ref.q_norm, ref.k_norm, values, point_failed ? kx_error_message() : NULL);
+      prc = payload ? 0 : kx_fail(KX_ENOMEM, "out of memory formatting a record");
     }
     /* the write is serialised; the wait for the disk is not, so one
      * thread's fdatasync overlaps the other's computing */
@@ -342,6 +345,7 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     rc = kx_journal_read(jpath, &all);
     if (!rc && all.n != shard_points)
       rc = kx_fail(KX_EIO, "'%s' holds %zu records after the run, expected %zu", jpath, all.n, shard_points);
+    if (!rc) rep->failed = kx_sweep_failed_records(all.records, all.n);
     if (!rc) rc = kx_sweep_finish(out, all.records, all.n);
     kx_journal_contents_free(&all);
   }
