@@ -1,5 +1,6 @@
 #include "experiments/summary.h"
 
+#include <errno.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_fit.h>
 #include <math.h>
@@ -230,40 +231,50 @@ int kx_fit_slopes(const kx_results *r, kx_slope_row **out, size_t *n_out) {
   return 0;
 }
 
-int kx_summary_write_csv(const char *path, const kx_summary_row *rows, size_t n) {
-  kx_atomic_file f;
-  int rc = kx_atomic_open(&f, path);
-  if (rc) return rc;
-  fprintf(f.fp, "%s\n", kx_summary_csv_header);
+void kx_summary_fwrite(FILE *fp, const kx_summary_row *rows, size_t n) {
+  fprintf(fp, "%s\n", kx_summary_csv_header);
   for (size_t i = 0; i < n; i++) {
     const kx_summary_row *s = &rows[i];
-    fprintf(f.fp, "%s,%s,%s,%s,%zu,%zu,%.10g,%.6g,%.10g,%.10g,%.6g,%.6g,%zu\n", s->input, s->kernel,
+    fprintf(fp, "%s,%s,%s,%s,%zu,%zu,%.10g,%.6g,%.10g,%.10g,%.6g,%.6g,%zu\n", s->input, s->kernel,
             s->scheme, kx_metric_names[s->metric], s->m, s->n_seeds, s->mean, s->se, s->ci_lo,
             s->ci_hi, s->q_norm, s->k_norm, s->n_failed);
   }
-  if (ferror(f.fp)) {
+}
+
+void kx_slopes_fwrite(FILE *fp, const kx_slope_row *rows, size_t n) {
+  fprintf(fp, "%s\n", kx_slopes_csv_header);
+  for (size_t i = 0; i < n; i++) {
+    const kx_slope_row *s = &rows[i];
+    fprintf(fp, "%s,%s,%s,%s,%zu,%zu,%zu,%zu,%.6g,%.4g,%.6g\n", s->input, s->kernel, s->scheme,
+            kx_metric_names[s->metric], s->n_m, s->n_obs, s->m_min, s->m_max, s->slope, s->slope_se,
+            s->intercept);
+  }
+}
+
+/* One writer for both tables: atomic file, stream writer, error with its reason. */
+static int write_atomic(const char *path, void (*body)(FILE *, const void *, size_t), const void *rows, size_t n) {
+  kx_atomic_file f;
+  int rc = kx_atomic_open(&f, path);
+  if (rc) return rc;
+  errno = 0;
+  body(f.fp, rows, n);
+  if (fflush(f.fp) != 0 || ferror(f.fp)) {
+    int e = errno ? errno : EIO;
     kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
+    return kx_fail(KX_EIO, "writing '%s' failed: %s", path, strerror(e));
   }
   return kx_atomic_commit(&f);
 }
 
+static void summary_body(FILE *fp, const void *rows, size_t n) { kx_summary_fwrite(fp, rows, n); }
+static void slopes_body(FILE *fp, const void *rows, size_t n) { kx_slopes_fwrite(fp, rows, n); }
+
+int kx_summary_write_csv(const char *path, const kx_summary_row *rows, size_t n) {
+  return write_atomic(path, summary_body, rows, n);
+}
+
 int kx_slopes_write_csv(const char *path, const kx_slope_row *rows, size_t n) {
-  kx_atomic_file f;
-  int rc = kx_atomic_open(&f, path);
-  if (rc) return rc;
-  fprintf(f.fp, "%s\n", kx_slopes_csv_header);
-  for (size_t i = 0; i < n; i++) {
-    const kx_slope_row *s = &rows[i];
-    fprintf(f.fp, "%s,%s,%s,%s,%zu,%zu,%zu,%zu,%.6g,%.4g,%.6g\n", s->input, s->kernel, s->scheme,
-            kx_metric_names[s->metric], s->n_m, s->n_obs, s->m_min, s->m_max, s->slope, s->slope_se,
-            s->intercept);
-  }
-  if (ferror(f.fp)) {
-    kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
-  }
-  return kx_atomic_commit(&f);
+  return write_atomic(path, slopes_body, rows, n);
 }
 
 const kx_summary_row *kx_summary_find(const kx_summary_row *rows, size_t n, const char *input,

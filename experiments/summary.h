@@ -11,6 +11,7 @@
 #define KX_SUMMARY_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "experiments/results.h"
 
@@ -45,6 +46,9 @@ extern const char kx_summary_csv_header[];
 extern const char kx_slopes_csv_header[];
 int kx_summary_write_csv(const char *path, const kx_summary_row *rows, size_t n);
 int kx_slopes_write_csv(const char *path, const kx_slope_row *rows, size_t n);
+/* The same to an open stream (errors: check ferror). */
+void kx_summary_fwrite(FILE *fp, const kx_summary_row *rows, size_t n);
+void kx_slopes_fwrite(FILE *fp, const kx_slope_row *rows, size_t n);
 
 /* Looks up the summary row of (input, scheme, metric, m); NULL if absent.
  * input NULL matches any input. */

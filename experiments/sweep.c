@@ -224,6 +224,15 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     free(jpath);
     return KX_ENOMEM;
   }
+  /* a previous run killed while replacing the final files: finish that first */
+  int repaired = 0;
+  rc = kx_sweep_recover_outputs(out, &repaired);
+  if (rc) {
+    free(header);
+    free(jpath);
+    return rc;
+  }
+  rep->repaired = repaired;
   /* A results file without its journal cannot be checked against the
    * grid; refuse rather than overwrite someone's numbers. */
   if (!s->force && access(out, F_OK) == 0 && access(jpath, F_OK) != 0) {
@@ -235,6 +244,7 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
   }
   kx_journal j;
   kx_journal_contents c;
+  int upgrade_header = 0;
   rc = kx_journal_open(&j, jpath, s->force, &c);
   if (rc) {
     free(header);
@@ -255,6 +265,16 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     char *spec = NULL;
     if (kx_sweep_parse_header(c.header, &fp, &np, &si, &sn, &spec)) {
       rc = kx_fail(KX_EIO, "'%s' is not a sweep journal; use --force to overwrite it, or another --out", jpath);
+    } else if (fp == s->fingerprint && !strcmp(spec, s->spec) && si == s->shard_i && sn == s->shard_n &&
+               np == s->n_points) {
+      /* the same grid and shard in an older header format: rewrite the header */
+      free(c.header);
+      c.header = kx_malloc(strlen(header) + 1);
+      if (!c.header) rc = KX_ENOMEM;
+      else {
+        strcpy(c.header, header);
+        upgrade_header = 1;
+      }
     } else if (fp == s->fingerprint && strcmp(spec, s->spec) == 0) {
       rc = kx_fail(KX_EINVAL, "'%s' holds shard %zu/%zu of this grid, but this run is shard %zu/%zu; "
                    "use the same --shard, or another --out", jpath, si, sn, s->shard_i, s->shard_n);
@@ -295,7 +315,7 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     c.dropped += dup_or_bad;
   }
   rep->dropped = c.dropped;
-  if (!rc && c.dropped) rc = kx_journal_repair(&j, &c);
+  if (!rc && (c.dropped || upgrade_header)) rc = kx_journal_repair(&j, &c);
   kx_journal_contents_free(&c);
   free(header);
 
@@ -346,7 +366,7 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     if (!rc && all.n != shard_points)
       rc = kx_fail(KX_EIO, "'%s' holds %zu records after the run, expected %zu", jpath, all.n, shard_points);
     if (!rc) rep->failed = kx_sweep_failed_records(all.records, all.n);
-    if (!rc) rc = kx_sweep_finish(out, all.records, all.n);
+    if (!rc) rc = kx_sweep_finish(out, all.records, all.n, NULL);
     kx_journal_contents_free(&all);
   }
   free(jpath);

@@ -76,6 +76,7 @@ typedef struct {
   size_t computed;      /* computed by this run */
   size_t dropped;       /* damaged journal lines dropped */
   size_t failed;        /* points of the shard recorded as failed (NaN, with a reason) */
+  int repaired;         /* final files of an interrupted replacement were rolled forward */
   int interrupted;      /* stopped by SIGINT/SIGTERM; rerun to resume */
   double seconds;
 } kx_sweep_report;
@@ -122,9 +123,13 @@ char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *ker
 /* Point index of a journal record (its first field); -1 if malformed. */
 long long kx_sweep_record_point(const char *payload);
 /* Sorts the records by point and writes the results CSV, summary and slopes
- * next to OUT, atomically.  Shared by sweep and merge so both give the same
- * bytes. */
-int kx_sweep_finish(const char *out, char **records, size_t n);
+ * next to OUT (and, with a journal_header, OUT.journal holding the
+ * records), replaced together (sweep_commit.h).  Shared by sweep and merge
+ * so both give the same bytes. */
+int kx_sweep_finish(const char *out, char **records, size_t n, const char *journal_header);
+/* Finishes or cleans up a replacement of OUT's files that a kill
+ * interrupted (sweep_commit.h); *repaired says whether files changed. */
+int kx_sweep_recover_outputs(const char *out, int *repaired);
 /* Failed points among journal records. */
 size_t kx_sweep_failed_records(char *const *records, size_t n);
 

@@ -13,7 +13,9 @@
 
 #include "core/kx_error.h"
 #include "experiments/metrics.h"
+#include "experiments/journal.h"
 #include "experiments/summary.h"
+#include "experiments/sweep_commit.h"
 
 long long kx_sweep_record_point(const char *payload) {
   char *end;
@@ -129,21 +131,41 @@ int kx_sweep_paths(const char *out, char **journal, char **summary, char **slope
   return 0;
 }
 
-int kx_sweep_finish(const char *out, char **records, size_t n) {
+int kx_sweep_recover_outputs(const char *out, int *repaired) {
+  char *journal, *summary, *slopes;
+  int rc = kx_sweep_paths(out, &journal, &summary, &slopes);
+  if (rc) return rc;
+  const char *paths[] = {out, summary, slopes, journal};
+  rc = kx_commit_recover(out, paths, 4, repaired);
+  free(journal);
+  free(summary);
+  free(slopes);
+  return rc;
+}
+
+int kx_sweep_finish(const char *out, char **records, size_t n, const char *journal_header) {
   qsort(records, n, sizeof *records, cmp_records);
   kx_results res = {0};
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) rc = record_rows(records[i], &res);
   char *journal = NULL, *summary = NULL, *slopes = NULL;
   if (!rc) rc = kx_sweep_paths(out, &journal, &summary, &slopes);
-  if (!rc) rc = kx_results_write_csv(&res, out);
   kx_summary_row *srows = NULL;
   kx_slope_row *lrows = NULL;
   size_t ns = 0, nl = 0;
   if (!rc) rc = kx_summarise(&res, &srows, &ns);
-  if (!rc) rc = kx_summary_write_csv(summary, srows, ns);
   if (!rc) rc = kx_fit_slopes(&res, &lrows, &nl);
-  if (!rc) rc = kx_slopes_write_csv(slopes, lrows, nl);
+  kx_commit_group g;
+  const char *paths[] = {out, summary, slopes, journal};
+  if (!rc) rc = kx_commit_open(&g, out, paths, journal_header ? 4 : 3);
+  if (!rc) {
+    errno = 0;
+    kx_results_fwrite(&res, g.fp[0]);
+    kx_summary_fwrite(g.fp[1], srows, ns);
+    kx_slopes_fwrite(g.fp[2], lrows, nl);
+    if (journal_header) kx_journal_fwrite(g.fp[3], journal_header, records, n);
+    rc = kx_commit_finish(&g);
+  }
   free(srows);
   free(lrows);
   free(journal);

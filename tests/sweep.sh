@@ -23,7 +23,7 @@ G="--schemes $schemes --m 4,8,16 --seeds 0:3 --norms 0.5,1.5 --tokens 24 --dim 6
 # shellcheck disable=SC2086
 "$kx" sweep $G --out full.csv || note "uninterrupted sweep failed"
 [ -s full.csv ] && [ -s full.summary.csv ] && [ -s full.slopes.csv ] || note "sweep wrote no results/summary/slopes"
-n_points=$(( $(grep -c . full.csv.journal) - 6 ))
+n_points=$(( $(grep -c . full.csv.journal) - 7 ))
 [ "$n_points" -ge 24 ] || note "journal holds $n_points records"
 
 # same command again (resume of a complete sweep), and a fresh run: same bytes
@@ -44,7 +44,7 @@ cmp -s full.csv one-thread.csv || note "--threads 1 and the default gave differe
 pid=$!
 tries=0
 while [ "$tries" -lt 200 ]; do
-  got=$(( $(grep -c . killed.csv.journal 2>/dev/null || echo 6) - 6 ))
+  got=$(( $(grep -c . killed.csv.journal 2>/dev/null || echo 7) - 7 ))
   [ "$got" -ge 5 ] && break
   sleep 0.05
   tries=$((tries + 1))
@@ -52,7 +52,7 @@ done
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 [ -e killed.csv ] && note "an interrupted sweep wrote final results"
-got=$(( $(grep -c . killed.csv.journal) - 6 ))
+got=$(( $(grep -c . killed.csv.journal) - 7 ))
 [ "$got" -ge 1 ] && [ "$got" -lt "$n_points" ] || note "kill -9 did not land part-way ($got of $n_points points)"
 # a torn last line, as a power loss mid-write leaves it
 printf '3,synthetic:norm=0.5,-1,-1,softmax,prf,16,3,0.5,0.5,0.12' >>killed.csv.journal
@@ -61,7 +61,7 @@ sort full.csv >a.sorted
 sort killed.csv >b.sorted
 cmp -s a.sorted b.sorted || note "resumed sweep differs from an uninterrupted one"
 cmp -s full.csv killed.csv || note "resumed sweep is not sorted like an uninterrupted one"
-recs=$(( $(grep -c . killed.csv.journal) - 6 ))
+recs=$(( $(grep -c . killed.csv.journal) - 7 ))
 [ "$recs" -eq "$n_points" ] || note "journal after resume holds $recs records, want $n_points (a point lost or counted twice)"
 
 # SIGINT: stops cleanly with exit 130, resumable
@@ -123,7 +123,7 @@ expect 1 "different number of shards" -- merge m.csv part1.csv half1.csv
 "$kx" sweep $G --shard 2/3 --out unfinished.csv --throttle-ms 1000 &
 pid=$!
 tries=0
-while [ "$tries" -lt 200 ] && [ "$(grep -c . unfinished.csv.journal 2>/dev/null || echo 0)" -lt 7 ]; do
+while [ "$tries" -lt 200 ] && [ "$(grep -c . unfinished.csv.journal 2>/dev/null || echo 0)" -lt 8 ]; do
   sleep 0.05; tries=$((tries + 1))
 done
 kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/journal.h"
 #include "experiments/metrics.h"
@@ -141,20 +142,64 @@ START_TEST(shard_specs) {
 }
 END_TEST
 
+/* A grid's fingerprint and spec, from the real grid code. */
+static void small_grid(kx_sweep *g) {
+  kx_sweep_defaults(g);
+  ck_assert_int_eq(kx_split_list("prf", "schemes", &g->schemes, &g->n_schemes), 0);
+  g->m[0] = 8;
+  g->m[1] = 16;
+  g->n_m = 2;
+  g->seeds[0] = 0;
+  g->seeds[1] = 1;
+  g->n_seeds = 2;
+  g->norms[0] = (kx_norm_spec){1, 1};
+  g->n_norms = 1;
+  ck_assert_int_eq(kx_sweep_prepare(g), 0);
+}
+
 START_TEST(header_round_trip_and_spec_diff) {
-  char *h = kx_sweep_header(0x0123456789abcdefULL, 480, 2, 8, "kernel=softmax;m=8,16;seeds=0,1");
+  kx_sweep g;
+  small_grid(&g);
+  char *h = kx_sweep_header(g.fingerprint, 4, 2, 3, g.spec);
   ck_assert_ptr_nonnull(h);
   uint64_t fp;
   size_t np, si, sn;
   char *spec;
   ck_assert_int_eq(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec), 0);
-  ck_assert_uint_eq(fp, 0x0123456789abcdefULL);
-  ck_assert_int_eq(np, 480);
+  ck_assert_uint_eq(fp, g.fingerprint);
+  ck_assert_int_eq(np, 4);
   ck_assert_int_eq(si, 2);
-  ck_assert_int_eq(sn, 8);
-  ck_assert_str_eq(spec, "kernel=softmax;m=8,16;seeds=0,1");
+  ck_assert_int_eq(sn, 3);
+  ck_assert_str_eq(spec, g.spec);
   free(spec);
+  /* every single-byte change of the header is refused (checksum, or a
+   * field that no longer parses), never accepted with other values */
+  size_t len = strlen(h) - strlen("records:\n");
+  for (size_t at = 0; at < len; at++) {
+    char *bad = strdup(h);
+    bad[at] = bad[at] == '7' ? '8' : '7';
+    spec = NULL;
+    ck_assert_msg(kx_sweep_parse_header(bad, &fp, &np, &si, &sn, &spec) != 0, "byte %zu changed: accepted", at);
+    free(spec);
+    free(bad);
+  }
   free(h);
+  /* impossible shard fields, even with a correct checksum */
+  const size_t shards[][3] = {{0, 0, 4}, {1, 0, 4}, {0, 4, 4}, {5, 4, 4}, {1, 5, 4}, {1, 1, 0}};
+  for (size_t k = 0; k < sizeof shards / sizeof shards[0]; k++) {
+    h = kx_sweep_header(g.fingerprint, shards[k][2], shards[k][0], shards[k][1], g.spec);
+    spec = NULL;
+    ck_assert_msg(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec) != 0, "shard %zu/%zu of %zu accepted",
+                  shards[k][0], shards[k][1], shards[k][2]);
+    free(spec);
+    free(h);
+  }
+  /* a fingerprint that is not the spec's */
+  h = kx_sweep_header(g.fingerprint ^ 1, 4, 1, 1, g.spec);
+  ck_assert_int_ne(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec), 0);
+  free(h);
+  kx_sweep_free(&g);
+  kx_free_strings(g.schemes, g.n_schemes);
   ck_assert_int_ne(kx_sweep_parse_header("something else\nrecords:\n", &fp, &np, &si, &sn, &spec), 0);
   char diff[256];
   kx_sweep_spec_diff("kernel=softmax;m=8,16;seeds=0,1", "A", "kernel=softmax;m=8,32;seeds=0,1", "B", diff,
