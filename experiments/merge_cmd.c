@@ -146,7 +146,8 @@ int cmd_merge(int argc, char **argv) {
     }
     if (!s->c.header ||
         kx_sweep_parse_header(s->c.header, &s->fp, &s->points, &s->si, &s->sn, &s->spec)) {
-      rc = kx_fail(KX_EIO, "%s: %s", s->journal, s->c.header ? kx_error_message() : "not a kapprox sweep journal");
+      rc = s->c.header ? kx_fail_context(KX_EIO, "%s: ", s->journal)
+                       : kx_fail(KX_EIO, "%s: not a kapprox sweep journal", s->journal);
       break;
     }
     if (s->c.dropped) {
