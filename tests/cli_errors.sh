@@ -68,9 +68,9 @@ expect 2 "empty file name" -- compare --out "" --m 8 --seeds 0
 # reproduce and attn-maps refuse an unwritable output before computing
 # anything (a run of all schemes to the end would take seconds, not ms)
 for args in "reproduce kernel --out $dir/no/dir/t.md" "attn-maps --out $dir/no/dir/m.h5" \
-            "attn-maps --out $dir/m.h5 --text $dir/no/dir/m" "reproduce kernel --out $dir"; do
+            "attn-maps --out $dir/m.h5 --text $dir/no/dir" "reproduce kernel --out $dir"; do
   # shellcheck disable=SC2086
-  expect 2 "cannot write\|is a directory" -- $args
+  expect 2 "does not exist\|is a directory" -- $args
 done
 
 # --- --schemes all (listed in --help) works in every command
