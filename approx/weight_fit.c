@@ -252,9 +252,9 @@ int kx_fit_weights(kx_fmap *f) {
   double *G = kx_malloc(m * m * sizeof *G);
   double *h = kx_malloc(m * sizeof *h);
   double *beta = kx_malloc(m * sizeof *beta);
-  double *log_c = kx_malloc(m * sizeof *log_c);
+  double *log_c = kx_malloc(m * sizeof *log_c), *col_sum = kx_malloc(m * sizeof *col_sum);
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!lq || !lk || !A || !G || !h || !beta || !log_c || !rng) {
+  if (!lq || !lk || !A || !G || !h || !beta || !log_c || !col_sum || !rng) {
     rc = KX_ENOMEM;
     goto done;
   }
@@ -277,12 +277,13 @@ int kx_fit_weights(kx_fmap *f) {
   for (size_t p = 0; p < P; p++)
     for (size_t i = 0; i < m; i++)
       if (A[p * m + i] > log_c[i]) log_c[i] = A[p * m + i];
-  for (size_t i = 0; i < m; i++) h[i] = 0; /* sum of squares, scratch */
+  for (size_t i = 0; i < m; i++) h[i] = col_sum[i] = 0; /* h: sum of squares, scratch */
   for (size_t p = 0; p < P; p++)
     for (size_t i = 0; i < m; i++) {
       double e = log_c[i] > -INFINITY ? exp(A[p * m + i] - log_c[i]) : 0;
       A[p * m + i] = e;
       h[i] += e * e;
+      col_sum[i] += e;
     }
   for (size_t i = 0; i < m; i++) {
     double top = log_c[i];
@@ -293,18 +294,17 @@ int kx_fit_weights(kx_fmap *f) {
                    "ridge is 0, so its weight is undefined (use --ridge > 0)", i);
       goto done;
     }
-    h[i] = top > -INFINITY ? exp(top - log_c[i]) : 0; /* column factor, scratch */
+    beta[i] = top > -INFINITY ? exp(top - log_c[i]) : 0; /* column factor, scratch */
   }
-  for (size_t p = 0; p < P; p++)
-    for (size_t i = 0; i < m; i++) A[p * m + i] *= h[i];
+  /* S = A diag(factor): scale the m x m products, not the P x m matrix */
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)m, (int)P, 1.0 / (double)P, A, (int)m,
               0.0, G, (int)m);
   for (size_t i = 0; i < m; i++)
+    for (size_t j = i; j < m; j++) G[i * m + j] *= beta[i] * beta[j];
+  for (size_t i = 0; i < m; i++)
     for (size_t j = 0; j < i; j++) G[i * m + j] = G[j * m + i];
   for (size_t i = 0; i < m; i++) {
-    double s = 0;
-    for (size_t p = 0; p < P; p++) s += A[p * m + i];
-    h[i] = s / (double)P + exp(log_ridge - log_c[i]);
+    h[i] = beta[i] * col_sum[i] / (double)P + exp(log_ridge - log_c[i]);
     G[i * m + i] += exp(log_ridge - 2 * log_c[i]);
     beta[i] = exp(-log_c[i]); /* start at the unweighted map, beta = 1 */
     if (!isfinite(beta[i])) beta[i] = 1;
@@ -325,6 +325,7 @@ done:
   free(h);
   free(beta);
   free(log_c);
+  free(col_sum);
   gsl_rng_free(rng);
   return rc;
 }

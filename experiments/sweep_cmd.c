@@ -291,6 +291,9 @@ int cmd_sweep(int argc, char **argv) {
             "command again to resume\n", rep.resumed + rep.computed, rep.shard_points, out);
     code = 130;
   } else if (!quiet) {
+    if (rep.repaired)
+      fprintf(stderr, "finished replacing the final files of %s, which an earlier run was killed in the "
+              "middle of\n", out);
     if (rep.dropped) fprintf(stderr, "dropped %zu damaged journal line(s) (torn by an interruption); "
                              "their points were recomputed\n", rep.dropped);
     fprintf(stderr, "%zu points (%zu resumed from the journal, %zu computed) in %.1f s; wrote %s",
