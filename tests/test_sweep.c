@@ -109,6 +109,38 @@ START_TEST(journal_damaged_line_is_dropped) {
 }
 END_TEST
 
+
+/* NUL bytes (found by fuzzing): text used as C strings would be cut short,
+ * so a record with a NUL is damaged (dropped, even with a matching CRC)
+ * and a header with one is reported as damaged, not read. */
+START_TEST(journal_nul_bytes) {
+  const char *p = path_of("nul.journal");
+  static const char rec[] = "1,a\0b";
+  char line[64];
+  int n = snprintf(line, sizeof line, "\t%08x\n", (unsigned)kx_crc32(rec, sizeof rec - 1));
+  FILE *fp = fopen(p, "w");
+  ck_assert_ptr_nonnull(fp);
+  fputs("test header\nrecords:\n0,fine\t", fp);
+  fprintf(fp, "%08x\n", (unsigned)kx_crc32("0,fine", 6));
+  fwrite(rec, 1, sizeof rec - 1, fp);
+  fwrite(line, 1, (size_t)n, fp);
+  fclose(fp);
+  kx_journal_contents c;
+  ck_assert_int_eq(kx_journal_read(p, &c), 0);
+  ck_assert_int_eq(c.n, 1);
+  ck_assert_int_eq(c.dropped, 1);
+  ck_assert_int_eq(c.damaged_header, 0);
+  kx_journal_contents_free(&c);
+  fp = fopen(p, "w");
+  fwrite("test\0header\nrecords:\n", 1, 21, fp);
+  fclose(fp);
+  ck_assert_int_eq(kx_journal_read(p, &c), 0);
+  ck_assert_ptr_null(c.header);
+  ck_assert_int_eq(c.damaged_header, 1);
+  kx_journal_contents_free(&c);
+}
+END_TEST
+
 START_TEST(journal_is_locked_while_open) {
   const char *p = path_of("c.journal");
   write_journal(p, 1);
@@ -338,6 +370,7 @@ int main(void) {
   tcase_add_test(tc, crc32_check_value);
   tcase_add_test(tc, journal_round_trip_and_torn_tail);
   tcase_add_test(tc, journal_damaged_line_is_dropped);
+  tcase_add_test(tc, journal_nul_bytes);
   tcase_add_test(tc, journal_is_locked_while_open);
   tcase_add_test(tc, shard_specs);
   tcase_add_test(tc, header_round_trip_and_spec_diff);
