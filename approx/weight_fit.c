@@ -28,6 +28,20 @@ static void gradient(size_t n, const double *G, const double *h, const double *b
   cblas_dsymv(CblasRowMajor, CblasUpper, (int)n, 1.0, G, (int)n, b, 1, 1.0, grad, 1);
 }
 
+/* Solves G_FF x = h_F on the free coordinates idx[0..nf) by Cholesky
+ * (LAPACK dposv); returns its info (> 0: the leading minor of that order
+ * is not positive definite). */
+static int solve_free_set(size_t n, const double *G, const double *h, const size_t *idx, size_t nf,
+                          double *Gf, double *x) {
+  for (size_t a = 0; a < nf; a++) {
+    x[a] = h[idx[a]];
+    for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
+  }
+  int nn = (int)nf, one = 1, info = 0;
+  dposv_("U", &nn, &one, Gf, &nn, x, &nn, &info);
+  return info;
+}
+
 /* Warm start: solve the equality-constrained problem on a guessed free set
  * by Cholesky, drop coordinates that come out negative, re-admit bound ones
  * whose gradient says they should be free, a few rounds.  Usually this hits
@@ -45,12 +59,7 @@ static int active_set_start(size_t n, const double *G, const double *h, double *
     for (size_t i = 0; i < n; i++)
       if (is_free[i]) idx[nf++] = i;
     if (nf == 0) break;
-    for (size_t a = 0; a < nf; a++) {
-      x[a] = h[idx[a]];
-      for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
-    }
-    int nn = (int)nf, one = 1, info = 0;
-    dposv_("U", &nn, &one, Gf, &nn, x, &nn, &info);
+    int info = solve_free_set(n, G, h, idx, nf, Gf, x);
     if (info > 0 && dependent_drops < n) {
       /* the leading minor of order info is singular to working precision:
        * feature idx[info-1] is (numerically) a combination of the ones
@@ -103,15 +112,7 @@ static int monotone_active_set(size_t n, const double *G, const double *h, doubl
     size_t nf = 0;
     for (size_t i = 0; i < n; i++)
       if (is_free[i]) idx[nf++] = i;
-    int info = 0;
-    if (nf) {
-      for (size_t a = 0; a < nf; a++) {
-        z[a] = h[idx[a]];
-        for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
-      }
-      int nn = (int)nf, one = 1;
-      dposv_("U", &nn, &one, Gf, &nn, z, &nn, &info);
-    }
+    int info = nf ? solve_free_set(n, G, h, idx, nf, Gf, z) : 0;
     if (info > 0) { /* dependent on the free features before it: hold at 0 */
       b[idx[info - 1]] = 0;
       is_free[idx[info - 1]] = 0;
