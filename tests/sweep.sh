@@ -255,6 +255,12 @@ for i in 1 2; do "$kx" sweep $P --shard "$i/2" --out "fail$i.csv" 2>/dev/null; d
 code=$?
 [ "$code" -eq 3 ] && cmp -s failed.csv fmerge.csv || note "merge of shards with failed points: exit $code"
 
+# --- outputs that are not regular files are refused, never replaced
+mkfifo fifo.csv
+expect 1 "not a regular file" -- sweep $G --out fifo.csv
+expect 1 "not a regular file" -- merge fifo.csv parts/part1.csv parts/part2.csv
+[ -p fifo.csv ] && [ ! -e fifo.csv.journal ] || note "a FIFO given as --out was replaced or journalled"
+
 # --- messages
 expect 2 "empty file name" -- sweep $G --out ""
 [ ! -e .journal ] || note "--out '' left a stray .journal"
