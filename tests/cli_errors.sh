@@ -98,6 +98,15 @@ grep -q "^a-rather-long-input-name.h5 " "$dir/table.txt" || { echo "FAIL: input 
   >"$dir/table.txt" 2>/dev/null || { echo "FAIL: sweep on $long"; fail=1; }
 grep -q "^$long *prf " "$dir/table.txt" || { echo "FAIL: input name cut in the slopes:"; cat "$dir/table.txt"; fail=1; }
 
+# --- fitted weights at large norms (the Gram matrix of exp(...) features
+# overflowed: "did not converge", "every weight came out zero") now fit
+for args in "kernel-error --norm 20" "compare --norm 30" "attn-fidelity --norm 10 --dim 8"; do
+  # shellcheck disable=SC2086
+  "$kx" $args --schemes wdcf,wpff-sobol,wdcf-norm --m 16,64 --seeds 0:1 --tokens 32 --quiet \
+      --out "$dir/big.csv" 2>"$dir/err" || { echo "FAIL: $args: exit $?"; cat "$dir/err"; fail=1; }
+  ! grep -q ",nan," "$dir/big.csv" || { echo "FAIL: $args: NaN values"; fail=1; }
+done
+
 # --- one failed point never sinks compare/kernel-error/attn-fidelity: the
 # weight fit refuses 2^24 calibration pairs x 16 features (memory) for the
 # fitted scheme only; the others finish, exit status 3 says so
