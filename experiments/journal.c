@@ -67,6 +67,11 @@ static int parse(const char *buf, size_t len, kx_journal_contents *c) {
     p = nl + 1;
   }
   if (!end) return 0; /* no complete header: an empty or freshly torn journal */
+  /* text only: a NUL would cut the header short when it is used as a string */
+  if (memchr(buf, '\0', (size_t)(end - buf))) {
+    c->damaged_header = 1;
+    return 0;
+  }
   c->header = kx_malloc((size_t)(end - buf) + 1);
   if (!c->header) return KX_ENOMEM;
   memcpy(c->header, buf, (size_t)(end - buf));
@@ -80,7 +85,8 @@ static int parse(const char *buf, size_t len, kx_journal_contents *c) {
         tab = t - 1;
         break;
       }
-    int ok = nl && tab && line_end - tab == 9;
+    /* our records are text: a NUL is damage (and would cut the payload short) */
+    int ok = nl && tab && line_end - tab == 9 && !memchr(p, '\0', (size_t)(line_end - p));
     if (ok) {
       char hex[9];
       memcpy(hex, tab + 1, 8);
@@ -248,16 +254,22 @@ void kx_journal_close(kx_journal *j) {
   j->path = NULL;
 }
 
+void kx_journal_fwrite(FILE *fp, const char *header, char *const *records, size_t n) {
+  fputs(header, fp);
+  for (size_t i = 0; i < n; i++)
+    fprintf(fp, "%s\t%08x\n", records[i], (unsigned)kx_crc32(records[i], strlen(records[i])));
+}
+
 int kx_journal_write_all(const char *path, const char *header, char *const *records, size_t n) {
   kx_atomic_file f;
   int rc = kx_atomic_open(&f, path);
   if (rc) return rc;
-  fputs(header, f.fp);
-  for (size_t i = 0; i < n; i++)
-    fprintf(f.fp, "%s\t%08x\n", records[i], (unsigned)kx_crc32(records[i], strlen(records[i])));
-  if (ferror(f.fp)) {
+  errno = 0;
+  kx_journal_fwrite(f.fp, header, records, n);
+  if (fflush(f.fp) != 0 || ferror(f.fp)) {
+    int e = errno ? errno : EIO;
     kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
+    return kx_fail(KX_EIO, "writing '%s' failed: %s", path, strerror(e));
   }
   return kx_atomic_commit(&f);
 }

@@ -1,6 +1,7 @@
 /* kapprox reproduce kernel: the kernel-approximation table — each scheme's
  * error at m = d and m = 4d, mean ± standard error over seeds, on
  * synthetic data and optionally on a Q/K file — as Markdown or LaTeX. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -77,6 +78,10 @@ static int file_dim(const char *path, const int *layers, size_t n_layers, size_t
 static void cell(FILE *fp, const kx_summary_row *s, int best, int latex) {
   char buf[96];
   if (!s) snprintf(buf, sizeof buf, "n/a");
+  else if (!s->n_seeds) snprintf(buf, sizeof buf, "failed");
+  else if (s->n_failed) /* a mean over fewer seeds than the others says so */
+    snprintf(buf, sizeof buf, latex ? "$%.3g$ (%zu of %zu seeds)" : "%.3g (%zu of %zu seeds)", s->mean, s->n_seeds,
+             s->n_seeds + s->n_failed);
   else if (isnan(s->se)) snprintf(buf, sizeof buf, latex ? "$%.3g$" : "%.3g", s->mean);
   else snprintf(buf, sizeof buf, latex ? "$%.3g \\pm %.2g$" : "%.3g ± %.2g", s->mean, s->se);
   /* \boldmath: \textbf does not reach inside math mode */
@@ -177,7 +182,7 @@ static int reproduce_kernel(int argc, char **argv) {
       rc = kx_parse_kernel(optarg, &g.fmap.kernel);
       break;
     case O_LATEX: latex = 1; break;
-    case O_OUT: out = optarg; break;
+    case O_OUT: rc = kx_check_output_path(optarg, "--out"); out = optarg; break;
     case O_QUIET: quiet = 1; break;
     default:
       kx_cli_error(cmd, "unknown or incomplete option '%s' (see kapprox reproduce kernel --help)", argv[optind - 1]);
@@ -195,7 +200,7 @@ static int reproduce_kernel(int argc, char **argv) {
   char **metric_names = NULL;
   size_t n_metrics = 0;
   int metrics[KX_N_METRICS];
-  rc = schemes ? kx_split_list(schemes, "--schemes", &g.schemes, &g.n_schemes)
+  rc = schemes ? kx_grid_parse_schemes(schemes, &g.schemes, &g.n_schemes)
                : kx_sweep_default_schemes(&g.schemes, &g.n_schemes);
   if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
   if (!rc) rc = kx_split_list(metrics_arg, "--metrics", &metric_names, &n_metrics);
@@ -203,9 +208,6 @@ static int reproduce_kernel(int argc, char **argv) {
   for (size_t i = 0; i < n_metrics && !rc; i++)
     if ((metrics[i] = kx_metric_lookup(metric_names[i])) < 0)
       rc = kx_fail(KX_EINVAL, "unknown metric '%s'", metric_names[i]);
-  for (size_t s = 0; s < g.n_schemes && !rc; s++)
-    if (!kx_fmap_lookup(g.schemes[s]))
-      rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", g.schemes[s], kx_fmap_names());
   kx_free_strings(metric_names, n_metrics);
   if (rc) {
     kx_cli_error(cmd, "%s", kx_error_message());
@@ -266,7 +268,7 @@ static int reproduce_kernel(int argc, char **argv) {
       if (out) {
         if (ferror(fp)) {
           kx_atomic_abort(&af);
-          rc = kx_fail(KX_EIO, "writing '%s' failed", out);
+          rc = kx_fail(KX_EIO, "writing '%s' failed: %s", out, strerror(errno ? errno : EIO));
         } else {
           rc = kx_atomic_commit(&af);
         }
@@ -274,10 +276,14 @@ static int reproduce_kernel(int argc, char **argv) {
     }
   }
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());
+  size_t failed = rc ? 0 : kx_results_failed_points(&res);
+  if (failed)
+    fprintf(stderr, "kapprox %s: %zu point(s) failed and are left out of the means (exit status %d)\n", cmd,
+            failed, KX_EXIT_SOME_FAILED);
   free(S);
   kx_results_free(&res);
   kx_free_strings(g.schemes, g.n_schemes);
-  return rc ? 1 : 0;
+  return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
 }
 
 static void usage_group(FILE *out) {
