@@ -130,7 +130,7 @@ static void set_threads(int t) {
 /* Sizes that reach every route: d = 32 (every DCT type through the dense
  * GEMM route, m = 5d: four types and a signed repeat, the last block
  * partial) and d = 128 (II-IV through FFTW batch plans, DCT-I dense). */
-static const size_t case_d[] = {32, 128}, case_m[] = {150, 512};
+static const size_t case_d[] = {32, 128}, case_m[] = {150, 256};
 
 START_TEST(features_do_not_depend_on_batch_or_threads) {
   const size_t d = case_d[_i], m = case_m[_i], N = 4096;
