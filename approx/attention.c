@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approx/vexp.h"
 #include "core/kx_error.h"
 
 int kx_attention_log_weights(size_t n, int causal, double *L) {
@@ -50,7 +51,8 @@ int kx_softmax_attention(size_t n, size_t d, size_t dv, const double *q, const d
         return kx_fail(KX_ENUM, "softmax attention: non-finite logit in row %zu", i0 + r);
       }
       double z = 0;
-      for (size_t j = 0; j < end; j++) z += (row[j] = exp(row[j] - mx));
+      kx_vexp_shift(end, row, mx, row);
+      for (size_t j = 0; j < end; j++) z += row[j];
       for (size_t j = 0; j < end; j++) row[j] /= z;
       for (size_t j = end; j < keys; j++) row[j] = 0;
     }
@@ -131,13 +133,15 @@ int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const d
         for (size_t f = 0; f < m; f++) z[f] *= scale;
         kmax = r;
       }
-      for (size_t f = 0; f < m; f++) pk[f] = isfinite(kmax) ? exp(l[f] - kmax) : 0.0;
+      if (isfinite(kmax)) kx_vexp_shift(m, l, kmax, pk);
+      else memset(pk, 0, m * sizeof *pk);
       cblas_dger(CblasRowMajor, (int)m, (int)dv, 1.0, pk, 1, v + next_key * dv, 1, S, (int)dv);
       for (size_t f = 0; f < m; f++) z[f] += pk[f];
     }
     const double *l = lq + i * m;
     double a = row_max(m, l);
-    for (size_t f = 0; f < m; f++) pq[f] = isfinite(a) ? exp(l[f] - a) : 0.0;
+    if (isfinite(a)) kx_vexp_shift(m, l, a, pq);
+    else memset(pq, 0, m * sizeof *pq);
     double den = 0;
     for (size_t f = 0; f < m; f++) den += pq[f] * z[f];
     if (den > 1e-290 && isfinite(den)) {

@@ -18,7 +18,19 @@
  * codelet: measured ~7 us per DCT-I against ~0.8 us for II-IV at d = 128
  * (~0.8 us against ~0.3-0.6 us at d = 64, where 63 = 7 * 9).
  *
- * One kx_dct is one FFTW plan, made once (under a process-wide mutex, since
+ * Batches: besides the one-vector plan, every kx_dct holds a plan for
+ * KX_DCT_BATCH vectors at once (fftw_plan_many_r2r), so a batch costs one
+ * FFTW call per KX_DCT_BATCH vectors instead of one per vector; callers pad
+ * the last batch, so every vector always goes through the same plan at the
+ * same position and its result does not depend on the batch size or the
+ * thread count.  Where FFTW's algorithm is slow for the length (measured:
+ * DCT-I at d = 128, a length-254 real transform with the prime factor 127,
+ * ~8 us per vector against ~0.6 us for a 128 x 128 DGEMM row), the batch
+ * goes through a dense GEMM with the same unnormalised matrix instead: the
+ * route is chosen from FFTW's own operation count (fftw_flops), so it is
+ * the same on every run.
+ *
+ * One kx_dct is one FFTW plan (plus its batch plan), made once (under a process-wide mutex, since
  * FFTW's planner is not thread-safe, with FFTW_ESTIMATE so the chosen
  * algorithm, and hence every rounding, is the same run to run) and then
  * executed any number of times from any number of threads at once through
@@ -46,5 +58,27 @@ void kx_dct_work_free(double *work);
  * another thread during the call.  work = NULL allocates a temporary one
  * (convenient, slower).  Returns 0 or KX_ENOMEM. */
 int kx_dct_apply(const kx_dct *p, const double *x, double *y, double *work);
+
+/* Vectors per batch call (rows of a batch workspace). */
+#define KX_DCT_BATCH 32
+
+/* Row stride, in doubles, of a batch workspace's halves (a multiple of 8,
+ * so every row keeps the 64-byte alignment of the base). */
+size_t kx_dct_batch_ld(size_t d);
+/* Workspace for one thread's batch calls on plans of length d: two halves
+ * `in` = work and `out` = work + KX_DCT_BATCH * kx_dct_batch_ld(d).  Free
+ * with kx_dct_work_free.  NULL with a message when out of memory. */
+double *kx_dct_batch_work_alloc(size_t d);
+/* The orthonormal transform of KX_DCT_BATCH rows is
+ *   y_k = out_scale_k * T(in_scale .* x)_k,
+ * T the unnormalised FFTW kind; callers fold these d-vectors into their own
+ * gather and scatter loops. */
+const double *kx_dct_in_scale(const kx_dct *p);
+const double *kx_dct_out_scale(const kx_dct *p);
+/* out = T(in) for the KX_DCT_BATCH rows of a batch workspace (in is
+ * clobbered).  Thread-safe on distinct workspaces. */
+void kx_dct_execute_batch(const kx_dct *p, double *work);
+/* 1 if the batches of p go through the dense GEMM route. */
+int kx_dct_batch_is_dense(const kx_dct *p);
 
 #endif

@@ -78,71 +78,78 @@ fail:
   return NULL;
 }
 
-/* One row: x (d) -> z (m).  xs and y are d-length scratch. */
-static void apply_row(const kx_dct_blocks *B, const double *x, double *z, double *xs, double *y,
-                      double *work) {
-  const size_t d = B->d;
+/* KX_DCT_BATCH rows x (d each) -> z (m each) through one batch call per
+ * block; rows >= `rows` of the batch are zero padding whose results are
+ * dropped.  Each kept value is t_i (out_scale_i T(in_scale .* S x)_i), the
+ * same products for every row whatever the batch around it. */
+static void apply_batch(const kx_dct_blocks *B, size_t rows, const double *x, double *z,
+                        double *work) {
+  const size_t d = B->d, m = B->m, ld = kx_dct_batch_ld(d);
+  double *in = work, *out = work + KX_DCT_BATCH * ld;
   for (size_t b = 0; b < B->n_blocks; b++) {
     const kx_dct_block *blk = &B->blocks[b];
-    const double *src = x;
-    if (blk->sign) {
-      for (size_t j = 0; j < d; j++) xs[j] = blk->sign[j] * x[j];
-      src = xs;
+    const kx_dct *plan = B->plans[blk->type - 1];
+    const double *is = kx_dct_in_scale(plan), *os = kx_dct_out_scale(plan);
+    for (size_t r = 0; r < KX_DCT_BATCH; r++) {
+      double *row = in + r * ld;
+      if (r >= rows) memset(row, 0, d * sizeof *row);
+      else if (blk->sign)
+        for (size_t j = 0; j < d; j++) row[j] = is[j] * (blk->sign[j] * x[r * d + j]);
+      else
+        for (size_t j = 0; j < d; j++) row[j] = is[j] * x[r * d + j];
     }
-    kx_dct_apply(B->plans[blk->type - 1], src, y, work);
-    double *zb = z + blk->offset;
-    for (size_t i = 0; i < blk->rows; i++) zb[i] = blk->t[i] * y[i];
+    kx_dct_execute_batch(plan, work);
+    for (size_t r = 0; r < rows; r++) {
+      double *zb = z + r * m + blk->offset;
+      const double *y = out + r * ld;
+      for (size_t i = 0; i < blk->rows; i++) zb[i] = blk->t[i] * (os[i] * y[i]);
+    }
   }
 }
 
-/* Below this many rows a parallel region costs more than it saves. */
-#define KX_DCT_BLOCKS_PARALLEL_ROWS 256
+/* Below this many batches a parallel region costs more than it saves. */
+#define KX_DCT_BLOCKS_PARALLEL_BATCHES 8
 
 int kx_dct_blocks_apply(const kx_dct_blocks *B, size_t n, const double *x, double *z) {
-  const size_t d = B->d, m = B->m;
+  const size_t d = B->d, m = B->m, n_batches = (n + KX_DCT_BATCH - 1) / KX_DCT_BATCH;
   int failed = 0;
-#pragma omp parallel if (n >= KX_DCT_BLOCKS_PARALLEL_ROWS)
+#pragma omp parallel if (n_batches >= KX_DCT_BLOCKS_PARALLEL_BATCHES)
   {
-    /* Per-thread buffers: the plans are shared, the workspaces never are. */
-    double *work = kx_dct_work_alloc(d);
-    double *scratch = malloc(2 * d * sizeof *scratch);
+    /* Per-thread workspaces: the plans are shared, the workspaces never are. */
+    double *work = kx_dct_batch_work_alloc(d);
 #pragma omp for schedule(static)
-    for (size_t r = 0; r < n; r++) {
-      if (!work || !scratch) {
+    for (size_t s = 0; s < n_batches; s++) {
+      if (!work) {
 #pragma omp atomic write
         failed = 1;
         continue;
       }
-      apply_row(B, x + r * d, z + r * m, scratch, scratch + d, work);
+      const size_t r0 = s * KX_DCT_BATCH, rows = n - r0 < KX_DCT_BATCH ? n - r0 : KX_DCT_BATCH;
+      apply_batch(B, rows, x + r0 * d, z + r0 * m, work);
     }
     kx_dct_work_free(work);
-    free(scratch);
   }
   /* Messages are thread-local: report on the caller's thread. */
   if (failed) return kx_fail(KX_ENOMEM, "out of memory for DCT workspaces (d = %zu)", d);
   return 0;
 }
 
+/* L e_j for every j, through the batched path itself (so the dense form
+ * has exactly the map's roundings): rows of the identity in, columns of L out. */
 int kx_dct_blocks_dense(const kx_dct_blocks *B, double *W) {
   const size_t d = B->d, m = B->m;
-  double *e = kx_calloc(d, sizeof *e);
-  double *col = kx_malloc(m * sizeof *col);
-  double *scratch = kx_malloc(2 * d * sizeof *scratch);
-  double *work = kx_dct_work_alloc(d);
+  double *e = kx_calloc(d * d, sizeof *e);
+  double *cols = kx_malloc(d * m * sizeof *cols);
   int rc = 0;
-  if (!e || !col || !scratch || !work) {
+  if (!e || !cols) {
     rc = KX_ENOMEM;
   } else {
-    for (size_t j = 0; j < d; j++) {
-      e[j] = 1.0;
-      apply_row(B, e, col, scratch, scratch + d, work);
-      for (size_t i = 0; i < m; i++) W[i * d + j] = col[i];
-      e[j] = 0.0;
-    }
+    for (size_t j = 0; j < d; j++) e[j * d + j] = 1.0;
+    if (!(rc = kx_dct_blocks_apply(B, d, e, cols)))
+      for (size_t j = 0; j < d; j++)
+        for (size_t i = 0; i < m; i++) W[i * d + j] = cols[j * m + i];
   }
   free(e);
-  free(col);
-  free(scratch);
-  kx_dct_work_free(work);
+  free(cols);
   return rc;
 }

@@ -2,11 +2,13 @@
  * the dense W x path, the -c(x) and weight terms, and fitted weights. */
 #include "approx/fmap.h"
 
-#include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "approx/project.h"
+#include "approx/vexp.h"
 #include "approx/weight_fit.h"
 #include "core/kx_error.h"
 
@@ -128,6 +130,11 @@ kx_fmap *kx_fmap_create_status(const char *scheme, size_t d, size_t m, uint64_t 
   }
   for (size_t i = 0; i < m; i++) f->log_weight[i] = -0.5 * log((double)m);
   int rc = type->init(f);
+  if (!rc && f->W) {
+    f->Wt = aligned_alloc(64, d * kx_project_width(m) * sizeof *f->Wt);
+    if (f->Wt) kx_project_transpose(m, d, f->W, f->Wt);
+    else rc = kx_fail(KX_ENOMEM, "out of memory for the transposed feature matrix");
+  }
   if (!rc && type->fitted_weights) rc = kx_fit_weights(f);
   /* The calibration data belongs to the caller; never keep a dangling pointer. */
   f->opt.calib_q = f->opt.calib_k = NULL;
@@ -154,27 +161,89 @@ void kx_fmap_finish_log(const kx_fmap *f, size_t n, const double *x, double *log
   }
 }
 
-int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
-  if (n == 0) return 0;
-  if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;
-  if (f->type->apply_log) return f->type->apply_log(f, n, x, logphi);
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)f->m, (int)f->d, 1.0, x,
-              (int)f->d, f->W, (int)f->d, 0.0, logphi, (int)f->m);
-  kx_fmap_finish_log(f, n, x, logphi);
+/* Rows per block: the linear part, the -c(x) and weight terms and (for
+ * kx_fmap_apply) the exponentials run block by block, so each block of
+ * W x is finished while it is still in cache.  Every block has this many
+ * rows (the last is padded), so a row's features are computed by the same
+ * calls whatever the batch size: results do not depend on n or on the
+ * number of threads. */
+#define KX_FMAP_BLOCK 64
+
+/* Dense form of one block of rows <= KX_FMAP_BLOCK rows of x, through
+ * the zero-padded buffers pad_x (KX_FMAP_BLOCK x d) and pad_out
+ * (KX_FMAP_BLOCK x kx_project_width(m)); the copy out adds -c(x) and the
+ * weights while the block is in cache (the sums of kx_fmap_finish_log). */
+static void dense_block(const kx_fmap *f, size_t rows, const double *x, double *logphi,
+                        double *pad_x, double *pad_out) {
+  const size_t d = f->d, m = f->m, mp = kx_project_width(m);
+  const size_t padded = (rows + KX_PROJECT_ROWS - 1) / KX_PROJECT_ROWS * KX_PROJECT_ROWS;
+  memcpy(pad_x, x, rows * d * sizeof *x);
+  memset(pad_x + rows * d, 0, (padded - rows) * d * sizeof *x);
+  kx_project(padded, d, mp, pad_x, f->Wt, pad_out);
+  for (size_t r = 0; r < rows; r++) {
+    const double *xr = x + r * d;
+    double c = 0;
+    if (f->norm_coef != 0) {
+      for (size_t j = 0; j < d; j++) c += xr[j] * xr[j];
+      c *= f->norm_coef;
+    }
+    const double *src = pad_out + r * mp;
+    double *row = logphi + r * m;
+    for (size_t i = 0; i < m; i++) row[i] = src[i] + (f->log_weight[i] - c);
+  }
+}
+
+/* log features (exp_too = 0) or features (1) of n rows, block by block
+ * on OpenMP threads. */
+static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out, int exp_too) {
+  const size_t d = f->d, m = f->m, n_blocks = (n + KX_FMAP_BLOCK - 1) / KX_FMAP_BLOCK;
+  int rc = 0;
+#pragma omp parallel if (n_blocks >= 4)
+  {
+    double *pad_x = NULL, *pad_out = NULL;
+    int brc = 0;
+    if (!f->type->apply_log) {
+      pad_x = aligned_alloc(64, KX_FMAP_BLOCK * d * sizeof *pad_x);
+      pad_out = aligned_alloc(64, KX_FMAP_BLOCK * kx_project_width(m) * sizeof *pad_out);
+      if (!pad_x || !pad_out) brc = KX_ENOMEM;
+    }
+#pragma omp for schedule(static)
+    for (size_t b = 0; b < n_blocks; b++) {
+      const size_t r0 = b * KX_FMAP_BLOCK, rows = n - r0 < KX_FMAP_BLOCK ? n - r0 : KX_FMAP_BLOCK;
+      if (brc) continue;
+      if (f->type->apply_log) brc = f->type->apply_log(f, rows, x + r0 * d, out + r0 * m);
+      else dense_block(f, rows, x + r0 * d, out + r0 * m, pad_x, pad_out);
+      if (!brc && exp_too) kx_vexp(rows * m, out + r0 * m, out + r0 * m);
+    }
+    if (brc) {
+#pragma omp atomic write
+      rc = brc;
+    }
+    free(pad_x);
+    free(pad_out);
+  }
+  /* Messages are thread-local; what can fail here is memory. */
+  if (rc) return kx_fail(rc, "%s: out of memory applying the feature map", f->type->name);
   return 0;
 }
 
+int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
+  if (n == 0) return 0;
+  if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;
+  return apply_blocks(f, n, x, logphi, 0);
+}
+
 int kx_fmap_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
-  int rc = kx_fmap_apply_log(f, n, x, phi);
-  if (rc) return rc;
-  for (size_t i = 0; i < n * f->m; i++) phi[i] = exp(phi[i]);
-  return 0;
+  if (n == 0) return 0;
+  if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;
+  return apply_blocks(f, n, x, phi, 1);
 }
 
 void kx_fmap_free(kx_fmap *f) {
   if (!f) return;
   if (f->type && f->type->release) f->type->release(f);
   free(f->W);
+  free(f->Wt);
   free(f->log_weight);
   free(f);
 }

@@ -56,6 +56,7 @@ struct kx_fmap {
   kx_fmap_options opt;
   double norm_coef;     /* c(x) = norm_coef |x|^2 (0.5 softmax, 1 Gauss, 0 dropped) */
   double *W;            /* m x d rows w_i, or NULL for matrix-free maps */
+  double *Wt;           /* W transposed and padded for kx_project (project.h), made by kx_fmap_create */
   double *log_weight;   /* m entries: log D_i - log(m)/2 */
   void *state;          /* scheme-specific */
 };

@@ -19,7 +19,10 @@
 #include <gsl/gsl_rng.h>
 #include <math.h>
 
+#include <stdlib.h>
+
 #include "approx/fmap_wdcf.h"
+#include "approx/vexp.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "samplers/transforms.h"
@@ -49,17 +52,21 @@ static int code_apply_log(const kx_fmap *f, size_t n, const double *x, double *l
   int rc = kx_dct_blocks_apply(f->state, n, x, logphi);
   if (rc) return rc;
   const size_t m = f->m;
+  double *e = kx_malloc(m * sizeof *e);
+  if (!e) return KX_ENOMEM;
   for (size_t r = 0; r < n; r++) {
     double *z = logphi + r * m;
     /* log-softmax with max-subtraction: exact for any finite logits. */
     double mx = z[0];
     for (size_t j = 1; j < m; j++)
       if (z[j] > mx) mx = z[j];
+    kx_vexp_shift(m, z, mx, e);
     double s = 0;
-    for (size_t j = 0; j < m; j++) s += exp(z[j] - mx);
+    for (size_t j = 0; j < m; j++) s += e[j];
     const double lse = mx + log(s);
     for (size_t j = 0; j < m; j++) z[j] -= lse;
   }
+  free(e);
   return 0;
 }
 

@@ -3,7 +3,9 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "approx/vexp.h"
 #include "core/kx_error.h"
 
 int kx_log_kernel_exact(kx_kernel kernel, size_t nq, size_t nk, size_t d, const double *q,
@@ -38,7 +40,8 @@ static void shift_rows(size_t n, size_t m, const double *l, double *shifted, dou
     for (size_t f = 0; f < m; f++)
       if (r[f] > mx) mx = r[f];
     rowmax[i] = mx;
-    for (size_t f = 0; f < m; f++) shifted[i * m + f] = isfinite(mx) ? exp(r[f] - mx) : 0.0;
+    if (isfinite(mx)) kx_vexp_shift(m, r, mx, shifted + i * m);
+    else memset(shifted + i * m, 0, m * sizeof *shifted);
   }
 }
 

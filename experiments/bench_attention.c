@@ -74,8 +74,13 @@ int cmd_bench_attention(int argc, char **argv) {
     return 1;
   }
   if (out) fprintf(csv.fp, "tokens,d,m,scheme,exact_ms,linear_ms,exact_tokens_per_s,linear_tokens_per_s,exact_bytes,linear_bytes\n");
+  const double peak = kx_bench_gemm_peak(0);
   printf("causal attention, one head, d = %zu, m = %zu (%s); best of %zu runs\n", d, m, scheme, repeat);
-  printf("%8s %12s %12s %10s %14s %14s\n", "tokens", "exact ms", "linear ms", "speed-up", "exact MiB", "linear MiB");
+  printf("measured DGEMM peak (384^3): %.1f GFLOP/s; linear GF/s counts 4 n m d (features of q\n"
+         "and k) + 4 n m d (prefix sums and queries) flops, exact GF/s 4 n^2 d (causal: half)\n",
+         peak);
+  printf("%8s %12s %12s %10s %9s %9s %6s %14s %14s\n", "tokens", "exact ms", "linear ms", "speed-up",
+         "exact GF/s", "lin GF/s", "%peak", "exact MiB", "linear MiB");
   for (size_t t = 0; t < n_ns && !rc; t++) {
     size_t n = ns[t];
     double *q = kx_malloc(n * d * sizeof *q), *k = kx_malloc(n * d * sizeof *k), *v = kx_malloc(n * d * sizeof *v);
@@ -101,8 +106,11 @@ int cmd_bench_attention(int argc, char **argv) {
     double exact_bytes = (double)n * 8, exact_matrix = (double)n * (double)n * 8;
     double linear_bytes = (2.0 * (double)n * (double)m + (double)m * (double)d + (double)m) * 8;
     if (!rc) {
-      printf("%8zu %12.3f %12.3f %9.1fx %14.3f %14.3f\n", n, 1e3 * best_exact, 1e3 * best_linear,
-             best_exact / best_linear, exact_matrix / 1048576.0, linear_bytes / 1048576.0);
+      const double lin_gf = 8.0 * (double)n * (double)m * (double)d / best_linear / 1e9;
+      const double exact_gf = 2.0 * (double)n * (double)n * (double)d / best_exact / 1e9;
+      printf("%8zu %12.3f %12.3f %9.1fx %9.2f %9.2f %6.1f %14.3f %14.3f\n", n, 1e3 * best_exact,
+             1e3 * best_linear, best_exact / best_linear, exact_gf, lin_gf, 100 * lin_gf / peak,
+             exact_matrix / 1048576.0, linear_bytes / 1048576.0);
       fflush(stdout);
       if (out)
         fprintf(csv.fp, "%zu,%zu,%zu,%s,%.6f,%.6f,%.1f,%.1f,%.0f,%.0f\n", n, d, m, scheme, 1e3 * best_exact,

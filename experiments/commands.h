@@ -15,6 +15,9 @@ int cmd_attn_maps(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 int cmd_bench_attention(int argc, char **argv);
+/* The machine's measured DGEMM (single = 1: SGEMM) rate in GFLOP/s with the
+ * current OpenBLAS threads: the peak the benchmarks report shares of. */
+double kx_bench_gemm_peak(int single);
 /* experiments/decoder */
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

