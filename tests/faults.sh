@@ -59,9 +59,10 @@ wait $reader; reader=""
 run kernel-error --input "$dir/fifo.h5" --schemes prf --m 8 --seeds 0 --out "$dir/from_fifo.csv"
 
 # --- what cannot be an output --------------------------------------------------
+# A directory as --out is a usage error (exit 2), found before any work.
 mkdir "$dir/adir"
 "$kx" kernel-error --schemes prf --m 8 --seeds 0 --tokens 8 --dim 4 --out "$dir/adir" 2>"$dir/err"
-[ $? -eq 1 ] && grep -q "is a directory" "$dir/err" || { say_fail "--out DIRECTORY:"; cat "$dir/err"; }
+[ $? -eq 2 ] && grep -q "is a directory" "$dir/err" || { say_fail "--out DIRECTORY:"; cat "$dir/err"; }
 [ -d "$dir/adir" ] || say_fail "--out DIRECTORY removed the directory"
 ln -s "$dir/nowhere/x.csv" "$dir/dangling"
 "$kx" kernel-error --schemes prf --m 8 --seeds 0 --tokens 8 --dim 4 --out "$dir/dangling" 2>"$dir/err"
