@@ -1,0 +1,78 @@
+/* Causal linear attention of one (batch, head), float32, in linear time and
+ * memory in the sequence length T, forward and backward.
+ *
+ * With feature rows fq_i, fk_j (m floats) and value rows v_j (dv floats),
+ * a per-head decay g in (0, 1] (1 = no decay):
+ *   s_ij   = g^(i-j) (fq_i . fk_j)          for j <= i (0 above),
+ *   num_i  = sum_{j<=i} s_ij v_j,  den_i = sum_{j<=i} s_ij,
+ *   o_i    = num_i / (den_i + eps)  (normalised)   or   o_i = num_i.
+ *
+ * How.  The sequence is cut into chunks of `chunk` rows.  Inside a chunk the
+ * masked product (chunk x chunk scores, decay weights, mask) goes through
+ * BLAS; across chunks a running m x dv state S = sum_{j<start} g^(start-j)
+ * fk_j^T v_j carries the past (the recurrent form S_n = g S_{n-1} +
+ * fk_n^T v_n, a chunk at a time).  The denominator is the same computation
+ * with a column of ones appended to v.  The backward pass is three such
+ * sweeps, two of them anti-causal (a reverse running state from the end):
+ *   with dnum_i = dout_i / (den_i + eps), dden_i = -(dout_i . o_i)/(den_i + eps)
+ *   (normalised; otherwise dnum = dout, dden = 0),
+ *   dfq_i = sum_{j<=i} g^(i-j) (dnum_i . v_j + dden_i) fk_j
+ *   dfk_j = sum_{i>=j} g^(i-j) (dnum_i . v_j + dden_i) fq_i
+ *   dv_j  = sum_{i>=j} g^(i-j) (fq_i . fk_j) dnum_i.
+ * No T x T matrix is ever formed; scratch is O(T (dv + 1) + chunk^2 +
+ * m (dv + 1)).  The decay g is a constant here (no gradient).
+ *
+ * The quadratic (masked T x T) forms at the end are for tests and for the
+ * attention-weights hook (Figure 3, attention KL), never for training.
+ *
+ * Single-threaded (single-thread BLAS calls): the attention kinds run one
+ * call per (batch, head) in parallel, each with its own scratch. */
+#ifndef KX_DEC_LINEAR_CAUSAL_H
+#define KX_DEC_LINEAR_CAUSAL_H
+
+#include <stddef.h>
+
+typedef struct {
+  size_t T;        /* sequence length */
+  size_t m;        /* features per row of fq, fk */
+  size_t dv;       /* value (and output) width */
+  size_t ld_f;     /* row stride of fq, fk, dfq, dfk (>= m) */
+  size_t ld_v;     /* row stride of v and dv (>= dv) */
+  size_t ld_o;     /* row stride of o and dout (>= dv) */
+  float decay;     /* g in (0, 1]; 1 = none */
+  int normalise;   /* 1: o = num / (den + eps); 0: o = num */
+  float eps;       /* added to den (normalised only); e.g. 1e-6 */
+  size_t chunk;    /* rows per chunk; 0 = KX_LIN_CAUSAL_CHUNK */
+} kx_lin_causal;
+
+#define KX_LIN_CAUSAL_CHUNK 64
+
+/* Floats of scratch that forward and backward need for `p` (the larger of
+ * the two; the same buffer may serve both, it holds nothing between calls). */
+size_t kx_lin_causal_scratch_floats(const kx_lin_causal *p);
+
+/* fq, fk (T, m), v (T, dv) -> o (T, dv) overwritten.  Normalised: den (T)
+ * overwritten with den_i (saved for backward).  Not normalised: den is not
+ * touched and may be NULL. */
+void kx_lin_causal_forward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
+                           float *o, float *den, float *scratch);
+
+/* From dout (T, dv) and the forward's o and den (both unused when not
+ * normalised; may be NULL then): dfq, dfk (T, m) and dv (T, dv) are
+ * OVERWRITTEN (not accumulated); dout is not modified. */
+void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
+                            const float *o, const float *den, const float *dout, float *dfq, float *dfk,
+                            float *dv, float *scratch);
+
+/* Quadratic forms (O(T^2); tests and the attention-weights hook).
+ * Scores S (T, T), row-major, overwritten: s_ij as above, 0 above the
+ * diagonal. */
+void kx_lin_causal_scores(const kx_lin_causal *p, const float *fq, const float *fk, float *S);
+
+/* Effective attention weights A (T, T) overwritten, each row a distribution
+ * over j <= i: normalised, a_ij = s_ij / (den_i + eps) (the weight o_i
+ * really gives v_j); not normalised, a_ij = |s_ij| / sum_j' |s_ij'| (the
+ * convention of kx_attn_kind.attn_weights).  A row of zeros stays zero. */
+void kx_lin_causal_weights(const kx_lin_causal *p, const float *fq, const float *fk, float *A);
+
+#endif

@@ -1,0 +1,321 @@
+/* The causal linear-attention kernel (dec_linear_causal) and the linear
+ * attention kinds built on it.
+ *
+ * Kernel: the chunked float32 computation against a float64 quadratic
+ * (masked T x T) reference written here from the formulas of
+ * dec_linear_causal.h, for several T not multiples of the chunk, with and
+ * without decay, normalised or not; causality (bit-exact: future rows enter
+ * only through exact zeros of the mask and never the running state); and
+ * the backward pass against central differences of the float64 reference.
+ *
+ * Tolerances.  One float32 operation has relative error u = 2^-24; an
+ * output that is a sum of K rounded terms carries about sqrt(K) u times the
+ * sum of the terms' magnitudes (uncorrelated rounding errors, random walk);
+ * a factor 10 covers the tail of that walk.  For the forward pass the
+ * magnitudes are computed exactly in float64 (sum_j |s_ij| |v_jk|, and the
+ * same for den), so the bound is per element; the same for the gradients
+ * (grad_magnitudes), where the normalised form cancels strongly
+ * (dnum_i . v_j + dden_i is proportional to v_j - o_i).  K counts
+ * the dependent sums: a dot product of m features, the sum over at most T
+ * positions (inside the chunk and through the state), and for gradients the
+ * forward's sums followed by the backward's (dv + 1 + T + m). */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/decoder/dec_layers.h"
+#include "experiments/decoder/dec_linear_causal.h"
+
+static const double U = 5.96e-8; /* 2^-24 */
+
+static uint64_t rng_state = 1;
+static double urand(void) { return (double)(kx_mix64(rng_state++) >> 11) * 0x1.0p-53; }
+static double nrand(void) {
+  double u1 = urand(), u2 = urand();
+  return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
+}
+static void *allocs[4096];
+static size_t n_allocs;
+static void *track(void *p) {
+  ck_assert_ptr_nonnull(p);
+  ck_assert_uint_lt(n_allocs, 4096);
+  allocs[n_allocs++] = p;
+  return p;
+}
+static void free_all(void) {
+  while (n_allocs) free(allocs[--n_allocs]);
+}
+static float *zvec(size_t n) { return track(calloc(n ? n : 1, sizeof(float))); }
+static double *dvec(size_t n) { return track(calloc(n ? n : 1, sizeof(double))); }
+
+/* A kernel problem with strided rows; positive features when normalised
+ * (as every normalised kind has), signed ones otherwise. */
+typedef struct {
+  kx_lin_causal p;
+  float *fq, *fk, *v, *o, *den, *scratch;
+} problem;
+
+static problem make(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
+  problem q;
+  kx_lin_causal p = {T, m, dv, m + 2, dv + 3, dv + 5, decay, normalise, 1e-6f, chunk};
+  q.p = p;
+  q.fq = zvec(T * p.ld_f), q.fk = zvec(T * p.ld_f), q.v = zvec(T * p.ld_v);
+  q.o = zvec(T * p.ld_o), q.den = zvec(T), q.scratch = zvec(kx_lin_causal_scratch_floats(&p));
+  for (size_t t = 0; t < T; t++) {
+    for (size_t k = 0; k < m; k++) {
+      double a = nrand(), b = nrand();
+      q.fq[t * p.ld_f + k] = (float)(normalise ? exp(0.5 * a) : a);
+      q.fk[t * p.ld_f + k] = (float)(normalise ? exp(0.5 * b) : b);
+    }
+    for (size_t k = 0; k < dv; k++) q.v[t * p.ld_v + k] = (float)nrand();
+  }
+  return q;
+}
+
+/* float64 quadratic reference: o (T, dv) contiguous; with magnitudes
+ * mag (T, dv) of the error bound when mag != NULL.  Inputs as float or
+ * double arrays through the accessor below. */
+typedef struct {
+  const kx_lin_causal *p;
+  const double *fq, *fk, *v; /* contiguous (T,m), (T,m), (T,dv) */
+} ref_in;
+
+static void reference(const ref_in *r, double *o, double *mag) {
+  const kx_lin_causal *p = r->p;
+  size_t T = p->T, m = p->m, dv = p->dv;
+  for (size_t i = 0; i < T; i++) {
+    double den = 0, den_abs = 0;
+    double *oi = o + i * dv;
+    for (size_t k = 0; k < dv; k++) oi[k] = 0;
+    if (mag)
+      for (size_t k = 0; k < dv; k++) mag[i * dv + k] = 0;
+    for (size_t j = 0; j <= i; j++) {
+      double s = 0, s_abs = 0, w = pow(p->decay, (double)(i - j));
+      for (size_t l = 0; l < m; l++) {
+        s += r->fq[i * m + l] * r->fk[j * m + l];
+        s_abs += fabs(r->fq[i * m + l] * r->fk[j * m + l]);
+      }
+      s *= w, s_abs *= w;
+      den += s, den_abs += s_abs;
+      for (size_t k = 0; k < dv; k++) {
+        oi[k] += s * r->v[j * dv + k];
+        if (mag) mag[i * dv + k] += s_abs * fabs(r->v[j * dv + k]);
+      }
+    }
+    if (p->normalise) {
+      double inv = 1.0 / (den + p->eps);
+      for (size_t k = 0; k < dv; k++) {
+        oi[k] *= inv;
+        if (mag) mag[i * dv + k] = mag[i * dv + k] * fabs(inv) + fabs(oi[k]) * den_abs * fabs(inv);
+      }
+    }
+  }
+}
+
+static void to_double(const problem *q, double *fq, double *fk, double *v) {
+  const kx_lin_causal *p = &q->p;
+  for (size_t t = 0; t < p->T; t++) {
+    for (size_t k = 0; k < p->m; k++) fq[t * p->m + k] = q->fq[t * p->ld_f + k], fk[t * p->m + k] = q->fk[t * p->ld_f + k];
+    for (size_t k = 0; k < p->dv; k++) v[t * p->dv + k] = q->v[t * p->ld_v + k];
+  }
+}
+
+/* Chunked == quadratic to round-off; returns the number of violations. */
+static int check_forward(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
+  problem q = make(T, m, dv, decay, normalise, chunk);
+  const kx_lin_causal *p = &q.p;
+  kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, normalise ? q.den : NULL, q.scratch);
+  double *fq = dvec(T * m), *fk = dvec(T * m), *v = dvec(T * dv), *o = dvec(T * dv), *mag = dvec(T * dv);
+  to_double(&q, fq, fk, v);
+  ref_in r = {p, fq, fk, v};
+  reference(&r, o, mag);
+  double K = (double)(m + T + 2);
+  int bad = 0;
+  for (size_t i = 0; i < T; i++)
+    for (size_t k = 0; k < dv; k++) {
+      double got = q.o[i * p->ld_o + k], want = o[i * dv + k], tol = 10 * sqrt(K) * U * mag[i * dv + k];
+      if (!(fabs(got - want) <= tol)) {
+        if (bad++ < 5)
+          fprintf(stderr, "T %zu g %g norm %d chunk %zu: o[%zu][%zu] = %.9g, reference %.9g, tol %.3g\n", T,
+                  decay, normalise, chunk, i, k, got, want, tol);
+      }
+    }
+  /* The quadratic C form (attention-weights hook) against the reference. */
+  float *A = zvec(T * T);
+  kx_lin_causal_weights(p, q.fq, q.fk, A);
+  for (size_t i = 0; i < T; i++)
+    for (size_t k = 0; k < dv; k++) {
+      double s = 0, s_abs = 0;
+      for (size_t j = 0; j <= i; j++) s += A[i * T + j] * v[j * dv + k], s_abs += fabs(A[i * T + j] * v[j * dv + k]);
+      if (!normalise) continue; /* rows |s| / sum |s|: their sums are checked below */
+      if (!(fabs(s - o[i * dv + k]) <= 10 * sqrt(K) * U * mag[i * dv + k] + 10 * sqrt(K) * U * s_abs))
+        if (bad++ < 5) fprintf(stderr, "weights row %zu: A v = %.9g, reference %.9g\n", i, s, o[i * dv + k]);
+    }
+  for (size_t i = 0; i < T; i++) {
+    double sum = 0;
+    for (size_t j = 0; j <= i; j++) sum += A[i * T + j];
+    if (!normalise && !(fabs(sum - 1) <= 10 * sqrt((double)T) * U)) bad++;
+    for (size_t j = i + 1; j < T; j++) bad += A[i * T + j] != 0.0f;
+  }
+  return bad;
+}
+
+START_TEST(test_chunked_equals_quadratic) {
+  static const size_t Ts[] = {1, 5, 16, 37, 100};
+  int bad = 0;
+  for (size_t a = 0; a < sizeof Ts / sizeof *Ts; a++)
+    for (int norm = 0; norm <= 1; norm++)
+      for (int dec = 0; dec <= 1; dec++) bad += check_forward(Ts[a], 7, 6, dec ? 0.9f : 1.0f, norm, 16);
+  /* default chunk, T past two chunks, head-sized features */
+  bad += check_forward(150, 32, 32, 0.97f, 1, 0);
+  bad += check_forward(150, 32, 32, 1.0f, 0, 0);
+  ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+/* Changing rows t >= t0 of fq, fk, v leaves rows t < t0 of o and den
+ * bit-identical. */
+START_TEST(test_causality) {
+  for (int norm = 0; norm <= 1; norm++) {
+    size_t T = 45, m = 5, dv = 4;
+    problem q = make(T, m, dv, norm ? 1.0f : 0.8f, norm, 16);
+    const kx_lin_causal *p = &q.p;
+    float *o0 = zvec(T * p->ld_o), *den0 = zvec(T);
+    size_t t0s[] = {1, 20, 32, 44};
+    for (size_t a = 0; a < 4; a++) {
+      size_t t0 = t0s[a];
+      kx_lin_causal_forward(p, q.fq, q.fk, q.v, o0, q.den, q.scratch);
+      memcpy(den0, q.den, T * sizeof(float));
+      for (size_t t = t0; t < T; t++) {
+        for (size_t k = 0; k < m; k++) q.fq[t * p->ld_f + k] *= 7.0f, q.fk[t * p->ld_f + k] *= 3.0f;
+        for (size_t k = 0; k < dv; k++) q.v[t * p->ld_v + k] += 100.0f;
+      }
+      kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.scratch);
+      for (size_t t = 0; t < t0; t++) {
+        ck_assert_int_eq(memcmp(q.o + t * p->ld_o, o0 + t * p->ld_o, dv * sizeof(float)), 0);
+        if (norm) ck_assert_float_eq(q.den[t], den0[t]);
+      }
+      ck_assert(memcmp(q.o + t0 * p->ld_o, o0 + t0 * p->ld_o, dv * sizeof(float)) != 0);
+    }
+  }
+}
+END_TEST
+
+/* f = sum_ik R_ik o_ik in float64 from double inputs. */
+static double ref_loss(const ref_in *r, const double *R, double *o) {
+  reference(r, o, NULL);
+  double f = 0;
+  for (size_t i = 0; i < r->p->T * r->p->dv; i++) f += R[i] * o[i];
+  return f;
+}
+
+/* Counts entries of one gradient (float C gradient gc, row stride ldc,
+ * width w) that differ from central differences of the float64 reference
+ * by more than 10 sqrt(K) u mag (the step, 1e-5 relative, leaves
+ * truncation ~1e-10 and round-off ~1e-11, far below float32 round-off). */
+static int grad_check(ref_in *r, double *x, size_t rows, size_t w, const float *gc, size_t ldc, const double *mag,
+                      double K, const double *R, double *o, const char *what) {
+  int bad = 0;
+  for (size_t t = 0; t < rows; t++)
+    for (size_t k = 0; k < w; k++) {
+      double *xi = &x[t * w + k], x0 = *xi, h = 1e-5 * (fabs(x0) + 1e-3);
+      *xi = x0 + h;
+      double fp = ref_loss(r, R, o);
+      *xi = x0 - h;
+      double fm = ref_loss(r, R, o);
+      *xi = x0;
+      double fd = (fp - fm) / (2 * h), an = gc[t * ldc + k], tol = 10 * sqrt(K) * U * mag[t * w + k];
+      if (!(fabs(fd - an) <= tol) && bad++ < 3)
+        fprintf(stderr, "T %zu g %g norm %d: %s[%zu][%zu] backward %.9g, finite difference %.9g, tol %.3g\n",
+                r->p->T, r->p->decay, r->p->normalise, what, t, k, an, fd, tol);
+    }
+  return bad;
+}
+
+/* Error magnitudes of the three gradients: every product in the backward
+ * sums taken in absolute value (dfq_i = sum_j g^(i-j) (gn_i . vx_j) fk_j
+ * with gn_i = [dout_i, -(dout_i . o_i)] / (den_i + eps), vx_j = [v_j, 1] when
+ * normalised; gn = dout, vx = v otherwise; the same for dfk and dv). */
+static void grad_magnitudes(const ref_in *r, const double *R, const double *o, double *mq, double *mk,
+                            double *mv) {
+  const kx_lin_causal *p = r->p;
+  size_t T = p->T, m = p->m, dv = p->dv;
+  memset(mq, 0, T * m * sizeof *mq), memset(mk, 0, T * m * sizeof *mk), memset(mv, 0, T * dv * sizeof *mv);
+  for (size_t i = 0; i < T; i++) {
+    double den = 0;
+    for (size_t j = 0; j <= i; j++) {
+      double s = 0;
+      for (size_t l = 0; l < m; l++) s += r->fq[i * m + l] * r->fk[j * m + l];
+      den += pow(p->decay, (double)(i - j)) * s;
+    }
+    double inv = p->normalise ? 1.0 / fabs(den + p->eps) : 1.0, dden = 0;
+    if (p->normalise)
+      for (size_t k = 0; k < dv; k++) dden += fabs(R[i * dv + k] * o[i * dv + k]) * inv;
+    for (size_t j = 0; j <= i; j++) {
+      double w = pow(p->decay, (double)(i - j)), gv = dden, sa = 0;
+      for (size_t k = 0; k < dv; k++) gv += fabs(R[i * dv + k] * r->v[j * dv + k]) * inv;
+      for (size_t l = 0; l < m; l++) {
+        mq[i * m + l] += w * gv * fabs(r->fk[j * m + l]);
+        mk[j * m + l] += w * gv * fabs(r->fq[i * m + l]);
+        sa += fabs(r->fq[i * m + l] * r->fk[j * m + l]);
+      }
+      for (size_t k = 0; k < dv; k++) mv[j * dv + k] += w * sa * fabs(R[i * dv + k]) * inv;
+    }
+  }
+}
+
+static int check_backward(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
+  problem q = make(T, m, dv, decay, normalise, chunk);
+  const kx_lin_causal *p = &q.p;
+  kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.scratch);
+  float *dout = zvec(T * p->ld_o), *dfq = zvec(T * p->ld_f), *dfk = zvec(T * p->ld_f), *dv_ = zvec(T * p->ld_v);
+  double *R = dvec(T * dv);
+  for (size_t t = 0; t < T; t++)
+    for (size_t k = 0; k < dv; k++) dout[t * p->ld_o + k] = (float)(R[t * dv + k] = nrand());
+  kx_lin_causal_backward(p, q.fq, q.fk, q.v, q.o, q.den, dout, dfq, dfk, dv_, q.scratch);
+  double *fq = dvec(T * m), *fk = dvec(T * m), *v = dvec(T * dv), *o = dvec(T * dv);
+  double *mq = dvec(T * m), *mk = dvec(T * m), *mv = dvec(T * dv);
+  to_double(&q, fq, fk, v);
+  ref_in r = {p, fq, fk, v};
+  reference(&r, o, NULL);
+  grad_magnitudes(&r, R, o, mq, mk, mv);
+  double K = 2.0 * (double)(m + T) + (double)dv + 1;
+  return grad_check(&r, fq, T, m, dfq, p->ld_f, mq, K, R, o, "dfq") +
+         grad_check(&r, fk, T, m, dfk, p->ld_f, mk, K, R, o, "dfk") +
+         grad_check(&r, v, T, dv, dv_, p->ld_v, mv, K, R, o, "dv");
+}
+
+START_TEST(test_backward) {
+  int bad = 0;
+  static const size_t Ts[] = {1, 13, 40};
+  for (size_t a = 0; a < 3; a++)
+    for (int norm = 0; norm <= 1; norm++)
+      for (int dec = 0; dec <= 1; dec++) bad += check_backward(Ts[a], 5, 4, dec ? 0.85f : 1.0f, norm, 8);
+  ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+Suite *suite(void) {
+  Suite *s = suite_create("decoder_linear");
+  TCase *tc = tcase_create("kernel");
+  tcase_add_checked_fixture(tc, NULL, free_all);
+  tcase_add_test(tc, test_chunked_equals_quadratic);
+  tcase_add_test(tc, test_causality);
+  tcase_add_test(tc, test_backward);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  kx_init_library();
+  kx_dec_threads_init();
+  SRunner *sr = srunner_create(suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
