@@ -5,6 +5,7 @@
 /* One line per attention kind. */
 static const kx_attn_kind *const kinds[] = {
     &kx_attn_softmax,
+    &kx_attn_hedgehog,
     NULL,
 };
 
