@@ -305,8 +305,13 @@ START_TEST(test_evaluate_windows) {
   /* sums of 59 float32 losses in another order: 59 u relative */
   ck_assert_msg(fabs(r.loss - want) <= 59 * 5.96e-8 * want, "%.9g vs %.9g", r.loss, want);
   ck_assert(r.accuracy >= 0 && r.accuracy <= 1);
-  ck_assert_int_eq(kx_dec_evaluate(&t, s, 60, 10, 2, &r), 0);
-  ck_assert_uint_eq(r.predictions, 10);
+  /* three spread windows start at 0, 17 and 35 = 60 - 24 - 1 */
+  ck_assert_int_eq(kx_dec_evaluate(&t, s, 60, 3, 2, &r), 0);
+  ck_assert_uint_eq(r.predictions, 72);
+  ck_assert_int_eq(kx_dec_forward(&t, s + 17, s + 18, 1, 24, &l2), 0);
+  ck_assert_int_eq(kx_dec_forward(&t, s + 35, s + 36, 1, 24, &l3), 0);
+  want = (l1 + l2 + l3) / 3;
+  ck_assert_msg(fabs(r.loss - want) <= 72 * 5.96e-8 * want, "%.9g vs %.9g", r.loss, want);
   kx_dec_free(&t);
 }
 END_TEST

@@ -28,20 +28,21 @@ static void usage(FILE *out) {
           "  --checkpoint FILE    model to score (required)\n"
           "  --text FILE          the text (default: the KJV corpus); its characters must\n"
           "                       be in the model's vocabulary\n"
-          "  --chars N            score only the first N validation characters [all]\n"
+          "  --windows N          score N evenly spaced context-length windows instead of\n"
+          "                       the whole validation text (kapprox train's estimate)\n"
           "  --batch N            windows per forward pass [16]\n"
           "  --teacher FILE       softmax checkpoint for the attention KL\n"
           "  --kl-windows N       validation windows of the attention KL [16]\n");
 }
 
 int cmd_eval(int argc, char **argv) {
-  enum { O_CK = 256, O_TEXT, O_CHARS, O_BATCH, O_TEACHER, O_KLW };
+  enum { O_CK = 256, O_TEXT, O_WINDOWS, O_BATCH, O_TEACHER, O_KLW };
   static const struct option lo[] = {{"checkpoint", 1, 0, O_CK}, {"text", 1, 0, O_TEXT},
-                                     {"chars", 1, 0, O_CHARS},   {"batch", 1, 0, O_BATCH},
+                                     {"windows", 1, 0, O_WINDOWS},   {"batch", 1, 0, O_BATCH},
                                      {"teacher", 1, 0, O_TEACHER}, {"kl-windows", 1, 0, O_KLW},
                                      {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
   const char *ck = NULL, *text = NULL, *teacher_path = NULL;
-  size_t chars = 0, batch = 16, klw = 16;
+  size_t windows = 0, batch = 16, klw = 16;
   int c, bad = 0;
   optind = 1;
   opterr = 0;
@@ -49,7 +50,7 @@ int cmd_eval(int argc, char **argv) {
     switch (c) {
       case O_CK: ck = optarg; break;
       case O_TEXT: text = optarg; break;
-      case O_CHARS: bad = kx_parse_size(optarg, "--chars", 1, (size_t)1 << 40, &chars); break;
+      case O_WINDOWS: bad = kx_parse_size(optarg, "--windows", 1, 1u << 24, &windows); break;
       case O_BATCH: bad = kx_parse_size(optarg, "--batch", 1, 4096, &batch); break;
       case O_TEACHER: teacher_path = optarg; break;
       case O_KLW: bad = kx_parse_size(optarg, "--kl-windows", 1, 1u << 20, &klw); break;
@@ -85,7 +86,7 @@ int cmd_eval(int argc, char **argv) {
   rc = text ? (path ? 0 : KX_ENOMEM) : kx_dec_default_corpus(&path, &generated);
   if (!rc) rc = kx_dec_data_load(path, &vocab, &data);
   kx_dec_eval_result r;
-  if (!rc) rc = kx_dec_evaluate(&m, data.val, data.n_val, chars, batch, &r);
+  if (!rc) rc = kx_dec_evaluate(&m, data.val, data.n_val, windows, batch, &r);
   if (!rc) {
     printf("%s (attention %s) on %zu validation characters of %s:\n", ck, m.cfg.attn_kind, r.predictions, path);
     printf("  loss %.4f nats/char = %.4f bits/char, next-character accuracy %.4f\n", r.loss, r.loss / log(2.0),

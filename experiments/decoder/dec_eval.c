@@ -20,27 +20,34 @@ static void tally(const kx_decoder *m, size_t B, size_t T, const int *targets, d
     }
 }
 
-int kx_dec_evaluate(kx_decoder *m, const int *stream, size_t n, size_t max_chars, size_t batch,
+/* Start of window w of `windows` (kapprox train's spacing). */
+static size_t spread_start(size_t w, size_t windows, size_t n, size_t T) {
+  return windows > 1 ? (size_t)((double)w * (double)(n - T - 1) / (double)(windows - 1)) : 0;
+}
+
+int kx_dec_evaluate(kx_decoder *m, const int *stream, size_t n, size_t windows, size_t batch,
                     kx_dec_eval_result *r) {
   memset(r, 0, sizeof *r);
-  if (n < 2) return kx_fail(KX_EINVAL, "the validation text has %zu characters; it needs at least 2", n);
-  size_t preds = n - 1, T = m->cfg.ctx;
-  if (max_chars && max_chars < preds) preds = max_chars;
+  size_t T = m->cfg.ctx;
+  if (n < 2 || (windows && n < T + 1))
+    return kx_fail(KX_EINVAL, "the validation text has %zu characters; it needs more than the context %zu", n, T);
   if (batch == 0) batch = 1;
   int *x = kx_malloc(batch * T * sizeof(int)), *y = kx_malloc(batch * T * sizeof(int));
   int rc = x && y ? 0 : KX_ENOMEM;
   double loss = 0.0;
-  size_t correct = 0, pos = 0;
-  while (!rc && pos < preds) {
-    size_t B = 0, len = preds - pos < T ? preds - pos : T;
+  size_t correct = 0, preds = 0, pos = 0, w = 0;
+  while (!rc && (windows ? w < windows : pos < n - 1)) {
+    size_t B = 0, len = windows || n - 1 - pos >= T ? T : n - 1 - pos;
     /* full windows together; the final partial one alone */
     do {
-      memcpy(x + B * len, stream + pos, len * sizeof(int));
-      memcpy(y + B * len, stream + pos + 1, len * sizeof(int));
+      size_t start = windows ? spread_start(w++, windows, n, T) : pos;
+      memcpy(x + B * len, stream + start, len * sizeof(int));
+      memcpy(y + B * len, stream + start + 1, len * sizeof(int));
       B++, pos += len;
-    } while (len == T && B < batch && pos + T <= preds);
+    } while (len == T && B < batch && (windows ? w < windows : pos + T <= n - 1));
     rc = kx_dec_forward(m, x, y, B, len, NULL);
     if (!rc) tally(m, B, len, y, &loss, &correct);
+    preds += B * len;
   }
   if (!rc) {
     r->predictions = preds;

@@ -14,11 +14,14 @@ typedef struct {
   size_t predictions; /* characters scored */
 } kx_dec_eval_result;
 
-/* Scores the first `max_chars` characters of stream (n tokens; 0 or more
- * than n - 1: all n - 1 predictions) in windows of the model's context,
- * `batch` windows per forward pass; a last, shorter window covers the
- * rest.  Ties of the arg-max go to the lowest token id. */
-int kx_dec_evaluate(kx_decoder *m, const int *stream, size_t n, size_t max_chars, size_t batch,
+/* windows == 0: scores every prediction of stream (n tokens) in
+ * consecutive windows of the model's context, a last shorter window
+ * covering the rest.  windows > 0: scores that many context-length windows
+ * at evenly spaced starts w (n - T - 1) / (windows - 1) (the positions of
+ * kapprox train's validation estimate), a cheaper estimate spread over the
+ * whole text.  `batch` windows per forward pass; arg-max ties go to the
+ * lowest token id. */
+int kx_dec_evaluate(kx_decoder *m, const int *stream, size_t n, size_t windows, size_t batch,
                     kx_dec_eval_result *r);
 
 #endif
