@@ -458,8 +458,11 @@ static int run_one(table2 *tb, const variant *v, uint64_t seed) {
     }
     remove(c.curve);
   }
+  /* 8 points per curve; a checkpoint every 2 (a resumed run drops and
+   * recomputes the curve's points after its checkpoint) */
   uint64_t every = train_steps(tb, v) / 8 ? train_steps(tb, v) / 8 : 1;
-  o.eval_every = o.save_every = every;
+  o.eval_every = every;
+  o.save_every = 2 * every;
   o.final_eval = 0;
   if ((rc = kx_dec_train(&o, run_report, &c))) return rc;
   progress(tb, "%s seed %llu: scoring", v->label, (unsigned long long)seed);
