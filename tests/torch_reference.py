@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """Independent float64 PyTorch reference for the C decoder.
 
-usage: /usr/bin/python3 tests/torch_reference.py /path/to/kapprox
+usage: /usr/bin/python3 tests/torch_reference.py /path/to/kapprox [KIND,...]
 
-Trains a tiny decoder for 3 steps with `kapprox train`, which writes the
-checkpoint and (hidden option --dump-grads) the next batch with the C loss
-and gradients.  This script loads the checkpoint with h5py, rebuilds the
+For each attention kind (default: every variant registered below), trains a
+tiny decoder for 3 steps with `kapprox train --attention KIND`, which writes
+the checkpoint and (hidden option --dump-grads) the next batch with the C
+loss and gradients.  This script loads the checkpoint with h5py, rebuilds the
 model from scratch in PyTorch in float64 (the architecture as documented in
 experiments/decoder/dec_config.h and the README layout), recomputes loss and
 gradients on the same batch with autograd and compares.
@@ -15,13 +16,26 @@ float32 round-off.  One float32 operation has relative error u = 2^-24; a
 value at the end of a chain of K dependent sums carries about sqrt(K) u
 (random-walk accumulation, errors uncorrelated).  Here K ~ 4C + 3T + V over
 one block, times the depth (2 blocks, forward and backward): about 1000, so
-sqrt(K) u ~ 2e-6.  We accept
+sqrt(K) u ~ 2e-6.  The linear variants add the feature dot products (m per
+head) to each attention sum, so K = 2 L (4C + 3T + V + 2m) with m = d for
+softmax: about 1000 for every kind here.  We accept
   loss:      |loss_C - loss_ref| <= 10 sqrt(K) u |loss_ref|
   gradient:  ||g_C - g_ref|| <= 10 sqrt(K) u ||g_ref|| + 1e-9 per tensor
              (relative to the tensor's norm: tiny entries have no relative
              meaning in float32 after cancellation),
 the factor 10 covering the spread of the random walk.  A real bug (a sign,
 a missing term, a wrong index) gives relative errors of 1e-2 or more.
+Frozen tensors (fixed random projections) get no gradient in C: the check
+is that the C gradient is exactly zero; the reference treats them as
+constants.
+
+Attention variants.  Each kind is one function registered in VARIANTS with
+@variant(name, features=..., frozen=...): it maps the block's LN1 output
+h (B,T,C) to the attention branch output (B,T,C), written from the README's
+formulas (not from the C code).  Helpers: heads_qkv (the teacher's qkv
+projection, head split and rotary), merge_proj (heads back to (B,T,C) and
+the output projection), causal_linear (the quadratic masked form of the
+causal linear attention).
 
 Exits 77 (meson: skipped) when torch or h5py cannot be imported.
 """
@@ -65,11 +79,107 @@ def load(ck):
     return c, params
 
 
+VARIANTS = {}
+
+
+def variant(name, features=lambda d: d, frozen=()):
+    """Registers fn(c, p, h, rope) -> (B,T,C) as attention kind `name`;
+    features(d): features per head (the m of the tolerance); frozen: tensor
+    names (without "layer<l>/") that must have a zero C gradient."""
+    def reg(fn):
+        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen)}
+        return fn
+    return reg
+
+
+def dims(c):
+    C, H = int(c["width"]), int(c["heads"])
+    return C, H, C // H
+
+
+def heads_qkv(c, p, h, rope):
+    """q, k (after rotary), v: (B,H,T,d) from h (B,T,C), the teacher's layout."""
+    C, H, d = dims(c)
+    B, T, _ = h.shape
+    q, k, v = (h @ p("qkv_w").T + p("qkv_b")).split(C, -1)
+    q, k, v = (t.reshape(B, T, H, d).transpose(1, 2) for t in (q, k, v))
+    return rope(q), rope(k), v
+
+
+def merge_proj(c, p, o):
+    B, H, T, d = o.shape
+    return o.transpose(1, 2).reshape(B, T, H * d) @ p("proj_w").T + p("proj_b")
+
+
+def causal_linear(fq, fk, v, decay=1.0, normalise=True, eps=1e-6):
+    """o_i = sum_{j<=i} g^(i-j) (fq_i.fk_j) v_j / (sum_{j<=i} g^(i-j) fq_i.fk_j + eps)."""
+    T = fq.shape[-2]
+    i = torch.arange(T, dtype=torch.float64)
+    lag = i[:, None] - i[None, :]
+    w = torch.where(lag >= 0, torch.as_tensor(decay, dtype=torch.float64) ** lag.clamp(min=0), torch.zeros(()))
+    s = (fq @ fk.transpose(-1, -2)) * w
+    num = s @ v
+    return num / (s.sum(-1, keepdim=True) + eps) if normalise else num
+
+
+@variant("softmax")
+def softmax_attention(c, p, h, rope):
+    q, k, v = heads_qkv(c, p, h, rope)
+    T, d = q.shape[-2], q.shape[-1]
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(d)
+    return merge_proj(c, p, torch.softmax(s.masked_fill(~mask, float("-inf")), -1) @ v)
+
+
+def positive_features(x, W, alpha, is_query):
+    """README "Linear attention kinds": exp(W x~ - alpha |x~|^2 - c) / sqrt(m),
+    x~ = x / d^(1/4); c (no gradient) = the row max for queries, for keys
+    max(max_l e_0l, max_l |w_l|^2 / (4 alpha) - 60) per (sequence, head)."""
+    d, m = x.shape[-1], W.shape[0]
+    xs = x / d ** 0.25
+    e = xs @ W.T - alpha * (xs * xs).sum(-1, keepdim=True)
+    if is_query:
+        cst = e.max(-1, keepdim=True).values
+    else:
+        floor = (W * W).sum(-1).max() / (4 * alpha) - 60
+        cst = torch.maximum(e[..., :1, :].max(-1, keepdim=True).values, floor)
+    return torch.exp(e - cst.detach()) / math.sqrt(m)
+
+
+def positive_feature_variant(name, alpha):
+    @variant(name, frozen=("feat_w",))
+    def fn(c, p, h, rope):
+        q, k, v = heads_qkv(c, p, h, rope)
+        W = p("feat_w").detach()
+        return merge_proj(c, p, causal_linear(positive_features(q, W, alpha, True),
+                                              positive_features(k, W, alpha, False), v))
+    return fn
+
+
+positive_feature_variant("performer", 0.5)
+positive_feature_variant("performer-prf", 0.5)
+positive_feature_variant("pff", 1.0)
+
+
+@variant("cosformer", features=lambda d: 2 * d)
+def cosformer_attention(c, p, h, rope):
+    q, k, v = heads_qkv(c, p, h, rope)
+    T, M = q.shape[-2], int(c["ctx"])
+    a = math.pi * torch.arange(T, dtype=torch.float64)[:, None] / (2 * M)
+
+    def phi(x):
+        r = torch.relu(x)
+        return torch.cat([r * torch.cos(a), r * torch.sin(a)], -1)
+
+    return merge_proj(c, p, causal_linear(phi(q), phi(k), v))
+
+
 def forward(c, P, tokens, targets):
-    L, H, C = int(c["layers"]), int(c["heads"]), int(c["width"])
-    d, r, eps = C // H, int(c["rotary_dims"]), float(c["ln_eps"])
+    L, C = int(c["layers"]), int(c["width"])
+    r, eps = int(c["rotary_dims"]), float(c["ln_eps"])
     B, T = tokens.shape
-    assert c["attention"] == "softmax" and int(c["parallel_residual"]) == 1 and int(c["tied_embeddings"]) == 0
+    assert int(c["parallel_residual"]) == 1 and int(c["tied_embeddings"]) == 0
+    attention = VARIANTS[c["attention"]]["fn"]
     inv_freq = float(c["rope_base"]) ** (-torch.arange(0, r, 2, dtype=torch.float64) / r)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
     cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
@@ -80,16 +190,10 @@ def forward(c, P, tokens, targets):
         return torch.cat([xr * cos + torch.cat([-x2, x1], -1) * sin, xp], -1)
 
     x = P["embed"][tokens]
-    mask = torch.ones(T, T, dtype=torch.bool).tril()
     for l in range(L):
         p = lambda n: P[f"layer{l}/{n}"]  # noqa: E731
         h = F.layer_norm(x, (C,), p("ln1_w"), p("ln1_b"), eps)
-        q, k, v = (h @ p("qkv_w").T + p("qkv_b")).split(C, -1)
-        q, k, v = (t.reshape(B, T, H, d).transpose(1, 2) for t in (q, k, v))
-        q, k = rope(q), rope(k)
-        s = (q @ k.transpose(-1, -2)) / math.sqrt(d)
-        a = torch.softmax(s.masked_fill(~mask, float("-inf")), -1) @ v
-        a = a.transpose(1, 2).reshape(B, T, C) @ p("proj_w").T + p("proj_b")
+        a = attention(c, p, h, rope)
         h2 = F.layer_norm(x, (C,), p("ln2_w"), p("ln2_b"), eps)
         m = F.gelu(h2 @ p("fc_w").T + p("fc_b")) @ p("fcproj_w").T + p("fcproj_b")
         x = x + a + m
@@ -98,50 +202,73 @@ def forward(c, P, tokens, targets):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+def check(kapprox, kind, tmp, text):
+    ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
+    cmd = [kapprox, "train", "--text", text, "--layers", "2", "--heads", "2", "--width", "32",
+           "--ctx", "16", "--batch", "4", "--steps", "3", "--warmup", "1", "--lr", "1e-2",
+           "--seed", "1", "--attention", kind, "--out", ck, "--dump-grads", gr, "--quiet", "--no-final-eval"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        print(f"FAIL {kind}: kapprox train failed:", res.stderr)
+        return False
+    c, P = load(ck)
+    spec = VARIANTS[kind]
+    g = h5py.File(gr, "r")
+    tokens = torch.tensor(g["tokens"][()], dtype=torch.long)
+    targets = torch.tensor(g["targets"][()], dtype=torch.long)
+    loss = forward(c, P, tokens, targets)
+    loss.backward()
+    L, C, T = int(c["layers"]), int(c["width"]), tokens.shape[1]
+    V, m = int(c["vocab"]), spec["features"](C // int(c["heads"]))
+    u = 2.0 ** -24
+    K = 2 * L * (4 * C + 3 * T + V + 2 * m)
+    tol = 10 * math.sqrt(K) * u
+    ok = True
+    loss_c = float(g.attrs["loss"])
+    rel = abs(loss_c - loss.item()) / abs(loss.item())
+    print(f"[{kind}] loss: C {loss_c:.9f}  torch float64 {loss.item():.9f}  relative error {rel:.2e} "
+          f"(tol {tol:.1e}, K {K})")
+    ok &= rel <= tol
+    worst = 0.0
+    for name, p in sorted(P.items()):
+        gc = torch.tensor(g["grad"][name][()], dtype=torch.float64)
+        if name.split("/")[-1] in spec["frozen"]:
+            bad = bool((gc != 0).any())
+            if bad:
+                print(f"  FAIL {name:20s} frozen tensor with a non-zero C gradient")
+            ok &= not bad
+            continue
+        gref = p.grad
+        err = (gc - gref).norm().item()
+        scale = gref.norm().item()
+        r = err / (scale + 1e-300)
+        worst = max(worst, r)
+        bad = err > tol * scale + 1e-9
+        if bad or os.environ.get("VERBOSE"):
+            print(f"  {'FAIL' if bad else 'ok  '} {name:20s} |g| {scale:.3e}  relative error {r:.2e}")
+        ok &= not bad
+    print(f"[{kind}] gradients: {len(P)} tensors, worst relative error {worst:.2e} (tol {tol:.1e}): "
+          f"{'PASS' if ok else 'FAIL'}")
+    return ok
+
+
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         print(__doc__)
         return 2
     kapprox = sys.argv[1]
+    kinds = sys.argv[2].split(",") if len(sys.argv) == 3 else list(VARIANTS)
+    unknown = [k for k in kinds if k not in VARIANTS]
+    if unknown:
+        print(f"error: no reference for {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+        return 2
     with tempfile.TemporaryDirectory() as tmp:
-        text, ck, gr = (os.path.join(tmp, n) for n in ("t.txt", "ck.h5", "g.h5"))
+        text = os.path.join(tmp, "t.txt")
         make_text(text)
-        cmd = [kapprox, "train", "--text", text, "--layers", "2", "--heads", "2", "--width", "32",
-               "--ctx", "16", "--batch", "4", "--steps", "3", "--warmup", "1", "--lr", "1e-2",
-               "--seed", "1", "--out", ck, "--dump-grads", gr, "--quiet", "--no-final-eval"]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print("FAIL: kapprox train failed:", res.stderr)
-            return 1
-        c, P = load(ck)
-        g = h5py.File(gr, "r")
-        tokens = torch.tensor(g["tokens"][()], dtype=torch.long)
-        targets = torch.tensor(g["targets"][()], dtype=torch.long)
-        loss = forward(c, P, tokens, targets)
-        loss.backward()
-        u = 2.0 ** -24
-        K = 1000
-        tol = 10 * math.sqrt(K) * u
-        ok = True
-        loss_c = float(g.attrs["loss"])
-        rel = abs(loss_c - loss.item()) / abs(loss.item())
-        print(f"loss: C {loss_c:.9f}  torch float64 {loss.item():.9f}  relative error {rel:.2e} (tol {tol:.1e})")
-        ok &= rel <= tol
-        worst = 0.0
-        for name, p in sorted(P.items()):
-            gc = torch.tensor(g["grad"][name][()], dtype=torch.float64)
-            gref = p.grad
-            err = (gc - gref).norm().item()
-            scale = gref.norm().item()
-            r = err / (scale + 1e-300)
-            worst = max(worst, r)
-            bad = err > tol * scale + 1e-9
-            if bad or os.environ.get("VERBOSE"):
-                print(f"  {'FAIL' if bad else 'ok  '} {name:20s} |g| {scale:.3e}  relative error {r:.2e}")
-            ok &= not bad
-        print(f"gradients: {len(P)} tensors, worst relative error {worst:.2e} (tol {tol:.1e})")
-        print("PASS" if ok else "FAIL")
-        return 0 if ok else 1
+        results = {k: check(kapprox, k, tmp, text) for k in kinds}
+    failed = [k for k, ok in results.items() if not ok]
+    print("PASS" if not failed else "FAIL: " + ", ".join(failed))
+    return 0 if not failed else 1
 
 
 if __name__ == "__main__":

@@ -2,9 +2,16 @@
 
 #include <string.h>
 
+/* The linear kinds (dec_linear_attn.h). */
+extern const kx_attn_kind kx_attn_performer, kx_attn_performer_prf, kx_attn_pff, kx_attn_cosformer;
+
 /* One line per attention kind. */
 static const kx_attn_kind *const kinds[] = {
     &kx_attn_softmax,
+    &kx_attn_performer,
+    &kx_attn_performer_prf,
+    &kx_attn_pff,
+    &kx_attn_cosformer,
     &kx_attn_hedgehog,
     NULL,
 };
