@@ -5,6 +5,10 @@
 /* One line per attention kind. */
 static const kx_attn_kind *const kinds[] = {
     &kx_attn_softmax,
+    &kx_attn_retnet,
+    &kx_attn_dijiang,
+    &kx_attn_dijiang_code,
+    &kx_attn_linformer,
     NULL,
 };
 
