@@ -56,7 +56,7 @@ static double *dvec(size_t n) { return track(calloc(n ? n : 1, sizeof(double)));
  * (as every normalised kind has), signed ones otherwise. */
 typedef struct {
   kx_lin_causal p;
-  float *fq, *fk, *v, *o, *den, *scratch;
+  float *fq, *fk, *v, *o, *den, *scratch, *fscratch; /* fscratch: forward only, its exact size */
 } problem;
 
 static problem make(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
@@ -65,6 +65,7 @@ static problem make(size_t T, size_t m, size_t dv, float decay, int normalise, s
   q.p = p;
   q.fq = zvec(T * p.ld_f), q.fk = zvec(T * p.ld_f), q.v = zvec(T * p.ld_v);
   q.o = zvec(T * p.ld_o), q.den = zvec(T), q.scratch = zvec(kx_lin_causal_scratch_floats(&p));
+  q.fscratch = zvec(kx_lin_causal_forward_scratch_floats(&p));
   for (size_t t = 0; t < T; t++) {
     for (size_t k = 0; k < m; k++) {
       double a = nrand(), b = nrand();
@@ -128,7 +129,7 @@ static void to_double(const problem *q, double *fq, double *fk, double *v) {
 static int check_forward(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
   problem q = make(T, m, dv, decay, normalise, chunk);
   const kx_lin_causal *p = &q.p;
-  kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, normalise ? q.den : NULL, q.scratch);
+  kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, normalise ? q.den : NULL, q.fscratch);
   double *fq = dvec(T * m), *fk = dvec(T * m), *v = dvec(T * dv), *o = dvec(T * dv), *mag = dvec(T * dv);
   to_double(&q, fq, fk, v);
   ref_in r = {p, fq, fk, v};
@@ -188,13 +189,13 @@ START_TEST(test_causality) {
     size_t t0s[] = {1, 20, 32, 44};
     for (size_t a = 0; a < 4; a++) {
       size_t t0 = t0s[a];
-      kx_lin_causal_forward(p, q.fq, q.fk, q.v, o0, q.den, q.scratch);
+      kx_lin_causal_forward(p, q.fq, q.fk, q.v, o0, q.den, q.fscratch);
       memcpy(den0, q.den, T * sizeof(float));
       for (size_t t = t0; t < T; t++) {
         for (size_t k = 0; k < m; k++) q.fq[t * p->ld_f + k] *= 7.0f, q.fk[t * p->ld_f + k] *= 3.0f;
         for (size_t k = 0; k < dv; k++) q.v[t * p->ld_v + k] += 100.0f;
       }
-      kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.scratch);
+      kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.fscratch);
       for (size_t t = 0; t < t0; t++) {
         ck_assert_int_eq(memcmp(q.o + t * p->ld_o, o0 + t * p->ld_o, dv * sizeof(float)), 0);
         if (norm) ck_assert_float_eq(q.den[t], den0[t]);
@@ -271,7 +272,7 @@ static void grad_magnitudes(const ref_in *r, const double *R, const double *o, d
 static int check_backward(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
   problem q = make(T, m, dv, decay, normalise, chunk);
   const kx_lin_causal *p = &q.p;
-  kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.scratch);
+  kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.fscratch);
   float *dout = zvec(T * p->ld_o), *dfq = zvec(T * p->ld_f), *dfk = zvec(T * p->ld_f), *dv_ = zvec(T * p->ld_v);
   double *R = dvec(T * dv);
   for (size_t t = 0; t < T; t++)

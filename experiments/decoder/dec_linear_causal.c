@@ -14,13 +14,16 @@ static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Workspace of one sweep with row widths ka (a, b) and dc (c, out). */
 static size_t sweep_floats(size_t chunk, size_t ka, size_t dc) {
-  return chunk * chunk + (chunk + 1) + ka * dc + chunk * ka;
+  return chunk * chunk + (chunk + 1) + ka * dc + ka + chunk * ka;
 }
 
 /* The one primitive behind forward and backward.
  *   causal  (reverse = 0): out_x = sum_{y<=x} g^(x-y) (a_x . b_y) c_y
  *   anti-causal (reverse = 1): out_x = sum_{y>=x} g^(y-x) (a_x . b_y) c_y
- * a, b (T, ka); c, out (T, dc); out overwritten.  Chunks [s, e) have fixed
+ * a, b (T, ka); c, out (T, dc); out overwritten.  With rowsum != NULL, also
+ * rowsum_x = the same sum without c (sum of the weighted scores), from the
+ * masked chunk scores and a running sum z of weighted b rows beside the
+ * state.  Chunks [s, e) have fixed
  * boundaries (multiples of `chunk`) and are visited forwards or backwards.
  * The running state carries every row outside the chunk on the visited
  * side, weighted to the chunk's near edge:
@@ -28,8 +31,8 @@ static size_t sweep_floats(size_t chunk, size_t ka, size_t dc) {
  *   anti-causal: state = sum_{y>=e} g^(y-e+1)   b_y^T c_y, row x gets g^(e-1-x). */
 static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t chunk, const float *a,
                   size_t lda, const float *b, size_t ldb, const float *c, size_t ldc, float *out, size_t ldo,
-                  float *ws) {
-  float *S = ws, *pw = S + chunk * chunk, *state = pw + chunk + 1, *tmp = state + ka * dc;
+                  float *rowsum, float *ws) {
+  float *S = ws, *pw = S + chunk * chunk, *state = pw + chunk + 1, *z = state + ka * dc, *tmp = z + ka;
   int decays = g != 1.0f;
   for (size_t k = 0; k <= chunk; k++) pw[k] = (float)pow((double)g, (double)k);
   size_t n_chunks = (T + chunk - 1) / chunk;
@@ -51,6 +54,12 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dc, (int)n, 1.0f, S, (int)n,
                 c + s * ldc, (int)ldc, 0.0f, out + s * ldo, (int)ldo);
+    if (rowsum)
+      for (size_t x = 0; x < n; x++) {
+        float sum = 0.0f;
+        for (size_t y = 0; y < n; y++) sum += S[x * n + y];
+        rowsum[s + x] = sum;
+      }
     /* The past (or future) through the state. */
     if (it > 0) {
       const float *as = a + s * lda;
@@ -64,6 +73,8 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
       }
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dc, (int)ka, 1.0f, as, (int)ld, state,
                   (int)dc, 1.0f, out + s * ldo, (int)ldo);
+      if (rowsum)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)ka, 1.0f, as, (int)ld, z, 1, 1.0f, rowsum + s, 1);
     }
     if (it + 1 == n_chunks) break;
     /* state <- g^n state + sum over the chunk of weighted b_y^T c_y. */
@@ -78,7 +89,17 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ka, (int)dc, (int)n, 1.0f, bs, (int)ld, c + s * ldc,
                 (int)ldc, it == 0 ? 0.0f : pw[n], state, (int)dc);
+    if (rowsum) {
+      float keep = it == 0 ? 0.0f : pw[n];
+      for (size_t k = 0; k < ka; k++) z[k] *= keep;
+      for (size_t y = 0; y < n; y++)
+        for (size_t k = 0; k < ka; k++) z[k] += bs[y * ld + k];
+    }
   }
+}
+
+size_t kx_lin_causal_forward_scratch_floats(const kx_lin_causal *p) {
+  return sweep_floats(chunk_of(p), p->m, p->dv);
 }
 
 size_t kx_lin_causal_scratch_floats(const kx_lin_causal *p) {
@@ -88,24 +109,14 @@ size_t kx_lin_causal_scratch_floats(const kx_lin_causal *p) {
 
 void kx_lin_causal_forward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
                            float *o, float *den, float *scratch) {
-  size_t T = p->T, m = p->m, dv = p->dv, ch = chunk_of(p);
+  size_t T = p->T;
   if (!T) return;
-  if (!p->normalise) {
-    sweep(0, T, m, dv, p->decay, ch, fq, p->ld_f, fk, p->ld_f, v, p->ld_v, o, p->ld_o, scratch);
-    return;
-  }
-  /* v with a column of ones: the last output column is den. */
-  size_t w = dv + 1;
-  float *vx = scratch, *ox = vx + T * w, *ws = ox + T * w;
+  sweep(0, T, p->m, p->dv, p->decay, chunk_of(p), fq, p->ld_f, fk, p->ld_f, v, p->ld_v, o, p->ld_o,
+        p->normalise ? den : NULL, scratch);
+  if (!p->normalise) return;
   for (size_t t = 0; t < T; t++) {
-    memcpy(vx + t * w, v + t * p->ld_v, dv * sizeof(float));
-    vx[t * w + dv] = 1.0f;
-  }
-  sweep(0, T, m, w, p->decay, ch, fq, p->ld_f, fk, p->ld_f, vx, w, ox, w, ws);
-  for (size_t t = 0; t < T; t++) {
-    float dn = ox[t * w + dv], r = 1.0f / (dn + p->eps);
-    den[t] = dn;
-    for (size_t k = 0; k < dv; k++) o[t * p->ld_o + k] = ox[t * w + k] * r;
+    float r = 1.0f / (den[t] + p->eps);
+    for (size_t k = 0; k < p->dv; k++) o[t * p->ld_o + k] *= r;
   }
 }
 
@@ -117,9 +128,9 @@ void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float
   if (!T) return;
   if (!p->normalise) {
     float *ws = scratch;
-    sweep(0, T, d, m, g, ch, dout, p->ld_o, v, p->ld_v, fk, p->ld_f, dfq, p->ld_f, ws);
-    sweep(1, T, d, m, g, ch, v, p->ld_v, dout, p->ld_o, fq, p->ld_f, dfk, p->ld_f, ws);
-    sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, dout, p->ld_o, dv, p->ld_v, ws);
+    sweep(0, T, d, m, g, ch, dout, p->ld_o, v, p->ld_v, fk, p->ld_f, dfq, p->ld_f, NULL, ws);
+    sweep(1, T, d, m, g, ch, v, p->ld_v, dout, p->ld_o, fq, p->ld_f, dfk, p->ld_f, NULL, ws);
+    sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, dout, p->ld_o, dv, p->ld_v, NULL, ws);
     return;
   }
   /* dnum and dden side by side (gn), against v with a column of ones (vx):
@@ -137,9 +148,9 @@ void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float
     memcpy(vx + t * w, v + t * p->ld_v, d * sizeof(float));
     vx[t * w + d] = 1.0f;
   }
-  sweep(0, T, w, m, g, ch, gn, w, vx, w, fk, p->ld_f, dfq, p->ld_f, ws);
-  sweep(1, T, w, m, g, ch, vx, w, gn, w, fq, p->ld_f, dfk, p->ld_f, ws);
-  sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, gn, w, dv, p->ld_v, ws);
+  sweep(0, T, w, m, g, ch, gn, w, vx, w, fk, p->ld_f, dfq, p->ld_f, NULL, ws);
+  sweep(1, T, w, m, g, ch, vx, w, gn, w, fq, p->ld_f, dfk, p->ld_f, NULL, ws);
+  sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, gn, w, dv, p->ld_v, NULL, ws);
 }
 
 void kx_lin_causal_scores(const kx_lin_causal *p, const float *fq, const float *fk, float *S) {

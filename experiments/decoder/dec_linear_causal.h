@@ -12,15 +12,16 @@
  * BLAS; across chunks a running m x dv state S = sum_{j<start} g^(start-j)
  * fk_j^T v_j carries the past (the recurrent form S_n = g S_{n-1} +
  * fk_n^T v_n, a chunk at a time).  The denominator is the same computation
- * with a column of ones appended to v.  The backward pass is three such
+ * without v (row sums of the masked chunk scores, a running sum of fk
+ * beside the state).  The backward pass is three such
  * sweeps, two of them anti-causal (a reverse running state from the end):
  *   with dnum_i = dout_i / (den_i + eps), dden_i = -(dout_i . o_i)/(den_i + eps)
  *   (normalised; otherwise dnum = dout, dden = 0),
  *   dfq_i = sum_{j<=i} g^(i-j) (dnum_i . v_j + dden_i) fk_j
  *   dfk_j = sum_{i>=j} g^(i-j) (dnum_i . v_j + dden_i) fq_i
  *   dv_j  = sum_{i>=j} g^(i-j) (fq_i . fk_j) dnum_i.
- * No T x T matrix is ever formed; scratch is O(T (dv + 1) + chunk^2 +
- * m (dv + 1)).  The decay g is a constant here (no gradient).
+ * No T x T matrix is ever formed; scratch is O(chunk^2 + m dv) for the
+ * forward pass, plus 2 T (dv + 1) for the backward pass.  The decay g is a constant here (no gradient).
  *
  * The quadratic (masked T x T) forms at the end are for tests and for the
  * attention-weights hook (Figure 3, attention KL), never for training.
@@ -48,8 +49,10 @@ typedef struct {
 #define KX_LIN_CAUSAL_CHUNK 64
 
 /* Floats of scratch that forward and backward need for `p` (the larger of
- * the two; the same buffer may serve both, it holds nothing between calls). */
+ * the two; the same buffer may serve both, it holds nothing between calls),
+ * and the smaller amount the forward pass alone needs (no T-sized part). */
 size_t kx_lin_causal_scratch_floats(const kx_lin_causal *p);
+size_t kx_lin_causal_forward_scratch_floats(const kx_lin_causal *p);
 
 /* fq, fk (T, m), v (T, dv) -> o (T, dv) overwritten.  Normalised: den (T)
  * overwritten with den_i (saved for backward).  Not normalised: den is not
