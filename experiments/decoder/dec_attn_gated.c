@@ -45,9 +45,11 @@ static kx_lin_causal kernel(const kx_gated_map *g, const kx_dec_config *cfg, siz
   return k;
 }
 
-static size_t kernel_scratch(const kx_gated_map *g, const kx_dec_config *cfg, size_t T) {
+/* Per (b, h): what the kernel's forward needs (kept in acts, since forward
+ * has no scratch) and what forward or backward needs. */
+static size_t kernel_scratch(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, int fwd_only) {
   kx_lin_causal k = kernel(g, cfg, T, 0);
-  return kx_lin_causal_scratch_floats(&k);
+  return fwd_only ? kx_lin_causal_forward_scratch_floats(&k) : kx_lin_causal_scratch_floats(&k);
 }
 
 /* Saved: qkv (N,3C) | q, k, v (B,H,T,d) | fq, fk (B,H,T,m) and the map's
@@ -82,7 +84,7 @@ static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B,
   a.gn_mean = p, p += N * H;
   a.gn_rstd = p, p += N * H;
   a.gated = p, p += N * C;
-  a.kscratch = p, p += B * H * kernel_scratch(g, cfg, T);
+  a.kscratch = p, p += B * H * kernel_scratch(g, cfg, T, 1);
   a.total = (size_t)(p - (float *)acts);
   return a;
 }
@@ -97,7 +99,7 @@ size_t kx_gated_act_floats(const kx_gated_map *g, const kx_dec_config *cfg, size
 size_t kx_gated_scratch_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width, H = cfg->heads;
   size_t f = g->map_forward ? 3 * N * H * features(g, cfg) : 0;
-  return 9 * N * C + f + B * H * kernel_scratch(g, cfg, T);
+  return 9 * N * C + f + B * H * kernel_scratch(g, cfg, T, 0);
 }
 
 void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *x, float *y,
@@ -105,7 +107,7 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
   const kx_dec_config *cfg = c->cfg;
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, m = features(g, cfg);
   acts_view a = view(g, cfg, B, T, acts);
-  size_t ks = kernel_scratch(g, cfg, T);
+  size_t ks = kernel_scratch(g, cfg, T, 1);
   kx_matmul_forward(a.qkv, x, p[KX_GATED_QKV_W], p[KX_GATED_QKV_B], N, C, 3 * C);
   kx_heads_split(c, a.qkv, g->q_scale, a.q, a.k, a.v);
   if (g->map_forward) {
@@ -128,7 +130,7 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
   const kx_dec_config *cfg = c->cfg;
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, m = features(g, cfg);
   acts_view a = view(g, cfg, B, T, acts);
-  size_t ks = kernel_scratch(g, cfg, T);
+  size_t ks = kernel_scratch(g, cfg, T, 0);
   float *dgated = scratch, *d_o = dgated + N * C, *dzg = d_o + N * C, *dq = dzg + N * C;
   float *dk = dq + N * C, *dv = dk + N * C, *dqkv = dv + N * C, *dfq = dqkv + 3 * N * C;
   float *dfk = g->map_forward ? dfq + N * H * m : dk;

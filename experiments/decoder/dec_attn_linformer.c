@@ -80,9 +80,11 @@ static kx_lin_causal kernel2(const kx_dec_config *cfg, size_t T) {
   return k;
 }
 
-static size_t kernel_scratch(const kx_dec_config *cfg, size_t T) {
+/* Per (b, h): forward only (kept in acts) or forward and backward. */
+static size_t kernel_scratch(const kx_dec_config *cfg, size_t T, int fwd_only) {
   kx_lin_causal k1 = kernel1(cfg, T), k2 = kernel2(cfg, T);
-  size_t s1 = kx_lin_causal_scratch_floats(&k1), s2 = kx_lin_causal_scratch_floats(&k2);
+  size_t s1 = fwd_only ? kx_lin_causal_forward_scratch_floats(&k1) : kx_lin_causal_scratch_floats(&k1);
+  size_t s2 = fwd_only ? kx_lin_causal_forward_scratch_floats(&k2) : kx_lin_causal_scratch_floats(&k2);
   return s1 > s2 ? s1 : s2;
 }
 
@@ -105,7 +107,7 @@ static acts_view view(const kx_dec_config *cfg, size_t B, size_t T, const float 
   a.Ft = p, p += T * S;
   a.a = p, p += B * cfg->heads * T * S;
   a.o = p, p += N * C;
-  a.kscratch = p, p += B * cfg->heads * kernel_scratch(cfg, T);
+  a.kscratch = p, p += B * cfg->heads * kernel_scratch(cfg, T, 1);
   a.total = (size_t)(p - (float *)acts);
   return a;
 }
@@ -116,14 +118,14 @@ static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) { return 
  * dFt (B,H,T,S) | kernel scratch (B H). */
 static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width, BH = B * cfg->heads;
-  return 8 * N * C + 3 * BH * T * KX_LINFORMER_SLOTS + BH * kernel_scratch(cfg, T);
+  return 8 * N * C + 3 * BH * T * KX_LINFORMER_SLOTS + BH * kernel_scratch(cfg, T, 0);
 }
 
 static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
   const kx_dec_config *cfg = c->cfg;
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, S = KX_LINFORMER_SLOTS;
   acts_view a = view(cfg, B, T, acts);
-  size_t ks = kernel_scratch(cfg, T);
+  size_t ks = kernel_scratch(cfg, T, 1);
   kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
   kx_heads_split(c, a.qkv, 1.0f / sqrtf((float)d), a.q, a.k, a.v);
   for (size_t j = 0; j < T; j++)
@@ -159,7 +161,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, S = KX_LINFORMER_SLOTS;
   size_t BH = B * H;
   acts_view a = view(cfg, B, T, acts);
-  size_t ks = kernel_scratch(cfg, T);
+  size_t ks = kernel_scratch(cfg, T, 0);
   float *d_o = scratch, *dout2 = d_o + N * C, *dq = dout2 + N * C, *dk = dq + N * C, *dv = dk + N * C;
   float *dqkv = dv + N * C, *da = dqkv + 3 * N * C, *dEt = da + BH * T * S, *dFt = dEt + BH * T * S;
   float *kscratch = dFt + BH * T * S;
