@@ -8,6 +8,13 @@
  * only through exact zeros of the mask and never the running state); and
  * the backward pass against central differences of the float64 reference.
  *
+ * Kinds (the loss and every gradient are compared with an independent
+ * PyTorch implementation in tests/torch_reference.py): in the whole model,
+ * changing future tokens leaves every earlier logit bit-identical (the key
+ * stabiliser must not see the future); the attention-weights hook
+ * reproduces the attention output; init is reproducible and the fixed
+ * projections are frozen.
+ *
  * Tolerances.  One float32 operation has relative error u = 2^-24; an
  * output that is a sum of K rounded terms carries about sqrt(K) u times the
  * sum of the terms' magnitudes (uncorrelated rounding errors, random walk);
@@ -27,8 +34,10 @@
 
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
+#include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
+#include "experiments/decoder/dec_model.h"
 
 static const double U = 5.96e-8; /* 2^-24 */
 
@@ -300,6 +309,124 @@ START_TEST(test_backward) {
 }
 END_TEST
 
+/* ---- the kinds in the whole model ---- */
+static const char *const linear_kinds[] = {"performer", "performer-prf", "pff", "cosformer"};
+#define N_LINEAR_KINDS (sizeof linear_kinds / sizeof *linear_kinds)
+
+static void small_model(kx_decoder *m, const char *kind, size_t ctx) {
+  kx_dec_config cfg;
+  kx_dec_config_default(&cfg);
+  cfg.vocab = 11, cfg.ctx = ctx, cfg.layers = 2, cfg.heads = 2, cfg.width = 32, cfg.rotary_dims = 4;
+  snprintf(cfg.attn_kind, sizeof cfg.attn_kind, "%s", kind);
+  ck_assert_msg(kx_dec_create(m, &cfg) == 0, "%s: %s", kind, kx_error_message());
+  ck_assert_int_eq(kx_dec_init_params(m, 3), 0);
+}
+
+/* T = 100 spans two kernel chunks. */
+START_TEST(test_kind_causality) {
+  const char *kind = linear_kinds[_i];
+  kx_decoder m;
+  size_t B = 2, T = 100, t0 = 70, V = 11;
+  small_model(&m, kind, T);
+  int *tok = track(malloc(B * T * sizeof(int)));
+  for (size_t i = 0; i < B * T; i++) tok[i] = (int)(kx_mix64(i + 17) % V);
+  ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
+  float *logits0 = zvec(B * T * V);
+  memcpy(logits0, m.logits, B * T * V * sizeof(float));
+  for (size_t b = 0; b < B; b++)
+    for (size_t t = t0; t < T; t++) tok[b * T + t] = (tok[b * T + t] + 1 + (int)(t % 5)) % (int)V;
+  ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
+  for (size_t b = 0; b < B; b++) {
+    ck_assert_msg(memcmp(m.logits + b * T * V, logits0 + b * T * V, t0 * V * sizeof(float)) == 0,
+                  "%s: a logit before position %zu moved when later tokens changed", kind, t0);
+    ck_assert(memcmp(m.logits + (b * T + t0) * V, logits0 + (b * T + t0) * V, V * sizeof(float)) != 0);
+  }
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* y = (A v per head) W_proj^T + b_proj with A from the attn_weights hook
+ * must equal the block's attention output.  Each entry of y is a sum over
+ * T positions then C channels; tolerance 10 sqrt(T + C) u times the sum of
+ * the magnitudes of the terms (float64 here). */
+START_TEST(test_kind_weights) {
+  const char *kind = linear_kinds[_i];
+  kx_decoder m;
+  size_t B = 2, T = 70, V = 11;
+  small_model(&m, kind, T);
+  int *tok = track(malloc(B * T * sizeof(int)));
+  for (size_t i = 0; i < B * T; i++) tok[i] = (int)(kx_mix64(i + 5) % V);
+  ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
+  const kx_dec_config *cfg = &m.cfg;
+  size_t C = cfg->width, H = cfg->heads, d = C / H;
+  kx_attn_ctx ac = {cfg, B, T, m.rope_cos, m.rope_sin};
+  const float *q, *k, *v;
+  size_t dqk, dv;
+  int scaled;
+  m.attn->qkv_view(&ac, m.blk[0].attn_acts, &q, &k, &v, &dqk, &dv, &scaled);
+  ck_assert_uint_eq(dv, d);
+  double *att = dvec(B * T * C), *att_abs = dvec(B * T * C);
+  float *A = zvec(T * T);
+  for (size_t b = 0; b < B; b++)
+    for (size_t h = 0; h < H; h++) {
+      m.attn->attn_weights(&ac, m.attn_p, m.blk[0].attn_acts, b, h, A);
+      const float *vh = v + (b * H + h) * T * d;
+      for (size_t i = 0; i < T; i++)
+        for (size_t j = 0; j < T; j++) {
+          if (j > i) ck_assert_float_eq(A[i * T + j], 0.0f);
+          for (size_t c = 0; c < d; c++) {
+            att[(b * T + i) * C + h * d + c] += (double)A[i * T + j] * vh[j * d + c];
+            att_abs[(b * T + i) * C + h * d + c] += fabs((double)A[i * T + j] * vh[j * d + c]);
+          }
+        }
+    }
+  const float *W = m.attn_p[2], *bias = m.attn_p[3]; /* proj_w, proj_b: the shared layout */
+  int bad = 0;
+  for (size_t n = 0; n < B * T; n++)
+    for (size_t o = 0; o < C; o++) {
+      double y = bias[o], mag = fabs(bias[o]), mag_in = 0;
+      for (size_t c = 0; c < C; c++) {
+        y += W[o * C + c] * att[n * C + c];
+        mag += fabs(W[o * C + c] * att[n * C + c]);
+        mag_in += fabs(W[o * C + c]) * att_abs[n * C + c];
+      }
+      double got = m.blk[0].attn_y[n * C + o], tol = 10 * sqrt((double)(T + C)) * U * (mag + mag_in);
+      if (!(fabs(got - y) <= tol) && bad++ < 3)
+        fprintf(stderr, "%s: y[%zu][%zu] = %.9g, from the weights %.9g (tol %.3g)\n", kind, n, o, got, y, tol);
+    }
+  ck_assert_int_eq(bad, 0);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* Same seed, same tensors; the fixed projections are frozen, non-zero and
+ * differ between layers; a table with only shared tensors has nothing frozen. */
+START_TEST(test_kind_init) {
+  const char *kind = linear_kinds[_i];
+  kx_decoder a, b;
+  small_model(&a, kind, 16);
+  small_model(&b, kind, 16);
+  ck_assert_int_eq(memcmp(a.params, b.params, a.tab.total * sizeof(float)), 0);
+  long w0 = kx_ptable_find(&a.tab, "layer0/feat_w"), w1 = kx_ptable_find(&a.tab, "layer1/feat_w");
+  if (!strcmp(kind, "cosformer")) {
+    ck_assert_int_eq(w0, -1);
+  } else {
+    ck_assert_int_ge(w0, 0);
+    ck_assert_int_ge(w1, 0);
+    ck_assert_int_eq(a.tab.t[w0].frozen, 1);
+    const float *p0 = kx_dec_param(&a, (size_t)w0), *p1 = kx_dec_param(&a, (size_t)w1);
+    double n2 = 0;
+    for (size_t i = 0; i < a.tab.t[w0].size; i++) n2 += (double)p0[i] * p0[i];
+    ck_assert(n2 > 0);
+    ck_assert(memcmp(p0, p1, a.tab.t[w0].size * sizeof(float)) != 0);
+  }
+  for (size_t i = 0; i < a.tab.n; i++)
+    if (strstr(a.tab.t[i].name, "feat_w") == NULL) ck_assert_int_eq(a.tab.t[i].frozen, 0);
+  kx_dec_free(&a);
+  kx_dec_free(&b);
+}
+END_TEST
+
 Suite *suite(void) {
   Suite *s = suite_create("decoder_linear");
   TCase *tc = tcase_create("kernel");
@@ -308,6 +435,12 @@ Suite *suite(void) {
   tcase_add_test(tc, test_causality);
   tcase_add_test(tc, test_backward);
   suite_add_tcase(s, tc);
+  TCase *tk = tcase_create("kinds");
+  tcase_add_checked_fixture(tk, NULL, free_all);
+  tcase_add_loop_test(tk, test_kind_causality, 0, (int)N_LINEAR_KINDS);
+  tcase_add_loop_test(tk, test_kind_weights, 0, (int)N_LINEAR_KINDS);
+  tcase_add_loop_test(tk, test_kind_init, 0, (int)N_LINEAR_KINDS);
+  suite_add_tcase(s, tk);
   return s;
 }
 

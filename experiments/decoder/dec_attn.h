@@ -64,6 +64,5 @@ const kx_attn_kind *kx_dec_attn_find(const char *name);
 const char *kx_dec_attn_names(void);
 
 extern const kx_attn_kind kx_attn_softmax;
-extern const kx_attn_kind kx_attn_retnet, kx_attn_dijiang, kx_attn_dijiang_code, kx_attn_linformer;
 
 #endif

@@ -59,7 +59,8 @@ static const kx_fdct_method dct_method = KX_FDCT_MATRIX;
 
 static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
 
-/* Saved per side: y = C x~ and e = exp(l - c) / sqrt(d), both (B,H,T,d). */
+/* Saved per side: e = exp(l - c) / sqrt(d) (B,H,T,d), after the DCT output
+ * C x~ (same size) that the forward computes in place. */
 static size_t aux_floats(const kx_dec_config *cfg, size_t B, size_t T) {
   return 2 * B * T * cfg->width;
 }
@@ -93,37 +94,29 @@ static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, con
   }
 }
 
-/* dl = df (.) f ; dD_h += sum_rows df (.) e ; dt += sum_rows dl (.) y ;
- * dx = s C^T (t (.) dl) - s^2 x sum_i dl_i. */
+/* dl = df (.) f ; dD_h += sum_rows df (.) e ;
+ * dx = s C^T (t (.) dl) - s^2 x sum_i dl_i.  t is frozen: its gradient
+ * stays zero (it would otherwise count in the gradient-norm clipping). */
 static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, int is_query, const float *x,
                          const float *f, const float *aux, const float *df, float *dx, float *scratch) {
   (void)is_query;
   size_t d = head_dim(c->cfg), H = c->cfg->heads, T = c->T, B = c->B, R = B * H * T;
-  const float *y = aux, *e = aux + R * d, *t = p[FEAT_T];
+  const float *e = aux + R * d, *t = p[FEAT_T];
   float s = 1.0f / sqrtf(sqrtf((float)d));
   float *dty = scratch; /* t (.) dl, the input of the transposed DCT */
-  /* Parameter gradients in a fixed order: head h sums its rows (b, t) in
-   * order; dt sums the heads' partial sums in order. */
-  float *dt_h = malloc(H * d * sizeof *dt_h);
-  if (!dt_h) abort();
+  /* dD in a fixed order: head h sums its rows (b, t) in order. */
 #pragma omp parallel for schedule(static)
   for (size_t h = 0; h < H; h++) {
-    float *dD = dp[FEAT_D] + h * d, *dth = dt_h + h * d;
-    memset(dth, 0, d * sizeof *dth);
+    float *dD = dp[FEAT_D] + h * d;
     for (size_t b = 0; b < B; b++)
       for (size_t tt = 0; tt < T; tt++) {
         size_t r = (b * H + h) * T + tt;
         for (size_t i = 0; i < d; i++) {
-          float dl = df[r * d + i] * f[r * d + i];
           dD[i] += df[r * d + i] * e[r * d + i];
-          dth[i] += dl * y[r * d + i];
-          dty[r * d + i] = t[i] * dl;
+          dty[r * d + i] = t[i] * df[r * d + i] * f[r * d + i];
         }
       }
   }
-  for (size_t h = 0; h < H; h++)
-    for (size_t i = 0; i < d; i++) dp[FEAT_T][i] += dt_h[h * d + i];
-  free(dt_h);
   if (kx_fdct_rows(dct_method, 1, d, R, dty, dx)) abort();
 #pragma omp parallel for schedule(static) if (R * d >= 65536)
   for (size_t r = 0; r < R; r++) {

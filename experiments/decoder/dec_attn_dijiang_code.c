@@ -23,8 +23,7 @@
  *   gate_w (C, C)   new, N(0, 2/(5C)) (kx_gate_init),
  *   feat_w (d, d)   frozen: W above (stored so the reference and later runs
  *                   read it from the checkpoint instead of redrawing it).
- * The gradient of feat_w is computed (it is what the reference checks) but
- * the optimizer never applies it. */
+ * feat_w's gradient is left zero (frozen). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,15 +77,19 @@ static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, con
   softmax_rows(f, R, d);
 }
 
-/* dz = f (.) (df - <f, df>) ; dx = dz W ; dW += dz^T x. */
+/* dz = f (.) (df - <f, df>) ; dx = dz W.  W is frozen: its gradient stays
+ * zero (it would otherwise count in the gradient-norm clipping). */
 static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, int is_query, const float *x,
                          const float *f, const float *aux, const float *df, float *dx, float *scratch) {
-  (void)is_query, (void)aux;
+  (void)is_query, (void)aux, (void)dp, (void)x;
   size_t d = head_dim(c->cfg), R = c->B * c->cfg->heads * c->T;
-  float *dz = scratch;
+  float *dz = scratch, *Wt = malloc(d * d * sizeof *Wt);
+  if (!Wt) abort(); /* d x d floats: cannot fail short of a broken machine */
+  for (size_t j = 0; j < d; j++)
+    for (size_t k = 0; k < d; k++) Wt[k * d + j] = p[FEAT_W][j * d + k];
   softmax_rows_backward(dz, f, df, R, d);
-  memset(dx, 0, R * d * sizeof(float));
-  kx_matmul_backward(dx, dp[FEAT_W], NULL, dz, x, p[FEAT_W], R, d, d);
+  kx_matmul_forward(dx, dz, Wt, NULL, R, d, d); /* dz (W^T)^T = dz W */
+  free(Wt);
 }
 
 static size_t features(const kx_dec_config *cfg) { return head_dim(cfg); }

@@ -1,0 +1,125 @@
+#include "experiments/decoder/dec_features.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "approx/fmap.h"
+#include "core/kx_error.h"
+#include "experiments/decoder/dec_fastmath.h"
+
+int kx_posfeat_matrix(const char *scheme, size_t d, size_t m, uint64_t seed, float *W) {
+  kx_fmap_options opt;
+  kx_fmap_default_options(&opt);
+  kx_fmap *f = kx_fmap_create(scheme, d, m, seed, &opt);
+  if (!f) return kx_fail_context(KX_EINVAL, "feature matrix %s (d %zu, m %zu): ", scheme, d, m);
+  if (!f->W) {
+    kx_fmap_free(f);
+    return kx_fail(KX_EINVAL, "feature scheme '%s' has no projection matrix", scheme);
+  }
+  for (size_t i = 0; i < m * d; i++) W[i] = (float)f->W[i];
+  kx_fmap_free(f);
+  return 0;
+}
+
+static int parallel_rows(size_t BH, size_t T, size_t m, size_t d) { return BH * T * m * d >= 262144; }
+
+void kx_posfeat_forward(const float *W, size_t m, size_t d, float alpha, int is_query, size_t BH, size_t T,
+                        const float *x, float *f) {
+  float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)m);
+  float key_floor = 0.0f;
+  if (!is_query) {
+    float w2max = 0.0f;
+    for (size_t l = 0; l < m; l++) {
+      float w2 = 0.0f;
+      for (size_t k = 0; k < d; k++) w2 += W[l * d + k] * W[l * d + k];
+      w2max = w2 > w2max ? w2 : w2max;
+    }
+    key_floor = w2max / (4.0f * alpha) - 60.0f;
+  }
+#pragma omp parallel for schedule(static) if (parallel_rows(BH, T, m, d))
+  for (size_t bh = 0; bh < BH; bh++) {
+    const float *xs = x + bh * T * d;
+    float *fs = f + bh * T * m;
+    /* e = s X W^T - alpha s^2 |x|^2 */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)m, (int)d, s, xs, (int)d, W, (int)d, 0.0f,
+                fs, (int)m);
+    float c = 0.0f;
+    for (size_t t = 0; t < T; t++) {
+      float n2 = 0.0f, *e = fs + t * m;
+      for (size_t k = 0; k < d; k++) n2 += xs[t * d + k] * xs[t * d + k];
+      float mx = -INFINITY;
+      for (size_t l = 0; l < m; l++) {
+        e[l] -= alpha * s * s * n2;
+        mx = e[l] > mx ? e[l] : mx;
+      }
+      if (is_query)
+        c = mx;
+      else if (t == 0)
+        c = mx > key_floor ? mx : key_floor;
+      for (size_t l = 0; l < m; l++) e[l] = kx_expf(e[l] - c) * inv_sqrt_m;
+    }
+  }
+}
+
+void kx_posfeat_backward(const float *W, size_t m, size_t d, float alpha, size_t BH, size_t T, const float *x,
+                         const float *f, float *df, float *dx) {
+  float s = 1.0f / sqrtf(sqrtf((float)d));
+#pragma omp parallel for schedule(static) if (parallel_rows(BH, T, m, d))
+  for (size_t bh = 0; bh < BH; bh++) {
+    const float *xs = x + bh * T * d, *fs = f + bh * T * m;
+    float *de = df + bh * T * m, *dxs = dx + bh * T * d;
+    for (size_t i = 0; i < T * m; i++) de[i] *= fs[i];
+    /* dx = s dE W - 2 alpha s^2 x sum_l de_l */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)m, s, de, (int)m, W, (int)d, 0.0f,
+                dxs, (int)d);
+    for (size_t t = 0; t < T; t++) {
+      float sum = 0.0f;
+      for (size_t l = 0; l < m; l++) sum += de[t * m + l];
+      float g = 2.0f * alpha * s * s * sum;
+      for (size_t k = 0; k < d; k++) dxs[t * d + k] -= g * xs[t * d + k];
+    }
+  }
+}
+
+size_t kx_posfeat_features(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
+
+int kx_posfeat_declare(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
+                       size_t *n) {
+  (void)self;
+  char name[48];
+  size_t d = cfg->width / cfg->heads, idx;
+  snprintf(name, sizeof name, "layer%zu/feat_w", layer);
+  int rc = kx_ptable_add(tab, name, d, d, 0, KX_INIT_KIND, &idx);
+  if (rc) return rc;
+  kx_ptable_freeze(tab, idx);
+  *n = 1;
+  return 0;
+}
+
+int kx_posfeat_init(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, float *const *p,
+                    uint64_t seed) {
+  (void)layer;
+  const kx_posfeat_spec *sp = self->data;
+  size_t d = cfg->width / cfg->heads;
+  return kx_posfeat_matrix(sp->scheme, d, d, seed, p[0]);
+}
+
+void kx_posfeat_fmap_forward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, kx_lin_role role,
+                             const float *x, float *f, float *save) {
+  (void)save;
+  const kx_posfeat_spec *sp = self->data;
+  size_t d = c->cfg->width / c->cfg->heads;
+  kx_posfeat_forward(p[0], d, d, sp->alpha, role == KX_LIN_QUERY, c->B * c->cfg->heads, c->T, x, f);
+}
+
+void kx_posfeat_fmap_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                              kx_lin_role role, const float *x, const float *f, const float *save, float *df,
+                              float *dx) {
+  (void)dp, (void)role, (void)save; /* feat_w is frozen: no gradient */
+  const kx_posfeat_spec *sp = self->data;
+  size_t d = c->cfg->width / c->cfg->heads;
+  kx_posfeat_backward(p[0], d, d, sp->alpha, c->B * c->cfg->heads, c->T, x, f, df, dx);
+}
