@@ -188,6 +188,11 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   return 0;
 }
 
+/* Attention transfer (kapprox convert --transfer-steps) trains D and the
+ * gate: with no attention-weights gradient here it matches the attention
+ * outputs, which the gate shapes too. */
+static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
+
 const kx_attn_kind kx_attn_dijiang = {
     .name = "dijiang",
     .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
@@ -199,4 +204,5 @@ const kx_attn_kind kx_attn_dijiang = {
     .qkv_view = qkv_view,
     .init = init,
     .attn_weights = attn_weights,
+    .transfer_tensors = transfer_tensors,
 };
