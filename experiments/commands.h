@@ -19,5 +19,9 @@ int cmd_bench_attention(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_dump_qk(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_reproduce_table2(int argc, char **argv);
 
 #endif

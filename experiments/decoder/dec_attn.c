@@ -18,6 +18,7 @@ static const kx_attn_kind *const kinds[] = {
     &kx_attn_dijiang,
     &kx_attn_dijiang_code,
     &kx_attn_linformer,
+    &kx_attn_hedgehog,
     NULL,
 };
 
