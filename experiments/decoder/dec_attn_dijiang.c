@@ -188,6 +188,10 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   return 0;
 }
 
+/* Attention transfer (convert --transfer-steps) trains the learnable part
+ * of the map and the gate: D and gate_w. */
+static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
+
 const kx_attn_kind kx_attn_dijiang = {
     .name = "dijiang",
     .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
@@ -199,4 +203,5 @@ const kx_attn_kind kx_attn_dijiang = {
     .qkv_view = qkv_view,
     .init = init,
     .attn_weights = attn_weights,
+    .transfer_tensors = transfer_tensors,
 };
