@@ -188,9 +188,8 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   return 0;
 }
 
-/* Attention transfer (kapprox convert --transfer-steps) trains D and the
- * gate: with no attention-weights gradient here it matches the attention
- * outputs, which the gate shapes too. */
+/* Attention transfer (convert --transfer-steps) trains the learnable part
+ * of the map and the gate: D and gate_w. */
 static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
 
 const kx_attn_kind kx_attn_dijiang = {
