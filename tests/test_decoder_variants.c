@@ -8,6 +8,8 @@
  *     and does move a later one (so the test can fail); T = 80 crosses the
  *     kernel's 64-row chunk boundary, t0 = 30 lies in the first chunk;
  *   - attn_weights: every row a distribution over j <= i;
+ *   - large q, k (far beyond the trained teacher's norms) keep the loss and
+ *     every gradient finite;
  *   - initialisation: reproducible from the seed, the documented values
  *     (DiJiang radii = the chi_d inverse-CDF grid, D = 1; the released
  *     code's matrix = diag(t) C^T with C orthonormal; Linformer E, F
@@ -159,6 +161,34 @@ START_TEST(test_init_and_frozen) {
 }
 END_TEST
 
+/* Large queries and keys (qkv_w times 20: |k / d^(1/4)| in the tens,
+ * beyond the 5-8 of the trained teacher) must not overflow: the loss and
+ * every gradient stay finite (dijiang's key features are bounded by
+ * e^(max t^2/2) whatever |k|, its query features by 1). */
+START_TEST(test_large_inputs_finite) {
+  enum { B = 2, T = 70 };
+  kx_decoder m;
+  small_model(&m, kinds[_i], 6);
+  for (size_t l = 0; l < m.cfg.layers; l++) {
+    char name[48];
+    snprintf(name, sizeof name, "layer%zu/qkv_w", l);
+    float *w = param(&m, name);
+    for (size_t k = 0; k < 3 * m.cfg.width * m.cfg.width; k++) w[k] *= 20.0f;
+  }
+  int tok[B * T], tgt[B * T];
+  for (size_t k = 0; k < B * T; k++) {
+    tok[k] = (int)(kx_mix64(k + 5) % m.cfg.vocab);
+    tgt[k] = (int)(kx_mix64(k + 6) % m.cfg.vocab);
+  }
+  double loss;
+  ck_assert_int_eq(kx_dec_forward(&m, tok, tgt, B, T, &loss), 0);
+  ck_assert_msg(isfinite(loss), "%s: loss %g", kinds[_i], loss);
+  ck_assert_int_eq(kx_dec_backward(&m), 0);
+  for (size_t k = 0; k < m.tab.total; k++) ck_assert_msg(isfinite(m.grads[k]), "%s: gradient not finite", kinds[_i]);
+  kx_dec_free(&m);
+}
+END_TEST
+
 static int cmp_float(const void *x, const void *y) {
   float a = *(const float *)x, b = *(const float *)y;
   return (a > b) - (a < b);
@@ -274,6 +304,7 @@ int main(void) {
   tcase_add_loop_test(tc, test_causality, 0, N_KINDS);
   tcase_add_loop_test(tc, test_attn_weights, 0, N_KINDS);
   tcase_add_loop_test(tc, test_init_and_frozen, 0, N_KINDS);
+  tcase_add_loop_test(tc, test_large_inputs_finite, 0, N_KINDS);
   tcase_add_test(tc, test_init_values);
   tcase_add_test(tc, test_float_dct);
   suite_add_tcase(s, tc);
