@@ -51,6 +51,8 @@ static const char cmd[] = "reproduce table2";
 #define TRANSFER_LR 1e-2
 /* Batches of each validation estimate on the fine-tuning curves (Figure 2). */
 #define CURVE_BATCHES 4
+/* The --quick teacher. */
+enum { QUICK_LAYERS = 2, QUICK_HEADS = 2, QUICK_WIDTH = 32, QUICK_CTX = 32, QUICK_BATCH = 8, QUICK_STEPS = 320 };
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -190,7 +192,8 @@ static int prepare_teacher(table2 *tb) {
       o.out = path;
       o.resume = exists(path) ? path : NULL;
       if (tb->quick && !o.resume) {
-        o.layers = 2, o.heads = 2, o.width = 32, o.ctx = 32, o.batch = 8, o.steps = 320;
+        o.layers = QUICK_LAYERS, o.heads = QUICK_HEADS, o.width = QUICK_WIDTH, o.ctx = QUICK_CTX;
+        o.batch = QUICK_BATCH, o.steps = QUICK_STEPS;
       }
       o.save_every = tb->quick ? 80 : 250;
       o.final_eval = 0;
@@ -213,6 +216,16 @@ static int prepare_teacher(table2 *tb) {
   } else {
     return rc;
   }
+  const kx_dec_config *tc = &tb->teacher.cfg;
+  kx_dec_config want;
+  kx_dec_config_default(&want);
+  if (tb->quick) want.layers = QUICK_LAYERS, want.heads = QUICK_HEADS, want.width = QUICK_WIDTH, want.ctx = QUICK_CTX;
+  if (!tb->teacher_in &&
+      (tc->layers != want.layers || tc->heads != want.heads || tc->width != want.width || tc->ctx != want.ctx))
+    return kx_fail(KX_EINVAL,
+                   "%s (%zu layers, width %zu, context %zu) is not the %s teacher; use another --outdir for a "
+                   "%s run, or --teacher to choose a teacher",
+                   use, tc->layers, tc->width, tc->ctx, tb->quick ? "--quick" : "default", tb->quick ? "--quick" : "full");
   if (strcmp(tb->teacher.cfg.attn_kind, "softmax"))
     return kx_fail(KX_EINVAL, "the teacher '%s' has attention '%s'; Table 2 converts a softmax model", use,
                    tb->teacher.cfg.attn_kind);
@@ -270,6 +283,13 @@ static int make_variants(table2 *tb) {
                    tb->kinds[i], kx_dec_attn_names());
   if (!rc && converted == 0) rc = kx_fail(KX_EINVAL, "no attention kind to convert to");
   return rc;
+}
+
+/* runs/b<budget steps>/<variant>-s<seed>: another --budget makes new runs
+ * instead of reusing finished ones of a different budget. */
+static void run_dir(const table2 *tb, const char *label, uint64_t seed, char *out, size_t cap) {
+  snprintf(out, cap, "%s/runs/b%llu/%s-s%llu", tb->outdir, (unsigned long long)tb->budget_steps, label,
+           (unsigned long long)seed);
 }
 
 static size_t seeds_of(const table2 *tb, const variant *v) { return v->scratch ? tb->scratch_seeds : tb->seeds; }
@@ -400,7 +420,7 @@ static int write_map(table2 *tb, kx_decoder *m, const char *path) {
 static int run_one(table2 *tb, const variant *v, uint64_t seed) {
   char dir[PATH_CAP], result[PATH_CAP + 32], student[PATH_CAP + 32], conv[PATH_CAP + 32], ft[PATH_CAP + 32],
       map[PATH_CAP + 32];
-  snprintf(dir, sizeof dir, "%s/runs/%s-s%llu", tb->outdir, v->label, (unsigned long long)seed);
+  run_dir(tb, v->label, seed, dir, sizeof dir);
   snprintf(result, sizeof result, "%s/result.txt", dir);
   snprintf(student, sizeof student, "%s/student.h5", dir);
   snprintf(conv, sizeof conv, "%s/convert.txt", dir);
@@ -740,7 +760,8 @@ static int mean_curve(table2 *tb, const variant *v, FILE *fp) {
   size_t n = 0, seeds = 0;
   for (uint64_t s = 0; s < tb->seeds; s++) {
     char path[PATH_CAP];
-    snprintf(path, sizeof path, "%s/runs/%s-s%llu/curve.txt", tb->outdir, v->label, (unsigned long long)s);
+    run_dir(tb, v->label, s, path, sizeof path - 16);
+    strcat(path, "/curve.txt");
     FILE *in = fopen(path, "r");
     if (!in) continue;
     unsigned long long st;
@@ -797,7 +818,8 @@ static int figures(table2 *tb, double teacher_curve_loss) {
   char labels[16][64];
   for (size_t j = 0; j < tb->n_maps && nm < 16; j++) {
     char src[PATH_CAP], dst[PATH_CAP + 64];
-    snprintf(src, sizeof src, "%s/runs/%s-s0/map.txt", tb->outdir, tb->maps[j]);
+    run_dir(tb, tb->maps[j], 0, src, sizeof src - 16);
+    strcat(src, "/map.txt");
     FILE *in = fopen(src, "r");
     if (!in) continue;
     snprintf(dst, sizeof dst, "%s/map-%zu.txt", datadir, nm + 1);
@@ -864,7 +886,8 @@ static int run_all(table2 *tb) {
       if (!(rc = run_one(tb, v, s))) {
         if (kx_now_seconds() - t > 1.0) tb->fresh_runs++, tb->fresh_seconds += kx_now_seconds() - t;
         char path[PATH_CAP];
-        snprintf(path, sizeof path, "%s/runs/%s-s%llu/result.txt", tb->outdir, v->label, (unsigned long long)s);
+        run_dir(tb, v->label, s, path, sizeof path - 16);
+        strcat(path, "/result.txt");
         if (read_result(path, &res[s])) rc = kx_fail(KX_EIO, "cannot read '%s'", path);
       } else {
         kx_fail_context(rc, "%s, seed %llu: ", v->label, (unsigned long long)s);
