@@ -61,31 +61,25 @@ typedef struct {
   size_t total;
 } acts_view;
 
+/* acts == NULL: only .total is meaningful (no pointer arithmetic on NULL). */
 static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
   size_t N = B * T, C = cfg->width, H = cfg->heads, m = features(g, cfg);
   size_t aux = g->map_forward && g->aux_floats ? g->aux_floats(cfg, B, T) : 0;
+  size_t fsize = g->map_forward ? N * H * m : 0, dsize = g->normalise ? N * H : 0;
+  float *base = (float *)acts;
   acts_view a;
-  float *p = (float *)acts;
-  a.qkv = p, p += 3 * N * C;
-  a.q = p, p += N * C;
-  a.k = p, p += N * C;
-  a.v = p, p += N * C;
-  if (g->map_forward) {
-    a.fq = p, p += N * H * m;
-    a.fk = p, p += N * H * m;
-  } else {
-    a.fq = a.q, a.fk = a.k;
+  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, fsize, fsize, aux, aux, dsize, N * C, N * C, N * H, N * H,
+                    N * C, B * H * kernel_scratch(g, cfg, T, 1)};
+  float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.fq, &a.fk, &a.aux_q, &a.aux_k, &a.den, &a.o, &a.zg,
+                   &a.gn_mean, &a.gn_rstd, &a.gated, &a.kscratch};
+  size_t off = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    *dst[i] = base ? base + off : NULL;
+    off += sizes[i];
   }
-  a.aux_q = p, p += aux;
-  a.aux_k = p, p += aux;
-  a.den = g->normalise ? p : NULL, p += g->normalise ? N * H : 0;
-  a.o = p, p += N * C;
-  a.zg = p, p += N * C;
-  a.gn_mean = p, p += N * H;
-  a.gn_rstd = p, p += N * H;
-  a.gated = p, p += N * C;
-  a.kscratch = p, p += B * H * kernel_scratch(g, cfg, T, 1);
-  a.total = (size_t)(p - (float *)acts);
+  if (!g->map_forward) a.fq = a.q, a.fk = a.k;
+  if (!g->normalise) a.den = NULL;
+  a.total = off;
   return a;
 }
 

@@ -95,20 +95,19 @@ typedef struct {
   size_t total;
 } acts_view;
 
+/* acts == NULL: only .total is meaningful (no pointer arithmetic on NULL). */
 static acts_view view(const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
-  size_t N = B * T, C = cfg->width, S = KX_LINFORMER_SLOTS;
+  size_t N = B * T, C = cfg->width, S = KX_LINFORMER_SLOTS, BH = B * cfg->heads;
+  float *base = (float *)acts;
   acts_view a;
-  float *p = (float *)acts;
-  a.qkv = p, p += 3 * N * C;
-  a.q = p, p += N * C;
-  a.k = p, p += N * C;
-  a.v = p, p += N * C;
-  a.Et = p, p += T * S;
-  a.Ft = p, p += T * S;
-  a.a = p, p += B * cfg->heads * T * S;
-  a.o = p, p += N * C;
-  a.kscratch = p, p += B * cfg->heads * kernel_scratch(cfg, T, 1);
-  a.total = (size_t)(p - (float *)acts);
+  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, T * S, T * S, BH * T * S, N * C, BH * kernel_scratch(cfg, T, 1)};
+  float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.Et, &a.Ft, &a.a, &a.o, &a.kscratch};
+  size_t off = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    *dst[i] = base ? base + off : NULL;
+    off += sizes[i];
+  }
+  a.total = off;
   return a;
 }
 
