@@ -287,6 +287,61 @@ START_TEST(test_transfer_lowers_kl) {
 }
 END_TEST
 
+/* Mean over blocks of the squared difference between the student's and the
+ * teacher's attention outputs, both on the teacher's LN1 output of batch x. */
+static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, size_t T) {
+  size_t N = B * T, C = s->cfg.width;
+  ck_assert_int_eq(kx_dec_forward(t, x, NULL, B, T, NULL), 0);
+  float *y = malloc(N * C * sizeof(float)), *acts = malloc(s->attn->act_floats(&s->cfg, B, T) * sizeof(float));
+  kx_attn_ctx c = {&s->cfg, B, T, s->rope_cos, s->rope_sin};
+  double sum = 0.0;
+  for (size_t l = 0; l < s->cfg.layers; l++) {
+    s->attn->forward(&c, s->attn_p + l * 16, t->blk[l].ln1, y, acts);
+    for (size_t k = 0; k < N * C; k++) sum += pow((double)y[k] - t->blk[l].attn_y[k], 2) / (double)(N * C);
+  }
+  free(y);
+  free(acts);
+  return sum / (double)s->cfg.layers;
+}
+
+/* A kind without an attention-weights gradient (dijiang) is transferred by
+ * matching the attention outputs (LoLCATs): their error on a batch the
+ * transfer never draws falls, and only D and the gate move. */
+START_TEST(test_transfer_outputs) {
+  kx_decoder t, m;
+  tiny_teacher(&t, 13, 3.0f);
+  kx_transfer_target target;
+  ck_assert_int_eq(kx_dec_convert(&t, "dijiang", 1, &m), 0);
+  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
+  ck_assert_int_eq(target, KX_TRANSFER_MSE);
+  kx_dec_data data = {0};
+  size_t n = 4000;
+  data.train = malloc(n * sizeof(int));
+  data.n_train = n;
+  for (size_t i = 0; i < n; i++) data.train[i] = (int)((i * i * 31 + i / 7) % V);
+  int x[96], y[96];
+  tokens(x, y, 96, 9);
+  float *before = malloc(m.tab.total * sizeof(float));
+  memcpy(before, m.params, m.tab.total * sizeof(float));
+  double e0 = output_mse(&t, &m, x, 4, 24);
+  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2};
+  ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
+  double e1 = output_mse(&t, &m, x, 4, 24);
+  fprintf(stderr, "attention transfer (outputs): MSE %.4g -> %.4g\n", e0, e1);
+  ck_assert(e1 < 0.9 * e0);
+  for (size_t i = 0; i < m.tab.n; i++) {
+    const kx_tensor_info *ti = &m.tab.t[i];
+    int same = !memcmp(before + ti->offset, m.params + ti->offset, ti->size * sizeof(float));
+    int map = strstr(ti->name, "/feat_d") || strstr(ti->name, "/gate_w");
+    ck_assert_msg(same == !map, "%s %s", ti->name, same ? "unchanged" : "changed");
+  }
+  free(before);
+  free(data.train);
+  kx_dec_free(&t);
+  kx_dec_free(&m);
+}
+END_TEST
+
 /* kx_dec_evaluate scores every prediction once: its loss is the
  * token-weighted mean of the forward losses of the same windows. */
 START_TEST(test_evaluate_windows) {
@@ -327,6 +382,7 @@ int main(void) {
   tcase_add_test(tc, test_hedgehog_causal_and_quadratic);
   tcase_add_test(tc, test_hedgehog_weights_gradient);
   tcase_add_test(tc, test_transfer_lowers_kl);
+  tcase_add_test(tc, test_transfer_outputs);
   tcase_add_test(tc, test_evaluate_windows);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

@@ -254,6 +254,21 @@ def linformer_attention(c, p, h, rope):
     return merge_proj(c, p, ((a @ Fp) * mask) @ v / pos)
 
 
+@variant("hedgehog", features=lambda d: 2 * d)
+def hedgehog_attention(c, p, h, rope):
+    """README "Converting and fine-tuning": per head u = A_h x + b_h on q and k
+    (after rotary), phi = [softmax(u), softmax(-u)], normalised causal linear
+    attention with eps 1e-6."""
+    q, k, v = heads_qkv(c, p, h, rope)
+    C, H, d = dims(c)
+
+    def phi(x, w, b):
+        u = torch.einsum("hij,bhtj->bhti", p(w).reshape(H, d, d), x) + p(b).reshape(H, 1, d)
+        return torch.cat([torch.softmax(u, -1), torch.softmax(-u, -1)], -1)
+
+    return merge_proj(c, p, causal_linear(phi(q, "hh_qw", "hh_qb"), phi(k, "hh_kw", "hh_kb"), v))
+
+
 def forward(c, P, tokens, targets):
     L, C = int(c["layers"]), int(c["width"])
     r, eps = int(c["rotary_dims"]), float(c["ln_eps"])

@@ -22,6 +22,7 @@
 #include <cblas.h>
 
 #include "experiments/decoder/dec_attn.h"
+#include "experiments/decoder/dec_attn_heads.h"
 #include "experiments/decoder/dec_fastmath.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
@@ -154,23 +155,16 @@ static void map_weight_backward(const float *du, const float *x, float *dA, floa
 /* x (B,T,C) -> y (B,T,C). */
 static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
   const kx_dec_config *cfg = c->cfg;
-  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H;
   size_t N = B * T;
   acts_view a = view(c, acts);
   kx_lin_causal kp = kernel_params(c);
   kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  kx_heads_split(c, a.qkv, 1.0f, a.q, a.k, a.v);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H * T * d >= 16384)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
-    for (size_t t = 0; t < T; t++) {
-      const float *src = a.qkv + (b * T + t) * 3 * C + h * d;
-      memcpy(q + t * d, src, d * sizeof(float));
-      memcpy(k + t * d, src + C, d * sizeof(float));
-      memcpy(v + t * d, src + 2 * C, d * sizeof(float));
-      kx_rope_forward(q + t * d, c->rope_cos, c->rope_sin, t, r);
-      kx_rope_forward(k + t * d, c->rope_cos, c->rope_sin, t, r);
-    }
     float *fq = a.fq + bh * T * 2 * d, *fk = a.fk + bh * T * 2 * d;
     feature_forward(q, p[QMAP_W] + h * d * d, p[QMAP_B] + h * d, fq, T, d);
     feature_forward(k, p[KMAP_W] + h * d * d, p[KMAP_B] + h * d, fk, T, d);
@@ -197,7 +191,7 @@ static void maps_backward(const kx_attn_ctx *c, float *const *dp, const acts_vie
 static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x, const float *dy,
                      const float *acts, float *dx, float *scratch) {
   const kx_dec_config *cfg = c->cfg;
-  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H;
   size_t N = B * T;
   acts_view a = view(c, acts);
   kx_lin_causal kp = kernel_params(c);
@@ -221,16 +215,9 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
                 p[QMAP_W] + h * d * d, (int)d, 0.0f, dq + off, (int)d);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)d, 1.0f, duk + off, (int)d,
                 p[KMAP_W] + h * d * d, (int)d, 0.0f, dk + off, (int)d);
-    for (size_t t = 0; t < T; t++) {
-      kx_rope_backward(dq + off + t * d, c->rope_cos, c->rope_sin, t, r);
-      kx_rope_backward(dk + off + t * d, c->rope_cos, c->rope_sin, t, r);
-      float *dst = dqkv + (b * T + t) * 3 * C + h * d;
-      memcpy(dst, dq + off + t * d, d * sizeof(float));
-      memcpy(dst + C, dk + off + t * d, d * sizeof(float));
-      memcpy(dst + 2 * C, dv + off + t * d, d * sizeof(float));
-    }
   }
   maps_backward(c, dp, &a, duq, duk);
+  kx_heads_merge_grad(c, dq, dk, dv, 1.0f, dqkv);
   kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
 }
 

@@ -124,14 +124,26 @@ static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *
 /* Refuses a given option that differs from the checkpoint's value. */
 static int same_u64(const char *opt, uint64_t given, uint64_t have) {
   if (given && given != have)
-    return kx_fail(KX_EINVAL, "%s %llu differs from the checkpoint's %llu; omit it when resuming", opt,
+    return kx_fail(KX_EINVAL, "%s %llu differs from the checkpoint's %llu; omit it", opt,
                    (unsigned long long)given, (unsigned long long)have);
   return 0;
 }
 static int same_f64(const char *opt, double given, double have) {
   if (GIVEN(given) && given != have)
-    return kx_fail(KX_EINVAL, "%s %g differs from the checkpoint's %g; omit it when resuming", opt, given, have);
+    return kx_fail(KX_EINVAL, "%s %g differs from the checkpoint's %g; omit it", opt, given, have);
   return 0;
+}
+
+/* Refuses a given size or kind that differs from a checkpoint's model. */
+static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
+  int rc = same_u64("--ctx", o->ctx, c->ctx);
+  if (!rc) rc = same_u64("--layers", o->layers, c->layers);
+  if (!rc) rc = same_u64("--heads", o->heads, c->heads);
+  if (!rc) rc = same_u64("--width", o->width, c->width);
+  if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
+  if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
+    rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it", o->attn_kind, c->attn_kind);
+  return rc;
 }
 
 /* The model of a fine-tuning run: parameters and configuration of
@@ -140,15 +152,7 @@ static int same_f64(const char *opt, double given, double have) {
 static int load_initial(const kx_dec_train_opts *o, kx_decoder *m, kx_dec_vocab *vocab) {
   int rc = kx_dec_ckpt_load(o->init_from, m, vocab, NULL, NULL);
   if (rc) return rc;
-  const kx_dec_config *c = &m->cfg;
-  rc = same_u64("--ctx", o->ctx, c->ctx);
-  if (!rc) rc = same_u64("--layers", o->layers, c->layers);
-  if (!rc) rc = same_u64("--heads", o->heads, c->heads);
-  if (!rc) rc = same_u64("--width", o->width, c->width);
-  if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
-  if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
-    rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s", o->attn_kind, c->attn_kind);
-  if (rc) kx_fail_context(rc, "starting from '%s': ", o->init_from);
+  if ((rc = same_model(o, &m->cfg))) kx_fail_context(rc, "starting from '%s': ", o->init_from);
   return rc;
 }
 
@@ -176,15 +180,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
 
   if (o->resume) {
     if ((rc = kx_dec_ckpt_load(o->resume, &m, &ck_vocab, &opt, &st))) goto out;
-    const kx_dec_config *c = &m.cfg;
-    rc = same_u64("--ctx", o->ctx, c->ctx);
-    if (!rc) rc = same_u64("--layers", o->layers, c->layers);
-    if (!rc) rc = same_u64("--heads", o->heads, c->heads);
-    if (!rc) rc = same_u64("--width", o->width, c->width);
-    if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
-    if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
-      rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it when resuming",
-                   o->attn_kind, c->attn_kind);
+    rc = same_model(o, &m.cfg);
     if (!rc) rc = same_u64("--steps", o->steps, st.steps);
     if (!rc) rc = same_u64("--warmup", o->warmup, st.warmup);
     if (!rc) rc = same_u64("--batch", o->batch, st.batch);

@@ -49,6 +49,8 @@ static const char cmd[] = "reproduce table2";
 #define FT_LR 1e-3
 #define SCRATCH_LR 2e-3
 #define TRANSFER_LR 1e-2
+/* Batches of each validation estimate on the fine-tuning curves (Figure 2). */
+#define CURVE_BATCHES 4
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -73,7 +75,7 @@ static void usage(FILE *out) {
           "                      %s]\n"
           "  --maps LIST         variants in Figure 3 besides the teacher [performer,\n"
           "                      dijiang, dijiang-code, hedgehog+AT, those that exist]\n"
-          "  --no-scratch        skip the rows trained from scratch\n"
+          "  --scratch-seeds N   seeds of the rows trained from scratch [1; 0: no such rows]\n"
           "  --no-figures        do not run gnuplot (the figures' data are still written)\n"
           "  --quiet             no progress output\n",
           kx_dec_attn_names());
@@ -94,7 +96,7 @@ typedef struct {
   const char *outdir, *text, *teacher_in;
   int quick, quiet, figures, scratch_rows;
   double budget;
-  size_t seeds;
+  size_t seeds, scratch_seeds;
   char **kinds, **maps;
   size_t n_kinds, n_maps;
   /* derived */
@@ -109,8 +111,8 @@ typedef struct {
   double teacher_elapsed;
   /* progress */
   int tty;
-  size_t run_i, run_n;
-  double t0;
+  size_t run_i, run_n, fresh_runs; /* fresh: runs done by this invocation */
+  double t0, fresh_seconds;
   char stage[160];
 } table2;
 
@@ -123,10 +125,13 @@ static void progress(const table2 *tb, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   long el = (long)(kx_now_seconds() - tb->t0);
-  if (tb->tty)
-    fprintf(stderr, "\r\033[Ktable2 %02ld:%02ld [%zu/%zu] %s", el / 60, el % 60, tb->run_i, tb->run_n, msg);
-  else
-    fprintf(stderr, "table2 %02ld:%02ld [%zu/%zu] %s\n", el / 60, el % 60, tb->run_i, tb->run_n, msg);
+  char eta[48] = "";
+  if (tb->fresh_runs && tb->run_i <= tb->run_n) { /* the mean run so far, for every run not started */
+    long left = (long)(tb->fresh_seconds / (double)tb->fresh_runs * (double)(tb->run_n - tb->run_i + 1));
+    snprintf(eta, sizeof eta, ", about %ld:%02ld left", left / 60, left % 60);
+  }
+  fprintf(stderr, "%stable2 %02ld:%02ld [%zu/%zu%s] %s%s", tb->tty ? "\r\033[K" : "", el / 60, el % 60, tb->run_i,
+          tb->run_n, eta, msg, tb->tty ? "" : "\n");
   fflush(stderr);
 }
 
@@ -266,6 +271,8 @@ static int make_variants(table2 *tb) {
   if (!rc && converted == 0) rc = kx_fail(KX_EINVAL, "no attention kind to convert to");
   return rc;
 }
+
+static size_t seeds_of(const table2 *tb, const variant *v) { return v->scratch ? tb->scratch_seeds : tb->seeds; }
 
 /* Steps of attention transfer and of fine-tuning of a variant: together the budget. */
 static uint64_t transfer_steps(const table2 *tb, const variant *v) {
@@ -458,8 +465,12 @@ static int run_one(table2 *tb, const variant *v, uint64_t seed) {
     }
     remove(c.curve);
   }
+  /* 8 points per curve; a checkpoint every 2 (a resumed run drops and
+   * recomputes the curve's points after its checkpoint) */
   uint64_t every = train_steps(tb, v) / 8 ? train_steps(tb, v) / 8 : 1;
-  o.eval_every = o.save_every = every;
+  o.eval_every = every;
+  o.eval_batches = CURVE_BATCHES;
+  o.save_every = 2 * every;
   o.final_eval = 0;
   if ((rc = kx_dec_train(&o, run_report, &c))) return rc;
   progress(tb, "%s seed %llu: scoring", v->label, (unsigned long long)seed);
@@ -483,14 +494,15 @@ static int run_one(table2 *tb, const variant *v, uint64_t seed) {
 
 /* Training tokens per second of `kind` at context T with the teacher's
  * sizes: forward, backward and AdamW on about as many tokens per step as
- * pre-training (batch x context), one untimed warm-up step. */
+ * pre-training (batch x context), one untimed warm-up step, then the
+ * median of 5 steps (--quick: 3). */
 static int throughput(table2 *tb, const kx_attn_kind *kind, size_t T, double *tok_s) {
   kx_dec_config cfg = tb->teacher.cfg;
   cfg.ctx = T;
   snprintf(cfg.attn_kind, sizeof cfg.attn_kind, "%s", kind->name);
   size_t B = tb->batch * tb->teacher.cfg.ctx / T;
   if (B == 0) B = 1;
-  int steps = tb->quick ? 2 : 3;
+  int steps = tb->quick ? 3 : 5;
   kx_decoder m;
   kx_adamw opt;
   int rc = kx_dec_create(&m, &cfg);
@@ -503,16 +515,23 @@ static int throughput(table2 *tb, const kx_attn_kind *kind, size_t T, double *to
     rc = kx_fail(KX_EINVAL, "the training text is shorter than context %zu", T);
     goto out_opt;
   }
-  double t0 = 0.0;
+  /* the median step: robust to a step slowed down by other processes */
+  double dt[8];
   for (int s = 0; !rc && s <= steps; s++) {
-    if (s == 1) t0 = kx_now_seconds();
-    double loss;
+    double loss, t0 = kx_now_seconds();
     kx_dec_batch(tb->data.train, tb->data.n_train, B, T, 5, (uint64_t)s, x, y);
     rc = kx_dec_forward(&m, x, y, B, T, &loss);
     if (!rc) rc = kx_dec_backward(&m);
     if (!rc) kx_adamw_step(&opt, &m.tab, m.params, m.grads, 1e-4);
+    if (s) {
+      int k = s - 1;
+      for (dt[k] = kx_now_seconds() - t0; k > 0 && dt[k - 1] > dt[k]; k--) {
+        double t = dt[k];
+        dt[k] = dt[k - 1], dt[k - 1] = t;
+      }
+    }
   }
-  if (!rc) *tok_s = (double)(steps * B * T) / (kx_now_seconds() - t0);
+  if (!rc) *tok_s = (double)(B * T) / dt[steps / 2];
 out_opt:
   kx_adamw_free(&opt);
 out:
@@ -612,9 +631,9 @@ static int write_tables(table2 *tb, const row *rows, size_t nr) {
     char setup[512];
     snprintf(setup, sizeof setup,
              "teacher: %zu layers, %zu heads, width %zu, context %zu, %llu pre-training steps; budget %llu steps "
-             "(%.4g of pre-training); %zu seed%s; validation: %zu windows, attention KL: %zu windows",
+             "(%.4g of pre-training); %zu seed%s (scratch rows: %zu); validation: %zu windows, attention KL: %zu windows",
              c->layers, c->heads, c->width, c->ctx, (unsigned long long)tb->pretrain_steps,
-             (unsigned long long)tb->budget_steps, tb->budget, tb->seeds, tb->seeds > 1 ? "s" : "", tb->eval_windows,
+             (unsigned long long)tb->budget_steps, tb->budget, tb->seeds, tb->seeds > 1 ? "s" : "", tb->scratch_seeds, tb->eval_windows,
              tb->kl_windows);
     if (k == 0) {
       fprintf(fp, "Table 2 (kapprox reproduce table2): mean ± standard error over seeds; %s\n\n| model | init", setup);
@@ -630,7 +649,7 @@ static int write_tables(table2 *tb, const row *rows, size_t nr) {
     } else {
       fprintf(fp, "%% kapprox reproduce table2: %s\n\\begin{table*}[t]\n\\centering\n\\small\n", setup);
       fprintf(fp, "\\caption{Conversion of a softmax decoder to linear attention: mean $\\pm$ standard error over "
-                  "%zu seed(s).}\n\\begin{tabular}{ll", tb->seeds);
+                  "%zu seed(s), rows from scratch %zu.}\n\\begin{tabular}{ll", tb->seeds, tb->scratch_seeds);
       for (size_t j = 0; j < N_COLUMNS; j++) fputc('r', fp);
       fprintf(fp, "}\n\\toprule\nmodel & init");
       for (size_t j = 0; j < N_COLUMNS; j++) fprintf(fp, " & %s", columns[j].head_tex);
@@ -818,16 +837,16 @@ static int run_all(table2 *tb) {
   if ((rc = make_variants(tb)) || (rc = prepare_teacher(tb))) return rc;
   double b = floor(tb->budget * (double)tb->pretrain_steps + 0.5);
   tb->budget_steps = b < 1 ? 1 : (uint64_t)b;
-  tb->run_n = tb->nv * tb->seeds;
+  for (size_t i = 0; i < tb->nv; i++) tb->run_n += seeds_of(tb, &tb->v[i]);
   row *rows = kx_calloc(tb->nv + 1, sizeof *rows);
-  run_result *res = kx_calloc(tb->seeds, sizeof *res);
+  run_result *res = kx_calloc(tb->seeds > tb->scratch_seeds ? tb->seeds : tb->scratch_seeds, sizeof *res);
   if (!rows || !res) rc = KX_ENOMEM;
   /* the teacher's row */
   double tl = 0, ta = 0, tkl = 0, tcurve = 0;
   if (!rc) rc = score(tb, &tb->teacher, &tl, &ta, &tkl);
   if (!rc) {
     kx_dec_eval_result r; /* kapprox train's validation estimate: the curves' reference */
-    rc = kx_dec_evaluate(&tb->teacher, tb->data.val, tb->data.n_val, 8 * tb->batch, tb->batch, &r);
+    rc = kx_dec_evaluate(&tb->teacher, tb->data.val, tb->data.n_val, CURVE_BATCHES * tb->batch, tb->batch, &r);
     tcurve = r.loss;
   }
   if (!rc) {
@@ -839,9 +858,11 @@ static int run_all(table2 *tb) {
   }
   for (size_t i = 0; !rc && i < tb->nv; i++) {
     const variant *v = &tb->v[i];
-    for (uint64_t s = 0; !rc && s < tb->seeds; s++) {
+    for (uint64_t s = 0; !rc && s < seeds_of(tb, v); s++) {
       tb->run_i++;
+      double t = kx_now_seconds();
       if (!(rc = run_one(tb, v, s))) {
+        if (kx_now_seconds() - t > 1.0) tb->fresh_runs++, tb->fresh_seconds += kx_now_seconds() - t;
         char path[PATH_CAP];
         snprintf(path, sizeof path, "%s/runs/%s-s%llu/result.txt", tb->outdir, v->label, (unsigned long long)s);
         if (read_result(path, &res[s])) rc = kx_fail(KX_EIO, "cannot read '%s'", path);
@@ -851,7 +872,7 @@ static int run_all(table2 *tb) {
     }
     if (rc) break;
     row *r = &rows[i + 1];
-    summarise(res, tb->seeds, r);
+    summarise(res, seeds_of(tb, v), r);
     snprintf(r->label, sizeof r->label, "%s", v->kind->name);
     snprintf(r->init, sizeof r->init, "%s", v->scratch ? "scratch" : v->transfer ? "converted + AT" : "converted");
     rc = kind_throughput(tb, v->kind, r->tok);
@@ -869,18 +890,19 @@ static int run_all(table2 *tb) {
 }
 
 int cmd_reproduce_table2(int argc, char **argv) {
-  enum { O_QUICK = 256, O_BUDGET, O_SEEDS, O_OUTDIR, O_TEACHER, O_TEXT, O_KINDS, O_MAPS, O_NOSCRATCH, O_NOFIG,
+  enum { O_QUICK = 256, O_BUDGET, O_SEEDS, O_OUTDIR, O_TEACHER, O_TEXT, O_KINDS, O_MAPS, O_SCRATCH, O_NOFIG,
          O_QUIET };
   static const struct option lo[] = {
       {"quick", 0, 0, O_QUICK},   {"budget", 1, 0, O_BUDGET}, {"seeds", 1, 0, O_SEEDS},
       {"outdir", 1, 0, O_OUTDIR}, {"teacher", 1, 0, O_TEACHER}, {"text", 1, 0, O_TEXT},
-      {"kinds", 1, 0, O_KINDS},   {"maps", 1, 0, O_MAPS},     {"no-scratch", 0, 0, O_NOSCRATCH},
+      {"kinds", 1, 0, O_KINDS},   {"maps", 1, 0, O_MAPS},     {"scratch-seeds", 1, 0, O_SCRATCH},
       {"no-figures", 0, 0, O_NOFIG}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
       {0, 0, 0, 0}};
   table2 *tb = kx_calloc(1, sizeof *tb);
   if (!tb) return 1;
   tb->budget = 1.0 / 16.0;
   tb->figures = tb->scratch_rows = 1;
+  tb->scratch_seeds = 1;
   const char *kinds = NULL, *maps = "performer,dijiang,dijiang-code,hedgehog+AT";
   size_t seeds = 0;
   int c, rc = 0;
@@ -900,7 +922,10 @@ int cmd_reproduce_table2(int argc, char **argv) {
       case O_TEXT: tb->text = optarg; break;
       case O_KINDS: kinds = optarg; break;
       case O_MAPS: maps = optarg; break;
-      case O_NOSCRATCH: tb->scratch_rows = 0; break;
+      case O_SCRATCH:
+        rc = kx_parse_size(optarg, "--scratch-seeds", 0, MAX_SEEDS, &tb->scratch_seeds);
+        tb->scratch_rows = !rc && tb->scratch_seeds > 0;
+        break;
       case O_NOFIG: tb->figures = 0; break;
       case O_QUIET: tb->quiet = 1; break;
       case 'h': usage(stdout); free(tb); return 0;
