@@ -100,27 +100,29 @@ def main():
     print(f"2 threads (OMP_NUM_THREADS=2 / torch.set_num_threads(2)), OPENBLAS_NUM_THREADS="
           f"{os.environ['OPENBLAS_NUM_THREADS']}, {a.tokens} tokens per step; mean (best) ms")
     if not a.kernel_only:
-        print("\ntraining step, default model (4 layers, 4 heads, width 256):")
-        print(f"{'kind':15s}" + "".join(f"{'ctx ' + str(t) + ' (B ' + str(a.tokens // t) + ')':>24s}" for t in ctxs))
+        print("\ntraining step, default model (4 layers, 4 heads, width 256), ms: mean (best), "
+              "and softmax mean / kind mean\n")
+        print("| kind | " + " | ".join(f"ctx {t} (batch {a.tokens // t})" for t in ctxs) + " |")
+        print("|---|" + "---|" * len(ctxs))
         soft = {}
         for kind in kinds:
-            row = f"{kind:15s}"
+            cells = []
             for t in ctxs:
                 mean, best = c_step(a.bench, kind, t, a.tokens // t, a.steps)
                 if kind == "softmax":
                     soft[t] = mean
-                ratio = f" {soft[t] / mean:4.1f}x" if kind != "softmax" and t in soft else "      "
-                row += f"{mean:10.0f} ({best:6.0f}){ratio}"
-            print(row, flush=True)
-        print("(Nx: softmax time / this kind's time, means)")
+                ratio = f", {soft[t] / mean:.2f}x" if kind != "softmax" and t in soft else ""
+                cells.append(f"{mean:.0f} ({best:.0f}){ratio}")
+            print(f"| `{kind}` | " + " | ".join(cells) + " |", flush=True)
     if not a.steps_only:
-        print("\ncausal linear kernel of one layer, forward + backward (m = dv = 64, 4 heads):")
+        print("\ncausal linear kernel of one layer, forward + backward (m = dv = 64, 4 heads), ms: mean (best)\n")
+        print(f"| ctx (batch) | C | PyTorch {torch.__version__} chunked | PyTorch / C (means) |")
+        print("|---|---|---|---|")
         for t in ctxs:
             B = a.tokens // t
             cm, cb = c_kernel(a.bench, t, B, 3 * a.steps)
             tm, tb = torch_kernel(t, B, 3 * a.steps)
-            print(f"  ctx {t:5d} (B {B:3d}): C {cm:8.1f} ({cb:7.1f})  PyTorch {torch.__version__} {tm:8.1f} "
-                  f"({tb:7.1f})  PyTorch/C {tm / cm:4.2f} (best {tb / cb:4.2f})", flush=True)
+            print(f"| {t} ({B}) | {cm:.1f} ({cb:.1f}) | {tm:.1f} ({tb:.1f}) | {tm / cm:.2f} |", flush=True)
     return 0
 
 

@@ -59,16 +59,13 @@ static const kx_fdct_method dct_method = KX_FDCT_MATRIX;
 
 static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
 
-/* Saved per side: e = exp(l - c) / sqrt(d) (B,H,T,d), after the DCT output
- * C x~ (same size) that the forward computes in place. */
-static size_t aux_floats(const kx_dec_config *cfg, size_t B, size_t T) {
-  return 2 * B * T * cfg->width;
-}
+/* Saved per side: e = exp(l - c) / sqrt(d) (B,H,T,d); f = D e. */
+static size_t aux_floats(const kx_dec_config *cfg, size_t B, size_t T) { return B * T * cfg->width; }
 
 static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, const float *x, float *f,
                         float *aux) {
   size_t d = head_dim(c->cfg), H = c->cfg->heads, T = c->T, R = c->B * H * T;
-  float *y = aux, *e = aux + R * d;
+  float *y = f, *e = aux; /* C x lands in f, then each row is replaced by its features */
   float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)d);
   const float *t = p[FEAT_T];
   /* d and its plans were checked when the model was built (init); a
@@ -77,7 +74,7 @@ static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, con
 #pragma omp parallel for schedule(static) if (R * d >= 65536)
   for (size_t r = 0; r < R; r++) {
     const float *xr = x + r * d, *D = p[FEAT_D] + ((r / T) % H) * d;
-    float *yr = y + r * d, *er = e + r * d, *fr = f + r * d;
+    float *yr = y + r * d, *er = e + r * d, *fr = f + r * d; /* yr == fr: read before written */
     float norm2 = 0.0f;
     for (size_t i = 0; i < d; i++) norm2 += xr[i] * xr[i];
     float half = 0.5f * s * s * norm2, mx = -INFINITY;
@@ -101,7 +98,7 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
                          const float *f, const float *aux, const float *df, float *dx, float *scratch) {
   (void)is_query;
   size_t d = head_dim(c->cfg), H = c->cfg->heads, T = c->T, B = c->B, R = B * H * T;
-  const float *e = aux + R * d, *t = p[FEAT_T];
+  const float *e = aux, *t = p[FEAT_T];
   float s = 1.0f / sqrtf(sqrtf((float)d));
   float *dty = scratch; /* t (.) dl, the input of the transposed DCT */
   /* dD in a fixed order: head h sums its rows (b, t) in order. */

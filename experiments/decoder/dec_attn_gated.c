@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "experiments/decoder/dec_attn_heads.h"
+#include "experiments/decoder/dec_heads.h"
 #include "experiments/decoder/dec_gate.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
@@ -21,17 +21,11 @@ float kx_gated_decay_dijiang(size_t h, size_t H) {
 }
 
 int kx_gated_declare_shared(const kx_dec_config *cfg, size_t layer, kx_param_table *tab) {
+  int rc = kx_heads_declare(cfg->width, layer, tab);
+  if (rc) return rc;
   char name[48];
-  size_t C = cfg->width;
-  static const char *names[KX_GATED_N] = {"qkv_w", "qkv_b", "proj_w", "proj_b", "gate_w"};
-  size_t rows[KX_GATED_N] = {3 * C, 3 * C, C, C, C}, cols[KX_GATED_N] = {C, 0, C, 0, C};
-  kx_init_kind init[KX_GATED_N] = {KX_INIT_SMALL, KX_INIT_ZERO, KX_INIT_WANG, KX_INIT_ZERO, KX_INIT_KIND};
-  for (int i = 0; i < KX_GATED_N; i++) {
-    snprintf(name, sizeof name, "layer%zu/%s", layer, names[i]);
-    int rc = kx_ptable_add(tab, name, rows[i], cols[i], cols[i] != 0, init[i], NULL);
-    if (rc) return rc;
-  }
-  return 0;
+  snprintf(name, sizeof name, "layer%zu/gate_w", layer);
+  return kx_ptable_add(tab, name, cfg->width, cfg->width, 1, KX_INIT_KIND, NULL);
 }
 
 static size_t features(const kx_gated_map *g, const kx_dec_config *cfg) {
@@ -61,31 +55,25 @@ typedef struct {
   size_t total;
 } acts_view;
 
+/* acts == NULL: only .total is meaningful (no pointer arithmetic on NULL). */
 static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
   size_t N = B * T, C = cfg->width, H = cfg->heads, m = features(g, cfg);
   size_t aux = g->map_forward && g->aux_floats ? g->aux_floats(cfg, B, T) : 0;
+  size_t fsize = g->map_forward ? N * H * m : 0, dsize = g->normalise ? N * H : 0;
+  float *base = (float *)acts;
   acts_view a;
-  float *p = (float *)acts;
-  a.qkv = p, p += 3 * N * C;
-  a.q = p, p += N * C;
-  a.k = p, p += N * C;
-  a.v = p, p += N * C;
-  if (g->map_forward) {
-    a.fq = p, p += N * H * m;
-    a.fk = p, p += N * H * m;
-  } else {
-    a.fq = a.q, a.fk = a.k;
+  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, fsize, fsize, aux, aux, dsize, N * C, N * C, N * H, N * H,
+                    N * C, B * H * kernel_scratch(g, cfg, T, 1)};
+  float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.fq, &a.fk, &a.aux_q, &a.aux_k, &a.den, &a.o, &a.zg,
+                   &a.gn_mean, &a.gn_rstd, &a.gated, &a.kscratch};
+  size_t off = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    *dst[i] = base ? base + off : NULL;
+    off += sizes[i];
   }
-  a.aux_q = p, p += aux;
-  a.aux_k = p, p += aux;
-  a.den = g->normalise ? p : NULL, p += g->normalise ? N * H : 0;
-  a.o = p, p += N * C;
-  a.zg = p, p += N * C;
-  a.gn_mean = p, p += N * H;
-  a.gn_rstd = p, p += N * H;
-  a.gated = p, p += N * C;
-  a.kscratch = p, p += B * H * kernel_scratch(g, cfg, T, 1);
-  a.total = (size_t)(p - (float *)acts);
+  if (!g->map_forward) a.fq = a.q, a.fk = a.k;
+  if (!g->normalise) a.den = NULL;
+  a.total = off;
   return a;
 }
 
@@ -109,7 +97,7 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
   acts_view a = view(g, cfg, B, T, acts);
   size_t ks = kernel_scratch(g, cfg, T, 1);
   kx_matmul_forward(a.qkv, x, p[KX_GATED_QKV_W], p[KX_GATED_QKV_B], N, C, 3 * C);
-  kx_heads_split(c, a.qkv, g->q_scale, a.q, a.k, a.v);
+  kx_heads_split_all(c, a.qkv, g->q_scale, a.q, a.k, a.v);
   if (g->map_forward) {
     g->map_forward(c, p, 1, a.q, a.fq, a.aux_q);
     g->map_forward(c, p, 0, a.k, a.fk, a.aux_k);
@@ -153,7 +141,7 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
     g->map_backward(c, p, dp, 1, a.q, a.fq, a.aux_q, dfq, dq, map_scratch);
     g->map_backward(c, p, dp, 0, a.k, a.fk, a.aux_k, dfk, dk, map_scratch);
   }
-  kx_heads_merge_grad(c, dq, dk, dv, g->q_scale, dqkv);
+  kx_heads_merge_all(c, dq, dk, dv, g->q_scale, dqkv);
   kx_matmul_backward(dx, dp[KX_GATED_QKV_W], dp[KX_GATED_QKV_B], dqkv, x, p[KX_GATED_QKV_W], N, C, 3 * C);
 }
 

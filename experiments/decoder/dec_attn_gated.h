@@ -1,7 +1,7 @@
 /* The body shared by the gated, decayed linear-attention kinds (RetNet, the
  * DiJiang paper form, the released DiJiang code):
  *
- *   q, k, v = heads of x Wqkv^T + b, rotary on q and k   (dec_attn_heads.h)
+ *   q, k, v = heads of x Wqkv^T + b, rotary on q and k   (dec_heads.h)
  *   fq = phi_q(q), fk = phi_k(k)                           (the kind's map)
  *   o_i = sum_{j<=i} g_h^(i-j) (fq_i . fk_j) v_j  [/ (den_i + eps)]
  *   y   = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) )          (dec_gate.h)
@@ -16,8 +16,17 @@
 #include <stddef.h>
 
 #include "experiments/decoder/dec_attn.h"
+#include "experiments/decoder/dec_heads.h"
 
-enum { KX_GATED_QKV_W, KX_GATED_QKV_B, KX_GATED_PROJ_W, KX_GATED_PROJ_B, KX_GATED_GATE_W, KX_GATED_N };
+/* The teacher's four (dec_heads.h), then the gate. */
+enum {
+  KX_GATED_QKV_W = KX_HEADS_QKV_W,
+  KX_GATED_QKV_B = KX_HEADS_QKV_B,
+  KX_GATED_PROJ_W = KX_HEADS_PROJ_W,
+  KX_GATED_PROJ_B = KX_HEADS_PROJ_B,
+  KX_GATED_GATE_W = KX_HEADS_TENSORS,
+  KX_GATED_N
+};
 
 typedef struct {
   /* Decay g_h in (0, 1] of head h of H. */

@@ -22,7 +22,7 @@
 #include <cblas.h>
 
 #include "experiments/decoder/dec_attn.h"
-#include "experiments/decoder/dec_attn_heads.h"
+#include "experiments/decoder/dec_heads.h"
 #include "experiments/decoder/dec_fastmath.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
@@ -160,7 +160,7 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   acts_view a = view(c, acts);
   kx_lin_causal kp = kernel_params(c);
   kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
-  kx_heads_split(c, a.qkv, 1.0f, a.q, a.k, a.v);
+  kx_heads_split_all(c, a.qkv, 1.0f, a.q, a.k, a.v);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H * T * d >= 16384)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
@@ -217,7 +217,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
                 p[KMAP_W] + h * d * d, (int)d, 0.0f, dk + off, (int)d);
   }
   maps_backward(c, dp, &a, duq, duk);
-  kx_heads_merge_grad(c, dq, dk, dv, 1.0f, dqkv);
+  kx_heads_merge_all(c, dq, dk, dv, 1.0f, dqkv);
   kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
 }
 

@@ -40,30 +40,28 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/decoder/dec_attn.h"
-#include "experiments/decoder/dec_attn_heads.h"
+#include "experiments/decoder/dec_heads.h"
 #include "experiments/decoder/dec_fastmath.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
 
 #define KX_LINFORMER_SLOTS 32
 
-enum { QKV_W, QKV_B, PROJ_W, PROJ_B, LIN_E, LIN_F, N_TENSORS };
+enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W, PROJ_B = KX_HEADS_PROJ_B };
+enum { LIN_E = KX_HEADS_TENSORS, LIN_F, N_TENSORS };
 
+/* The teacher's four tensors (dec_heads.h), then E and F: new, no weight
+ * decay (it would pull them to 0, away from the prefix mean). */
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  char name[48];
-  size_t C = cfg->width, S = KX_LINFORMER_SLOTS;
-  static const char *names[N_TENSORS] = {"qkv_w", "qkv_b", "proj_w", "proj_b", "lin_e", "lin_f"};
-  size_t rows[N_TENSORS] = {3 * C, 3 * C, C, C, S, S}, cols[N_TENSORS] = {C, 0, C, 0, cfg->ctx, cfg->ctx};
-  int decay[N_TENSORS] = {1, 0, 1, 0, 0, 0};
-  kx_init_kind init[N_TENSORS] = {KX_INIT_SMALL, KX_INIT_ZERO, KX_INIT_WANG, KX_INIT_ZERO, KX_INIT_KIND,
-                                  KX_INIT_KIND};
-  for (int i = 0; i < N_TENSORS; i++) {
+  int rc = kx_heads_declare(cfg->width, layer, tab);
+  static const char *names[2] = {"lin_e", "lin_f"};
+  for (int i = 0; i < 2 && !rc; i++) {
+    char name[48];
     snprintf(name, sizeof name, "layer%zu/%s", layer, names[i]);
-    int rc = kx_ptable_add(tab, name, rows[i], cols[i], decay[i], init[i], NULL);
-    if (rc) return rc;
+    rc = kx_ptable_add(tab, name, KX_LINFORMER_SLOTS, cfg->ctx, 0, KX_INIT_KIND, NULL);
   }
   *n = N_TENSORS;
-  return 0;
+  return rc;
 }
 
 /* Kernel 1: features q, k (d), values E^T (S) -> raw scores (T, S).
@@ -95,20 +93,19 @@ typedef struct {
   size_t total;
 } acts_view;
 
+/* acts == NULL: only .total is meaningful (no pointer arithmetic on NULL). */
 static acts_view view(const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
-  size_t N = B * T, C = cfg->width, S = KX_LINFORMER_SLOTS;
+  size_t N = B * T, C = cfg->width, S = KX_LINFORMER_SLOTS, BH = B * cfg->heads;
+  float *base = (float *)acts;
   acts_view a;
-  float *p = (float *)acts;
-  a.qkv = p, p += 3 * N * C;
-  a.q = p, p += N * C;
-  a.k = p, p += N * C;
-  a.v = p, p += N * C;
-  a.Et = p, p += T * S;
-  a.Ft = p, p += T * S;
-  a.a = p, p += B * cfg->heads * T * S;
-  a.o = p, p += N * C;
-  a.kscratch = p, p += B * cfg->heads * kernel_scratch(cfg, T, 1);
-  a.total = (size_t)(p - (float *)acts);
+  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, T * S, T * S, BH * T * S, N * C, BH * kernel_scratch(cfg, T, 1)};
+  float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.Et, &a.Ft, &a.a, &a.o, &a.kscratch};
+  size_t off = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    *dst[i] = base ? base + off : NULL;
+    off += sizes[i];
+  }
+  a.total = off;
   return a;
 }
 
@@ -127,7 +124,7 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   acts_view a = view(cfg, B, T, acts);
   size_t ks = kernel_scratch(cfg, T, 1);
   kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
-  kx_heads_split(c, a.qkv, 1.0f / sqrtf((float)d), a.q, a.k, a.v);
+  kx_heads_split_all(c, a.qkv, 1.0f / sqrtf((float)d), a.q, a.k, a.v);
   for (size_t j = 0; j < T; j++)
     for (size_t s = 0; s < S; s++) {
       a.Et[j * S + s] = p[LIN_E][s * cfg->ctx + j];
@@ -196,7 +193,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
         dp[LIN_E][s * cfg->ctx + j] += dEt[(bh * T + j) * S + s];
         dp[LIN_F][s * cfg->ctx + j] += dFt[(bh * T + j) * S + s];
       }
-  kx_heads_merge_grad(c, dq, dk, dv, 1.0f / sqrtf((float)d), dqkv);
+  kx_heads_merge_all(c, dq, dk, dv, 1.0f / sqrtf((float)d), dqkv);
   kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
 }
 

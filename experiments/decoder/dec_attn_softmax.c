@@ -14,23 +14,14 @@
 
 #include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_fastmath.h"
+#include "experiments/decoder/dec_heads.h"
 #include "experiments/decoder/dec_layers.h"
 
-enum { QKV_W, QKV_B, PROJ_W, PROJ_B, N_TENSORS };
+enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W, PROJ_B = KX_HEADS_PROJ_B };
 
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  char name[48];
-  size_t C = cfg->width;
-  static const char *names[N_TENSORS] = {"qkv_w", "qkv_b", "proj_w", "proj_b"};
-  size_t rows[N_TENSORS] = {3 * C, 3 * C, C, C}, cols[N_TENSORS] = {C, 0, C, 0};
-  kx_init_kind init[N_TENSORS] = {KX_INIT_SMALL, KX_INIT_ZERO, KX_INIT_WANG, KX_INIT_ZERO};
-  for (int i = 0; i < N_TENSORS; i++) {
-    snprintf(name, sizeof name, "layer%zu/%s", layer, names[i]);
-    int rc = kx_ptable_add(tab, name, rows[i], cols[i], cols[i] != 0, init[i], NULL);
-    if (rc) return rc;
-  }
-  *n = N_TENSORS;
-  return 0;
+  *n = KX_HEADS_TENSORS;
+  return kx_heads_declare(cfg->width, layer, tab);
 }
 
 /* Saved activations: qkv (N,3C) | q, k, v (B,H,T,d) after rotary | probs
@@ -75,14 +66,7 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
-    for (size_t t = 0; t < T; t++) {
-      const float *src = a.qkv + (b * T + t) * 3 * C + h * d;
-      memcpy(q + t * d, src, d * sizeof(float));
-      memcpy(k + t * d, src + C, d * sizeof(float));
-      memcpy(v + t * d, src + 2 * C, d * sizeof(float));
-      kx_rope_forward(q + t * d, c->rope_cos, c->rope_sin, t, r);
-      kx_rope_forward(k + t * d, c->rope_cos, c->rope_sin, t, r);
-    }
+    kx_heads_split(a.qkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, q, k, v);
     /* Per head, S = q k^T and att = P v as single-threaded BLAS calls
      * (T x T x d): the full square is computed and the upper triangle
      * masked, which costs 2x the causal flops but runs far faster than
@@ -148,15 +132,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
                 0.0f, dqh, (int)d);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, q, (int)d,
                 0.0f, dkh, (int)d);
-    /* Undo the rotation and scatter back to the (N, 3C) layout of qkv. */
-    for (size_t t = 0; t < T; t++) {
-      kx_rope_backward(dqh + t * d, c->rope_cos, c->rope_sin, t, r);
-      kx_rope_backward(dkh + t * d, c->rope_cos, c->rope_sin, t, r);
-      float *dst = dqkv + (b * T + t) * 3 * C + h * d;
-      memcpy(dst, dqh + t * d, d * sizeof(float));
-      memcpy(dst + C, dkh + t * d, d * sizeof(float));
-      memcpy(dst + 2 * C, dvh + t * d, d * sizeof(float));
-    }
+    kx_heads_merge(dqkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, dqh, dkh, dvh);
   }
   kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
 }

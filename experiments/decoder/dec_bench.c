@@ -3,7 +3,7 @@
  * time spent in cblas_sgemm, for given sizes.  Prints figures; not a test.
  *   decoder_bench [--layers N --heads N --width N --ctx N --batch N --vocab N
  *                  --steps N --warmup N --attention KIND]
- *   decoder_bench --kernel [--heads N --width N --ctx N --batch N --steps N]
+ *   decoder_bench --kernel [--heads N --width N --ctx N --batch N --steps N --chunk N]
  *     times only the causal linear attention kernel of one layer
  *     (dec_linear_causal: B x H sequences of T rows, m = dv = head dim,
  *     normalised, forward + backward, heads in parallel as in the model).
@@ -25,9 +25,9 @@
 
 /* Forward + backward of the linear kernel over B*H heads, as the block runs
  * it; prints mean and best milliseconds. */
-static int bench_kernel(const kx_dec_config *cfg, size_t B, size_t steps, size_t warm) {
+static int bench_kernel(const kx_dec_config *cfg, size_t B, size_t steps, size_t warm, size_t chunk) {
   size_t H = cfg->heads, d = cfg->width / H, T = cfg->ctx, BH = B * H;
-  kx_lin_causal p = {T, d, d, d, d, d, 1.0f, 1, 1e-6f, 0};
+  kx_lin_causal p = {T, d, d, d, d, d, 1.0f, 1, 1e-6f, chunk};
   size_t ks = kx_lin_causal_scratch_floats(&p), n = BH * T * d;
   float *buf = malloc((8 * n + BH * T + BH * ks) * sizeof(float));
   if (!buf) {
@@ -58,8 +58,8 @@ static int bench_kernel(const kx_dec_config *cfg, size_t B, size_t steps, size_t
       best = t1 - t0 < best ? t1 - t0 : best;
     }
   }
-  printf("kernel: %zu x %zu heads, T %zu, m = dv = %zu, chunk %d, %d OpenMP threads\n", B, H, T, d,
-         KX_LIN_CAUSAL_CHUNK, omp_get_max_threads());
+  printf("kernel: %zu x %zu heads, T %zu, m = dv = %zu, chunk %zu, %d OpenMP threads\n", B, H, T, d,
+         chunk ? chunk : (size_t)KX_LIN_CAUSAL_CHUNK, omp_get_max_threads());
   printf("ms/forward+backward: mean %.2f, best %.2f over %zu runs\n", 1e3 * total / (double)steps, 1e3 * best,
          steps);
   free(buf);
@@ -71,13 +71,13 @@ int main(int argc, char **argv) {
   kx_dec_config cfg;
   kx_dec_config_default(&cfg);
   cfg.vocab = 63;
-  size_t B = 16, steps = 20, warm = 3, blas = 1;
+  size_t B = 16, steps = 20, warm = 3, blas = 1, chunk = 0;
   int kernel = 0;
   static const struct option lo[] = {{"layers", 1, 0, 'l'}, {"heads", 1, 0, 'H'}, {"width", 1, 0, 'w'},
                                      {"ctx", 1, 0, 'c'},    {"batch", 1, 0, 'b'}, {"vocab", 1, 0, 'v'},
                                      {"steps", 1, 0, 's'},  {"warmup", 1, 0, 'W'}, {"help", 0, 0, 'h'},
                                      {"blas-threads", 1, 0, 'B'}, {"attention", 1, 0, 'a'},
-                                     {"kernel", 0, 0, 'k'},
+                                     {"kernel", 0, 0, 'k'}, {"chunk", 1, 0, 'C'},
                                      {0, 0, 0, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
       fprintf(c == 'h' ? stdout : stderr,
               "usage: decoder_bench [--layers N --heads N --width N --ctx N --batch N --vocab N --steps N "
               "--warmup N] [--blas-threads N] [--attention KIND]\n"
-              "       decoder_bench --kernel [--heads N --width N --ctx N --batch N --steps N]\n"
+              "       decoder_bench --kernel [--heads N --width N --ctx N --batch N --steps N --chunk N]\n"
               "  --attention KIND: attention kind (%s)\n"
               "  --kernel: time only the causal linear kernel of one layer (forward + backward)\n"
               "  --blas-threads N: measure the other threading scheme (OpenBLAS threads in the\n"
@@ -120,11 +120,12 @@ int main(int argc, char **argv) {
       case 's': steps = v; break;
       case 'W': warm = v; break;
       case 'B': blas = v; break;
+      case 'C': chunk = v; break;
     }
   }
   cfg.rotary_dims = (cfg.width / cfg.heads / 4) & ~(size_t)1;
   kx_dec_threads_init();
-  if (kernel) return bench_kernel(&cfg, B, steps, warm);
+  if (kernel) return bench_kernel(&cfg, B, steps, warm, chunk);
   if (blas > 1) kx_dec_threads_blas((int)blas);
   kx_decoder m;
   kx_adamw opt;

@@ -1,30 +1,18 @@
 #include "experiments/decoder/dec_linear_attn.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
 
-enum { QKV_W, QKV_B, PROJ_W, PROJ_B };
+enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W, PROJ_B = KX_HEADS_PROJ_B };
 
 int kx_lin_attn_declare(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
                         size_t *n) {
-  char name[48];
-  size_t C = cfg->width;
-  static const char *names[KX_LIN_ATTN_SHARED] = {"qkv_w", "qkv_b", "proj_w", "proj_b"};
-  size_t rows[KX_LIN_ATTN_SHARED] = {3 * C, 3 * C, C, C}, cols[KX_LIN_ATTN_SHARED] = {C, 0, C, 0};
-  kx_init_kind init[KX_LIN_ATTN_SHARED] = {KX_INIT_SMALL, KX_INIT_ZERO, KX_INIT_WANG, KX_INIT_ZERO};
-  for (int i = 0; i < KX_LIN_ATTN_SHARED; i++) {
-    snprintf(name, sizeof name, "layer%zu/%s", layer, names[i]);
-    int rc = kx_ptable_add(tab, name, rows[i], cols[i], cols[i] != 0, init[i], NULL);
-    if (rc) return rc;
-  }
+  int rc = kx_heads_declare(cfg->width, layer, tab);
+  if (rc) return rc;
   size_t extra = 0;
-  if (f->declare) {
-    int rc = f->declare(f, cfg, layer, tab, &extra);
-    if (rc) return rc;
-  }
+  if (f->declare && (rc = f->declare(f, cfg, layer, tab, &extra))) return rc;
   *n = KX_LIN_ATTN_SHARED + extra;
   return 0;
 }
@@ -96,15 +84,8 @@ void kx_lin_attn_forward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *cons
 #pragma omp parallel for schedule(static) if (parallel_heads(B, H, T, d))
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
-    float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
-    for (size_t t = 0; t < T; t++) {
-      const float *src = a.qkv + (b * T + t) * 3 * C + h * d;
-      memcpy(q + t * d, src, d * sizeof(float));
-      memcpy(k + t * d, src + C, d * sizeof(float));
-      memcpy(v + t * d, src + 2 * C, d * sizeof(float));
-      kx_rope_forward(q + t * d, c->rope_cos, c->rope_sin, t, r);
-      kx_rope_forward(k + t * d, c->rope_cos, c->rope_sin, t, r);
-    }
+    kx_heads_split(a.qkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, a.q + bh * T * d, a.k + bh * T * d,
+                   a.v + bh * T * d);
   }
   float *const *pf = p + KX_LIN_ATTN_SHARED;
   f->forward(f, c, pf, KX_LIN_QUERY, a.q, a.fq, a.save_q);
@@ -146,15 +127,8 @@ void kx_lin_attn_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *con
 #pragma omp parallel for schedule(static) if (parallel_heads(B, H, T, d))
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
-    float *dqh = dq + bh * T * d, *dkh = dk + bh * T * d, *dvh = dv + bh * T * d;
-    for (size_t t = 0; t < T; t++) {
-      kx_rope_backward(dqh + t * d, c->rope_cos, c->rope_sin, t, r);
-      kx_rope_backward(dkh + t * d, c->rope_cos, c->rope_sin, t, r);
-      float *dst = dqkv + (b * T + t) * 3 * C + h * d;
-      memcpy(dst, dqh + t * d, d * sizeof(float));
-      memcpy(dst + C, dkh + t * d, d * sizeof(float));
-      memcpy(dst + 2 * C, dvh + t * d, d * sizeof(float));
-    }
+    kx_heads_merge(dqkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, dq + bh * T * d, dk + bh * T * d,
+                   dv + bh * T * d);
   }
   kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
 }

@@ -22,9 +22,10 @@
 #include <stdint.h>
 
 #include "experiments/decoder/dec_attn.h"
+#include "experiments/decoder/dec_heads.h"
 
 /* Index of the first tensor of the feature map in the kind's list. */
-#define KX_LIN_ATTN_SHARED 4
+#define KX_LIN_ATTN_SHARED KX_HEADS_TENSORS
 
 typedef enum { KX_LIN_QUERY = 0, KX_LIN_KEY = 1 } kx_lin_role;
 
