@@ -27,26 +27,23 @@
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_linear_causal.h"
 
-enum { QKV_W, QKV_B, PROJ_W, PROJ_B, QMAP_W, QMAP_B, KMAP_W, KMAP_B, N_TENSORS };
+enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W, PROJ_B = KX_HEADS_PROJ_B,
+       QMAP_W = KX_HEADS_TENSORS, QMAP_B, KMAP_W, KMAP_B, N_TENSORS };
 
 #define HH_EPS 1e-6f
 
+/* The teacher's four tensors, then the maps (H*d, d) and biases (H*d). */
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
+  int rc = kx_heads_declare(cfg->width, layer, tab);
   char name[48];
-  size_t C = cfg->width, H = cfg->heads, d = C / H;
-  static const char *names[N_TENSORS] = {"qkv_w", "qkv_b", "proj_w", "proj_b", "hh_qw", "hh_qb", "hh_kw", "hh_kb"};
-  size_t rows[N_TENSORS] = {3 * C, 3 * C, C, C, H * d, H * d, H * d, H * d};
-  size_t cols[N_TENSORS] = {C, 0, C, 0, d, 0, d, 0};
-  int decay[N_TENSORS] = {1, 0, 1, 0, 0, 0, 0, 0};
-  kx_init_kind init[N_TENSORS] = {KX_INIT_SMALL, KX_INIT_ZERO, KX_INIT_WANG, KX_INIT_ZERO,
-                                  KX_INIT_KIND,  KX_INIT_ZERO, KX_INIT_KIND, KX_INIT_ZERO};
-  for (int i = 0; i < N_TENSORS; i++) {
+  static const char *names[4] = {"hh_qw", "hh_qb", "hh_kw", "hh_kb"};
+  size_t d = cfg->width / cfg->heads;
+  for (int i = 0; i < 4 && !rc; i++) {
     snprintf(name, sizeof name, "layer%zu/%s", layer, names[i]);
-    int rc = kx_ptable_add(tab, name, rows[i], cols[i], decay[i], init[i], NULL);
-    if (rc) return rc;
+    rc = kx_ptable_add(tab, name, cfg->heads * d, i % 2 ? 0 : d, 0, i % 2 ? KX_INIT_ZERO : KX_INIT_KIND, NULL);
   }
   *n = N_TENSORS;
-  return 0;
+  return rc;
 }
 
 /* Each head's map starts as the identity: phi is then the plain
