@@ -30,6 +30,9 @@ static const command commands[] = {
     {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)"},
     {"sample", cmd_sample, "continue a prompt with a trained decoder"},
     {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file"},
+    {"convert", cmd_convert, "turn a softmax decoder into another attention kind (+ attention transfer)"},
+    {"finetune", cmd_finetune, "fine-tune a converted decoder (train's options, exact resume)"},
+    {"eval", cmd_eval, "validation loss, accuracy and attention KL of a decoder checkpoint"},
     {NULL, NULL, NULL},
 };
 

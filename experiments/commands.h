@@ -22,5 +22,9 @@ double kx_bench_gemm_peak(int single);
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_dump_qk(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_reproduce_table2(int argc, char **argv);
 
 #endif

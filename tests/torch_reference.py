@@ -82,12 +82,13 @@ def load(ck):
 VARIANTS = {}
 
 
-def variant(name, features=lambda d: d, frozen=()):
+def variant(name, features=lambda d: d, frozen=(), ctx=16):
     """Registers fn(c, p, h, rope) -> (B,T,C) as attention kind `name`;
     features(d): features per head (the m of the tolerance); frozen: tensor
-    names (without "layer<l>/") that must have a zero C gradient."""
+    names (without "layer<l>/") that must have a zero C gradient; ctx: the
+    context of the test model."""
     def reg(fn):
-        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen)}
+        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen), "ctx": ctx}
         return fn
     return reg
 
@@ -174,6 +175,100 @@ def cosformer_attention(c, p, h, rope):
     return merge_proj(c, p, causal_linear(phi(q), phi(k), v))
 
 
+# --- Gated, decayed linear attention (README "Linear attention kinds:
+# retnet, dijiang, dijiang-code, linformer").  Run at context 80: the C
+# kinds' chunked form (64-row chunks) then carries its running state across
+# a chunk boundary, and this quadratic form checks both paths.
+
+def head_decays(values):
+    """Per-head decays as a (H,1,1) tensor for causal_linear."""
+    return torch.tensor(values, dtype=torch.float64)[:, None, None]
+
+
+def decay_retnet(H):
+    return head_decays([1.0 - 2.0 ** (-5 - h) for h in range(H)])
+
+
+def decay_dijiang(H):
+    a, b = math.log(1 / 32), math.log(1 / 512)
+    return head_decays([1.0 - math.exp(a + (b - a) * h / (H - 1) if H > 1 else a) for h in range(H)])
+
+
+def gate_proj(c, p, h, o):
+    """proj( SiLU(h Wg^T) * GroupNorm_H(o) ), GroupNorm per token and head, no affine."""
+    B, H, T, d = o.shape
+    mu = o.mean(-1, keepdim=True)
+    var = ((o - mu) ** 2).mean(-1, keepdim=True)
+    n = ((o - mu) / torch.sqrt(var + float(c["ln_eps"]))).transpose(1, 2).reshape(B, T, H * d)
+    return (F.silu(h @ p("gate_w").T) * n) @ p("proj_w").T + p("proj_b")
+
+
+@variant("retnet", ctx=80)
+def retnet_attention(c, p, h, rope):
+    q, k, v = heads_qkv(c, p, h, rope)
+    H, d = q.shape[1], q.shape[3]
+    return gate_proj(c, p, h, causal_linear(q / math.sqrt(d), k, v, decay_retnet(H), normalise=False))
+
+
+@variant("dijiang-code", ctx=80, frozen=("feat_w",))
+def dijiang_code_attention(c, p, h, rope):
+    q, k, v = heads_qkv(c, p, h, rope)
+    W = p("feat_w").detach()
+    fq, fk = torch.softmax(q @ W.T, -1), torch.softmax(k @ W.T, -1)
+    return gate_proj(c, p, h, causal_linear(fq, fk, v, decay_dijiang(q.shape[1]), normalise=False))
+
+
+def dct2_matrix(d):
+    """Orthonormal DCT-II: C_ij = s_i cos(pi (2j+1) i / 2d)."""
+    i = torch.arange(d, dtype=torch.float64)[:, None]
+    j = torch.arange(d, dtype=torch.float64)[None, :]
+    s = torch.full((d, 1), math.sqrt(2 / d), dtype=torch.float64)
+    s[0] = math.sqrt(1 / d)
+    return s * torch.cos(math.pi * (2 * j + 1) * i / (2 * d))
+
+
+@variant("dijiang", ctx=80, frozen=("feat_t",))
+def dijiang_attention(c, p, h, rope):
+    q, k, v = heads_qkv(c, p, h, rope)
+    d = q.shape[3]
+    Cm, t, D = dct2_matrix(d), p("feat_t").detach(), p("feat_d")
+    sc = d ** -0.25
+
+    def phi(x, query):
+        l = t * ((x * sc) @ Cm.T) - (x * sc).pow(2).sum(-1, keepdim=True) / 2
+        if query:  # per-query stabiliser: cancels in the ratio, no gradient
+            l = l - l.max(-1, keepdim=True).values.detach()
+        return D[None, :, None, :] * torch.exp(l) / math.sqrt(d)
+
+    return gate_proj(c, p, h, causal_linear(phi(q, True), phi(k, False), v, decay_dijiang(q.shape[1])))
+
+
+@variant("linformer", ctx=80, features=lambda d: 32)
+def linformer_attention(c, p, h, rope):
+    q, k, v = heads_qkv(c, p, h, rope)
+    T, d = q.shape[2], q.shape[3]
+    E, Fp = p("lin_e")[:, :T], p("lin_f")[:, :T]
+    mask = torch.ones(T, T, dtype=torch.float64).tril()
+    pos = torch.arange(1, T + 1, dtype=torch.float64)[:, None]
+    a = torch.softmax(((q @ k.transpose(-1, -2)) / math.sqrt(d) * mask) @ E.T / pos, -1)
+    return merge_proj(c, p, ((a @ Fp) * mask) @ v / pos)
+
+
+@variant("hedgehog", features=lambda d: 2 * d)
+def hedgehog_attention(c, p, h, rope):
+    """README "Converting and fine-tuning": per head u = A_h x + b_h on q and k
+    (after rotary), phi = [softmax(u), softmax(-u)], normalised causal linear
+    attention with eps 1e-6."""
+    q, k, v = heads_qkv(c, p, h, rope)
+    C, H, d = dims(c)
+
+    def phi(x, w, b):
+        u = torch.einsum("hij,bhtj->bhti", p(w).reshape(H, d, d), x) + p(b).reshape(H, 1, d)
+        return torch.cat([torch.softmax(u, -1), torch.softmax(-u, -1)], -1)
+
+    return merge_proj(c, p, causal_linear(phi(q, "hh_qw", "hh_qb"), phi(k, "hh_kw", "hh_kb"), v))
+
+
 def forward(c, P, tokens, targets):
     L, C = int(c["layers"]), int(c["width"])
     r, eps = int(c["rotary_dims"]), float(c["ln_eps"])
@@ -205,7 +300,7 @@ def forward(c, P, tokens, targets):
 def check(kapprox, kind, tmp, text):
     ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
     cmd = [kapprox, "train", "--text", text, "--layers", "2", "--heads", "2", "--width", "32",
-           "--ctx", "16", "--batch", "4", "--steps", "3", "--warmup", "1", "--lr", "1e-2",
+           "--ctx", str(VARIANTS[kind]["ctx"]), "--batch", "4", "--steps", "3", "--warmup", "1", "--lr", "1e-2",
            "--seed", "1", "--attention", kind, "--out", ck, "--dump-grads", gr, "--quiet", "--no-final-eval"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:

@@ -36,6 +36,8 @@ static void usage(FILE *out) {
           "                       up to the checkpoint's step and appends\n"
           "  --resume FILE        continue a checkpoint exactly (same --text; size and\n"
           "                       training options come from the checkpoint)\n"
+          "  --init-from FILE     start from this checkpoint's parameters and sizes\n"
+          "                       (a fresh schedule and optimizer; kapprox finetune)\n"
           "model (defaults: 4 layers, 4 heads, width 256 = head dim 64, context 128):\n"
           "  --layers N  --heads N  --width N  --ctx N\n"
           "  --rotary N           rotary dims per head (default: 25%% of the head dim)\n"
@@ -130,7 +132,8 @@ static void report(const kx_train_report *r, void *user) {
 }
 
 int cmd_train(int argc, char **argv) {
-  const char *cmd = "train";
+  /* argv[0]: "train", or "finetune" when kapprox finetune delegates here */
+  const char *cmd = argc > 0 && argv[0] ? argv[0] : "train";
   kx_dec_train_opts o;
   kx_dec_train_opts_init(&o);
   const char *out = "decoder.h5", *log_path = NULL;
@@ -138,7 +141,7 @@ int cmd_train(int argc, char **argv) {
   enum {
     O_TEXT = 256, O_OUT, O_LOG, O_RESUME, O_LAYERS, O_HEADS, O_WIDTH, O_CTX, O_ROTARY, O_ATTN, O_STEPS, O_BATCH,
     O_LR, O_LRMIN, O_WARMUP, O_WD, O_B1, O_B2, O_CLIP, O_SEED, O_MAXMIN, O_STOP, O_EVERY, O_EVALB, O_SAVE,
-    O_NOFINAL, O_QUIET, O_DUMP, O_HELP
+    O_NOFINAL, O_QUIET, O_DUMP, O_HELP, O_INIT_FROM
   };
   static const struct option lo[] = {
       {"text", 1, 0, O_TEXT}, {"out", 1, 0, O_OUT}, {"log", 1, 0, O_LOG}, {"resume", 1, 0, O_RESUME},
@@ -149,7 +152,7 @@ int cmd_train(int argc, char **argv) {
       {"seed", 1, 0, O_SEED}, {"max-minutes", 1, 0, O_MAXMIN}, {"stop-after", 1, 0, O_STOP},
       {"eval-every", 1, 0, O_EVERY}, {"eval-batches", 1, 0, O_EVALB}, {"save-every", 1, 0, O_SAVE},
       {"no-final-eval", 0, 0, O_NOFINAL}, {"quiet", 0, 0, O_QUIET}, {"dump-grads", 1, 0, O_DUMP},
-      {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+      {"help", 0, 0, O_HELP}, {"init-from", 1, 0, O_INIT_FROM}, {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
   int c;
@@ -191,19 +194,20 @@ int cmd_train(int argc, char **argv) {
       case O_NOFINAL: o.final_eval = 0; break;
       case O_QUIET: quiet = 1; break;
       case O_DUMP: o.dump_grads = optarg; break;
+      case O_INIT_FROM: o.init_from = optarg; break;
       case 'h':
       case O_HELP: usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox train --help)", argv[optind - 1]); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox train --help)", argv[optind - 1]); return 2;
+      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox %s --help)", argv[optind - 1], cmd); return 2;
+      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox %s --help)", argv[optind - 1], cmd); return 2;
     }
     if (bad) {
-      kx_cli_error(cmd, "%s (see kapprox train --help)", kx_error_message());
+      kx_cli_error(cmd, "%s (see kapprox %s --help)", kx_error_message(), cmd);
       return 2;
     }
     kx_error_clear();
   }
   if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox train --help)", argv[optind]);
+    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox %s --help)", argv[optind], cmd);
     return 2;
   }
   o.out = out;

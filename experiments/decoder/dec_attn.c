@@ -4,6 +4,8 @@
 
 /* The linear kinds (dec_linear_attn.h). */
 extern const kx_attn_kind kx_attn_performer, kx_attn_performer_prf, kx_attn_pff, kx_attn_cosformer;
+/* The gated kinds (dec_attn_gated.h) and causal Linformer. */
+extern const kx_attn_kind kx_attn_retnet, kx_attn_dijiang, kx_attn_dijiang_code, kx_attn_linformer;
 
 /* One line per attention kind. */
 static const kx_attn_kind *const kinds[] = {
@@ -12,6 +14,11 @@ static const kx_attn_kind *const kinds[] = {
     &kx_attn_performer_prf,
     &kx_attn_pff,
     &kx_attn_cosformer,
+    &kx_attn_retnet,
+    &kx_attn_dijiang,
+    &kx_attn_dijiang_code,
+    &kx_attn_linformer,
+    &kx_attn_hedgehog,
     NULL,
 };
 

@@ -56,6 +56,17 @@ typedef struct {
    * the teacher (attention KL, Figure 3). */
   void (*attn_weights)(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b, size_t h,
                        float *A);
+  /* Optional (attention transfer with the cross-entropy target): dp +=
+   * the gradient of sum_ij dA_ij A_ij, A as attn_weights gives it for
+   * sequence b, head h of the last forward; `scratch` holds
+   * scratch_floats(cfg, B, T) floats.  Without it, attention transfer
+   * matches the attention outputs instead (MSE, LoLCATs). */
+  void (*attn_weights_backward)(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
+                                size_t b, size_t h, const float *dA, float *scratch);
+  /* Optional: NULL-terminated names (after "layer<l>/") of the tensors that
+   * attention transfer trains (the feature map); NULL: the kind has none
+   * and `convert --transfer-steps` refuses it. */
+  const char *const *transfer_tensors;
 } kx_attn_kind;
 
 /* NULL if unknown. */
@@ -64,5 +75,6 @@ const kx_attn_kind *kx_dec_attn_find(const char *name);
 const char *kx_dec_attn_names(void);
 
 extern const kx_attn_kind kx_attn_softmax;
+extern const kx_attn_kind kx_attn_hedgehog;
 
 #endif

@@ -41,3 +41,25 @@ void kx_heads_merge(float *dqkv, size_t b, size_t h, size_t T, size_t C, size_t 
     memcpy(dst + 2 * C, dv + t * d, d * sizeof(float));
   }
 }
+
+void kx_heads_split_all(const kx_attn_ctx *c, const float *qkv, float q_scale, float *q, float *k, float *v) {
+  size_t B = c->B, T = c->T, C = c->cfg->width, H = c->cfg->heads, d = C / H, r = c->cfg->rotary_dims;
+#pragma omp parallel for schedule(static) if (B * T * C >= 65536)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t off = bh * T * d;
+    kx_heads_split(qkv, bh / H, bh % H, T, C, d, c->rope_cos, c->rope_sin, r, q + off, k + off, v + off);
+    if (q_scale != 1.0f)
+      for (size_t i = 0; i < T * d; i++) q[off + i] *= q_scale;
+  }
+}
+
+void kx_heads_merge_all(const kx_attn_ctx *c, float *dq, float *dk, const float *dv, float q_scale, float *dqkv) {
+  size_t B = c->B, T = c->T, C = c->cfg->width, H = c->cfg->heads, d = C / H, r = c->cfg->rotary_dims;
+#pragma omp parallel for schedule(static) if (B * T * C >= 65536)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t off = bh * T * d;
+    if (q_scale != 1.0f)
+      for (size_t i = 0; i < T * d; i++) dq[off + i] *= q_scale;
+    kx_heads_merge(dqkv, bh / H, bh % H, T, C, d, c->rope_cos, c->rope_sin, r, dq + off, dk + off, dv + off);
+  }
+}

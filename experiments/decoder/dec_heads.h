@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_params.h"
 
 /* The four tensors of the teacher's attention, in this order (indices
@@ -26,5 +27,13 @@ void kx_heads_split(const float *qkv, size_t b, size_t h, size_t T, size_t C, si
  * rotation (dq, dk are rotated back in place) and dv; dq, dk, dv (T, d). */
 void kx_heads_merge(float *dqkv, size_t b, size_t h, size_t T, size_t C, size_t d, const float *rope_cos,
                     const float *rope_sin, size_t r, float *dq, float *dk, const float *dv);
+
+/* Every (b, h) at once, for kinds that keep q, k, v as (B, H, T, d):
+ * kx_heads_split of each head, then q multiplied by q_scale (1, or
+ * 1/sqrt(d) to fold the logit scale into q). */
+void kx_heads_split_all(const kx_attn_ctx *c, const float *qkv, float q_scale, float *q, float *k, float *v);
+/* Its transpose: dqkv (B*T, 3C) OVERWRITTEN from dq, dk, dv (B, H, T, d);
+ * dq and dk are modified (scaled and rotated back in place). */
+void kx_heads_merge_all(const kx_attn_ctx *c, float *dq, float *dk, const float *dv, float q_scale, float *dqkv);
 
 #endif

@@ -140,14 +140,36 @@ static int diverged(uint64_t step, const char *what, double value, const char *g
 /* Refuses a given option that differs from the checkpoint's value. */
 static int same_u64(const char *opt, uint64_t given, uint64_t have) {
   if (given && given != have)
-    return kx_fail(KX_EINVAL, "%s %llu differs from the checkpoint's %llu; omit it when resuming", opt,
+    return kx_fail(KX_EINVAL, "%s %llu differs from the checkpoint's %llu; omit it", opt,
                    (unsigned long long)given, (unsigned long long)have);
   return 0;
 }
 static int same_f64(const char *opt, double given, double have) {
   if (GIVEN(given) && given != have)
-    return kx_fail(KX_EINVAL, "%s %g differs from the checkpoint's %g; omit it when resuming", opt, given, have);
+    return kx_fail(KX_EINVAL, "%s %g differs from the checkpoint's %g; omit it", opt, given, have);
   return 0;
+}
+
+/* Refuses a given size or kind that differs from a checkpoint's model. */
+static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
+  int rc = same_u64("--ctx", o->ctx, c->ctx);
+  if (!rc) rc = same_u64("--layers", o->layers, c->layers);
+  if (!rc) rc = same_u64("--heads", o->heads, c->heads);
+  if (!rc) rc = same_u64("--width", o->width, c->width);
+  if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
+  if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
+    rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it", o->attn_kind, c->attn_kind);
+  return rc;
+}
+
+/* The model of a fine-tuning run: parameters and configuration of
+ * o->init_from (no optimizer state: fine-tuning starts its own); size
+ * options, when given, must agree with it. */
+static int load_initial(const kx_dec_train_opts *o, kx_decoder *m, kx_dec_vocab *vocab) {
+  int rc = kx_dec_ckpt_load(o->init_from, m, vocab, NULL, NULL);
+  if (rc) return rc;
+  if ((rc = same_model(o, &m->cfg))) kx_fail_context(rc, "starting from '%s': ", o->init_from);
+  return rc;
 }
 
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
@@ -177,15 +199,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
 
   if (o->resume) {
     if ((rc = kx_dec_ckpt_load(o->resume, &m, &ck_vocab, &opt, &st))) goto out;
-    const kx_dec_config *c = &m.cfg;
-    rc = same_u64("--ctx", o->ctx, c->ctx);
-    if (!rc) rc = same_u64("--layers", o->layers, c->layers);
-    if (!rc) rc = same_u64("--heads", o->heads, c->heads);
-    if (!rc) rc = same_u64("--width", o->width, c->width);
-    if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
-    if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
-      rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it when resuming",
-                   o->attn_kind, c->attn_kind);
+    rc = same_model(o, &m.cfg);
     if (!rc) rc = same_u64("--steps", o->steps, st.steps);
     if (!rc) rc = same_u64("--warmup", o->warmup, st.warmup);
     if (!rc) rc = same_u64("--batch", o->batch, st.batch);
@@ -210,7 +224,8 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
       goto out;
     }
   } else {
-    if ((rc = kx_dec_data_load(text_path, NULL, &data))) goto out;
+    if (o->init_from && (rc = load_initial(o, &m, &ck_vocab))) goto out;
+    if ((rc = kx_dec_data_load(text_path, o->init_from ? &ck_vocab : NULL, &data))) goto out;
     if (data.vocab.V < 2) {
       rc = kx_fail(KX_EINVAL, "the text '%s' has a single distinct character; a model needs at least two", text_path);
       goto out;
@@ -225,7 +240,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     /* Pythia: rotary on 25% of each head's dimensions. */
     c.rotary_dims = o->rotary_dims ? o->rotary_dims : ((c.width / (c.heads ? c.heads : 1)) / 4) & ~(size_t)1;
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
-    if ((rc = kx_dec_create(&m, &c))) goto out;
+    if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto out;
     st.steps = o->steps ? o->steps : 2500;
     st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);
     st.batch = o->batch ? o->batch : 16;
@@ -238,7 +253,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     st.eps = GIVEN(o->eps) ? o->eps : 1e-8;
     st.clip = GIVEN(o->clip) ? o->clip : 1.0;
     st.data_hash = data.hash;
-    if ((rc = kx_dec_init_params(&m, kx_seed_derive(st.seed, STREAM_INIT)))) goto out;
+    if (!o->init_from && (rc = kx_dec_init_params(&m, kx_seed_derive(st.seed, STREAM_INIT)))) goto out;
     if ((rc = kx_adamw_create(&opt, m.tab.total, st.beta1, st.beta2, st.eps, st.weight_decay))) goto out;
   }
   size_t B = st.batch, T = m.cfg.ctx;

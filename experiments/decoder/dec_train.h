@@ -19,6 +19,9 @@ typedef struct {
   const char *out;      /* checkpoint to write (NULL: none) */
   const char *log;      /* CSV row per step (dec_train_log.h; NULL: none) */
   const char *resume;   /* checkpoint to continue from (NULL: fresh) */
+  const char *init_from; /* fresh run starting from this checkpoint's parameters
+                            and configuration (fine-tuning a converted model);
+                            NULL: random initialisation */
   const char *dump_grads; /* test hook: write batch, loss and gradients here */
   uint64_t steps, warmup, batch, seed;
   int seed_given;

@@ -1,0 +1,81 @@
+#!/bin/sh
+# kapprox convert / finetune / eval from the command line: bad input ends
+# with a message naming the problem, a non-zero exit and nothing
+# overwritten; softmax -> softmax is the identity; eval reproduces train's
+# validation loss; attention transfer lowers the attention KL; an
+# interrupted fine-tuning resumed ends where an uninterrupted one does.
+# usage: convert_cli.sh /path/to/kapprox
+kx="$1"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail=0
+note() { echo "FAIL: $*"; fail=1; }
+expect() {
+  code="$1"; needle="$2"; shift 3
+  "$kx" "$@" >"$dir/out" 2>"$dir/err"
+  got=$?
+  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" "$dir/err"; then
+    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat "$dir/err"
+    echo "      (wanted a message containing '$needle')"
+    fail=1
+  fi
+}
+ok() { "$kx" "$@" >"$dir/out" 2>"$dir/err" || { echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1; }; }
+
+i=0
+while [ $i -lt 600 ]; do
+  echo "in the beginning god created the heaven and the earth, day $((i % 13))." >>"$dir/t.txt"
+  i=$((i + 1))
+done
+T="--text $dir/t.txt"
+ok train $T --layers 2 --heads 2 --width 16 --ctx 16 --batch 4 --steps 60 --out "$dir/teacher.h5"
+train_loss=$(sed -n 's/^validation loss (whole validation text): \([0-9.]*\) nats.*/\1/p' "$dir/out")
+ok eval --checkpoint "$dir/teacher.h5" $T
+eval_loss=$(sed -n 's/^  loss \([0-9.]*\) nats.*/\1/p' "$dir/out")
+[ -n "$train_loss" ] && [ "$train_loss" = "$eval_loss" ] || note "eval loss '$eval_loss' != train's '$train_loss'"
+
+# bad input; an existing --out is never touched
+echo "precious" >"$dir/keep.h5"
+expect 2 "--from, --attention and --out are required" -- convert --from "$dir/teacher.h5"
+expect 2 "unknown --attention 'nope'" -- convert --from "$dir/teacher.h5" --attention nope --out "$dir/keep.h5"
+expect 2 "is the teacher itself" -- convert --from "$dir/teacher.h5" --attention hedgehog --out "$dir/teacher.h5"
+expect 1 "cannot read checkpoint" -- convert --from "$dir/missing.h5" --attention hedgehog --out "$dir/keep.h5"
+expect 1 "not an HDF5 file" -- convert --from "$dir/t.txt" --attention hedgehog --out "$dir/keep.h5"
+ok convert --from "$dir/teacher.h5" --attention hedgehog --out "$dir/hh.h5"
+grep -q "new: layer<l>/hh_qw, layer<l>/hh_qb, layer<l>/hh_kw, layer<l>/hh_kb" "$dir/out" || note "convert does not list the new tensors"
+expect 1 "conversion starts from a softmax teacher" -- convert --from "$dir/hh.h5" --attention hedgehog --out "$dir/keep.h5"
+expect 1 "no feature-map tensors" -- convert --from "$dir/teacher.h5" --attention softmax --out "$dir/keep.h5" $T --transfer-steps 2
+[ "$(cat "$dir/keep.h5")" = precious ] || note "a refused convert overwrote --out"
+expect 1 "not softmax" -- eval --checkpoint "$dir/hh.h5" --teacher "$dir/hh.h5" $T
+
+# softmax -> softmax changes nothing; transfer lowers the attention KL
+ok convert --from "$dir/teacher.h5" --attention softmax --out "$dir/same.h5"
+ok eval --checkpoint "$dir/same.h5" $T --teacher "$dir/teacher.h5"
+grep -q "loss $eval_loss nats" "$dir/out" && grep -q "attention KL against .*: 0.0000 nats" "$dir/out" || note "softmax -> softmax: $(cat "$dir/out")"
+kl() { sed -n 's/.*attention KL against .*: \([0-9.]*\) nats.*/\1/p' "$dir/out"; }
+ok eval --checkpoint "$dir/hh.h5" $T --teacher "$dir/teacher.h5"
+kl0=$(kl)
+ok convert --from "$dir/teacher.h5" --attention hedgehog --out "$dir/hh_at.h5" $T --transfer-steps 40 --quiet
+ok eval --checkpoint "$dir/hh_at.h5" $T --teacher "$dir/teacher.h5"
+kl1=$(kl)
+awk -v a="$kl0" -v b="$kl1" 'BEGIN { exit !(b < a) }' || note "attention transfer did not lower the KL ($kl0 -> $kl1)"
+
+# fine-tuning: bad input, then interrupted + resumed = uninterrupted
+F="--batch 4 --quiet --no-final-eval"
+expect 2 "--budget must be > 0" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --budget 0
+expect 2 "give --steps or --budget" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --budget 0.1 --steps 3
+expect 2 "--out FILE is required" -- finetune --from "$dir/hh.h5"
+expect 2 "is the model to fine-tune itself" -- finetune --from "$dir/hh.h5" --out "$dir/hh.h5"
+ok finetune --from "$dir/hh.h5" --out "$dir/ft.h5" $T $F --steps 12 --log "$dir/full.csv"
+ok finetune --from "$dir/hh.h5" --out "$dir/ft2.h5" $T $F --steps 12 --stop-after 5
+cp "$dir/ft2.h5" "$dir/ft2.copy"
+expect 1 "is not a fine-tuning of" -- finetune --from "$dir/teacher.h5" --resume "$dir/ft2.h5" --out "$dir/ft2.h5" $T
+cmp -s "$dir/ft2.h5" "$dir/ft2.copy" || note "a refused resume changed the checkpoint"
+expect 1 "--steps 13 differs from the checkpoint's 12" -- finetune --from "$dir/hh.h5" --resume "$dir/ft2.h5" --out "$dir/ft2.h5" $T --steps 13
+ok finetune --from "$dir/hh.h5" --resume "$dir/ft2.h5" --out "$dir/ft2.h5" $T --quiet --no-final-eval --log "$dir/resumed.csv"
+[ "$(tail -1 "$dir/full.csv" | cut -d, -f1-5)" = "$(tail -1 "$dir/resumed.csv" | cut -d, -f1-5)" ] ||
+  note "resumed fine-tuning ends at $(tail -1 "$dir/resumed.csv"), uninterrupted at $(tail -1 "$dir/full.csv")"
+for c in convert finetune eval; do
+  "$kx" $c --help >"$dir/out" 2>&1 && grep -q "usage: kapprox $c" "$dir/out" || note "$c --help"
+done
+exit $fail

@@ -1,0 +1,94 @@
+#!/bin/sh
+# kapprox reproduce table2 --quick end to end on a small text: a
+# well-formed table (Markdown, CSV, LaTeX) with the teacher, every variant
+# and the scratch rows, and both figures; bad options refused; and a run
+# killed with SIGKILL and started again redoes no finished run and ends
+# with the uninterrupted table (timing columns aside: wall time and
+# tokens/s are measurements, not results).
+# usage: table2.sh /path/to/kapprox
+kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cd "$dir" || exit 1
+fail=0
+note() { echo "FAIL: $*"; fail=1; }
+
+i=0
+while [ $i -lt 1500 ]; do
+  echo "and the lord said unto moses, behold the light of day $((i % 17)) upon the earth." >>t.txt
+  i=$((i + 1))
+done
+Q="--quick --text $dir/t.txt --quiet"
+
+expect() {
+  code="$1"; needle="$2"; shift 3
+  "$kx" "$@" >out.txt 2>err.txt
+  got=$?
+  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" err.txt; then
+    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat err.txt
+    echo "      (wanted a message containing '$needle')"
+    fail=1
+  fi
+}
+expect 2 "--budget must be > 0" -- reproduce table2 $Q --budget 0 --outdir bad
+expect 2 "--budget must be > 0" -- reproduce table2 $Q --budget -1 --outdir bad
+expect 2 "--seeds must be in" -- reproduce table2 $Q --seeds 0 --outdir bad
+expect 1 "--kinds: 'nope'" -- reproduce table2 $Q --kinds nope --outdir bad
+[ -e bad/teacher.h5 ] && note "a refused --kinds still trained a teacher"
+"$kx" reproduce table2 --help | grep -q "usage: kapprox reproduce table2" || note "--help lacks usage"
+
+# the uninterrupted run
+"$kx" reproduce table2 $Q --outdir a 2>err.txt || { note "reproduce table2 --quick failed"; cat err.txt; }
+kinds=$("$kx" train --help | sed -n 's/.*--attention KIND *attention kind (\(.*\); default softmax)/\1/p' | tr -d ' ' | tr ',' ' ')
+[ -n "$kinds" ] || note "cannot read the attention kinds from train --help"
+nconv=0; nscratch=0
+for k in $kinds; do
+  nscratch=$((nscratch + 1))
+  [ "$k" = softmax ] && continue
+  nconv=$((nconv + 1))
+  grep -q "^| $k | converted |" a/table2.md || note "no converted row for $k"
+  grep -q "^| $k | scratch |" a/table2.md || note "no scratch row for $k"
+done
+grep -q '^| teacher (softmax) | pre-trained | [0-9.]* | [0-9.]* | [0-9.]* | 0.0000 |' a/table2.md || note "teacher row: $(grep teacher a/table2.md)"
+rows=$(grep -c '^| ' a/table2.md)
+at=$(grep -c '| converted + AT |' a/table2.md)
+[ "$rows" -eq $((2 + nconv + at + nscratch)) ] || note "Markdown has $rows rows, want header + teacher + $nconv + $at + $nscratch"
+# every row has the 12 cells of the header
+awk -F'|' '/^\| / && NF != 14 { bad = 1 } END { exit bad }' a/table2.md || note "a Markdown row has the wrong number of cells"
+awk -F, 'NR == 1 { n = NF } NF != n { bad = 1 } END { exit bad || NR < 3 }' a/table2.csv || note "ragged CSV"
+head -1 a/table2.csv | grep -q '^model,init,seeds,val_loss,val_loss_se,' || note "CSV header: $(head -1 a/table2.csv)"
+grep -q 'end{tabular}' a/table2.tex && grep -q 'begin{tabular}{llrrrrrrrrrr}' a/table2.tex || note "LaTeX table malformed"
+for f in fig2_curves.png fig2_curves.svg fig3_attention_maps.png fig3_attention_maps.svg; do
+  [ -s "a/$f" ] || note "figure $f missing"
+done
+# the converted rows' validation loss is finite and below the scratch rows' (conversion helps)
+awk -F'|' '/\| converted \|/ { if ($4 + 0 <= 0) bad = 1 } END { exit bad }' a/table2.md || note "a converted loss is not positive"
+
+# an output directory holds one teacher: a full run refuses the --quick one
+expect 1 "is not the default teacher" -- reproduce table2 --text "$dir/t.txt" --quiet --outdir a
+
+# killed after a finished run (the second one under way), then resumed, against an uninterrupted
+# run of the same variants (one kind, to keep the test short); both reuse
+# the teacher of the first run
+mkdir b c && cp a/teacher.h5 b/ && cp a/teacher.h5 c/
+K="--kinds hedgehog --scratch-seeds 0"
+"$kx" reproduce table2 $Q $K --outdir c 2>err.txt || { note "reproduce table2 $K failed"; cat err.txt; }
+"$kx" reproduce table2 $Q $K --outdir b 2>/dev/null &
+pid=$!
+n=0
+while [ "$(ls b/runs/*/*/result.txt 2>/dev/null | wc -l)" -lt 1 ] && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+done_before=$(ls b/runs/*/*/result.txt 2>/dev/null | wc -l)
+[ "$done_before" -ge 1 ] || note "the run to kill did not finish a run in 120 s"
+ls -l --time-style=+%s.%N b/runs/*/*/result.txt >before.txt
+"$kx" reproduce table2 --quick --text "$dir/t.txt" $K --outdir b 2>resume.txt || { note "resumed run failed"; cat resume.txt; }
+kept=$(grep -c "finished earlier, kept" resume.txt)
+[ "$kept" -ge "$done_before" ] || note "the resumed run kept $kept finished runs, want $done_before"
+ls -l --time-style=+%s.%N $(awk '{print $NF}' before.txt) | cmp -s - before.txt || note "a finished run was redone"
+# equal tables apart from the timing columns (the last four of the CSV)
+strip() { awk -F, -v OFS=, '{ NF -= 4; print }' "$1"; }
+strip c/table2.csv >c.csv
+strip b/table2.csv >b.csv
+cmp -s c.csv b.csv || { note "the resumed table differs from the uninterrupted one"; diff c.csv b.csv; }
+exit $fail

@@ -1,0 +1,393 @@
+/* Conversion of a softmax teacher, the hedgehog kind, attention transfer
+ * and the attention comparison against the teacher. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kx_error.h"
+#include "experiments/decoder/dec_attn_eval.h"
+#include "experiments/decoder/dec_convert.h"
+#include "experiments/decoder/dec_eval.h"
+#include "experiments/decoder/dec_layers.h"
+#include "experiments/decoder/dec_model.h"
+#include "experiments/decoder/dec_transfer.h"
+
+#define V 9
+
+static void tiny_teacher(kx_decoder *m, uint64_t seed, float qk_gain) {
+  kx_dec_config c;
+  kx_dec_config_default(&c);
+  c.vocab = V;
+  c.ctx = 24;
+  c.layers = 2;
+  c.heads = 2;
+  c.width = 16;
+  c.rotary_dims = 4;
+  ck_assert_int_eq(kx_dec_create(m, &c), 0);
+  ck_assert_int_eq(kx_dec_init_params(m, seed), 0);
+  /* Larger q/k weights make the teacher's attention far from uniform, so
+   * that matching it is a real task. */
+  for (size_t l = 0; l < c.layers; l++) {
+    char name[48];
+    snprintf(name, sizeof name, "layer%zu/qkv_w", l);
+    long i = kx_ptable_find(&m->tab, name);
+    ck_assert(i >= 0);
+    float *w = kx_dec_param(m, (size_t)i);
+    for (size_t k = 0; k < 2 * c.width * c.width; k++) w[k] *= qk_gain;
+  }
+}
+
+static void tokens(int *x, int *y, size_t n, unsigned salt) {
+  for (size_t i = 0; i < n; i++) {
+    x[i] = (int)((i * 7 + salt + (i * i) % 5) % V);
+    y[i] = (int)((i * 3 + 2 * salt + 1) % V);
+  }
+}
+
+/* Every tensor the teacher has is copied bit for bit; the kind's own get
+ * their init; softmax -> softmax is the identity (same loss to the bit). */
+START_TEST(test_convert_reuses_tensors) {
+  kx_decoder t, s, h;
+  tiny_teacher(&t, 3, 1.0f);
+  int x[48], y[48];
+  tokens(x, y, 48, 1);
+  double lt, ls;
+  ck_assert_int_eq(kx_dec_convert(&t, "softmax", 9, &s), 0);
+  ck_assert_int_eq(kx_dec_forward(&t, x, y, 2, 24, &lt), 0);
+  ck_assert_int_eq(kx_dec_forward(&s, x, y, 2, 24, &ls), 0);
+  ck_assert(lt == ls);
+  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 9, &h), 0);
+  size_t reused = 0, d = 8;
+  for (size_t i = 0; i < h.tab.n; i++) {
+    const kx_tensor_info *ti = &h.tab.t[i];
+    long src = kx_dec_convert_source(&t, ti);
+    if (src >= 0) {
+      reused++;
+      ck_assert(!memcmp(h.params + ti->offset, kx_dec_param(&t, (size_t)src), ti->size * sizeof(float)));
+    } else if (strstr(ti->name, "hh_qw") || strstr(ti->name, "hh_kw")) {
+      const float *A = h.params + ti->offset; /* per head the d x d identity */
+      for (size_t r = 0; r < ti->rows; r++)
+        for (size_t k = 0; k < d; k++) ck_assert(A[r * d + k] == (k == r % d ? 1.0f : 0.0f));
+    }
+  }
+  ck_assert_uint_eq(reused, t.tab.n); /* hedgehog keeps every softmax tensor */
+  /* a student is not a teacher */
+  kx_decoder again;
+  ck_assert_int_ne(kx_dec_convert(&h, "hedgehog", 1, &again), 0);
+  ck_assert(strstr(kx_error_message(), "softmax teacher"));
+  ck_assert_int_ne(kx_dec_convert(&t, "no-such-kind", 1, &again), 0);
+  ck_assert(strstr(kx_error_message(), "unknown attention kind"));
+  kx_error_clear();
+  kx_dec_free(&t);
+  kx_dec_free(&s);
+  kx_dec_free(&h);
+}
+END_TEST
+
+/* Gradient of the whole hedgehog model along one +-1 direction per tensor
+ * by central differences (h = 1e-2).  Tolerance as in test_decoder_model:
+ * a float32 loss carries about sqrt(K) u relative round-off (K ~ 400
+ * operations on the longest path, u = 2^-24), so a central difference is
+ * uncertain by about sqrt(K) u loss / h; we allow twice that plus 0.2% of
+ * the derivative for the truncation h^2 f''' / 6. */
+START_TEST(test_hedgehog_gradient) {
+  kx_decoder t, m;
+  tiny_teacher(&t, 5, 1.0f);
+  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 2, &m), 0);
+  /* maps away from the identity so that every term is exercised */
+  for (size_t i = 0; i < m.tab.n; i++)
+    if (strstr(m.tab.t[i].name, "/hh_")) {
+      float *p = m.params + m.tab.t[i].offset;
+      for (size_t k = 0; k < m.tab.t[i].size; k++) p[k] += 0.3f * sinf((float)(3 * k + i));
+    }
+  size_t B = 2, T = 20;
+  int x[40], y[40];
+  tokens(x, y, B * T, 4);
+  double loss0;
+  ck_assert_int_eq(kx_dec_forward(&m, x, y, B, T, &loss0), 0);
+  ck_assert_int_eq(kx_dec_backward(&m), 0);
+  float *g = malloc(m.tab.total * sizeof(float));
+  memcpy(g, m.grads, m.tab.total * sizeof(float));
+  const double u = 5.96e-8, K = 400, h = 1e-2, noise = 2.0 * sqrt(K) * u * loss0 / h;
+  int bad = 0;
+  for (size_t i = 0; i < m.tab.n; i++) {
+    const kx_tensor_info *ti = &m.tab.t[i];
+    float *p = m.params + ti->offset, *p0 = malloc(ti->size * sizeof(float));
+    memcpy(p0, p, ti->size * sizeof(float));
+    double an = 0.0, lp, lm, scale = 1.0 / sqrt((double)ti->size);
+    for (size_t k = 0; k < ti->size; k++) an += ((k * 2654435761u) >> 7 & 1 ? scale : -scale) * g[ti->offset + k];
+    for (int sgn = 1; sgn >= -1; sgn -= 2) {
+      for (size_t k = 0; k < ti->size; k++)
+        p[k] = (float)(p0[k] + sgn * h * ((k * 2654435761u) >> 7 & 1 ? scale : -scale));
+      ck_assert_int_eq(kx_dec_forward(&m, x, y, B, T, sgn > 0 ? &lp : &lm), 0);
+    }
+    memcpy(p, p0, ti->size * sizeof(float));
+    free(p0);
+    double fd = (lp - lm) / (2 * h), tol = noise + 2e-3 * fabs(an);
+    if (fabs(fd - an) > tol) {
+      fprintf(stderr, "%s: finite difference %.7g, backward %.7g, tolerance %.3g\n", ti->name, fd, an, tol);
+      bad++;
+    }
+  }
+  ck_assert_int_eq(bad, 0);
+  free(g);
+  kx_dec_free(&t);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* Changing the tokens after position p moves no logit at positions <= p
+ * (bit for bit: the masked entries of a chunk are exact zeros), and the
+ * chunked linear form equals the quadratic one, o = A v with A from the
+ * attn_weights hook, to float32 round-off. */
+START_TEST(test_hedgehog_causal_and_quadratic) {
+  kx_decoder t, m;
+  tiny_teacher(&t, 6, 2.0f);
+  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 2, &m), 0);
+  size_t T = 24, C = 16, H = 2, d = 8, p = 13;
+  int x[24], y[24], x2[24];
+  tokens(x, y, T, 7);
+  memcpy(x2, x, sizeof x);
+  for (size_t i = p + 1; i < T; i++) x2[i] = (x[i] + 3) % V;
+  float *z = malloc(T * V * sizeof(float));
+  ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
+  memcpy(z, m.logits, T * V * sizeof(float));
+  ck_assert_int_eq(kx_dec_forward(&m, x2, NULL, 1, T, NULL), 0);
+  ck_assert(!memcmp(z, m.logits, (p + 1) * V * sizeof(float)));
+  ck_assert(memcmp(z, m.logits, T * V * sizeof(float)));
+  /* quadratic form of block 1: y = proj(concat_h A_h v_h) */
+  ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
+  kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin};
+  const float *q, *k, *v;
+  size_t dqk, dv;
+  int scaled;
+  m.attn->qkv_view(&c, m.blk[1].attn_acts, &q, &k, &v, &dqk, &dv, &scaled);
+  float *A = malloc(T * T * sizeof(float));
+  double *att = calloc(T * C, sizeof(double));
+  for (size_t h = 0; h < H; h++) {
+    m.attn->attn_weights(&c, m.attn_p + 16, m.blk[1].attn_acts, 0, h, A);
+    for (size_t i = 0; i < T; i++)
+      for (size_t j = 0; j <= i; j++)
+        for (size_t e = 0; e < d; e++) att[i * C + h * d + e] += (double)A[i * T + j] * v[(h * T + j) * d + e];
+  }
+  const float *W = m.attn_p[16 + 2], *b = m.attn_p[16 + 3];
+  double err = 0.0, ref = 0.0;
+  for (size_t i = 0; i < T; i++)
+    for (size_t o = 0; o < C; o++) {
+      double s = b[o];
+      for (size_t e = 0; e < C; e++) s += (double)W[o * C + e] * att[i * C + e];
+      err = fmax(err, fabs(s - m.blk[1].attn_y[i * C + o]));
+      ref = fmax(ref, fabs(s));
+    }
+  /* round-off: sums of T terms in the kernel then C in proj, each term
+   * within a few u of its value: (T + C) u relative to the largest entry,
+   * times 10 for the chunk/prefix reordering and the features' own exp. */
+  double tol = 10.0 * (double)(T + C) * 5.96e-8 * ref;
+  ck_assert_msg(err <= tol, "linear vs quadratic: %g > %g", err, tol);
+  free(z);
+  free(A);
+  free(att);
+  kx_dec_free(&t);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* attn_weights_backward against central differences of F = sum dA_ij A_ij
+ * in one map entry of each map tensor.  Tolerance: F sums T^2/2 products of
+ * weights <= 1 computed in float32, so its round-off is about T u |dA|max
+ * per row summed over T rows, over 2h; plus 1% truncation. */
+START_TEST(test_hedgehog_weights_gradient) {
+  kx_decoder t, m;
+  tiny_teacher(&t, 8, 2.0f);
+  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 3, &m), 0);
+  size_t T = 16, layer = 0, head = 1;
+  int x[16], y[16];
+  tokens(x, y, T, 2);
+  float *dA = malloc(T * T * sizeof(float)), *A = malloc(T * T * sizeof(float));
+  for (size_t i = 0; i < T * T; i++) dA[i] = (float)sin(0.37 * (double)i);
+  kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin};
+  float *scratch = malloc(m.attn->scratch_floats(&m.cfg, 1, T) * sizeof(float));
+  ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
+  memset(m.grads, 0, m.tab.total * sizeof(float));
+  m.attn->attn_weights_backward(&c, m.attn_p + layer * 16, m.attn_dp + layer * 16, m.blk[layer].attn_acts, 0,
+                                head, dA, scratch);
+  const double h = 1e-2;
+  for (int w = 4; w < 8; w++) { /* hh_qw, hh_qb, hh_kw, hh_kb */
+    float *p = m.attn_p[layer * 16 + w];
+    size_t idx = head * 8 * (w % 2 ? 1 : 8) + 3; /* an entry of head 1 */
+    float keep = p[idx];
+    double F[2];
+    for (int s = 0; s < 2; s++) {
+      p[idx] = (float)(keep + (s ? -h : h));
+      ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
+      m.attn->attn_weights(&c, m.attn_p + layer * 16, m.blk[layer].attn_acts, 0, head, A);
+      F[s] = 0.0;
+      for (size_t i = 0; i < T * T; i++) F[s] += (double)dA[i] * A[i];
+    }
+    p[idx] = keep;
+    double fd = (F[0] - F[1]) / (2 * h), an = m.attn_dp[layer * 16 + w][idx];
+    double tol = (double)T * (double)T * 5.96e-8 / (2 * h) + 1e-2 * fabs(an);
+    ck_assert_msg(fabs(fd - an) <= tol, "tensor %d: finite difference %g, hook %g, tol %g", w, fd, an, tol);
+    ck_assert(fabs(an) > 2 * tol); /* the entry does matter: the check is not vacuous */
+  }
+  free(dA);
+  free(A);
+  free(scratch);
+  kx_dec_free(&t);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* A softmax student's attention KL against its own teacher is 0; a fresh
+ * hedgehog's is positive, and attention transfer lowers it while leaving
+ * every tensor outside the feature maps untouched. */
+START_TEST(test_transfer_lowers_kl) {
+  kx_decoder t, m;
+  tiny_teacher(&t, 11, 3.0f);
+  kx_dec_data data = {0};
+  size_t n = 4000;
+  data.train = malloc(n * sizeof(int));
+  data.val = malloc(n * sizeof(int));
+  data.n_train = data.n_val = n;
+  for (size_t i = 0; i < n; i++) {
+    data.train[i] = (int)((i * i * 31 + i / 7) % V);
+    data.val[i] = (int)((i * i * 17 + i / 5) % V);
+  }
+  double kl0, kl1, kl_same;
+  ck_assert_int_eq(kx_dec_convert(&t, "softmax", 1, &m), 0);
+  ck_assert_int_eq(kx_dec_attn_kl(&t, &m, data.val, n, 4, &kl_same), 0);
+  ck_assert(kl_same == 0.0);
+  kx_dec_free(&m);
+  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 1, &m), 0);
+  float *before = malloc(m.tab.total * sizeof(float));
+  memcpy(before, m.params, m.tab.total * sizeof(float));
+  ck_assert_int_eq(kx_dec_attn_kl(&t, &m, data.val, n, 4, &kl0), 0);
+  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 1, .lr = 1e-2};
+  ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
+  ck_assert_int_eq(kx_dec_attn_kl(&t, &m, data.val, n, 4, &kl1), 0);
+  fprintf(stderr, "attention transfer: KL %.4f -> %.4f\n", kl0, kl1);
+  ck_assert(kl0 > 0.05);
+  ck_assert(kl1 < 0.7 * kl0);
+  for (size_t i = 0; i < m.tab.n; i++) {
+    const kx_tensor_info *ti = &m.tab.t[i];
+    int same = !memcmp(before + ti->offset, m.params + ti->offset, ti->size * sizeof(float));
+    ck_assert_msg(same == !strstr(ti->name, "/hh_"), "%s %s", ti->name, same ? "unchanged" : "changed");
+  }
+  /* softmax has no feature map to transfer */
+  kx_transfer_target target;
+  ck_assert_int_ne(kx_dec_transfer_target(t.attn, &target), 0);
+  kx_error_clear();
+  free(before);
+  free(data.train);
+  free(data.val);
+  kx_dec_free(&t);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* Mean over blocks of the squared difference between the student's and the
+ * teacher's attention outputs, both on the teacher's LN1 output of batch x. */
+static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, size_t T) {
+  size_t N = B * T, C = s->cfg.width;
+  ck_assert_int_eq(kx_dec_forward(t, x, NULL, B, T, NULL), 0);
+  float *y = malloc(N * C * sizeof(float)), *acts = malloc(s->attn->act_floats(&s->cfg, B, T) * sizeof(float));
+  kx_attn_ctx c = {&s->cfg, B, T, s->rope_cos, s->rope_sin};
+  double sum = 0.0;
+  for (size_t l = 0; l < s->cfg.layers; l++) {
+    s->attn->forward(&c, s->attn_p + l * 16, t->blk[l].ln1, y, acts);
+    for (size_t k = 0; k < N * C; k++) sum += pow((double)y[k] - t->blk[l].attn_y[k], 2) / (double)(N * C);
+  }
+  free(y);
+  free(acts);
+  return sum / (double)s->cfg.layers;
+}
+
+/* A kind without an attention-weights gradient (dijiang) is transferred by
+ * matching the attention outputs (LoLCATs): their error on a batch the
+ * transfer never draws falls, and only D and the gate move. */
+START_TEST(test_transfer_outputs) {
+  kx_decoder t, m;
+  tiny_teacher(&t, 13, 3.0f);
+  kx_transfer_target target;
+  ck_assert_int_eq(kx_dec_convert(&t, "dijiang", 1, &m), 0);
+  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
+  ck_assert_int_eq(target, KX_TRANSFER_MSE);
+  kx_dec_data data = {0};
+  size_t n = 4000;
+  data.train = malloc(n * sizeof(int));
+  data.n_train = n;
+  for (size_t i = 0; i < n; i++) data.train[i] = (int)((i * i * 31 + i / 7) % V);
+  int x[96], y[96];
+  tokens(x, y, 96, 9);
+  float *before = malloc(m.tab.total * sizeof(float));
+  memcpy(before, m.params, m.tab.total * sizeof(float));
+  double e0 = output_mse(&t, &m, x, 4, 24);
+  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2};
+  ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
+  double e1 = output_mse(&t, &m, x, 4, 24);
+  fprintf(stderr, "attention transfer (outputs): MSE %.4g -> %.4g\n", e0, e1);
+  ck_assert(e1 < 0.9 * e0);
+  for (size_t i = 0; i < m.tab.n; i++) {
+    const kx_tensor_info *ti = &m.tab.t[i];
+    int same = !memcmp(before + ti->offset, m.params + ti->offset, ti->size * sizeof(float));
+    int map = strstr(ti->name, "/feat_d") || strstr(ti->name, "/gate_w");
+    ck_assert_msg(same == !map, "%s %s", ti->name, same ? "unchanged" : "changed");
+  }
+  free(before);
+  free(data.train);
+  kx_dec_free(&t);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* kx_dec_evaluate scores every prediction once: its loss is the
+ * token-weighted mean of the forward losses of the same windows. */
+START_TEST(test_evaluate_windows) {
+  kx_decoder t;
+  tiny_teacher(&t, 12, 1.0f);
+  int s[60], y[60];
+  tokens(s, y, 60, 3);
+  kx_dec_eval_result r;
+  ck_assert_int_eq(kx_dec_evaluate(&t, s, 60, 0, 2, &r), 0);
+  ck_assert_uint_eq(r.predictions, 59);
+  double l1, l2, l3;
+  ck_assert_int_eq(kx_dec_forward(&t, s, s + 1, 1, 24, &l1), 0);
+  ck_assert_int_eq(kx_dec_forward(&t, s + 24, s + 25, 1, 24, &l2), 0);
+  ck_assert_int_eq(kx_dec_forward(&t, s + 48, s + 49, 1, 11, &l3), 0);
+  double want = (24 * l1 + 24 * l2 + 11 * l3) / 59;
+  /* sums of 59 float32 losses in another order: 59 u relative */
+  ck_assert_msg(fabs(r.loss - want) <= 59 * 5.96e-8 * want, "%.9g vs %.9g", r.loss, want);
+  ck_assert(r.accuracy >= 0 && r.accuracy <= 1);
+  /* three spread windows start at 0, 17 and 35 = 60 - 24 - 1 */
+  ck_assert_int_eq(kx_dec_evaluate(&t, s, 60, 3, 2, &r), 0);
+  ck_assert_uint_eq(r.predictions, 72);
+  ck_assert_int_eq(kx_dec_forward(&t, s + 17, s + 18, 1, 24, &l2), 0);
+  ck_assert_int_eq(kx_dec_forward(&t, s + 35, s + 36, 1, 24, &l3), 0);
+  want = (l1 + l2 + l3) / 3;
+  ck_assert_msg(fabs(r.loss - want) <= 72 * 5.96e-8 * want, "%.9g vs %.9g", r.loss, want);
+  kx_dec_free(&t);
+}
+END_TEST
+
+int main(void) {
+  kx_init_library();
+  kx_dec_threads_init();
+  Suite *s = suite_create("decoder_convert");
+  TCase *tc = tcase_create("convert");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, test_convert_reuses_tensors);
+  tcase_add_test(tc, test_hedgehog_gradient);
+  tcase_add_test(tc, test_hedgehog_causal_and_quadratic);
+  tcase_add_test(tc, test_hedgehog_weights_gradient);
+  tcase_add_test(tc, test_transfer_lowers_kl);
+  tcase_add_test(tc, test_transfer_outputs);
+  tcase_add_test(tc, test_evaluate_windows);
+  suite_add_tcase(s, tc);
+  SRunner *sr = srunner_create(s);
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
