@@ -20,7 +20,7 @@ static const command commands[] = {
     {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
     {"sweep", cmd_sweep, "resumable, shardable ablation grid with summary and convergence slopes"},
     {"merge", cmd_merge, "combine the shards of a sweep into one result"},
-    {"reproduce", cmd_reproduce, "tables of the paper's claims (reproduce kernel: errors at m = d, 4d)"},
+    {"reproduce", cmd_reproduce, "tables of the paper's claims (reproduce kernel, reproduce table2)"},
     {"plot", cmd_plot, "figures (gnuplot, PNG and SVG) of sweeps, attention maps and samplers"},
     {"attn-maps", cmd_attn_maps, "dump exact and approximate attention maps of one head"},
     {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},

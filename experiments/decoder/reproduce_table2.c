@@ -73,14 +73,15 @@ static void usage(FILE *out) {
           "  --outdir DIR        where everything goes [table2, --quick: table2-quick]\n"
           "  --teacher FILE      use this softmax checkpoint as the teacher\n"
           "  --text FILE         the text (default: the KJV corpus)\n"
-          "  --kinds LIST        attention kinds to convert to [every kind but softmax:\n"
+          "  --kinds LIST        attention kinds to convert to [every kind of the\n"
+          "                      attention table but the teacher's softmax:\n"
           "                      %s]\n"
           "  --maps LIST         variants in Figure 3 besides the teacher [performer,\n"
           "                      dijiang, dijiang-code, hedgehog+AT, those that exist]\n"
           "  --scratch-seeds N   seeds of the rows trained from scratch [1; 0: no such rows]\n"
           "  --no-figures        do not run gnuplot (the figures' data are still written)\n"
           "  --quiet             no progress output\n",
-          kx_dec_attn_names());
+          strncmp(kx_dec_attn_names(), "softmax, ", 9) ? kx_dec_attn_names() : kx_dec_attn_names() + 9);
 }
 
 typedef struct {
