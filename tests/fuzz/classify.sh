@@ -1,0 +1,32 @@
+#!/bin/sh
+# Replays each crash input of a fuzz campaign in the harness and says where
+# it crashed: "project" when the first frame outside the sanitizer runtime
+# and libc is the project's code (a bug to fix), "libhdf5" when it is in
+# libhdf5 (the program must turn it into a message).
+#   tests/fuzz/classify.sh FUZZER ARTIFACT-DIR
+set -u
+fuzzer=$1
+dir=$2
+n_project=0
+n_hdf5=0
+for f in "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*; do
+  [ -f "$f" ] || continue
+  report=$(LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp timeout 60 "$fuzzer" -rss_limit_mb=2048 \
+    -malloc_limit_mb=1024 -timeout=20 "$f" 2>&1)
+  # stack frames "#k 0x... in function file:line" or "(library+offset)"
+  frame=$(echo "$report" | grep -E '^ *#[0-9]+ 0x' |
+    grep -vE 'libclang_rt|compiler-rt|sanitizer_common|/asan/|/ubsan/|libc\.so|libc-|/libc/|__GI_|raise|abort|libFuzzer|fuzzer::|malloc|calloc|realloc|operator new|in memcpy|in memmove|in strlen' |
+    head -1)
+  if echo "$frame" | grep -q 'libhdf5'; then
+    where=libhdf5
+    n_hdf5=$((n_hdf5 + 1))
+  elif [ -z "$frame" ] && ! echo "$report" | grep -qE 'ERROR|deadly|crash|timeout|out-of-memory|malloc\('; then
+    where="no crash on replay"
+  else
+    where=project
+    n_project=$((n_project + 1))
+  fi
+  kind=$(echo "$report" | grep -m1 -oE 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer|UndefinedBehaviorSanitizer): [a-zA-Z-]+|runtime error: [^/]*|broken_promise|fuzz_[a-z]+: [^\n]*' | head -1)
+  echo "$where: $(basename "$f"): ${kind:-?} at ${frame:-?}" | sed -E 's/ +/ /g'
+done
+echo "crash inputs: project $n_project, libhdf5 $n_hdf5"

@@ -1,0 +1,51 @@
+/* Fuzz harness of the Q/K file loader (experiments/qk_file.c).
+ *
+ * Beyond "does not crash", it checks what the loader promises for a file
+ * it accepts: every layer it lists either reads with non-zero shapes and
+ * finite values or fails with a message. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/kx_error.h"
+#include "experiments/qk_file.h"
+#include "tests/fuzz/fuzz_input.h"
+
+__attribute__((noreturn)) static void broken_promise(const char *what) {
+  fprintf(stderr, "fuzz_qk: the loader accepted a file but %s\n", what);
+  abort();
+}
+
+static void check_values(const double *x, size_t n, const char *what) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) broken_promise(what);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  const char *path = kx_fuzz_file(data, size);
+  kx_qk_file *f = kx_qk_open(path);
+  if (!f) {
+    if (!kx_error_message()[0]) broken_promise("(refusing it) left no message");
+    kx_error_clear();
+    return 0;
+  }
+  size_t n = kx_qk_n_layers(f);
+  if (n == 0) broken_promise("lists no layer");
+  for (size_t i = 0; i < n; i++) {
+    kx_qk_layer l;
+    if (kx_qk_read_layer(f, i, &l)) {
+      if (!kx_error_message()[0]) broken_promise("a failed layer read left no message");
+      kx_error_clear();
+      continue;
+    }
+    if (!l.heads || !l.tokens || !l.d || !l.q || !l.k) broken_promise("a layer has an empty shape");
+    if ((l.v != NULL) != (l.dv != 0)) broken_promise("v and dv disagree");
+    size_t qk = l.heads * l.tokens * l.d;
+    check_values(l.q, qk, "q holds a non-finite value");
+    check_values(l.k, qk, "k holds a non-finite value");
+    if (l.v) check_values(l.v, l.heads * l.tokens * l.dv, "v holds a non-finite value");
+    kx_qk_layer_free(&l);
+  }
+  kx_qk_close(f);
+  return 0;
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Replays the crash inputs that kill libhdf5 itself (found by fuzzing,
+# kept in tests/fuzz/crashes/<loader>/libhdf5/) through the program, as a
+# user would meet them: every one must end with a message on stderr and
+# exit status 1, never a signal, a sanitizer report, or success.
+# usage: replay_cli.sh KAPPROX CRASHES-DIR
+set -u
+kapprox=$1
+crashes=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+n=0
+fail=0
+for f in "$crashes"/qk/libhdf5/* "$crashes"/ckpt/libhdf5/*; do
+  [ -f "$f" ] || continue
+  n=$((n + 1))
+  case $f in
+  */qk/*) set -- kernel-error --input "$f" --schemes prf --m 8 --seeds 0 --max-tokens 8 --quiet ;;
+  */ckpt/*) set -- sample --checkpoint "$f" --length 4 --prompt "" ;;
+  esac
+  "$kapprox" "$@" >"$work/out" 2>"$work/err"
+  rc=$?
+  if [ "$rc" -ne 1 ] || ! grep -q "error" "$work/err" || grep -q "Sanitizer\|runtime error" "$work/err"; then
+    echo "FAIL: kapprox $* exited $rc (want 1 with a message); stderr:"
+    head -20 "$work/err"
+    fail=1
+  else
+    echo "ok: $f: $(head -1 "$work/err")"
+  fi
+done
+if [ "$n" -eq 0 ]; then
+  echo "no libhdf5 crash inputs to replay"
+  exit 77
+fi
+echo "$n libhdf5 crash inputs replayed through the program"
+exit $fail
