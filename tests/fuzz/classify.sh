@@ -11,7 +11,7 @@ n_project=0
 n_hdf5=0
 for f in "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*; do
   [ -f "$f" ] || continue
-  report=$(LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp timeout 60 "$fuzzer" -rss_limit_mb=2048 \
+  report=$(LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 timeout 60 "$fuzzer" -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -timeout=20 "$f" 2>&1)
   # stack frames "#k 0x... in function file:line" or "(library+offset)"
   frame=$(echo "$report" | grep -E '^ *#[0-9]+ 0x' |
@@ -26,7 +26,7 @@ for f in "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*; do
     where=project
     n_project=$((n_project + 1))
   fi
-  kind=$(echo "$report" | grep -m1 -oE 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer|UndefinedBehaviorSanitizer): [a-zA-Z-]+|runtime error: [^/]*|broken_promise|fuzz_[a-z]+: [^\n]*' | head -1)
+  kind=$(echo "$report" | grep -m1 -oE 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer|UndefinedBehaviorSanitizer): [a-zA-Z-]+|runtime error: [^/]*|broken_promise|fuzz_[a-z]+: [a-z][^\n]*' | head -1)
   echo "$where: $(basename "$f"): ${kind:-?} at ${frame:-?}" | sed -E 's/ +/ /g'
 done
 echo "crash inputs: project $n_project, libhdf5 $n_hdf5"
