@@ -173,50 +173,6 @@ void kx_free_strings(char **items, size_t n) {
   free(items);
 }
 
-int kx_atomic_open(kx_atomic_file *f, const char *path) {
-  memset(f, 0, sizeof *f);
-  size_t len = strlen(path) + 64;
-  f->path = kx_malloc(strlen(path) + 1);
-  f->tmp = kx_malloc(len);
-  if (!f->path || !f->tmp) {
-    free(f->path);
-    free(f->tmp);
-    return KX_ENOMEM;
-  }
-  strcpy(f->path, path);
-  snprintf(f->tmp, len, "%s.tmp.%ld", path, (long)getpid());
-  f->fp = fopen(f->tmp, "w");
-  if (!f->fp) {
-    int e = errno;
-    free(f->path);
-    free(f->tmp);
-    f->path = f->tmp = NULL;
-    return kx_fail(KX_EIO, "cannot write '%s': %s", path, strerror(e));
-  }
-  return 0;
-}
-
-int kx_atomic_commit(kx_atomic_file *f) {
-  int rc = 0;
-  if (fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0) rc = kx_fail(KX_EIO, "writing '%s': %s", f->path, strerror(errno));
-  if (fclose(f->fp) != 0 && !rc) rc = kx_fail(KX_EIO, "closing '%s': %s", f->path, strerror(errno));
-  f->fp = NULL;
-  if (!rc && rename(f->tmp, f->path) != 0) rc = kx_fail(KX_EIO, "renaming to '%s': %s", f->path, strerror(errno));
-  if (rc) remove(f->tmp);
-  free(f->path);
-  free(f->tmp);
-  f->path = f->tmp = NULL;
-  return rc;
-}
-
-void kx_atomic_abort(kx_atomic_file *f) {
-  if (f->fp) fclose(f->fp);
-  if (f->tmp) remove(f->tmp);
-  free(f->path);
-  free(f->tmp);
-  memset(f, 0, sizeof *f);
-}
-
 int kx_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
 
 double kx_now_seconds(void) {

@@ -1,12 +1,14 @@
 /* Shared pieces of the command-line front ends: the subcommand signature,
  * parsing of numbers and lists with messages that say what was wrong, and
- * atomic file writing (temporary file + rename) for every result. */
+ * atomic file writing (core/kx_atomic.h) for every result. */
 #ifndef KX_CLI_H
 #define KX_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "core/kx_atomic.h"
 
 /* A subcommand: argv[0] is the subcommand name.  Returns the exit code:
  * 0 success, 1 runtime failure, 2 usage error. */
@@ -33,17 +35,6 @@ int kx_parse_u64_list(const char *s, const char *what, uint64_t *out, size_t cap
  * kx_free_strings).  Empty items are an error. */
 int kx_split_list(const char *s, const char *what, char ***items, size_t *n);
 void kx_free_strings(char **items, size_t n);
-
-/* Atomic output: opens "<path>.tmp.<pid>" for writing; kx_atomic_commit
- * flushes, fsyncs and renames it over `path`; kx_atomic_abort removes it. */
-typedef struct {
-  FILE *fp;
-  char *path;
-  char *tmp;
-} kx_atomic_file;
-int kx_atomic_open(kx_atomic_file *f, const char *path);
-int kx_atomic_commit(kx_atomic_file *f);
-void kx_atomic_abort(kx_atomic_file *f);
 
 /* Whether stderr is a terminal (progress bars are drawn only then). */
 int kx_stderr_is_tty(void);

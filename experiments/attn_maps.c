@@ -52,10 +52,12 @@ int kx_head_load(const kx_head_source *s, kx_kernel kernel, kx_loaded_head *h) {
     kx_qk_layer L;
     memset(&L, 0, sizeof L);
     if (pos == kx_qk_n_layers(f)) rc = kx_fail(KX_EINVAL, "%s has no layer %d", s->qk_path, s->layer);
-    if (!rc) rc = kx_qk_read_layer(f, pos, &L);
+    if (!rc) rc = kx_qk_layer_shape(f, pos, &L);
     if (!rc && (s->head < 0 || (size_t)s->head >= L.heads))
       rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", s->qk_path, L.index,
                    L.heads - 1, s->head);
+    /* only this head's first max_tokens tokens leave the file */
+    if (!rc) rc = kx_qk_read_heads(f, pos, (size_t)s->head, 1, s->max_tokens, &L);
     size_t n = 0, dv = 0;
     if (!rc) {
       size_t dvv = L.v ? L.dv : L.d;
@@ -138,17 +140,16 @@ static int write_attr(hid_t loc, const char *name, long long v) {
 int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, size_t n_schemes,
                                char *const *schemes, const double *const *approx, size_t m,
                                uint64_t seed, int causal) {
-  size_t len = strlen(path) + 32;
-  char *tmp = kx_malloc(len);
   double *diff = kx_malloc(n * n * sizeof *diff);
-  if (!tmp || !diff) {
-    free(tmp);
+  if (!diff) return KX_ENOMEM;
+  kx_atomic_file af;
+  int begun = kx_atomic_begin(&af, path);
+  if (begun) {
     free(diff);
-    return KX_ENOMEM;
+    return begun;
   }
-  snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t file = H5Fcreate(af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   int ok = file >= 0;
   if (ok) ok = write_matrix(file, "exact", n, exact) && write_attr(file, "m", (long long)m) &&
                write_attr(file, "seed", (long long)seed) && write_attr(file, "causal", causal);
@@ -163,10 +164,12 @@ int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, 
   if (gd >= 0) H5Gclose(gd);
   if (file >= 0 && H5Fclose(file) < 0) ok = 0;
   int rc = 0;
-  if (!ok) rc = kx_fail(KX_EIO, "cannot write '%s'", path);
-  else if (rename(tmp, path) != 0) rc = kx_fail(KX_EIO, "cannot rename to '%s'", path);
-  if (rc) remove(tmp);
-  free(tmp);
+  if (!ok) {
+    rc = kx_fail(KX_EIO, "cannot write '%s'", path);
+    kx_atomic_abort(&af);
+  } else {
+    rc = kx_atomic_commit(&af);
+  }
   free(diff);
   return rc;
 }

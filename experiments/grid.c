@@ -38,19 +38,20 @@ int kx_grid_eval_point(const kx_fmap_options *base, const kx_head_reference *ref
 int kx_grid_head_from_layer(const kx_qk_layer *L, size_t head, size_t max_tokens, int scaled,
                             uint64_t data_seed, double *q, double *k, double *v, size_t *n,
                             size_t *dv) {
-  if (head >= L->heads) return kx_fail(KX_EINVAL, "layer %d has heads 0..%zu; head %zu does not exist",
-                                       L->index, L->heads - 1, head);
-  const size_t d = L->d;
+  if (head < L->head_first || head - L->head_first >= L->heads)
+    return kx_fail(KX_EINVAL, "layer %d: head %zu was not loaded (heads %zu..%zu are)", L->index, head,
+                   L->head_first, L->head_first + L->heads - 1);
+  const size_t d = L->d, row = head - L->head_first; /* L holds a slice of the file's heads */
   *n = max_tokens && max_tokens < L->tokens ? max_tokens : L->tokens;
   *dv = L->v ? L->dv : d;
   /* kernels are evaluated on q~ = q / d^(1/4) so exp(q~.k~) is the softmax logit's exp */
   double scale = scaled ? 1.0 : pow((double)d, -0.25);
   for (size_t t = 0; t < *n * d; t++) {
-    q[t] = scale * L->q[head * L->tokens * d + t];
-    k[t] = scale * L->k[head * L->tokens * d + t];
+    q[t] = scale * L->q[row * L->tokens * d + t];
+    k[t] = scale * L->k[row * L->tokens * d + t];
   }
   if (L->v) {
-    memcpy(v, L->v + head * L->tokens * *dv, *n * *dv * sizeof *v);
+    memcpy(v, L->v + row * L->tokens * *dv, *n * *dv * sizeof *v);
     return 0;
   }
   /* random values, the same for every scheme, from the data seed */
@@ -188,20 +189,28 @@ int kx_grid_run(const kx_grid *g, kx_results *out) {
     for (size_t i = 0; i < kx_qk_n_layers(f) && !rc; i++) {
       if (!selected(g->layers, g->n_layers, kx_qk_layer_index(f, i))) continue;
       kx_qk_layer L;
-      if ((rc = kx_qk_read_layer(f, i, &L))) break;
+      if ((rc = kx_qk_layer_shape(f, i, &L))) break;
       if (total == 0) total = layers_sel * (g->n_heads ? g->n_heads : L.heads) * g->n_schemes * g->n_m * g->n_seeds;
       for (size_t hs = 0; hs < g->n_heads && !rc; hs++)
         if (g->heads[hs] < 0 || (size_t)g->heads[hs] >= L.heads)
           rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", g->qk_path,
                        L.index, L.heads - 1, g->heads[hs]);
       size_t n = g->max_tokens && g->max_tokens < L.tokens ? g->max_tokens : L.tokens, d = L.d;
-      size_t dv = L.v ? L.dv : d;
+      size_t dv = L.dv ? L.dv : d;
       int causal = g->causal >= 0 ? g->causal : kx_qk_causal(f);
-      double *q = kx_malloc(n * d * sizeof *q), *k = kx_malloc(n * d * sizeof *k), *v = kx_malloc(n * dv * sizeof *v);
-      if (!q || !k || !v) rc = KX_ENOMEM;
+      double *q = NULL, *k = NULL, *v = NULL;
       for (size_t hh = 0; hh < L.heads && !rc; hh++) {
         if (!selected(g->heads, g->n_heads, (int)hh)) continue;
-        rc = kx_grid_head_from_layer(&L, hh, g->max_tokens, kx_qk_scaled(f), g->data_seed, q, k, v, &n, &dv);
+        /* only this head's first max_tokens tokens leave the file (after
+         * the reader has checked the sizes they declare) */
+        kx_qk_layer H;
+        rc = kx_qk_read_heads(f, i, hh, 1, g->max_tokens, &H);
+        if (!rc && !q) {
+          q = kx_malloc(n * d * sizeof *q), k = kx_malloc(n * d * sizeof *k), v = kx_malloc(n * dv * sizeof *v);
+          if (!q || !k || !v) rc = KX_ENOMEM;
+        }
+        if (!rc) rc = kx_grid_head_from_layer(&H, hh, g->max_tokens, kx_qk_scaled(f), g->data_seed, q, k, v, &n, &dv);
+        kx_qk_layer_free(&H);
         if (rc) break;
         head_job h = {.input = g->qk_path, .layer = L.index, .head = (int)hh};
         rc = kx_head_reference_init(&h.ref, n, d, dv, q, k, v, causal, g->fmap.kernel);

@@ -65,7 +65,7 @@ static int file_dim(const char *path, const int *layers, size_t n_layers, size_t
     for (size_t k = 0; k < n_layers; k++) sel |= layers[k] == kx_qk_layer_index(f, i);
     if (!sel) continue;
     kx_qk_layer L;
-    rc = kx_qk_read_layer(f, i, &L);
+    rc = kx_qk_layer_shape(f, i, &L);
     if (!rc) *d = L.d;
     kx_qk_layer_free(&L);
     break;

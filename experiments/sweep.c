@@ -63,8 +63,8 @@ static int record_matches(const kx_sweep *s, const char *payload, size_t p) {
 typedef struct {
   kx_qk_file *file;
   int file_index;
-  size_t layer_pos;
-  kx_qk_layer layer;
+  size_t layer_pos, head;
+  kx_qk_layer layer; /* the one head in use, its first max_tokens tokens */
   int have_layer;
 } file_cache;
 
@@ -95,13 +95,14 @@ static int load_head(const kx_sweep *s, const kx_sweep_input *in, file_cache *c,
     if (!c->file) return KX_EIO;
     c->file_index = in->file;
   }
-  if (!c->have_layer || c->layer_pos != in->layer_pos) {
+  if (!c->have_layer || c->layer_pos != in->layer_pos || c->head != (size_t)in->head) {
     if (c->have_layer) kx_qk_layer_free(&c->layer);
     c->have_layer = 0;
-    int rc = kx_qk_read_layer(c->file, in->layer_pos, &c->layer);
+    int rc = kx_qk_read_heads(c->file, in->layer_pos, (size_t)in->head, 1, s->max_tokens, &c->layer);
     if (rc) return rc;
     c->have_layer = 1;
     c->layer_pos = in->layer_pos;
+    c->head = (size_t)in->head;
   }
   const kx_qk_layer *L = &c->layer;
   *d = L->d;

@@ -172,7 +172,7 @@ static int list_file_heads(kx_sweep *s, int fi, size_t *cap) {
   for (size_t j = 0; j < kx_qk_n_layers(f) && !rc; j++) {
     if (!selected(s->layers, s->n_layers, kx_qk_layer_index(f, j))) continue;
     kx_qk_layer L;
-    if ((rc = kx_qk_read_layer(f, j, &L))) break;
+    if ((rc = kx_qk_layer_shape(f, j, &L))) break;
     for (size_t h = 0; h < s->n_heads && !rc; h++)
       if (s->heads[h] < 0 || (size_t)s->heads[h] >= L.heads)
         rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", path, L.index,

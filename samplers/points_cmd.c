@@ -94,20 +94,16 @@ static int write_h5_file(const char *path, const double *x, size_t n, size_t s, 
   return rc;
 }
 
-/* HDF5 has no stdio stream to hand to kx_atomic_*, so the same pattern is
- * done by hand: write "<path>.tmp.<pid>", then rename over path. */
 static int write_h5_atomic(const char *path, const double *x, size_t n, size_t s, const char *seq,
                            uint64_t seed) {
-  size_t len = strlen(path) + 64;
-  char *tmp = kx_malloc(len);
-  if (!tmp) return KX_ENOMEM;
-  snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+  kx_atomic_file f;
+  int rc = kx_atomic_begin(&f, path);
+  if (rc) return rc;
   /* failures are reported through kx_fail; keep HDF5's own stack off stderr */
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  int rc = write_h5_file(tmp, x, n, s, seq, seed);
-  if (!rc && rename(tmp, path) != 0) rc = kx_fail(KX_EIO, "renaming to '%s'", path);
-  if (rc) remove(tmp);
-  free(tmp);
+  rc = write_h5_file(f.tmp, x, n, s, seq, seed);
+  if (rc) kx_atomic_abort(&f);
+  else rc = kx_atomic_commit(&f);
   return rc;
 }
 

@@ -36,7 +36,7 @@ expect 1 "not an HDF5 file" -- attn-fidelity --input "$dir/text.h5" --m 8 --seed
 expect 1 "has no layer 7" -- kernel-error --input "$dir/qk.h5" --layers 7 --m 8 --seeds 0
 expect 1 "head 5 does not exist" -- kernel-error --input "$dir/qk.h5" --heads 5 --m 8 --seeds 0
 expect 2 "--out FILE.h5 is required" -- synth-qk
-expect 1 "cannot create" -- synth-qk --out "$dir/no/such/dir/x.h5"
+expect 1 "cannot write" -- synth-qk --out "$dir/no/such/dir/x.h5"
 expect 1 "supports dimensions 1..1229, got 1301" -- kernel-error --schemes pff-halton --dim 1300 --tokens 8 --m 4 --seeds 0
 expect 2 "supports dimensions 1..40, got 41" -- points --sequence gsl-sobol --dim 41
 expect 2 "supports dimensions 1..21201, got 21202" -- points --sequence sobol --dim 21202

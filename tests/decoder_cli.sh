@@ -38,6 +38,10 @@ expect 2 "unknown option '--frobnicate'" -- train --frobnicate
 expect 2 "needs a value" -- train --steps
 expect 2 "unknown --attention 'linear'" -- train --attention linear
 expect 1 "cannot open text file" -- train --text "$dir/missing.txt" --out "$dir/x.h5"
+: >"$dir/empty.txt"
+expect 1 "the text file '$dir/empty.txt' is empty" -- train --text "$dir/empty.txt" --out "$dir/x.h5"
+printf 'aaaaaaaa' >"$dir/one.txt"
+expect 1 "has a single distinct character" -- train --text "$dir/one.txt" --out "$dir/x.h5"
 printf '\377\376 not utf8\n' >"$dir/bad.txt"
 expect 1 "not valid UTF-8" -- train --text "$dir/bad.txt" --out "$dir/x.h5"
 i=0

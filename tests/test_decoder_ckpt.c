@@ -214,6 +214,72 @@ START_TEST(test_bad_files) {
 }
 END_TEST
 
+
+/* A copy of `good` with element `index` of dataset `name` set to `value`
+ * (float or uint32 datasets, by `as_u32`). */
+static void poke(const char *good, const char *bad, const char *name, hsize_t index, double value, int as_u32) {
+  copy_prefix(good, bad, 1L << 40);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+  hid_t fs = H5Dget_space(d);
+  hsize_t one = 1, dims[2] = {0, 0};
+  int rank = H5Sget_simple_extent_dims(fs, dims, NULL);
+  hsize_t start[2] = {rank == 2 ? index / dims[1] : index, rank == 2 ? index % dims[1] : 0}, count[2] = {1, 1};
+  H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+  hid_t ms = H5Screate_simple(1, &one, NULL);
+  float x = (float)value;
+  uint32_t u = (uint32_t)value;
+  herr_t e = as_u32 ? H5Dwrite(d, H5T_NATIVE_UINT32, ms, fs, H5P_DEFAULT, &u)
+                    : H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &x);
+  ck_assert_int_ge(e, 0);
+  H5Sclose(ms), H5Sclose(fs), H5Dclose(d), H5Fclose(f);
+}
+
+static void expect_refused(const char *bad, int with_optimizer, const char *needle) {
+  kx_decoder m;
+  kx_dec_vocab v;
+  kx_adamw o;
+  kx_dec_train_state st;
+  int rc = kx_dec_ckpt_load(bad, &m, &v, with_optimizer ? &o : NULL, with_optimizer ? &st : NULL);
+  ck_assert_int_ne(rc, 0);
+  ck_assert_msg(strstr(kx_error_message(), needle), "message '%s' lacks '%s'", kx_error_message(), needle);
+  ck_assert_ptr_null(m.params);
+  ck_assert_ptr_null(v.vocab);
+}
+
+/* Non-finite parameters or moments, negative second moments and code
+ * points that are not characters: refused on load, naming the tensor. */
+START_TEST(test_bad_values) {
+  char good[300], bad[300];
+  path_in(good, sizeof good, "good.h5");
+  path_in(bad, sizeof bad, "bad.h5");
+  kx_dec_train_opts o;
+  tiny_opts(&o);
+  o.out = good;
+  o.steps = 2;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  kx_decoder m;
+  kx_dec_vocab v;
+  load_ok(good, &m, &v, NULL, NULL);
+  hsize_t last = v.V - 1;
+  kx_dec_free(&m);
+  kx_dec_vocab_free(&v);
+  poke(good, bad, "param/layer0/ln1_w", 3, NAN, 0);
+  expect_refused(bad, 0, "parameter layer0/ln1_w holds nan at index 3");
+  poke(good, bad, "param/embed", 17, INFINITY, 0);
+  expect_refused(bad, 0, "parameter embed holds inf at index 17");
+  poke(good, bad, "optim/m/unembed", 5, -INFINITY, 0);
+  expect_refused(bad, 1, "first moment of unembed holds -inf");
+  poke(good, bad, "optim/v/layer1/fc_w", 2, -1.0, 0);
+  expect_refused(bad, 1, "second moment of layer1/fc_w holds -1");
+  poke(good, bad, "vocab", last, 0xD800, 1);
+  expect_refused(bad, 0, "U+D800 is not a Unicode character");
+  poke(good, bad, "vocab", last, 0x110000, 1);
+  expect_refused(bad, 0, "U+110000 is not a Unicode character");
+}
+END_TEST
+
 START_TEST(test_resume_mismatch) {
   char ck[300], out[300];
   path_in(ck, sizeof ck, "m.h5");
@@ -257,6 +323,7 @@ int main(void) {
   tcase_add_test(tc, test_resume_bitwise);
   tcase_add_test(tc, test_roundtrip_same_loss);
   tcase_add_test(tc, test_bad_files);
+  tcase_add_test(tc, test_bad_values);
   tcase_add_test(tc, test_resume_mismatch);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

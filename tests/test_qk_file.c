@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "core/kx_error.h"
+#include "core/kx_h5.h"
+#include "core/kx_sandbox.h"
 #include "experiments/qk_file.h"
 
 static char dir[256];
@@ -186,6 +188,139 @@ START_TEST(malformed_files_are_refused) {
 }
 END_TEST
 
+
+/* Heads [1, 3) and the first 5 tokens of a 4 x 9 x 3 layer with v: the
+ * same values as the corresponding slice of a whole read, in and out of the
+ * child process. */
+START_TEST(partial_reads_are_slices_of_the_whole) {
+  kx_qk_layer l = make_layer(2, 4, 9, 3, 2);
+  ck_assert_int_eq(kx_qk_write(path_of("part.h5"), 1, 0, 1, &l, 0), 0);
+  for (int isolated = 0; isolated < 2; isolated++) {
+    kx_sandbox_set_isolation(isolated);
+    kx_qk_file *f = kx_qk_open(path_of("part.h5"));
+    ck_assert_msg(f != NULL, "%s", kx_error_message());
+    kx_qk_layer shape, p;
+    ck_assert_int_eq(kx_qk_layer_shape(f, 0, &shape), 0);
+    ck_assert_uint_eq(shape.heads, 4);
+    ck_assert_uint_eq(shape.tokens, 9);
+    ck_assert_uint_eq(shape.dv, 2);
+    ck_assert_ptr_null(shape.q);
+    ck_assert_int_eq(kx_qk_read_heads(f, 0, 1, 2, 5, &p), 0);
+    ck_assert_uint_eq(p.heads, 2);
+    ck_assert_uint_eq(p.tokens, 5);
+    ck_assert_uint_eq(p.head_first, 1);
+    for (size_t h = 0; h < 2; h++)
+      for (size_t t = 0; t < 5; t++) {
+        for (size_t j = 0; j < 3; j++) {
+          ck_assert_double_eq(p.q[(h * 5 + t) * 3 + j], l.q[((h + 1) * 9 + t) * 3 + j]);
+          ck_assert_double_eq(p.k[(h * 5 + t) * 3 + j], l.k[((h + 1) * 9 + t) * 3 + j]);
+        }
+        for (size_t j = 0; j < 2; j++) ck_assert_double_eq(p.v[(h * 5 + t) * 2 + j], l.v[((h + 1) * 9 + t) * 2 + j]);
+      }
+    kx_qk_layer_free(&p);
+    /* heads beyond the stored ones */
+    ck_assert_int_ne(kx_qk_read_heads(f, 0, 3, 2, 0, &p), 0);
+    ck_assert_msg(strstr(kx_error_message(), "do not exist"), "%s", kx_error_message());
+    kx_qk_close(f);
+  }
+  kx_sandbox_set_isolation(1);
+  kx_qk_layer_free(&l);
+}
+END_TEST
+
+/* Group names: the index is range-checked, never wrapped around. */
+START_TEST(layer_names_are_range_checked) {
+  const char *bad[] = {"layer99999999999", "layer2147483648", "layer01"};
+  const char *why[] = {"out of range", "out of range", "leading zeros"};
+  for (int i = 0; i < 3; i++) {
+    hid_t f = start_file(path_of("names.h5"), 1);
+    hid_t g = H5Gcreate2(f, bad[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Gclose(g);
+    H5Fclose(f);
+    expect_open_error(path_of("names.h5"), why[i]);
+    ck_assert_msg(strstr(kx_error_message(), bad[i]), "%s", kx_error_message());
+  }
+  /* the largest index, and names that are not layers at all (ignored) */
+  hid_t f = start_file(path_of("names.h5"), 1);
+  hsize_t dims[3] = {1, 2, 2};
+  hid_t g = H5Gcreate2(f, "layer2147483647", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  add_dataset(g, "q", 3, dims, 0.5);
+  add_dataset(g, "k", 3, dims, 0.5);
+  H5Gclose(g);
+  const char *others[] = {"layer", "layer-1", "layer+1", "layer1x", "layers"};
+  for (int i = 0; i < 5; i++) H5Gclose(H5Gcreate2(f, others[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+  H5Fclose(f);
+  kx_qk_file *q = kx_qk_open(path_of("names.h5"));
+  ck_assert_msg(q != NULL, "%s", kx_error_message());
+  ck_assert_uint_eq(kx_qk_n_layers(q), 1);
+  ck_assert_int_eq(kx_qk_layer_index(q, 0), 2147483647);
+  kx_qk_layer l;
+  ck_assert_int_eq(kx_qk_read_layer(q, 0, &l), 0);
+  kx_qk_layer_free(&l);
+  kx_qk_close(q);
+}
+END_TEST
+
+/* kx_h5_attr_string on attributes written by the C API in each storage. */
+static void string_attr(hid_t obj, const char *name, size_t size, H5T_str_t pad, H5T_cset_t cset,
+                        const char *bytes, hsize_t count) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (size) H5Tset_size(t, size);
+  else H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_strpad(t, pad);
+  H5Tset_cset(t, cset);
+  hid_t sp = count ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+  if (size) {
+    H5Awrite(a, t, bytes);
+  } else {
+    const char *p[2] = {bytes, bytes};
+    H5Awrite(a, t, p);
+  }
+  H5Aclose(a);
+  H5Sclose(sp);
+  H5Tclose(t);
+}
+
+START_TEST(string_attributes_in_every_storage) {
+  hid_t f = H5Fcreate(path_of("strings.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  string_attr(f, "nullterm", 8, H5T_STR_NULLTERM, H5T_CSET_ASCII, "abcdefg", 0);
+  string_attr(f, "full-nullterm", 7, H5T_STR_NULLTERM, H5T_CSET_ASCII, "abcdefg", 0); /* no room for NUL */
+  string_attr(f, "nullpad", 12, H5T_STR_NULLPAD, H5T_CSET_ASCII, "abcdefg\0\0\0\0\0", 0);
+  string_attr(f, "exact", 7, H5T_STR_NULLPAD, H5T_CSET_ASCII, "abcdefg", 0);
+  string_attr(f, "spacepad", 10, H5T_STR_SPACEPAD, H5T_CSET_ASCII, "abcdefg   ", 0);
+  string_attr(f, "utf8", 9, H5T_STR_NULLPAD, H5T_CSET_UTF8, "abcdefg\xc3\xa9", 0);
+  string_attr(f, "vlen", 0, H5T_STR_NULLTERM, H5T_CSET_ASCII, "abcdefg", 0);
+  string_attr(f, "vlen-utf8", 0, H5T_STR_NULLTERM, H5T_CSET_UTF8, "abcdefg", 0);
+  string_attr(f, "two", 0, H5T_STR_NULLTERM, H5T_CSET_ASCII, "abcdefg", 2);
+  string_attr(f, "long", 40, H5T_STR_NULLPAD, H5T_CSET_ASCII, "0123456789012345678901234567890123456789", 0);
+  int one = 1;
+  hid_t sp = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(f, "number", H5T_NATIVE_INT, sp, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(a, H5T_NATIVE_INT, &one);
+  H5Aclose(a);
+  H5Sclose(sp);
+  char out[32];
+  const char *same[] = {"nullterm", "full-nullterm", "nullpad", "exact", "spacepad", "vlen", "vlen-utf8"};
+  for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+    ck_assert_msg(kx_h5_attr_string(f, same[i], out, sizeof out) == 0, "%s: %s", same[i], kx_error_message());
+    ck_assert_msg(!strcmp(out, "abcdefg"), "%s read as '%s'", same[i], out);
+  }
+  ck_assert_int_eq(kx_h5_attr_string(f, "utf8", out, sizeof out), 0);
+  ck_assert_str_eq(out, "abcdefg\xc3\xa9");
+  /* refused: not one value, too long for the caller, not a string, absent */
+  ck_assert_int_ne(kx_h5_attr_string(f, "two", out, sizeof out), 0);
+  ck_assert_msg(strstr(kx_error_message(), "holds 2 values"), "%s", kx_error_message());
+  ck_assert_int_ne(kx_h5_attr_string(f, "long", out, sizeof out), 0);
+  ck_assert_msg(strstr(kx_error_message(), "at most 31"), "%s", kx_error_message());
+  ck_assert_int_ne(kx_h5_attr_string(f, "number", out, sizeof out), 0);
+  ck_assert_msg(strstr(kx_error_message(), "not a string"), "%s", kx_error_message());
+  ck_assert_int_ne(kx_h5_attr_string(f, "absent", out, sizeof out), 0);
+  ck_assert_msg(strstr(kx_error_message(), "missing"), "%s", kx_error_message());
+  H5Fclose(f);
+}
+END_TEST
+
 int main(void) {
   kx_init_library();
   snprintf(dir, sizeof dir, "/tmp/kx-test-qk-XXXXXX");
@@ -194,6 +329,9 @@ int main(void) {
   TCase *tc = tcase_create("io");
   tcase_add_test(tc, round_trip_float64_and_float32);
   tcase_add_test(tc, malformed_files_are_refused);
+  tcase_add_test(tc, partial_reads_are_slices_of_the_whole);
+  tcase_add_test(tc, layer_names_are_range_checked);
+  tcase_add_test(tc, string_attributes_in_every_storage);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

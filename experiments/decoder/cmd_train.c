@@ -30,8 +30,10 @@ static void usage(FILE *out) {
           "baselines and the validation loss, in nats and bits per character.\n\n"
           "data and output:\n"
           "  --text FILE          UTF-8 training text (default: the KJV corpus)\n"
-          "  --out FILE           checkpoint to write (HDF5; default decoder.h5)\n"
-          "  --log FILE           CSV: step,lr,train_loss,val_loss,grad_norm,tokens_per_s,elapsed_s\n"
+          "  --out FILE           checkpoint to write (HDF5, atomically; default decoder.h5)\n"
+          "  --log FILE           CSV: step,lr,train_loss,val_loss,grad_norm,tokens_per_s,elapsed_s,\n"
+          "                       a row per step, flushed at once; --resume keeps the rows\n"
+          "                       up to the checkpoint's step and appends\n"
           "  --resume FILE        continue a checkpoint exactly (same --text; size and\n"
           "                       training options come from the checkpoint)\n"
           "model (defaults: 4 layers, 4 heads, width 256 = head dim 64, context 128):\n"
@@ -57,7 +59,6 @@ static void usage(FILE *out) {
 }
 
 typedef struct {
-  FILE *log;
   int tty, quiet;
   double last_line;
 } ui;
@@ -91,14 +92,6 @@ static void report(const kx_train_report *r, void *user) {
     return;
   }
   if (r->kind == KX_TRAIN_STEP) {
-    if (u->log) {
-      fprintf(u->log, "%llu,%.6g,%.6f,", (unsigned long long)r->step, r->lr, r->train_loss);
-      if (isnan(r->val_loss))
-        fprintf(u->log, ",");
-      else
-        fprintf(u->log, "%.6f,", r->val_loss);
-      fprintf(u->log, "%.4f,%.1f,%.2f\n", r->grad_norm, r->tokens_per_s, r->elapsed);
-    }
     if (u->quiet) return;
     char left[32], el[32];
     fmt_time(r->eta, left, sizeof left);
@@ -214,24 +207,11 @@ int cmd_train(int argc, char **argv) {
     return 2;
   }
   o.out = out;
-  ui u = {NULL, kx_stderr_is_tty(), quiet, 0};
-  kx_atomic_file lf = {0};
-  if (log_path) {
-    if (kx_atomic_open(&lf, log_path)) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 1;
-    }
-    u.log = lf.fp;
-    fprintf(u.log, "step,lr,train_loss,val_loss,grad_norm,tokens_per_s,elapsed_s\n");
-  }
+  o.log = log_path;
+  ui u = {kx_stderr_is_tty(), quiet, 0};
   int rc = kx_dec_train(&o, report, &u);
   if (rc) {
     if (u.tty && !quiet) fprintf(stderr, "\n");
-    kx_cli_error(cmd, "%s", kx_error_message());
-    if (log_path) kx_atomic_abort(&lf);
-    return 1;
-  }
-  if (log_path && kx_atomic_commit(&lf)) {
     kx_cli_error(cmd, "%s", kx_error_message());
     return 1;
   }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 
@@ -105,6 +106,10 @@ int kx_dec_data_load(const char *path, const kx_dec_vocab *vocab, kx_dec_data *d
   if (err) {
     free(buf);
     return kx_fail(KX_EIO, "error reading '%s'", path);
+  }
+  if (n == 0) {
+    free(buf);
+    return kx_fail(KX_EINVAL, "the text file '%s' is empty; give a UTF-8 text", path);
   }
   uint64_t h = 0xcbf29ce484222325ULL;
   for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
@@ -292,12 +297,14 @@ int kx_dec_default_corpus(char **path, int *generated) {
     return kx_fail(KX_EIO, "cannot create cache directory '%s': %s; give the text with --text FILE", dir,
                    strerror(e));
   }
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp.%d", p, (int)getpid());
-  FILE *in = popen("bible -f 'Gen1:1-Rev22:21' 2>/dev/null", "r");
-  FILE *out = in ? fopen(tmp, "wb") : NULL;
-  if (!in || !out) {
-    if (in) pclose(in);
+  kx_atomic_file af;
+  if (kx_atomic_open(&af, p)) {
+    free(p);
+    return kx_fail_context(KX_EIO, "building the default corpus: ");
+  }
+  FILE *in = popen("bible -f 'Gen1:1-Rev22:21' 2>/dev/null", "r"), *out = af.fp;
+  if (!in) {
+    kx_atomic_abort(&af);
     free(p);
     return kx_fail(KX_EIO, "cannot run 'bible' to build the default corpus; install it (apt-get install "
                            "bible-kjv) or give a text with --text FILE");
@@ -314,19 +321,15 @@ int kx_dec_default_corpus(char **path, int *generated) {
   }
   free(line);
   int status = pclose(in);
-  int werr = fflush(out) || fsync(fileno(out));
-  werr |= fclose(out);
-  if (status != 0 || lines != 31102 || werr) {
-    unlink(tmp);
+  if (status != 0 || lines != 31102) {
+    kx_atomic_abort(&af);
     free(p);
     return kx_fail(KX_EIO, "building the KJV corpus with 'bible' failed (%zu verses, expected 31102); install "
                            "bible-kjv or give a text with --text FILE", lines);
   }
-  if (rename(tmp, p)) {
-    int e = errno;
-    unlink(tmp);
+  if (kx_atomic_commit(&af)) {
     free(p);
-    return kx_fail(KX_EIO, "cannot rename corpus into '%s': %s", dir, strerror(e));
+    return kx_fail_context(KX_EIO, "saving the KJV corpus in '%s': ", dir);
   }
   *generated = 1;
   *path = p;

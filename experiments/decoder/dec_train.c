@@ -15,6 +15,7 @@
 #include "experiments/decoder/dec_data.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_model.h"
+#include "experiments/decoder/dec_train_log.h"
 
 /* Seed streams: every random choice descends from the user seed. */
 enum { STREAM_INIT = 0, STREAM_BATCH = 1 };
@@ -81,8 +82,14 @@ static int eval_full(kx_decoder *m, const int *stream, size_t n, size_t B, size_
 static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
                       double loss) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) return kx_fail(KX_EIO, "cannot create '%s'", path);
+  kx_atomic_file af;
+  int begun = kx_atomic_begin(&af, path);
+  if (begun) return begun;
+  hid_t f = H5Fcreate(af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) {
+    kx_atomic_abort(&af);
+    return kx_fail(KX_EIO, "cannot create '%s'", path);
+  }
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   int rc = 0;
@@ -116,7 +123,25 @@ static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *
   }
   H5Pclose(lcpl);
   if (H5Fclose(f) < 0 && !rc) rc = kx_fail(KX_EIO, "cannot close '%s'", path);
+  if (rc)
+    kx_atomic_abort(&af);
+  else
+    rc = kx_atomic_commit(&af);
   return rc;
+}
+
+/* The message of a diverged run: what went non-finite, and which
+ * checkpoint still holds good parameters. */
+static int diverged(uint64_t step, const char *what, double value, const char *good, uint64_t good_step) {
+  char kept[4200];
+  if (good)
+    snprintf(kept, sizeof kept, "checkpoint '%s' (step %llu) is kept", good, (unsigned long long)good_step);
+  else
+    snprintf(kept, sizeof kept, "no checkpoint was written");
+  return kx_fail(KX_ENUM,
+                 "training diverged at step %llu: the %s is %s; %s; train again with a lower --lr (it cannot "
+                 "change on --resume)",
+                 (unsigned long long)step, what, isnan(value) ? "NaN" : value > 0 ? "+inf" : "-inf", kept);
 }
 
 #define GIVEN(x) (!isnan(x))
@@ -148,6 +173,9 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   int *x = NULL, *y = NULL;
   char *text_path = NULL;
   int generated = 0, rc = 0;
+  kx_train_log log = {0};
+  const char *good_ckpt = NULL; /* newest checkpoint with finite parameters */
+  uint64_t good_step = 0;
 
   if (o->text) {
     text_path = strdup(o->text);
@@ -183,6 +211,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
       kx_fail_context(rc, "resuming from '%s': ", o->resume);
       goto out;
     }
+    good_ckpt = o->resume, good_step = st.step;
     if ((rc = kx_dec_data_load(text_path, &ck_vocab, &data))) goto out;
     if (data.hash != st.data_hash) {
       rc = kx_fail(KX_EINVAL, "the text '%s' is not the one checkpoint '%s' was trained on; give the same --text",
@@ -191,6 +220,10 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     }
   } else {
     if ((rc = kx_dec_data_load(text_path, NULL, &data))) goto out;
+    if (data.vocab.V < 2) {
+      rc = kx_fail(KX_EINVAL, "the text '%s' has a single distinct character; a model needs at least two", text_path);
+      goto out;
+    }
     kx_dec_config c;
     kx_dec_config_default(&c);
     c.vocab = data.vocab.V;
@@ -236,6 +269,13 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     rc = KX_ENOMEM;
     goto out;
   }
+  if (o->out) {
+    /* find an unwritable --out now, not after the training */
+    kx_atomic_file probe;
+    if ((rc = kx_atomic_begin(&probe, o->out))) goto out;
+    kx_atomic_abort(&probe);
+  }
+  if (o->log && (rc = kx_train_log_open(&log, o->log, o->resume != NULL, st.step))) goto out;
   kx_train_report r;
   memset(&r, 0, sizeof r);
   r.kind = KX_TRAIN_START;
@@ -271,11 +311,14 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     double loss;
     kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
     if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
+    if (!isfinite(loss)) {
+      rc = diverged(st.step + 1, "training loss", loss, good_ckpt, good_step);
+      goto out;
+    }
     if ((rc = kx_dec_backward(&m))) goto out;
     double norm = kx_grad_clip(m.grads, m.tab.total, st.clip);
     if (!isfinite(norm)) {
-      rc = kx_fail(KX_ENUM, "gradient norm is not finite at step %llu; lower --lr",
-                   (unsigned long long)st.step + 1);
+      rc = diverged(st.step + 1, "gradient norm", norm, good_ckpt, good_step);
       goto out;
     }
     double lr = kx_lr_schedule(st.step, st.steps, st.warmup, st.lr, st.lr_min);
@@ -294,14 +337,23 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     r.elapsed = st.elapsed;
     if (st.step % eval_every == 0 || st.step == st.steps) {
       if ((rc = eval_loss(&m, data.val, data.n_val, B, T, eval_batches, x, y, &r.val_loss))) goto out;
+      if (!isfinite(r.val_loss)) {
+        rc = diverged(st.step, "validation loss", r.val_loss, good_ckpt, good_step);
+        goto out;
+      }
       now = kx_now_seconds();
     }
     double run_s = now - t_start;
     r.tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
     r.eta = st.step > step_last ? run_s / (double)(st.step - step_last) * (double)(st.steps - st.step) : 0.0;
+    if ((rc = kx_train_log_row(&log, r.step, r.lr, r.train_loss, r.val_loss, r.grad_norm, r.tokens_per_s,
+                               r.elapsed)))
+      goto out;
     if (cb) cb(&r, user);
-    if (o->out && o->save_every && st.step % o->save_every == 0 && st.step < st.steps)
+    if (o->out && o->save_every && st.step % o->save_every == 0 && st.step < st.steps) {
       if ((rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
+      good_ckpt = o->out, good_step = st.step;
+    }
   }
   if (o->out && (rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
   if (o->dump_grads) {
@@ -323,6 +375,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     goto out;
   if (cb) cb(&r, user);
 out:
+  if (kx_train_log_close(&log) && !rc) rc = KX_EIO;
   free(x);
   free(y);
   free(text_path);

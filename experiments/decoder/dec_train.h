@@ -17,6 +17,7 @@ typedef struct {
   char attn_kind[KX_DEC_NAME_MAX]; /* "" = not given */
   const char *text;     /* NULL: KJV corpus in the cache directory */
   const char *out;      /* checkpoint to write (NULL: none) */
+  const char *log;      /* CSV row per step (dec_train_log.h; NULL: none) */
   const char *resume;   /* checkpoint to continue from (NULL: fresh) */
   const char *dump_grads; /* test hook: write batch, loss and gradients here */
   uint64_t steps, warmup, batch, seed;
@@ -61,7 +62,9 @@ typedef struct {
 
 typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
 
-/* Runs training; returns 0 or a kx_status with a message. */
+/* Runs training; returns 0 or a kx_status with a message.  A step whose
+ * loss or gradient is not finite stops training with KX_ENUM before the
+ * update; the checkpoint on disk is then the last one written. */
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
 
 #endif

@@ -1,0 +1,226 @@
+/* A reader in a forked child, a receiver in the caller (see kx_sandbox.h).
+ *
+ * The pipe carries frames: a header {tag, status, length} then `length`
+ * bytes.  DATA frames hold what the reader sent; the END frame holds the
+ * reader's status and message.  A pipe closed before END means the child
+ * died, and waitpid says how. */
+#include "core/kx_sandbox.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/kx_error.h"
+
+enum { FRAME_DATA = 1, FRAME_END = 2 };
+
+typedef struct {
+  uint32_t tag;
+  int32_t status;
+  uint64_t length;
+} frame_header;
+
+struct kx_channel {
+  int isolated;
+  /* isolated: the pipe and the child */
+  int fd;
+  pid_t child;
+  int reaped, child_status;
+  uint64_t frame_left; /* DATA bytes of the current frame not yet received */
+  const char *path;
+  /* in-process: the reader's bytes */
+  unsigned char *buf;
+  size_t len, cap, pos;
+};
+
+static int isolation = -1; /* -1: not decided yet (environment) */
+
+void kx_sandbox_set_isolation(int on) { isolation = on != 0; }
+
+int kx_sandbox_isolation(void) {
+  if (isolation < 0) {
+    const char *e = getenv("KX_SANDBOX");
+    isolation = !(e && !strcmp(e, "0"));
+  }
+  return isolation;
+}
+
+static int write_full(int fd, const void *data, size_t bytes) {
+  const unsigned char *p = data;
+  while (bytes) {
+    ssize_t w = write(fd, p, bytes);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    bytes -= (size_t)w;
+  }
+  return 0;
+}
+
+/* 1: all bytes read; 0: end of file first; -1: read error */
+static int read_full(int fd, void *data, size_t bytes) {
+  unsigned char *p = data;
+  while (bytes) {
+    ssize_t r = read(fd, p, bytes);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    p += r;
+    bytes -= (size_t)r;
+  }
+  return 1;
+}
+
+int kx_channel_send(kx_channel *c, const void *data, size_t bytes) {
+  if (!c->isolated) {
+    if (bytes > c->cap - c->len) {
+      size_t cap = c->cap ? c->cap : 4096;
+      while (cap - c->len < bytes) {
+        if (cap > SIZE_MAX / 2) return kx_fail(KX_ENOMEM, "reader output too large");
+        cap *= 2;
+      }
+      unsigned char *nb = realloc(c->buf, cap);
+      if (!nb) return kx_fail(KX_ENOMEM, "out of memory buffering %zu bytes read from the file", cap);
+      c->buf = nb;
+      c->cap = cap;
+    }
+    memcpy(c->buf + c->len, data, bytes);
+    c->len += bytes;
+    return 0;
+  }
+  frame_header h = {FRAME_DATA, 0, bytes};
+  if (write_full(c->fd, &h, sizeof h) || write_full(c->fd, data, bytes))
+    return kx_fail(KX_EIO, "the reading process lost its caller");
+  return 0;
+}
+
+static void reap(kx_channel *c) {
+  if (c->reaped) return;
+  while (waitpid(c->child, &c->child_status, 0) < 0 && errno == EINTR) {
+  }
+  c->reaped = 1;
+}
+
+static int child_died(kx_channel *c) {
+  reap(c);
+  int st = c->child_status;
+  char how[96];
+  if (WIFSIGNALED(st)) snprintf(how, sizeof how, "%s", strsignal(WTERMSIG(st)));
+  else snprintf(how, sizeof how, "exit status %d; a sanitizer report above would say where",
+                WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  return kx_fail(KX_EIO, "malformed HDF5 file '%s': the HDF5 library crashed reading it (%s); the file is "
+                 "damaged or was not written by HDF5", c->path, how);
+}
+
+/* Reads the next frame header; a nonzero status in an END frame becomes
+ * the caller's error with the reader's message. */
+static int next_frame(kx_channel *c, frame_header *h) {
+  int r = read_full(c->fd, h, sizeof *h);
+  if (r == 0) return child_died(c);
+  if (r < 0) return kx_fail(KX_EIO, "reading '%s': pipe from the reader failed: %s", c->path, strerror(errno));
+  if (h->tag == FRAME_DATA) return 0;
+  if (h->tag != FRAME_END || h->length > 4096) return child_died(c);
+  char msg[4097];
+  r = read_full(c->fd, msg, (size_t)h->length);
+  if (r <= 0) return child_died(c);
+  msg[h->length] = '\0';
+  if (h->status) return kx_fail(h->status, "%s", msg);
+  return 0;
+}
+
+int kx_channel_recv(kx_channel *c, void *data, size_t bytes) {
+  if (!c->isolated) {
+    if (bytes > c->len - c->pos)
+      return kx_fail(KX_EIO, "internal error: the reader of '%s' sent fewer values than expected", c->path);
+    memcpy(data, c->buf + c->pos, bytes);
+    c->pos += bytes;
+    return 0;
+  }
+  unsigned char *p = data;
+  while (bytes) {
+    if (c->frame_left == 0) {
+      frame_header h;
+      int rc = next_frame(c, &h);
+      if (rc) return rc;
+      if (h.tag == FRAME_END)
+        return kx_fail(KX_EIO, "internal error: the reader of '%s' sent fewer values than expected", c->path);
+      c->frame_left = h.length;
+      continue;
+    }
+    size_t take = bytes < c->frame_left ? bytes : (size_t)c->frame_left;
+    int r = read_full(c->fd, p, take);
+    if (r == 0) return child_died(c);
+    if (r < 0) return kx_fail(KX_EIO, "reading '%s': pipe from the reader failed: %s", c->path, strerror(errno));
+    p += take;
+    bytes -= take;
+    c->frame_left -= take;
+  }
+  return 0;
+}
+
+static void child_main(kx_channel *c, kx_sandbox_reader reader, const void *arg) {
+  /* a crash on a hostile file is expected: no core file for it */
+  struct rlimit no_core = {0, 0};
+  setrlimit(RLIMIT_CORE, &no_core);
+  kx_error_clear();
+  int rc = reader(arg, c);
+  const char *msg = rc ? kx_error_message() : "";
+  frame_header h = {FRAME_END, rc, strlen(msg)};
+  if (h.length > 4096) h.length = 4096;
+  int ok = !write_full(c->fd, &h, sizeof h) && !write_full(c->fd, msg, (size_t)h.length);
+  /* _exit: no atexit handlers or stdio flushes of the caller's state */
+  _exit(ok ? 0 : 1);
+}
+
+int kx_sandbox_run(const char *path, kx_sandbox_reader reader, const void *read_arg,
+                   kx_sandbox_receiver receiver, void *recv_arg) {
+  kx_channel c;
+  memset(&c, 0, sizeof c);
+  c.path = path;
+  c.isolated = kx_sandbox_isolation();
+  if (!c.isolated) {
+    int rc = reader(read_arg, &c);
+    if (!rc) rc = receiver(recv_arg, &c);
+    if (!rc && c.pos != c.len)
+      rc = kx_fail(KX_EIO, "internal error: the reader of '%s' sent more values than expected", path);
+    free(c.buf);
+    return rc;
+  }
+  int fds[2];
+  if (pipe(fds)) return kx_fail(KX_EIO, "cannot read '%s': no pipe for its reader: %s", path, strerror(errno));
+  c.child = fork();
+  if (c.child < 0) {
+    int e = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return kx_fail(KX_EIO, "cannot read '%s': no process for its reader: %s", path, strerror(e));
+  }
+  if (c.child == 0) {
+    close(fds[0]);
+    c.fd = fds[1];
+    child_main(&c, reader, read_arg);
+  }
+  close(fds[1]);
+  c.fd = fds[0];
+  int rc = receiver(recv_arg, &c);
+  if (!rc) {
+    frame_header h;
+    if (c.frame_left) rc = kx_fail(KX_EIO, "internal error: the reader of '%s' sent more values than expected", path);
+    else if (!(rc = next_frame(&c, &h)) && h.tag != FRAME_END)
+      rc = kx_fail(KX_EIO, "internal error: the reader of '%s' sent more values than expected", path);
+  }
+  /* a receiver that stopped early leaves the child blocked on the pipe */
+  if (!c.reaped) {
+    if (rc) kill(c.child, SIGKILL);
+    reap(&c);
+  }
+  close(c.fd);
+  return rc;
+}
