@@ -70,6 +70,13 @@ int kx_parse_kernel(const char *name, kx_kernel *out) {
 
 kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
                         const kx_fmap_options *opt) {
+  int status;
+  return kx_fmap_create_status(scheme, d, m, seed, opt, &status);
+}
+
+kx_fmap *kx_fmap_create_status(const char *scheme, size_t d, size_t m, uint64_t seed,
+                               const kx_fmap_options *opt, int *status) {
+  *status = KX_EINVAL;
   const kx_fmap_type *type = scheme ? kx_fmap_lookup(scheme) : NULL;
   if (!type) {
     kx_fail(KX_EINVAL, "unknown feature-map scheme '%s' (known: %s)", scheme ? scheme : "(null)",
@@ -85,7 +92,7 @@ kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
     return NULL;
   }
   if (m > KX_FMAP_MAX_ELEMENTS / d) {
-    kx_fail(KX_ERANGE, "%s: m x d = %zu x %zu is beyond the supported size", scheme, m, d);
+    *status = kx_fail(KX_ERANGE, "%s: m x d = %zu x %zu is beyond the supported size", scheme, m, d);
     return NULL;
   }
   kx_fmap_options o;
@@ -105,6 +112,7 @@ kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
     kx_fail(KX_EINVAL, "%s fits its weights D on calibration (q, k) pairs, but none were given", scheme);
     return NULL;
   }
+  *status = KX_ENOMEM;
   kx_fmap *f = kx_calloc(1, sizeof *f);
   if (!f) return NULL;
   f->type = type;
@@ -125,10 +133,11 @@ kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
   f->opt.calib_q = f->opt.calib_k = NULL;
   f->opt.n_calib_q = f->opt.n_calib_k = 0;
   if (rc) {
-    kx_fail_context(rc, "%s (d=%zu, m=%zu, seed=%llu): ", scheme, d, m, (unsigned long long)seed);
+    *status = kx_fail_context(rc, "%s (d=%zu, m=%zu, seed=%llu): ", scheme, d, m, (unsigned long long)seed);
     kx_fmap_free(f);
     return NULL;
   }
+  *status = 0;
   return f;
 }
 

@@ -74,6 +74,11 @@ int kx_parse_kernel(const char *name, kx_kernel *out);
  * beyond a generator's range, or missing calibration data. */
 kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
                         const kx_fmap_options *opt);
+/* The same, also giving the kx_status of a failure in *status (KX_ENUM for
+ * a weight fit that did not converge, ...), so callers can tell a failed
+ * point from a failed run. */
+kx_fmap *kx_fmap_create_status(const char *scheme, size_t d, size_t m, uint64_t seed,
+                               const kx_fmap_options *opt, int *status);
 /* x: n x d (row-major), logphi: n x m.  Thread-safe: one map may be applied
  * from many threads at once. */
 int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi);

@@ -39,6 +39,7 @@ static int active_set_start(size_t n, const double *G, const double *h, double *
   double *Gf = kx_malloc(n * n * sizeof *Gf), *x = kx_malloc(n * sizeof *x);
   int rc = (!is_free || !idx || !Gf || !x) ? KX_ENOMEM : 0;
   if (!rc) memset(is_free, 1, n);
+  size_t dependent_drops = 0;
   for (int round = 0; !rc && round < 20; round++) {
     size_t nf = 0;
     for (size_t i = 0; i < n; i++)
@@ -50,7 +51,16 @@ static int active_set_start(size_t n, const double *G, const double *h, double *
     }
     int nn = (int)nf, one = 1, info = 0;
     dposv_("U", &nn, &one, Gf, &nn, x, &nn, &info);
-    if (info != 0) break; /* not positive definite numerically: leave it to descent */
+    if (info > 0 && dependent_drops < n) {
+      /* the leading minor of order info is singular to working precision:
+       * feature idx[info-1] is (numerically) a combination of the ones
+       * before it and adds nothing to the fit, so hold it at 0 */
+      is_free[idx[info - 1]] = 0;
+      dependent_drops++;
+      round--;
+      continue;
+    }
+    if (info != 0) break; /* leave it to descent */
     int changed = 0;
     memset(b, 0, n * sizeof *b);
     for (size_t a = 0; a < nf; a++) {
@@ -73,6 +83,66 @@ static int active_set_start(size_t n, const double *G, const double *h, double *
   free(idx);
   free(Gf);
   free(x);
+  return rc;
+}
+
+/* Lawson-Hanson steps from a feasible b: solve on the free set, step as
+ * far towards that solution as b >= 0 allows, free the most violating bound
+ * coordinate when the free solution is feasible.  Every step lowers the
+ * objective, so unlike the round-based start it cannot cycle; it is the
+ * fallback for degenerate problems (nearly collinear features at large
+ * input norms), where free sets are small. */
+static int monotone_active_set(size_t n, const double *G, const double *h, double *b, double *grad,
+                               double tol, size_t max_steps) {
+  unsigned char *is_free = kx_calloc(n, 1);
+  size_t *idx = kx_malloc(n * sizeof *idx);
+  double *Gf = kx_malloc(n * n * sizeof *Gf), *z = kx_malloc(n * sizeof *z);
+  int rc = (!is_free || !idx || !Gf || !z) ? KX_ENOMEM : 0;
+  for (size_t i = 0; !rc && i < n; i++) is_free[i] = b[i] > 0;
+  for (size_t step = 0; !rc && step < max_steps; step++) {
+    size_t nf = 0;
+    for (size_t i = 0; i < n; i++)
+      if (is_free[i]) idx[nf++] = i;
+    int info = 0;
+    if (nf) {
+      for (size_t a = 0; a < nf; a++) {
+        z[a] = h[idx[a]];
+        for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
+      }
+      int nn = (int)nf, one = 1;
+      dposv_("U", &nn, &one, Gf, &nn, z, &nn, &info);
+    }
+    if (info > 0) { /* dependent on the free features before it: hold at 0 */
+      b[idx[info - 1]] = 0;
+      is_free[idx[info - 1]] = 0;
+      continue;
+    }
+    if (info < 0) break;
+    double alpha = 1;
+    size_t blocking = n;
+    for (size_t a = 0; a < nf; a++)
+      if (z[a] <= 0) {
+        double t = b[idx[a]] / (b[idx[a]] - z[a]);
+        if (t < alpha) alpha = t, blocking = idx[a];
+      }
+    for (size_t a = 0; a < nf; a++) b[idx[a]] += alpha * (z[a] - b[idx[a]]);
+    if (blocking < n) {
+      for (size_t a = 0; a < nf; a++)
+        if (b[idx[a]] <= 0 || idx[a] == blocking) b[idx[a]] = 0, is_free[idx[a]] = 0;
+      continue;
+    }
+    gradient(n, G, h, b, grad);
+    size_t worst = n;
+    double most = -tol;
+    for (size_t i = 0; i < n; i++)
+      if (!is_free[i] && grad[i] < most) most = grad[i], worst = i;
+    if (worst == n) break; /* KKT conditions hold */
+    is_free[worst] = 1;
+  }
+  free(is_free);
+  free(idx);
+  free(Gf);
+  free(z);
   return rc;
 }
 
@@ -110,6 +180,15 @@ int kx_nnls_gram(size_t n, const double *G, const double *h, double *b, size_t m
     sweep++;
   }
   double violation = kkt_violation(n, b, grad);
+  if (violation > threshold) {
+    rc = monotone_active_set(n, G, h, b, grad, threshold, 4 * n + 100);
+    if (rc) {
+      free(grad);
+      return rc;
+    }
+    gradient(n, G, h, b, grad);
+    violation = kkt_violation(n, b, grad);
+  }
   free(grad);
   if (sweeps_used) *sweeps_used = sweep;
   for (size_t i = 0; i < n; i++)
@@ -130,6 +209,27 @@ static double log_kernel(kx_kernel kernel, size_t d, const double *q, const doub
   return s;
 }
 
+/* log(exp(a) + exp(b)) without overflow. */
+static double log_add(double a, double b) {
+  if (a < b) {
+    double t = a;
+    a = b;
+    b = t;
+  }
+  if (b == -INFINITY) return a;
+  return a + log1p(exp(b - a));
+}
+
+/* The fit in the log domain.  With E_pi = log A_pi the normal equations are
+ *   G_ij = (1/P) sum_p A_pi A_pj + r [i = j],   h_i = (1/P) sum_p A_pi + r,
+ * r = ridge/m.  At large input norms A_pi reaches e^700 and G overflows
+ * (and at very small ratios it underflows to a singular matrix), so the
+ * problem is solved in the variables g_i = c_i beta_i with c_i = sqrt(G_ii)
+ * (Jacobi scaling, computed as a log-sum-exp):
+ *   G~_ij = (1/P) sum_p S_pi S_pj + (r / c_i^2) [i = j],  h~_i = (1/P) sum_p S_pi + r / c_i,
+ *   S_pi = exp(E_pi - log c_i) <= sqrt(P),
+ * which has unit diagonal, the same minimiser (beta_i = g_i / c_i, kept as
+ * log g_i - log c_i) and no overflow whatever the norms. */
 int kx_fit_weights(kx_fmap *f) {
   const size_t m = f->m, d = f->d;
   const size_t nq = f->opt.n_calib_q, nk = f->opt.n_calib_k;
@@ -140,6 +240,11 @@ int kx_fit_weights(kx_fmap *f) {
                      "use random pairs", nq, nk, m);
     P = nq * nk;
   }
+  /* the P x m design matrix is held in memory: refuse (as a failure of this
+   * point, not the run) rather than ask for more than a GiB */
+  if (P > ((size_t)1 << 27) / m)
+    return kx_fail(KX_ERANGE, "weight fit: %zu calibration pairs x %zu features exceed the 2^27 values "
+                   "the fit holds in memory; use fewer --calib-pairs", P, m);
   int rc = 0;
   double *lq = kx_malloc(nq * m * sizeof *lq);
   double *lk = kx_malloc(nk * m * sizeof *lk);
@@ -147,8 +252,9 @@ int kx_fit_weights(kx_fmap *f) {
   double *G = kx_malloc(m * m * sizeof *G);
   double *h = kx_malloc(m * sizeof *h);
   double *beta = kx_malloc(m * sizeof *beta);
+  double *log_c = kx_malloc(m * sizeof *log_c);
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!lq || !lk || !A || !G || !h || !beta || !rng) {
+  if (!lq || !lk || !A || !G || !h || !beta || !log_c || !rng) {
     rc = KX_ENOMEM;
     goto done;
   }
@@ -161,39 +267,54 @@ int kx_fit_weights(kx_fmap *f) {
     if (f->opt.calib_all_pairs) a = p / nk, b = p % nk;
     else a = gsl_rng_uniform_int(rng, nq), b = gsl_rng_uniform_int(rng, nk);
     double lkappa = log_kernel(f->opt.kernel, d, f->opt.calib_q + a * d, f->opt.calib_k + b * d);
-    for (size_t i = 0; i < m; i++) {
-      double e = lq[a * m + i] + lk[b * m + i] - lkappa;
-      /* A ratio beyond e^700 means the estimator is useless for this pair;
-       * say so rather than fit to infinities. */
-      if (e > 700) {
-        rc = kx_fail(KX_ENUM,
-                     "weight fit: feature products exceed the kernel by e^%.0f on a calibration "
-                     "pair; the inputs' norms are too large for this map (scale them down)", e);
-        goto done;
-      }
-      A[p * m + i] = exp(e);
-    }
+    for (size_t i = 0; i < m; i++) A[p * m + i] = lq[a * m + i] + lk[b * m + i] - lkappa; /* E_pi */
   }
-  /* G = A'A/P + (ridge/m) I,  h = A'1/P + ridge/m. */
+  const double ridge = f->opt.ridge / (double)m;
+  const double log_ridge = ridge > 0 ? log(ridge) : -INFINITY, log_P = log((double)P);
+  /* log c_i = (1/2) log((1/P) sum_p exp(2 E_pi) + r), from one pass of
+   * exp(E_pi - max_p E_pi) <= 1; then S_pi = that times exp(max - log c_i) */
+  for (size_t i = 0; i < m; i++) log_c[i] = -INFINITY; /* column maxima first */
+  for (size_t p = 0; p < P; p++)
+    for (size_t i = 0; i < m; i++)
+      if (A[p * m + i] > log_c[i]) log_c[i] = A[p * m + i];
+  for (size_t i = 0; i < m; i++) h[i] = 0; /* sum of squares, scratch */
+  for (size_t p = 0; p < P; p++)
+    for (size_t i = 0; i < m; i++) {
+      double e = log_c[i] > -INFINITY ? exp(A[p * m + i] - log_c[i]) : 0;
+      A[p * m + i] = e;
+      h[i] += e * e;
+    }
+  for (size_t i = 0; i < m; i++) {
+    double top = log_c[i];
+    double log_g = top > -INFINITY ? 2 * top + log(h[i]) - log_P : -INFINITY;
+    log_c[i] = 0.5 * log_add(log_g, log_ridge);
+    if (!isfinite(log_c[i])) {
+      rc = kx_fail(KX_ENUM, "weight fit: feature %zu is zero on every calibration pair and the "
+                   "ridge is 0, so its weight is undefined (use --ridge > 0)", i);
+      goto done;
+    }
+    h[i] = top > -INFINITY ? exp(top - log_c[i]) : 0; /* column factor, scratch */
+  }
+  for (size_t p = 0; p < P; p++)
+    for (size_t i = 0; i < m; i++) A[p * m + i] *= h[i];
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)m, (int)P, 1.0 / (double)P, A, (int)m,
               0.0, G, (int)m);
   for (size_t i = 0; i < m; i++)
     for (size_t j = 0; j < i; j++) G[i * m + j] = G[j * m + i];
-  const double ridge = f->opt.ridge / (double)m;
   for (size_t i = 0; i < m; i++) {
     double s = 0;
     for (size_t p = 0; p < P; p++) s += A[p * m + i];
-    h[i] = s / (double)P + ridge;
-    G[i * m + i] += ridge;
-    beta[i] = 1.0;
+    h[i] = s / (double)P + exp(log_ridge - log_c[i]);
+    G[i * m + i] += exp(log_ridge - 2 * log_c[i]);
+    beta[i] = exp(-log_c[i]); /* start at the unweighted map, beta = 1 */
+    if (!isfinite(beta[i])) beta[i] = 1;
   }
   if ((rc = kx_nnls_gram(m, G, h, beta, 2000, 1e-9, NULL))) goto done;
   size_t positive = 0;
   for (size_t i = 0; i < m; i++) {
     positive += beta[i] > 0;
-    f->log_weight[i] = (beta[i] > 0 ? log(beta[i]) : -INFINITY) - log((double)m);
     /* log phi carries log(D_i/sqrt m) = (log beta_i - log m)/2 */
-    f->log_weight[i] *= 0.5;
+    f->log_weight[i] = 0.5 * ((beta[i] > 0 ? log(beta[i]) - log_c[i] : -INFINITY) - log((double)m));
   }
   if (!positive) rc = kx_fail(KX_ENUM, "weight fit: every weight came out zero");
 done:
@@ -203,6 +324,7 @@ done:
   free(G);
   free(h);
   free(beta);
+  free(log_c);
   gsl_rng_free(rng);
   return rc;
 }

@@ -3,12 +3,14 @@
 #include "core/kx_error.h"
 
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void kx_cli_error(const char *cmd, const char *fmt, ...) {
@@ -48,9 +50,50 @@ int kx_parse_double(const char *s, const char *what, double *out) {
   errno = 0;
   char *end;
   double v = strtod(s, &end);
-  if (errno || *end || !isfinite(v)) return kx_fail(KX_EINVAL, "%s: '%s' is not a finite number", what, s);
+  if (end == s || *end) return kx_fail(KX_EINVAL, "%s: '%s' is not a number", what, s);
+  if (isnan(v) || (isinf(v) && errno != ERANGE))
+    return kx_fail(KX_EINVAL, "%s: '%s' is not a finite number", what, s);
+  if (errno == ERANGE && fabs(v) > 1)
+    return kx_fail(KX_EINVAL, "%s: '%s' is too large in magnitude (beyond %g, the largest double)", what, s, DBL_MAX);
+  /* strtod flags underflow for subnormal results, which lose precision */
+  if (errno == ERANGE || (v != 0 && fabs(v) < DBL_MIN))
+    return kx_fail(KX_EINVAL, "%s: '%s' is too small to represent accurately (nonzero values must be at "
+                   "least %g in magnitude); use 0 or a larger value", what, s, DBL_MIN);
   *out = v;
   return 0;
+}
+
+int kx_parse_nonneg_double(const char *s, const char *what, double *out) {
+  double v;
+  if (kx_parse_double(s, what, &v)) return KX_EINVAL;
+  if (v < 0) return kx_fail(KX_EINVAL, "%s must be >= 0, got '%s'", what, s);
+  *out = v;
+  return 0;
+}
+
+int kx_check_output_path(const char *path, const char *what) {
+  if (!path || !*path) return kx_fail(KX_EINVAL, "%s: empty file name", what);
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return kx_fail(KX_EINVAL, "%s: '%s' is a directory; give a file name", what, path);
+  size_t len = strlen(path);
+  char *dir = kx_malloc(len + 2);
+  if (!dir) return KX_ENOMEM;
+  strcpy(dir, path);
+  char *slash = strrchr(dir, '/');
+  if (!slash) strcpy(dir, ".");
+  else if (slash == dir) dir[1] = '\0';
+  else *slash = '\0';
+  int rc = 0;
+  if (stat(dir, &st) != 0)
+    rc = kx_fail(KX_EIO, "%s: cannot write '%s': directory '%s' %s", what, path, dir,
+                 errno == ENOENT ? "does not exist (create it first)" : strerror(errno));
+  else if (!S_ISDIR(st.st_mode))
+    rc = kx_fail(KX_EIO, "%s: cannot write '%s': '%s' is not a directory", what, path, dir);
+  else if (access(dir, W_OK | X_OK) != 0)
+    rc = kx_fail(KX_EIO, "%s: cannot write '%s': no permission to create files in '%s'", what, path, dir);
+  free(dir);
+  return rc;
 }
 
 /* Parses one item "a", "a:b", "a:b:xF" or "a:b:+S" of a size list. */

@@ -22,6 +22,13 @@ void kx_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(p
 int kx_parse_size(const char *s, const char *what, size_t min, size_t max, size_t *out);
 int kx_parse_u64(const char *s, const char *what, uint64_t *out);
 int kx_parse_double(const char *s, const char *what, double *out);
+/* A double that must be >= 0 (--ridge, ...). */
+int kx_parse_nonneg_double(const char *s, const char *what, double *out);
+
+/* Checks before any work that `path` can be created or replaced: not
+ * empty, not a directory, in an existing directory we may write to.
+ * Returns non-zero with a message naming `what` (e.g. "--out"). */
+int kx_check_output_path(const char *path, const char *what);
 
 /* A list of sizes: "64", "16,32,64" or a geometric range "16:1024" (doubling)
  * or "16:1024:x4" (factor 4) or an arithmetic range "0:9" with ":+1".  At most

@@ -9,6 +9,7 @@
 #include "core/kx_error.h"
 #include "experiments/attn_maps.h"
 #include "experiments/commands.h"
+#include "experiments/grid.h"
 #include "experiments/sweep.h"
 
 static const char cmd[] = "attn-maps";
@@ -62,8 +63,8 @@ int cmd_attn_maps(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
     case 'h': usage(stdout); return 0;
-    case O_OUT: out = optarg; break;
-    case O_TEXT: text = optarg; break;
+    case O_OUT: rc = kx_check_output_path(optarg, "--out"); out = optarg; break;
+    case O_TEXT: rc = kx_check_output_path(optarg, "--text"); text = optarg; break;
     case O_SCHEMES: schemes = optarg; break;
     case O_M: rc = kx_parse_size(optarg, "--m", 1, 1u << 20, &m); break;
     case O_SEED: rc = kx_parse_u64(optarg, "--seed", &seed); break;
@@ -101,9 +102,7 @@ int cmd_attn_maps(int argc, char **argv) {
   src.head = (int)head;
   char **names = NULL;
   size_t n_names = 0;
-  rc = schemes ? kx_split_list(schemes, "--schemes", &names, &n_names) : kx_sweep_default_schemes(&names, &n_names);
-  for (size_t s = 0; !rc && s < n_names; s++)
-    if (!kx_fmap_lookup(names[s])) rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", names[s], kx_fmap_names());
+  rc = schemes ? kx_grid_parse_schemes(schemes, &names, &n_names) : kx_sweep_default_schemes(&names, &n_names);
   if (rc) {
     kx_cli_error(cmd, "%s", kx_error_message());
     kx_free_strings(names, n_names);

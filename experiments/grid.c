@@ -29,11 +29,30 @@ int kx_grid_eval_point(const kx_fmap_options *base, const kx_head_reference *ref
   opt.calib_q = ref->q;
   opt.calib_k = ref->k;
   opt.n_calib_q = opt.n_calib_k = ref->n;
-  kx_fmap *f = kx_fmap_create(scheme, ref->d, m, seed, &opt);
-  int rc = f ? kx_evaluate_map(ref, f, metrics) : KX_EINVAL;
+  int rc;
+  kx_fmap *f = kx_fmap_create_status(scheme, ref->d, m, seed, &opt, &rc);
+  if (f) rc = kx_evaluate_map(ref, f, metrics);
   kx_fmap_free(f);
   return rc;
 }
+
+int kx_grid_parse_schemes(const char *list, char ***items, size_t *n) {
+  int rc = kx_split_list(list && !strcmp(list, "all") ? kx_fmap_names() : list, "--schemes", items, n);
+  for (size_t i = 0; !rc && i < *n; i++) {
+    if (!kx_fmap_lookup((*items)[i]))
+      rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s, or all)", (*items)[i], kx_fmap_names());
+    for (size_t j = 0; !rc && j < i; j++)
+      if (!strcmp((*items)[i], (*items)[j])) rc = kx_fail(KX_EINVAL, "scheme '%s' is listed twice", (*items)[i]);
+  }
+  if (rc) {
+    kx_free_strings(*items, *n);
+    *items = NULL;
+    *n = 0;
+  }
+  return rc;
+}
+
+int kx_grid_point_failure(int status) { return status == KX_ENUM || status == KX_ERANGE; }
 
 int kx_grid_head_from_layer(const kx_qk_layer *L, size_t head, size_t max_tokens, int scaled,
                             uint64_t data_seed, double *q, double *k, double *v, size_t *n,
@@ -95,7 +114,7 @@ static int run_head(const kx_grid *g, head_job *h, kx_results *out, size_t *done
     if (rc) {
       status[p] = rc;
       snprintf(messages[p], sizeof messages[p], "%s", kx_error_message());
-      stop = 1;
+      if (!kx_grid_point_failure(rc)) stop = 1;
     }
 #pragma omp critical(kx_grid_progress)
     {
@@ -111,15 +130,18 @@ static int run_head(const kx_grid *g, head_job *h, kx_results *out, size_t *done
   }
   int rc = 0;
   for (size_t p = 0; p < per_head && !rc; p++)
-    if (status[p]) rc = kx_fail(status[p], "%s", messages[p]);
+    if (status[p] && !kx_grid_point_failure(status[p])) rc = kx_fail(status[p], "%s", messages[p]);
   for (size_t p = 0; p < per_head && !rc; p++) {
     size_t s = p / (g->n_m * g->n_seeds), mi = (p / g->n_seeds) % g->n_m, si = p % g->n_seeds;
+    const kx_fmap_type *type = kx_fmap_lookup(g->schemes[s]);
     for (int k = 0; k < KX_N_METRICS && !rc; k++) {
-      double v = values[p * KX_N_METRICS + k];
-      if (isnan(v)) continue; /* metric undefined for this scheme */
+      double v = status[p] ? NAN : values[p * KX_N_METRICS + k];
+      /* metric undefined for this scheme; a failed point keeps the rows it would have had */
+      if (status[p] ? !kx_metric_defined(k, type->kernel_estimator) : isnan(v)) continue;
       if (g->metric_mask && !(g->metric_mask & (1u << k))) continue;
       kx_result_row row = {.layer = h->layer, .head = h->head, .m = g->m[mi], .seed = g->seeds[si],
                            .metric = k, .value = v, .q_norm = h->ref.q_norm, .k_norm = h->ref.k_norm};
+      if (status[p]) kx_result_set_failure(&row, messages[p]);
       snprintf(row.input, sizeof row.input, "%s", h->input);
       snprintf(row.kernel, sizeof row.kernel, "%s", g->fmap.kernel == KX_KERNEL_GAUSS ? "gauss" : "softmax");
       snprintf(row.scheme, sizeof row.scheme, "%s", g->schemes[s]);

@@ -254,16 +254,22 @@ void kx_journal_close(kx_journal *j) {
   j->path = NULL;
 }
 
+void kx_journal_fwrite(FILE *fp, const char *header, char *const *records, size_t n) {
+  fputs(header, fp);
+  for (size_t i = 0; i < n; i++)
+    fprintf(fp, "%s\t%08x\n", records[i], (unsigned)kx_crc32(records[i], strlen(records[i])));
+}
+
 int kx_journal_write_all(const char *path, const char *header, char *const *records, size_t n) {
   kx_atomic_file f;
   int rc = kx_atomic_open(&f, path);
   if (rc) return rc;
-  fputs(header, f.fp);
-  for (size_t i = 0; i < n; i++)
-    fprintf(f.fp, "%s\t%08x\n", records[i], (unsigned)kx_crc32(records[i], strlen(records[i])));
-  if (ferror(f.fp)) {
+  errno = 0;
+  kx_journal_fwrite(f.fp, header, records, n);
+  if (fflush(f.fp) != 0 || ferror(f.fp)) {
+    int e = errno ? errno : EIO;
     kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
+    return kx_fail(KX_EIO, "writing '%s' failed: %s", path, strerror(e));
   }
   return kx_atomic_commit(&f);
 }

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
   char *header;     /* the header block including its final "records:\n" (NULL: none) */
@@ -56,7 +57,9 @@ int kx_journal_write_record(kx_journal *j, const char *payload);
 int kx_journal_sync(kx_journal *j);
 void kx_journal_close(kx_journal *j);
 
-/* Writes a whole journal atomically (temporary file + rename): merge's output. */
+/* Writes a whole journal atomically (temporary file + rename): merge's
+ * output; kx_journal_fwrite writes it to an open stream. */
 int kx_journal_write_all(const char *path, const char *header, char *const *records, size_t n);
+void kx_journal_fwrite(FILE *fp, const char *header, char *const *records, size_t n);
 
 #endif

@@ -57,6 +57,8 @@ static void usage(const command_kind *k, FILE *out) {
           "  --out FILE.csv      every (input, layer, head, scheme, m, seed, metric) as CSV\n"
           "  --quiet             no progress and no table\n"
           "  -h, --help          this text\n"
+          "\nExit status: 0 success, 1 runtime error, 2 usage error, 3 finished but some\n"
+          "points failed (e.g. a weight fit that did not converge: value NaN, reason listed).\n"
           "\nFitted weights (wpff-*, wdcf*) are fitted on (q, k) pairs of the evaluated head.\n"
           "Example:\n  kapprox %s --schemes prf,pff-sobol --m 64,256 --seeds 0:4 --out err.csv\n",
           k->name, k->purpose, k->kernel_schemes_only ? "every kernel estimator" : "every scheme",
@@ -123,8 +125,11 @@ static int run(const command_kind *kind, int argc, char **argv) {
       break;
     case O_RADII: g.fmap.radii = optarg; break;
     case O_PAIRS: rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &g.fmap.n_calib_pairs); break;
-    case O_RIDGE: rc = kx_parse_double(optarg, "--ridge", &g.fmap.ridge); break;
-    case O_OUT: out_path = optarg; break;
+    case O_RIDGE: rc = kx_parse_nonneg_double(optarg, "--ridge", &g.fmap.ridge); break;
+    case O_OUT:
+      out_path = optarg;
+      rc = kx_check_output_path(optarg, "--out");
+      break;
     case O_QUIET: quiet = 1; break;
     default:
       kx_cli_error(kind->name, "unknown or incomplete option '%s' (see kapprox %s --help)",
@@ -140,21 +145,14 @@ static int run(const command_kind *kind, int argc, char **argv) {
     kx_cli_error(kind->name, "unexpected argument '%s' (see kapprox %s --help)", argv[optind], kind->name);
     return 2;
   }
-  if (g.fmap.ridge < 0 && g.fmap.ridge != -1) {
-    kx_cli_error(kind->name, "--ridge must be >= 0");
-    return 2;
-  }
   if (strcmp(g.fmap.radii, "sequence") && strcmp(g.fmap.radii, "stratified")) {
     kx_cli_error(kind->name, "--radii must be sequence or stratified, got '%s'", g.fmap.radii);
     return 2;
   }
-  rc = schemes ? kx_split_list(schemes, "--schemes", &g.schemes, &g.n_schemes)
+  rc = schemes ? kx_grid_parse_schemes(schemes, &g.schemes, &g.n_schemes)
                : default_schemes(kind->kernel_schemes_only, &g.schemes, &g.n_schemes);
   if (!rc) rc = kx_parse_size_list(m_list, "--m", 1, 1u << 20, g.m, KX_GRID_MAX, &g.n_m);
   if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
-  for (size_t s = 0; !rc && s < g.n_schemes; s++)
-    if (!kx_fmap_lookup(g.schemes[s]))
-      rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", g.schemes[s], kx_fmap_names());
   if (rc) {
     kx_cli_error(kind->name, "%s", kx_error_message());
     kx_free_strings(g.schemes, g.n_schemes);
@@ -180,9 +178,14 @@ static int run(const command_kind *kind, int argc, char **argv) {
     fflush(stdout); /* keep the table before the file message when both go to one file */
     if (out_path) fprintf(stderr, "wrote %zu rows to %s\n", res.n, out_path);
   }
+  size_t failed = rc ? 0 : kx_results_failed_points(&res);
+  if (failed)
+    fprintf(stderr, "kapprox %s: %zu point(s) failed (value NaN, reason in the table%s); every other "
+            "point was computed (exit status %d)\n", kind->name, failed,
+            out_path ? " and the CSV's failure column" : "", KX_EXIT_SOME_FAILED);
   kx_results_free(&res);
   kx_free_strings(g.schemes, g.n_schemes);
-  return rc ? 1 : 0;
+  return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
 }
 
 int cmd_kernel_error(int argc, char **argv) { return run(&kinds[0], argc, argv); }

@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands.h"
+#include "experiments/grid.h"
 #include "experiments/journal.h"
 #include "experiments/sweep.h"
 
@@ -22,8 +25,15 @@ static void usage(FILE *out) {
           "into OUT.csv, OUT.summary.csv, OUT.slopes.csv and OUT.csv.journal, the same\n"
           "files one unsharded run writes.  Each SHARD argument is a shard's --out path\n"
           "(its journal SHARD.csv.journal is read) or the journal itself.\n\n"
+          "A SHARD.summary.csv or SHARD.slopes.csv written beside a shard (as a glob\n"
+          "like parts/part*.csv picks them up) is skipped with a note.\n\n"
           "Refused, with a message: shards of different grids, a shard given twice,\n"
-          "missing shards, unfinished shards, or a point present twice.\n\n"
+          "missing shards, unfinished shards, a point present twice, damaged journal\n"
+          "headers, or an OUT that is one of the shards.  The output files are\n"
+          "replaced together: after a kill they are all old or all new (the next\n"
+          "merge or sweep on OUT finishes an interrupted replacement).\n\n"
+          "Exit status: 0 merged, 1 error, 2 usage error, 3 merged but some points\n"
+          "failed (value NaN, reason in the failure column).\n\n"
           "  --quiet      no messages\n"
           "  -h, --help   this text\n\n"
           "Example:\n  kapprox merge results/sweep.csv results/part-*.csv\n");
@@ -41,6 +51,37 @@ typedef struct {
 static int ends_with(const char *s, const char *suffix) {
   size_t a = strlen(s), b = strlen(suffix);
   return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* A summary or slopes file that a shard X.csv wrote beside itself
+ * (X.summary.csv, X.slopes.csv): not a shard, whatever the glob says.
+ * Recognised by its own journal being absent and X.csv's being present. */
+static int is_shard_side_file(const char *arg) {
+  static const char *const sides[] = {".summary.csv", ".slopes.csv"};
+  if (ends_with(arg, ".journal")) return 0;
+  size_t len = strlen(arg);
+  char *probe = kx_malloc(len + 16);
+  if (!probe) return 0;
+  snprintf(probe, len + 16, "%s.journal", arg);
+  int side = 0;
+  if (access(probe, F_OK) != 0)
+    for (size_t i = 0; i < 2 && !side; i++)
+      if (ends_with(arg, sides[i])) {
+        snprintf(probe, len + 16, "%.*s.csv.journal", (int)(len - strlen(sides[i])), arg);
+        side = access(probe, F_OK) == 0;
+      }
+  free(probe);
+  return side;
+}
+
+static int same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int cmp_points(const void *pa, const void *pb) {
+  long long a = kx_sweep_record_point(*(char *const *)pa), b = kx_sweep_record_point(*(char *const *)pb);
+  return (a > b) - (a < b);
 }
 
 int cmd_merge(int argc, char **argv) {
@@ -63,13 +104,28 @@ int cmd_merge(int argc, char **argv) {
     return 2;
   }
   const char *out = argv[optind];
-  size_t n = (size_t)(argc - optind - 1);
-  shard *sh = kx_calloc(n, sizeof *sh);
+  if (kx_check_output_path(out, "OUT")) {
+    kx_cli_error(cmd, "%s", kx_error_message());
+    return 2;
+  }
+  size_t n_args = (size_t)(argc - optind - 1), n = 0;
+  shard *sh = kx_calloc(n_args, sizeof *sh);
   if (!sh) return 1;
   int rc = 0, code = 1;
+  for (size_t a = 0; a < n_args; a++) {
+    const char *arg = argv[optind + 1 + a];
+    if (is_shard_side_file(arg)) {
+      if (!quiet) fprintf(stderr, "merge: skipping %s (a shard's summary or slopes file, not a shard)\n", arg);
+      continue;
+    }
+    sh[n++].arg = arg;
+  }
+  if (n == 0) rc = kx_fail(KX_EINVAL, "no shards among the arguments (only shards' summary/slopes files)");
+  char *out_journal = kx_malloc(strlen(out) + 16);
+  if (!out_journal) rc = KX_ENOMEM;
+  else snprintf(out_journal, strlen(out) + 16, "%s.journal", out);
   for (size_t i = 0; i < n && !rc; i++) {
     shard *s = &sh[i];
-    s->arg = argv[optind + 1 + i];
     size_t len = strlen(s->arg);
     s->journal = kx_malloc(len + 16);
     if (!s->journal) {
@@ -77,6 +133,12 @@ int cmd_merge(int argc, char **argv) {
       break;
     }
     snprintf(s->journal, len + 16, ends_with(s->arg, ".journal") ? "%s" : "%s.journal", s->arg);
+    if (!strcmp(s->arg, out) || same_file(s->arg, out) || same_file(s->journal, out_journal) ||
+        same_file(s->journal, out)) {
+      rc = kx_fail(KX_EINVAL, "OUT '%s' is also the shard %s: merging would overwrite that shard; "
+                   "choose another OUT", out, s->arg);
+      break;
+    }
     rc = kx_journal_read(s->journal, &s->c);
     if (rc) {
       kx_fail_context(rc, "shard %s: ", s->arg);
@@ -84,7 +146,8 @@ int cmd_merge(int argc, char **argv) {
     }
     if (!s->c.header ||
         kx_sweep_parse_header(s->c.header, &s->fp, &s->points, &s->si, &s->sn, &s->spec)) {
-      rc = kx_fail(KX_EIO, "%s is not a kapprox sweep journal", s->journal);
+      rc = s->c.header ? kx_fail_context(KX_EIO, "%s: ", s->journal)
+                       : kx_fail(KX_EIO, "%s: not a kapprox sweep journal", s->journal);
       break;
     }
     if (s->c.dropped) {
@@ -120,58 +183,57 @@ int cmd_merge(int argc, char **argv) {
     }
     rc = kx_fail(KX_EINVAL, "missing shard(s) %s of %zu: give all %zu shards", missing, sh[0].sn, sh[0].sn);
   }
-  unsigned char *seen = NULL;
+  /* every record a point of its shard, each point once; counts follow
+   * from the validated header fields, so nothing is sized by them */
   char **all = NULL;
-  size_t total = 0;
+  size_t total = 0, k = 0;
   if (!rc) {
-    seen = kx_calloc(sh[0].points ? sh[0].points : 1, 1);
     for (size_t i = 0; i < n; i++) total += sh[i].c.n;
     all = kx_malloc((total ? total : 1) * sizeof *all);
-    if (!seen || !all) rc = KX_ENOMEM;
+    if (!all) rc = KX_ENOMEM;
   }
-  size_t k = 0;
   for (size_t i = 0; i < n && !rc; i++) {
-    size_t expect = 0;
-    for (size_t p = sh[i].si - 1; p < sh[i].points; p += sh[i].sn) expect++;
+    size_t expect = (sh[i].points - sh[i].si) / sh[i].sn + 1;
     for (size_t r = 0; r < sh[i].c.n && !rc; r++) {
       long long p = kx_sweep_record_point(sh[i].c.records[r]);
       if (p < 0 || (size_t)p >= sh[i].points || (size_t)p % sh[i].sn != sh[i].si - 1)
         rc = kx_fail(KX_EIO, "%s holds a record that is not a point of shard %zu/%zu", sh[i].journal,
                      sh[i].si, sh[i].sn);
-      else if (seen[p])
-        rc = kx_fail(KX_EIO, "point %lld is present twice (in %s)", p, sh[i].journal);
-      else {
-        seen[p] = 1;
-        all[k++] = sh[i].c.records[r];
-      }
+      else all[k++] = sh[i].c.records[r];
     }
     if (!rc && sh[i].c.n != expect)
-      rc = kx_fail(KX_EINVAL, "shard %zu/%zu (%s) is unfinished: %zu of %zu points; rerun its sweep "
-                   "command to finish it", sh[i].si, sh[i].sn, sh[i].arg, sh[i].c.n, expect);
+      rc = kx_fail(KX_EINVAL, "shard %zu/%zu (%s) is %s: %zu of %zu points; rerun its sweep "
+                   "command to finish it", sh[i].si, sh[i].sn, sh[i].arg,
+                   sh[i].c.n < expect ? "unfinished" : "damaged (too many records)", sh[i].c.n, expect);
   }
+  if (!rc) {
+    qsort(all, k, sizeof *all, cmp_points);
+    for (size_t i = 1; i < k && !rc; i++)
+      if (kx_sweep_record_point(all[i]) == kx_sweep_record_point(all[i - 1]))
+        rc = kx_fail(KX_EIO, "point %lld is present twice", kx_sweep_record_point(all[i]));
+  }
+  int repaired = 0;
+  if (!rc) rc = kx_sweep_recover_outputs(out, &repaired);
   if (!rc) {
     /* the merged journal says "1/1": rerunning the unsharded sweep on OUT
      * finds every point done */
     char *header = kx_sweep_header(sh[0].fp, sh[0].points, 1, 1, sh[0].spec);
-    char *jpath = kx_malloc(strlen(out) + 16);
-    if (!header || !jpath) rc = KX_ENOMEM;
-    if (!rc) {
-      snprintf(jpath, strlen(out) + 16, "%s.journal", out);
-      rc = kx_sweep_finish(out, all, k); /* sorts `all` by point */
-    }
-    if (!rc) rc = kx_journal_write_all(jpath, header, all, k);
+    rc = header ? kx_sweep_finish(out, all, k, header) : KX_ENOMEM; /* sorts `all` by point */
     free(header);
-    free(jpath);
     if (!rc) {
-      code = 0;
+      size_t failed = kx_sweep_failed_records(all, k);
+      code = failed ? KX_EXIT_SOME_FAILED : 0;
       if (!quiet) fprintf(stderr, "merged %zu shards, %zu points, into %s\n", n, k, out);
+      if (failed)
+        fprintf(stderr, "kapprox merge: %zu point(s) failed (value NaN, reason in the 'failure' column of %s)\n",
+                failed, out);
     }
   }
   if (rc) {
     kx_cli_error(cmd, "%s", kx_error_message());
     code = 1;
   }
-  free(seen);
+  free(out_journal);
   free(all);
   for (size_t i = 0; i < n; i++) {
     free(sh[i].journal);

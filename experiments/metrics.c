@@ -81,6 +81,10 @@ void kx_head_reference_free(kx_head_reference *r) {
   r->logK = r->logA = r->AV = NULL;
 }
 
+int kx_metric_defined(int k, int kernel_estimator) {
+  return kernel_estimator || (k != KX_METRIC_KERNEL_REL_FRO && k != KX_METRIC_KERNEL_REL_MSE);
+}
+
 int kx_evaluate_log_kernel(const kx_head_reference *r, double *logK_hat, int kernel_estimator,
                            double metrics[KX_N_METRICS]) {
   const size_t n = r->n, dv = r->dv;

@@ -21,6 +21,8 @@ typedef enum {
 extern const char *const kx_metric_names[KX_N_METRICS];
 /* Index of a metric name, or -1. */
 int kx_metric_lookup(const char *name);
+/* Whether metric k has a value for a map (kernel metrics need a kernel estimator). */
+int kx_metric_defined(int k, int kernel_estimator);
 
 typedef struct {
   size_t n, d, dv;

@@ -1,6 +1,7 @@
 /* kapprox reproduce kernel: the kernel-approximation table — each scheme's
  * error at m = d and m = 4d, mean ± standard error over seeds, on
  * synthetic data and optionally on a Q/K file — as Markdown or LaTeX. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -177,7 +178,7 @@ static int reproduce_kernel(int argc, char **argv) {
       rc = kx_parse_kernel(optarg, &g.fmap.kernel);
       break;
     case O_LATEX: latex = 1; break;
-    case O_OUT: out = optarg; break;
+    case O_OUT: rc = kx_check_output_path(optarg, "--out"); out = optarg; break;
     case O_QUIET: quiet = 1; break;
     default:
       kx_cli_error(cmd, "unknown or incomplete option '%s' (see kapprox reproduce kernel --help)", argv[optind - 1]);
@@ -195,7 +196,7 @@ static int reproduce_kernel(int argc, char **argv) {
   char **metric_names = NULL;
   size_t n_metrics = 0;
   int metrics[KX_N_METRICS];
-  rc = schemes ? kx_split_list(schemes, "--schemes", &g.schemes, &g.n_schemes)
+  rc = schemes ? kx_grid_parse_schemes(schemes, &g.schemes, &g.n_schemes)
                : kx_sweep_default_schemes(&g.schemes, &g.n_schemes);
   if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
   if (!rc) rc = kx_split_list(metrics_arg, "--metrics", &metric_names, &n_metrics);
@@ -203,9 +204,6 @@ static int reproduce_kernel(int argc, char **argv) {
   for (size_t i = 0; i < n_metrics && !rc; i++)
     if ((metrics[i] = kx_metric_lookup(metric_names[i])) < 0)
       rc = kx_fail(KX_EINVAL, "unknown metric '%s'", metric_names[i]);
-  for (size_t s = 0; s < g.n_schemes && !rc; s++)
-    if (!kx_fmap_lookup(g.schemes[s]))
-      rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", g.schemes[s], kx_fmap_names());
   kx_free_strings(metric_names, n_metrics);
   if (rc) {
     kx_cli_error(cmd, "%s", kx_error_message());
@@ -266,7 +264,7 @@ static int reproduce_kernel(int argc, char **argv) {
       if (out) {
         if (ferror(fp)) {
           kx_atomic_abort(&af);
-          rc = kx_fail(KX_EIO, "writing '%s' failed", out);
+          rc = kx_fail(KX_EIO, "writing '%s' failed: %s", out, strerror(errno ? errno : EIO));
         } else {
           rc = kx_atomic_commit(&af);
         }

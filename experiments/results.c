@@ -26,23 +26,52 @@ void kx_results_free(kx_results *r) {
   memset(r, 0, sizeof *r);
 }
 
-const char kx_results_csv_header[] = "input,layer,head,kernel,scheme,m,seed,metric,value,q_norm,k_norm";
+const char kx_results_csv_header[] = "input,layer,head,kernel,scheme,m,seed,metric,value,q_norm,k_norm,failure";
+/* files written before the failure column existed */
+static const char csv_header_v1[] = "input,layer,head,kernel,scheme,m,seed,metric,value,q_norm,k_norm";
 
 void kx_results_fprint_row(FILE *fp, const kx_result_row *w) {
-  fprintf(fp, "%s,%d,%d,%s,%s,%zu,%llu,%s,%.17g,%.6g,%.6g\n", w->input, w->layer, w->head,
+  fprintf(fp, "%s,%d,%d,%s,%s,%zu,%llu,%s,%.17g,%.6g,%.6g,%s\n", w->input, w->layer, w->head,
           w->kernel, w->scheme, w->m, (unsigned long long)w->seed, kx_metric_names[w->metric],
-          w->value, w->q_norm, w->k_norm);
+          w->value, w->q_norm, w->k_norm, w->failure);
+}
+
+void kx_result_set_failure(kx_result_row *row, const char *reason) {
+  snprintf(row->failure, sizeof row->failure, "%s", reason && *reason ? reason : "failed");
+  for (char *c = row->failure; *c; c++) {
+    if (*c == ',') *c = ';';
+    else if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
+  }
+}
+
+static int same_point(const kx_result_row *a, const kx_result_row *b) {
+  return a->m == b->m && a->seed == b->seed && a->layer == b->layer && a->head == b->head &&
+         !strcmp(a->scheme, b->scheme) && !strcmp(a->input, b->input);
+}
+
+size_t kx_results_failed_points(const kx_results *r) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->n; i++)
+    if (r->rows[i].failure[0] && !(i > 0 && r->rows[i - 1].failure[0] && same_point(&r->rows[i - 1], &r->rows[i])))
+      n++;
+  return n;
+}
+
+void kx_results_fwrite(const kx_results *r, FILE *fp) {
+  fprintf(fp, "%s\n", kx_results_csv_header);
+  for (size_t i = 0; i < r->n; i++) kx_results_fprint_row(fp, &r->rows[i]);
 }
 
 int kx_results_write_csv(const kx_results *r, const char *path) {
   kx_atomic_file f;
   int rc = kx_atomic_open(&f, path);
   if (rc) return rc;
-  fprintf(f.fp, "%s\n", kx_results_csv_header);
-  for (size_t i = 0; i < r->n; i++) kx_results_fprint_row(f.fp, &r->rows[i]);
-  if (ferror(f.fp)) {
+  errno = 0;
+  kx_results_fwrite(r, f.fp);
+  if (fflush(f.fp) != 0 || ferror(f.fp)) {
+    int e = errno ? errno : EIO;
     kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
+    return kx_fail(KX_EIO, "writing '%s' failed: %s", path, strerror(e));
   }
   return kx_atomic_commit(&f);
 }
@@ -74,17 +103,18 @@ int kx_results_read_csv(const char *path, kx_results *r) {
     if (len && line[len - 1] == '\n') line[--len] = '\0';
     if (len && line[len - 1] == '\r') line[--len] = '\0';
     if (lineno == 1) {
-      if (strcmp(line, kx_results_csv_header))
+      if (strcmp(line, kx_results_csv_header) && strcmp(line, csv_header_v1))
         rc = kx_fail(KX_EIO, "'%s' is not a kapprox results CSV (header should be '%s')", path,
                      kx_results_csv_header);
       continue;
     }
     if (!len) continue;
-    char *f[12];
-    size_t nf = split_fields(line, f, 12);
+    char *f[13];
+    size_t nf = split_fields(line, f, 13);
     kx_result_row w = {0};
     char *end;
-    int ok = nf == 11;
+    int ok = nf == 11 || nf == 12;
+    if (nf == 12) ok = snprintf(w.failure, sizeof w.failure, "%s", f[11]) < (int)sizeof w.failure;
     if (ok) {
       ok = snprintf(w.input, sizeof w.input, "%s", f[0]) < (int)sizeof w.input &&
            snprintf(w.kernel, sizeof w.kernel, "%s", f[3]) < (int)sizeof w.kernel &&
@@ -161,12 +191,18 @@ void kx_results_print_summary(const kx_results *r, FILE *out, const int *metrics
   const kx_result_row **keys = malloc((r->n ? r->n : 1) * sizeof *keys);
   if (!keys) return;
   size_t nk = 0;
+  /* columns as wide as their longest entry: file names are not cut */
+  int w_in = 12, w_scheme = 11; /* the widths of earlier versions, at least */
   for (size_t i = 0; i < r->n; i++) {
     size_t k = 0;
     while (k < nk && !same_group(keys[k], &r->rows[i])) k++;
     if (k == nk) keys[nk++] = &r->rows[i];
+    const char *in = strrchr(r->rows[i].input, '/');
+    in = in ? in + 1 : r->rows[i].input;
+    if ((int)strlen(in) > w_in) w_in = (int)strlen(in);
+    if ((int)strlen(r->rows[i].scheme) > w_scheme) w_scheme = (int)strlen(r->rows[i].scheme);
   }
-  fprintf(out, "%-12s %-7s %-11s %6s %5s", "input", "kernel", "scheme", "m", "seeds");
+  fprintf(out, "%-*s %-7s %-*s %6s %5s", w_in, "input", "kernel", w_scheme, "scheme", "m", "seeds");
   for (int j = 0; j < n_metrics; j++) fprintf(out, "  %22s", kx_metric_names[metrics[j]]);
   fputc('\n', out);
   for (size_t k = 0; k < nk; k++) {
@@ -183,14 +219,42 @@ void kx_results_print_summary(const kx_results *r, FILE *out, const int *metrics
       else if (isnan(se)) snprintf(cells[j], sizeof cells[j], "%.4g", mean);
       else snprintf(cells[j], sizeof cells[j], "%.4g ± %.2g", mean, se);
     }
-    fprintf(out, "%-12.12s %-7s %-11s %6zu %5zu", in, keys[k]->kernel, keys[k]->scheme, keys[k]->m,
-            seeds_shown);
+    /* seeds with a failed point in this group */
+    uint64_t failed_seeds[64];
+    size_t n_failed = 0;
+    for (size_t i = 0; i < r->n; i++) {
+      const kx_result_row *w = &r->rows[i];
+      if (!w->failure[0] || !same_group(w, keys[k])) continue;
+      size_t s = 0;
+      while (s < n_failed && failed_seeds[s] != w->seed) s++;
+      if (s == n_failed && n_failed < 64) failed_seeds[n_failed++] = w->seed;
+    }
+    char seeds[32];
+    if (n_failed) snprintf(seeds, sizeof seeds, "%zu/%zu", seeds_shown, seeds_shown + n_failed);
+    else snprintf(seeds, sizeof seeds, "%zu", seeds_shown);
+    fprintf(out, "%-*s %-7s %-*s %6zu %5s", w_in, in, keys[k]->kernel, w_scheme, keys[k]->scheme, keys[k]->m,
+            seeds);
     /* "±" is 2 bytes in UTF-8 but one column wide: pad by display width */
     for (int j = 0; j < n_metrics && j < 16; j++) {
+      if (n_failed && !seeds_shown) snprintf(cells[j], sizeof cells[j], "failed");
       int extra = strstr(cells[j], "±") ? 1 : 0;
       fprintf(out, "  %*s", 22 + extra, cells[j]);
     }
     fputc('\n', out);
   }
   free(keys);
+  size_t n_failed = kx_results_failed_points(r), shown = 0;
+  if (!n_failed) return;
+  fprintf(out, "%zu point(s) failed (value NaN in the results CSV, reason in its 'failure' column):\n", n_failed);
+  for (size_t i = 0; i < r->n && shown < 10; i++) {
+    const kx_result_row *w = &r->rows[i];
+    if (!w->failure[0] || (i > 0 && r->rows[i - 1].failure[0] && same_point(&r->rows[i - 1], w))) continue;
+    const char *in = strrchr(w->input, '/');
+    in = in ? in + 1 : w->input;
+    if (w->layer >= 0) fprintf(out, "  %s layer %d head %d", in, w->layer, w->head);
+    else fprintf(out, "  %s", in);
+    fprintf(out, " %s m=%zu seed=%llu: %s\n", w->scheme, w->m, (unsigned long long)w->seed, w->failure);
+    shown++;
+  }
+  if (n_failed > shown) fprintf(out, "  ... and %zu more\n", n_failed - shown);
 }

@@ -1,5 +1,6 @@
 #include "experiments/summary.h"
 
+#include <errno.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_fit.h>
 #include <math.h>
@@ -11,7 +12,7 @@
 #include "experiments/metrics.h"
 
 const char kx_summary_csv_header[] =
-    "input,kernel,scheme,metric,m,n_seeds,mean,se,ci95_lo,ci95_hi,q_norm,k_norm";
+    "input,kernel,scheme,metric,m,n_seeds,mean,se,ci95_lo,ci95_hi,q_norm,k_norm,n_failed";
 const char kx_slopes_csv_header[] =
     "input,kernel,scheme,metric,n_m,n_obs,m_min,m_max,slope,slope_se,intercept";
 
@@ -74,6 +75,7 @@ static int same_series(const kx_result_row *a, const kx_result_row *b) {
 typedef struct {
   size_t m;
   double value, q_norm, k_norm;
+  int failed; /* every row of this seed is a failed point: value NaN */
 } seed_obs;
 
 /* Collapses rows [i, end) of one series into per-(m, seed) head averages. */
@@ -83,16 +85,20 @@ static size_t seed_averages(const keyed *k, size_t i, size_t end, seed_obs *obs)
     size_t j = i;
     double sum = 0, qn = 0, kn = 0;
     size_t cnt = 0;
+    int failed = 0;
     while (j < end && k[j].row->m == k[i].row->m && k[j].row->seed == k[i].row->seed) {
       if (!isnan(k[j].row->value)) {
         sum += k[j].row->value;
         cnt++;
       }
+      failed |= k[j].row->failure[0] != '\0';
       qn += k[j].row->q_norm;
       kn += k[j].row->k_norm;
       j++;
     }
-    if (cnt) obs[n++] = (seed_obs){k[i].row->m, sum / (double)cnt, qn / (double)(j - i), kn / (double)(j - i)};
+    if (cnt || failed)
+      obs[n++] = (seed_obs){k[i].row->m, cnt ? sum / (double)cnt : NAN, qn / (double)(j - i),
+                            kn / (double)(j - i), !cnt};
     i = j;
   }
   return n;
@@ -122,25 +128,30 @@ int kx_summarise(const kx_results *r, kx_summary_row **out, size_t *n_out) {
     while (end < r->n && same_series(k[end].row, k[i].row)) end++;
     size_t no = seed_averages(k, i, end, obs);
     for (size_t a = 0; a < no;) {
-      size_t b = a;
+      size_t b = a, ns = 0, n_failed = 0;
       double sum = 0, qn = 0, kn = 0;
       while (b < no && obs[b].m == obs[a].m) {
-        sum += obs[b].value;
-        qn += obs[b].q_norm;
-        kn += obs[b].k_norm;
+        if (obs[b].failed) n_failed++;
+        else {
+          sum += obs[b].value;
+          qn += obs[b].q_norm;
+          kn += obs[b].k_norm;
+          ns++;
+        }
         b++;
       }
-      size_t ns = b - a;
-      double mean = sum / (double)ns, var = 0;
-      for (size_t c = a; c < b; c++) var += (obs[c].value - mean) * (obs[c].value - mean);
+      double mean = ns ? sum / (double)ns : NAN, var = 0;
+      for (size_t c = a; c < b; c++)
+        if (!obs[c].failed) var += (obs[c].value - mean) * (obs[c].value - mean);
       kx_summary_row *s = &rows[nr++];
       copy_key(k[i].row, s->input, s->kernel, s->scheme);
       s->metric = k[i].row->metric;
       s->m = obs[a].m;
       s->n_seeds = ns;
+      s->n_failed = n_failed;
       s->mean = mean;
-      s->q_norm = qn / (double)ns;
-      s->k_norm = kn / (double)ns;
+      s->q_norm = ns ? qn / (double)ns : obs[a].q_norm;
+      s->k_norm = ns ? kn / (double)ns : obs[a].k_norm;
       if (ns > 1) {
         s->se = sqrt(var / (double)(ns - 1) / (double)ns);
         double t = gsl_cdf_tdist_Pinv(0.975, (double)(ns - 1));
@@ -220,40 +231,50 @@ int kx_fit_slopes(const kx_results *r, kx_slope_row **out, size_t *n_out) {
   return 0;
 }
 
-int kx_summary_write_csv(const char *path, const kx_summary_row *rows, size_t n) {
+void kx_summary_fwrite(FILE *fp, const kx_summary_row *rows, size_t n) {
+  fprintf(fp, "%s\n", kx_summary_csv_header);
+  for (size_t i = 0; i < n; i++) {
+    const kx_summary_row *s = &rows[i];
+    fprintf(fp, "%s,%s,%s,%s,%zu,%zu,%.10g,%.6g,%.10g,%.10g,%.6g,%.6g,%zu\n", s->input, s->kernel,
+            s->scheme, kx_metric_names[s->metric], s->m, s->n_seeds, s->mean, s->se, s->ci_lo,
+            s->ci_hi, s->q_norm, s->k_norm, s->n_failed);
+  }
+}
+
+void kx_slopes_fwrite(FILE *fp, const kx_slope_row *rows, size_t n) {
+  fprintf(fp, "%s\n", kx_slopes_csv_header);
+  for (size_t i = 0; i < n; i++) {
+    const kx_slope_row *s = &rows[i];
+    fprintf(fp, "%s,%s,%s,%s,%zu,%zu,%zu,%zu,%.6g,%.4g,%.6g\n", s->input, s->kernel, s->scheme,
+            kx_metric_names[s->metric], s->n_m, s->n_obs, s->m_min, s->m_max, s->slope, s->slope_se,
+            s->intercept);
+  }
+}
+
+/* One writer for both tables: atomic file, stream writer, error with its reason. */
+static int write_atomic(const char *path, void (*body)(FILE *, const void *, size_t), const void *rows, size_t n) {
   kx_atomic_file f;
   int rc = kx_atomic_open(&f, path);
   if (rc) return rc;
-  fprintf(f.fp, "%s\n", kx_summary_csv_header);
-  for (size_t i = 0; i < n; i++) {
-    const kx_summary_row *s = &rows[i];
-    fprintf(f.fp, "%s,%s,%s,%s,%zu,%zu,%.10g,%.6g,%.10g,%.10g,%.6g,%.6g\n", s->input, s->kernel,
-            s->scheme, kx_metric_names[s->metric], s->m, s->n_seeds, s->mean, s->se, s->ci_lo,
-            s->ci_hi, s->q_norm, s->k_norm);
-  }
-  if (ferror(f.fp)) {
+  errno = 0;
+  body(f.fp, rows, n);
+  if (fflush(f.fp) != 0 || ferror(f.fp)) {
+    int e = errno ? errno : EIO;
     kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
+    return kx_fail(KX_EIO, "writing '%s' failed: %s", path, strerror(e));
   }
   return kx_atomic_commit(&f);
 }
 
+static void summary_body(FILE *fp, const void *rows, size_t n) { kx_summary_fwrite(fp, rows, n); }
+static void slopes_body(FILE *fp, const void *rows, size_t n) { kx_slopes_fwrite(fp, rows, n); }
+
+int kx_summary_write_csv(const char *path, const kx_summary_row *rows, size_t n) {
+  return write_atomic(path, summary_body, rows, n);
+}
+
 int kx_slopes_write_csv(const char *path, const kx_slope_row *rows, size_t n) {
-  kx_atomic_file f;
-  int rc = kx_atomic_open(&f, path);
-  if (rc) return rc;
-  fprintf(f.fp, "%s\n", kx_slopes_csv_header);
-  for (size_t i = 0; i < n; i++) {
-    const kx_slope_row *s = &rows[i];
-    fprintf(f.fp, "%s,%s,%s,%s,%zu,%zu,%zu,%zu,%.6g,%.4g,%.6g\n", s->input, s->kernel, s->scheme,
-            kx_metric_names[s->metric], s->n_m, s->n_obs, s->m_min, s->m_max, s->slope, s->slope_se,
-            s->intercept);
-  }
-  if (ferror(f.fp)) {
-    kx_atomic_abort(&f);
-    return kx_fail(KX_EIO, "writing '%s' failed", path);
-  }
-  return kx_atomic_commit(&f);
+  return write_atomic(path, slopes_body, rows, n);
 }
 
 const kx_summary_row *kx_summary_find(const kx_summary_row *rows, size_t n, const char *input,

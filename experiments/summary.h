@@ -11,6 +11,7 @@
 #define KX_SUMMARY_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "experiments/results.h"
 
@@ -20,8 +21,9 @@ typedef struct {
   char scheme[32];
   int metric;
   size_t m;
-  size_t n_seeds;
-  double mean, se, ci_lo, ci_hi; /* se and interval NaN with fewer than 2 seeds */
+  size_t n_seeds;                /* seeds the mean is over */
+  size_t n_failed;               /* seeds whose point failed (not in the mean) */
+  double mean, se, ci_lo, ci_hi; /* mean NaN without seeds; se and interval NaN with fewer than 2 */
   double q_norm, k_norm;         /* mean norms of the input's heads */
 } kx_summary_row;
 
@@ -44,6 +46,9 @@ extern const char kx_summary_csv_header[];
 extern const char kx_slopes_csv_header[];
 int kx_summary_write_csv(const char *path, const kx_summary_row *rows, size_t n);
 int kx_slopes_write_csv(const char *path, const kx_slope_row *rows, size_t n);
+/* The same to an open stream (errors: check ferror). */
+void kx_summary_fwrite(FILE *fp, const kx_summary_row *rows, size_t n);
+void kx_slopes_fwrite(FILE *fp, const kx_slope_row *rows, size_t n);
 
 /* Looks up the summary row of (input, scheme, metric, m); NULL if absent.
  * input NULL matches any input. */

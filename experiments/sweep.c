@@ -169,10 +169,13 @@ static int run_input(const kx_sweep *s, size_t u, const size_t *todo, size_t n_t
     double values[KX_N_METRICS];
     int prc = kx_grid_eval_point(&s->fmap, &ref, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si], values);
     char *payload = NULL;
-    if (!prc) {
+    /* a failed point is journalled as such (it would fail the same way
+     * again) and the sweep goes on */
+    int point_failed = prc && kx_grid_point_failure(prc);
+    if (!prc || point_failed) {
       payload = kx_sweep_format_record(todo[t], in, kernel, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si],
-                              ref.q_norm, ref.k_norm, values);
-      if (!payload) prc = kx_fail(KX_ENOMEM, "out of memory formatting a record");
+                                       ref.q_norm, ref.k_norm, values, point_failed ? kx_error_message() : NULL);
+      prc = payload ? 0 : kx_fail(KX_ENOMEM, "out of memory formatting a record");
     }
     /* the write is serialised; the wait for the disk is not, so one
      * thread's fdatasync overlaps the other's computing */
@@ -222,6 +225,15 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     free(jpath);
     return KX_ENOMEM;
   }
+  /* a previous run killed while replacing the final files: finish that first */
+  int repaired = 0;
+  rc = kx_sweep_recover_outputs(out, &repaired);
+  if (rc) {
+    free(header);
+    free(jpath);
+    return rc;
+  }
+  rep->repaired = repaired;
   /* A results file without its journal cannot be checked against the
    * grid; refuse rather than overwrite someone's numbers. */
   if (!s->force && access(out, F_OK) == 0 && access(jpath, F_OK) != 0) {
@@ -233,6 +245,7 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
   }
   kx_journal j;
   kx_journal_contents c;
+  int upgrade_header = 0;
   rc = kx_journal_open(&j, jpath, s->force, &c);
   if (rc) {
     free(header);
@@ -253,6 +266,16 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     char *spec = NULL;
     if (kx_sweep_parse_header(c.header, &fp, &np, &si, &sn, &spec)) {
       rc = kx_fail(KX_EIO, "'%s' is not a sweep journal; use --force to overwrite it, or another --out", jpath);
+    } else if (fp == s->fingerprint && !strcmp(spec, s->spec) && si == s->shard_i && sn == s->shard_n &&
+               np == s->n_points) {
+      /* the same grid and shard in an older header format: rewrite the header */
+      free(c.header);
+      c.header = kx_malloc(strlen(header) + 1);
+      if (!c.header) rc = KX_ENOMEM;
+      else {
+        strcpy(c.header, header);
+        upgrade_header = 1;
+      }
     } else if (fp == s->fingerprint && strcmp(spec, s->spec) == 0) {
       rc = kx_fail(KX_EINVAL, "'%s' holds shard %zu/%zu of this grid, but this run is shard %zu/%zu; "
                    "use the same --shard, or another --out", jpath, si, sn, s->shard_i, s->shard_n);
@@ -293,7 +316,7 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     c.dropped += dup_or_bad;
   }
   rep->dropped = c.dropped;
-  if (!rc && c.dropped) rc = kx_journal_repair(&j, &c);
+  if (!rc && (c.dropped || upgrade_header)) rc = kx_journal_repair(&j, &c);
   kx_journal_contents_free(&c);
   free(header);
 
@@ -343,7 +366,8 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     rc = kx_journal_read(jpath, &all);
     if (!rc && all.n != shard_points)
       rc = kx_fail(KX_EIO, "'%s' holds %zu records after the run, expected %zu", jpath, all.n, shard_points);
-    if (!rc) rc = kx_sweep_finish(out, all.records, all.n);
+    if (!rc) rep->failed = kx_sweep_failed_records(all.records, all.n);
+    if (!rc) rc = kx_sweep_finish(out, all.records, all.n, NULL);
     kx_journal_contents_free(&all);
   }
   free(jpath);

@@ -75,6 +75,8 @@ typedef struct {
   size_t resumed;       /* found in the journal */
   size_t computed;      /* computed by this run */
   size_t dropped;       /* damaged journal lines dropped */
+  size_t failed;        /* points of the shard recorded as failed (NaN, with a reason) */
+  int repaired;         /* final files of an interrupted replacement were rolled forward */
   int interrupted;      /* stopped by SIGINT/SIGTERM; rerun to resume */
   double seconds;
 } kx_sweep_report;
@@ -112,15 +114,23 @@ void kx_sweep_spec_diff(const char *a, const char *name_a, const char *b, const 
 
 /* A point's journal record:
  *   point,input,layer,head,kernel,scheme,m,seed,q_norm,k_norm,<value of each metric, nan if undefined>
- * (newly allocated; NULL with a message on failure). */
+ * and, for a failed point (kx_grid_point_failure), every value nan and one
+ * more field: the reason (commas made semicolons).  Newly allocated; NULL
+ * with a message on failure. */
 char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *kernel, const char *scheme,
                              size_t m, uint64_t seed, double q_norm, double k_norm,
-                             const double v[KX_N_METRICS]);
+                             const double v[KX_N_METRICS], const char *failure);
 /* Point index of a journal record (its first field); -1 if malformed. */
 long long kx_sweep_record_point(const char *payload);
 /* Sorts the records by point and writes the results CSV, summary and slopes
- * next to OUT, atomically.  Shared by sweep and merge so both give the same
- * bytes. */
-int kx_sweep_finish(const char *out, char **records, size_t n);
+ * next to OUT (and, with a journal_header, OUT.journal holding the
+ * records), replaced together (sweep_commit.h).  Shared by sweep and merge
+ * so both give the same bytes. */
+int kx_sweep_finish(const char *out, char **records, size_t n, const char *journal_header);
+/* Finishes or cleans up a replacement of OUT's files that a kill
+ * interrupted (sweep_commit.h); *repaired says whether files changed. */
+int kx_sweep_recover_outputs(const char *out, int *repaired);
+/* Failed points among journal records. */
+size_t kx_sweep_failed_records(char *const *records, size_t n);
 
 #endif

@@ -59,8 +59,9 @@ static void usage(FILE *out) {
           "  --threads T         OpenMP threads (default: all cores)\n"
           "  --quiet             no progress line and no messages\n"
           "  -h, --help          this text\n"
-          "\nExit status: 0 complete, 1 runtime error, 2 usage error, 130 interrupted\n"
-          "(rerun the same command to resume).\n"
+          "\nExit status: 0 complete, 1 runtime error, 2 usage error, 3 complete but some\n"
+          "points failed (value NaN, reason in the results' failure column), 130\n"
+          "interrupted (rerun the same command to resume).\n"
           "\nExamples:\n"
           "  kapprox sweep --norms 0.5,1,1.5,2 --out results/sweep.csv\n"
           "  kapprox sweep --shard 3/8 --out part3.csv   # then: kapprox merge all.csv part*.csv\n",
@@ -196,13 +197,13 @@ int cmd_sweep(int argc, char **argv) {
         rc = kx_fail(KX_EINVAL, "--radii must be sequence or stratified, got '%s'", optarg);
       break;
     case O_PAIRS: rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &g.fmap.n_calib_pairs); break;
-    case O_RIDGE:
-      rc = kx_parse_double(optarg, "--ridge", &g.fmap.ridge);
-      if (!rc && g.fmap.ridge < 0) rc = kx_fail(KX_EINVAL, "--ridge must be >= 0");
-      break;
+    case O_RIDGE: rc = kx_parse_nonneg_double(optarg, "--ridge", &g.fmap.ridge); break;
     case O_ALLPAIRS: g.fmap.calib_all_pairs = 1; break;
     case O_DRYRUN: dry_run = 1; break;
-    case O_OUT: out = optarg; break;
+    case O_OUT:
+      out = optarg;
+      rc = kx_check_output_path(optarg, "--out");
+      break;
     case O_SHARD: rc = kx_parse_shard(optarg, &g.shard_i, &g.shard_n); break;
     case O_FORCE: g.force = 1; break;
     case O_THREADS: rc = kx_parse_size(optarg, "--threads", 1, 4096, &threads); break;
@@ -226,7 +227,7 @@ int cmd_sweep(int argc, char **argv) {
     g.n_norms = 1;
   }
   g.throttle_ms = (unsigned)throttle;
-  rc = schemes ? kx_split_list(schemes, "--schemes", &g.schemes, &g.n_schemes)
+  rc = schemes ? kx_grid_parse_schemes(schemes, &g.schemes, &g.n_schemes)
                : kx_sweep_default_schemes(&g.schemes, &g.n_schemes);
   if (!rc) rc = kx_parse_size_list(m_list, "--m", 1, 1u << 20, g.m, KX_GRID_MAX, &g.n_m);
   if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
@@ -303,6 +304,11 @@ int cmd_sweep(int argc, char **argv) {
     }
     fputc('\n', stderr);
     print_slopes(out);
+  }
+  if (!rc && !rep.interrupted && rep.failed) {
+    fprintf(stderr, "kapprox sweep: %zu point(s) failed (value NaN, reason in the 'failure' column of %s); "
+            "every other point was computed (exit status %d)\n", rep.failed, out, KX_EXIT_SOME_FAILED);
+    code = KX_EXIT_SOME_FAILED;
   }
   kx_sweep_free(&g);
   kx_free_strings(g.schemes, g.n_schemes);

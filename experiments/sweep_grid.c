@@ -3,6 +3,7 @@
  * (see sweep.h). */
 #include "experiments/sweep.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "experiments/journal.h"
 #include "experiments/metrics.h"
 #include "experiments/qk_file.h"
 
@@ -289,11 +291,15 @@ int kx_sweep_prepare(kx_sweep *s) {
 
 /* ---- journal header and records ------------------------------------ */
 
+/* Header lines (version 2): the grid, point count, shard and spec, then
+ * "check" with the CRC-32 of every header line before it, so a damaged
+ * header is recognised like a damaged record. */
 char *kx_sweep_header(uint64_t fingerprint, size_t n_points, size_t shard_i, size_t shard_n,
                       const char *spec) {
   strbuf b = {0};
-  sb_printf(&b, "kapprox-sweep-journal 1\ngrid %016" PRIx64 "\npoints %zu\nshard %zu/%zu\nspec %s\nrecords:\n",
+  sb_printf(&b, "kapprox-sweep-journal 2\ngrid %016" PRIx64 "\npoints %zu\nshard %zu/%zu\nspec %s\n",
             fingerprint, n_points, shard_i, shard_n, spec);
+  if (!b.failed) sb_printf(&b, "check %08x\nrecords:\n", (unsigned)kx_crc32(b.s, b.len));
   if (b.failed) {
     free(b.s);
     kx_fail(KX_ENOMEM, "out of memory");
@@ -302,21 +308,53 @@ char *kx_sweep_header(uint64_t fingerprint, size_t n_points, size_t shard_i, siz
   return b.s;
 }
 
+/* A whole decimal or hex number ending at `end` (the line's newline). */
+static int header_number(const char *s, const char *end, int base, unsigned long long *out) {
+  if (s >= end || !(base == 16 ? isxdigit((unsigned char)*s) : isdigit((unsigned char)*s))) return 0;
+  errno = 0;
+  char *e;
+  *out = strtoull(s, &e, base);
+  return !errno && e == end;
+}
+
 int kx_sweep_parse_header(const char *h, uint64_t *fp, size_t *n_points, size_t *si, size_t *sn,
                           char **spec) {
   *spec = NULL;
-  if (!h || strncmp(h, "kapprox-sweep-journal 1\n", 24))
-    return kx_fail(KX_EIO, "not a kapprox sweep journal");
-  unsigned long long f, np, i, n;
-  int used = 0;
-  if (sscanf(h + 24, "grid %llx\npoints %llu\nshard %llu/%llu\nspec %n", &f, &np, &i, &n, &used) != 4 || !used)
-    return kx_fail(KX_EIO, "damaged sweep journal header");
-  const char *sp = h + 24 + used, *nl = strchr(sp, '\n');
-  if (!nl) return kx_fail(KX_EIO, "damaged sweep journal header");
-  *spec = kx_malloc((size_t)(nl - sp) + 1);
+  int version;
+  if (h && !strncmp(h, "kapprox-sweep-journal 1\n", 24)) version = 1;
+  else if (h && !strncmp(h, "kapprox-sweep-journal 2\n", 24)) version = 2;
+  else return kx_fail(KX_EIO, "not a kapprox sweep journal");
+  /* one field per line, in a fixed order */
+  static const char *const keys[] = {"grid ", "points ", "shard ", "spec ", "check "};
+  const char *line[5], *eol[5], *p = h + 24;
+  const int n_lines = version == 2 ? 5 : 4;
+  for (int i = 0; i < n_lines; i++) {
+    const char *nl = strchr(p, '\n');
+    if (!nl || strncmp(p, keys[i], strlen(keys[i])))
+      return kx_fail(KX_EIO, "damaged sweep journal header (line '%s' missing or damaged)", keys[i]);
+    line[i] = p + strlen(keys[i]);
+    eol[i] = nl;
+    p = nl + 1;
+  }
+  if (strcmp(p, "records:\n")) return kx_fail(KX_EIO, "damaged sweep journal header (unexpected lines)");
+  unsigned long long f, np, i, n, check;
+  if (version == 2 && (!header_number(line[4], eol[4], 16, &check) || eol[4] - line[4] != 8 ||
+                       (uint32_t)check != kx_crc32(h, (size_t)(line[4] - strlen(keys[4]) - h))))
+    return kx_fail(KX_EIO, "damaged sweep journal header (checksum mismatch)");
+  const char *slash = memchr(line[2], '/', (size_t)(eol[2] - line[2]));
+  if (!header_number(line[0], eol[0], 16, &f) || eol[0] - line[0] != 16 || !header_number(line[1], eol[1], 10, &np) ||
+      !slash || !header_number(line[2], slash, 10, &i) || !header_number(slash + 1, eol[2], 10, &n))
+    return kx_fail(KX_EIO, "damaged sweep journal header (grid, points or shard unreadable)");
+  if (np == 0 || np > SIZE_MAX / 2 || n == 0 || n > np || i == 0 || i > n)
+    return kx_fail(KX_EIO, "damaged sweep journal header: shard %llu/%llu of %llu points is impossible "
+                   "(need 1 <= i <= N <= points)", i, n, np);
+  size_t spec_len = (size_t)(eol[3] - line[3]);
+  if (fnv1a(FNV_OFFSET, line[3], spec_len) != f)
+    return kx_fail(KX_EIO, "damaged sweep journal header (the grid fingerprint does not match the spec)");
+  *spec = kx_malloc(spec_len + 1);
   if (!*spec) return KX_ENOMEM;
-  memcpy(*spec, sp, (size_t)(nl - sp));
-  (*spec)[nl - sp] = '\0';
+  memcpy(*spec, line[3], spec_len);
+  (*spec)[spec_len] = '\0';
   *fp = f;
   *n_points = np;
   *si = i;

@@ -13,7 +13,9 @@
 
 #include "core/kx_error.h"
 #include "experiments/metrics.h"
+#include "experiments/journal.h"
 #include "experiments/summary.h"
+#include "experiments/sweep_commit.h"
 
 long long kx_sweep_record_point(const char *payload) {
   char *end;
@@ -25,15 +27,21 @@ long long kx_sweep_record_point(const char *payload) {
 
 char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *kernel, const char *scheme,
                              size_t m, uint64_t seed, double q_norm, double k_norm,
-                             const double v[KX_N_METRICS]) {
-  /* labels are < 128 bytes and numbers < 25, so this never truncates */
+                             const double v[KX_N_METRICS], const char *failure) {
+  /* labels are < 128 bytes, numbers < 25 and reasons cut to fit a results row */
   const size_t cap = 1024;
   char *s = kx_malloc(cap);
   if (!s) return NULL;
   int w = snprintf(s, cap, "%zu,%s,%d,%d,%s,%s,%zu,%" PRIu64 ",%.17g,%.17g", p, in->label, in->layer, in->head,
                    kernel, scheme, m, seed, q_norm, k_norm);
   for (int k = 0; k < KX_N_METRICS && w > 0 && (size_t)w < cap; k++)
-    w += isnan(v[k]) ? snprintf(s + w, cap - (size_t)w, ",nan") : snprintf(s + w, cap - (size_t)w, ",%.17g", v[k]);
+    w += failure || isnan(v[k]) ? snprintf(s + w, cap - (size_t)w, ",nan")
+                                : snprintf(s + w, cap - (size_t)w, ",%.17g", v[k]);
+  if (failure && w > 0 && (size_t)w < cap) {
+    kx_result_row safe;
+    kx_result_set_failure(&safe, failure);
+    w += snprintf(s + w, cap - (size_t)w, ",%s", safe.failure);
+  }
   if (w < 0 || (size_t)w >= cap) {
     free(s);
     kx_fail(KX_EINVAL, "journal record too long");
@@ -42,21 +50,39 @@ char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *ker
   return s;
 }
 
-/* Parses a record back into result rows (one per defined metric). */
-static int record_rows(const char *payload, kx_results *out) {
-  char buf[1024];
-  if (strlen(payload) >= sizeof buf) return kx_fail(KX_EIO, "journal record too long");
-  strcpy(buf, payload);
-  char *f[10 + KX_N_METRICS + 1];
+/* Splits a record into its fields; returns the count (10 + metrics, one
+ * more for a failed point), 0 if malformed. */
+static size_t record_fields(char *buf, char **f) {
   size_t nf = 0;
-  for (char *p = buf; nf < sizeof f / sizeof f[0];) {
+  for (char *p = buf; nf < 11 + KX_N_METRICS;) {
     f[nf++] = p;
     char *c = strchr(p, ',');
     if (!c) break;
     *c = '\0';
     p = c + 1;
+    if (nf == 11 + KX_N_METRICS) return 0; /* more fields than any record has */
   }
-  if (nf != 10 + KX_N_METRICS) return kx_fail(KX_EIO, "journal record has %zu fields, expected %d", nf, 10 + KX_N_METRICS);
+  return nf == 10 + KX_N_METRICS || nf == 11 + KX_N_METRICS ? nf : 0;
+}
+
+size_t kx_sweep_failed_records(char *const *records, size_t n) {
+  size_t failed = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t commas = 0;
+    for (const char *c = records[i]; *c; c++) commas += *c == ',';
+    failed += commas == 10 + KX_N_METRICS;
+  }
+  return failed;
+}
+
+/* Parses a record back into result rows (one per defined metric). */
+static int record_rows(const char *payload, kx_results *out) {
+  char buf[1024];
+  if (strlen(payload) >= sizeof buf) return kx_fail(KX_EIO, "journal record too long");
+  strcpy(buf, payload);
+  char *f[11 + KX_N_METRICS];
+  size_t nf = record_fields(buf, f);
+  if (!nf) return kx_fail(KX_EIO, "journal record '%.60s...' has the wrong number of fields", payload);
   kx_result_row w = {0};
   snprintf(w.input, sizeof w.input, "%s", f[1]);
   w.layer = atoi(f[2]);
@@ -67,10 +93,15 @@ static int record_rows(const char *payload, kx_results *out) {
   w.seed = (uint64_t)strtoull(f[7], NULL, 10);
   w.q_norm = strtod(f[8], NULL);
   w.k_norm = strtod(f[9], NULL);
+  const int failed = nf == 11 + KX_N_METRICS;
+  const kx_fmap_type *type = kx_fmap_lookup(w.scheme);
+  if (failed) kx_result_set_failure(&w, f[10 + KX_N_METRICS]);
   for (int k = 0; k < KX_N_METRICS; k++) {
     w.metric = k;
     w.value = strtod(f[10 + k], NULL);
-    if (isnan(w.value)) continue; /* metric undefined for this scheme, as in the grid runner */
+    /* metric undefined for this scheme, as in the grid runner; a failed
+     * point keeps a NaN row for every metric the scheme has */
+    if (failed ? !kx_metric_defined(k, type ? type->kernel_estimator : 1) : isnan(w.value)) continue;
     int rc = kx_results_add(out, &w);
     if (rc) return rc;
   }
@@ -100,21 +131,41 @@ int kx_sweep_paths(const char *out, char **journal, char **summary, char **slope
   return 0;
 }
 
-int kx_sweep_finish(const char *out, char **records, size_t n) {
+int kx_sweep_recover_outputs(const char *out, int *repaired) {
+  char *journal, *summary, *slopes;
+  int rc = kx_sweep_paths(out, &journal, &summary, &slopes);
+  if (rc) return rc;
+  const char *paths[] = {out, summary, slopes, journal};
+  rc = kx_commit_recover(out, paths, 4, repaired);
+  free(journal);
+  free(summary);
+  free(slopes);
+  return rc;
+}
+
+int kx_sweep_finish(const char *out, char **records, size_t n, const char *journal_header) {
   qsort(records, n, sizeof *records, cmp_records);
   kx_results res = {0};
   int rc = 0;
   for (size_t i = 0; i < n && !rc; i++) rc = record_rows(records[i], &res);
   char *journal = NULL, *summary = NULL, *slopes = NULL;
   if (!rc) rc = kx_sweep_paths(out, &journal, &summary, &slopes);
-  if (!rc) rc = kx_results_write_csv(&res, out);
   kx_summary_row *srows = NULL;
   kx_slope_row *lrows = NULL;
   size_t ns = 0, nl = 0;
   if (!rc) rc = kx_summarise(&res, &srows, &ns);
-  if (!rc) rc = kx_summary_write_csv(summary, srows, ns);
   if (!rc) rc = kx_fit_slopes(&res, &lrows, &nl);
-  if (!rc) rc = kx_slopes_write_csv(slopes, lrows, nl);
+  kx_commit_group g;
+  const char *paths[] = {out, summary, slopes, journal};
+  if (!rc) rc = kx_commit_open(&g, out, paths, journal_header ? 4 : 3);
+  if (!rc) {
+    errno = 0;
+    kx_results_fwrite(&res, g.fp[0]);
+    kx_summary_fwrite(g.fp[1], srows, ns);
+    kx_slopes_fwrite(g.fp[2], lrows, nl);
+    if (journal_header) kx_journal_fwrite(g.fp[3], journal_header, records, n);
+    rc = kx_commit_finish(&g);
+  }
   free(srows);
   free(lrows);
   free(journal);

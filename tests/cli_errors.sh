@@ -57,4 +57,58 @@ rows=$(($(wc -l <"$dir/r.csv") - 1))
 # same command, same numbers
 "$kx" kernel-error --schemes prf --m 8,16 --seeds 0:2 --tokens 32 --dim 8 --quiet --out "$dir/r2.csv" || fail=1
 cmp -s "$dir/r.csv" "$dir/r2.csv" || { echo "FAIL: two identical runs differ"; fail=1; }
+
+# --- messages that say what is wrong
+expect 2 "--ridge must be >= 0" -- kernel-error --ridge -1 --m 8 --seeds 0
+expect 2 "--ridge must be >= 0" -- compare --ridge -1e-9 --m 8 --seeds 0
+expect 2 "too small to represent" -- compare --norm 1e-320
+expect 2 "too large in magnitude" -- compare --norm 1e999
+expect 2 "is not a number" -- compare --norm abc
+expect 2 "empty file name" -- compare --out "" --m 8 --seeds 0
+# reproduce and attn-maps refuse an unwritable output before computing
+# anything (a run of all schemes to the end would take seconds, not ms)
+for args in "reproduce kernel --out $dir/no/dir/t.md" "attn-maps --out $dir/no/dir/m.h5" \
+            "attn-maps --out $dir/m.h5 --text $dir/no/dir/m" "reproduce kernel --out $dir"; do
+  # shellcheck disable=SC2086
+  expect 2 "cannot write\|is a directory" -- $args
+done
+
+# --- --schemes all (listed in --help) works in every command
+all=$("$kx" compare --help | sed -n 's/^ *all: //p')
+n_all=$(echo "$all" | tr ',' '\n' | grep -c .)
+"$kx" attn-fidelity --schemes all --m 4 --seeds 0 --tokens 16 --dim 4 --quiet --out "$dir/all.csv" ||
+  { echo "FAIL: attn-fidelity --schemes all"; fail=1; }
+n_got=$(cut -d, -f5 "$dir/all.csv" | sed 1d | sort -u | grep -c .)
+[ "$n_got" -eq "$n_all" ] || { echo "FAIL: --schemes all ran $n_got of $n_all schemes"; fail=1; }
+"$kx" sweep --schemes all --m 4 --seeds 0 --tokens 16 --dim 4 --quiet --out "$dir/sall.csv" ||
+  { echo "FAIL: sweep --schemes all"; fail=1; }
+"$kx" reproduce kernel --schemes all --dim 4 --tokens 16 --seeds 0:1 --quiet --out "$dir/t.md" ||
+  { echo "FAIL: reproduce kernel --schemes all"; fail=1; }
+"$kx" attn-maps --schemes all --m 4 --tokens 16 --dim 4 --out "$dir/maps.h5" 2>/dev/null ||
+  { echo "FAIL: attn-maps --schemes all"; fail=1; }
+expect 2 "listed twice" -- compare --schemes prf,prf
+
+# --- the table shows input names in full (they were cut at 12 characters)
+long="$dir/a-rather-long-input-name.h5"
+cp "$dir/qk.h5" "$long"
+"$kx" kernel-error --input "$long" --schemes prf --m 4 --seeds 0:1 >"$dir/table.txt" 2>/dev/null ||
+  { echo "FAIL: kernel-error on $long"; fail=1; }
+grep -q "^a-rather-long-input-name.h5 " "$dir/table.txt" || { echo "FAIL: input name cut in the table:"; cat "$dir/table.txt"; fail=1; }
+
+# --- one failed point never sinks compare/kernel-error/attn-fidelity: the
+# weight fit refuses 2^24 calibration pairs x 16 features (memory) for the
+# fitted scheme only; the others finish, exit status 3 says so
+for cmd in compare kernel-error attn-fidelity; do
+  "$kx" $cmd --schemes prf,wpff-sobol --m 16 --seeds 0:1 --tokens 16 --dim 4 --calib-pairs 16777216 \
+      --out "$dir/f.csv" >"$dir/table.txt" 2>"$dir/err"
+  code=$?
+  [ "$code" -eq 3 ] || { echo "FAIL: $cmd with a failing point: exit $code (want 3)"; cat "$dir/err"; fail=1; }
+  grep -q "wpff-sobol .* 0/2 .*failed" "$dir/table.txt" && grep -q "^synthetic .*prf .* 2 " "$dir/table.txt" &&
+    grep -q "2 point(s) failed" "$dir/table.txt" ||
+    { echo "FAIL: $cmd table does not show the failed points"; cat "$dir/table.txt"; fail=1; }
+  grep -q ",wpff-sobol,16,1,[a-z_]*,nan,.*calibration pairs" "$dir/f.csv" ||
+    { echo "FAIL: $cmd CSV lacks the failed rows"; fail=1; }
+  grep -q ",prf,16,1,[a-z_]*,[0-9.e-]*,[0-9.]*,[0-9.]*,$" "$dir/f.csv" ||
+    { echo "FAIL: $cmd CSV lacks the good rows"; fail=1; }
+done
 exit $fail

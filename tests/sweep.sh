@@ -23,7 +23,7 @@ G="--schemes $schemes --m 4,8,16 --seeds 0:3 --norms 0.5,1.5 --tokens 24 --dim 6
 # shellcheck disable=SC2086
 "$kx" sweep $G --out full.csv || note "uninterrupted sweep failed"
 [ -s full.csv ] && [ -s full.summary.csv ] && [ -s full.slopes.csv ] || note "sweep wrote no results/summary/slopes"
-n_points=$(( $(grep -c . full.csv.journal) - 6 ))
+n_points=$(( $(grep -c . full.csv.journal) - 7 ))
 [ "$n_points" -ge 24 ] || note "journal holds $n_points records"
 
 # same command again (resume of a complete sweep), and a fresh run: same bytes
@@ -44,7 +44,7 @@ cmp -s full.csv one-thread.csv || note "--threads 1 and the default gave differe
 pid=$!
 tries=0
 while [ "$tries" -lt 200 ]; do
-  got=$(( $(grep -c . killed.csv.journal 2>/dev/null || echo 6) - 6 ))
+  got=$(( $(grep -c . killed.csv.journal 2>/dev/null || echo 7) - 7 ))
   [ "$got" -ge 5 ] && break
   sleep 0.05
   tries=$((tries + 1))
@@ -52,7 +52,7 @@ done
 kill -9 "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
 [ -e killed.csv ] && note "an interrupted sweep wrote final results"
-got=$(( $(grep -c . killed.csv.journal) - 6 ))
+got=$(( $(grep -c . killed.csv.journal) - 7 ))
 [ "$got" -ge 1 ] && [ "$got" -lt "$n_points" ] || note "kill -9 did not land part-way ($got of $n_points points)"
 # a torn last line, as a power loss mid-write leaves it
 printf '3,synthetic:norm=0.5,-1,-1,softmax,prf,16,3,0.5,0.5,0.12' >>killed.csv.journal
@@ -61,7 +61,7 @@ sort full.csv >a.sorted
 sort killed.csv >b.sorted
 cmp -s a.sorted b.sorted || note "resumed sweep differs from an uninterrupted one"
 cmp -s full.csv killed.csv || note "resumed sweep is not sorted like an uninterrupted one"
-recs=$(( $(grep -c . killed.csv.journal) - 6 ))
+recs=$(( $(grep -c . killed.csv.journal) - 7 ))
 [ "$recs" -eq "$n_points" ] || note "journal after resume holds $recs records, want $n_points (a point lost or counted twice)"
 
 # SIGINT: stops cleanly with exit 130, resumable
@@ -123,7 +123,7 @@ expect 1 "different number of shards" -- merge m.csv part1.csv half1.csv
 "$kx" sweep $G --shard 2/3 --out unfinished.csv --throttle-ms 1000 &
 pid=$!
 tries=0
-while [ "$tries" -lt 200 ] && [ "$(grep -c . unfinished.csv.journal 2>/dev/null || echo 0)" -lt 7 ]; do
+while [ "$tries" -lt 200 ] && [ "$(grep -c . unfinished.csv.journal 2>/dev/null || echo 0)" -lt 8 ]; do
   sleep 0.05; tries=$((tries + 1))
 done
 kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
@@ -160,6 +160,114 @@ expect 1 "no such file" -- sweep $F --input missing.h5 --out x.csv
 # the same path with other bytes is another input: its journal is foreign
 "$kx" synth-qk --out qk.h5 --layers 2 --heads 2 --tokens 16 --dim 4 --seed 9 2>/dev/null
 expect 1 "first difference: files" -- sweep $F --out file.csv
+
+# --- (full.csv now holds another grid: compare with fresh.csv, the same $G)
+# the README's GNU parallel recipe, exactly as written but for the grid
+# (two shards of $G): shards write part1.csv, part1.summary.csv,
+# part1.slopes.csv, ..., and the glob parts/part*.csv picks up all of them
+mkdir -p parts results
+if command -v parallel >/dev/null 2>&1; then
+  # shellcheck disable=SC2086
+  parallel -j 2 "$kx" sweep $G --threads 1 --quiet \
+      --shard {}/2 --out parts/part{}.csv ::: $(seq 1 2) || note "GNU parallel recipe: a shard failed"
+else
+  # its exact shell equivalent
+  for i in $(seq 1 2); do
+    # shellcheck disable=SC2086
+    "$kx" sweep $G --threads 1 --quiet --shard "$i/2" --out "parts/part$i.csv" &
+  done
+  wait
+fi
+[ -e parts/part1.summary.csv ] || note "the recipe's shards wrote no side files (the glob would not be tested)"
+"$kx" merge results/sweep.csv parts/part*.csv 2>merge.txt || note "README merge recipe failed: $(cat merge.txt)"
+grep -q "skipping parts/part1.summary.csv" merge.txt || note "merge did not say it skipped a side file"
+cmp -s fresh.csv results/sweep.csv || note "README recipe: merged shards differ from one run"
+cmp -s fresh.summary.csv results/sweep.summary.csv || note "README recipe: merged summary differs"
+cmp -s fresh.slopes.csv results/sweep.slopes.csv || note "README recipe: merged slopes differ"
+
+# --- merge OUT that is one of its shards: refused, the shard untouched
+cp parts/part1.csv.journal keep.journal
+expect 1 "also the shard" -- merge parts/part1.csv parts/part1.csv parts/part2.csv
+cmp -s keep.journal parts/part1.csv.journal || note "merge onto a shard changed that shard's journal"
+
+# --- damaged shard headers: refused with a message, quickly, never a signal
+# (shard 0/0 was a division by zero, 1/0 an endless loop); a field edited
+# without its checksum, and one edited with a matching checksum
+damage() { # FILE SED-EXPRESSION
+  sed "$2" "$1" >damaged.journal
+}
+for spec in 's#^shard 1/2$#shard 0/0#' 's#^shard 1/2$#shard 1/0#' 's#^shard 1/2$#shard 3/2#' \
+            's#^points .*#points 0#' 's#^grid .*#grid 0123456789abcdef#' 's#^check .*#check zz#' \
+            '/^spec /d'; do
+  damage parts/part1.csv.journal "$spec"
+  timeout 20 "$kx" merge m.csv damaged.journal parts/part2.csv >out.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 1 ] && grep -q "damaged sweep journal header\|not a kapprox sweep journal" err.txt ||
+    note "header damaged by '$spec': exit $code, $(cat err.txt)"
+done
+# impossible shard fields under a valid checksum: range checks, not only the CRC
+body=$(sed -n '1,5p' parts/part1.csv.journal | sed 's#^shard 1/2$#shard 1/0#')
+crc=$(printf '%s\n' "$body" | python3 -c 'import sys,zlib; print("%08x" % zlib.crc32(sys.stdin.buffer.read()))' 2>/dev/null)
+if [ -n "$crc" ]; then
+  { printf '%s\n' "$body"; echo "check $crc"; sed -n '/^records:$/,$p' parts/part1.csv.journal; } >crafted.journal
+  timeout 20 "$kx" merge m.csv crafted.journal parts/part2.csv >out.txt 2>err.txt
+  code=$?
+  [ "$code" -eq 1 ] && grep -q "is impossible" err.txt || note "shard 1/0 with a valid checksum: exit $code, $(cat err.txt)"
+fi
+
+# --- a kill while merge replaces its outputs: simulated at the worst moment,
+# after the commit marker and one rename; the next run rolls forward
+"$kx" merge --quiet mix.csv parts/part1.csv parts/part2.csv || note "merge for the kill test failed"
+for f in mix.csv mix.summary.csv mix.slopes.csv mix.csv.journal; do cp "$f" "$f.new"; done
+printf 'mix.csv\nmix.summary.csv\nmix.slopes.csv\nmix.csv.journal\n' >mix.csv.commit
+mv mix.csv.new mix.csv                     # renamed before the kill
+echo stale >mix.summary.csv                # the others still old
+echo stale >mix.slopes.csv
+"$kx" sweep $G --out mix.csv || note "sweep after an interrupted merge failed"
+[ ! -e mix.csv.commit ] && [ ! -e mix.summary.csv.new ] || note "interrupted merge: marker or new files left"
+cmp -s fresh.summary.csv mix.summary.csv && cmp -s fresh.slopes.csv mix.slopes.csv ||
+  note "interrupted merge: summary/slopes not rolled forward"
+# killed before the marker: old files stay, the stale new ones go
+echo partial >mix.summary.csv.new
+"$kx" merge --quiet mix.csv parts/part1.csv parts/part2.csv || note "merge after a torn commit failed"
+[ ! -e mix.summary.csv.new ] || note "a torn commit's new file was left behind"
+cmp -s fresh.summary.csv mix.summary.csv || note "merge after a torn commit wrote another summary"
+
+# --- one failed point never sinks a sweep: the weight fit refuses
+# 2^24 calibration pairs x 16 features (too much memory) for that point only
+P="--schemes prf,wpff-sobol --m 16,32 --seeds 0:1 --norms 1 --tokens 24 --dim 6 --quiet --calib-pairs 16777216"
+# shellcheck disable=SC2086
+"$kx" sweep $P --out failed.csv 2>err.txt
+code=$?
+[ "$code" -eq 3 ] || note "sweep with failing points: exit $code (want 3): $(cat err.txt)"
+grep -q "4 point(s) failed" err.txt || note "sweep did not count its failed points: $(cat err.txt)"
+[ "$(grep -c '^synthetic:norm=1,-1,-1,softmax,prf,.*[0-9],$' failed.csv)" -eq 24 ] ||
+  note "the prf points of a sweep with failures are not all there"
+[ "$(grep -c ',wpff-sobol,.*,nan,.*calibration pairs' failed.csv)" -eq 24 ] ||
+  note "failed points are not NaN rows with their reason"
+grep -q '^synthetic:norm=1,softmax,wpff-sobol,kernel_rel_fro,16,0,nan,.*,2$' failed.summary.csv ||
+  note "summary does not say that 2 seeds failed"
+grep -q '^synthetic:norm=1,softmax,prf,kernel_rel_fro,16,2,.*,0$' failed.summary.csv ||
+  note "summary does not say the prf mean is over 2 seeds"
+# shards with failed points merge, and the merge says so
+for i in 1 2; do "$kx" sweep $P --shard "$i/2" --out "fail$i.csv" 2>/dev/null; done
+"$kx" merge --quiet fmerge.csv fail1.csv fail2.csv 2>err.txt
+code=$?
+[ "$code" -eq 3 ] && cmp -s failed.csv fmerge.csv || note "merge of shards with failed points: exit $code"
+
+# --- messages
+expect 2 "empty file name" -- sweep $G --out ""
+[ ! -e .journal ] || note "--out '' left a stray .journal"
+expect 2 "does not exist" -- sweep $G --out no/such/dir/x.csv
+expect 2 "must be >= 0" -- sweep $G --ridge -1 --out x.csv
+# a full disk (here: a file size limit) on the final files names the reason
+# (the journal is complete beforehand, so only the final files are written)
+"$kx" sweep $G --out small.csv && rm small.csv small.summary.csv small.slopes.csv
+( ulimit -f 1; trap '' XFSZ; "$kx" sweep $G --out small.csv ) >/dev/null 2>err.txt
+code=$?
+[ "$code" -eq 1 ] && grep -q "writing '.*' failed: File too large" err.txt ||
+  note "a write failure on the final files: exit $code, $(cat err.txt)"
+[ ! -e small.summary.csv ] || note "a failed final write left a partial summary"
 
 for c in sweep merge; do
   "$kx" $c --help >help.txt 2>&1 || note "$c --help exits non-zero"

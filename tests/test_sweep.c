@@ -9,11 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/journal.h"
 #include "experiments/metrics.h"
 #include "experiments/summary.h"
 #include "experiments/sweep.h"
+#include "experiments/synthetic.h"
+#include "approx/fmap.h"
 
 static char dir[256];
 
@@ -139,20 +142,64 @@ START_TEST(shard_specs) {
 }
 END_TEST
 
+/* A grid's fingerprint and spec, from the real grid code. */
+static void small_grid(kx_sweep *g) {
+  kx_sweep_defaults(g);
+  ck_assert_int_eq(kx_split_list("prf", "schemes", &g->schemes, &g->n_schemes), 0);
+  g->m[0] = 8;
+  g->m[1] = 16;
+  g->n_m = 2;
+  g->seeds[0] = 0;
+  g->seeds[1] = 1;
+  g->n_seeds = 2;
+  g->norms[0] = (kx_norm_spec){1, 1};
+  g->n_norms = 1;
+  ck_assert_int_eq(kx_sweep_prepare(g), 0);
+}
+
 START_TEST(header_round_trip_and_spec_diff) {
-  char *h = kx_sweep_header(0x0123456789abcdefULL, 480, 2, 8, "kernel=softmax;m=8,16;seeds=0,1");
+  kx_sweep g;
+  small_grid(&g);
+  char *h = kx_sweep_header(g.fingerprint, 4, 2, 3, g.spec);
   ck_assert_ptr_nonnull(h);
   uint64_t fp;
   size_t np, si, sn;
   char *spec;
   ck_assert_int_eq(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec), 0);
-  ck_assert_uint_eq(fp, 0x0123456789abcdefULL);
-  ck_assert_int_eq(np, 480);
+  ck_assert_uint_eq(fp, g.fingerprint);
+  ck_assert_int_eq(np, 4);
   ck_assert_int_eq(si, 2);
-  ck_assert_int_eq(sn, 8);
-  ck_assert_str_eq(spec, "kernel=softmax;m=8,16;seeds=0,1");
+  ck_assert_int_eq(sn, 3);
+  ck_assert_str_eq(spec, g.spec);
   free(spec);
+  /* every single-byte change of the header is refused (checksum, or a
+   * field that no longer parses), never accepted with other values */
+  size_t len = strlen(h) - strlen("records:\n");
+  for (size_t at = 0; at < len; at++) {
+    char *bad = strdup(h);
+    bad[at] = bad[at] == '7' ? '8' : '7';
+    spec = NULL;
+    ck_assert_msg(kx_sweep_parse_header(bad, &fp, &np, &si, &sn, &spec) != 0, "byte %zu changed: accepted", at);
+    free(spec);
+    free(bad);
+  }
   free(h);
+  /* impossible shard fields, even with a correct checksum */
+  const size_t shards[][3] = {{0, 0, 4}, {1, 0, 4}, {0, 4, 4}, {5, 4, 4}, {1, 5, 4}, {1, 1, 0}};
+  for (size_t k = 0; k < sizeof shards / sizeof shards[0]; k++) {
+    h = kx_sweep_header(g.fingerprint, shards[k][2], shards[k][0], shards[k][1], g.spec);
+    spec = NULL;
+    ck_assert_msg(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec) != 0, "shard %zu/%zu of %zu accepted",
+                  shards[k][0], shards[k][1], shards[k][2]);
+    free(spec);
+    free(h);
+  }
+  /* a fingerprint that is not the spec's */
+  h = kx_sweep_header(g.fingerprint ^ 1, 4, 1, 1, g.spec);
+  ck_assert_int_ne(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec), 0);
+  free(h);
+  kx_sweep_free(&g);
+  kx_free_strings(g.schemes, g.n_schemes);
   ck_assert_int_ne(kx_sweep_parse_header("something else\nrecords:\n", &fp, &np, &si, &sn, &spec), 0);
   char diff[256];
   kx_sweep_spec_diff("kernel=softmax;m=8,16;seeds=0,1", "A", "kernel=softmax;m=8,32;seeds=0,1", "B", diff,
@@ -228,6 +275,60 @@ START_TEST(slopes_of_power_laws) {
 }
 END_TEST
 
+
+/* Fitted weights at input norms where the features overflow a double
+ * (d = 8, |q| = |k| = 10: feature/kernel ratios up to e^100 and more).  The
+ * fit minimises (1/P) sum_p (Khat_p/K_p - 1)^2 + ridge/m |beta - 1|^2 over
+ * beta >= 0; beta = 0 is feasible with objective 1 + ridge, so at the
+ * solver's optimum the data term alone is at most 1 + ridge.  With every
+ * (q, k) pair as calibration set the data term is computable here, in the
+ * log domain, from the fitted map itself. */
+START_TEST(weight_fit_at_large_norms) {
+  const size_t n = 24, d = 8;
+  double q[24 * 8], k[24 * 8], v[24 * 8];
+  kx_norm_spec norm = {10, 10};
+  ck_assert_int_eq(kx_synthetic_qkv(n, d, d, norm, 3, q, k, v), 0);
+  const char *schemes[] = {"wdcf", "wdcf-norm", "wpff-sobol"};
+  const size_t ms[] = {8, 64, 256};
+  for (size_t si = 0; si < 3; si++)
+    for (size_t mi = 0; mi < 3; mi++)
+      for (uint64_t seed = 0; seed < 3; seed++) {
+        kx_fmap_options o;
+        kx_fmap_default_options(&o);
+        o.calib_q = q;
+        o.calib_k = k;
+        o.n_calib_q = o.n_calib_k = n;
+        o.calib_all_pairs = 1;
+        size_t m = ms[mi];
+        kx_fmap *f = kx_fmap_create(schemes[si], d, m, seed, &o);
+        ck_assert_msg(f != NULL, "%s m=%zu seed=%d: %s", schemes[si], m, (int)seed, kx_error_message());
+        double *lq = malloc(n * m * sizeof *lq), *lk = malloc(n * m * sizeof *lk);
+        ck_assert_int_eq(kx_fmap_apply_log(f, n, q, lq), 0);
+        ck_assert_int_eq(kx_fmap_apply_log(f, n, k, lk), 0);
+        double data = 0;
+        for (size_t a = 0; a < n; a++)
+          for (size_t b = 0; b < n; b++) {
+            double top = -INFINITY, s = 0, dot = 0;
+            for (size_t i = 0; i < m; i++)
+              if (lq[a * m + i] + lk[b * m + i] > top) top = lq[a * m + i] + lk[b * m + i];
+            for (size_t i = 0; i < m && top > -INFINITY; i++) s += exp(lq[a * m + i] + lk[b * m + i] - top);
+            for (size_t j = 0; j < d; j++) dot += q[a * d + j] * k[b * d + j];
+            double log_ratio = top > -INFINITY ? top + log(s) - dot : -INFINITY;
+            double r = exp(log_ratio) - 1;
+            data += r * r;
+          }
+        data /= (double)(n * n);
+        /* 1e-3 is the default ridge; 1e-9 covers the solver's stopping
+         * tolerance (KKT violation 1e-9 relative) */
+        ck_assert_msg(data <= 1 + 1e-3 + 1e-9, "%s m=%zu seed=%d: calibration error %g > 1 + ridge",
+                      schemes[si], m, (int)seed, data);
+        free(lq);
+        free(lk);
+        kx_fmap_free(f);
+      }
+}
+END_TEST
+
 int main(void) {
   kx_init_library();
   snprintf(dir, sizeof dir, "/tmp/kx-test-sweep-XXXXXX");
@@ -242,6 +343,7 @@ int main(void) {
   tcase_add_test(tc, header_round_trip_and_spec_diff);
   tcase_add_test(tc, summary_t_interval);
   tcase_add_test(tc, slopes_of_power_laws);
+  tcase_add_test(tc, weight_fit_at_large_norms);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
