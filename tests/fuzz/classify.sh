@@ -11,7 +11,8 @@ n_project=0
 n_hdf5=0
 for f in "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*; do
   [ -f "$f" ] || continue
-  report=$(LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 timeout 60 "$fuzzer" -rss_limit_mb=2048 \
+  report=$(LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
+    ASAN_OPTIONS=allocator_may_return_null=1 timeout 60 "$fuzzer" -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -timeout=20 "$f" 2>&1)
   # stack frames "#k 0x... in function file:line" or "(library+offset)"
   frame=$(echo "$report" | grep -E '^ *#[0-9]+ 0x' |
