@@ -14,20 +14,24 @@ for f in "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*; do
   report=$(LSAN_OPTIONS=suppressions=$(dirname "$0")/lsan.supp UBSAN_OPTIONS=print_stacktrace=1 \
     ASAN_OPTIONS=allocator_may_return_null=1 timeout 60 "$fuzzer" -rss_limit_mb=2048 \
     -malloc_limit_mb=1024 -timeout=20 "$f" 2>&1)
-  # stack frames "#k 0x... in function file:line" or "(library+offset)"
-  frame=$(echo "$report" | grep -E '^ *#[0-9]+ 0x' |
-    grep -vE 'libclang_rt|compiler-rt|sanitizer_common|/asan/|/ubsan/|libc\.so|libc-|/libc/|__GI_|raise|abort|libFuzzer|fuzzer::|malloc|calloc|realloc|operator new|in memcpy|in memmove|in strlen' |
+  rc=$?
+  # stack frames "#k 0x... in function file:line" or "(library+offset)".
+  # The sanitizers' interceptors and libFuzzer are linked into the harness
+  # without debug lines, so their frames read "(HARNESS+0x...)"; libc's
+  # abort path is dropped too: what is left starts at the culprit.
+  frame=$(echo "$report" | grep -E '^ *#[0-9]+ 0x' | grep -vF "($fuzzer+" |
+    grep -vE '[(]/lib/x86_64-linux-gnu/libc\.so|nptl/|stdlib/abort|signal/' |
     head -1)
-  if echo "$frame" | grep -q 'libhdf5'; then
+  if [ "$rc" -eq 0 ]; then
+    where="no crash on replay"
+  elif echo "$frame" | grep -q 'libhdf5'; then
     where=libhdf5
     n_hdf5=$((n_hdf5 + 1))
-  elif [ -z "$frame" ] && ! echo "$report" | grep -qE 'ERROR|deadly|crash|timeout|out-of-memory|malloc\('; then
-    where="no crash on replay"
   else
     where=project
     n_project=$((n_project + 1))
   fi
   kind=$(echo "$report" | grep -m1 -oE 'ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer|UndefinedBehaviorSanitizer): [a-zA-Z-]+|runtime error: [^/]*|broken_promise|fuzz_[a-z]+: [a-z][^\n]*' | head -1)
-  echo "$where: $(basename "$f"): ${kind:-?} at ${frame:-?}" | sed -E 's/ +/ /g'
+  echo "$where: $(basename "$f"): ${kind:-?} at ${frame:-?}" | sed -E 's/ +/ /g; s/ [(]BuildId: [0-9a-f]+[)]//'
 done
 echo "crash inputs: project $n_project, libhdf5 $n_hdf5"

@@ -13,10 +13,10 @@
 #include "experiments/journal.h"
 #include "experiments/sweep.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/fuzz/fuzz_promise.h"
 
 __attribute__((noreturn)) static void broken_promise(const char *what) {
-  fprintf(stderr, "fuzz_journal: %s\n", what);
-  abort();
+  kx_fuzz_broken_promise("fuzz_journal", what);
 }
 
 static void parse_header_and_records(const kx_journal_contents *c) {

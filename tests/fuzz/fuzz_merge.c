@@ -19,31 +19,33 @@
 #include "experiments/results.h"
 #include "experiments/sweep.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/fuzz/fuzz_promise.h"
 
 enum { MAX_SHARDS = 6 };
 static const uint8_t shard_separator = 0x1e;
 
 __attribute__((noreturn)) static void broken_promise(const char *what) {
-  fprintf(stderr, "fuzz_merge: merge succeeded but %s\n", what);
-  abort();
+  kx_fuzz_broken_promise("fuzz_merge", what);
 }
 
 static void check_outputs(const char *dir, size_t n_records) {
   char path[512];
   snprintf(path, sizeof path, "%s/out.csv", dir);
   kx_results res = {0};
-  if (kx_results_read_csv(path, &res)) broken_promise("its results CSV does not read back");
+  if (kx_results_read_csv(path, &res))
+    broken_promise("merge succeeded but its results CSV does not read back");
   kx_results_free(&res);
   snprintf(path, sizeof path, "%s/out.csv.journal", dir);
   kx_journal_contents c;
-  if (kx_journal_read(path, &c)) broken_promise("its journal does not read back");
+  if (kx_journal_read(path, &c)) broken_promise("merge succeeded but its journal does not read back");
   uint64_t fp;
   size_t points, si, sn;
   char *spec = NULL;
   if (!c.header || kx_sweep_parse_header(c.header, &fp, &points, &si, &sn, &spec))
-    broken_promise("its journal has no valid header");
-  if (si != 1 || sn != 1) broken_promise("its journal is not marked shard 1/1");
-  if (c.dropped || c.n != n_records) broken_promise("its journal lost or damaged records");
+    broken_promise("merge succeeded but its journal has no valid header");
+  if (si != 1 || sn != 1) broken_promise("merge succeeded but its journal is not marked shard 1/1");
+  if (c.dropped || c.n != n_records)
+    broken_promise("merge succeeded but its journal lost or damaged records");
   free(spec);
   kx_journal_contents_free(&c);
 }

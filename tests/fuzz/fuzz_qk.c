@@ -6,39 +6,32 @@
  * first tokens, as --heads and --max-tokens ask) agrees with the stored
  * shape.  The loader's child process is turned off: libFuzzer needs the
  * coverage and the crash in its own process. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-
 #include "core/kx_error.h"
 #include "core/kx_sandbox.h"
 #include "experiments/qk_file.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/fuzz/fuzz_promise.h"
+
+static const char harness[] = "fuzz_qk";
+#define ACCEPTED "the loader accepted a file but "
 
 __attribute__((noreturn)) static void broken_promise(const char *what) {
-  fprintf(stderr, "fuzz_qk: the loader accepted a file but %s\n", what);
-  abort();
-}
-
-static void check_values(const double *x, size_t n, const char *what) {
-  for (size_t i = 0; i < n; i++)
-    if (!isfinite(x[i])) broken_promise(what);
+  kx_fuzz_broken_promise(harness, what);
 }
 
 static void check_layer(const kx_qk_layer *l) {
-  if (!l->heads || !l->tokens || !l->d || !l->q || !l->k) broken_promise("a layer has an empty shape");
-  if ((l->v != NULL) != (l->dv != 0)) broken_promise("v and dv disagree");
+  if (!l->heads || !l->tokens || !l->d || !l->q || !l->k)
+    broken_promise(ACCEPTED "a layer has an empty shape");
+  if ((l->v != NULL) != (l->dv != 0)) broken_promise(ACCEPTED "v and dv disagree");
   size_t qk = l->heads * l->tokens * l->d;
-  check_values(l->q, qk, "q holds a non-finite value");
-  check_values(l->k, qk, "k holds a non-finite value");
-  if (l->v) check_values(l->v, l->heads * l->tokens * l->dv, "v holds a non-finite value");
+  kx_fuzz_check_finite(harness, l->q, qk, ACCEPTED "q holds a non-finite value");
+  kx_fuzz_check_finite(harness, l->k, qk, ACCEPTED "k holds a non-finite value");
+  if (l->v)
+    kx_fuzz_check_finite(harness, l->v, l->heads * l->tokens * l->dv,
+                         ACCEPTED "v holds a non-finite value");
 }
 
-static int refused(void) {
-  if (!kx_error_message()[0]) broken_promise("(refusing it) left no message");
-  kx_error_clear();
-  return 0;
-}
+static int refused(void) { return kx_fuzz_refused(harness); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   kx_sandbox_set_isolation(0);
@@ -46,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   kx_qk_file *f = kx_qk_open(path);
   if (!f) return refused();
   size_t n = kx_qk_n_layers(f);
-  if (n == 0) broken_promise("lists no layer");
+  if (n == 0) broken_promise(ACCEPTED "lists no layer");
   for (size_t i = 0; i < n; i++) {
     kx_qk_layer shape, l;
     if (kx_qk_layer_shape(f, i, &shape)) {
@@ -57,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (shape.heads && !kx_qk_read_heads(f, i, shape.heads - 1, 1, 2, &l)) {
       if (l.heads != 1 || l.tokens != (shape.tokens < 2 ? shape.tokens : 2) || l.d != shape.d ||
           l.dv != shape.dv || l.head_first != shape.heads - 1)
-        broken_promise("a partial read disagrees with the stored shape");
+        broken_promise(ACCEPTED "a partial read disagrees with the stored shape");
       check_layer(&l);
       kx_qk_layer_free(&l);
     } else {
@@ -68,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       continue;
     }
     if (l.heads != shape.heads || l.tokens != shape.tokens || l.d != shape.d || l.dv != shape.dv)
-      broken_promise("a whole read disagrees with the stored shape");
+      broken_promise(ACCEPTED "a whole read disagrees with the stored shape");
     check_layer(&l);
     kx_qk_layer_free(&l);
   }

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fuzzes one loader for N minutes with libFuzzer (README "Fuzzing").
-#   tests/fuzz/run.sh LOADER MINUTES [libFuzzer options...]
+#   tests/fuzz/run.sh [--report-hdf5] LOADER MINUTES [libFuzzer options...]
 #   LOADER: qk | ckpt | journal | merge
 # Builds build-fuzz (clang-14, ASan + UBSan, -Dfuzz=true) when missing,
 # fuzzes in fork mode so that a crash does not stop the campaign, then
@@ -10,7 +10,11 @@
 # it with a message: save under tests/fuzz/crashes/LOADER/libhdf5/).
 # New corpus inputs and crash inputs stay in build-fuzz/fuzz-LOADER/.
 set -eu
-usage="usage: tests/fuzz/run.sh qk|ckpt|journal|merge MINUTES [libFuzzer options...]"
+usage="usage: tests/fuzz/run.sh [--report-hdf5] qk|ckpt|journal|merge MINUTES [libFuzzer options...]"
+# memory errors libhdf5 makes inside memcpy/strdup are suppressed unless
+# --report-hdf5 (tests/fuzz/asan.supp says why)
+suppress=1
+[ "${1:-}" = --report-hdf5 ] && { suppress=0; shift; }
 [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
 loader=$1
 minutes=$2
@@ -36,6 +40,7 @@ export LSAN_OPTIONS=suppressions=$root/tests/fuzz/lsan.supp
 # a request beyond the address space fails in the real program (malloc
 # returns NULL, which libhdf5 reports as an error); ASan would abort instead
 export ASAN_OPTIONS=allocator_may_return_null=1
+[ $suppress -eq 1 ] && ASAN_OPTIONS=$ASAN_OPTIONS:suppressions=$root/tests/fuzz/asan.supp
 log=$work/fuzz.log
 echo "fuzzing $loader for $minutes min; log $log"
 # -malloc_limit_mb: a loader that believes a size the file declares and
