@@ -66,7 +66,7 @@ static void replay_dir(const char *dir) {
     names[n++] = strdup(path);
   }
   closedir(d);
-  qsort(names, n, sizeof *names, by_name);
+  if (n) qsort(names, n, sizeof *names, by_name);
   for (size_t i = 0; i < n; i++) {
     replay_file(names[i]);
     free(names[i]);
