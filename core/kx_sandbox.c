@@ -166,9 +166,12 @@ int kx_channel_recv(kx_channel *c, void *data, size_t bytes) {
 }
 
 static void child_main(kx_channel *c, kx_sandbox_reader reader, const void *arg) {
-  /* a crash on a hostile file is expected: no core file for it */
-  struct rlimit no_core = {0, 0};
+  /* a crash on a hostile file is expected: no core file for it; and a file
+   * that sends libhdf5 into an endless loop ends as a crash too, after
+   * 10 minutes of CPU (reading a terabyte takes less) */
+  struct rlimit no_core = {0, 0}, cpu = {600, 610};
   setrlimit(RLIMIT_CORE, &no_core);
+  setrlimit(RLIMIT_CPU, &cpu);
   kx_error_clear();
   int rc = reader(arg, c);
   const char *msg = rc ? kx_error_message() : "";

@@ -7,7 +7,8 @@
  * caller's process and takes the values into its own buffers.  When the child
  * dies, the caller gets KX_EIO and the message
  *   "malformed HDF5 file 'PATH': the HDF5 library crashed reading it (...)"
- * instead of dying with it.
+ * instead of dying with it.  The child has no core file and at most 10
+ * minutes of CPU (a file that loops libhdf5 forever ends the same way).
  *
  * The reader sends with kx_channel_send and ends by returning a kx_status (its
  * message travels to the caller too); the receiver takes exactly the bytes the

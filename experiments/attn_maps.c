@@ -11,6 +11,7 @@
 #include "approx/kernel.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_h5.h"
 #include "experiments/grid.h"
 #include "experiments/qk_file.h"
 
@@ -142,14 +143,9 @@ int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, 
                                uint64_t seed, int causal) {
   double *diff = kx_malloc(n * n * sizeof *diff);
   if (!diff) return KX_ENOMEM;
-  kx_atomic_file af;
-  int begun = kx_atomic_begin(&af, path);
-  if (begun) {
-    free(diff);
-    return begun;
-  }
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t file = H5Fcreate(af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  /* built in memory, published whole: a full disk cannot leave libhdf5
+   * with a half-closed file (core/kx_h5.h) */
+  hid_t file = kx_h5_create_in_memory();
   int ok = file >= 0;
   if (ok) ok = write_matrix(file, "exact", n, exact) && write_attr(file, "m", (long long)m) &&
                write_attr(file, "seed", (long long)seed) && write_attr(file, "causal", causal);
@@ -162,13 +158,12 @@ int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, 
   }
   if (ga >= 0) H5Gclose(ga);
   if (gd >= 0) H5Gclose(gd);
-  if (file >= 0 && H5Fclose(file) < 0) ok = 0;
   int rc = 0;
   if (!ok) {
-    rc = kx_fail(KX_EIO, "cannot write '%s'", path);
-    kx_atomic_abort(&af);
+    if (file >= 0) H5Fclose(file);
+    rc = kx_fail(KX_EIO, "cannot write '%s' (out of memory?)", path);
   } else {
-    rc = kx_atomic_commit(&af);
+    rc = kx_h5_publish(file, path);
   }
   free(diff);
   return rc;

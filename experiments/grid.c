@@ -220,19 +220,22 @@ int kx_grid_run(const kx_grid *g, kx_results *out) {
       size_t n = g->max_tokens && g->max_tokens < L.tokens ? g->max_tokens : L.tokens, d = L.d;
       size_t dv = L.dv ? L.dv : d;
       int causal = g->causal >= 0 ? g->causal : kx_qk_causal(f);
+      /* only the selected heads' first max_tokens tokens leave the file
+       * (after the reader has checked the sizes they declare), in one read */
+      size_t h_lo = L.heads, h_hi = 0;
+      for (size_t hh = 0; hh < L.heads; hh++)
+        if (selected(g->heads, g->n_heads, (int)hh)) h_lo = hh < h_lo ? hh : h_lo, h_hi = hh;
+      kx_qk_layer H;
+      memset(&H, 0, sizeof H);
+      if (!rc && h_lo <= h_hi) rc = kx_qk_read_heads(f, i, h_lo, h_hi - h_lo + 1, g->max_tokens, &H);
       double *q = NULL, *k = NULL, *v = NULL;
-      for (size_t hh = 0; hh < L.heads && !rc; hh++) {
+      if (!rc) {
+        q = kx_malloc(n * d * sizeof *q), k = kx_malloc(n * d * sizeof *k), v = kx_malloc(n * dv * sizeof *v);
+        if (!q || !k || !v) rc = KX_ENOMEM;
+      }
+      for (size_t hh = h_lo; hh <= h_hi && hh < L.heads && !rc; hh++) {
         if (!selected(g->heads, g->n_heads, (int)hh)) continue;
-        /* only this head's first max_tokens tokens leave the file (after
-         * the reader has checked the sizes they declare) */
-        kx_qk_layer H;
-        rc = kx_qk_read_heads(f, i, hh, 1, g->max_tokens, &H);
-        if (!rc && !q) {
-          q = kx_malloc(n * d * sizeof *q), k = kx_malloc(n * d * sizeof *k), v = kx_malloc(n * dv * sizeof *v);
-          if (!q || !k || !v) rc = KX_ENOMEM;
-        }
-        if (!rc) rc = kx_grid_head_from_layer(&H, hh, g->max_tokens, kx_qk_scaled(f), g->data_seed, q, k, v, &n, &dv);
-        kx_qk_layer_free(&H);
+        rc = kx_grid_head_from_layer(&H, hh, g->max_tokens, kx_qk_scaled(f), g->data_seed, q, k, v, &n, &dv);
         if (rc) break;
         head_job h = {.input = g->qk_path, .layer = L.index, .head = (int)hh};
         rc = kx_head_reference_init(&h.ref, n, d, dv, q, k, v, causal, g->fmap.kernel);
@@ -243,6 +246,7 @@ int kx_grid_run(const kx_grid *g, kx_results *out) {
       free(q);
       free(k);
       free(v);
+      kx_qk_layer_free(&H);
       kx_qk_layer_free(&L);
     }
     kx_qk_close(f);

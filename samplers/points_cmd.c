@@ -10,6 +10,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_h5.h"
 #include "experiments/commands.h"
 #include "samplers/sequence.h"
 #include "samplers/transforms.h"
@@ -65,8 +66,10 @@ static int write_h5_file(const char *path, const double *x, size_t n, size_t s, 
                          uint64_t seed) {
   hid_t file = -1, space = -1, dset = -1, aspace = -1, attr = -1, stype = -1;
   int rc = 0;
-  file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (file < 0) return kx_fail(KX_EIO, "cannot create HDF5 file '%s' (does its directory exist and is it writable?)", path);
+  /* built in memory, published whole: a full disk cannot leave libhdf5
+   * with a half-closed file (core/kx_h5.h) */
+  file = kx_h5_create_in_memory();
+  if (file < 0) return KX_ENOMEM;
   hsize_t dims[2] = {n, s};
   space = H5Screate_simple(2, dims, NULL);
   if (space >= 0) dset = H5Dcreate2(file, "points", H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -90,22 +93,11 @@ static int write_h5_file(const char *path, const double *x, size_t n, size_t s, 
   if (aspace >= 0) H5Sclose(aspace);
   if (dset >= 0) H5Dclose(dset);
   if (space >= 0) H5Sclose(space);
-  if (H5Fclose(file) < 0 && !rc) rc = kx_fail(KX_EIO, "closing '%s'", path);
+  if (rc) H5Fclose(file);
+  else rc = kx_h5_publish(file, path);
   return rc;
 }
 
-static int write_h5_atomic(const char *path, const double *x, size_t n, size_t s, const char *seq,
-                           uint64_t seed) {
-  kx_atomic_file f;
-  int rc = kx_atomic_begin(&f, path);
-  if (rc) return rc;
-  /* failures are reported through kx_fail; keep HDF5's own stack off stderr */
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  rc = write_h5_file(f.tmp, x, n, s, seq, seed);
-  if (rc) kx_atomic_abort(&f);
-  else rc = kx_atomic_commit(&f);
-  return rc;
-}
 
 int cmd_points(int argc, char **argv) {
   const char *sequence = "sobol-lms", *out = NULL;
@@ -212,7 +204,7 @@ int cmd_points(int argc, char **argv) {
       }
     }
   } else {
-    rc = write_h5_atomic(out, x, count, dim, sequence, seed);
+    rc = write_h5_file(out, x, count, dim, sequence, seed);
   }
   free(x);
   if (rc) {

@@ -14,18 +14,13 @@ rewritten by h5py in those forms and `sample` must still load it.
 Exits 77 (skipped) without h5py.
 """
 import os
-import subprocess
-import sys
 import tempfile
 
-try:
-    import h5py
-    import numpy as np
-except ImportError:
-    print("h5py/numpy missing: skipped")
-    sys.exit(77)
+from h5_test_common import finish, run, tiny_checkpoint
 
-KX = sys.argv[1]
+import h5py
+import numpy as np
+
 failures = []
 
 
@@ -66,10 +61,6 @@ FORMS = ["vlen-utf8", "vlen-ascii", "numpy-S-exact", "numpy-S-longer", "fixed-ut
          "array-of-one"]
 
 
-def run(args):
-    p = subprocess.run([KX] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return p.returncode, p.stderr
-
 
 def write_qk(path, form, value="kapprox-qk", flags="int"):
     rng = np.random.default_rng(0)
@@ -107,14 +98,7 @@ with tempfile.TemporaryDirectory() as d:
             rc, err = run(["kernel-error", "--input", p] + common)
             expect(False, "format %r as %s" % (value, form), rc, err, "expected \"kapprox-qk\"")
 
-    text = os.path.join(d, "t.txt")
-    with open(text, "w") as f:
-        for i in range(300):
-            f.write("and the lord said unto moses, behold the light of day %d.\n" % i)
-    ck = os.path.join(d, "ck.h5")
-    rc, err = run(["train", "--text", text, "--layers", "1", "--heads", "2", "--width", "16", "--ctx", "16",
-                   "--batch", "2", "--steps", "2", "--quiet", "--no-final-eval", "--out", ck])
-    expect(True, "train", rc, err)
+    ck = tiny_checkpoint(d)
     for form in FORMS:
         with h5py.File(ck, "r+") as f:
             set_string(f, "format", form, "kapprox-decoder")
@@ -122,7 +106,4 @@ with tempfile.TemporaryDirectory() as d:
         rc, err = run(["sample", "--checkpoint", ck, "--length", "5", "--seed", "1"])
         expect(True, "checkpoint, strings as %s" % form, rc, err)
 
-for f in failures:
-    print("FAIL:", f)
-print("%d failures" % len(failures))
-sys.exit(1 if failures else 0)
+finish(failures)

@@ -19,25 +19,16 @@ Exits 77 (skipped) without h5py.
 """
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 
-try:
-    import h5py
-    import numpy as np
-except ImportError:
-    print("h5py/numpy missing: skipped")
-    sys.exit(77)
+from h5_test_common import finish, run, tiny_checkpoint
 
-KX = sys.argv[1]
+import h5py
+import numpy as np
+
 failures = []
 COMMON = ["--m", "8", "--seeds", "0", "--schemes", "prf", "--quiet"]
 
-
-def run(args):
-    p = subprocess.run([KX] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return p.returncode, p.stderr
 
 
 def expect_refused(label, args, needle):
@@ -79,22 +70,11 @@ with tempfile.TemporaryDirectory() as d:
     expect_refused("compressed 2^44 values read whole", ["kernel-error", "--input", huge] + COMMON,
                    "more than this machine's")
 
-    text = os.path.join(d, "t.txt")
-    with open(text, "w") as f:
-        for i in range(300):
-            f.write("and the lord said unto moses, behold the light of day %d.\n" % i)
-    ck = os.path.join(d, "ck.h5")
-    rc, err = run(["train", "--text", text, "--layers", "1", "--heads", "2", "--width", "16", "--ctx", "16",
-                   "--batch", "2", "--steps", "2", "--quiet", "--no-final-eval", "--out", ck])
-    if rc:
-        failures.append("train: " + err)
+    ck = tiny_checkpoint(d)
     with h5py.File(ck, "r+") as f:
         f["config"].attrs.modify("width", np.uint64(16384))
         f["config"].attrs.modify("vocab", np.uint64(1 << 20))
     expect_refused("checkpoint declaring a 34-billion-parameter model", ["sample", "--checkpoint", ck],
                    "declares a model of at least")
 
-for f in failures:
-    print("FAIL:", f)
-print("%d failures" % len(failures))
-sys.exit(1 if failures else 0)
+finish(failures)

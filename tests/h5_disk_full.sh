@@ -41,4 +41,7 @@ limited 40 "$dir/res.h5" train --text "$dir/t.txt" --resume "$dir/ck.h5" --quiet
 "$kx" synth-qk --out "$dir/qk.h5" --layers 1 --heads 1 --tokens 4 --dim 2 >/dev/null 2>&1
 limited 40 "$dir/qk.h5" synth-qk --out "$dir/qk.h5" --layers 2 --heads 4 --tokens 256 --dim 16
 limited 4 "$dir/dump.h5" dump-qk --checkpoint "$dir/ck.h5" --text "$dir/t.txt" --out "$dir/dump.h5"
+# the other HDF5 writers: points (256 KB) and attention maps (400 KB)
+limited 40 "$dir/pts.h5" points --out "$dir/pts.h5" --count 4096 --dim 8
+limited 40 "$dir/maps.h5" attn-maps --out "$dir/maps.h5" --tokens 128 --m 8 --schemes prf
 exit $fail

@@ -224,6 +224,8 @@ static int read_checkpoint_file(const load_request *rq, hid_t f, kx_channel *ch)
   kx_dec_config c;
   if ((rc = read_config(f, file_bytes, &c))) return rc;
   if ((rc = kx_channel_send(ch, &c, sizeof c))) return rc;
+  /* the table of tensors and a buffer for them; nothing here may start
+   * OpenMP threads (libgomp does not survive fork in the child) */
   kx_decoder m;
   if ((rc = kx_dec_create(&m, &c))) return rc;
   hid_t d = H5Lexists(f, "vocab", H5P_DEFAULT) > 0 ? H5Dopen2(f, "vocab", H5P_DEFAULT) : -1;

@@ -10,8 +10,12 @@
  *   /optim              attrs of kx_dec_train_state (step, hyper-parameters,
  *                       seed, data hash, AdamW t)
  *   /optim/m/<name>, /optim/v/<name>   AdamW moments, as /param
- * Written to "<path>.tmp.<pid>" and renamed, so a crash never leaves a
- * half-written checkpoint under the final name. */
+ * Built in memory and published atomically (core/kx_h5.h, core/kx_atomic.h),
+ * so a crash or a full disk never leaves a half-written checkpoint under the
+ * final name.  Loading runs libhdf5 in a child process (core/kx_sandbox.h)
+ * and refuses non-finite parameters or moments, negative second moments,
+ * code points that are not Unicode characters and declared sizes the file
+ * does not hold. */
 #ifndef KX_DEC_CKPT_H
 #define KX_DEC_CKPT_H
 

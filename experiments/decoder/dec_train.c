@@ -9,6 +9,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_h5.h"
 #include "core/kx_seed.h"
 #include "experiments/decoder/dec_adamw.h"
 #include "experiments/decoder/dec_ckpt.h"
@@ -81,15 +82,8 @@ static int eval_full(kx_decoder *m, const int *stream, size_t n, size_t B, size_
 
 static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
                       double loss) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  kx_atomic_file af;
-  int begun = kx_atomic_begin(&af, path);
-  if (begun) return begun;
-  hid_t f = H5Fcreate(af.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) {
-    kx_atomic_abort(&af);
-    return kx_fail(KX_EIO, "cannot create '%s'", path);
-  }
+  hid_t f = kx_h5_create_in_memory(); /* published whole (core/kx_h5.h) */
+  if (f < 0) return KX_ENOMEM;
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   int rc = 0;
@@ -122,11 +116,8 @@ static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *
     H5Sclose(sp);
   }
   H5Pclose(lcpl);
-  if (H5Fclose(f) < 0 && !rc) rc = kx_fail(KX_EIO, "cannot close '%s'", path);
-  if (rc)
-    kx_atomic_abort(&af);
-  else
-    rc = kx_atomic_commit(&af);
+  if (rc) H5Fclose(f);
+  else rc = kx_h5_publish(f, path);
   return rc;
 }
 

@@ -20,24 +20,30 @@ KILLERS = {-11: "SIGSEGV", -7: "SIGBUS", -6: "SIGABRT", -8: "SIGFPE", -4: "SIGIL
 
 
 def metadata_positions(path, size):
-    """Byte offsets not inside any contiguous dataset's values."""
+    """Byte offsets not inside any contiguous dataset's values, and those
+    inside object headers (attributes, layouts, types, links)."""
     import h5py
     raw = bytearray(size)
+    headers = []
     def visit(name, obj):
+        info = h5py.h5o.get_info(obj.id)
+        headers.extend(range(info.addr, min(size, info.addr + info.hdr.space.total + 16)))
         if isinstance(obj, h5py.Dataset):
             off = obj.id.get_offset()
             if off is not None:
                 n = obj.id.get_storage_size()
                 raw[off:off + n] = b"\x01" * len(raw[off:off + n])
     with h5py.File(path, "r") as f:
+        visit("/", f)
         f.visititems(visit)
-    return [i for i in range(size) if not raw[i]]
+    return [i for i in range(size) if not raw[i]], headers
 
 
 def mutate(data, positions, rng):
     b = bytearray(data)
+    anywhere, headers = positions
     for _ in range(rng.randint(1, 8)):
-        i = rng.choice(positions)
+        i = rng.choice(headers if rng.random() < 0.7 else anywhere)
         kind = rng.randrange(4)
         if kind == 0:
             b[i] = rng.randrange(256)
