@@ -28,6 +28,20 @@ static void gradient(size_t n, const double *G, const double *h, const double *b
   cblas_dsymv(CblasRowMajor, CblasUpper, (int)n, 1.0, G, (int)n, b, 1, 1.0, grad, 1);
 }
 
+/* Solves G_FF x = h_F on the free coordinates idx[0..nf) by Cholesky
+ * (LAPACK dposv); returns its info (> 0: the leading minor of that order
+ * is not positive definite). */
+static int solve_free_set(size_t n, const double *G, const double *h, const size_t *idx, size_t nf,
+                          double *Gf, double *x) {
+  for (size_t a = 0; a < nf; a++) {
+    x[a] = h[idx[a]];
+    for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
+  }
+  int nn = (int)nf, one = 1, info = 0;
+  dposv_("U", &nn, &one, Gf, &nn, x, &nn, &info);
+  return info;
+}
+
 /* Warm start: solve the equality-constrained problem on a guessed free set
  * by Cholesky, drop coordinates that come out negative, re-admit bound ones
  * whose gradient says they should be free, a few rounds.  Usually this hits
@@ -45,12 +59,7 @@ static int active_set_start(size_t n, const double *G, const double *h, double *
     for (size_t i = 0; i < n; i++)
       if (is_free[i]) idx[nf++] = i;
     if (nf == 0) break;
-    for (size_t a = 0; a < nf; a++) {
-      x[a] = h[idx[a]];
-      for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
-    }
-    int nn = (int)nf, one = 1, info = 0;
-    dposv_("U", &nn, &one, Gf, &nn, x, &nn, &info);
+    int info = solve_free_set(n, G, h, idx, nf, Gf, x);
     if (info > 0 && dependent_drops < n) {
       /* the leading minor of order info is singular to working precision:
        * feature idx[info-1] is (numerically) a combination of the ones
@@ -103,15 +112,7 @@ static int monotone_active_set(size_t n, const double *G, const double *h, doubl
     size_t nf = 0;
     for (size_t i = 0; i < n; i++)
       if (is_free[i]) idx[nf++] = i;
-    int info = 0;
-    if (nf) {
-      for (size_t a = 0; a < nf; a++) {
-        z[a] = h[idx[a]];
-        for (size_t c = 0; c < nf; c++) Gf[a * nf + c] = G[idx[a] * n + idx[c]];
-      }
-      int nn = (int)nf, one = 1;
-      dposv_("U", &nn, &one, Gf, &nn, z, &nn, &info);
-    }
+    int info = nf ? solve_free_set(n, G, h, idx, nf, Gf, z) : 0;
     if (info > 0) { /* dependent on the free features before it: hold at 0 */
       b[idx[info - 1]] = 0;
       is_free[idx[info - 1]] = 0;
@@ -252,9 +253,9 @@ int kx_fit_weights(kx_fmap *f) {
   double *G = kx_malloc(m * m * sizeof *G);
   double *h = kx_malloc(m * sizeof *h);
   double *beta = kx_malloc(m * sizeof *beta);
-  double *log_c = kx_malloc(m * sizeof *log_c);
+  double *log_c = kx_malloc(m * sizeof *log_c), *col_sum = kx_malloc(m * sizeof *col_sum);
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!lq || !lk || !A || !G || !h || !beta || !log_c || !rng) {
+  if (!lq || !lk || !A || !G || !h || !beta || !log_c || !col_sum || !rng) {
     rc = KX_ENOMEM;
     goto done;
   }
@@ -277,12 +278,13 @@ int kx_fit_weights(kx_fmap *f) {
   for (size_t p = 0; p < P; p++)
     for (size_t i = 0; i < m; i++)
       if (A[p * m + i] > log_c[i]) log_c[i] = A[p * m + i];
-  for (size_t i = 0; i < m; i++) h[i] = 0; /* sum of squares, scratch */
+  for (size_t i = 0; i < m; i++) h[i] = col_sum[i] = 0; /* h: sum of squares, scratch */
   for (size_t p = 0; p < P; p++)
     for (size_t i = 0; i < m; i++) {
       double e = log_c[i] > -INFINITY ? exp(A[p * m + i] - log_c[i]) : 0;
       A[p * m + i] = e;
       h[i] += e * e;
+      col_sum[i] += e;
     }
   for (size_t i = 0; i < m; i++) {
     double top = log_c[i];
@@ -293,18 +295,17 @@ int kx_fit_weights(kx_fmap *f) {
                    "ridge is 0, so its weight is undefined (use --ridge > 0)", i);
       goto done;
     }
-    h[i] = top > -INFINITY ? exp(top - log_c[i]) : 0; /* column factor, scratch */
+    beta[i] = top > -INFINITY ? exp(top - log_c[i]) : 0; /* column factor, scratch */
   }
-  for (size_t p = 0; p < P; p++)
-    for (size_t i = 0; i < m; i++) A[p * m + i] *= h[i];
+  /* S = A diag(factor): scale the m x m products, not the P x m matrix */
   cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)m, (int)P, 1.0 / (double)P, A, (int)m,
               0.0, G, (int)m);
   for (size_t i = 0; i < m; i++)
+    for (size_t j = i; j < m; j++) G[i * m + j] *= beta[i] * beta[j];
+  for (size_t i = 0; i < m; i++)
     for (size_t j = 0; j < i; j++) G[i * m + j] = G[j * m + i];
   for (size_t i = 0; i < m; i++) {
-    double s = 0;
-    for (size_t p = 0; p < P; p++) s += A[p * m + i];
-    h[i] = s / (double)P + exp(log_ridge - log_c[i]);
+    h[i] = beta[i] * col_sum[i] / (double)P + exp(log_ridge - log_c[i]);
     G[i * m + i] += exp(log_ridge - 2 * log_c[i]);
     beta[i] = exp(-log_c[i]); /* start at the unweighted map, beta = 1 */
     if (!isfinite(beta[i])) beta[i] = 1;
@@ -325,6 +326,7 @@ done:
   free(h);
   free(beta);
   free(log_c);
+  free(col_sum);
   gsl_rng_free(rng);
   return rc;
 }

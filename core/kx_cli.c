@@ -84,15 +84,28 @@ int kx_check_output_path(const char *path, const char *what) {
   if (!slash) strcpy(dir, ".");
   else if (slash == dir) dir[1] = '\0';
   else *slash = '\0';
+  char *label = kx_malloc(strlen(what) + len + 32);
+  int rc = label ? 0 : KX_ENOMEM;
+  if (label) {
+    sprintf(label, "%s: cannot write '%s'", what, path);
+    rc = kx_check_output_dir(dir, label);
+  }
+  free(label);
+  free(dir);
+  return rc;
+}
+
+int kx_check_output_dir(const char *dir, const char *what) {
+  struct stat st;
   int rc = 0;
-  if (stat(dir, &st) != 0)
-    rc = kx_fail(KX_EIO, "%s: cannot write '%s': directory '%s' %s", what, path, dir,
+  if (!dir || !*dir) rc = kx_fail(KX_EINVAL, "%s: empty directory name", what);
+  else if (stat(dir, &st) != 0)
+    rc = kx_fail(KX_EIO, "%s: directory '%s' %s", what, dir,
                  errno == ENOENT ? "does not exist (create it first)" : strerror(errno));
   else if (!S_ISDIR(st.st_mode))
-    rc = kx_fail(KX_EIO, "%s: cannot write '%s': '%s' is not a directory", what, path, dir);
+    rc = kx_fail(KX_EIO, "%s: '%s' is not a directory", what, dir);
   else if (access(dir, W_OK | X_OK) != 0)
-    rc = kx_fail(KX_EIO, "%s: cannot write '%s': no permission to create files in '%s'", what, path, dir);
-  free(dir);
+    rc = kx_fail(KX_EIO, "%s: no permission to create files in '%s'", what, dir);
   return rc;
 }
 

@@ -29,6 +29,8 @@ int kx_parse_nonneg_double(const char *s, const char *what, double *out);
  * empty, not a directory, in an existing directory we may write to.
  * Returns non-zero with a message naming `what` (e.g. "--out"). */
 int kx_check_output_path(const char *path, const char *what);
+/* The same for an output directory: it must exist and be writable. */
+int kx_check_output_dir(const char *dir, const char *what);
 
 /* A list of sizes: "64", "16,32,64" or a geometric range "16:1024" (doubling)
  * or "16:1024:x4" (factor 4) or an arithmetic range "0:9" with ":+1".  At most

@@ -64,7 +64,7 @@ int cmd_attn_maps(int argc, char **argv) {
     switch (c) {
     case 'h': usage(stdout); return 0;
     case O_OUT: rc = kx_check_output_path(optarg, "--out"); out = optarg; break;
-    case O_TEXT: rc = kx_check_output_path(optarg, "--text"); text = optarg; break;
+    case O_TEXT: rc = kx_check_output_dir(optarg, "--text"); text = optarg; break;
     case O_SCHEMES: schemes = optarg; break;
     case O_M: rc = kx_parse_size(optarg, "--m", 1, 1u << 20, &m); break;
     case O_SEED: rc = kx_parse_u64(optarg, "--seed", &seed); break;

@@ -67,11 +67,11 @@ static int parse(const char *buf, size_t len, kx_journal_contents *c) {
     p = nl + 1;
   }
   if (!end) return 0; /* no complete header: an empty or freshly torn journal */
-  /* kapprox never writes a NUL byte; the header is kept as a C string, so
-   * one would silently cut it (and a repair would write the cut header) */
-  if (memchr(buf, '\0', (size_t)(end - buf)))
-    return kx_fail(KX_EIO, "the journal header holds a NUL byte (damaged file); use --force to start "
-                   "over, or another --out");
+  /* text only: a NUL would cut the header short when it is used as a string */
+  if (memchr(buf, '\0', (size_t)(end - buf))) {
+    c->damaged_header = 1;
+    return 0;
+  }
   c->header = kx_malloc((size_t)(end - buf) + 1);
   if (!c->header) return KX_ENOMEM;
   memcpy(c->header, buf, (size_t)(end - buf));
@@ -85,8 +85,8 @@ static int parse(const char *buf, size_t len, kx_journal_contents *c) {
         tab = t - 1;
         break;
       }
-    /* a NUL byte would cut the record when kept as a C string */
-    int ok = nl && tab && line_end - tab == 9 && !memchr(p, '\0', (size_t)(tab - p));
+    /* our records are text: a NUL is damage (and would cut the payload short) */
+    int ok = nl && tab && line_end - tab == 9 && !memchr(p, '\0', (size_t)(line_end - p));
     if (ok) {
       char hex[9];
       memcpy(hex, tab + 1, 8);

@@ -23,6 +23,7 @@ typedef struct {
   size_t dropped;   /* damaged or torn lines skipped */
   size_t bytes;     /* size of the file as read */
   char start[32];   /* its first bytes (to recognise a foreign file without a header) */
+  int damaged_header; /* a complete header block that is not text (header stays NULL) */
 } kx_journal_contents;
 
 typedef struct {

@@ -78,6 +78,10 @@ static int file_dim(const char *path, const int *layers, size_t n_layers, size_t
 static void cell(FILE *fp, const kx_summary_row *s, int best, int latex) {
   char buf[96];
   if (!s) snprintf(buf, sizeof buf, "n/a");
+  else if (!s->n_seeds) snprintf(buf, sizeof buf, "failed");
+  else if (s->n_failed) /* a mean over fewer seeds than the others says so */
+    snprintf(buf, sizeof buf, latex ? "$%.3g$ (%zu of %zu seeds)" : "%.3g (%zu of %zu seeds)", s->mean, s->n_seeds,
+             s->n_seeds + s->n_failed);
   else if (isnan(s->se)) snprintf(buf, sizeof buf, latex ? "$%.3g$" : "%.3g", s->mean);
   else snprintf(buf, sizeof buf, latex ? "$%.3g \\pm %.2g$" : "%.3g ± %.2g", s->mean, s->se);
   /* \boldmath: \textbf does not reach inside math mode */
@@ -272,10 +276,14 @@ static int reproduce_kernel(int argc, char **argv) {
     }
   }
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());
+  size_t failed = rc ? 0 : kx_results_failed_points(&res);
+  if (failed)
+    fprintf(stderr, "kapprox %s: %zu point(s) failed and are left out of the means (exit status %d)\n", cmd,
+            failed, KX_EXIT_SOME_FAILED);
   free(S);
   kx_results_free(&res);
   kx_free_strings(g.schemes, g.n_schemes);
-  return rc ? 1 : 0;
+  return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
 }
 
 static void usage_group(FILE *out) {

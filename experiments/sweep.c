@@ -255,7 +255,10 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
   /* no complete header: a journal torn while its header was written (no
    * record can follow an incomplete header, so starting over loses
    * nothing), or someone else's file, which is not ours to overwrite */
-  if (!c.header && c.bytes > 0 && strncmp(c.start, "kapprox-sweep-journal", c.bytes < 21 ? c.bytes : 21)) {
+  if (c.damaged_header) {
+    rc = kx_fail(KX_EIO, "'%s' has a damaged header, so its records cannot be trusted; use --force to "
+                 "start it over, or another --out", jpath);
+  } else if (!c.header && c.bytes > 0 && strncmp(c.start, "kapprox-sweep-journal", c.bytes < 21 ? c.bytes : 21)) {
     rc = kx_fail(KX_EIO, "'%s' is not a sweep journal; use --force to overwrite it, or another --out", jpath);
   } else if (!c.header) {
     /* new journal (or one torn while its header was written) */

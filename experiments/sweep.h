@@ -127,7 +127,8 @@ long long kx_sweep_record_point(const char *payload);
  * records), replaced together (sweep_commit.h).  Shared by sweep and merge
  * so both give the same bytes. */
 int kx_sweep_finish(const char *out, char **records, size_t n, const char *journal_header);
-/* Finishes or cleans up a replacement of OUT's files that a kill
+/* Refuses an OUT whose files exist but are not regular files, then
+ * finishes or cleans up a replacement of OUT's files that a kill
  * interrupted (sweep_commit.h); *repaired says whether files changed. */
 int kx_sweep_recover_outputs(const char *out, int *repaired);
 /* Failed points among journal records. */

@@ -103,7 +103,13 @@ static void print_slopes(const char *out) {
     return;
   }
   printf("slope of log(error) vs log(m) +- standard error (Monte Carlo: -1/2; paper's QMC claim: -1)\n");
-  printf("%-24s %-12s", "input", "scheme");
+  /* as wide as the longest name (at least the widths of earlier versions): names are not cut */
+  int w_in = 24, w_scheme = 12;
+  for (size_t i = 0; i < nl; i++) {
+    if ((int)strlen(L[i].input) > w_in) w_in = (int)strlen(L[i].input);
+    if ((int)strlen(L[i].scheme) > w_scheme) w_scheme = (int)strlen(L[i].scheme);
+  }
+  printf("%-*s %-*s", w_in, "input", w_scheme, "scheme");
   for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) printf(" %18s", kx_metric_names[shown[k]]);
   printf("\n");
   for (size_t i = 0; i < nl; i++) {
@@ -113,7 +119,7 @@ static void print_slopes(const char *out) {
     for (size_t j = 0; j < i && !seen; j++)
       seen = !strcmp(L[j].input, L[i].input) && !strcmp(L[j].scheme, L[i].scheme) && !strcmp(L[j].kernel, L[i].kernel);
     if (seen) continue;
-    printf("%-24.24s %-12.12s", L[i].input, L[i].scheme);
+    printf("%-*s %-*s", w_in, L[i].input, w_scheme, L[i].scheme);
     for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) {
       char cell[48] = "n/a";
       for (size_t j = 0; j < nl; j++)
@@ -291,6 +297,9 @@ int cmd_sweep(int argc, char **argv) {
             "command again to resume\n", rep.resumed + rep.computed, rep.shard_points, out);
     code = 130;
   } else if (!quiet) {
+    if (rep.repaired)
+      fprintf(stderr, "finished replacing the final files of %s, which an earlier run was killed in the "
+              "middle of\n", out);
     if (rep.dropped) fprintf(stderr, "dropped %zu damaged journal line(s) (torn by an interruption); "
                              "their points were recomputed\n", rep.dropped);
     fprintf(stderr, "%zu points (%zu resumed from the journal, %zu computed) in %.1f s; wrote %s",

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/kx_error.h"
@@ -44,9 +45,21 @@ void kx_commit_abort(kx_commit_group *g) {
   memset(g, 0, sizeof *g);
 }
 
+int kx_commit_check_targets(const char *const *paths, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    struct stat st;
+    if (stat(paths[i], &st) == 0 && !S_ISREG(st.st_mode))
+      return kx_fail(KX_EINVAL, "'%s' is not a regular file (a device, FIFO or directory); results of "
+                     "sweep and merge are files replaced as a whole, so give a file name", paths[i]);
+  }
+  return 0;
+}
+
 int kx_commit_open(kx_commit_group *g, const char *out, const char *const *paths, size_t n) {
   memset(g, 0, sizeof *g);
   if (n > KX_COMMIT_MAX_FILES) return kx_fail(KX_EINVAL, "too many files in one commit");
+  int rc = kx_commit_check_targets(paths, n);
+  if (rc) return rc;
   g->marker = joined(out, ".commit");
   if (!g->marker) return KX_ENOMEM;
   for (size_t i = 0; i < n; i++) {

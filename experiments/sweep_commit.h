@@ -24,7 +24,11 @@ typedef struct {
   FILE *fp[KX_COMMIT_MAX_FILES];
 } kx_commit_group;
 
-/* Opens "<path>.new" for each of the n paths; the marker is "<out>.commit". */
+/* Refuses paths that exist and are not regular files: a rename would
+ * replace a device, FIFO or directory (as root, /dev/null). */
+int kx_commit_check_targets(const char *const *paths, size_t n);
+
+/* Opens "<path>.new" for each of the n paths (after the check above); the marker is "<out>.commit". */
 int kx_commit_open(kx_commit_group *g, const char *out, const char *const *paths, size_t n);
 /* Syncs, marks, renames, unmarks; errors name the file and the reason. */
 int kx_commit_finish(kx_commit_group *g);

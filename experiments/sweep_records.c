@@ -136,7 +136,9 @@ int kx_sweep_recover_outputs(const char *out, int *repaired) {
   int rc = kx_sweep_paths(out, &journal, &summary, &slopes);
   if (rc) return rc;
   const char *paths[] = {out, summary, slopes, journal};
-  rc = kx_commit_recover(out, paths, 4, repaired);
+  /* refused before any work, not after it */
+  rc = kx_commit_check_targets(paths, 4);
+  if (!rc) rc = kx_commit_recover(out, paths, 4, repaired);
   free(journal);
   free(summary);
   free(slopes);

@@ -68,9 +68,9 @@ expect 2 "empty file name" -- compare --out "" --m 8 --seeds 0
 # reproduce and attn-maps refuse an unwritable output before computing
 # anything (a run of all schemes to the end would take seconds, not ms)
 for args in "reproduce kernel --out $dir/no/dir/t.md" "attn-maps --out $dir/no/dir/m.h5" \
-            "attn-maps --out $dir/m.h5 --text $dir/no/dir/m" "reproduce kernel --out $dir"; do
+            "attn-maps --out $dir/m.h5 --text $dir/no/dir" "reproduce kernel --out $dir"; do
   # shellcheck disable=SC2086
-  expect 2 "cannot write\|is a directory" -- $args
+  expect 2 "does not exist\|is a directory" -- $args
 done
 
 # --- --schemes all (listed in --help) works in every command
@@ -94,6 +94,18 @@ cp "$dir/qk.h5" "$long"
 "$kx" kernel-error --input "$long" --schemes prf --m 4 --seeds 0:1 >"$dir/table.txt" 2>/dev/null ||
   { echo "FAIL: kernel-error on $long"; fail=1; }
 grep -q "^a-rather-long-input-name.h5 " "$dir/table.txt" || { echo "FAIL: input name cut in the table:"; cat "$dir/table.txt"; fail=1; }
+"$kx" sweep --input "$long" --schemes prf --m 4,8 --seeds 0:2 --out "$dir/ls.csv" \
+  >"$dir/table.txt" 2>/dev/null || { echo "FAIL: sweep on $long"; fail=1; }
+grep -q "^$long *prf " "$dir/table.txt" || { echo "FAIL: input name cut in the slopes:"; cat "$dir/table.txt"; fail=1; }
+
+# --- fitted weights at large norms (the Gram matrix of exp(...) features
+# overflowed: "did not converge", "every weight came out zero") now fit
+for args in "kernel-error --norm 20" "compare --norm 30" "attn-fidelity --norm 10 --dim 8"; do
+  # shellcheck disable=SC2086
+  "$kx" $args --schemes wdcf,wpff-sobol,wdcf-norm --m 16,64 --seeds 0:1 --tokens 32 --quiet \
+      --out "$dir/big.csv" 2>"$dir/err" || { echo "FAIL: $args: exit $?"; cat "$dir/err"; fail=1; }
+  ! grep -q ",nan," "$dir/big.csv" || { echo "FAIL: $args: NaN values"; fail=1; }
+done
 
 # --- one failed point never sinks compare/kernel-error/attn-fidelity: the
 # weight fit refuses 2^24 calibration pairs x 16 features (memory) for the

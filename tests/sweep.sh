@@ -255,6 +255,19 @@ for i in 1 2; do "$kx" sweep $P --shard "$i/2" --out "fail$i.csv" 2>/dev/null; d
 code=$?
 [ "$code" -eq 3 ] && cmp -s failed.csv fmerge.csv || note "merge of shards with failed points: exit $code"
 
+# --- a journal of the previous format (version 1: no check line) resumes
+# and is upgraded
+sed -e '1s/ 2$/ 1/' -e '/^check /d' fresh.csv.journal >v1.csv.journal
+"$kx" sweep $G --out v1.csv 2>err.txt || note "a version-1 journal did not resume: $(cat err.txt)"
+cmp -s fresh.csv v1.csv || note "a version-1 journal gave other results"
+head -1 v1.csv.journal | grep -q "journal 2$" && grep -q "^check " v1.csv.journal || note "version-1 header not upgraded"
+
+# --- outputs that are not regular files are refused, never replaced
+mkfifo fifo.csv
+expect 1 "not a regular file" -- sweep $G --out fifo.csv
+expect 1 "not a regular file" -- merge fifo.csv parts/part1.csv parts/part2.csv
+[ -p fifo.csv ] && [ ! -e fifo.csv.journal ] || note "a FIFO given as --out was replaced or journalled"
+
 # --- messages
 expect 2 "empty file name" -- sweep $G --out ""
 [ ! -e .journal ] || note "--out '' left a stray .journal"
