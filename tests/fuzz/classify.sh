@@ -20,7 +20,7 @@ for f in "$dir"/crash-* "$dir"/oom-* "$dir"/timeout-* "$dir"/leak-*; do
   # without debug lines, so their frames read "(HARNESS+0x...)"; libc's
   # abort path is dropped too: what is left starts at the culprit.
   frame=$(echo "$report" | grep -E '^ *#[0-9]+ 0x' | grep -vF "($fuzzer+" |
-    grep -vE '[(]/lib/x86_64-linux-gnu/libc\.so|sysdeps/|nptl/|stdlib/abort|signal/' |
+    grep -vE '[(]/lib/x86_64-linux-gnu/lib(c|stdc[+][+])\.so|sysdeps/|nptl/|stdlib/abort|signal/' |
     head -1)
   if [ "$rc" -eq 0 ]; then
     where="no crash on replay"
