@@ -8,7 +8,8 @@ set -eu
 cd "$(dirname "$0")"
 
 packages="gcc meson ninja-build pkg-config libgsl-dev libfftw3-dev libhdf5-dev
-libopenblas-dev check gnuplot-nox bible-kjv python3-torch python3-h5py python3-numpy"
+libopenblas-dev check gnuplot-nox bible-kjv python3-torch python3-h5py python3-numpy
+python3-pandas"
 
 missing=""
 for p in $packages; do

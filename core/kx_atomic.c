@@ -89,7 +89,7 @@ void kx_atomic_remove_stale(const char *path) {
 }
 
 /* Fills f->path, f->dest, f->stream and, for replaced destinations, f->tmp
- * (the name only). */
+ * (the name only), after removing stale temporaries. */
 static int prepare(kx_atomic_file *f, const char *path) {
   memset(f, 0, sizeof *f);
   int kind = kx_output_kind_is_stream(path);
@@ -138,63 +138,28 @@ int kx_atomic_open(kx_atomic_file *f, const char *path) {
   return 0;
 }
 
-int kx_atomic_begin(kx_atomic_file *f, const char *path) {
-  int rc = prepare(f, path);
+int kx_atomic_check(const char *path) {
+  kx_atomic_file f;
+  int rc = prepare(&f, path);
   if (rc) return rc;
-  int fd;
-  if (f->stream) {
-    /* A seekable stand-in for the stream, copied into it by commit. */
-    const char *dir = getenv("TMPDIR");
-    if (!dir || !*dir) dir = "/tmp";
-    size_t len = strlen(dir) + 32;
-    f->tmp = kx_malloc(len);
-    if (!f->tmp) {
-      kx_atomic_abort(f);
-      return KX_ENOMEM;
-    }
-    snprintf(f->tmp, len, "%s/kapprox-XXXXXX", dir);
-    fd = mkstemp(f->tmp);
+  if (f.stream) {
+    if (access(f.dest, W_OK) != 0) rc = kx_fail(KX_EIO, "cannot write '%s': %s", path, strerror(errno));
   } else {
-    fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
-  }
-  if (fd < 0) {
-    int e = errno;
-    free(f->tmp); /* nothing was created */
-    f->tmp = NULL;
-    kx_atomic_abort(f);
-    return kx_fail(KX_EIO, "cannot create '%s': %s", path, strerror(e));
-  }
-  close(fd);
-  return 0;
-}
-
-/* Copies the finished temporary file into the device or FIFO. */
-static int copy_into_stream(const char *from, const char *to, const char *shown) {
-  int in = open(from, O_RDONLY), out = in >= 0 ? open(to, O_WRONLY) : -1;
-  int rc = 0;
-  if (in < 0 || out < 0) rc = kx_fail(KX_EIO, "cannot write '%s': %s", shown, strerror(errno));
-  char buf[65536];
-  ssize_t got;
-  while (!rc && (got = read(in, buf, sizeof buf)) != 0) {
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      rc = kx_fail(KX_EIO, "reading the temporary file of '%s': %s", shown, strerror(errno));
-      break;
-    }
-    for (ssize_t done = 0; !rc && done < got;) {
-      ssize_t w = write(out, buf + done, (size_t)(got - done));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) rc = kx_fail(KX_EIO, "writing '%s': %s", shown, strerror(errno));
-      else done += w;
+    int fd = open(f.tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+    if (fd < 0) {
+      rc = kx_fail(KX_EIO, "cannot create '%s': %s", path, strerror(errno));
+      free(f.tmp); /* nothing was created */
+      f.tmp = NULL;
+    } else {
+      close(fd);
     }
   }
-  if (in >= 0) close(in);
-  if (out >= 0 && close(out) != 0 && !rc) rc = kx_fail(KX_EIO, "writing '%s': %s", shown, strerror(errno));
+  kx_atomic_abort(&f); /* removes the temporary file */
   return rc;
 }
 
-static int sync_path(const char *p, int flags) {
-  int fd = open(p, O_RDONLY | flags);
+static int sync_directory(const char *p) {
+  int fd = open(p, O_RDONLY | O_DIRECTORY);
   if (fd < 0) return -1;
   int r = fsync(fd), e = errno;
   /* some file systems cannot sync a directory; nothing more can be done */
@@ -212,10 +177,7 @@ int kx_atomic_commit(kx_atomic_file *f) {
     if (bad) rc = kx_fail(KX_EIO, "writing '%s': %s", shown, strerror(errno));
     if (fclose(f->fp) != 0 && !rc) rc = kx_fail(KX_EIO, "writing '%s': %s", shown, strerror(errno));
     f->fp = NULL;
-  } else if (!f->stream && sync_path(f->tmp, 0) != 0) {
-    rc = kx_fail(KX_EIO, "writing '%s': %s", shown, strerror(errno));
   }
-  if (!rc && f->stream && f->tmp) rc = copy_into_stream(f->tmp, f->dest, shown);
   if (!rc && !f->stream) {
     if (rename(f->tmp, f->dest) != 0) {
       rc = kx_fail(KX_EIO, "cannot rename the temporary file to '%s': %s", shown, strerror(errno));
@@ -223,7 +185,7 @@ int kx_atomic_commit(kx_atomic_file *f) {
       free(f->tmp); /* published: nothing left to remove */
       f->tmp = NULL;
       char *dir = dir_of(f->dest);
-      if (dir && sync_path(dir, O_DIRECTORY) != 0)
+      if (dir && sync_directory(dir) != 0)
         rc = kx_fail(KX_EIO, "'%s' is written but its directory could not be synced: %s", shown,
                      strerror(errno));
       free(dir);

@@ -7,8 +7,9 @@
  * caller's process and takes the values into its own buffers.  When the child
  * dies, the caller gets KX_EIO and the message
  *   "malformed HDF5 file 'PATH': the HDF5 library crashed reading it (...)"
- * instead of dying with it.  The child has no core file and at most 10
- * minutes of CPU (a file that loops libhdf5 forever ends the same way).
+ * instead of dying with it.  The child leaves no core file, and has 30 s of
+ * CPU plus 10 s per GB of file (KX_SANDBOX_CPU_SECONDS replaces the 30): a
+ * file that loops libhdf5 forever ends with "did not finish reading it".
  *
  * The reader sends with kx_channel_send and ends by returning a kx_status (its
  * message travels to the caller too); the receiver takes exactly the bytes the

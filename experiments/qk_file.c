@@ -311,6 +311,7 @@ static int receive_header(void *arg, kx_channel *ch) {
 }
 
 kx_qk_file *kx_qk_open(const char *path) {
+  kx_h5_quiet(); /* the library initialised once here, not in every child */
   kx_qk_file *f = kx_calloc(1, sizeof *f);
   if (!f) return NULL;
   f->path = strdup(path);

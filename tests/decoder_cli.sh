@@ -24,11 +24,7 @@ ok() {
   fi
 }
 
-i=0
-while [ $i -lt 300 ]; do
-  echo "and the lord said unto moses, behold the light of day $i." >>"$dir/t.txt"
-  i=$((i + 1))
-done
+"$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval"
 
 expect 1 "--width (30) must be a multiple of --heads (4)" -- train $tiny --heads 4 --width 30 --steps 1 --out "$dir/x.h5"

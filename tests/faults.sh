@@ -19,11 +19,7 @@ run() { # run CMD...: must succeed
   "$kx" "$@" >"$dir/out" 2>"$dir/err" || { say_fail "kapprox $* failed:"; cat "$dir/err"; }
 }
 
-i=0
-while [ $i -lt 300 ]; do
-  echo "and the lord said unto moses, behold the light of day $i." >>"$dir/t.txt"
-  i=$((i + 1))
-done
+"$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval"
 run train $tiny --steps 2 --out "$dir/tiny.h5"
 
@@ -100,7 +96,7 @@ done
 # checkpoint and compute them again.
 seed=${KX_FAULT_SEED:-1}
 kill_rows=$((40 + (seed * 2654435761) % 360))
-train="train $tiny --steps 600"
+train="train $tiny --steps 1500"
 run $train --out "$dir/full.h5" --log "$dir/full.csv"
 "$kx" $train --save-every 37 --out "$dir/k.h5" --log "$dir/k.csv" >/dev/null 2>&1 &
 pid=$!

@@ -9,11 +9,7 @@ kx="$1"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail=0
-i=0
-while [ $i -lt 300 ]; do
-  echo "and the lord said unto moses, behold the light of day $i." >>"$dir/t.txt"
-  i=$((i + 1))
-done
+sh "$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval"
 
 # limited: runs "$@" with files limited to $1 blocks (512 or 1024 bytes by

@@ -1,7 +1,8 @@
 /* Readers in a child process (core/kx_sandbox.h): values arrive intact in
  * both modes, a reader's error arrives with its message, a reader that dies
  * (as libhdf5 does on some malformed files) becomes KX_EIO with "malformed
- * HDF5 file", and a receiver that stops early does not hang. */
+ * HDF5 file", one that loops forever (as libhdf5 does on others) is stopped,
+ * and a receiver that stops early does not hang. */
 #include <check.h>
 #include <signal.h>
 #include <stdint.h>
@@ -14,7 +15,7 @@
 enum { N_VALUES = 300000 }; /* > a pipe's buffer: the two sides must overlap */
 
 typedef struct {
-  int behaviour; /* 0 send all, 1 fail after half, 2 die by SIGSEGV after half, 3 abort */
+  int behaviour; /* 0 send all, 1 fail after half, 2 die by SIGSEGV after half, 3 abort, 4 loop */
 } reader_arg;
 
 static int reader(const void *arg, kx_channel *ch) {
@@ -26,6 +27,8 @@ static int reader(const void *arg, kx_channel *ch) {
     if (i == n / 2 && a->behaviour == 1) return kx_fail(KX_EINVAL, "value %llu is wrong", (unsigned long long)i);
     if (i == n / 2 && a->behaviour == 2) raise(SIGSEGV);
     if (i == n / 2 && a->behaviour == 3) abort();
+    for (volatile int spin = 1; i == n / 2 && a->behaviour == 4 && spin;) {
+    }
     block[i % 1000] = (double)i * 0.5;
     if (i % 1000 == 999) rc = kx_channel_send(ch, block, sizeof block);
   }
@@ -95,6 +98,17 @@ START_TEST(a_dying_reader_is_a_malformed_file) {
 }
 END_TEST
 
+START_TEST(an_endless_reader_is_stopped) {
+  setenv("KX_SANDBOX_CPU_SECONDS", "1", 1);
+  receipt r;
+  ck_assert_int_eq(run(1, 4, 0, &r), KX_EIO);
+  unsetenv("KX_SANDBOX_CPU_SECONDS");
+  ck_assert_msg(strstr(kx_error_message(), "did not finish reading it within 1 s of CPU"), "message: %s",
+                kx_error_message());
+  free(r.values);
+}
+END_TEST
+
 START_TEST(a_receiver_stopping_early_ends_the_reader) {
   receipt r;
   ck_assert_int_eq(run(1, 0, 1, &r), KX_EINVAL);
@@ -109,6 +123,7 @@ int main(void) {
   tcase_add_test(tc, values_arrive_in_both_modes);
   tcase_add_test(tc, reader_errors_keep_their_message);
   tcase_add_test(tc, a_dying_reader_is_a_malformed_file);
+  tcase_add_test(tc, an_endless_reader_is_stopped);
   tcase_add_test(tc, a_receiver_stopping_early_ends_the_reader);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);

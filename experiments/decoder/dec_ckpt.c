@@ -389,6 +389,7 @@ int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_ad
   memset(m, 0, sizeof *m);
   memset(vocab, 0, sizeof *vocab);
   if (opt) memset(opt, 0, sizeof *opt);
+  kx_h5_quiet(); /* the library initialised once here, not in every child */
   load_request rq = {path, opt || st, opt != NULL};
   load_receipt r = {&rq, m, vocab, opt, st};
   int rc = kx_sandbox_run(path, read_checkpoint, &rq, receive_checkpoint, &r);

@@ -260,12 +260,8 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     rc = KX_ENOMEM;
     goto out;
   }
-  if (o->out) {
-    /* find an unwritable --out now, not after the training */
-    kx_atomic_file probe;
-    if ((rc = kx_atomic_begin(&probe, o->out))) goto out;
-    kx_atomic_abort(&probe);
-  }
+  /* an unwritable --out is found now, not after the training */
+  if (o->out && (rc = kx_atomic_check(o->out))) goto out;
   if (o->log && (rc = kx_train_log_open(&log, o->log, o->resume != NULL, st.step))) goto out;
   kx_train_report r;
   memset(&r, 0, sizeof r);

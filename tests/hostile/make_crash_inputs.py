@@ -15,6 +15,17 @@ The reader in a child process (core/kx_sandbox.h) turns this into
   ckpt-format-heap-index.h5        checkpoint, root attribute `format`
   ckpt-attention-heap-index.h5     checkpoint whose format and version are
                                    right; /config attribute `attention`
+
+The two other files here were found by mutate.py (random bytes of the
+metadata) from h5py-written files with variable-length string attributes:
+  ckpt-mutant-heap-copy.h5   SIGSEGV in memcpy under H5HG_read (H5Aread of
+                             `format`); seed: a 2-step checkpoint whose
+                             `format` and `attention` h5py rewrote, mutate.py
+                             RNG seed 8, try 1110, command `sample`
+  qk-mutant-heap-loop.h5     endless loop in H5HG__protect/H5F_sizeof_size
+                             under H5Aread of `format`; seed: a Q/K file as
+                             the README's snippet writes it, RNG seed 7, try
+                             422, command `kernel-error --max-tokens 8`
 """
 import os
 import struct

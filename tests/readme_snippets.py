@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""Test as a client would: run the README's own Python snippets, read from
+README.md at test time, with Debian's python3 (h5py, numpy, pandas, torch)
+against the built program, plus the README's cheap shell recipes.
+
+Every ```python block of the README must carry a marker line
+"<!-- snippet: NAME ... -->" right above it, and NAME must be one this test
+knows how to set up and check, so a new snippet cannot go untested.
+
+usage: readme_snippets.py /path/to/kapprox [/path/to/README.md]
+Exit 77 (skipped) when a Python module the snippets import is missing."""
+import ast
+import csv
+import math
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+
+try:
+    import h5py  # noqa: F401
+    import numpy as np
+    import pandas  # noqa: F401
+    import torch
+except ImportError as e:
+    print(f"skipped: {e} (install python3-h5py, python3-numpy, python3-pandas, python3-torch)")
+    sys.exit(77)
+
+KX = os.path.abspath(sys.argv[1])
+README = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                             "README.md")
+failures = []
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    failures.append(msg)
+
+
+def readme_blocks(path):
+    """(marker name or None, language, code, first line number) of every fenced block."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    name, i = None, 0
+    while i < len(lines):
+        m = re.match(r"<!-- snippet: ([\w-]+)", lines[i])
+        fence = re.match(r"```(\w*)\s*$", lines[i])
+        if m:
+            name = m.group(1)
+        elif fence:
+            j = i + 1
+            while j < len(lines) and lines[j].rstrip() != "```":
+                j += 1
+            yield name, fence.group(1), "\n".join(lines[i + 1:j]), i + 2
+            name, i = None, j
+        elif lines[i].strip():
+            name = None  # a marker names only the block right below it
+        i += 1
+
+
+def run_snippet(code, cwd, env):
+    """Executes `code` in cwd with the names in env; returns (namespace, value
+    of a trailing expression, as the interactive interpreter would show)."""
+    tree = ast.parse(code)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    ns = dict(env)
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        exec(compile(tree, "README snippet", "exec"), ns)
+        value = eval(compile(ast.Expression(last.value), "README snippet", "eval"), ns) if last else None
+    finally:
+        os.chdir(old)
+    return ns, value
+
+
+def kapprox(cwd, *args):
+    r = subprocess.run([KX, *args], cwd=cwd, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"kapprox {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+    return r.returncode == 0
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def shell_recipe(cwd, line):
+    """A README shell line, run with the built program first on PATH."""
+    env = dict(os.environ, PATH=os.path.dirname(KX) + os.pathsep + os.environ["PATH"])
+    r = subprocess.run(line, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"README recipe `{line}`: exit {r.returncode}: {r.stderr.strip()}")
+    return r.returncode == 0
+
+
+# --- the snippets, each with what it needs and what it must produce ---------
+
+def check_qk_write(code, work):
+    # per_layer: 2 layers of (heads 4, tokens 64, d 16) tensors, as forward
+    # hooks would collect them; seeded.
+    g = torch.Generator().manual_seed(7)
+    per_layer = [tuple(torch.randn(4, 64, 16, generator=g) * 0.5 for _ in range(3)) for _ in range(2)]
+    run_snippet(code, work, {"per_layer": per_layer})
+    # the README's own recipe on the file the snippet wrote
+    recipe = [l for b in BLOCKS if b[1] == "sh" for l in b[2].split("\n")
+              if l.startswith("kapprox attn-fidelity --input qk.h5")]
+    if len(recipe) != 1:
+        fail("README lost its `kapprox attn-fidelity --input qk.h5 ...` recipe")
+        return
+    if not shell_recipe(work, recipe[0]):
+        return
+    out = shlex.split(recipe[0])
+    rows = read_rows(os.path.join(work, out[out.index("--out") + 1]))
+    seen = {(r["layer"], r["head"]) for r in rows}
+    want = {(str(L), str(h)) for L in range(2) for h in range(4)}
+    if seen != want:
+        fail(f"attn-fidelity on the snippet's file covered (layer, head) {sorted(seen)}, want {sorted(want)}")
+    if not kapprox(work, "kernel-error", "--input", "qk.h5", "--schemes", "prf", "--m", "16", "--seeds", "0",
+                   "--out", "ke.csv"):
+        return
+    # kapprox read the values the snippet wrote: its q_norm column is the mean
+    # of |q_t| / d^(1/4) (scaled = 0).  The CSV prints it with 6 significant
+    # digits (at most 5e-6 relative off) from float32 data (round-off of a
+    # 16-term sum and a square root, a few 1e-7): 6e-6 relative.
+    for r in read_rows(os.path.join(work, "ke.csv")):
+        q = per_layer[int(r["layer"])][0][int(r["head"])].float().numpy().astype(np.float64)
+        want_norm = float(np.mean(np.linalg.norm(q, axis=1)) / 16 ** 0.25)
+        if not math.isclose(float(r["q_norm"]), want_norm, rel_tol=6e-6):
+            fail(f"kernel-error read layer {r['layer']} head {r['head']} with q_norm {r['q_norm']}, "
+                 f"the snippet wrote {want_norm}")
+            break
+
+
+def check_pandas(code, work):
+    os.makedirs(os.path.join(work, "results"), exist_ok=True)
+    if not kapprox(work, "compare", "--out", "results/compare.csv", "--m", "16,32", "--seeds", "0:2",
+                   "--tokens", "32", "--dim", "8"):
+        return
+    _, table = run_snippet(code, work, {})
+    # the same means and standard errors from the csv module
+    groups = {}
+    for r in read_rows(os.path.join(work, "results", "compare.csv")):
+        if r["metric"] == "kernel_rel_fro":
+            groups.setdefault((r["scheme"], int(r["m"])), []).append(float(r["value"]))
+    if table is None or len(table) != len(groups):
+        fail(f"pandas snippet: {0 if table is None else len(table)} groups, the CSV has {len(groups)}")
+        return
+    for (scheme, m), v in groups.items():
+        mean = sum(v) / len(v)
+        sem = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1) / len(v))
+        got = table.loc[(scheme, m)]
+        # sums of 3 doubles in another order: round-off 1e-15 relative
+        if not (math.isclose(got["mean"], mean, rel_tol=1e-12) and
+                math.isclose(got["sem"], sem, rel_tol=1e-9, abs_tol=1e-15)):
+            fail(f"pandas snippet: {scheme} m={m}: {got['mean']} ± {got['sem']}, csv module {mean} ± {sem}")
+
+
+TEXT = "".join(f"and the lord said unto moses, behold the light of day {i}.\n" for i in range(300))
+
+
+def trained(work):
+    path = os.path.join(work, "decoder.h5")
+    if not os.path.exists(path):
+        with open(os.path.join(work, "t.txt"), "w") as f:
+            f.write(TEXT)
+        kapprox(work, "train", "--text", "t.txt", "--layers", "2", "--heads", "2", "--width", "16", "--ctx", "16",
+                "--batch", "2", "--steps", "3", "--quiet", "--no-final-eval", "--out", "decoder.h5")
+    return os.path.exists(path)
+
+
+def check_qk_read(code, work):
+    if not trained(work) or not kapprox(work, "dump-qk", "--checkpoint", "decoder.h5", "--text", "t.txt",
+                                        "--out", "qk.h5", "--tokens", "12"):
+        return
+    ns, _ = run_snippet(code, work, {})
+    if ns["q"].shape != (2, 12, 8) or ns["k"].shape != (2, 12, 8):
+        fail(f"qk-read snippet: q {ns['q'].shape}, k {ns['k'].shape}, want (2, 12, 8) (heads, tokens, d)")
+    if (ns["scaled"], ns["causal"]) != (0, 1):
+        fail(f"qk-read snippet: scaled={ns['scaled']} causal={ns['causal']}, dump-qk writes 0 and 1")
+    attn = ns["attn"]
+    # rows of a causal softmax: nothing above the diagonal, and they sum to 1
+    # up to float32 round-off (the file holds float32): the division and a
+    # 12-term sum each add at most one ulp (eps) per term.
+    tol = 2 * 12 * np.finfo(attn.dtype).eps
+    if not np.allclose(attn.sum(axis=1), 1.0, rtol=0, atol=tol) or np.any(np.triu(attn, 1) != 0):
+        fail("qk-read snippet: the attention rows are not causal softmax rows")
+
+
+def check_ckpt_read(code, work):
+    if not trained(work):
+        return
+    ns, _ = run_snippet(code, work, {})
+    chars = sorted(set(TEXT))
+    if list(ns["vocab"]) != chars:
+        fail(f"ckpt-read snippet: vocabulary {ns['vocab']!r}, the text has {''.join(chars)!r}")
+    cfg = ns["config"]
+    if (int(cfg["layers"]), int(cfg["width"]), int(cfg["vocab"])) != (2, 16, len(chars)):
+        fail(f"ckpt-read snippet: config {cfg}")
+    p = ns["params"]
+    if p.get("embed", np.zeros(0)).shape != (len(chars), 16) or "layer1/qkv_w" not in p:
+        fail(f"ckpt-read snippet: parameters {sorted(p)}")
+
+
+HANDLERS = {"qk-write": check_qk_write, "pandas-summary": check_pandas, "qk-read": check_qk_read,
+            "ckpt-read": check_ckpt_read}
+
+BLOCKS = list(readme_blocks(README))
+with tempfile.TemporaryDirectory() as work:
+    seen = set()
+    for name, lang, code, line in BLOCKS:
+        if lang != "python":
+            continue
+        if name not in HANDLERS:
+            fail(f"README line {line}: a python block without a known '<!-- snippet: NAME -->' marker "
+                 f"({name!r}); give it one and a check in tests/readme_snippets.py")
+            continue
+        seen.add(name)
+        try:
+            HANDLERS[name](code, work)
+            print(f"ran README snippet {name} (line {line})")
+        except Exception as e:  # the snippet itself failed, as a client would see it
+            fail(f"README snippet {name} (line {line}) raised {type(e).__name__}: {e}")
+    for name in sorted(set(HANDLERS) - seen):
+        fail(f"README no longer has the snippet '{name}'")
+    # The cheap shell recipes (seconds) run as written; training, the main
+    # job and the full-size compare take minutes and are left out.
+    for name, lang, code, line in BLOCKS:
+        for cmd in code.split("\n") if lang == "sh" else []:
+            if re.match(r"kapprox (kernel-error|points) ", cmd) and shell_recipe(work, cmd):
+                print(f"ran README recipe `{cmd}` (block at line {line})")
+sys.exit(1 if failures else 0)
