@@ -125,7 +125,7 @@ expect 1 "different number of shards" -- merge m.csv part1.csv half1.csv
 "$kx" sweep $G --shard 2/3 --out unfinished.csv --throttle-ms 1000 &
 pid=$!
 tries=0
-while [ "$tries" -lt 200 ] && [ "$(grep -c . unfinished.csv.journal 2>/dev/null || echo 0)" -lt 8 ]; do
+while [ "$tries" -lt 200 ] && [ "$(cat unfinished.csv.journal 2>/dev/null | grep -c .)" -lt 8 ]; do
   sleep 0.05; tries=$((tries + 1))
 done
 kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
