@@ -247,12 +247,16 @@ static int lin_emit(const lin_work *w, size_t i0, size_t rows, size_t n, const d
 int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const double *lk,
                         const double *v, int causal, double *out) {
   if (n == 0) return 0;
+  if (m == 0) return kx_fail(KX_EINVAL, "linear attention needs at least one feature (m = 0)");
   lin_work w;
   int rc = lin_work_init(&w, n, m, dv);
   if (rc) return rc;
   const size_t C = w.C;
+  /* Touched only when needed: callers that run heads on several threads
+   * have set OpenBLAS to one thread already, and then nothing global
+   * changes under them. */
   const int blas_threads = openblas_get_num_threads();
-  openblas_set_num_threads(1);
+  if (blas_threads != 1) openblas_set_num_threads(1);
   if (!causal) {
     double R = -INFINITY; /* every query sees every key: one shift */
     for (size_t j = 0; j < n; j++) R = fmax(R, row_max(m, lk + j * m));
@@ -282,7 +286,7 @@ int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const d
       if (!rc) lin_absorb(&w, rows, R);
     }
   }
-  openblas_set_num_threads(blas_threads);
+  if (blas_threads != 1) openblas_set_num_threads(blas_threads);
   lin_work_free(&w);
   return rc;
 }
