@@ -102,59 +102,191 @@ static int exact_row(size_t i, size_t n, size_t m, size_t dv, const double *lq, 
   return 0;
 }
 
+/* Linear attention goes in chunks of C rows.  Keys of earlier chunks are
+ * summarised by the m x (dv+1) state [S | z] (V gets a column of ones, so
+ * one product yields numerators and denominators); a chunk's queries take
+ *   [N | den] = [diag(e) phi(Q_c) | W] [S|z ; V_c|1],
+ * W the masked in-chunk weights phi(Q_c) phi(K_c)^T, as one GEMM, and its
+ * keys join the state through another: BLAS-3 on C rows instead of one
+ * rank-1 update and one matrix-vector product per token.  The chunks run in
+ * order on one thread (single-threaded BLAS: at these sizes OpenBLAS's
+ * threads cost more than they save), so results do not depend on the
+ * thread count.
+ *
+ * Stabilisation: key j enters as exp(lk_j - rmax_j) (its own maximum) times
+ * exp(rmax_j - R_i), R_i the largest rmax over the keys query i may see
+ * (all keys if not causal); the state is kept at the shift R of the last
+ * key it holds and rescaled when R grows.  R_i depends on keys <= i only,
+ * so no future key influences an output, not even through a rounding. */
+#define KX_LIN_CHUNK 32
+
+typedef struct {
+  size_t m, dv, C, ld; /* ld = m + C: row length of cat */
+  double *pq;    /* C x m     exp(lq_i - max lq_i) */
+  double *pk;    /* C x m     exp(lk_j - rmax_j), zero rows where rmax_j = -inf */
+  double *rmax;  /* C */
+  double *reach; /* C         R_i */
+  double *cat;   /* C x ld    [diag(e) pq | W] */
+  double *stack; /* (m + C) x (dv+1)  [S|z ; V_c|1] */
+  double *vs;    /* C x (dv+1)  [V_c|1] scaled for the state */
+  double *num;   /* C x (dv+1) */
+  double *shift; /* C */
+  double P;      /* shift of the state; -inf while it holds no finite key */
+} lin_work;
+
+static void lin_work_free(lin_work *w) {
+  free(w->pq), free(w->pk), free(w->rmax), free(w->reach), free(w->cat), free(w->stack);
+  free(w->vs), free(w->num), free(w->shift);
+}
+
+static int lin_work_init(lin_work *w, size_t n, size_t m, size_t dv) {
+  const size_t C = n < KX_LIN_CHUNK ? n : KX_LIN_CHUNK, dx = dv + 1;
+  *w = (lin_work){.m = m, .dv = dv, .C = C, .ld = m + C, .P = -INFINITY};
+  w->pq = kx_malloc(C * m * sizeof(double));
+  w->pk = kx_malloc(C * m * sizeof(double));
+  w->rmax = kx_malloc(C * sizeof(double));
+  w->reach = kx_malloc(C * sizeof(double));
+  w->cat = kx_malloc(C * w->ld * sizeof(double));
+  w->stack = kx_calloc((m + C) * dx, sizeof(double));
+  w->vs = kx_malloc(C * dx * sizeof(double));
+  w->num = kx_malloc(C * dx * sizeof(double));
+  w->shift = kx_malloc(C * sizeof(double));
+  if (w->pq && w->pk && w->rmax && w->reach && w->cat && w->stack && w->vs && w->num && w->shift)
+    return 0;
+  lin_work_free(w);
+  return KX_ENOMEM;
+}
+
+/* exp(l_r - max l_r) for each row (the maxima into mx if wanted); a row
+ * without a finite entry becomes zeros. */
+static void exp_rows_own_max(size_t rows, size_t m, const double *l, double *p, double *mx) {
+  for (size_t r = 0; r < rows; r++) {
+    const double a = row_max(m, l + r * m);
+    if (mx) mx[r] = a;
+    if (isfinite(a)) kx_vexp_shift(m, l + r * m, a, p + r * m);
+    else memset(p + r * m, 0, m * sizeof *p);
+  }
+}
+
+/* [V_c|1] below the state in the stack. */
+static void lin_load_values(lin_work *w, size_t rows, const double *v) {
+  const size_t dx = w->dv + 1;
+  double *vx = w->stack + w->m * dx;
+  for (size_t r = 0; r < rows; r++) {
+    memcpy(vx + r * dx, v + r * w->dv, w->dv * sizeof *v);
+    vx[r * dx + w->dv] = 1.0;
+  }
+}
+
+/* num for the chunk's queries (w->pq, w->reach set; keys of the chunk in
+ * w->pk, w->rmax and the stack if causal). */
+static void lin_queries(lin_work *w, size_t rows, int causal) {
+  const size_t m = w->m, dx = w->dv + 1, ld = w->ld;
+  for (size_t i = 0; i < rows; i++) {
+    double *c = w->cat + i * ld;
+    const double e = isfinite(w->P) ? (w->reach[i] == w->P ? 1.0 : exp(w->P - w->reach[i])) : 0.0;
+    for (size_t f = 0; f < m; f++) c[f] = e * w->pq[i * m + f];
+  }
+  size_t K = m;
+  if (causal) {
+    K = m + rows;
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)rows, (int)m, 1.0, w->pq,
+                (int)m, w->pk, (int)m, 0.0, w->cat + m, (int)ld);
+    for (size_t i = 0; i < rows; i++) {
+      double *row = w->cat + i * ld + m;
+      if (isfinite(w->reach[i])) {
+        for (size_t j = 0; j <= i; j++) w->shift[j] = w->rmax[j] - w->reach[i];
+        kx_vexp(i + 1, w->shift, w->shift); /* exp(-inf) = 0: keys without features */
+        for (size_t j = 0; j <= i; j++) row[j] *= w->shift[j];
+      } else {
+        memset(row, 0, (i + 1) * sizeof *row);
+      }
+      memset(row + i + 1, 0, (rows - i - 1) * sizeof *row);
+    }
+  }
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)dx, (int)K, 1.0, w->cat,
+              (int)ld, w->stack, (int)dx, 0.0, w->num, (int)dx);
+}
+
+/* The chunk's keys (w->pk, w->rmax, values in the stack) join the state,
+ * which moves to shift R: S = S exp(P - R) + pk^T diag(exp(rmax - R)) [V|1]. */
+static void lin_absorb(lin_work *w, size_t rows, double R) {
+  const size_t m = w->m, dx = w->dv + 1;
+  if (!isfinite(R)) return; /* no finite key yet: the state stays zero */
+  if (isfinite(w->P) && R != w->P) {
+    const double e = exp(w->P - R);
+    for (size_t t = 0; t < m * dx; t++) w->stack[t] *= e;
+  }
+  w->P = R;
+  const double *vx = w->stack + m * dx;
+  for (size_t r = 0; r < rows; r++) {
+    const double e = isfinite(w->rmax[r]) ? exp(w->rmax[r] - R) : 0.0;
+    for (size_t t = 0; t < dx; t++) w->vs[r * dx + t] = e * vx[r * dx + t];
+  }
+  cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m, (int)dx, (int)rows, 1.0, w->pk, (int)m,
+              w->vs, (int)dx, 1.0, w->stack, (int)dx);
+}
+
+/* out rows from num; rows whose denominator underflowed go the exact way. */
+static int lin_emit(const lin_work *w, size_t i0, size_t rows, size_t n, const double *lq,
+                    const double *lk, const double *v, int causal, double *out) {
+  const size_t dx = w->dv + 1, dv = w->dv;
+  for (size_t r = 0; r < rows; r++) {
+    const double den = w->num[r * dx + dv];
+    if (den > 1e-290 && isfinite(den)) {
+      const double inv = 1.0 / den;
+      for (size_t t = 0; t < dv; t++) out[(i0 + r) * dv + t] = w->num[r * dx + t] * inv;
+    } else {
+      int rc = exact_row(i0 + r, n, w->m, dv, lq, lk, v, causal, out);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}
+
 int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const double *lk,
                         const double *v, int causal, double *out) {
   if (n == 0) return 0;
-  double *S = kx_calloc(m * dv, sizeof *S); /* sum_j phi(k_j)^T v_j, scaled by exp(-kmax) */
-  double *z = kx_calloc(m, sizeof *z);      /* sum_j phi(k_j), same scale */
-  double *pq = kx_malloc(m * sizeof *pq), *pk = kx_malloc(m * sizeof *pk);
-  int rc = 0;
-  if (!S || !z || !pq || !pk) {
-    rc = KX_ENOMEM;
-    goto done;
-  }
-  double kmax = -INFINITY; /* the scale of S and z */
+  if (m == 0) return kx_fail(KX_EINVAL, "linear attention needs at least one feature (m = 0)");
+  lin_work w;
+  int rc = lin_work_init(&w, n, m, dv);
+  if (rc) return rc;
+  const size_t C = w.C;
+  /* Touched only when needed: callers that run heads on several threads
+   * have set OpenBLAS to one thread already, and then nothing global
+   * changes under them. */
+  const int blas_threads = openblas_get_num_threads();
+  if (blas_threads != 1) openblas_set_num_threads(1);
   if (!causal) {
-    for (size_t j = 0; j < n; j++) {
-      double r = row_max(m, lk + j * m);
-      if (r > kmax) kmax = r;
+    double R = -INFINITY; /* every query sees every key: one shift */
+    for (size_t j = 0; j < n; j++) R = fmax(R, row_max(m, lk + j * m));
+    for (size_t j0 = 0; j0 < n; j0 += C) {
+      const size_t rows = n - j0 < C ? n - j0 : C;
+      exp_rows_own_max(rows, m, lk + j0 * m, w.pk, w.rmax);
+      lin_load_values(&w, rows, v + j0 * dv);
+      lin_absorb(&w, rows, R);
+    }
+    for (size_t i0 = 0; i0 < n && !rc; i0 += C) {
+      const size_t rows = n - i0 < C ? n - i0 : C;
+      exp_rows_own_max(rows, m, lq + i0 * m, w.pq, NULL);
+      for (size_t r = 0; r < rows; r++) w.reach[r] = R;
+      lin_queries(&w, rows, 0);
+      rc = lin_emit(&w, i0, rows, n, lq, lk, v, 0, out);
+    }
+  } else {
+    for (size_t i0 = 0; i0 < n && !rc; i0 += C) {
+      const size_t rows = n - i0 < C ? n - i0 : C;
+      exp_rows_own_max(rows, m, lq + i0 * m, w.pq, NULL);
+      exp_rows_own_max(rows, m, lk + i0 * m, w.pk, w.rmax);
+      lin_load_values(&w, rows, v + i0 * dv);
+      double R = w.P;
+      for (size_t r = 0; r < rows; r++) w.reach[r] = R = fmax(R, w.rmax[r]);
+      lin_queries(&w, rows, 1);
+      rc = lin_emit(&w, i0, rows, n, lq, lk, v, 1, out);
+      if (!rc) lin_absorb(&w, rows, R);
     }
   }
-  size_t next_key = 0;
-  for (size_t i = 0; i < n; i++) {
-    size_t keys_needed = causal ? i + 1 : n;
-    for (; next_key < keys_needed; next_key++) {
-      const double *l = lk + next_key * m;
-      double r = row_max(m, l);
-      if (causal && r > kmax) {
-        /* a larger key arrived: rescale what we have to the new maximum */
-        double scale = isfinite(kmax) ? exp(kmax - r) : 0.0;
-        for (size_t t = 0; t < m * dv; t++) S[t] *= scale;
-        for (size_t f = 0; f < m; f++) z[f] *= scale;
-        kmax = r;
-      }
-      if (isfinite(kmax)) kx_vexp_shift(m, l, kmax, pk);
-      else memset(pk, 0, m * sizeof *pk);
-      cblas_dger(CblasRowMajor, (int)m, (int)dv, 1.0, pk, 1, v + next_key * dv, 1, S, (int)dv);
-      for (size_t f = 0; f < m; f++) z[f] += pk[f];
-    }
-    const double *l = lq + i * m;
-    double a = row_max(m, l);
-    if (isfinite(a)) kx_vexp_shift(m, l, a, pq);
-    else memset(pq, 0, m * sizeof *pq);
-    double den = 0;
-    for (size_t f = 0; f < m; f++) den += pq[f] * z[f];
-    if (den > 1e-290 && isfinite(den)) {
-      cblas_dgemv(CblasRowMajor, CblasTrans, (int)m, (int)dv, 1.0 / den, S, (int)dv, pq, 1, 0.0,
-                  out + i * dv, 1);
-    } else if ((rc = exact_row(i, n, m, dv, lq, lk, v, causal, out))) {
-      goto done;
-    }
-  }
-done:
-  free(S);
-  free(z);
-  free(pq);
-  free(pk);
+  if (blas_threads != 1) openblas_set_num_threads(blas_threads);
+  lin_work_free(&w);
   return rc;
 }

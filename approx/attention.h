@@ -20,11 +20,14 @@ int kx_softmax_attention(size_t n, size_t d, size_t dv, const double *q, const d
                          const double *v, int causal, double *out);
 
 /* Linear attention out_i = sum_j phi(q_i).phi(k_j) v_j / sum_j phi(q_i).phi(k_j)
- * in O(n m dv): non-causal through S = sum_j phi(k_j)^T v_j, causal through
- * prefix sums with a running maximum that rescales S (so no future key ever
- * influences an output, even through the stabiliser).  Per-query shifts
- * cancel; a row whose shifted denominator underflows is recomputed exactly
- * in the log domain. */
+ * in O(n m dv): non-causal through S = sum_j phi(k_j)^T v_j, causal in
+ * chunks of rows (a masked GEMM inside a chunk, the state S of earlier keys
+ * across chunks) with a running maximum that rescales S (so no future key
+ * ever influences an output, even through the stabiliser).  Per-query
+ * shifts cancel; a row whose shifted denominator underflows is recomputed
+ * exactly in the log domain.  Runs on the calling thread with OpenBLAS set
+ * to one thread for the call (restored after), so the result does not
+ * depend on the thread count. */
 int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const double *lk,
                         const double *v, int causal, double *out);
 

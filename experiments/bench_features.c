@@ -42,6 +42,7 @@ static void usage(FILE *out) {
           "  --calib-pairs N   calibration pairs for fitted schemes (default 512)\n"
           "  --seed S          seed of maps and data (default 1)\n"
           "  --out FILE.csv    also write the figures as CSV (atomically)\n"
+          "  --native-only     skip the dense-blas timing (to profile the native path alone)\n"
           "  --help            this text\n");
 }
 
@@ -152,10 +153,12 @@ int cmd_bench_features(int argc, char **argv) {
       {"reps", required_argument, 0, 'r'},    {"threads", required_argument, 0, 't'},
       {"calib-pairs", required_argument, 0, 'p'}, {"seed", required_argument, 0, 's'},
       {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
+      {"native-only", no_argument, 0, 'N'},
       {0, 0, 0, 0}};
   const char *schemes_arg = NULL, *out_path = NULL;
   size_t ds[16] = {64, 128}, n_d = 2, mults[16] = {1, 2, 4, 8}, n_mult = 4;
   size_t batch = 4096, reps = 5, threads = 1, calib_pairs = 512;
+  int native_only = 0;
   uint64_t seed = 1;
   int rc = 0, c;
   optind = 1;
@@ -172,6 +175,7 @@ int cmd_bench_features(int argc, char **argv) {
     case 'p': rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &calib_pairs); break;
     case 's': rc = kx_parse_u64(optarg, "--seed", &seed); break;
     case 'o': out_path = optarg; break;
+    case 'N': native_only = 1; break;
     default:
       kx_cli_error("bench-features", "unknown or incomplete option '%s' (see --help)",
                    argv[optind - 1]);
@@ -268,7 +272,7 @@ int cmd_bench_features(int argc, char **argv) {
           kx_fmap_free(f);
           continue;
         }
-        if (kx_fmap_is_wdcf(f) && time_dense(f, &b, &td, &diff)) {
+        if (!native_only && kx_fmap_is_wdcf(f) && time_dense(f, &b, &td, &diff)) {
           fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu dense path failed: %s\n",
                   schemes[s], d, m, kx_error_message());
           td = diff = NAN;

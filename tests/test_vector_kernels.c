@@ -212,6 +212,96 @@ START_TEST(dct_batch_equals_single) {
 }
 END_TEST
 
+/* Log features spread over +-A with per-key offsets up to +-A (so the
+ * running maximum grows and falls across chunks and the state is rescaled). */
+static void attention_inputs(gsl_rng *rng, size_t n, size_t m, size_t dv, double A, double *lq,
+                             double *lk, double *v) {
+  for (size_t i = 0; i < n; i++) {
+    const double offset = A * (2 * gsl_rng_uniform(rng) - 1);
+    for (size_t f = 0; f < m; f++) {
+      lq[i * m + f] = 3.0 * kx_normal_inv(gsl_rng_uniform_pos(rng));
+      lk[i * m + f] = offset + 3.0 * kx_normal_inv(gsl_rng_uniform_pos(rng));
+    }
+  }
+  random_fill(rng, n * dv, 1.0, v);
+}
+
+/* n = 203 spans several chunks and a partial one. */
+#define ATTN_N 203
+#define ATTN_M 24
+#define ATTN_DV 5
+
+START_TEST(linear_attention_is_causal_and_thread_independent) {
+  const size_t n = ATTN_N, m = ATTN_M, dv = ATTN_DV, t = 77;
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(rng, 21);
+  double *lq = malloc(n * m * sizeof *lq), *lk = malloc(n * m * sizeof *lk), *v = malloc(n * dv * sizeof *v);
+  double *ref = malloc(n * dv * sizeof *ref), *got = malloc(n * dv * sizeof *got);
+  attention_inputs(rng, n, m, dv, 200.0, lq, lk, v);
+  for (int causal = 0; causal <= 1; causal++) {
+    set_threads(1);
+    ck_assert_int_eq(kx_linear_attention(n, m, dv, lq, lk, v, causal, ref), 0);
+    set_threads(2);
+    ck_assert_int_eq(kx_linear_attention(n, m, dv, lq, lk, v, causal, got), 0);
+    ck_assert_msg(!memcmp(got, ref, n * dv * sizeof *got), "causal=%d: 2 threads differ from 1", causal);
+  }
+  /* causal: keys and values from t on changed, a far larger key among them
+   * (it would move a shared stabiliser): rows before t keep their bits */
+  for (size_t j = t; j < n; j++)
+    for (size_t f = 0; f < m; f++) lk[j * m + f] += j == t + 1 ? 600.0 : 1.0;
+  random_fill(rng, (n - t) * dv, 1.0, v + t * dv);
+  set_threads(1);
+  ck_assert_int_eq(kx_linear_attention(n, m, dv, lq, lk, v, 1, got), 0);
+  ck_assert_msg(!memcmp(got, ref, t * dv * sizeof *got), "a future key changed an earlier output");
+  free(lq), free(lk), free(v), free(ref), free(got);
+  gsl_rng_free(rng);
+}
+END_TEST
+
+/* The chunked form against the weights written out in the log domain,
+ * w_ij = logsumexp_f(lq_if + lk_jf), with key offsets of +-3 (many keys
+ * share the weight while the running maximum still grows) and +-300 (the
+ * state is rescaled by factors far below DBL_EPSILON).  Both round each weight's exponent argument
+ * (|arg| <= 2A + tails) to eps |arg|, a relative weight error of that size;
+ * the output is a convex combination of v, so the two agree to
+ * 4 (2A + 50) eps max|v| (the factor 4 for the exp's own ulps). */
+START_TEST(linear_attention_matches_log_domain_weights) {
+  const size_t n = ATTN_N, m = ATTN_M, dv = ATTN_DV;
+  const double A = _i ? 300.0 : 3.0; /* many keys share the weight / one dominates */
+  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(rng, 22);
+  double *lq = malloc(n * m * sizeof *lq), *lk = malloc(n * m * sizeof *lk), *v = malloc(n * dv * sizeof *v);
+  double *out = malloc(n * dv * sizeof *out), *lw = malloc(n * sizeof *lw);
+  attention_inputs(rng, n, m, dv, A, lq, lk, v);
+  double vmax = 0;
+  for (size_t i = 0; i < n * dv; i++) vmax = fmax(vmax, fabs(v[i]));
+  const double tol = 4.0 * (2 * A + 50.0) * DBL_EPSILON * vmax;
+  for (int causal = 0; causal <= 1; causal++) {
+    ck_assert_int_eq(kx_linear_attention(n, m, dv, lq, lk, v, causal, out), 0);
+    for (size_t i = 0; i < n; i++) {
+      const size_t end = causal ? i + 1 : n;
+      double top = -INFINITY, z = 0;
+      for (size_t j = 0; j < end; j++) {
+        double a = -INFINITY, s = 0;
+        for (size_t f = 0; f < m; f++) a = fmax(a, lq[i * m + f] + lk[j * m + f]);
+        for (size_t f = 0; f < m; f++) s += exp(lq[i * m + f] + lk[j * m + f] - a);
+        lw[j] = a + log(s);
+        top = fmax(top, lw[j]);
+      }
+      for (size_t j = 0; j < end; j++) z += (lw[j] = exp(lw[j] - top));
+      for (size_t c = 0; c < dv; c++) {
+        double o = 0;
+        for (size_t j = 0; j < end; j++) o += lw[j] / z * v[j * dv + c];
+        ck_assert_msg(fabs(out[i * dv + c] - o) <= tol, "causal=%d row %zu: %.17g vs %.17g", causal, i,
+                      out[i * dv + c], o);
+      }
+    }
+  }
+  free(lq), free(lk), free(v), free(out), free(lw);
+  gsl_rng_free(rng);
+}
+END_TEST
+
 int main(void) {
   kx_init_library();
   Suite *s = suite_create("vector_kernels");
@@ -222,6 +312,8 @@ int main(void) {
   tc = tcase_create("batches");
   tcase_add_loop_test(tc, features_do_not_depend_on_batch_or_threads, 0, 2);
   tcase_add_test(tc, dct_batch_equals_single);
+  tcase_add_test(tc, linear_attention_is_causal_and_thread_independent);
+  tcase_add_loop_test(tc, linear_attention_matches_log_domain_weights, 0, 2);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
