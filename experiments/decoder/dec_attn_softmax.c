@@ -8,6 +8,7 @@
  * cfg->rotary_dims dims of each head. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -124,15 +125,29 @@ static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x
     float *kc = c->state + h * cap * d, *vc = c->state + (H + h) * cap * d;
     float *sc = c->state + 2 * cap * C + h * cap, *q = a.q + h * T * d;
     kx_heads_split(a.qkv, 0, h, T, C, d, c->rope_cos, c->rope_sin, r, q, kc + c->pos * d, vc + c->pos * d);
-    for (size_t i = 0; i < T; i++) {
-      size_t n = c->pos + i + 1;
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, scale, kc, (int)d, q + i * d, 1, 0.0f, sc, 1);
-      float mx = sc[0], sum = 0.0f;
-      for (size_t j = 1; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
-      for (size_t j = 0; j < n; j++) sum += sc[j] = kx_expf(sc[j] - mx);
-      cblas_sgemv(CblasRowMajor, CblasTrans, (int)n, (int)d, 1.0f / sum, vc, (int)d, sc, 1, 0.0f,
-                  a.att + i * C + h * d, 1);
+    /* Several rows (a prefill chunk): blocks of rows through BLAS-3, the
+     * scores of a block in a temporary buffer; one row (a decoding step,
+     * or no memory for the block): matrix-vector products. */
+    enum { ROWS = 32 };
+    float *blk = T > 1 ? malloc(ROWS * (c->pos + T) * sizeof(float)) : NULL;
+    for (size_t i0 = 0; i0 < T; i0 += blk ? ROWS : 1) {
+      size_t nb = blk ? (T - i0 < ROWS ? T - i0 : ROWS) : 1, n_all = c->pos + i0 + nb;
+      float *S = blk ? blk : sc;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_all, (int)d, scale, q + i0 * d, (int)d,
+                  kc, (int)d, 0.0f, S, (int)n_all);
+      for (size_t i = 0; i < nb; i++) {
+        float *Si = S + i * n_all, mx = Si[0], sum = 0.0f;
+        size_t n = c->pos + i0 + i + 1;
+        for (size_t j = 1; j < n; j++) mx = Si[j] > mx ? Si[j] : mx;
+        for (size_t j = 0; j < n; j++) sum += Si[j] = kx_expf(Si[j] - mx);
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < n; j++) Si[j] *= inv;
+        for (size_t j = n; j < n_all; j++) Si[j] = 0.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n_all, 1.0f, S, (int)n_all, vc,
+                  (int)d, 0.0f, a.att + i0 * C + h * d, (int)C);
     }
+    free(blk);
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], T, C, C);
 }

@@ -11,8 +11,11 @@
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_sample.h"
 
+/* Prefill chunk: at most ctx tokens (the parallel forward's domain) and at
+ * most KX_DEC_INFER_CHUNK, which bounds softmax's T x T activations. */
 static size_t chunk_of(const kx_decoder *m, size_t capacity) {
-  return capacity < m->cfg.ctx ? capacity : m->cfg.ctx;
+  size_t c = capacity < m->cfg.ctx ? capacity : m->cfg.ctx;
+  return c < KX_DEC_INFER_CHUNK ? c : KX_DEC_INFER_CHUNK;
 }
 
 /* Work floats for `chunk` tokens (layout of kx_dec_infer). */
@@ -51,8 +54,7 @@ void kx_dec_infer_free(kx_dec_infer *s) {
   memset(s, 0, sizeof *s);
 }
 
-int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
-  memset(s, 0, sizeof *s);
+int kx_dec_infer_check(const kx_decoder *m, size_t capacity) {
   const kx_attn_kind *k = m->attn;
   if (!k->state_floats || !k->max_positions)
     return kx_fail(KX_EINVAL, "attention kind '%s' has no recurrent decoding", k->name);
@@ -60,20 +62,31 @@ int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
   size_t maxpos = k->max_positions(&m->cfg);
   if (capacity > maxpos)
     return kx_fail(KX_EINVAL,
-                   "attention kind '%s' defines only %zu positions (the training context: its weights depend "
+                   "attention kind '%s' defines only %zu positions (the training context: its features or weights depend "
                    "on the absolute position), but %zu tokens were asked for; use at most %zu tokens (prompt + "
                    "length), or a kind without the limit (softmax, performer, retnet, dijiang, ...)",
                    k->name, maxpos, capacity, maxpos);
+  /* The state grows at most linearly in capacity: overflow shows as a
+   * smaller product. */
+  if (capacity > SIZE_MAX / 64 / (m->cfg.width * m->cfg.layers + 1))
+    return kx_fail(KX_ENOMEM, "decoding %zu tokens would need more memory than can be addressed", capacity);
   size_t state_bytes, bytes = kx_dec_infer_bytes(m, capacity, &state_bytes), avail = kx_dec_infer_available_bytes();
   if (avail && bytes > avail)
     return kx_fail(KX_ENOMEM,
                    "decoding %zu tokens with '%s' needs %.1f MiB (%.1f MiB of state or KV cache) but only %.1f "
                    "MiB of memory is available; ask for fewer tokens",
                    capacity, k->name, bytes / 1048576.0, state_bytes / 1048576.0, avail / 1048576.0);
+  return 0;
+}
+
+int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
+  memset(s, 0, sizeof *s);
+  int rc = kx_dec_infer_check(m, capacity);
+  if (rc) return rc;
   s->m = m;
   s->capacity = capacity;
   s->chunk = chunk_of(m, capacity);
-  s->state_floats = k->state_floats(&m->cfg, capacity);
+  s->state_floats = m->attn->state_floats(&m->cfg, capacity);
   size_t half = rope_half(m), C = m->cfg.width, T = s->chunk;
   s->state = kx_calloc(s->state_floats * m->cfg.layers, sizeof(float));
   s->rope_cos = kx_calloc(capacity * half, sizeof(float));

@@ -18,6 +18,8 @@
 
 #include "experiments/decoder/dec_model.h"
 
+#define KX_DEC_INFER_CHUNK 512
+
 typedef struct {
   kx_decoder *m;
   size_t capacity;        /* tokens the state can take (prompt + generated) */
@@ -36,8 +38,10 @@ typedef struct {
  * part of them that is decoding state (KV cache or recurrent state). */
 size_t kx_dec_infer_bytes(const kx_decoder *m, size_t capacity, size_t *state_bytes);
 
-/* Checks the kind supports recurrent decoding and `capacity` positions, and
- * that the memory is available (MemAvailable), before allocating. */
+/* Checks that the kind supports recurrent decoding and `capacity`
+ * positions, and that the memory is available (MemAvailable); message and
+ * non-zero if not.  kx_dec_infer_create checks first, then allocates. */
+int kx_dec_infer_check(const kx_decoder *m, size_t capacity);
 int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity);
 void kx_dec_infer_free(kx_dec_infer *s);
 
