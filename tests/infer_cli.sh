@@ -44,9 +44,10 @@ expect 2 "MiB of memory is available" -- sample --checkpoint "$dir/soft.h5" --le
 
 if "$kx" bench-inference --help >/dev/null 2>&1; then
   expect 2 "defines only 16 positions" -- bench-inference --checkpoint "$dir/cos.h5" --lengths 16,32 --out "$dir/b.csv"
-  expect 2 "MiB of memory is available" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 1000000000000 --out "$dir/b.csv"
+  expect 2 "MiB of memory is available" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 1000000000000 --softmax-max 1000000000000 --out "$dir/b.csv"
   [ ! -e "$dir/b.csv" ] || { echo "FAIL: a refused benchmark wrote its CSV"; fail=1; }
-  ok bench-inference --checkpoint "$dir/soft.h5" --lengths 16,64 --seconds 0.05 --out "$dir/b.csv"
+  expect 2 "nothing to measure" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 64 --softmax-max 32 --out "$dir/b.csv"
+  ok bench-inference --checkpoint "$dir/soft.h5" --lengths 16,64 --seconds 0.05 --out "$dir/b.csv" --no-figure
   [ "$(wc -l <"$dir/b.csv")" -eq 3 ] || { echo "FAIL: CSV has $(wc -l <"$dir/b.csv") lines, want 3"; cat "$dir/b.csv"; fail=1; }
 fi
 exit $fail
