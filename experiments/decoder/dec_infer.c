@@ -19,20 +19,21 @@ static size_t chunk_of(const kx_decoder *m, size_t capacity) {
 }
 
 /* Work floats for `chunk` tokens (layout of kx_dec_infer). */
-static size_t work_floats(const kx_decoder *m, size_t chunk) {
-  size_t C = m->cfg.width;
-  return 5 * chunk * C + 8 * chunk * C + 2 * chunk + chunk * m->cfg.vocab + m->attn->act_floats(&m->cfg, 1, chunk);
-}
-
 static size_t rope_half(const kx_decoder *m) {
   size_t half = m->cfg.rotary_dims / 2;
   return half ? half : 1;
 }
 
+static size_t work_floats(const kx_decoder *m, size_t chunk) {
+  size_t C = m->cfg.width;
+  return 5 * chunk * C + 8 * chunk * C + 2 * chunk + chunk * m->cfg.vocab + m->attn->act_floats(&m->cfg, 1, chunk) +
+         2 * chunk * rope_half(m);
+}
+
 size_t kx_dec_infer_bytes(const kx_decoder *m, size_t capacity, size_t *state_bytes) {
   size_t st = m->attn->state_floats ? m->attn->state_floats(&m->cfg, capacity) * m->cfg.layers : 0;
   if (state_bytes) *state_bytes = st * sizeof(float);
-  return (st + 2 * capacity * rope_half(m) + work_floats(m, chunk_of(m, capacity))) * sizeof(float);
+  return (st + work_floats(m, chunk_of(m, capacity))) * sizeof(float);
 }
 
 size_t kx_dec_infer_available_bytes(void) {
@@ -48,8 +49,7 @@ size_t kx_dec_infer_available_bytes(void) {
 
 void kx_dec_infer_free(kx_dec_infer *s) {
   free(s->state);
-  free(s->rope_cos);
-  free(s->rope_sin);
+  free(s->inv_freq);
   free(s->x);
   memset(s, 0, sizeof *s);
 }
@@ -89,10 +89,9 @@ int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
   s->state_floats = m->attn->state_floats(&m->cfg, capacity);
   size_t half = rope_half(m), C = m->cfg.width, T = s->chunk;
   s->state = kx_calloc(s->state_floats * m->cfg.layers, sizeof(float));
-  s->rope_cos = kx_calloc(capacity * half, sizeof(float));
-  s->rope_sin = kx_calloc(capacity * half, sizeof(float));
+  s->inv_freq = kx_calloc(half, sizeof(double));
   s->x = kx_calloc(work_floats(m, T), sizeof(float));
-  if (!s->state || !s->rope_cos || !s->rope_sin || !s->x) {
+  if (!s->state || !s->inv_freq || !s->x) {
     kx_dec_infer_free(s);
     return KX_ENOMEM;
   }
@@ -105,14 +104,11 @@ int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
   s->mean = s->gelu + 4 * T * C;
   s->rstd = s->mean + T;
   s->logits = s->rstd + T;
-  s->acts = s->logits + T * m->cfg.vocab;
-  /* The model's formula (kx_dec_create), continued past ctx. */
-  for (size_t pos = 0; pos < capacity; pos++)
-    for (size_t i = 0; i < m->cfg.rotary_dims / 2; i++) {
-      double inv_freq = pow(m->cfg.rope_base, -2.0 * (double)i / (double)m->cfg.rotary_dims);
-      s->rope_cos[pos * half + i] = (float)cos((double)pos * inv_freq);
-      s->rope_sin[pos * half + i] = (float)sin((double)pos * inv_freq);
-    }
+  s->rope_cos = s->logits + T * m->cfg.vocab;
+  s->rope_sin = s->rope_cos + T * half;
+  s->acts = s->rope_sin + T * half;
+  for (size_t i = 0; i < m->cfg.rotary_dims / 2; i++)
+    s->inv_freq[i] = pow(m->cfg.rope_base, -2.0 * (double)i / (double)m->cfg.rotary_dims);
   return 0;
 }
 
@@ -123,11 +119,18 @@ static void feed_chunk(kx_dec_infer *s, const int *tokens, size_t T) {
   const kx_dec_config *cfg = &m->cfg;
   size_t C = cfg->width, half = rope_half(m);
   float eps = (float)cfg->ln_eps;
+  /* Rotary rows of positions pos .. pos+T-1, the model's formula
+   * (kx_dec_create) for any position: memory stays O(chunk). */
+  for (size_t t = 0; t < T; t++)
+    for (size_t i = 0; i < cfg->rotary_dims / 2; i++) {
+      double angle = (double)(s->pos + t) * s->inv_freq[i];
+      s->rope_cos[t * half + i] = (float)cos(angle);
+      s->rope_sin[t * half + i] = (float)sin(angle);
+    }
   kx_embed_forward(s->x, tokens, kx_dec_param(m, m->embed), T, C);
   for (size_t l = 0; l < cfg->layers; l++) {
     const kx_dec_layer_index *li = &m->li[l];
-    kx_attn_ctx c = {cfg, 1, T, s->rope_cos + s->pos * half, s->rope_sin + s->pos * half,
-                     s->pos, s->capacity, s->state + l * s->state_floats};
+    kx_attn_ctx c = {cfg, 1, T, s->rope_cos, s->rope_sin, s->pos, s->capacity, s->state + l * s->state_floats};
     kx_layernorm_forward(s->ln1, s->mean, s->rstd, s->x, kx_dec_param(m, li->ln1_w), kx_dec_param(m, li->ln1_b), T,
                          C, eps);
     m->attn->forward(&c, m->attn_p + l * 16, s->ln1, s->attn_y, s->acts);

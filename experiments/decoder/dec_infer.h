@@ -7,9 +7,10 @@
  * per head for the linear kinds, a KV cache for softmax.  A token costs
  * O(1) in the length for the linear kinds and O(length) for softmax.
  *
- * The rotary tables are computed for all `capacity` positions (the angles
- * exist for any position), so kinds with max_positions = SIZE_MAX decode
- * beyond the training context; the others stop at ctx tokens. */
+ * The rotary rows are computed for each chunk's positions (the angles exist
+ * for any position), so kinds with max_positions = SIZE_MAX decode beyond
+ * the training context, in memory independent of the length for the linear
+ * kinds; the others stop at ctx tokens. */
 #ifndef KX_DEC_INFER_H
 #define KX_DEC_INFER_H
 
@@ -27,10 +28,11 @@ typedef struct {
   size_t chunk;           /* tokens per parallel call (prefill) */
   size_t state_floats;    /* per block */
   float *state;           /* layers x state_floats */
-  float *rope_cos, *rope_sin; /* (capacity, rotary_dims/2) */
+  double *inv_freq;        /* (rotary_dims/2) rotary frequencies */
   /* Work buffers for `chunk` tokens: x, ln1, attn_y, ln2, mlp_y (T,C), fc,
-   * gelu (T,4C), mean, rstd (T), logits (T,V), the kind's acts. */
-  float *x, *ln1, *attn_y, *ln2, *mlp_y, *fc, *gelu, *mean, *rstd, *logits, *acts;
+   * gelu (T,4C), mean, rstd (T), logits (T,V), rotary rows (T, rotary_dims/2)
+   * x 2, the kind's acts. */
+  float *x, *ln1, *attn_y, *ln2, *mlp_y, *fc, *gelu, *mean, *rstd, *logits, *rope_cos, *rope_sin, *acts;
   const float *last_logits; /* V floats: the last fed token's */
 } kx_dec_infer;
 
