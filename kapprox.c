@@ -29,6 +29,7 @@ static const command commands[] = {
     {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
     {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)"},
     {"sample", cmd_sample, "continue a prompt with a trained decoder"},
+    {"bench-inference", cmd_bench_inference, "per-token decoding cost against context length (Figure 4)"},
     {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file"},
     {"convert", cmd_convert, "turn a softmax decoder into another attention kind (+ attention transfer)"},
     {"finetune", cmd_finetune, "fine-tune a converted decoder (train's options, exact resume)"},

@@ -21,6 +21,7 @@ double kx_bench_gemm_peak(int single);
 /* experiments/decoder */
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_bench_inference(int argc, char **argv);
 int cmd_dump_qk(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);

@@ -159,7 +159,7 @@ START_TEST(test_hedgehog_causal_and_quadratic) {
   ck_assert(memcmp(z, m.logits, T * V * sizeof(float)));
   /* quadratic form of block 1: y = proj(concat_h A_h v_h) */
   ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
-  kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin};
+  kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin, 0, 0, NULL};
   const float *q, *k, *v;
   size_t dqk, dv;
   int scaled;
@@ -207,7 +207,7 @@ START_TEST(test_hedgehog_weights_gradient) {
   tokens(x, y, T, 2);
   float *dA = malloc(T * T * sizeof(float)), *A = malloc(T * T * sizeof(float));
   for (size_t i = 0; i < T * T; i++) dA[i] = (float)sin(0.37 * (double)i);
-  kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin};
+  kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin, 0, 0, NULL};
   float *scratch = malloc(m.attn->scratch_floats(&m.cfg, 1, T) * sizeof(float));
   ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
   memset(m.grads, 0, m.tab.total * sizeof(float));
@@ -293,7 +293,7 @@ static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, s
   size_t N = B * T, C = s->cfg.width;
   ck_assert_int_eq(kx_dec_forward(t, x, NULL, B, T, NULL), 0);
   float *y = malloc(N * C * sizeof(float)), *acts = malloc(s->attn->act_floats(&s->cfg, B, T) * sizeof(float));
-  kx_attn_ctx c = {&s->cfg, B, T, s->rope_cos, s->rope_sin};
+  kx_attn_ctx c = {&s->cfg, B, T, s->rope_cos, s->rope_sin, 0, 0, NULL};
   double sum = 0.0;
   for (size_t l = 0; l < s->cfg.layers; l++) {
     s->attn->forward(&c, s->attn_p + l * 16, t->blk[l].ln1, y, acts);

@@ -312,7 +312,7 @@ START_TEST(test_attention_softmax) {
       double a = (double)t * pow(10000.0, -2.0 * (double)i / (double)cfg.rotary_dims);
       cs[t * half + i] = (float)cos(a), sn[t * half + i] = (float)sin(a);
     }
-  attn_ctx_t a = {k, {&cfg, B, T, cs, sn}, pp, rvec(N * C, 1.0f), zvec(N * C), zvec(k->act_floats(&cfg, B, T))};
+  attn_ctx_t a = {k, {&cfg, B, T, cs, sn, 0, 0, NULL}, pp, rvec(N * C, 1.0f), zvec(N * C), zvec(k->act_floats(&cfg, B, T))};
   float *R = rvec(N * C, 1.0f), *dx = zvec(N * C), *scratch = zvec(k->scratch_floats(&cfg, B, T));
   /* Sums behind an output: C (qkv) + T (probabilities) + C (proj), times a
    * growth factor of a few for the softmax. */

@@ -70,7 +70,7 @@ typedef struct {
 
 static problem make(size_t T, size_t m, size_t dv, float decay, int normalise, size_t chunk) {
   problem q;
-  kx_lin_causal p = {T, m, dv, m + 2, dv + 3, dv + 5, decay, normalise, 1e-6f, chunk};
+  kx_lin_causal p = {T, m, dv, m + 2, dv + 3, dv + 5, decay, normalise, 1e-6f, chunk, NULL};
   q.p = p;
   q.fq = zvec(T * p.ld_f), q.fk = zvec(T * p.ld_f), q.v = zvec(T * p.ld_v);
   q.o = zvec(T * p.ld_o), q.den = zvec(T), q.scratch = zvec(kx_lin_causal_scratch_floats(&p));
@@ -359,7 +359,7 @@ START_TEST(test_kind_weights) {
   ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
   const kx_dec_config *cfg = &m.cfg;
   size_t C = cfg->width, H = cfg->heads, d = C / H;
-  kx_attn_ctx ac = {cfg, B, T, m.rope_cos, m.rope_sin};
+  kx_attn_ctx ac = {cfg, B, T, m.rope_cos, m.rope_sin, 0, 0, NULL};
   const float *q, *k, *v;
   size_t dqk, dv;
   int scaled;

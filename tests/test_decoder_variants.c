@@ -102,7 +102,7 @@ START_TEST(test_attn_weights) {
   ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
   ck_assert_ptr_nonnull(m.attn->attn_weights);
   float *A = malloc(T * T * sizeof *A);
-  kx_attn_ctx c = {&m.cfg, B, T, m.rope_cos, m.rope_sin};
+  kx_attn_ctx c = {&m.cfg, B, T, m.rope_cos, m.rope_sin, 0, 0, NULL};
   for (size_t l = 0; l < m.cfg.layers; l++)
     for (size_t b = 0; b < B; b++)
       for (size_t h = 0; h < m.cfg.heads; h++) {

@@ -8,6 +8,7 @@
 #include "core/kx_error.h"
 #include "experiments/commands.h"
 #include "experiments/decoder/dec_ckpt.h"
+#include "experiments/decoder/dec_infer.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_sample.h"
 
@@ -15,7 +16,12 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: kapprox sample [--checkpoint FILE] [options]\n\n"
           "Continues a prompt with a decoder trained by `kapprox train` and prints the\n"
-          "prompt followed by the generated text.\n\n"
+          "prompt followed by the generated text.  The prompt is prefilled with the\n"
+          "parallel form, then each token is one recurrent step: a KV cache for softmax,\n"
+          "a fixed-size state per head for the linear kinds.  Kinds whose weights depend\n"
+          "on the absolute position (cosformer, linformer) stop at the training context\n"
+          "(prompt + length <= ctx); a length whose state would not fit in memory is\n"
+          "refused up front.\n\n"
           "  --checkpoint FILE    checkpoint (default decoder.h5)\n"
           "  --prompt TEXT        text to continue (default: a newline, i.e. a new verse);\n"
           "                       every character must be in the model's vocabulary\n"
@@ -41,7 +47,7 @@ int cmd_sample(int argc, char **argv) {
     switch (c) {
       case 'c': ck = optarg; break;
       case 'p': prompt = optarg; break;
-      case 'n': bad = kx_parse_size(optarg, "--length", 0, 1000000, &length); break;
+      case 'n': bad = kx_parse_size(optarg, "--length", 0, (size_t)1 << 40, &length); break;
       case 't':
         bad = kx_parse_double(optarg, "--temperature", &temperature);
         if (!bad && temperature < 0) bad = kx_fail(KX_EINVAL, "--temperature must be >= 0, got %s", optarg);
@@ -81,8 +87,13 @@ int cmd_sample(int argc, char **argv) {
     rc = 2;
     goto done;
   }
+  if (kx_dec_infer_check(&m, n + length)) {
+    kx_cli_error(cmd, "%s", kx_error_message());
+    rc = 2;
+    goto done;
+  }
   out = kx_malloc((length ? length : 1) * sizeof(int));
-  if (!out || kx_dec_generate(&m, ids, n, length, temperature, top_k, seed, out)) {
+  if (!out || kx_dec_infer_generate(&m, ids, n, length, temperature, top_k, seed, out)) {
     kx_cli_error(cmd, "%s", kx_error_message());
     goto done;
   }

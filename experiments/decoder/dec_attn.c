@@ -1,5 +1,6 @@
 #include "experiments/decoder/dec_attn.h"
 
+#include <stdint.h>
 #include <string.h>
 
 /* The linear kinds (dec_linear_attn.h). */
@@ -37,3 +38,10 @@ const char *kx_dec_attn_names(void) {
     }
   return buf;
 }
+
+size_t kx_attn_any_position(const kx_dec_config *cfg) {
+  (void)cfg;
+  return SIZE_MAX;
+}
+
+size_t kx_attn_ctx_positions(const kx_dec_config *cfg) { return cfg->ctx; }

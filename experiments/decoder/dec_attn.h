@@ -20,7 +20,14 @@
 typedef struct {
   const kx_dec_config *cfg;
   size_t B, T;                     /* batch and sequence length of this call */
-  const float *rope_cos, *rope_sin; /* (ctx, rotary_dims/2) tables */
+  const float *rope_cos, *rope_sin; /* (ctx, rotary_dims/2) tables; row 0 = position pos */
+  /* Recurrent decoding (dec_infer.h); zero for training and evaluation.
+   * With state != NULL (B = 1) the T tokens are positions pos .. pos+T-1 of
+   * one sequence whose earlier tokens live in state (the kind's
+   * state_floats(cfg, capacity) floats: a fixed-size recurrent state, or a
+   * KV cache of `capacity` tokens), and forward updates the state. */
+  size_t pos, capacity;
+  float *state;
 } kx_attn_ctx;
 
 typedef struct {
@@ -67,7 +74,19 @@ typedef struct {
    * attention transfer trains (the feature map); NULL: the kind has none
    * and `convert --transfer-steps` refuses it. */
   const char *const *transfer_tensors;
+  /* Optional (NULL: no recurrent decoding): floats of one block's decoding
+   * state for sequences of up to `capacity` tokens (linear kinds: H (m dv
+   * + m), independent of capacity; softmax: the KV cache), and the number
+   * of positions the kind defines (SIZE_MAX: any, rotary angles exist for
+   * every position; ctx for kinds with per-position tensors or weights). */
+  size_t (*state_floats)(const kx_dec_config *cfg, size_t capacity);
+  size_t (*max_positions)(const kx_dec_config *cfg);
 } kx_attn_kind;
+
+/* max_positions of the kinds without a position limit, and of those
+ * limited to the training context. */
+size_t kx_attn_any_position(const kx_dec_config *cfg);
+size_t kx_attn_ctx_positions(const kx_dec_config *cfg);
 
 /* NULL if unknown. */
 const kx_attn_kind *kx_dec_attn_find(const char *name);

@@ -25,7 +25,7 @@ static void forward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const 
 #pragma omp parallel for schedule(static) if (rows * d >= 65536)
   for (size_t r = 0; r < rows; r++) {
     float cs, sn;
-    angle(c->cfg, r % T, &cs, &sn);
+    angle(c->cfg, c->pos + r % T, &cs, &sn);
     const float *xr = x + r * d;
     float *fr = f + r * 2 * d;
     for (size_t k = 0; k < d; k++) {
@@ -44,7 +44,7 @@ static void backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const
 #pragma omp parallel for schedule(static) if (rows * d >= 65536)
   for (size_t r = 0; r < rows; r++) {
     float cs, sn;
-    angle(c->cfg, r % T, &cs, &sn);
+    angle(c->cfg, c->pos + r % T, &cs, &sn);
     const float *xr = x + r * d, *dfr = df + r * 2 * d;
     float *dxr = dx + r * d;
     for (size_t k = 0; k < d; k++) dxr[k] = xr[k] > 0.0f ? dfr[k] * cs + dfr[d + k] * sn : 0.0f;
@@ -52,7 +52,7 @@ static void backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const
 }
 
 static const kx_lin_fmap cosformer_map = {
-    .features = features, .normalise = 1, .eps = 1e-6f, .forward = forward, .backward = backward};
+    .features = features, .normalise = 1, .eps = 1e-6f, .ctx_positions = 1, .forward = forward, .backward = backward};
 
 KX_LIN_ATTN_KIND(kx_attn_cosformer, "cosformer",
                  "cosFormer causal linear attention (ReLU features, cos re-weighting with M = context, 2d features)",

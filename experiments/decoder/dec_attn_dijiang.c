@@ -200,5 +200,7 @@ const kx_attn_kind kx_attn_dijiang = {
     .qkv_view = qkv_view,
     .init = init,
     .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
     .transfer_tensors = transfer_tensors,
 };

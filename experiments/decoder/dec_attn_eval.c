@@ -7,7 +7,7 @@
 #include "core/kx_error.h"
 
 static kx_attn_ctx ctx_of(const kx_decoder *m) {
-  kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin};
+  kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin, 0, 0, NULL};
   return c;
 }
 

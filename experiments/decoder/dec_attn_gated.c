@@ -106,6 +106,7 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     kx_lin_causal k = kernel(g, cfg, T, h);
+    k.state = c->state ? c->state + bh * (m * d + m) : NULL;
     kx_lin_causal_forward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
                           a.den ? a.den + bh * T : NULL, a.kscratch + bh * ks);
   }
@@ -159,4 +160,9 @@ void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const fl
   size_t m = features(g, c->cfg), off = (b * c->cfg->heads + h) * c->T * m;
   kx_lin_causal k = kernel(g, c->cfg, c->T, h);
   kx_lin_causal_weights(&k, a.fq + off, a.fk + off, A);
+}
+
+size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg) {
+  size_t m = features(g, cfg), d = cfg->width / cfg->heads;
+  return cfg->heads * (m * d + m);
 }

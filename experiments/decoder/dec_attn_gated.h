@@ -70,9 +70,13 @@ void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float 
 void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
                            float *A);
 
+/* Recurrent decoding state of one block: H (m d + m) floats. */
+size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
+
 /* The kx_attn_kind hooks of a gated kind whose map is `MAP(cfg)` (a
  * function returning its kx_gated_map): defines static act_floats,
- * scratch_floats, forward, backward and attn_weights for its table entry. */
+ * scratch_floats, forward, backward, attn_weights and state_floats for its
+ * table entry. */
 #define KX_GATED_KIND_HOOKS(MAP)                                                                     \
   static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {                           \
     kx_gated_map g = MAP(cfg);                                                                       \
@@ -96,6 +100,11 @@ void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const fl
     (void)p;                                                                                         \
     kx_gated_map g = MAP(c->cfg);                                                                    \
     kx_gated_attn_weights(&g, c, acts, b, h, A);                                                     \
+  }                                                                                                \
+  static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {                          \
+    (void)capacity;                                                                                \
+    kx_gated_map g = MAP(cfg);                                                                     \
+    return kx_gated_state_floats(&g, cfg);                                                         \
   }
 
 #endif

@@ -71,7 +71,7 @@ static kx_lin_causal kernel_params(const kx_attn_ctx *c) {
  * kernel scratch, one block per (b,h). */
 static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width;
-  kx_attn_ctx c = {cfg, B, T, NULL, NULL};
+  kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
   kx_lin_causal k = kernel_params(&c);
   return 3 * N * C + 3 * N * C + 4 * N * C + N * C + B * cfg->heads * T +
          B * cfg->heads * kx_lin_causal_scratch_floats(&k);
@@ -165,7 +165,9 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
     float *fq = a.fq + bh * T * 2 * d, *fk = a.fk + bh * T * 2 * d;
     feature_forward(q, p[QMAP_W] + h * d * d, p[QMAP_B] + h * d, fq, T, d);
     feature_forward(k, p[KMAP_W] + h * d * d, p[KMAP_B] + h * d, fk, T, d);
-    kx_lin_causal_forward(&kp, fq, fk, v, a.att + b * T * C + h * d, a.den + bh * T,
+    kx_lin_causal kh = kp;
+    kh.state = c->state ? c->state + bh * (2 * d * d + 2 * d) : NULL;
+    kx_lin_causal_forward(&kh, fq, fk, v, a.att + b * T * C + h * d, a.den + bh * T,
                           a.kscratch + bh * a.kscratch_floats);
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
@@ -268,6 +270,13 @@ static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *
 
 static const char *const transfer_tensors[] = {"hh_qw", "hh_qb", "hh_kw", "hh_kb", NULL};
 
+/* Recurrent state: per head S (2d, d) and z (2d). */
+static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
+  (void)capacity;
+  size_t d = cfg->width / cfg->heads;
+  return cfg->heads * (2 * d * d + 2 * d);
+}
+
 const kx_attn_kind kx_attn_hedgehog = {
     .name = "hedgehog",
     .summary = "learnable softmax/exp feature map per head, normalised linear attention (Hedgehog)",
@@ -281,4 +290,6 @@ const kx_attn_kind kx_attn_hedgehog = {
     .attn_weights = attn_weights,
     .attn_weights_backward = attn_weights_backward,
     .transfer_tensors = transfer_tensors,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
 };

@@ -125,19 +125,26 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   size_t ks = kernel_scratch(cfg, T, 1);
   kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
   kx_heads_split_all(c, a.qkv, 1.0f / sqrtf((float)d), a.q, a.k, a.v);
+  /* Recurrent decoding (c->pos > 0) takes the columns of its positions;
+   * there are ctx of them (max_positions). */
   for (size_t j = 0; j < T; j++)
     for (size_t s = 0; s < S; s++) {
-      a.Et[j * S + s] = p[LIN_E][s * cfg->ctx + j];
-      a.Ft[j * S + s] = p[LIN_F][s * cfg->ctx + j];
+      a.Et[j * S + s] = p[LIN_E][s * cfg->ctx + c->pos + j];
+      a.Ft[j * S + s] = p[LIN_F][s * cfg->ctx + c->pos + j];
     }
   kx_lin_causal k1 = kernel1(cfg, T), k2 = kernel2(cfg, T);
 #pragma omp parallel for schedule(dynamic, 1) if (N * C * S >= 262144)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     float *ah = a.a + bh * T * S, *o = a.o + b * T * C + h * d;
-    kx_lin_causal_forward(&k1, a.q + bh * T * d, a.k + bh * T * d, a.Et, ah, NULL, a.kscratch + bh * ks);
+    /* The two prefix sums' recurrent states, per head: (d S + d) then (S d + S). */
+    float *st = c->state ? c->state + bh * (2 * d * S + d + S) : NULL;
+    kx_lin_causal k1h = k1, k2h = k2;
+    k1h.state = st;
+    k2h.state = st ? st + d * S + d : NULL;
+    kx_lin_causal_forward(&k1h, a.q + bh * T * d, a.k + bh * T * d, a.Et, ah, NULL, a.kscratch + bh * ks);
     for (size_t i = 0; i < T; i++) {
-      float *ai = ah + i * S, inv = 1.0f / (float)(i + 1), mx = -INFINITY, sum = 0.0f;
+      float *ai = ah + i * S, inv = 1.0f / (float)(c->pos + i + 1), mx = -INFINITY, sum = 0.0f;
       for (size_t s = 0; s < S; s++) {
         ai[s] *= inv;
         mx = ai[s] > mx ? ai[s] : mx;
@@ -145,9 +152,9 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
       for (size_t s = 0; s < S; s++) sum += ai[s] = kx_expf(ai[s] - mx);
       for (size_t s = 0; s < S; s++) ai[s] /= sum;
     }
-    kx_lin_causal_forward(&k2, ah, a.Ft, a.v + bh * T * d, o, NULL, a.kscratch + bh * ks);
+    kx_lin_causal_forward(&k2h, ah, a.Ft, a.v + bh * T * d, o, NULL, a.kscratch + bh * ks);
     for (size_t i = 0; i < T; i++)
-      for (size_t e = 0; e < d; e++) o[i * C + e] /= (float)(i + 1);
+      for (size_t e = 0; e < d; e++) o[i * C + e] /= (float)(c->pos + i + 1);
   }
   kx_matmul_forward(y, a.o, p[PROJ_W], p[PROJ_B], N, C, C);
 }
@@ -229,6 +236,12 @@ static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *act
   kx_lin_causal_weights(&k2, a.a + (b * c->cfg->heads + h) * c->T * KX_LINFORMER_SLOTS, a.Ft, A);
 }
 
+static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
+  (void)capacity;
+  size_t d = cfg->width / cfg->heads, S = KX_LINFORMER_SLOTS;
+  return cfg->heads * (2 * d * S + d + S);
+}
+
 const kx_attn_kind kx_attn_linformer = {
     .name = "linformer",
     .summary = "causal Linformer: softmax over 32 learned projections of the prefix's keys and values",
@@ -240,4 +253,6 @@ const kx_attn_kind kx_attn_linformer = {
     .qkv_view = qkv_view,
     .init = init,
     .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_ctx_positions,
 };

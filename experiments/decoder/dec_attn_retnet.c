@@ -58,4 +58,6 @@ const kx_attn_kind kx_attn_retnet = {
     .qkv_view = qkv_view,
     .init = init,
     .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
 };

@@ -8,6 +8,7 @@
  * cfg->rotary_dims dims of each head. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -53,9 +54,15 @@ static acts_view view(const kx_attn_ctx *c, const float *acts) {
   return a;
 }
 
+static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts);
+
 /* x (B,T,C) -> y (B,T,C); per (b,h): S = q k^T / sqrt(d) masked to j <= i,
  * P = softmax_j(S), att = P v. */
 static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
+  if (c->state && (c->pos > 0 || c->T == 1)) {
+    forward_cached(c, p, x, y, acts);
+    return;
+  }
   const kx_dec_config *cfg = c->cfg;
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
   size_t N = B * T;
@@ -91,6 +98,58 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
                 0.0f, a.att + b * T * C + h * d, (int)C);
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
+  if (c->state) /* prefill: the KV cache starts with this forward's k, v */
+    for (size_t h = 0; h < H; h++) {
+      memcpy(c->state + h * c->capacity * d, a.k + h * T * d, T * d * sizeof(float));
+      memcpy(c->state + (H + h) * c->capacity * d, a.v + h * T * d, T * d * sizeof(float));
+    }
+}
+
+/* The KV cache of one block: k (H, capacity, d), v (H, capacity, d) after
+ * rotary, and one row of capacity scores per head. */
+static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
+  return 2 * capacity * cfg->width + cfg->heads * capacity;
+}
+
+/* x (T,C) -> y (T,C) for positions pos .. pos+T-1 against the cache of the
+ * pos tokens before (decoding: T = 1): the new k, v are appended, then row
+ * i attends to the pos + i + 1 cached keys, as one row of forward. */
+static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims, cap = c->capacity;
+  acts_view a = view(c, acts);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], T, C, 3 * C);
+  float scale = 1.0f / sqrtf((float)d);
+#pragma omp parallel for schedule(static) if (H * (c->pos + T) * T * d >= 262144)
+  for (size_t h = 0; h < H; h++) {
+    float *kc = c->state + h * cap * d, *vc = c->state + (H + h) * cap * d;
+    float *sc = c->state + 2 * cap * C + h * cap, *q = a.q + h * T * d;
+    kx_heads_split(a.qkv, 0, h, T, C, d, c->rope_cos, c->rope_sin, r, q, kc + c->pos * d, vc + c->pos * d);
+    /* Several rows (a prefill chunk): blocks of rows through BLAS-3, the
+     * scores of a block in a temporary buffer; one row (a decoding step,
+     * or no memory for the block): matrix-vector products. */
+    enum { ROWS = 32 };
+    float *blk = T > 1 ? malloc(ROWS * (c->pos + T) * sizeof(float)) : NULL;
+    for (size_t i0 = 0; i0 < T; i0 += blk ? ROWS : 1) {
+      size_t nb = blk ? (T - i0 < ROWS ? T - i0 : ROWS) : 1, n_all = c->pos + i0 + nb;
+      float *S = blk ? blk : sc;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_all, (int)d, scale, q + i0 * d, (int)d,
+                  kc, (int)d, 0.0f, S, (int)n_all);
+      for (size_t i = 0; i < nb; i++) {
+        float *Si = S + i * n_all, mx = Si[0], sum = 0.0f;
+        size_t n = c->pos + i0 + i + 1;
+        for (size_t j = 1; j < n; j++) mx = Si[j] > mx ? Si[j] : mx;
+        for (size_t j = 0; j < n; j++) sum += Si[j] = kx_expf(Si[j] - mx);
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < n; j++) Si[j] *= inv;
+        for (size_t j = n; j < n_all; j++) Si[j] = 0.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n_all, 1.0f, S, (int)n_all, vc,
+                  (int)d, 0.0f, a.att + i0 * C + h * d, (int)C);
+    }
+    free(blk);
+  }
+  kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], T, C, C);
 }
 
 static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,
@@ -164,4 +223,6 @@ const kx_attn_kind kx_attn_softmax = {
     .backward = backward,
     .qkv_view = qkv_view,
     .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
 };

@@ -27,7 +27,7 @@
  * it; prints mean and best milliseconds. */
 static int bench_kernel(const kx_dec_config *cfg, size_t B, size_t steps, size_t warm, size_t chunk) {
   size_t H = cfg->heads, d = cfg->width / H, T = cfg->ctx, BH = B * H;
-  kx_lin_causal p = {T, d, d, d, d, d, 1.0f, 1, 1e-6f, chunk};
+  kx_lin_causal p = {T, d, d, d, d, d, 1.0f, 1, 1e-6f, chunk, NULL};
   size_t ks = kx_lin_causal_scratch_floats(&p), n = BH * T * d;
   float *buf = malloc((8 * n + BH * T + BH * ks) * sizeof(float));
   if (!buf) {

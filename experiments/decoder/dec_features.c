@@ -27,7 +27,7 @@ int kx_posfeat_matrix(const char *scheme, size_t d, size_t m, uint64_t seed, flo
 static int parallel_rows(size_t BH, size_t T, size_t m, size_t d) { return BH * T * m * d >= 262144; }
 
 void kx_posfeat_forward(const float *W, size_t m, size_t d, float alpha, int is_query, size_t BH, size_t T,
-                        const float *x, float *f) {
+                        const float *x, float *f, float *key_shift, int shift_known) {
   float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)m);
   float key_floor = 0.0f;
   if (!is_query) {
@@ -57,8 +57,10 @@ void kx_posfeat_forward(const float *W, size_t m, size_t d, float alpha, int is_
       }
       if (is_query)
         c = mx;
-      else if (t == 0)
-        c = mx > key_floor ? mx : key_floor;
+      else if (t == 0) {
+        c = key_shift && shift_known ? key_shift[bh] : mx > key_floor ? mx : key_floor;
+        if (key_shift) key_shift[bh] = c;
+      }
       for (size_t l = 0; l < m; l++) e[l] = kx_expf(e[l] - c) * inv_sqrt_m;
     }
   }
@@ -112,7 +114,10 @@ void kx_posfeat_fmap_forward(const kx_lin_fmap *self, const kx_attn_ctx *c, floa
   (void)save;
   const kx_posfeat_spec *sp = self->data;
   size_t d = c->cfg->width / c->cfg->heads;
-  kx_posfeat_forward(p[0], d, d, sp->alpha, role == KX_LIN_QUERY, c->B * c->cfg->heads, c->T, x, f);
+  /* Recurrent decoding: the keys' constant is the sequence's first key's. */
+  float *shift = role == KX_LIN_KEY ? kx_lin_attn_map_state(self, c) : NULL;
+  kx_posfeat_forward(p[0], d, d, sp->alpha, role == KX_LIN_QUERY, c->B * c->cfg->heads, c->T, x, f, shift,
+                     c->pos > 0);
 }
 
 void kx_posfeat_fmap_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,

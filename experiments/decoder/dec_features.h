@@ -28,9 +28,12 @@
 int kx_posfeat_matrix(const char *scheme, size_t d, size_t m, uint64_t seed, float *W);
 
 /* f (BH, T, m) = phi(x (BH, T, d)) for BH independent sequences (each one
- * (batch, head)); is_query selects the stabiliser. */
+ * (batch, head)); is_query selects the stabiliser.  key_shift (BH), keys
+ * only, may be NULL: receives each sequence's key constant, or with
+ * shift_known supplies it (recurrent decoding, where x continues a
+ * sequence whose first key came in an earlier call). */
 void kx_posfeat_forward(const float *W, size_t m, size_t d, float alpha, int is_query, size_t BH, size_t T,
-                        const float *x, float *f);
+                        const float *x, float *f, float *key_shift, int shift_known);
 
 /* dx (BH, T, d) overwritten from df (BH, T, m), which is overwritten with
  * df * f (the gradient of the exponents); x and f from the forward pass. */

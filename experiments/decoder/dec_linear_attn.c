@@ -25,7 +25,7 @@ int kx_lin_attn_init(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t laye
 static kx_lin_causal kernel_params(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t T, size_t h) {
   size_t C = cfg->width, d = C / cfg->heads;
   kx_lin_causal k = {T, f->features(cfg), d, f->features(cfg), d, C,
-                     f->decay ? f->decay(cfg, h) : 1.0f, f->normalise, f->eps, 0};
+                     f->decay ? f->decay(cfg, h) : 1.0f, f->normalise, f->eps, 0, NULL};
   return k;
 }
 
@@ -94,6 +94,7 @@ void kx_lin_attn_forward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *cons
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     kx_lin_causal kp = kernel_params(f, cfg, T, h);
+    kp.state = c->state ? c->state + bh * (m * d + m) : NULL;
     kx_lin_causal_forward(&kp, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.att + b * T * C + h * d,
                           a.den + bh * T, a.ks + bh * a.ks_floats);
   }
@@ -157,4 +158,14 @@ void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *cons
   size_t off = (b * c->cfg->heads + h) * c->T * f->features(c->cfg);
   kx_lin_causal kp = kernel_params(f, c->cfg, c->T, h);
   kx_lin_causal_weights(&kp, a.fq + off, a.fk + off, A);
+}
+
+size_t kx_lin_attn_state_floats(const kx_lin_fmap *f, const kx_dec_config *cfg) {
+  size_t m = f->features(cfg), d = cfg->width / cfg->heads;
+  return cfg->heads * (m * d + m) + cfg->heads;
+}
+
+float *kx_lin_attn_map_state(const kx_lin_fmap *f, const kx_attn_ctx *c) {
+  size_t m = f->features(c->cfg), d = c->cfg->width / c->cfg->heads;
+  return c->state ? c->state + c->cfg->heads * (m * d + m) : NULL;
 }

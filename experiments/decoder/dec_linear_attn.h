@@ -36,6 +36,9 @@ struct kx_lin_fmap {
   size_t (*features)(const kx_dec_config *cfg);
   int normalise; /* 1: o = num / (den + eps) */
   float eps;
+  /* 1 if the features depend on the position through the context length
+   * (cosFormer's M): recurrent decoding stops at ctx tokens. */
+  int ctx_positions;
   /* Per-head decay g in (0,1]; NULL: no decay. */
   float (*decay)(const kx_dec_config *cfg, size_t head);
   /* Optional: extra tensors of block `layer` (names "layer<l>/..."). */
@@ -70,6 +73,12 @@ int kx_lin_attn_init(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t laye
                      uint64_t seed);
 void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, const float *acts,
                          size_t b, size_t h, float *A);
+/* Recurrent decoding state of one block: H (m dv + m) floats for the
+ * kernel, then H for the map (a per-sequence constant of head h that must
+ * outlive the call, e.g. the positive features' key stabiliser), which
+ * kx_lin_attn_map_state points at (NULL outside recurrent decoding). */
+size_t kx_lin_attn_state_floats(const kx_lin_fmap *f, const kx_dec_config *cfg);
+float *kx_lin_attn_map_state(const kx_lin_fmap *f, const kx_attn_ctx *c);
 /* Features fq, fk (B,H,T,m) of the last forward, for inspection. */
 void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const float *acts, const float **fq,
                           const float **fk);
@@ -104,6 +113,13 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                               float *A) {                                                                      \
     kx_lin_attn_weights(&(fmap), c, p, a, b, h, A);                                                            \
   }                                                                                                            \
+  static size_t ident##_state(const kx_dec_config *cfg, size_t capacity) {                                     \
+    (void)capacity;                                                                                            \
+    return kx_lin_attn_state_floats(&(fmap), cfg);                                                             \
+  }                                                                                                            \
+  static size_t ident##_positions(const kx_dec_config *cfg) {                                                  \
+    return (fmap).ctx_positions ? kx_attn_ctx_positions(cfg) : kx_attn_any_position(cfg);                      \
+  }                                                                                                            \
   const kx_attn_kind ident = {.name = name_,                                                                   \
                               .summary = summary_,                                                             \
                               .declare = ident##_declare,                                                      \
@@ -113,6 +129,8 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                               .backward = ident##_backward,                                                    \
                               .qkv_view = ident##_qkv,                                                         \
                               .init = ident##_init,                                                            \
-                              .attn_weights = ident##_weights}
+                              .attn_weights = ident##_weights,                                                 \
+                              .state_floats = ident##_state,                                                   \
+                              .max_positions = ident##_positions}
 
 #endif

@@ -31,9 +31,10 @@ static size_t sweep_floats(size_t chunk, size_t ka, size_t dc) {
  *   anti-causal: state = sum_{y>=e} g^(y-e+1)   b_y^T c_y, row x gets g^(e-1-x). */
 static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t chunk, const float *a,
                   size_t lda, const float *b, size_t ldb, const float *c, size_t ldc, float *out, size_t ldo,
-                  float *rowsum, float *ws) {
+                  float *rowsum, float *ws, float *carry) {
   float *S = ws, *pw = S + chunk * chunk, *state = pw + chunk + 1, *z = state + ka * dc, *tmp = z + ka;
   int decays = g != 1.0f;
+  if (carry) memcpy(state, carry, (ka * dc + ka) * sizeof(float)); /* S then z, as in ws */
   for (size_t k = 0; k <= chunk; k++) pw[k] = (float)pow((double)g, (double)k);
   size_t n_chunks = (T + chunk - 1) / chunk;
   for (size_t it = 0; it < n_chunks; it++) {
@@ -61,7 +62,7 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
         rowsum[s + x] = sum;
       }
     /* The past (or future) through the state. */
-    if (it > 0) {
+    if (it > 0 || carry) {
       const float *as = a + s * lda;
       size_t ld = lda;
       if (decays) {
@@ -76,7 +77,7 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
       if (rowsum)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)ka, 1.0f, as, (int)ld, z, 1, 1.0f, rowsum + s, 1);
     }
-    if (it + 1 == n_chunks) break;
+    if (it + 1 == n_chunks && !carry) break;
     /* state <- g^n state + sum over the chunk of weighted b_y^T c_y. */
     const float *bs = b + s * ldb;
     size_t ld = ldb;
@@ -88,14 +89,15 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
       bs = tmp, ld = ka;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ka, (int)dc, (int)n, 1.0f, bs, (int)ld, c + s * ldc,
-                (int)ldc, it == 0 ? 0.0f : pw[n], state, (int)dc);
+                (int)ldc, it == 0 && !carry ? 0.0f : pw[n], state, (int)dc);
     if (rowsum) {
-      float keep = it == 0 ? 0.0f : pw[n];
+      float keep = it == 0 && !carry ? 0.0f : pw[n];
       for (size_t k = 0; k < ka; k++) z[k] *= keep;
       for (size_t y = 0; y < n; y++)
         for (size_t k = 0; k < ka; k++) z[k] += bs[y * ld + k];
     }
   }
+  if (carry) memcpy(carry, state, (ka * dc + ka) * sizeof(float));
 }
 
 size_t kx_lin_causal_forward_scratch_floats(const kx_lin_causal *p) {
@@ -112,7 +114,7 @@ void kx_lin_causal_forward(const kx_lin_causal *p, const float *fq, const float 
   size_t T = p->T;
   if (!T) return;
   sweep(0, T, p->m, p->dv, p->decay, chunk_of(p), fq, p->ld_f, fk, p->ld_f, v, p->ld_v, o, p->ld_o,
-        p->normalise ? den : NULL, scratch);
+        p->normalise ? den : NULL, scratch, p->state);
   if (!p->normalise) return;
   for (size_t t = 0; t < T; t++) {
     float r = 1.0f / (den[t] + p->eps);
@@ -128,9 +130,9 @@ void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float
   if (!T) return;
   if (!p->normalise) {
     float *ws = scratch;
-    sweep(0, T, d, m, g, ch, dout, p->ld_o, v, p->ld_v, fk, p->ld_f, dfq, p->ld_f, NULL, ws);
-    sweep(1, T, d, m, g, ch, v, p->ld_v, dout, p->ld_o, fq, p->ld_f, dfk, p->ld_f, NULL, ws);
-    sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, dout, p->ld_o, dv, p->ld_v, NULL, ws);
+    sweep(0, T, d, m, g, ch, dout, p->ld_o, v, p->ld_v, fk, p->ld_f, dfq, p->ld_f, NULL, ws, NULL);
+    sweep(1, T, d, m, g, ch, v, p->ld_v, dout, p->ld_o, fq, p->ld_f, dfk, p->ld_f, NULL, ws, NULL);
+    sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, dout, p->ld_o, dv, p->ld_v, NULL, ws, NULL);
     return;
   }
   /* dnum and dden side by side (gn), against v with a column of ones (vx):
@@ -148,9 +150,9 @@ void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float
     memcpy(vx + t * w, v + t * p->ld_v, d * sizeof(float));
     vx[t * w + d] = 1.0f;
   }
-  sweep(0, T, w, m, g, ch, gn, w, vx, w, fk, p->ld_f, dfq, p->ld_f, NULL, ws);
-  sweep(1, T, w, m, g, ch, vx, w, gn, w, fq, p->ld_f, dfk, p->ld_f, NULL, ws);
-  sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, gn, w, dv, p->ld_v, NULL, ws);
+  sweep(0, T, w, m, g, ch, gn, w, vx, w, fk, p->ld_f, dfq, p->ld_f, NULL, ws, NULL);
+  sweep(1, T, w, m, g, ch, vx, w, gn, w, fq, p->ld_f, dfk, p->ld_f, NULL, ws, NULL);
+  sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, gn, w, dv, p->ld_v, NULL, ws, NULL);
 }
 
 void kx_lin_causal_scores(const kx_lin_causal *p, const float *fq, const float *fk, float *S) {

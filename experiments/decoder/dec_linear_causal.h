@@ -44,6 +44,11 @@ typedef struct {
   int normalise;   /* 1: o = num / (den + eps); 0: o = num */
   float eps;       /* added to den (normalised only); e.g. 1e-6 */
   size_t chunk;    /* rows per chunk; 0 = KX_LIN_CAUSAL_CHUNK */
+  /* Forward only, optional: the recurrent state of the rows before these
+   * T (m dv floats S = sum_{j<0} g^(-j) fk_j^T v_j, then m floats z, the
+   * same sum of fk_j), read at the start and left for the next call
+   * (recurrent decoding: S <- g S + fk^T v per row).  NULL: none. */
+  float *state;
 } kx_lin_causal;
 
 #define KX_LIN_CAUSAL_CHUNK 64

@@ -154,7 +154,7 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
 }
 
 static kx_attn_ctx attn_ctx(const kx_decoder *m) {
-  kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin};
+  kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin, 0, 0, NULL};
   return c;
 }
 

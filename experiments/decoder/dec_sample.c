@@ -71,7 +71,7 @@ int kx_dec_extract_qk(kx_decoder *m, const int *tokens, size_t T, kx_qk_layer *l
   int rc = kx_dec_forward(m, tokens, NULL, 1, T, NULL);
   if (rc) return rc;
   size_t H = m->cfg.heads;
-  kx_attn_ctx ac = {&m->cfg, 1, T, m->rope_cos, m->rope_sin};
+  kx_attn_ctx ac = {&m->cfg, 1, T, m->rope_cos, m->rope_sin, 0, 0, NULL};
   memset(layers, 0, m->cfg.layers * sizeof *layers);
   for (size_t l = 0; l < m->cfg.layers; l++) {
     const float *q, *k, *v;

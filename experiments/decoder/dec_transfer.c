@@ -37,8 +37,8 @@ typedef struct {
 static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_target target, buffers *w,
                          double scale) {
   size_t B = t->B, T = t->T, N = B * T, C = s->cfg.width, H = s->cfg.heads;
-  kx_attn_ctx cs = {&s->cfg, B, T, s->rope_cos, s->rope_sin};
-  kx_attn_ctx ct = {&t->cfg, B, T, t->rope_cos, t->rope_sin};
+  kx_attn_ctx cs = {&s->cfg, B, T, s->rope_cos, s->rope_sin, 0, 0, NULL};
+  kx_attn_ctx ct = {&t->cfg, B, T, t->rope_cos, t->rope_sin, 0, 0, NULL};
   float *const *p = s->attn_p + l * 16, *const *dp = s->attn_dp + l * 16;
   s->attn->forward(&cs, p, t->blk[l].ln1, w->y, w->acts);
   double loss = 0.0;

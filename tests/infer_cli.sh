@@ -1,0 +1,53 @@
+#!/bin/sh
+# kapprox sample through recurrent decoding, and kapprox bench-inference:
+# bad input (characters outside the vocabulary, lengths beyond what the kind
+# defines or beyond memory) ends with a message naming the problem and a
+# non-zero exit; a softmax and a cosformer checkpoint sample reproducibly.
+# usage: infer_cli.sh /path/to/kapprox
+kx="$1"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail=0
+
+expect() {
+  code="$1"; needle="$2"; shift 3
+  "$kx" "$@" >"$dir/out" 2>"$dir/err"
+  got=$?
+  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" "$dir/err"; then
+    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat "$dir/err"
+    echo "      (wanted a message containing '$needle')"
+    fail=1
+  fi
+}
+ok() {
+  if ! "$kx" "$@" >"$dir/out" 2>"$dir/err"; then
+    echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1
+  fi
+}
+
+"$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
+tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval --steps 2"
+ok train $tiny --out "$dir/soft.h5"
+ok train $tiny --attention cosformer --out "$dir/cos.h5"
+
+expect 2 "not in the model's vocabulary" -- sample --checkpoint "$dir/soft.h5" --prompt "XYZ"
+# cosformer's features depend on the position through ctx: at most 16 tokens.
+expect 2 "defines only 16 positions" -- sample --checkpoint "$dir/cos.h5" --prompt "and" --length 14
+ok sample --checkpoint "$dir/cos.h5" --prompt "and" --length 13
+# softmax decodes past the training context (rotary angles exist for any position) ...
+ok sample --checkpoint "$dir/soft.h5" --prompt "and the" --length 100 --seed 3
+cp "$dir/out" "$dir/s1"
+ok sample --checkpoint "$dir/soft.h5" --prompt "and the" --length 100 --seed 3
+cmp -s "$dir/out" "$dir/s1" || { echo "FAIL: sample is not reproducible with a fixed seed"; fail=1; }
+# ... but not past memory: refused before anything is allocated.
+expect 2 "MiB of memory is available" -- sample --checkpoint "$dir/soft.h5" --length 1000000000000
+
+if "$kx" bench-inference --help >/dev/null 2>&1; then
+  expect 2 "defines only 16 positions" -- bench-inference --checkpoint "$dir/cos.h5" --lengths 16,32 --out "$dir/b.csv"
+  expect 2 "MiB of memory is available" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 1000000000000 --softmax-max 1000000000000 --out "$dir/b.csv"
+  [ ! -e "$dir/b.csv" ] || { echo "FAIL: a refused benchmark wrote its CSV"; fail=1; }
+  expect 2 "nothing to measure" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 64 --softmax-max 32 --out "$dir/b.csv"
+  ok bench-inference --checkpoint "$dir/soft.h5" --lengths 16,64 --seconds 0.05 --out "$dir/b.csv" --no-figure
+  [ "$(wc -l <"$dir/b.csv")" -eq 3 ] || { echo "FAIL: CSV has $(wc -l <"$dir/b.csv") lines, want 3"; cat "$dir/b.csv"; fail=1; }
+fi
+exit $fail
