@@ -8,16 +8,7 @@ trap 'rm -rf "$dir"' EXIT
 fail=0
 
 # expect CODE NEEDLE -- ARGS...: run, check exit code and that stderr names the problem
-expect() {
-  code="$1"; needle="$2"; shift 3
-  "$kx" "$@" >"$dir/out" 2>"$dir/err"
-  got=$?
-  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" "$dir/err"; then
-    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat "$dir/err"
-    echo "      (wanted a message containing '$needle')"
-    fail=1
-  fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 
 expect 2 "unknown command" -- no-such-command
 expect 2 "m must be in" -- kernel-error --m 0 --quiet

@@ -9,16 +9,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail=0
 
-expect() {
-  code="$1"; needle="$2"; shift 3
-  "$kx" "$@" >"$dir/out" 2>"$dir/err"
-  got=$?
-  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" "$dir/err"; then
-    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat "$dir/err"
-    echo "      (wanted a message containing '$needle')"
-    fail=1
-  fi
-}
+. "$(dirname "$0")/cli_expect.sh"
 ok() {
   if ! "$kx" "$@" >"$dir/out" 2>"$dir/err"; then
     echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1
