@@ -5,7 +5,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 
 typedef struct {
   const char *name;

@@ -1,4 +1,4 @@
-/* Fuzz harness of `kapprox merge` (experiments/merge_cmd.c): the shard
+/* Fuzz harness of `kapprox merge` (experiments/cmd_merge.c): the shard
  * journals it reads, the consistency checks between shards and the
  * results, summary and slopes CSVs it builds from their records.
  *
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/journal.h"
 #include "experiments/results.h"
 #include "experiments/sweep.h"

@@ -22,7 +22,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "samplers/transforms.h"
 
 static void usage(FILE *out) {

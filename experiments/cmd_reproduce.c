@@ -10,7 +10,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/grid.h"
 #include "experiments/metrics.h"
 #include "experiments/qk_file.h"

@@ -11,7 +11,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/grid.h"
 #include "experiments/journal.h"
 #include "experiments/sweep.h"

@@ -22,7 +22,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/attn_maps.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/metrics.h"
 #include "experiments/results.h"
 #include "experiments/summary.h"

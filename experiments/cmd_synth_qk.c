@@ -8,7 +8,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/qk_file.h"
 #include "experiments/synthetic.h"
 

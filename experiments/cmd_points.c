@@ -11,7 +11,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "samplers/sequence.h"
 #include "samplers/transforms.h"
 

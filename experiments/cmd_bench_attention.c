@@ -12,7 +12,7 @@
 #include "approx/fmap.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/synthetic.h"
 
 static void usage(FILE *out) {

@@ -7,7 +7,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/journal.h"
 #include "experiments/metrics.h"
 #include "experiments/summary.h"

@@ -8,7 +8,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/attn_maps.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/grid.h"
 #include "experiments/sweep.h"
 
