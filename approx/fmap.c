@@ -60,10 +60,10 @@ void kx_fmap_default_options(kx_fmap_options *opt) {
   opt->ridge = -1;
 }
 
-int kx_parse_kernel(const char *name, kx_kernel *out) {
+int kx_parse_kernel(const char *name, const char *what, kx_kernel *out) {
   if (!strcmp(name, "softmax")) *out = KX_KERNEL_SOFTMAX;
   else if (!strcmp(name, "gauss")) *out = KX_KERNEL_GAUSS;
-  else return kx_fail(KX_EINVAL, "--kernel must be softmax or gauss, got '%s'", name);
+  else return kx_fail(KX_EINVAL, "%s must be softmax or gauss, got '%s'", what, name);
   return 0;
 }
 

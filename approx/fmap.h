@@ -68,8 +68,9 @@ const char *kx_fmap_names(void);
 
 void kx_fmap_default_options(kx_fmap_options *opt);
 
-/* "softmax" or "gauss" (the names used on every command line). */
-int kx_parse_kernel(const char *name, kx_kernel *out);
+/* "softmax" or "gauss" (the names used on every command line); messages
+ * name the value `what` (e.g. "--kernel"). */
+int kx_parse_kernel(const char *name, const char *what, kx_kernel *out);
 
 /* NULL with a message on an unknown scheme, d = 0, m = 0, a dimension
  * beyond a generator's range, or missing calibration data. */

@@ -12,71 +12,6 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
-#include "experiments/grid.h"
-#include "experiments/qk_file.h"
-
-void kx_head_source_defaults(kx_head_source *s) {
-  memset(s, 0, sizeof *s);
-  s->tokens = 64;
-  s->d = 16;
-  s->norm.lo = s->norm.hi = 2.0;
-  s->causal = -1;
-}
-
-void kx_loaded_head_free(kx_loaded_head *h) {
-  kx_head_reference_free(&h->ref);
-  free(h->q);
-  free(h->k);
-  free(h->v);
-  h->q = h->k = h->v = NULL;
-}
-
-int kx_head_load(const kx_head_source *s, kx_kernel kernel, kx_loaded_head *h) {
-  memset(h, 0, sizeof *h);
-  int rc = 0;
-  if (!s->qk_path) {
-    size_t n = s->tokens, d = s->d;
-    if (!n || !d) return kx_fail(KX_EINVAL, "synthetic data needs tokens >= 1 and d >= 1");
-    h->q = kx_malloc(n * d * sizeof *h->q);
-    h->k = kx_malloc(n * d * sizeof *h->k);
-    h->v = kx_malloc(n * d * sizeof *h->v);
-    if (!h->q || !h->k || !h->v) rc = KX_ENOMEM;
-    if (!rc) rc = kx_synthetic_qkv(n, d, d, s->norm, s->data_seed, h->q, h->k, h->v);
-    /* maps of causal attention show the mask, like the paper's figure */
-    if (!rc) rc = kx_head_reference_init(&h->ref, n, d, d, h->q, h->k, h->v, s->causal != 0, kernel);
-  } else {
-    kx_qk_file *f = kx_qk_open(s->qk_path);
-    if (!f) return KX_EIO;
-    size_t pos = kx_qk_n_layers(f);
-    for (size_t i = 0; i < kx_qk_n_layers(f); i++)
-      if (kx_qk_layer_index(f, i) == s->layer) pos = i;
-    kx_qk_layer L;
-    memset(&L, 0, sizeof L);
-    if (pos == kx_qk_n_layers(f)) rc = kx_fail(KX_EINVAL, "%s has no layer %d", s->qk_path, s->layer);
-    if (!rc) rc = kx_qk_layer_shape(f, pos, &L);
-    if (!rc && (s->head < 0 || (size_t)s->head >= L.heads))
-      rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", s->qk_path, L.index,
-                   L.heads - 1, s->head);
-    /* only this head's first max_tokens tokens leave the file */
-    if (!rc) rc = kx_qk_read_heads(f, pos, (size_t)s->head, 1, s->max_tokens, &L);
-    size_t n = 0, dv = 0;
-    if (!rc) {
-      size_t dvv = L.v ? L.dv : L.d;
-      h->q = kx_malloc(L.tokens * L.d * sizeof *h->q);
-      h->k = kx_malloc(L.tokens * L.d * sizeof *h->k);
-      h->v = kx_malloc(L.tokens * dvv * sizeof *h->v);
-      if (!h->q || !h->k || !h->v) rc = KX_ENOMEM;
-    }
-    if (!rc) rc = kx_grid_head_from_layer(&L, (size_t)s->head, s->max_tokens, kx_qk_scaled(f), s->data_seed,
-                                          h->q, h->k, h->v, &n, &dv);
-    int causal = s->causal >= 0 ? s->causal : kx_qk_causal(f);
-    if (!rc) rc = kx_head_reference_init(&h->ref, n, L.d, dv, h->q, h->k, h->v, causal, kernel);
-    kx_qk_layer_free(&L);
-    kx_qk_close(f);
-  }
-  if (rc) kx_loaded_head_free(h);
-  return rc;
-}
 
 int kx_attention_map_exact(const kx_head_reference *ref, double *A) {
   for (size_t i = 0; i < ref->n * ref->n; i++) A[i] = exp(ref->logA[i]);
@@ -89,11 +24,12 @@ int kx_attention_map_approx(const kx_head_reference *ref, const kx_fmap_options 
   opt.calib_q = ref->q;
   opt.calib_k = ref->k;
   opt.n_calib_q = opt.n_calib_k = ref->n;
-  kx_fmap *f = kx_fmap_create(scheme, ref->d, m, seed, &opt);
-  if (!f) return KX_EINVAL;
+  int rc;
+  kx_fmap *f = kx_fmap_create_status(scheme, ref->d, m, seed, &opt, &rc);
+  if (!f) return rc;
   const size_t n = ref->n;
   double *lq = kx_malloc(n * m * sizeof *lq), *lk = kx_malloc(n * m * sizeof *lk);
-  int rc = (!lq || !lk) ? KX_ENOMEM : 0;
+  rc = (!lq || !lk) ? KX_ENOMEM : 0;
   if (!rc) rc = kx_fmap_apply_log(f, n, ref->q, lq);
   if (!rc) rc = kx_fmap_apply_log(f, n, ref->k, lk);
   if (!rc) rc = kx_log_kernel_estimate(n, n, m, lq, lk, A);

@@ -1,7 +1,8 @@
 /* Attention maps of one head, for looking at them (paper Fig. 3): the
  * exact softmax weights and each scheme's approximation as n x n matrices
  * (row i: query i's weights over the keys; 0 where the causal mask hides a
- * key), plus writers for gnuplot's matrix text and HDF5. */
+ * key), plus writers for gnuplot's matrix text and HDF5.  The head comes
+ * from a spec's head iterator (inputs.h). */
 #ifndef KX_ATTN_MAPS_H
 #define KX_ATTN_MAPS_H
 
@@ -10,28 +11,6 @@
 
 #include "approx/fmap.h"
 #include "experiments/metrics.h"
-#include "experiments/synthetic.h"
-
-/* Where the head comes from: a Q/K file's (layer, head), or synthetic. */
-typedef struct {
-  const char *qk_path;   /* NULL: synthetic */
-  int layer, head;
-  size_t max_tokens;     /* 0: all */
-  size_t tokens, d;      /* synthetic */
-  kx_norm_spec norm;
-  uint64_t data_seed;
-  int causal;            /* -1: file attribute (synthetic: causal) */
-} kx_head_source;
-
-void kx_head_source_defaults(kx_head_source *s);
-
-/* Loads the head into newly allocated q, k, v and builds its reference. */
-typedef struct {
-  double *q, *k, *v;
-  kx_head_reference ref;
-} kx_loaded_head;
-int kx_head_load(const kx_head_source *s, kx_kernel kernel, kx_loaded_head *h);
-void kx_loaded_head_free(kx_loaded_head *h);
 
 /* A (n x n) = exact attention weights. */
 int kx_attention_map_exact(const kx_head_reference *ref, double *A);

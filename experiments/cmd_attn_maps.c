@@ -1,6 +1,5 @@
 /* kapprox attn-maps: dumps the n x n attention maps of one head (exact and
  * per scheme) for figures like the paper's Fig. 3. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +8,8 @@
 #include "core/kx_error.h"
 #include "experiments/attn_maps.h"
 #include "commands.h"
-#include "experiments/grid.h"
-#include "experiments/sweep.h"
+#include "experiments/inputs.h"
+#include "experiments/spec_options.h"
 
 static const char cmd[] = "attn-maps";
 
@@ -37,115 +36,129 @@ static void usage(FILE *out) {
           "  -h, --help          this text\n");
 }
 
-int cmd_attn_maps(int argc, char **argv) {
-  enum { O_OUT = 256, O_TEXT, O_SCHEMES, O_M, O_SEED, O_KERNEL, O_INPUT, O_LAYER, O_HEAD, O_MAXTOK,
-         O_TOKENS, O_DIM, O_NORM, O_DSEED, O_CAUSAL, O_NOCAUSAL };
-  static const struct option opts[] = {
-      {"out", required_argument, 0, O_OUT},       {"text", required_argument, 0, O_TEXT},
-      {"schemes", required_argument, 0, O_SCHEMES}, {"m", required_argument, 0, O_M},
-      {"seed", required_argument, 0, O_SEED},     {"kernel", required_argument, 0, O_KERNEL},
-      {"input", required_argument, 0, O_INPUT},   {"layer", required_argument, 0, O_LAYER},
-      {"head", required_argument, 0, O_HEAD},     {"max-tokens", required_argument, 0, O_MAXTOK},
-      {"tokens", required_argument, 0, O_TOKENS}, {"dim", required_argument, 0, O_DIM},
-      {"norm", required_argument, 0, O_NORM},     {"data-seed", required_argument, 0, O_DSEED},
-      {"causal", no_argument, 0, O_CAUSAL},       {"no-causal", no_argument, 0, O_NOCAUSAL},
-      {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-  kx_head_source src;
-  kx_head_source_defaults(&src);
-  kx_fmap_options fo;
-  kx_fmap_default_options(&fo);
-  const char *out = NULL, *text = NULL, *schemes = NULL;
-  size_t m = 64, layer = 0, head = 0;
-  uint64_t seed = 0;
-  int rc = 0, c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h': usage(stdout); return 0;
-    case O_OUT: rc = kx_check_output_path(optarg, "--out"); out = optarg; break;
-    case O_TEXT: rc = kx_check_output_dir(optarg, "--text"); text = optarg; break;
-    case O_SCHEMES: schemes = optarg; break;
-    case O_M: rc = kx_parse_size(optarg, "--m", 1, 1u << 20, &m); break;
-    case O_SEED: rc = kx_parse_u64(optarg, "--seed", &seed); break;
-    case O_KERNEL:
-      rc = kx_parse_kernel(optarg, &fo.kernel);
-      break;
-    case O_INPUT: src.qk_path = optarg; break;
-    case O_LAYER: rc = kx_parse_size(optarg, "--layer", 0, 1u << 30, &layer); break;
-    case O_HEAD: rc = kx_parse_size(optarg, "--head", 0, 1u << 30, &head); break;
-    case O_MAXTOK: rc = kx_parse_size(optarg, "--max-tokens", 1, 1u << 16, &src.max_tokens); break;
-    case O_TOKENS: rc = kx_parse_size(optarg, "--tokens", 1, 1u << 14, &src.tokens); break;
-    case O_DIM: rc = kx_parse_size(optarg, "--dim", 1, 21200, &src.d); break;
-    case O_NORM: rc = kx_parse_norm_spec(optarg, &src.norm); break;
-    case O_DSEED: rc = kx_parse_u64(optarg, "--data-seed", &src.data_seed); break;
-    case O_CAUSAL: src.causal = 1; break;
-    case O_NOCAUSAL: src.causal = 0; break;
-    default:
-      kx_cli_error(cmd, "unknown or incomplete option '%s' (see kapprox attn-maps --help)", argv[optind - 1]);
-      return 2;
-    }
-    if (rc) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 2;
-    }
+typedef struct {
+  const char *out, *text;
+} maps_cli;
+
+enum { O_OUT, O_TEXT };
+
+static int on_option(void *ctx, int id, const char *arg) {
+  maps_cli *c = ctx;
+  if (id == O_TEXT) {
+    c->text = arg;
+    return kx_check_output_dir(arg, "--text");
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return 2;
-  }
-  if (!out) {
+  c->out = arg;
+  return kx_check_output_path(arg, "--out");
+}
+
+static void usage_of(FILE *out, void *ctx) {
+  (void)ctx;
+  usage(out);
+}
+
+static const kx_cli_option own_options[] = {{"out", 1, O_OUT}, {"text", 1, O_TEXT}, {NULL, 0, 0}};
+
+/* The spec of one head: synthetic 64 tokens, d = 16, norm 2, causal; or
+ * layer 0 head 0 of a file; m = 64, seed 0.  0 to go on, else the exit
+ * status (-1: --help shown). */
+static int parse(int argc, char **argv, maps_cli *c, kx_spec_args *a) {
+  kx_cli_command command = {cmd, KX_OPT_INPUT | KX_OPT_LAYER_HEAD | KX_OPT_MAX_TOKENS | KX_OPT_SYNTHETIC |
+                                     KX_OPT_NORM | KX_OPT_CAUSAL | KX_OPT_SCHEMES | KX_OPT_M_ONE | KX_OPT_SEED |
+                                     KX_OPT_KERNEL | KX_OPT_MAP,
+                            "", own_options, on_option, c, usage_of};
+  kx_spec *s = &a->spec;
+  kx_spec_defaults(s);
+  s->tokens = 64;
+  s->d = 16;
+  s->norms[0] = (kx_norm_spec){2.0, 2.0};
+  s->synthetic_causal = 1; /* maps of causal attention show the mask, like the paper's figure */
+  s->n_layers = s->n_heads = s->n_m = s->n_seeds = 1;
+  s->m[0] = 64;
+  int rc = kx_spec_parse_cli(&command, argc, argv, a);
+  if (rc) return rc;
+  if (!c->out) {
     kx_cli_error(cmd, "--out FILE.h5 is required (see kapprox attn-maps --help)");
     return 2;
   }
-  src.layer = (int)layer;
-  src.head = (int)head;
-  char **names = NULL;
-  size_t n_names = 0;
-  rc = schemes ? kx_grid_parse_schemes(schemes, &names, &n_names) : kx_sweep_default_schemes(&names, &n_names);
-  if (rc) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    kx_free_strings(names, n_names);
-    return 2;
-  }
-  kx_loaded_head h;
-  rc = kx_head_load(&src, fo.kernel, &h);
-  size_t n = rc ? 0 : h.ref.n;
-  double *exact = NULL, **approx = kx_calloc(n_names, sizeof *approx);
+  if (a->inputs_given) s->n_norms = 0;
+  return kx_spec_args_finish(&command, a, KX_SCHEMES_COMPARISON, NULL, NULL);
+}
+
+/* exact.txt, <scheme>.txt and diff-<scheme>.txt of the maps computed. */
+static int write_text(const char *dir, size_t n, const double *exact, char **names, double **approx, size_t k) {
+  size_t len = strlen(dir) + 64;
+  char *path = kx_malloc(len);
+  double *diff = kx_malloc(n * n * sizeof *diff);
+  int rc = path && diff ? 0 : KX_ENOMEM;
   if (!rc) {
-    exact = kx_malloc(n * n * sizeof *exact);
-    rc = exact && approx ? kx_attention_map_exact(&h.ref, exact) : KX_ENOMEM;
+    snprintf(path, len, "%s/exact.txt", dir);
+    rc = kx_matrix_write_text(path, n, n, exact);
   }
-  for (size_t s = 0; s < n_names && !rc; s++) {
-    approx[s] = kx_malloc(n * n * sizeof *approx[s]);
-    rc = approx[s] ? kx_attention_map_approx(&h.ref, &fo, names[s], m, seed, approx[s]) : KX_ENOMEM;
+  for (size_t s = 0; s < k && !rc; s++) {
+    snprintf(path, len, "%s/%s.txt", dir, names[s]);
+    rc = kx_matrix_write_text(path, n, n, approx[s]);
+    for (size_t i = 0; i < n * n; i++) diff[i] = approx[s][i] - exact[i];
+    snprintf(path, len, "%s/diff-%s.txt", dir, names[s]);
+    if (!rc) rc = kx_matrix_write_text(path, n, n, diff);
   }
-  if (!rc) rc = kx_attention_maps_write_h5(out, n, exact, n_names, names, (const double *const *)approx, m, seed,
-                                           h.ref.causal);
-  if (!rc && text) {
-    size_t len = strlen(text) + 64;
-    char *path = kx_malloc(len);
-    double *diff = kx_malloc(n * n * sizeof *diff);
-    if (!path || !diff) rc = KX_ENOMEM;
-    if (!rc) {
-      snprintf(path, len, "%s/exact.txt", text);
-      rc = kx_matrix_write_text(path, n, n, exact);
+  free(path);
+  free(diff);
+  return rc;
+}
+
+/* Each scheme's map; a scheme whose map fails is reported and left out
+ * (names and approx are compacted to the *k that succeeded). */
+static int approximate(const kx_spec *s, const kx_head_reference *ref, char **names, double **approx, size_t *k,
+                       size_t *failed) {
+  const size_t n = ref->n;
+  *k = *failed = 0;
+  for (size_t i = 0; i < s->n_schemes; i++) {
+    double *A = kx_malloc(n * n * sizeof *A);
+    if (!A) return KX_ENOMEM;
+    int rc = kx_attention_map_approx(ref, &s->fmap, s->schemes[i], s->m[0], s->seeds[0], A);
+    if (rc == KX_ENOMEM) {
+      free(A);
+      return rc;
     }
-    for (size_t s = 0; s < n_names && !rc; s++) {
-      snprintf(path, len, "%s/%s.txt", text, names[s]);
-      rc = kx_matrix_write_text(path, n, n, approx[s]);
-      for (size_t i = 0; i < n * n; i++) diff[i] = approx[s][i] - exact[i];
-      snprintf(path, len, "%s/diff-%s.txt", text, names[s]);
-      if (!rc) rc = kx_matrix_write_text(path, n, n, diff);
+    if (rc) {
+      fprintf(stderr, "kapprox %s: scheme '%s' failed: %s\n", cmd, s->schemes[i], kx_error_message());
+      free(A);
+      ++*failed;
+      continue;
     }
-    free(path);
-    free(diff);
+    names[*k] = s->schemes[i];
+    approx[(*k)++] = A;
   }
+  return 0;
+}
+
+int cmd_attn_maps(int argc, char **argv) {
+  maps_cli c = {0};
+  kx_spec_args a = {0};
+  int rc = parse(argc, argv, &c, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  const kx_spec *s = &a.spec;
+  kx_loaded_head h;
+  rc = kx_heads_load_first(s, &h);
+  size_t n = h.ref.n, k = 0, failed = 0;
+  double *exact = rc ? NULL : kx_malloc(n * n * sizeof *exact), **approx = kx_calloc(s->n_schemes, sizeof *approx);
+  char **names = kx_calloc(s->n_schemes, sizeof *names);
+  if (!rc) rc = exact && approx && names ? kx_attention_map_exact(&h.ref, exact) : KX_ENOMEM;
+  if (!rc) rc = approximate(s, &h.ref, names, approx, &k, &failed);
+  if (!rc)
+    rc = kx_attention_maps_write_h5(c.out, n, exact, k, names, (const double *const *)approx, s->m[0], s->seeds[0],
+                                    h.ref.causal);
+  if (!rc && c.text) rc = write_text(c.text, n, exact, names, approx, k);
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());
-  for (size_t s = 0; approx && s < n_names; s++) free(approx[s]);
+  else if (failed)
+    fprintf(stderr, "kapprox %s: %zu of %zu scheme(s) failed (named above) and are not in %s; the others "
+            "were written (exit status %d)\n", cmd, failed, s->n_schemes, c.out, KX_EXIT_SOME_FAILED);
+  for (size_t i = 0; approx && i < k; i++) free(approx[i]);
   free(approx);
+  free(names);
   free(exact);
-  if (n) kx_loaded_head_free(&h);
-  kx_free_strings(names, n_names);
-  return rc ? 1 : 0;
+  kx_loaded_head_free(&h);
+  kx_spec_free(&a.spec);
+  return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
 }

@@ -1,7 +1,6 @@
 /* Front ends of the kernel experiments: kernel-error, attn-fidelity and
  * compare share one option set and the grid runner; they differ in
  * defaults and in which metrics they show. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,8 +8,9 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "commands.h"
-#include "experiments/grid.h"
 #include "experiments/metrics.h"
+#include "experiments/runner.h"
+#include "experiments/spec_options.h"
 
 typedef struct {
   const char *name;
@@ -65,127 +65,77 @@ static void usage(const command_kind *k, FILE *out) {
           kx_fmap_names(), k->name);
 }
 
-static int default_schemes(int kernel_only, char ***items, size_t *n) {
-  char buf[1024] = "";
-  for (size_t i = 0; kx_fmap_types[i]; i++) {
-    if (kernel_only && !kx_fmap_types[i]->kernel_estimator) continue;
-    if (buf[0]) strcat(buf, ",");
-    strncat(buf, kx_fmap_types[i]->name, sizeof buf - strlen(buf) - 1);
+typedef struct {
+  const command_kind *kind;
+  const char *out;
+  int quiet;
+} kernel_cli;
+
+static void usage_of(FILE *out, void *ctx) { usage(((kernel_cli *)ctx)->kind, out); }
+
+enum { O_OUT, O_QUIET };
+
+static int on_option(void *ctx, int id, const char *arg) {
+  kernel_cli *c = ctx;
+  if (id == O_QUIET) {
+    c->quiet = 1;
+    return 0;
   }
-  return kx_split_list(buf, "schemes", items, n);
+  c->out = arg;
+  return kx_check_output_path(arg, "--out");
 }
 
-static int to_int_list(const char *s, const char *what, int *out, size_t *n) {
-  size_t tmp[KX_GRID_MAX];
-  if (kx_parse_size_list(s, what, 0, 1u << 30, tmp, KX_GRID_MAX, n)) return KX_EINVAL;
-  for (size_t i = 0; i < *n; i++) out[i] = (int)tmp[i];
-  return 0;
-}
+static const kx_cli_option own_options[] = {{"out", 1, O_OUT}, {"quiet", 0, O_QUIET}, {NULL, 0, 0}};
 
-static int run(const command_kind *kind, int argc, char **argv) {
-  enum { O_INPUT = 256, O_LAYERS, O_HEADS, O_MAXTOK, O_TOKENS, O_DIM, O_NORM, O_DSEED, O_CAUSAL,
-         O_NOCAUSAL, O_SCHEMES, O_M, O_SEEDS, O_KERNEL, O_RADII, O_PAIRS, O_RIDGE, O_OUT, O_QUIET };
-  static const struct option opts[] = {
-      {"input", required_argument, 0, O_INPUT},   {"layers", required_argument, 0, O_LAYERS},
-      {"heads", required_argument, 0, O_HEADS},   {"max-tokens", required_argument, 0, O_MAXTOK},
-      {"tokens", required_argument, 0, O_TOKENS}, {"dim", required_argument, 0, O_DIM},
-      {"norm", required_argument, 0, O_NORM},     {"data-seed", required_argument, 0, O_DSEED},
-      {"causal", no_argument, 0, O_CAUSAL},       {"no-causal", no_argument, 0, O_NOCAUSAL},
-      {"schemes", required_argument, 0, O_SCHEMES}, {"m", required_argument, 0, O_M},
-      {"seeds", required_argument, 0, O_SEEDS},   {"kernel", required_argument, 0, O_KERNEL},
-      {"radii", required_argument, 0, O_RADII},   {"calib-pairs", required_argument, 0, O_PAIRS},
-      {"ridge", required_argument, 0, O_RIDGE},   {"out", required_argument, 0, O_OUT},
-      {"quiet", no_argument, 0, O_QUIET},         {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
-  kx_grid g;
-  kx_grid_defaults(&g);
-  const char *out_path = NULL, *schemes = NULL, *m_list = "16:1024", *seed_list = "0:9";
-  int quiet = 0, rc = 0;
-  optind = 1;
-  opterr = 0;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h': usage(kind, stdout); return 0;
-    case O_INPUT: g.qk_path = optarg; break;
-    case O_LAYERS: rc = to_int_list(optarg, "--layers", g.layers, &g.n_layers); break;
-    case O_HEADS: rc = to_int_list(optarg, "--heads", g.heads, &g.n_heads); break;
-    case O_MAXTOK: rc = kx_parse_size(optarg, "--max-tokens", 1, 1u << 20, &g.max_tokens); break;
-    case O_TOKENS: rc = kx_parse_size(optarg, "--tokens", 1, 1u << 16, &g.tokens); break;
-    case O_DIM: rc = kx_parse_size(optarg, "--dim", 1, 21200, &g.d); break;
-    case O_NORM: rc = kx_parse_norm_spec(optarg, &g.norm); break;
-    case O_DSEED: rc = kx_parse_u64(optarg, "--data-seed", &g.data_seed); break;
-    case O_CAUSAL: g.causal = 1; break;
-    case O_NOCAUSAL: g.causal = 0; break;
-    case O_SCHEMES: schemes = optarg; break;
-    case O_M: m_list = optarg; break;
-    case O_SEEDS: seed_list = optarg; break;
-    case O_KERNEL:
-      rc = kx_parse_kernel(optarg, &g.fmap.kernel);
-      break;
-    case O_RADII: g.fmap.radii = optarg; break;
-    case O_PAIRS: rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &g.fmap.n_calib_pairs); break;
-    case O_RIDGE: rc = kx_parse_nonneg_double(optarg, "--ridge", &g.fmap.ridge); break;
-    case O_OUT:
-      out_path = optarg;
-      rc = kx_check_output_path(optarg, "--out");
-      break;
-    case O_QUIET: quiet = 1; break;
-    default:
-      kx_cli_error(kind->name, "unknown or incomplete option '%s' (see kapprox %s --help)",
-                   argv[optind - 1], kind->name);
-      return 2;
-    }
-    if (rc) {
-      kx_cli_error(kind->name, "%s", kx_error_message());
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    kx_cli_error(kind->name, "unexpected argument '%s' (see kapprox %s --help)", argv[optind], kind->name);
-    return 2;
-  }
-  if (strcmp(g.fmap.radii, "sequence") && strcmp(g.fmap.radii, "stratified")) {
-    kx_cli_error(kind->name, "--radii must be sequence or stratified, got '%s'", g.fmap.radii);
-    return 2;
-  }
-  rc = schemes ? kx_grid_parse_schemes(schemes, &g.schemes, &g.n_schemes)
-               : default_schemes(kind->kernel_schemes_only, &g.schemes, &g.n_schemes);
-  if (!rc) rc = kx_parse_size_list(m_list, "--m", 1, 1u << 20, g.m, KX_GRID_MAX, &g.n_m);
-  if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
+/* The table of the command's metrics, then the failed points; the exit status. */
+static int report(const command_kind *kind, int rc, const kx_results *res, const kernel_cli *c) {
   if (rc) {
     kx_cli_error(kind->name, "%s", kx_error_message());
-    kx_free_strings(g.schemes, g.n_schemes);
-    return 2;
-  }
-  g.progress = !quiet && kx_stderr_is_tty();
-  if (strcmp(kind->name, "compare"))
-    for (int i = 0; i < kind->n_metrics; i++) g.metric_mask |= 1u << kind->metrics[i];
-  if (!quiet) {
-    if (g.qk_path) fprintf(stderr, "input %s\n", g.qk_path);
-    else
-      fprintf(stderr, "input synthetic: %zu tokens, d = %zu, norms %g..%g, data seed %llu, %s\n",
-              g.tokens, g.d, g.norm.lo, g.norm.hi, (unsigned long long)g.data_seed,
-              g.causal > 0 ? "causal" : "non-causal");
-  }
-  kx_results res = {0};
-  rc = kx_grid_run(&g, &res);
-  if (!rc && out_path) rc = kx_results_write_csv(&res, out_path);
-  if (rc) {
-    kx_cli_error(kind->name, "%s", kx_error_message());
-  } else if (!quiet) {
-    kx_results_print_summary(&res, stdout, kind->metrics, kind->n_metrics);
+  } else if (!c->quiet) {
+    kx_results_print_summary(res, stdout, kind->metrics, kind->n_metrics);
     fflush(stdout); /* keep the table before the file message when both go to one file */
-    if (out_path) fprintf(stderr, "wrote %zu rows to %s\n", res.n, out_path);
+    if (c->out) fprintf(stderr, "wrote %zu rows to %s\n", res->n, c->out);
   }
-  size_t failed = rc ? 0 : kx_results_failed_points(&res);
+  size_t failed = rc ? 0 : kx_results_failed_points(res);
   if (failed)
     fprintf(stderr, "kapprox %s: %zu point(s) failed (value NaN, reason in the table%s); every other "
             "point was computed (exit status %d)\n", kind->name, failed,
-            out_path ? " and the CSV's failure column" : "", KX_EXIT_SOME_FAILED);
-  kx_results_free(&res);
-  kx_free_strings(g.schemes, g.n_schemes);
+            c->out ? " and the CSV's failure column" : "", KX_EXIT_SOME_FAILED);
   return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
+}
+
+static int run(const command_kind *kind, int argc, char **argv) {
+  kernel_cli c = {.kind = kind};
+  kx_cli_command command = {kind->name, KX_OPT_INPUT | KX_OPT_LAYERS_HEADS | KX_OPT_MAX_TOKENS | KX_OPT_SYNTHETIC |
+                                            KX_OPT_NORM | KX_OPT_CAUSAL | KX_OPT_SCHEMES | KX_OPT_M | KX_OPT_SEEDS |
+                                            KX_OPT_KERNEL | KX_OPT_MAP,
+                            "", own_options, on_option, &c, usage_of};
+  kx_spec_args a = {0};
+  kx_spec_defaults(&a.spec);
+  int rc = kx_spec_parse_cli(&command, argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  /* a file replaces the synthetic input */
+  if (a.inputs_given) a.spec.n_norms = 0;
+  rc = kx_spec_args_finish(&command, &a, kind->kernel_schemes_only ? KX_SCHEMES_KERNEL_ESTIMATORS : KX_SCHEMES_EVERY,
+                           "16:1024", "0:9");
+  if (rc) return rc;
+  const kx_spec *s = &a.spec;
+  kx_run_options o = {.progress = !c.quiet && kx_stderr_is_tty()};
+  if (strcmp(kind->name, "compare"))
+    for (int i = 0; i < kind->n_metrics; i++) o.metric_mask |= 1u << kind->metrics[i];
+  if (!c.quiet) {
+    if (s->n_files) fprintf(stderr, "input %s\n", s->files[0]);
+    else
+      fprintf(stderr, "input synthetic: %zu tokens, d = %zu, norms %g..%g, data seed %llu, %s\n", s->tokens, s->d,
+              s->norms[0].lo, s->norms[0].hi, (unsigned long long)s->data_seed, s->causal > 0 ? "causal" : "non-causal");
+  }
+  kx_results res = {0};
+  rc = kx_spec_run(s, &o, &res);
+  if (!rc && c.out) rc = kx_results_write_csv(&res, c.out);
+  int code = report(kind, rc, &res, &c);
+  kx_results_free(&res);
+  kx_spec_free(&a.spec);
+  return code;
 }
 
 int cmd_kernel_error(int argc, char **argv) { return run(&kinds[0], argc, argv); }

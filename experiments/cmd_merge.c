@@ -12,7 +12,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "commands.h"
-#include "experiments/grid.h"
+#include "experiments/spec.h"
 #include "experiments/journal.h"
 #include "experiments/sweep.h"
 

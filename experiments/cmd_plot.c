@@ -10,7 +10,6 @@
  * The numbers come from the library (summary.h, attn_maps.h, sequence.h);
  * the scripts only draw. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +25,8 @@
 #include "experiments/metrics.h"
 #include "experiments/results.h"
 #include "experiments/summary.h"
-#include "experiments/sweep.h"
+#include "experiments/inputs.h"
+#include "experiments/spec_options.h"
 #include "samplers/sequence.h"
 
 #ifndef KX_PLOTS_SRCDIR
@@ -419,12 +419,13 @@ static double quantile_abs(const double *x, size_t n, double q) {
   return v;
 }
 
-static int fig_attn_maps(const plot_ctx *c, const kx_head_source *src, char **schemes, size_t nsch, size_t m,
-                         uint64_t seed) {
-  kx_fmap_options fo;
-  kx_fmap_default_options(&fo);
+static int fig_attn_maps(const plot_ctx *c, const kx_spec *spec) {
+  char **schemes = spec->schemes;
+  const size_t nsch = spec->n_schemes, m = spec->m[0];
+  const uint64_t seed = spec->seeds[0];
+  const kx_fmap_options fo = spec->fmap;
   kx_loaded_head h;
-  int rc = kx_head_load(src, fo.kernel, &h);
+  int rc = kx_heads_load_first(spec, &h);
   if (rc) return rc;
   size_t n = h.ref.n;
   double *exact = kx_malloc(n * n * sizeof *exact), *A = kx_malloc(n * n * sizeof *A);
@@ -468,12 +469,14 @@ static int fig_attn_maps(const plot_ctx *c, const kx_head_source *src, char **sc
   }
   fprintf(fp, "causal = %d\ncbmax = %.6g\ndmax = %.6g\n", causal, cbmax > 0 ? cbmax : 1, dmax > 0 ? dmax : 1e-6);
   char title[512];
-  if (src->qk_path)
+  if (spec->n_files)
     snprintf(title, sizeof title, "attention weights of %s layer %d head %d (%zu tokens, %s): exact, approximations "
-             "(top), approximation - exact (bottom)", src->qk_path, src->layer, src->head, n, causal ? "causal" : "non-causal");
+             "(top), approximation - exact (bottom)", spec->files[0], spec->layers[0], spec->heads[0], n,
+             causal ? "causal" : "non-causal");
   else
     snprintf(title, sizeof title, "attention weights, synthetic head (%zu tokens, d = %zu, |q| = |k| = %g, %s): exact, "
-             "approximations (top), approximation - exact (bottom)", n, src->d, src->norm.lo, causal ? "causal" : "non-causal");
+             "approximations (top), approximation - exact (bottom)", n, spec->d, spec->norms[0].lo,
+             causal ? "causal" : "non-causal");
   fprintf(fp, "title_text = ");
   gp_string(fp, title);
   fputc('\n', fp);
@@ -538,139 +541,102 @@ static int has(char **list, size_t n, const char *s) {
   return 0;
 }
 
-int cmd_plot(int argc, char **argv) {
-  enum { O_RESULTS = 256, O_OUTDIR, O_FIGURES, O_METRIC, O_INPUT, O_ATM, O_FORMATS, O_NORENDER, O_SCRIPTS,
-         O_MSCHEMES, O_MM, O_MSEED, O_MINPUT, O_MLAYER, O_MHEAD, O_MTOKENS, O_MDIM, O_MNORM, O_PSAMPLERS,
-         O_PN, O_PDIM, O_PCOORDS };
-  static const struct option opts[] = {
-      {"results", required_argument, 0, O_RESULTS}, {"outdir", required_argument, 0, O_OUTDIR},
-      {"figures", required_argument, 0, O_FIGURES}, {"metric", required_argument, 0, O_METRIC},
-      {"input", required_argument, 0, O_INPUT},     {"at-m", required_argument, 0, O_ATM},
-      {"formats", required_argument, 0, O_FORMATS}, {"no-render", no_argument, 0, O_NORENDER},
-      {"scripts", required_argument, 0, O_SCRIPTS}, {"map-schemes", required_argument, 0, O_MSCHEMES},
-      {"map-m", required_argument, 0, O_MM},        {"map-seed", required_argument, 0, O_MSEED},
-      {"map-input", required_argument, 0, O_MINPUT}, {"map-layer", required_argument, 0, O_MLAYER},
-      {"map-head", required_argument, 0, O_MHEAD},  {"map-tokens", required_argument, 0, O_MTOKENS},
-      {"map-dim", required_argument, 0, O_MDIM},    {"map-norm", required_argument, 0, O_MNORM},
-      {"points-samplers", required_argument, 0, O_PSAMPLERS}, {"points-n", required_argument, 0, O_PN},
-      {"points-dim", required_argument, 0, O_PDIM}, {"points-coords", required_argument, 0, O_PCOORDS},
-      {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
-  plot_ctx ctx = {.outdir = "figures", .png = 1, .svg = 1, .render = 1};
-  const char *results = NULL, *figures = NULL, *metric_name = "kernel_rel_fro", *input = NULL, *formats = NULL;
-  const char *scripts = NULL, *map_schemes = NULL, *samplers_arg = "mc,sobol,sobol-lms,halton,halton-perm";
-  size_t at_m = 0, map_m = 64, map_layer = 0, map_head = 0, pn = 256, pdim = 8, coords[2] = {1, 2};
-  uint64_t map_seed = 0;
-  kx_head_source src;
-  kx_head_source_defaults(&src);
-  int rc = 0, c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h': usage(stdout); return 0;
-    case O_RESULTS: results = optarg; break;
-    case O_OUTDIR: ctx.outdir = optarg; break;
-    case O_FIGURES: figures = optarg; break;
-    case O_METRIC: metric_name = optarg; break;
-    case O_INPUT: input = optarg; break;
-    case O_ATM: rc = kx_parse_size(optarg, "--at-m", 1, 1u << 20, &at_m); break;
-    case O_FORMATS: formats = optarg; break;
-    case O_NORENDER: ctx.render = 0; break;
-    case O_SCRIPTS: scripts = optarg; break;
-    case O_MSCHEMES: map_schemes = optarg; break;
-    case O_MM: rc = kx_parse_size(optarg, "--map-m", 1, 1u << 16, &map_m); break;
-    case O_MSEED: rc = kx_parse_u64(optarg, "--map-seed", &map_seed); break;
-    case O_MINPUT: src.qk_path = optarg; break;
-    case O_MLAYER: rc = kx_parse_size(optarg, "--map-layer", 0, 1u << 30, &map_layer); break;
-    case O_MHEAD: rc = kx_parse_size(optarg, "--map-head", 0, 1u << 30, &map_head); break;
-    case O_MTOKENS: rc = kx_parse_size(optarg, "--map-tokens", 1, 4096, &src.tokens); break;
-    case O_MDIM: rc = kx_parse_size(optarg, "--map-dim", 1, 21200, &src.d); break;
-    case O_MNORM: rc = kx_parse_norm_spec(optarg, &src.norm); break;
-    case O_PSAMPLERS: samplers_arg = optarg; break;
-    case O_PN: rc = kx_parse_size(optarg, "--points-n", 1, 1u << 20, &pn); break;
-    case O_PDIM: rc = kx_parse_size(optarg, "--points-dim", 2, 21200, &pdim); break;
-    case O_PCOORDS: {
-      size_t n;
-      rc = kx_parse_size_list(optarg, "--points-coords", 1, 21200, coords, 2, &n);
-      if (!rc && n != 2) rc = kx_fail(KX_EINVAL, "--points-coords takes two coordinates, e.g. 1,2");
-      break;
-    }
-    default:
-      kx_cli_error(cmd, "unknown or incomplete option '%s' (see kapprox plot --help)", argv[optind - 1]);
-      return 2;
-    }
-    if (rc) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 2;
-    }
+/* The command line beyond the map's spec (--map-*). */
+typedef struct {
+  plot_ctx ctx;
+  const char *results, *figures, *metric_name, *input, *formats, *scripts, *samplers;
+  size_t at_m, pn, pdim, coords[2];
+} plot_cli;
+
+enum { O_RESULTS, O_OUTDIR, O_FIGURES, O_METRIC, O_INPUT, O_ATM, O_FORMATS, O_NORENDER, O_SCRIPTS, O_PSAMPLERS,
+       O_PN, O_PDIM, O_PCOORDS };
+
+static const kx_cli_option own_options[] = {
+    {"results", 1, O_RESULTS}, {"outdir", 1, O_OUTDIR},   {"figures", 1, O_FIGURES}, {"metric", 1, O_METRIC},
+    {"input", 1, O_INPUT},     {"at-m", 1, O_ATM},        {"formats", 1, O_FORMATS}, {"no-render", 0, O_NORENDER},
+    {"scripts", 1, O_SCRIPTS}, {"points-samplers", 1, O_PSAMPLERS}, {"points-n", 1, O_PN},
+    {"points-dim", 1, O_PDIM}, {"points-coords", 1, O_PCOORDS}, {NULL, 0, 0}};
+
+static int on_option(void *ctx, int id, const char *arg) {
+  plot_cli *c = ctx;
+  size_t n;
+  switch (id) {
+  case O_RESULTS: c->results = arg; return 0;
+  case O_OUTDIR: c->ctx.outdir = arg; return 0;
+  case O_FIGURES: c->figures = arg; return 0;
+  case O_METRIC: c->metric_name = arg; return 0;
+  case O_INPUT: c->input = arg; return 0;
+  case O_ATM: return kx_parse_size(arg, "--at-m", 1, KX_SPEC_MAX_M, &c->at_m);
+  case O_FORMATS: c->formats = arg; return 0;
+  case O_NORENDER: c->ctx.render = 0; return 0;
+  case O_SCRIPTS: c->scripts = arg; return 0;
+  case O_PSAMPLERS: c->samplers = arg; return 0;
+  case O_PN: return kx_parse_size(arg, "--points-n", 1, 1u << 20, &c->pn);
+  case O_PDIM: return kx_parse_size(arg, "--points-dim", 2, KX_SPEC_MAX_DIM, &c->pdim);
+  default:
+    if (kx_parse_size_list(arg, "--points-coords", 1, KX_SPEC_MAX_DIM, c->coords, 2, &n)) return KX_EINVAL;
+    return n == 2 ? 0 : kx_fail(KX_EINVAL, "--points-coords takes two coordinates, e.g. 1,2");
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox plot --help)", argv[optind]);
-    return 2;
-  }
-  src.layer = (int)map_layer;
-  src.head = (int)map_head;
-  int metric = kx_metric_lookup(metric_name);
-  char **figs = NULL, **fmts = NULL, **mschemes = NULL, **samplers = NULL;
-  size_t nfigs = 0, nfmts = 0, nmschemes = 0, nsamplers = 0;
+}
+
+static void usage_of(FILE *out, void *ctx) {
+  (void)ctx;
+  usage(out);
+}
+
+/* The lists of figures, formats and samplers, checked. */
+typedef struct {
+  char **figs, **fmts, **samplers;
+  size_t nfigs, nfmts, nsamplers;
+  int metric;
+} plot_lists;
+
+static void free_lists(plot_lists *l) {
+  kx_free_strings(l->figs, l->nfigs);
+  kx_free_strings(l->fmts, l->nfmts);
+  kx_free_strings(l->samplers, l->nsamplers);
+}
+
+static int parse_lists(plot_cli *c, plot_lists *l) {
   static const char *const known[] = {"err-vs-m", "err-vs-norm", "attn-maps", "points"};
-  if (metric < 0) rc = kx_fail(KX_EINVAL, "unknown --metric '%s'", metric_name);
-  if (!rc && figures) rc = kx_split_list(figures, "--figures", &figs, &nfigs);
-  for (size_t i = 0; i < nfigs && !rc; i++) {
+  memset(l, 0, sizeof *l);
+  l->metric = kx_metric_lookup(c->metric_name);
+  int rc = l->metric < 0 ? kx_fail(KX_EINVAL, "unknown --metric '%s'", c->metric_name) : 0;
+  if (!rc && c->figures) rc = kx_split_list(c->figures, "--figures", &l->figs, &l->nfigs);
+  for (size_t i = 0; i < l->nfigs && !rc; i++) {
     int ok = 0;
-    for (int k = 0; k < 4; k++) ok |= !strcmp(figs[i], known[k]);
-    if (!ok) rc = kx_fail(KX_EINVAL, "unknown figure '%s' (known: err-vs-m,err-vs-norm,attn-maps,points)", figs[i]);
+    for (int k = 0; k < 4; k++) ok |= !strcmp(l->figs[i], known[k]);
+    if (!ok) rc = kx_fail(KX_EINVAL, "unknown figure '%s' (known: err-vs-m,err-vs-norm,attn-maps,points)", l->figs[i]);
   }
-  if (!rc && formats) {
-    rc = kx_split_list(formats, "--formats", &fmts, &nfmts);
-    ctx.png = ctx.svg = 0;
-    for (size_t i = 0; i < nfmts && !rc; i++) {
-      if (!strcmp(fmts[i], "png")) ctx.png = 1;
-      else if (!strcmp(fmts[i], "svg")) ctx.svg = 1;
-      else rc = kx_fail(KX_EINVAL, "--formats: '%s' is neither png nor svg", fmts[i]);
+  if (!rc && c->formats) {
+    rc = kx_split_list(c->formats, "--formats", &l->fmts, &l->nfmts);
+    c->ctx.png = c->ctx.svg = 0;
+    for (size_t i = 0; i < l->nfmts && !rc; i++) {
+      if (!strcmp(l->fmts[i], "png")) c->ctx.png = 1;
+      else if (!strcmp(l->fmts[i], "svg")) c->ctx.svg = 1;
+      else rc = kx_fail(KX_EINVAL, "--formats: '%s' is neither png nor svg", l->fmts[i]);
     }
   }
-  if (!rc) rc = map_schemes ? kx_split_list(map_schemes, "--map-schemes", &mschemes, &nmschemes)
-                            : kx_sweep_default_schemes(&mschemes, &nmschemes);
-  for (size_t i = 0; i < nmschemes && !rc; i++)
-    if (!kx_fmap_lookup(mschemes[i]))
-      rc = kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", mschemes[i], kx_fmap_names());
-  if (!rc) rc = kx_split_list(samplers_arg, "--points-samplers", &samplers, &nsamplers);
-  if (!rc && !samplers_arg[0]) rc = kx_fail(KX_EINVAL, "--points-samplers: empty list");
-  for (size_t i = 0; i < nsamplers && !rc; i++)
-    if (!kx_sequence_lookup(samplers[i])) rc = kx_fail(KX_EINVAL, "unknown sampler '%s'", samplers[i]);
-  int want_a = figs ? has(figs, nfigs, "err-vs-m") : results != NULL;
-  int want_b = figs ? has(figs, nfigs, "err-vs-norm") : results != NULL;
-  int want_c = figs ? has(figs, nfigs, "attn-maps") : 1;
-  int want_d = figs ? has(figs, nfigs, "points") : 1;
-  if (!rc && (want_a || want_b) && !results)
-    rc = kx_fail(KX_EINVAL, "err-vs-m and err-vs-norm need --results SWEEP.csv");
-  if (!rc && (strchr(ctx.outdir, '\'') || (scripts && strchr(scripts, '\''))))
+  if (!rc) rc = kx_split_list(c->samplers, "--points-samplers", &l->samplers, &l->nsamplers);
+  if (!rc && !c->samplers[0]) rc = kx_fail(KX_EINVAL, "--points-samplers: empty list");
+  for (size_t i = 0; i < l->nsamplers && !rc; i++)
+    if (!kx_sequence_lookup(l->samplers[i])) rc = kx_fail(KX_EINVAL, "unknown sampler '%s'", l->samplers[i]);
+  if (!rc && (strchr(c->ctx.outdir, '\'') || (c->scripts && strchr(c->scripts, '\''))))
     rc = kx_fail(KX_EINVAL, "paths for gnuplot must not contain a single quote");
-  if (rc) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    kx_free_strings(figs, nfigs);
-    kx_free_strings(fmts, nfmts);
-    kx_free_strings(mschemes, nmschemes);
-    kx_free_strings(samplers, nsamplers);
-    return 2;
-  }
-  char scripts_dir[4096];
-  snprintf(ctx.datadir, sizeof ctx.datadir, "%s/data", ctx.outdir);
-  rc = mkdir_p(ctx.datadir);
-  if (!rc && ctx.render) rc = find_scripts(scripts, scripts_dir, sizeof scripts_dir);
-  ctx.scripts = scripts_dir;
+  return rc;
+}
+
+/* Figures (a) and (b) from the results. */
+static int results_figures(plot_cli *c, const plot_lists *l, int want_a, int want_b) {
   kx_results res = {0};
   kx_summary_row *S = NULL;
   kx_slope_row *L = NULL;
   size_t ns = 0, nl = 0;
-  if (!rc && results) {
-    rc = kx_results_read_csv(results, &res);
-    if (!rc && res.n == 0) rc = kx_fail(KX_EIO, "'%s' holds no rows", results);
-    if (!rc) rc = kx_summarise(&res, &S, &ns);
-    if (!rc) rc = kx_fit_slopes(&res, &L, &nl);
-  }
-  if (!rc && want_a && input && !strcmp(input, "all")) {
+  int rc = kx_results_read_csv(c->results, &res);
+  if (!rc && res.n == 0) rc = kx_fail(KX_EIO, "'%s' holds no rows", c->results);
+  if (!rc) rc = kx_summarise(&res, &S, &ns);
+  if (!rc) rc = kx_fit_slopes(&res, &L, &nl);
+  if (!rc && want_a && c->input && !strcmp(c->input, "all")) {
     /* one figure per input, numbered in the order of the results */
     size_t k = 0;
     for (size_t i = 0; i < res.n && !rc; i++) {
@@ -679,23 +645,69 @@ int cmd_plot(int argc, char **argv) {
       if (seen) continue;
       char figure[32];
       snprintf(figure, sizeof figure, "err-vs-m-%zu", ++k);
-      rc = fig_err_vs_m(&ctx, figure, S, ns, L, nl, res.rows[i].input, metric);
+      rc = fig_err_vs_m(&c->ctx, figure, S, ns, L, nl, res.rows[i].input, l->metric);
       if (!rc) fprintf(stderr, "%s: %s\n", figure, res.rows[i].input);
     }
   } else if (!rc && want_a) {
-    rc = fig_err_vs_m(&ctx, "err-vs-m", S, ns, L, nl, input ? input : res.rows[0].input, metric);
+    rc = fig_err_vs_m(&c->ctx, "err-vs-m", S, ns, L, nl, c->input ? c->input : res.rows[0].input, l->metric);
   }
-  if (!rc && want_b) rc = fig_err_vs_norm(&ctx, S, ns, metric, at_m, figs != NULL);
-  if (!rc && want_c) rc = fig_attn_maps(&ctx, &src, mschemes, nmschemes, map_m, map_seed);
-  if (!rc && want_d) rc = fig_points(&ctx, samplers, nsamplers, pn, pdim, coords[0], coords[1]);
-  if (rc) kx_cli_error(cmd, "%s", kx_error_message());
-  else fprintf(stderr, "figures in %s/ (data in %s/)\n", ctx.outdir, ctx.datadir);
+  if (!rc && want_b) rc = fig_err_vs_norm(&c->ctx, S, ns, l->metric, c->at_m, l->figs != NULL);
   free(S);
   free(L);
   kx_results_free(&res);
-  kx_free_strings(figs, nfigs);
-  kx_free_strings(fmts, nfmts);
-  kx_free_strings(mschemes, nmschemes);
-  kx_free_strings(samplers, nsamplers);
+  return rc;
+}
+
+/* --map-* options: one head (synthetic 64 tokens, d = 16, norm 2, causal),
+ * m = 64, seed 0.  0 to go on, else the exit status (-1: --help shown). */
+static int parse(int argc, char **argv, plot_cli *c, kx_spec_args *a) {
+  kx_cli_command command = {cmd, KX_OPT_INPUT | KX_OPT_LAYER_HEAD | KX_OPT_SYNTHETIC | KX_OPT_NORM | KX_OPT_SCHEMES |
+                                     KX_OPT_M_ONE | KX_OPT_SEED,
+                            "map-", own_options, on_option, c, usage_of};
+  kx_spec *s = &a->spec;
+  kx_spec_defaults(s);
+  s->tokens = 64;
+  s->d = 16;
+  s->norms[0] = (kx_norm_spec){2.0, 2.0};
+  s->synthetic_causal = 1;
+  s->n_layers = s->n_heads = s->n_m = s->n_seeds = 1;
+  s->m[0] = 64;
+  int rc = kx_spec_parse_cli(&command, argc, argv, a);
+  if (rc) return rc;
+  if (a->inputs_given) s->n_norms = 0;
+  return kx_spec_args_finish(&command, a, KX_SCHEMES_COMPARISON, NULL, NULL);
+}
+
+int cmd_plot(int argc, char **argv) {
+  plot_cli c = {.ctx = {.outdir = "figures", .png = 1, .svg = 1, .render = 1}, .metric_name = "kernel_rel_fro",
+                .samplers = "mc,sobol,sobol-lms,halton,halton-perm", .pn = 256, .pdim = 8, .coords = {1, 2}};
+  kx_spec_args a = {0};
+  int rc = parse(argc, argv, &c, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  plot_lists l;
+  rc = parse_lists(&c, &l);
+  int want_a = l.figs ? has(l.figs, l.nfigs, "err-vs-m") : c.results != NULL;
+  int want_b = l.figs ? has(l.figs, l.nfigs, "err-vs-norm") : c.results != NULL;
+  int want_c = l.figs ? has(l.figs, l.nfigs, "attn-maps") : 1;
+  int want_d = l.figs ? has(l.figs, l.nfigs, "points") : 1;
+  if (!rc && (want_a || want_b) && !c.results) rc = kx_fail(KX_EINVAL, "err-vs-m and err-vs-norm need --results SWEEP.csv");
+  if (rc) {
+    kx_cli_error(cmd, "%s", kx_error_message());
+    free_lists(&l);
+    kx_spec_free(&a.spec);
+    return 2;
+  }
+  char scripts_dir[4096];
+  snprintf(c.ctx.datadir, sizeof c.ctx.datadir, "%s/data", c.ctx.outdir);
+  rc = mkdir_p(c.ctx.datadir);
+  if (!rc && c.ctx.render) rc = find_scripts(c.scripts, scripts_dir, sizeof scripts_dir);
+  c.ctx.scripts = scripts_dir;
+  if (!rc && (want_a || want_b)) rc = results_figures(&c, &l, want_a, want_b);
+  if (!rc && want_c) rc = fig_attn_maps(&c.ctx, &a.spec);
+  if (!rc && want_d) rc = fig_points(&c.ctx, l.samplers, l.nsamplers, c.pn, c.pdim, c.coords[0], c.coords[1]);
+  if (rc) kx_cli_error(cmd, "%s", kx_error_message());
+  else fprintf(stderr, "figures in %s/ (data in %s/)\n", c.ctx.outdir, c.ctx.datadir);
+  free_lists(&l);
+  kx_spec_free(&a.spec);
   return rc ? 1 : 0;
 }

@@ -2,7 +2,6 @@
  * error at m = d and m = 4d, mean ± standard error over seeds, on
  * synthetic data and optionally on a Q/K file — as Markdown or LaTeX. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +10,11 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "commands.h"
-#include "experiments/grid.h"
 #include "experiments/metrics.h"
 #include "experiments/qk_file.h"
 #include "experiments/summary.h"
-#include "experiments/sweep.h"
+#include "experiments/runner.h"
+#include "experiments/spec_options.h"
 
 static const char cmd[] = "reproduce kernel";
 
@@ -48,13 +47,6 @@ typedef struct {
   char input[128];   /* input column value in the results */
   size_t d;
 } column_group;
-
-static int to_int_list(const char *s, const char *what, int *out, size_t *n) {
-  size_t tmp[KX_GRID_MAX];
-  if (kx_parse_size_list(s, what, 0, 1u << 30, tmp, KX_GRID_MAX, n)) return KX_EINVAL;
-  for (size_t i = 0; i < *n; i++) out[i] = (int)tmp[i];
-  return 0;
-}
 
 /* The head dimension of a Q/K file: that of its first selected layer. */
 static int file_dim(const char *path, const int *layers, size_t n_layers, size_t *d) {
@@ -145,144 +137,138 @@ static void write_table(FILE *fp, const kx_summary_row *S, size_t ns, char **sch
   if (latex) fprintf(fp, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
 }
 
+typedef struct {
+  const char *metrics, *out;
+  int latex, quiet;
+} reproduce_cli;
+
+enum { O_METRICS, O_LATEX, O_OUT, O_QUIET };
+
+static int on_option(void *ctx, int id, const char *arg) {
+  reproduce_cli *c = ctx;
+  switch (id) {
+  case O_METRICS: c->metrics = arg; return 0;
+  case O_LATEX: c->latex = 1; return 0;
+  case O_OUT: c->out = arg; return kx_check_output_path(arg, "--out");
+  default: c->quiet = 1; return 0;
+  }
+}
+
+static void usage_of(FILE *out, void *ctx) {
+  (void)ctx;
+  usage(out);
+}
+
+static const kx_cli_option own_options[] = {
+    {"metrics", 1, O_METRICS}, {"latex", 0, O_LATEX}, {"out", 1, O_OUT}, {"quiet", 0, O_QUIET}, {NULL, 0, 0}};
+
+/* The metrics of --metrics, one table each. */
+static int parse_metrics(const char *list, int *metrics, size_t *n_metrics) {
+  char **names = NULL;
+  int rc = kx_split_list(list, "--metrics", &names, n_metrics);
+  if (!rc && *n_metrics > KX_N_METRICS) rc = kx_fail(KX_EINVAL, "--metrics: at most %d", KX_N_METRICS);
+  for (size_t i = 0; i < *n_metrics && !rc; i++)
+    if ((metrics[i] = kx_metric_lookup(names[i])) < 0) rc = kx_fail(KX_EINVAL, "unknown metric '%s'", names[i]);
+  kx_free_strings(names, *n_metrics);
+  return rc;
+}
+
+/* Synthetic first, then the file, each with its own m = d, 4d, into one
+ * set of results; groups receive the tables' column groups. */
+static int run_groups(const kx_spec *spec, int quiet, column_group *groups, size_t *ng, kx_results *res) {
+  kx_spec s = *spec;
+  kx_run_options o = {.progress = !quiet && kx_stderr_is_tty()};
+  const kx_norm_spec norm = s.norms[0];
+  groups[0] = (column_group){.d = s.d};
+  /* no '|' in headings: it would split a Markdown table cell */
+  if (norm.lo == norm.hi) snprintf(groups[0].label, sizeof groups[0].label, "synthetic, norm %g", norm.lo);
+  else snprintf(groups[0].label, sizeof groups[0].label, "synthetic, norms %g-%g", norm.lo, norm.hi);
+  snprintf(groups[0].input, sizeof groups[0].input, "synthetic");
+  *ng = 1;
+  s.n_files = 0;
+  s.m[0] = s.d;
+  s.m[1] = 4 * s.d;
+  s.n_m = 2;
+  if (!quiet) fprintf(stderr, "reproduce kernel: synthetic, d = %zu, m = %zu and %zu\n", s.d, s.m[0], s.m[1]);
+  int rc = kx_spec_run(&s, &o, res);
+  if (rc || !spec->n_files) return rc;
+  const char *input = spec->files[0];
+  size_t d = 0;
+  if ((rc = file_dim(input, s.layers, s.n_layers, &d))) return rc;
+  groups[1] = (column_group){.d = d};
+  const char *base = strrchr(input, '/');
+  snprintf(groups[1].label, sizeof groups[1].label, "%s", base ? base + 1 : input);
+  snprintf(groups[1].input, sizeof groups[1].input, "%s", input);
+  *ng = 2;
+  s.n_norms = 0;
+  s.n_files = 1;
+  s.m[0] = d;
+  s.m[1] = 4 * d;
+  if (!quiet) fprintf(stderr, "reproduce kernel: %s, d = %zu, m = %zu and %zu\n", input, d, s.m[0], s.m[1]);
+  return kx_spec_run(&s, &o, res);
+}
+
+/* One table per metric to --out (atomically) or stdout. */
+static int write_tables(const kx_spec *s, const reproduce_cli *c, const kx_results *res, const column_group *groups,
+                        size_t ng, const int *metrics, size_t n_metrics) {
+  kx_summary_row *S = NULL;
+  size_t ns = 0;
+  int rc = kx_summarise(res, &S, &ns);
+  kx_atomic_file af;
+  FILE *fp = stdout;
+  if (!rc && c->out) {
+    rc = kx_atomic_open(&af, c->out);
+    fp = rc ? NULL : af.fp;
+  }
+  if (!rc) {
+    char setup[512];
+    snprintf(setup, sizeof setup, "%s kernel; synthetic: %zu tokens, d = %zu, norm %g, data seed %llu%s%s",
+             s->fmap.kernel == KX_KERNEL_GAUSS ? "Gaussian" : "softmax", s->tokens, s->d, s->norms[0].lo,
+             (unsigned long long)s->data_seed, s->n_files ? "; file: " : "", s->n_files ? s->files[0] : "");
+    for (size_t i = 0; i < n_metrics; i++) {
+      if (i) fputc('\n', fp);
+      write_table(fp, S, ns, s->schemes, s->n_schemes, groups, ng, metrics[i], s->n_seeds, c->latex, setup);
+    }
+    if (c->out && ferror(fp)) {
+      kx_atomic_abort(&af);
+      rc = kx_fail(KX_EIO, "writing '%s' failed: %s", c->out, strerror(errno ? errno : EIO));
+    } else if (c->out) {
+      rc = kx_atomic_commit(&af);
+    }
+  }
+  free(S);
+  return rc;
+}
+
 static int reproduce_kernel(int argc, char **argv) {
-  enum { O_SCHEMES = 256, O_SEEDS, O_METRICS, O_DIM, O_TOKENS, O_NORM, O_DSEED, O_INPUT, O_LAYERS, O_HEADS,
-         O_MAXTOK, O_KERNEL, O_LATEX, O_OUT, O_QUIET };
-  static const struct option opts[] = {
-      {"schemes", required_argument, 0, O_SCHEMES}, {"seeds", required_argument, 0, O_SEEDS},
-      {"metrics", required_argument, 0, O_METRICS}, {"dim", required_argument, 0, O_DIM},
-      {"tokens", required_argument, 0, O_TOKENS},   {"norm", required_argument, 0, O_NORM},
-      {"data-seed", required_argument, 0, O_DSEED}, {"input", required_argument, 0, O_INPUT},
-      {"layers", required_argument, 0, O_LAYERS},   {"heads", required_argument, 0, O_HEADS},
-      {"max-tokens", required_argument, 0, O_MAXTOK}, {"kernel", required_argument, 0, O_KERNEL},
-      {"latex", no_argument, 0, O_LATEX},           {"out", required_argument, 0, O_OUT},
-      {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
-  kx_grid g;
-  kx_grid_defaults(&g);
-  const char *schemes = NULL, *seed_list = "0:9", *metrics_arg = "kernel_rel_fro", *out = NULL, *input = NULL;
-  int latex = 0, quiet = 0, rc = 0, c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h': usage(stdout); return 0;
-    case O_SCHEMES: schemes = optarg; break;
-    case O_SEEDS: seed_list = optarg; break;
-    case O_METRICS: metrics_arg = optarg; break;
-    case O_DIM: rc = kx_parse_size(optarg, "--dim", 1, 21200, &g.d); break;
-    case O_TOKENS: rc = kx_parse_size(optarg, "--tokens", 1, 1u << 16, &g.tokens); break;
-    case O_NORM: rc = kx_parse_norm_spec(optarg, &g.norm); break;
-    case O_DSEED: rc = kx_parse_u64(optarg, "--data-seed", &g.data_seed); break;
-    case O_INPUT: input = optarg; break;
-    case O_LAYERS: rc = to_int_list(optarg, "--layers", g.layers, &g.n_layers); break;
-    case O_HEADS: rc = to_int_list(optarg, "--heads", g.heads, &g.n_heads); break;
-    case O_MAXTOK: rc = kx_parse_size(optarg, "--max-tokens", 1, 1u << 20, &g.max_tokens); break;
-    case O_KERNEL:
-      rc = kx_parse_kernel(optarg, &g.fmap.kernel);
-      break;
-    case O_LATEX: latex = 1; break;
-    case O_OUT: rc = kx_check_output_path(optarg, "--out"); out = optarg; break;
-    case O_QUIET: quiet = 1; break;
-    default:
-      kx_cli_error(cmd, "unknown or incomplete option '%s' (see kapprox reproduce kernel --help)", argv[optind - 1]);
-      return 2;
-    }
-    if (rc) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 2;
-    }
-  }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return 2;
-  }
-  char **metric_names = NULL;
-  size_t n_metrics = 0;
+  reproduce_cli c = {.metrics = "kernel_rel_fro"};
+  kx_cli_command command = {cmd, KX_OPT_SCHEMES | KX_OPT_SEEDS | KX_OPT_SYNTHETIC | KX_OPT_NORM | KX_OPT_INPUT |
+                                     KX_OPT_LAYERS_HEADS | KX_OPT_MAX_TOKENS | KX_OPT_KERNEL,
+                            "", own_options, on_option, &c, usage_of};
+  kx_spec_args a = {0};
+  kx_spec_defaults(&a.spec);
+  int rc = kx_spec_parse_cli(&command, argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  if ((rc = kx_spec_args_finish(&command, &a, KX_SCHEMES_COMPARISON, NULL, "0:9"))) return rc;
   int metrics[KX_N_METRICS];
-  rc = schemes ? kx_grid_parse_schemes(schemes, &g.schemes, &g.n_schemes)
-               : kx_sweep_default_schemes(&g.schemes, &g.n_schemes);
-  if (!rc) rc = kx_parse_u64_list(seed_list, "--seeds", g.seeds, KX_GRID_MAX, &g.n_seeds);
-  if (!rc) rc = kx_split_list(metrics_arg, "--metrics", &metric_names, &n_metrics);
-  if (!rc && n_metrics > KX_N_METRICS) rc = kx_fail(KX_EINVAL, "--metrics: at most %d", KX_N_METRICS);
-  for (size_t i = 0; i < n_metrics && !rc; i++)
-    if ((metrics[i] = kx_metric_lookup(metric_names[i])) < 0)
-      rc = kx_fail(KX_EINVAL, "unknown metric '%s'", metric_names[i]);
-  kx_free_strings(metric_names, n_metrics);
-  if (rc) {
+  size_t n_metrics = 0;
+  if (parse_metrics(c.metrics, metrics, &n_metrics)) {
     kx_cli_error(cmd, "%s", kx_error_message());
-    kx_free_strings(g.schemes, g.n_schemes);
+    kx_spec_free(&a.spec);
     return 2;
   }
-  g.progress = !quiet && kx_stderr_is_tty();
-  /* synthetic first, then the file, each with its own m = d, 4d */
   column_group groups[2];
   size_t ng = 0;
   kx_results res = {0};
-  groups[ng] = (column_group){.d = g.d};
-  /* no '|' in headings: it would split a Markdown table cell */
-  if (g.norm.lo == g.norm.hi) snprintf(groups[ng].label, sizeof groups[ng].label, "synthetic, norm %g", g.norm.lo);
-  else snprintf(groups[ng].label, sizeof groups[ng].label, "synthetic, norms %g-%g", g.norm.lo, g.norm.hi);
-  snprintf(groups[ng].input, sizeof groups[ng].input, "synthetic");
-  ng++;
-  g.m[0] = g.d;
-  g.m[1] = 4 * g.d;
-  g.n_m = 2;
-  if (!quiet) fprintf(stderr, "reproduce kernel: synthetic, d = %zu, m = %zu and %zu\n", g.d, g.m[0], g.m[1]);
-  rc = kx_grid_run(&g, &res);
-  if (!rc && input) {
-    size_t d = 0;
-    rc = file_dim(input, g.layers, g.n_layers, &d);
-    if (!rc) {
-      groups[ng] = (column_group){.d = d};
-      const char *base = strrchr(input, '/');
-      snprintf(groups[ng].label, sizeof groups[ng].label, "%s", base ? base + 1 : input);
-      snprintf(groups[ng].input, sizeof groups[ng].input, "%s", input);
-      ng++;
-      g.qk_path = input;
-      g.m[0] = d;
-      g.m[1] = 4 * d;
-      if (!quiet) fprintf(stderr, "reproduce kernel: %s, d = %zu, m = %zu and %zu\n", input, d, g.m[0], g.m[1]);
-      rc = kx_grid_run(&g, &res);
-    }
-  }
-  kx_summary_row *S = NULL;
-  size_t ns = 0;
-  if (!rc) rc = kx_summarise(&res, &S, &ns);
-  if (!rc) {
-    kx_atomic_file af;
-    FILE *fp = stdout;
-    if (out) {
-      rc = kx_atomic_open(&af, out);
-      fp = rc ? NULL : af.fp;
-    }
-    if (fp) {
-      char setup[512];
-      snprintf(setup, sizeof setup, "%s kernel; synthetic: %zu tokens, d = %zu, norm %g, data seed %llu%s%s",
-               g.fmap.kernel == KX_KERNEL_GAUSS ? "Gaussian" : "softmax", g.tokens, g.d, g.norm.lo,
-               (unsigned long long)g.data_seed, input ? "; file: " : "", input ? input : "");
-      for (size_t i = 0; i < n_metrics; i++) {
-        if (i) fputc('\n', fp);
-        write_table(fp, S, ns, g.schemes, g.n_schemes, groups, ng, metrics[i], g.n_seeds, latex, setup);
-      }
-      if (out) {
-        if (ferror(fp)) {
-          kx_atomic_abort(&af);
-          rc = kx_fail(KX_EIO, "writing '%s' failed: %s", out, strerror(errno ? errno : EIO));
-        } else {
-          rc = kx_atomic_commit(&af);
-        }
-      }
-    }
-  }
+  rc = run_groups(&a.spec, c.quiet, groups, &ng, &res);
+  if (!rc) rc = write_tables(&a.spec, &c, &res, groups, ng, metrics, n_metrics);
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());
   size_t failed = rc ? 0 : kx_results_failed_points(&res);
   if (failed)
     fprintf(stderr, "kapprox %s: %zu point(s) failed and are left out of the means (exit status %d)\n", cmd,
             failed, KX_EXIT_SOME_FAILED);
-  free(S);
   kx_results_free(&res);
-  kx_free_strings(g.schemes, g.n_schemes);
+  kx_spec_free(&a.spec);
   return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
 }
 

@@ -51,7 +51,7 @@ int cmd_synth_qk(int argc, char **argv) {
     case 'H': rc = kx_parse_size(optarg, "--heads", 1, 4096, &heads); break;
     case 'n': rc = kx_parse_size(optarg, "--tokens", 1, 1u << 20, &tokens); break;
     case 'd': rc = kx_parse_size(optarg, "--dim", 1, 21200, &d); break;
-    case 'r': rc = kx_parse_norm_spec(optarg, &norm); break;
+    case 'r': rc = kx_parse_norm_spec(optarg, "--norm", &norm); break;
     case 'c': causal = 1; break;
     case 'f': single = 1; break;
     case 's': rc = kx_parse_u64(optarg, "--seed", &seed); break;

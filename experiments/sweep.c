@@ -16,7 +16,7 @@
 #include "core/kx_error.h"
 #include "experiments/journal.h"
 #include "experiments/metrics.h"
-#include "experiments/qk_file.h"
+#include "experiments/inputs.h"
 
 /* ---- running ----------------------------------------------------------- */
 
@@ -37,7 +37,8 @@ typedef struct {
   size_t p, input, scheme, mi, si;
 } point_ref;
 
-static point_ref decode(const kx_sweep *s, size_t p) {
+static point_ref decode(const kx_sweep *sw, size_t p) {
+  const kx_spec *s = &sw->grid;
   point_ref r = {.p = p};
   r.si = p % s->n_seeds;
   p /= s->n_seeds;
@@ -50,70 +51,14 @@ static point_ref decode(const kx_sweep *s, size_t p) {
 
 /* Checks that a journal record says what the grid says about its point, so
  * a damaged but checksummed line (or a bug) cannot slip in. */
-static int record_matches(const kx_sweep *s, const char *payload, size_t p) {
-  point_ref r = decode(s, p);
+static int record_matches(const kx_sweep *sw, const char *payload, size_t p) {
+  point_ref r = decode(sw, p);
+  const kx_spec *s = &sw->grid;
+  const kx_spec_input *in = &sw->inputs[r.input];
   char prefix[512];
-  snprintf(prefix, sizeof prefix, "%zu,%s,%d,%d,%s,%s,%zu,%" PRIu64 ",", p, s->inputs[r.input].label,
-           s->inputs[r.input].layer, s->inputs[r.input].head,
-           s->fmap.kernel == KX_KERNEL_GAUSS ? "gauss" : "softmax", s->schemes[r.scheme], s->m[r.mi],
-           s->seeds[r.si]);
+  snprintf(prefix, sizeof prefix, "%zu,%s,%d,%d,%s,%s,%zu,%" PRIu64 ",", p, in->label, in->layer, in->head,
+           kx_spec_kernel_name(s), s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si]);
   return !strncmp(payload, prefix, strlen(prefix));
-}
-
-typedef struct {
-  kx_qk_file *file;
-  int file_index;
-  size_t layer_pos, head;
-  kx_qk_layer layer; /* the one head in use, its first max_tokens tokens */
-  int have_layer;
-} file_cache;
-
-static void cache_free(file_cache *c) {
-  if (c->have_layer) kx_qk_layer_free(&c->layer);
-  if (c->file) kx_qk_close(c->file);
-  memset(c, 0, sizeof *c);
-  c->file_index = -1;
-}
-
-/* Loads the q, k, v of one input head into newly allocated arrays. */
-static int load_head(const kx_sweep *s, const kx_sweep_input *in, file_cache *c, double **q,
-                     double **k, double **v, size_t *n, size_t *d, size_t *dv, int *causal) {
-  *q = *k = *v = NULL;
-  if (in->file < 0) {
-    *n = s->tokens;
-    *d = *dv = s->d;
-    *causal = s->causal > 0;
-    *q = kx_malloc(*n * *d * sizeof **q);
-    *k = kx_malloc(*n * *d * sizeof **k);
-    *v = kx_malloc(*n * *d * sizeof **v);
-    if (!*q || !*k || !*v) return KX_ENOMEM;
-    return kx_synthetic_qkv(*n, *d, *d, s->norms[in->norm], s->data_seed, *q, *k, *v);
-  }
-  if (c->file_index != in->file) {
-    cache_free(c);
-    c->file = kx_qk_open(s->files[in->file]);
-    if (!c->file) return KX_EIO;
-    c->file_index = in->file;
-  }
-  if (!c->have_layer || c->layer_pos != in->layer_pos || c->head != (size_t)in->head) {
-    if (c->have_layer) kx_qk_layer_free(&c->layer);
-    c->have_layer = 0;
-    int rc = kx_qk_read_heads(c->file, in->layer_pos, (size_t)in->head, 1, s->max_tokens, &c->layer);
-    if (rc) return rc;
-    c->have_layer = 1;
-    c->layer_pos = in->layer_pos;
-    c->head = (size_t)in->head;
-  }
-  const kx_qk_layer *L = &c->layer;
-  *d = L->d;
-  size_t dvv = L->v ? L->dv : L->d;
-  *q = kx_malloc(L->tokens * *d * sizeof **q);
-  *k = kx_malloc(L->tokens * *d * sizeof **k);
-  *v = kx_malloc(L->tokens * dvv * sizeof **v);
-  if (!*q || !*k || !*v) return KX_ENOMEM;
-  *causal = s->causal >= 0 ? s->causal : kx_qk_causal(c->file);
-  return kx_grid_head_from_layer(L, (size_t)in->head, s->max_tokens, kx_qk_scaled(c->file), s->data_seed,
-                                 *q, *k, *v, n, dv);
 }
 
 typedef struct {
@@ -138,25 +83,23 @@ static void draw_progress(progress *pr, int final) {
 }
 
 static int cmp_by_m_desc(const void *pa, const void *pb, void *ctx) {
-  const kx_sweep *s = ctx;
-  point_ref a = decode(s, *(const size_t *)pa), b = decode(s, *(const size_t *)pb);
-  if (s->m[a.mi] != s->m[b.mi]) return s->m[a.mi] > s->m[b.mi] ? -1 : 1;
+  const kx_sweep *sw = ctx;
+  const size_t *m = sw->grid.m;
+  point_ref a = decode(sw, *(const size_t *)pa), b = decode(sw, *(const size_t *)pb);
+  if (m[a.mi] != m[b.mi]) return m[a.mi] > m[b.mi] ? -1 : 1;
   return (*(const size_t *)pa > *(const size_t *)pb) - (*(const size_t *)pa < *(const size_t *)pb);
 }
 
 /* Runs the missing points of one input head in parallel, journalling each
  * as soon as it is done. */
-static int run_input(const kx_sweep *s, size_t u, const size_t *todo, size_t n_todo, file_cache *cache,
+static int run_input(const kx_sweep *sw, kx_heads *heads, size_t u, const size_t *todo, size_t n_todo,
                      kx_journal *j, progress *pr) {
-  const kx_sweep_input *in = &s->inputs[u];
-  double *q, *k, *v;
-  size_t n, d, dv;
-  int causal;
-  kx_head_reference ref;
-  memset(&ref, 0, sizeof ref);
-  int rc = load_head(s, in, cache, &q, &k, &v, &n, &d, &dv, &causal);
-  if (!rc) rc = kx_head_reference_init(&ref, n, d, dv, q, k, v, causal, s->fmap.kernel);
-  const char *kernel = s->fmap.kernel == KX_KERNEL_GAUSS ? "gauss" : "softmax";
+  const kx_spec *s = &sw->grid;
+  const kx_spec_input *in = &sw->inputs[u];
+  kx_loaded_head h;
+  int rc = kx_heads_load(heads, u, &h);
+  const kx_head_reference *ref = &h.ref;
+  const char *kernel = kx_spec_kernel_name(s);
   int failed = rc;
   char message[512] = "";
 #pragma omp parallel for schedule(dynamic, 1)
@@ -165,16 +108,16 @@ static int run_input(const kx_sweep *s, size_t u, const size_t *todo, size_t n_t
 #pragma omp atomic read
     skip = failed;
     if (skip || stop_requested) continue;
-    point_ref r = decode(s, todo[t]);
+    point_ref r = decode(sw, todo[t]);
     double values[KX_N_METRICS];
-    int prc = kx_grid_eval_point(&s->fmap, &ref, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si], values);
+    int prc = kx_eval_point(&s->fmap, ref, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si], values);
     char *payload = NULL;
     /* a failed point is journalled as such (it would fail the same way
      * again) and the sweep goes on */
-    int point_failed = prc && kx_grid_point_failure(prc);
+    int point_failed = prc && kx_point_failure(prc);
     if (!prc || point_failed) {
       payload = kx_sweep_format_record(todo[t], in, kernel, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si],
-                                       ref.q_norm, ref.k_norm, values, point_failed ? kx_error_message() : NULL);
+                                       ref->q_norm, ref->k_norm, values, point_failed ? kx_error_message() : NULL);
       prc = payload ? 0 : kx_fail(KX_ENOMEM, "out of memory formatting a record");
     }
     /* the write is serialised; the wait for the disk is not, so one
@@ -200,15 +143,12 @@ static int run_input(const kx_sweep *s, size_t u, const size_t *todo, size_t n_t
       }
     }
     free(payload);
-    if (s->throttle_ms && !prc) usleep(s->throttle_ms * 1000u);
+    if (sw->throttle_ms && !prc) usleep(sw->throttle_ms * 1000u);
   }
   if (failed && message[0]) kx_fail(failed, "%s", message);
   if (failed && in->file >= 0)
     kx_fail_context(failed, "%s layer %d head %d: ", in->label, in->layer, in->head);
-  kx_head_reference_free(&ref);
-  free(q);
-  free(k);
-  free(v);
+  if (!rc) kx_loaded_head_free(&h);
   return failed;
 }
 
@@ -335,12 +275,12 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
     openblas_set_num_threads(1);
     progress pr = {.done = rep->resumed, .total = shard_points, .resumed = rep->resumed,
                    .t0 = kx_now_seconds(), .draw = s->progress};
-    size_t per_input = s->n_schemes * s->n_m * s->n_seeds;
+    size_t per_input = s->grid.n_schemes * s->grid.n_m * s->grid.n_seeds;
     size_t *todo = kx_malloc(per_input * sizeof *todo);
-    file_cache cache;
-    memset(&cache, 0, sizeof cache);
-    cache.file_index = -1;
+    kx_heads heads;
     if (!todo) rc = KX_ENOMEM;
+    /* the iterator lists the same inputs as prepare did */
+    if (!rc) rc = kx_heads_open(&heads, &s->grid);
     for (size_t u = 0; u < s->n_inputs && !rc && !stop_requested; u++) {
       size_t n_todo = 0;
       for (size_t p = u * per_input; p < (u + 1) * per_input; p++)
@@ -349,11 +289,11 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
       /* largest maps first, so the last points to finish are cheap ones */
       qsort_r(todo, n_todo, sizeof *todo, cmp_by_m_desc, (void *)s);
       size_t before = pr.done;
-      rc = run_input(s, u, todo, n_todo, &cache, &j, &pr);
+      rc = run_input(s, &heads, u, todo, n_todo, &j, &pr);
       rep->computed += pr.done - before;
     }
     draw_progress(&pr, 1);
-    cache_free(&cache);
+    if (todo) kx_heads_close(&heads);
     free(todo);
     rep->interrupted = stop_requested != 0;
     sigaction(SIGINT, &old_int, NULL);

@@ -22,47 +22,20 @@
 #include <stdint.h>
 
 #include "approx/fmap.h"
-#include "experiments/grid.h"
 #include "experiments/metrics.h"
 #include "experiments/results.h"
-#include "experiments/synthetic.h"
-
-#define KX_SWEEP_MAX_FILES 16
-
-typedef struct {
-  char label[128]; /* the "input" column */
-  int file;        /* index into files, -1 for synthetic */
-  size_t norm;     /* synthetic: index into norms */
-  size_t layer_pos;/* file: position of the layer in the file */
-  int layer, head; /* -1 for synthetic */
-} kx_sweep_input;
+#include "experiments/runner.h"
+#include "experiments/spec.h"
 
 typedef struct {
-  /* the grid */
-  char **schemes;
-  size_t n_schemes;
-  size_t m[KX_GRID_MAX];
-  size_t n_m;
-  uint64_t seeds[KX_GRID_MAX];
-  size_t n_seeds;
-  kx_fmap_options fmap;
-  kx_norm_spec norms[KX_GRID_MAX]; /* one synthetic input per entry */
-  size_t n_norms;
-  size_t tokens, d;
-  uint64_t data_seed;
-  int causal;                      /* -1: files' attribute, synthetic non-causal */
-  const char *files[KX_SWEEP_MAX_FILES];
-  size_t n_files;
-  int layers[KX_GRID_MAX], heads[KX_GRID_MAX]; /* selections, counts 0 = all */
-  size_t n_layers, n_heads;
-  size_t max_tokens;
+  kx_spec grid;                    /* what to run (spec.h); synthetic inputs labelled by norm */
   /* how to run it */
   size_t shard_i, shard_n;         /* 1-based shard i of N (1/1: everything) */
   int progress;                    /* progress line on stderr */
   int force;                       /* discard a journal of another grid */
   unsigned throttle_ms;            /* test hook: pause after each point */
   /* derived by kx_sweep_prepare */
-  kx_sweep_input *inputs;
+  kx_spec_input *inputs;
   size_t n_inputs;
   size_t n_points;                 /* whole grid, all shards */
   char *spec;                      /* canonical text of the grid */
@@ -81,13 +54,12 @@ typedef struct {
   double seconds;
 } kx_sweep_report;
 
+/* kx_spec_defaults with norm labels, shard 1/1. */
 void kx_sweep_defaults(kx_sweep *s);
-/* Six registered schemes, preferring prf, orf, pff-mc, pff-sobol,
- * pff-halton, wpff-sobol, wdcf in that order (free with kx_free_strings). */
-int kx_sweep_default_schemes(char ***items, size_t *n);
 /* Validates the grid, lists its inputs (reading the files) and computes the
  * fingerprint.  Errors name what is wrong (empty grid, unknown scheme, ...). */
 int kx_sweep_prepare(kx_sweep *s);
+/* Frees what prepare derived (not the grid's schemes: kx_spec_free). */
 void kx_sweep_free(kx_sweep *s);
 
 /* "i/N" with 1 <= i <= N. */
@@ -114,10 +86,10 @@ void kx_sweep_spec_diff(const char *a, const char *name_a, const char *b, const 
 
 /* A point's journal record:
  *   point,input,layer,head,kernel,scheme,m,seed,q_norm,k_norm,<value of each metric, nan if undefined>
- * and, for a failed point (kx_grid_point_failure), every value nan and one
+ * and, for a failed point (kx_point_failure), every value nan and one
  * more field: the reason (commas made semicolons).  Newly allocated; NULL
  * with a message on failure. */
-char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *kernel, const char *scheme,
+char *kx_sweep_format_record(size_t p, const kx_spec_input *in, const char *kernel, const char *scheme,
                              size_t m, uint64_t seed, double q_norm, double k_norm,
                              const double v[KX_N_METRICS], const char *failure);
 /* Point index of a journal record (its first field); -1 if malformed. */

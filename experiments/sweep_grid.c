@@ -19,10 +19,8 @@
 
 void kx_sweep_defaults(kx_sweep *s) {
   memset(s, 0, sizeof *s);
-  kx_fmap_default_options(&s->fmap);
-  s->tokens = 256;
-  s->d = 64;
-  s->causal = -1;
+  kx_spec_defaults(&s->grid);
+  s->grid.norm_labels = 1;
   s->shard_i = s->shard_n = 1;
 }
 
@@ -48,32 +46,6 @@ int kx_parse_shard(const char *spec, size_t *i, size_t *n) {
   *i = vi;
   *n = vn;
   return 0;
-}
-
-/* The paper's comparison: Performer's maps, MC against QMC directions,
- * with and without fitted weights, and the paper's own WDCF; only
- * registered schemes are used, so the default works
- * whichever feature maps this build has. */
-int kx_sweep_default_schemes(char ***items, size_t *n) {
-  static const char *const preferred[] = {"prf", "orf", "pff-mc", "pff-sobol", "wpff-sobol",
-                                          "wdcf", "pff-halton", NULL};
-  char buf[1024] = "";
-  size_t count = 0;
-  for (size_t i = 0; preferred[i] && count < 6; i++)
-    if (kx_fmap_lookup(preferred[i])) {
-      if (count++) strcat(buf, ",");
-      strcat(buf, preferred[i]);
-    }
-  /* fewer than six of those: fill up with other kernel estimators */
-  for (size_t i = 0; kx_fmap_types[i] && count < 6; i++) {
-    const kx_fmap_type *t = kx_fmap_types[i];
-    int taken = 0;
-    for (size_t k = 0; preferred[k]; k++) taken |= !strcmp(preferred[k], t->name);
-    if (taken || !t->kernel_estimator || strlen(buf) + strlen(t->name) + 2 > sizeof buf) continue;
-    if (count++) strcat(buf, ",");
-    strcat(buf, t->name);
-  }
-  return kx_split_list(buf, "schemes", items, n);
 }
 
 /* ---- the canonical text of a grid ---------------------------------- */
@@ -136,121 +108,15 @@ static int hash_file(const char *path, uint64_t *h, uint64_t *size) {
   return bad ? kx_fail(KX_EIO, "reading '%s' failed", path) : 0;
 }
 
-static int selected(const int *list, size_t n, int v) {
-  if (n == 0) return 1;
-  for (size_t i = 0; i < n; i++)
-    if (list[i] == v) return 1;
-  return 0;
-}
-
-static int add_input(kx_sweep *s, size_t *cap, const kx_sweep_input *in) {
-  if (s->n_inputs == *cap) {
-    size_t c = *cap ? 2 * *cap : 16;
-    kx_sweep_input *p = realloc(s->inputs, c * sizeof *p);
-    if (!p) return kx_fail(KX_ENOMEM, "out of memory listing inputs");
-    s->inputs = p;
-    *cap = c;
-  }
-  s->inputs[s->n_inputs++] = *in;
-  return 0;
-}
-
-static int list_file_heads(kx_sweep *s, int fi, size_t *cap) {
-  const char *path = s->files[fi];
-  if (strpbrk(path, ",\t\n\r"))
-    return kx_fail(KX_EINVAL, "input path '%s' contains a comma, tab or newline, which the CSV "
-                   "results cannot hold; rename or link the file", path);
-  if (strlen(path) >= sizeof s->inputs[0].label)
-    return kx_fail(KX_EINVAL, "input path '%s' is longer than %zu characters", path,
-                   sizeof s->inputs[0].label - 1);
-  kx_qk_file *f = kx_qk_open(path);
-  if (!f) return KX_EIO;
+/* Canonical text: "key=value" fields joined by ';', in a fixed order;
+ * every kx_fmap_options field that changes a number belongs here.  NULL
+ * with a message if a file cannot be read or memory runs out. */
+static char *canonical_text(const kx_sweep *sw, int *input_error) {
+  const kx_spec *s = &sw->grid;
   int rc = 0;
-  for (size_t i = 0; i < s->n_layers && !rc; i++) {
-    int found = 0;
-    for (size_t j = 0; j < kx_qk_n_layers(f); j++) found |= kx_qk_layer_index(f, j) == s->layers[i];
-    if (!found) rc = kx_fail(KX_EINVAL, "%s has no layer %d", path, s->layers[i]);
-  }
-  for (size_t j = 0; j < kx_qk_n_layers(f) && !rc; j++) {
-    if (!selected(s->layers, s->n_layers, kx_qk_layer_index(f, j))) continue;
-    kx_qk_layer L;
-    if ((rc = kx_qk_layer_shape(f, j, &L))) break;
-    for (size_t h = 0; h < s->n_heads && !rc; h++)
-      if (s->heads[h] < 0 || (size_t)s->heads[h] >= L.heads)
-        rc = kx_fail(KX_EINVAL, "%s layer %d has heads 0..%zu; head %d does not exist", path, L.index,
-                     L.heads - 1, s->heads[h]);
-    for (size_t h = 0; h < L.heads && !rc; h++) {
-      if (!selected(s->heads, s->n_heads, (int)h)) continue;
-      kx_sweep_input in = {.file = fi, .layer_pos = j, .layer = L.index, .head = (int)h};
-      snprintf(in.label, sizeof in.label, "%s", path);
-      rc = add_input(s, cap, &in);
-    }
-    kx_qk_layer_free(&L);
-  }
-  kx_qk_close(f);
-  return rc;
-}
-
-int kx_sweep_prepare(kx_sweep *s) {
-  free(s->inputs);
-  free(s->spec);
-  s->inputs = NULL;
-  s->spec = NULL;
-  s->n_inputs = 0;
-  s->input_error = 0;
-  if (!s->n_schemes) return kx_fail(KX_EINVAL, "empty grid: no schemes");
-  if (!s->n_m) return kx_fail(KX_EINVAL, "empty grid: no values of m");
-  if (!s->n_seeds) return kx_fail(KX_EINVAL, "empty grid: no seeds");
-  if (!s->n_norms && !s->n_files)
-    return kx_fail(KX_EINVAL, "empty grid: no inputs (give --norms for synthetic data and/or --input FILE)");
-  for (size_t i = 0; i < s->n_schemes; i++) {
-    if (!kx_fmap_lookup(s->schemes[i]))
-      return kx_fail(KX_EINVAL, "unknown scheme '%s' (known: %s)", s->schemes[i], kx_fmap_names());
-    for (size_t j = 0; j < i; j++)
-      if (!strcmp(s->schemes[i], s->schemes[j]))
-        return kx_fail(KX_EINVAL, "scheme '%s' is listed twice", s->schemes[i]);
-  }
-  /* duplicates would make two points with the same key */
-  for (size_t i = 0; i < s->n_m; i++) {
-    if (s->m[i] == 0) return kx_fail(KX_EINVAL, "m must be at least 1");
-    for (size_t j = 0; j < i; j++)
-      if (s->m[i] == s->m[j]) return kx_fail(KX_EINVAL, "m = %zu is listed twice", s->m[i]);
-  }
-  for (size_t i = 0; i < s->n_seeds; i++)
-    for (size_t j = 0; j < i; j++)
-      if (s->seeds[i] == s->seeds[j])
-        return kx_fail(KX_EINVAL, "seed %" PRIu64 " is listed twice", s->seeds[i]);
-  for (size_t i = 0; i < s->n_norms; i++)
-    for (size_t j = 0; j < i; j++)
-      if (s->norms[i].lo == s->norms[j].lo && s->norms[i].hi == s->norms[j].hi)
-        return kx_fail(KX_EINVAL, "norm %g is listed twice", s->norms[i].lo);
-  if (s->n_norms && (s->tokens == 0 || s->d == 0))
-    return kx_fail(KX_EINVAL, "synthetic data needs --tokens >= 1 and --dim >= 1");
-  if (s->shard_n == 0 || s->shard_i == 0 || s->shard_i > s->shard_n)
-    return kx_fail(KX_EINVAL, "shard %zu/%zu: need 1 <= i <= N", s->shard_i, s->shard_n);
-
-  size_t cap = 0;
-  int rc = 0;
-  for (size_t i = 0; i < s->n_norms && !rc; i++) {
-    kx_sweep_input in = {.file = -1, .norm = i, .layer = -1, .head = -1};
-    if (s->norms[i].lo == s->norms[i].hi) snprintf(in.label, sizeof in.label, "synthetic:norm=%g", s->norms[i].lo);
-    else snprintf(in.label, sizeof in.label, "synthetic:norm=%g:%g", s->norms[i].lo, s->norms[i].hi);
-    rc = add_input(s, &cap, &in);
-  }
-  for (size_t f = 0; f < s->n_files && !rc; f++) rc = list_file_heads(s, (int)f, &cap);
-  s->input_error = rc != 0;
-  if (rc) return rc;
-  if (!s->n_inputs) return kx_fail(KX_EINVAL, "empty grid: the selected layers and heads hold no heads");
-  s->n_points = s->n_inputs * s->n_schemes * s->n_m * s->n_seeds;
-  if (s->shard_n > s->n_points)
-    return kx_fail(KX_EINVAL, "--shard %zu/%zu: the grid has only %zu points, so some shards would "
-                   "be empty; use at most %zu shards", s->shard_i, s->shard_n, s->n_points, s->n_points);
-
-  /* Canonical text: "key=value" fields joined by ';', in a fixed order. */
   strbuf b = {0};
-  /* every kx_fmap_options field that changes a number belongs here */
   sb_printf(&b, "kernel=%s;radii=%s;calib_pairs=%zu;calib_all_pairs=%d;ridge=%.17g;schemes=",
-            s->fmap.kernel == KX_KERNEL_GAUSS ? "gauss" : "softmax", s->fmap.radii ? s->fmap.radii : "sequence",
+            kx_spec_kernel_name(s), s->fmap.radii ? s->fmap.radii : "sequence",
             s->fmap.n_calib_pairs, s->fmap.calib_all_pairs, s->fmap.ridge);
   for (size_t i = 0; i < s->n_schemes; i++) sb_printf(&b, "%s%s", i ? "," : "", s->schemes[i]);
   sb_printf(&b, ";m=");
@@ -264,7 +130,7 @@ int kx_sweep_prepare(kx_sweep *s) {
   for (size_t i = 0; i < s->n_files && !rc; i++) {
     uint64_t h, size;
     rc = hash_file(s->files[i], &h, &size);
-    s->input_error = rc != 0;
+    *input_error = rc != 0;
     sb_printf(&b, "%s%s@%" PRIu64 "#%016" PRIx64, i ? "," : "", s->files[i], size, h);
   }
   sb_printf(&b, ";layers=");
@@ -276,15 +142,32 @@ int kx_sweep_prepare(kx_sweep *s) {
    * resume or merge this journal */
   sb_printf(&b, ";metrics=");
   for (int k = 0; k < KX_N_METRICS; k++) sb_printf(&b, "%s%s", k ? "," : "", kx_metric_names[k]);
-  if (rc) {
+  if (!rc && b.failed) kx_fail(KX_ENOMEM, "out of memory describing the grid");
+  if (rc || b.failed) {
     free(b.s);
-    return rc;
+    return NULL;
   }
-  if (b.failed) {
-    free(b.s);
-    return kx_fail(KX_ENOMEM, "out of memory describing the grid");
-  }
-  s->spec = b.s;
+  return b.s;
+}
+
+int kx_sweep_prepare(kx_sweep *s) {
+  kx_sweep_free(s);
+  s->n_inputs = 0;
+  s->input_error = 0;
+  int rc = kx_spec_check(&s->grid);
+  if (rc) return rc;
+  if (s->shard_n == 0 || s->shard_i == 0 || s->shard_i > s->shard_n)
+    return kx_fail(KX_EINVAL, "shard %zu/%zu: need 1 <= i <= N", s->shard_i, s->shard_n);
+  rc = kx_spec_list_inputs(&s->grid, &s->inputs, &s->n_inputs);
+  s->input_error = rc != 0;
+  if (rc) return rc;
+  if (!s->n_inputs) return kx_fail(KX_EINVAL, "empty grid: the selected layers and heads hold no heads");
+  s->n_points = s->n_inputs * s->grid.n_schemes * s->grid.n_m * s->grid.n_seeds;
+  if (s->shard_n > s->n_points)
+    return kx_fail(KX_EINVAL, "shard %zu/%zu: the grid has only %zu points, so some shards would "
+                   "be empty; use at most %zu shards", s->shard_i, s->shard_n, s->n_points, s->n_points);
+  s->spec = canonical_text(s, &s->input_error);
+  if (!s->spec) return s->input_error ? KX_EIO : KX_ENOMEM;
   s->fingerprint = fnv1a(FNV_OFFSET, s->spec, strlen(s->spec));
   return 0;
 }

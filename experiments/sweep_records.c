@@ -25,7 +25,7 @@ long long kx_sweep_record_point(const char *payload) {
   return (long long)p;
 }
 
-char *kx_sweep_format_record(size_t p, const kx_sweep_input *in, const char *kernel, const char *scheme,
+char *kx_sweep_format_record(size_t p, const kx_spec_input *in, const char *kernel, const char *scheme,
                              size_t m, uint64_t seed, double q_norm, double k_norm,
                              const double v[KX_N_METRICS], const char *failure) {
   /* labels are < 128 bytes, numbers < 25 and reasons cut to fit a results row */

@@ -10,20 +10,20 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 
-int kx_parse_norm_spec(const char *s, kx_norm_spec *out) {
+int kx_parse_norm_spec(const char *s, const char *what, kx_norm_spec *out) {
   char buf[128];
-  if (!s || strlen(s) >= sizeof buf) return kx_fail(KX_EINVAL, "--norm: empty or too long");
+  if (!s || strlen(s) >= sizeof buf) return kx_fail(KX_EINVAL, "%s: empty or too long", what);
   strcpy(buf, s);
   char *colon = strchr(buf, ':');
   if (colon) *colon = '\0';
-  if (kx_parse_double(buf, "--norm", &out->lo)) return KX_EINVAL;
+  if (kx_parse_double(buf, what, &out->lo)) return KX_EINVAL;
   out->hi = out->lo;
-  if (colon && kx_parse_double(colon + 1, "--norm", &out->hi)) return KX_EINVAL;
+  if (colon && kx_parse_double(colon + 1, what, &out->hi)) return KX_EINVAL;
   if (out->lo < 0 || out->hi < out->lo)
-    return kx_fail(KX_EINVAL, "--norm '%s': need 0 <= lo <= hi", s);
+    return kx_fail(KX_EINVAL, "%s '%s': need 0 <= lo <= hi", what, s);
   if (out->hi > 30)
-    return kx_fail(KX_EINVAL, "--norm '%s': norms above 30 give logits beyond e^900, which no "
-                   "double can hold", s);
+    return kx_fail(KX_EINVAL, "%s '%s': norms above 30 give logits beyond e^900, which no "
+                   "double can hold", what, s);
   return 0;
 }
 

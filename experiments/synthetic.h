@@ -12,8 +12,9 @@ typedef struct {
   double lo, hi; /* norms uniform on [lo, hi]; lo == hi for a fixed norm */
 } kx_norm_spec;
 
-/* "1.5" (every vector has norm 1.5) or "0.5:2" (uniform on [0.5, 2]). */
-int kx_parse_norm_spec(const char *s, kx_norm_spec *out);
+/* "1.5" (every vector has norm 1.5) or "0.5:2" (uniform on [0.5, 2]);
+ * messages name the value `what` (e.g. "--norm"). */
+int kx_parse_norm_spec(const char *s, const char *what, kx_norm_spec *out);
 
 /* q, k: n x d with norms from spec (q.k is the logit: "scaled" data);
  * v: n x dv standard normal (may be NULL).  Reproducible from seed. */

@@ -180,15 +180,16 @@ END_TEST
 /* A grid's fingerprint and spec, from the real grid code. */
 static void small_grid(kx_sweep *g) {
   kx_sweep_defaults(g);
-  ck_assert_int_eq(kx_split_list("prf", "schemes", &g->schemes, &g->n_schemes), 0);
-  g->m[0] = 8;
-  g->m[1] = 16;
-  g->n_m = 2;
-  g->seeds[0] = 0;
-  g->seeds[1] = 1;
-  g->n_seeds = 2;
-  g->norms[0] = (kx_norm_spec){1, 1};
-  g->n_norms = 1;
+  kx_spec *s = &g->grid;
+  ck_assert_int_eq(kx_split_list("prf", "schemes", &s->schemes, &s->n_schemes), 0);
+  s->m[0] = 8;
+  s->m[1] = 16;
+  s->n_m = 2;
+  s->seeds[0] = 0;
+  s->seeds[1] = 1;
+  s->n_seeds = 2;
+  s->norms[0] = (kx_norm_spec){1, 1};
+  s->n_norms = 1;
   ck_assert_int_eq(kx_sweep_prepare(g), 0);
 }
 
@@ -234,7 +235,7 @@ START_TEST(header_round_trip_and_spec_diff) {
   ck_assert_int_ne(kx_sweep_parse_header(h, &fp, &np, &si, &sn, &spec), 0);
   free(h);
   kx_sweep_free(&g);
-  kx_free_strings(g.schemes, g.n_schemes);
+  kx_spec_free(&g.grid);
   ck_assert_int_ne(kx_sweep_parse_header("something else\nrecords:\n", &fp, &np, &si, &sn, &spec), 0);
   char diff[256];
   kx_sweep_spec_diff("kernel=softmax;m=8,16;seeds=0,1", "A", "kernel=softmax;m=8,32;seeds=0,1", "B", diff,
