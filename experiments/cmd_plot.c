@@ -52,8 +52,7 @@ static void usage(FILE *out) {
           "  --figures LIST      which of err-vs-m,err-vs-norm,attn-maps,points (default:\n"
           "                      all that the inputs allow)\n"
           "  --metric NAME       metric of (a) and (b) (default kernel_rel_fro; one of\n"
-          "                      kernel_rel_fro, kernel_rel_mse, attn_kl, attn_tv,\n"
-          "                      attn_max_abs, out_rel_err)\n"
+          "                      %s)\n"
           "  --input LABEL       input of (a) (default: the first in the results); 'all':\n"
           "                      one figure per input, err-vs-m-1, err-vs-m-2, ...\n"
           "  --at-m M            m of (b) (default 256 if present, else the largest)\n"
@@ -67,13 +66,14 @@ static void usage(FILE *out) {
           "  --map-input FILE.h5 Q/K file, with --map-layer L and --map-head H (default 0, 0)\n"
           "  --map-tokens N      synthetic tokens (default 64)\n"
           "  --map-dim D         synthetic d (default 16)  --map-norm X (default 2)\n"
+          "  --map-data-seed S   synthetic data seed (default 0)\n"
           "Points (d):\n"
           "  --points-samplers LIST  (default mc,sobol,sobol-lms,halton,halton-perm)\n"
           "  --points-n N        points per sampler (default 256)\n"
           "  --points-dim S      dimension (default 8)  --points-coords I,J (default 1,2)\n"
           "  -h, --help          this text\n\n"
           "Example:\n  kapprox sweep --norms 0.5,1,1.5,2 --out sweep.csv\n"
-          "  kapprox plot --results sweep.csv --outdir figures\n");
+          "  kapprox plot --results sweep.csv --outdir figures\n", kx_metric_list());
 }
 
 typedef struct {
@@ -155,17 +155,6 @@ static int render(const plot_ctx *c, const char *script, const char *figure) {
   return 0;
 }
 
-static const char *metric_label(int metric) {
-  switch (metric) {
-  case KX_METRIC_KERNEL_REL_FRO: return "relative kernel error ||K^ - K||_F / ||K||_F";
-  case KX_METRIC_KERNEL_REL_MSE: return "mean squared relative kernel error (K^/K - 1)^2";
-  case KX_METRIC_ATTN_KL: return "mean KL(a || a^) per query (nats)";
-  case KX_METRIC_ATTN_TV: return "mean total variation per query";
-  case KX_METRIC_ATTN_MAX_ABS: return "max |a - a^| over entries";
-  case KX_METRIC_OUT_REL_ERR: return "relative output error ||A^V - AV||_F / ||AV||_F";
-  default: return "error";
-  }
-}
 
 static FILE *open_data(const plot_ctx *c, const char *name, kx_atomic_file *f) {
   char path[4352];
@@ -221,7 +210,7 @@ static int fig_err_vs_m(const plot_ctx *c, const char *figure, const kx_summary_
     if (S[i].m > m_hi) m_hi = S[i].m;
     if (S[i].n_seeds > seeds) seeds = S[i].n_seeds;
   }
-  if (!nsch) return kx_fail(KX_EINVAL, "the results hold no %s rows for input '%s'", kx_metric_names[metric], input);
+  if (!nsch) return kx_fail(KX_EINVAL, "the results hold no %s rows for input '%s'", kx_metrics[metric].name, input);
   double first[64], ymin = INFINITY, ymax = 0;
   size_t nfirst = 0;
   int rc = 0;
@@ -231,7 +220,7 @@ static int fig_err_vs_m(const plot_ctx *c, const char *figure, const kx_summary_
     kx_atomic_file f;
     FILE *fp = open_data(c, name, &f);
     if (!fp) return KX_EIO;
-    fprintf(fp, "# %s, input %s, scheme %s\n# m mean ci95_lo ci95_hi se n_seeds\n", kx_metric_names[metric], input,
+    fprintf(fp, "# %s, input %s, scheme %s\n# m mean ci95_lo ci95_hi se n_seeds\n", kx_metrics[metric].name, input,
             schemes[k]);
     for (size_t i = 0; i < ns; i++) {
       const kx_summary_row *s = &S[i];
@@ -289,10 +278,10 @@ static int fig_err_vs_m(const plot_ctx *c, const char *figure, const kx_summary_
   }
   fprintf(fp, ")\n");
   fprintf(fp, "ylabel_text = ");
-  gp_string(fp, metric_label(metric));
+  gp_string(fp, kx_metrics[metric].label);
   char title[512];
   snprintf(title, sizeof title, "%s vs number of features: %s (mean and 95%% interval over %zu seeds)",
-           kx_metric_names[metric], input, seeds);
+           kx_metrics[metric].name, input, seeds);
   fprintf(fp, "\ntitle_text = ");
   gp_string(fp, title);
   fputc('\n', fp);
@@ -348,7 +337,7 @@ static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns
     kx_atomic_file f;
     FILE *fp = open_data(c, name, &f);
     if (!fp) return KX_EIO;
-    fprintf(fp, "# %s at m = %zu, scheme %s\n# norm mean ci95_lo ci95_hi se n_seeds\n", kx_metric_names[metric], m,
+    fprintf(fp, "# %s at m = %zu, scheme %s\n# norm mean ci95_lo ci95_hi se n_seeds\n", kx_metrics[metric].name, m,
             schemes[k]);
     /* summary rows come in input order; sort this scheme's points by norm */
     double pts[256][5];
@@ -390,10 +379,10 @@ static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns
   fprintf(fp, "ymin = %.6g\nymax = %.6g\n", ylo, yhi);
   write_log_ytics(fp, ylo, yhi);
   fprintf(fp, "ylabel_text = ");
-  gp_string(fp, metric_label(metric));
+  gp_string(fp, kx_metrics[metric].label);
   char title[256];
   snprintf(title, sizeof title, "%s vs input norm at m = %zu (synthetic, mean and 95%% interval over %zu seeds)",
-           kx_metric_names[metric], m, seeds);
+           kx_metrics[metric].name, m, seeds);
   fprintf(fp, "\ntitle_text = ");
   gp_string(fp, title);
   fputc('\n', fp);
@@ -601,7 +590,7 @@ static int parse_lists(plot_cli *c, plot_lists *l) {
   static const char *const known[] = {"err-vs-m", "err-vs-norm", "attn-maps", "points"};
   memset(l, 0, sizeof *l);
   l->metric = kx_metric_lookup(c->metric_name);
-  int rc = l->metric < 0 ? kx_fail(KX_EINVAL, "unknown --metric '%s'", c->metric_name) : 0;
+  int rc = l->metric < 0 ? kx_fail(KX_EINVAL, "unknown --metric '%s' (known: %s)", c->metric_name, kx_metric_list()) : 0;
   if (!rc && c->figures) rc = kx_split_list(c->figures, "--figures", &l->figs, &l->nfigs);
   for (size_t i = 0; i < l->nfigs && !rc; i++) {
     int ok = 0;

@@ -27,8 +27,8 @@ static void usage(FILE *out) {
           "Markdown by default, LaTeX (booktabs) with --latex.\n\n"
           "  --schemes LIST      default: the sweep's default schemes\n"
           "  --seeds LIST        (default 0:9)\n"
-          "  --metrics LIST      one table per metric (default kernel_rel_fro; also\n"
-          "                      kernel_rel_mse, attn_kl, attn_tv, attn_max_abs, out_rel_err)\n"
+          "  --metrics LIST      one table per metric (default kernel_rel_fro; one or more of\n"
+          "                      %s)\n"
           "  --dim D             synthetic head dimension (default 64)\n"
           "  --tokens N          synthetic tokens (default 256)\n"
           "  --norm SPEC         synthetic norm of q and k (default 1)\n"
@@ -39,7 +39,7 @@ static void usage(FILE *out) {
           "  --out FILE          write the table there (atomically) instead of stdout\n"
           "  --quiet             no progress messages\n"
           "  -h, --help          this text\n\n"
-          "Example:\n  kapprox reproduce kernel --input qk.h5 --layers 0 --latex --out table.tex\n");
+          "Example:\n  kapprox reproduce kernel --input qk.h5 --layers 0 --latex --out table.tex\n", kx_metric_list());
 }
 
 typedef struct {
@@ -103,7 +103,7 @@ static void write_table(FILE *fp, const kx_summary_row *S, size_t ns, char **sch
   }
   if (latex) {
     fprintf(fp, "%% kapprox reproduce kernel: %s\n\\begin{table}[t]\n\\centering\n\\caption{", setup);
-    latex_escape(fp, kx_metric_names[metric]);
+    latex_escape(fp, kx_metrics[metric].name);
     fprintf(fp, " of each feature map at $m = d$ and $m = 4d$, mean $\\pm$ standard error over %zu seeds.}\n", seeds);
     fprintf(fp, "\\begin{tabular}{l");
     for (size_t c = 0; c < ncol; c++) fputc('c', fp);
@@ -118,7 +118,7 @@ static void write_table(FILE *fp, const kx_summary_row *S, size_t ns, char **sch
     fprintf(fp, " \\\\\n\\midrule\n");
   } else {
     fprintf(fp, "**%s** at m = d and m = 4d, mean ± standard error over %zu seeds (%s; best in bold)\n\n",
-            kx_metric_names[metric], seeds, setup);
+            kx_metrics[metric].name, seeds, setup);
     fprintf(fp, "| scheme");
     for (size_t k = 0; k < ng; k++) fprintf(fp, " | %s, m = d = %zu | %s, m = 4d = %zu", g[k].label, g[k].d, g[k].label, 4 * g[k].d);
     fprintf(fp, " |\n|---");
@@ -168,7 +168,7 @@ static int parse_metrics(const char *list, int *metrics, size_t *n_metrics) {
   int rc = kx_split_list(list, "--metrics", &names, n_metrics);
   if (!rc && *n_metrics > KX_N_METRICS) rc = kx_fail(KX_EINVAL, "--metrics: at most %d", KX_N_METRICS);
   for (size_t i = 0; i < *n_metrics && !rc; i++)
-    if ((metrics[i] = kx_metric_lookup(names[i])) < 0) rc = kx_fail(KX_EINVAL, "unknown metric '%s'", names[i]);
+    if ((metrics[i] = kx_metric_lookup(names[i])) < 0) rc = kx_fail(KX_EINVAL, "unknown metric '%s' (known: %s)", names[i], kx_metric_list());
   kx_free_strings(names, *n_metrics);
   return rc;
 }

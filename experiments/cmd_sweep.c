@@ -87,7 +87,7 @@ static void print_slopes(const char *out) {
     if ((int)strlen(L[i].scheme) > w_scheme) w_scheme = (int)strlen(L[i].scheme);
   }
   printf("%-*s %-*s", w_in, "input", w_scheme, "scheme");
-  for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) printf(" %18s", kx_metric_names[shown[k]]);
+  for (size_t k = 0; k < sizeof shown / sizeof shown[0]; k++) printf(" %18s", kx_metrics[shown[k]].name);
   printf("\n");
   for (size_t i = 0; i < nl; i++) {
     /* one line per (input, kernel, scheme), at its first row: maps that do

@@ -9,16 +9,6 @@
 #include "approx/kernel.h"
 #include "core/kx_error.h"
 
-const char *const kx_metric_names[KX_N_METRICS] = {
-    "kernel_rel_fro", "kernel_rel_mse", "attn_kl", "attn_tv", "attn_max_abs", "out_rel_err",
-};
-
-int kx_metric_lookup(const char *name) {
-  for (int i = 0; i < KX_N_METRICS; i++)
-    if (!strcmp(kx_metric_names[i], name)) return i;
-  return -1;
-}
-
 /* out (n x dv) = exp(logA) v */
 static int weighted_values(size_t n, size_t dv, const double *logA, const double *v, double *out) {
   double *A = kx_malloc(n * n * sizeof *A);
@@ -81,61 +71,123 @@ void kx_head_reference_free(kx_head_reference *r) {
   r->logK = r->logA = r->AV = NULL;
 }
 
-int kx_metric_defined(int k, int kernel_estimator) {
-  return kernel_estimator || (k != KX_METRIC_KERNEL_REL_FRO && k != KX_METRIC_KERNEL_REL_MSE);
+/* ---- the metrics ---------------------------------------------------------- */
+
+/* Both kernel matrices are scaled by the same exp(-max logK) so nothing
+ * overflows; the ratio is unchanged. */
+static double kernel_rel_fro(const kx_head_reference *r, const kx_estimate *e) {
+  const size_t nn = r->n * r->n;
+  double L = -INFINITY;
+  for (size_t i = 0; i < nn; i++)
+    if (r->logK[i] > L) L = r->logK[i];
+  double num = 0, den = 0;
+  for (size_t i = 0; i < nn; i++) {
+    double x = exp(r->logK[i] - L), a = exp(e->logK[i] - L);
+    num += (a - x) * (a - x);
+    den += x * x;
+  }
+  return sqrt(num / den);
 }
 
-int kx_evaluate_log_kernel(const kx_head_reference *r, double *logK_hat, int kernel_estimator,
-                           double metrics[KX_N_METRICS]) {
-  const size_t n = r->n, dv = r->dv;
-  for (int i = 0; i < KX_N_METRICS; i++) metrics[i] = NAN;
-  if (kernel_estimator) {
-    /* Both matrices are scaled by the same exp(-max logK) so nothing
-     * overflows; the ratio is unchanged. */
-    double L = -INFINITY;
-    for (size_t i = 0; i < n * n; i++)
-      if (r->logK[i] > L) L = r->logK[i];
-    double num = 0, den = 0, mse = 0;
-    for (size_t i = 0; i < n * n; i++) {
-      double e = exp(r->logK[i] - L), a = exp(logK_hat[i] - L), rel = expm1(logK_hat[i] - r->logK[i]);
-      num += (a - e) * (a - e);
-      den += e * e;
-      mse += rel * rel;
-    }
-    metrics[KX_METRIC_KERNEL_REL_FRO] = sqrt(num / den);
-    metrics[KX_METRIC_KERNEL_REL_MSE] = mse / (double)(n * n);
+static double kernel_rel_mse(const kx_head_reference *r, const kx_estimate *e) {
+  const size_t nn = r->n * r->n;
+  double mse = 0;
+  for (size_t i = 0; i < nn; i++) {
+    double rel = expm1(e->logK[i] - r->logK[i]);
+    mse += rel * rel;
   }
-  int rc = kx_attention_log_weights(n, r->causal, logK_hat);
-  if (rc) return rc;
-  double kl = 0, tv = 0, max_abs = 0;
+  return mse / (double)nn;
+}
+
+/* Row i's visible keys: j <= i under the causal mask. */
+static size_t row_end(const kx_head_reference *r, size_t i) { return r->causal ? i + 1 : r->n; }
+
+static double attn_kl(const kx_head_reference *r, const kx_estimate *e) {
+  const size_t n = r->n;
+  double kl = 0;
   for (size_t i = 0; i < n; i++) {
-    size_t end = r->causal ? i + 1 : n;
-    double kl_i = 0, tv_i = 0;
-    for (size_t j = 0; j < end; j++) {
-      double la = r->logA[i * n + j], lb = logK_hat[i * n + j];
-      double a = exp(la), b = exp(lb);
+    double kl_i = 0;
+    for (size_t j = 0; j < row_end(r, i); j++) {
+      double la = r->logA[i * n + j], lb = e->logA[i * n + j];
+      double a = exp(la);
       if (a > 0) kl_i += a * (la - lb);
-      tv_i += fabs(a - b);
-      if (fabs(a - b) > max_abs) max_abs = fabs(a - b);
     }
     /* KL of two distributions is >= 0; round-off can give -1e-17 */
     kl += kl_i > 0 ? kl_i : 0;
+  }
+  return kl / (double)n;
+}
+
+static double attn_tv(const kx_head_reference *r, const kx_estimate *e) {
+  const size_t n = r->n;
+  double tv = 0;
+  for (size_t i = 0; i < n; i++) {
+    double tv_i = 0;
+    for (size_t j = 0; j < row_end(r, i); j++) tv_i += fabs(exp(r->logA[i * n + j]) - exp(e->logA[i * n + j]));
     tv += 0.5 * tv_i;
   }
-  metrics[KX_METRIC_ATTN_KL] = kl / (double)n;
-  metrics[KX_METRIC_ATTN_TV] = tv / (double)n;
-  metrics[KX_METRIC_ATTN_MAX_ABS] = max_abs;
-  double *out = kx_malloc(n * dv * sizeof *out);
-  if (!out) return KX_ENOMEM;
-  rc = weighted_values(n, dv, logK_hat, r->v, out);
-  if (!rc) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n * dv; i++) {
-      num += (out[i] - r->AV[i]) * (out[i] - r->AV[i]);
-      den += r->AV[i] * r->AV[i];
+  return tv / (double)n;
+}
+
+static double attn_max_abs(const kx_head_reference *r, const kx_estimate *e) {
+  const size_t n = r->n;
+  double max_abs = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < row_end(r, i); j++) {
+      double d = fabs(exp(r->logA[i * n + j]) - exp(e->logA[i * n + j]));
+      if (d > max_abs) max_abs = d;
     }
-    metrics[KX_METRIC_OUT_REL_ERR] = den > 0 ? sqrt(num / den) : sqrt(num);
+  return max_abs;
+}
+
+static double out_rel_err(const kx_head_reference *r, const kx_estimate *e) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < r->n * r->dv; i++) {
+    num += (e->AV[i] - r->AV[i]) * (e->AV[i] - r->AV[i]);
+    den += r->AV[i] * r->AV[i];
   }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+const kx_metric_def kx_metrics[KX_N_METRICS] = {
+    [KX_METRIC_KERNEL_REL_FRO] = {"kernel_rel_fro", "relative kernel error ||K^ - K||_F / ||K||_F", 1, kernel_rel_fro},
+    [KX_METRIC_KERNEL_REL_MSE] = {"kernel_rel_mse", "mean squared relative kernel error (K^/K - 1)^2", 1, kernel_rel_mse},
+    [KX_METRIC_ATTN_KL] = {"attn_kl", "mean KL(a || a^) per query (nats)", 0, attn_kl},
+    [KX_METRIC_ATTN_TV] = {"attn_tv", "mean total variation per query", 0, attn_tv},
+    [KX_METRIC_ATTN_MAX_ABS] = {"attn_max_abs", "max |a - a^| over entries", 0, attn_max_abs},
+    [KX_METRIC_OUT_REL_ERR] = {"out_rel_err", "relative output error ||A^V - AV||_F / ||AV||_F", 0, out_rel_err},
+};
+
+int kx_metric_lookup(const char *name) {
+  for (int i = 0; i < KX_N_METRICS; i++)
+    if (!strcmp(kx_metrics[i].name, name)) return i;
+  return -1;
+}
+
+const char *kx_metric_list(void) {
+  static char list[256];
+  if (!list[0])
+    for (int i = 0; i < KX_N_METRICS; i++)
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", kx_metrics[i].name);
+  return list;
+}
+
+int kx_metric_defined(int k, int kernel_estimator) { return kernel_estimator || !kx_metrics[k].needs_kernel; }
+
+int kx_evaluate_log_kernel(const kx_head_reference *r, const double *logK_hat, int kernel_estimator,
+                           double metrics[KX_N_METRICS]) {
+  const size_t n = r->n;
+  double *logA = kx_malloc(n * n * sizeof *logA), *out = kx_malloc(n * r->dv * sizeof *out);
+  int rc = logA && out ? 0 : KX_ENOMEM;
+  if (!rc) {
+    memcpy(logA, logK_hat, n * n * sizeof *logA);
+    rc = kx_attention_log_weights(n, r->causal, logA);
+  }
+  if (!rc) rc = weighted_values(n, r->dv, logA, r->v, out);
+  kx_estimate e = {logK_hat, logA, out};
+  for (int k = 0; k < KX_N_METRICS; k++)
+    metrics[k] = rc || !kx_metric_defined(k, kernel_estimator) ? NAN : kx_metrics[k].value(r, &e);
+  free(logA);
   free(out);
   return rc;
 }

@@ -18,11 +18,6 @@ typedef enum {
   KX_N_METRICS
 } kx_metric;
 
-extern const char *const kx_metric_names[KX_N_METRICS];
-/* Index of a metric name, or -1. */
-int kx_metric_lookup(const char *name);
-/* Whether metric k has a value for a map (kernel metrics need a kernel estimator). */
-int kx_metric_defined(int k, int kernel_estimator);
 
 typedef struct {
   size_t n, d, dv;
@@ -39,12 +34,39 @@ int kx_head_reference_init(kx_head_reference *r, size_t n, size_t d, size_t dv, 
                            const double *k, const double *v, int causal, kx_kernel kernel);
 void kx_head_reference_free(kx_head_reference *r);
 
+/* What a feature map estimates on a head, against which every metric is
+ * evaluated: the log kernel, the log attention weights (rows normalised,
+ * -inf where masked) and the outputs. */
+typedef struct {
+  const double *logK; /* n x n estimated log kernel */
+  const double *logA; /* n x n estimated log attention weights */
+  const double *AV;   /* n x dv estimated outputs */
+} kx_estimate;
+
+/* The metric table: one entry per metric, in kx_metric order (CSV column
+ * `metric`, the sweep journal's value order, help texts, plot labels).  A
+ * new metric is an enum value above, a function and one entry. */
+typedef struct {
+  const char *name;  /* CSV and command-line name */
+  const char *label; /* axis label of figures */
+  int needs_kernel;  /* defined only for maps whose phi.phi estimates the kernel */
+  double (*value)(const kx_head_reference *r, const kx_estimate *e);
+} kx_metric_def;
+
+extern const kx_metric_def kx_metrics[KX_N_METRICS];
+/* Index of a metric name, or -1. */
+int kx_metric_lookup(const char *name);
+/* The names, comma-separated ("kernel_rel_fro, kernel_rel_mse, ..."; static storage). */
+const char *kx_metric_list(void);
+/* Whether metric k has a value for a map (kernel metrics need a kernel estimator). */
+int kx_metric_defined(int k, int kernel_estimator);
+
 /* All metrics of one feature map on one head; kernel metrics are NaN for
  * maps that do not estimate the kernel (wdcf-code). */
 int kx_evaluate_map(const kx_head_reference *r, const kx_fmap *f, double metrics[KX_N_METRICS]);
 
-/* Same from precomputed estimated log kernel (n x n); consumed (overwritten). */
-int kx_evaluate_log_kernel(const kx_head_reference *r, double *logK_hat, int kernel_estimator,
+/* Same from a precomputed estimated log kernel (n x n). */
+int kx_evaluate_log_kernel(const kx_head_reference *r, const double *logK_hat, int kernel_estimator,
                            double metrics[KX_N_METRICS]);
 
 #endif

@@ -32,7 +32,7 @@ static const char csv_header_v1[] = "input,layer,head,kernel,scheme,m,seed,metri
 
 void kx_results_fprint_row(FILE *fp, const kx_result_row *w) {
   fprintf(fp, "%s,%d,%d,%s,%s,%zu,%llu,%s,%.17g,%.6g,%.6g,%s\n", w->input, w->layer, w->head,
-          w->kernel, w->scheme, w->m, (unsigned long long)w->seed, kx_metric_names[w->metric],
+          w->kernel, w->scheme, w->m, (unsigned long long)w->seed, kx_metrics[w->metric].name,
           w->value, w->q_norm, w->k_norm, w->failure);
 }
 
@@ -203,7 +203,7 @@ void kx_results_print_summary(const kx_results *r, FILE *out, const int *metrics
     if ((int)strlen(r->rows[i].scheme) > w_scheme) w_scheme = (int)strlen(r->rows[i].scheme);
   }
   fprintf(out, "%-*s %-7s %-*s %6s %5s", w_in, "input", "kernel", w_scheme, "scheme", "m", "seeds");
-  for (int j = 0; j < n_metrics; j++) fprintf(out, "  %22s", kx_metric_names[metrics[j]]);
+  for (int j = 0; j < n_metrics; j++) fprintf(out, "  %22s", kx_metrics[metrics[j]].name);
   fputc('\n', out);
   for (size_t k = 0; k < nk; k++) {
     const char *in = strrchr(keys[k]->input, '/');

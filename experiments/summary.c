@@ -236,7 +236,7 @@ void kx_summary_fwrite(FILE *fp, const kx_summary_row *rows, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const kx_summary_row *s = &rows[i];
     fprintf(fp, "%s,%s,%s,%s,%zu,%zu,%.10g,%.6g,%.10g,%.10g,%.6g,%.6g,%zu\n", s->input, s->kernel,
-            s->scheme, kx_metric_names[s->metric], s->m, s->n_seeds, s->mean, s->se, s->ci_lo,
+            s->scheme, kx_metrics[s->metric].name, s->m, s->n_seeds, s->mean, s->se, s->ci_lo,
             s->ci_hi, s->q_norm, s->k_norm, s->n_failed);
   }
 }
@@ -246,7 +246,7 @@ void kx_slopes_fwrite(FILE *fp, const kx_slope_row *rows, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const kx_slope_row *s = &rows[i];
     fprintf(fp, "%s,%s,%s,%s,%zu,%zu,%zu,%zu,%.6g,%.4g,%.6g\n", s->input, s->kernel, s->scheme,
-            kx_metric_names[s->metric], s->n_m, s->n_obs, s->m_min, s->m_max, s->slope, s->slope_se,
+            kx_metrics[s->metric].name, s->n_m, s->n_obs, s->m_min, s->m_max, s->slope, s->slope_se,
             s->intercept);
   }
 }

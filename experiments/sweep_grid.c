@@ -141,7 +141,7 @@ static char *canonical_text(const kx_sweep *sw, int *input_error) {
   /* records hold one value per metric: a build with other metrics cannot
    * resume or merge this journal */
   sb_printf(&b, ";metrics=");
-  for (int k = 0; k < KX_N_METRICS; k++) sb_printf(&b, "%s%s", k ? "," : "", kx_metric_names[k]);
+  for (int k = 0; k < KX_N_METRICS; k++) sb_printf(&b, "%s%s", k ? "," : "", kx_metrics[k].name);
   if (!rc && b.failed) kx_fail(KX_ENOMEM, "out of memory describing the grid");
   if (rc || b.failed) {
     free(b.s);
