@@ -70,6 +70,25 @@ int kx_parse_kernel(const char *name, const char *what, kx_kernel *out) {
 /* Feature maps hold m x d doubles; refuse sizes that cannot be meant. */
 #define KX_FMAP_MAX_ELEMENTS ((size_t)1 << 31)
 
+/* Fits D on the calibration pairs: the fit gets the map's features of the
+ * calibration rows, computed while log_weight is still the unweighted
+ * -log(m)/2, and writes the weights back. */
+static int fit_weights(kx_fmap *f) {
+  const kx_fmap_options *o = &f->opt;
+  double *lq = kx_malloc(o->n_calib_q * f->m * sizeof *lq), *lk = kx_malloc(o->n_calib_k * f->m * sizeof *lk);
+  int rc = lq && lk ? 0 : KX_ENOMEM;
+  if (!rc) rc = kx_fmap_apply_log(f, o->n_calib_q, o->calib_q, lq);
+  if (!rc) rc = kx_fmap_apply_log(f, o->n_calib_k, o->calib_k, lk);
+  kx_weight_fit fit = {.m = f->m, .d = f->d, .kernel = o->kernel, .q = o->calib_q, .k = o->calib_k,
+                       .nq = o->n_calib_q, .nk = o->n_calib_k, .log_phi_q = lq, .log_phi_k = lk,
+                       .n_pairs = o->n_calib_pairs, .all_pairs = o->calib_all_pairs, .ridge = o->ridge,
+                       .seed = f->seed};
+  if (!rc) rc = kx_fit_weights(&fit, f->log_weight);
+  free(lq);
+  free(lk);
+  return rc;
+}
+
 kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
                         const kx_fmap_options *opt) {
   int status;
@@ -135,7 +154,7 @@ kx_fmap *kx_fmap_create_status(const char *scheme, size_t d, size_t m, uint64_t 
     if (f->Wt) kx_project_transpose(m, d, f->W, f->Wt);
     else rc = kx_fail(KX_ENOMEM, "out of memory for the transposed feature matrix");
   }
-  if (!rc && type->fitted_weights) rc = kx_fit_weights(f);
+  if (!rc && type->fitted_weights) rc = fit_weights(f);
   /* The calibration data belongs to the caller; never keep a dangling pointer. */
   f->opt.calib_q = f->opt.calib_k = NULL;
   f->opt.n_calib_q = f->opt.n_calib_k = 0;

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { KX_KERNEL_SOFTMAX = 0, KX_KERNEL_GAUSS = 1 } kx_kernel;
+#include "approx/kernel.h"
 
 typedef struct {
   kx_kernel kernel;

@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "approx/fmap.h"
+typedef enum { KX_KERNEL_SOFTMAX = 0, KX_KERNEL_GAUSS = 1 } kx_kernel;
 
 /* logK (nq x nk) = q_i.k_j (softmax kernel) or -|q_i - k_j|^2/2 (Gaussian). */
 int kx_log_kernel_exact(kx_kernel kernel, size_t nq, size_t nk, size_t d, const double *q,

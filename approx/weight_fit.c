@@ -231,11 +231,11 @@ static double log_add(double a, double b) {
  *   S_pi = exp(E_pi - log c_i) <= sqrt(P),
  * which has unit diagonal, the same minimiser (beta_i = g_i / c_i, kept as
  * log g_i - log c_i) and no overflow whatever the norms. */
-int kx_fit_weights(kx_fmap *f) {
-  const size_t m = f->m, d = f->d;
-  const size_t nq = f->opt.n_calib_q, nk = f->opt.n_calib_k;
-  size_t P = f->opt.n_calib_pairs ? f->opt.n_calib_pairs : (4 * m > 2048 ? 4 * m : 2048);
-  if (f->opt.calib_all_pairs) {
+int kx_fit_weights(const kx_weight_fit *fit, double *log_weight) {
+  const size_t m = fit->m, d = fit->d;
+  const size_t nq = fit->nq, nk = fit->nk;
+  size_t P = fit->n_pairs ? fit->n_pairs : (4 * m > 2048 ? 4 * m : 2048);
+  if (fit->all_pairs) {
     if (nk && nq > ((size_t)1 << 26) / nk / m)
       return kx_fail(KX_ERANGE, "weight fit: %zu x %zu calibration pairs x %zu features is too many; "
                      "use random pairs", nq, nk, m);
@@ -245,32 +245,28 @@ int kx_fit_weights(kx_fmap *f) {
    * point, not the run) rather than ask for more than a GiB */
   if (P > ((size_t)1 << 27) / m)
     return kx_fail(KX_ERANGE, "weight fit: %zu calibration pairs x %zu features exceed the 2^27 values "
-                   "the fit holds in memory; use fewer --calib-pairs", P, m);
+                   "the fit holds in memory; fit on fewer calibration pairs", P, m);
   int rc = 0;
-  double *lq = kx_malloc(nq * m * sizeof *lq);
-  double *lk = kx_malloc(nk * m * sizeof *lk);
+  const double *lq = fit->log_phi_q, *lk = fit->log_phi_k;
   double *A = kx_malloc(P * m * sizeof *A);
   double *G = kx_malloc(m * m * sizeof *G);
   double *h = kx_malloc(m * sizeof *h);
   double *beta = kx_malloc(m * sizeof *beta);
   double *log_c = kx_malloc(m * sizeof *log_c), *col_sum = kx_malloc(m * sizeof *col_sum);
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!lq || !lk || !A || !G || !h || !beta || !log_c || !col_sum || !rng) {
+  if (!A || !G || !h || !beta || !log_c || !col_sum || !rng) {
     rc = KX_ENOMEM;
     goto done;
   }
-  /* The maps' own log_weight is still the unweighted -log(m)/2 here. */
-  if ((rc = kx_fmap_apply_log(f, nq, f->opt.calib_q, lq))) goto done;
-  if ((rc = kx_fmap_apply_log(f, nk, f->opt.calib_k, lk))) goto done;
-  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, 7)));
+  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(fit->seed, 7)));
   for (size_t p = 0; p < P; p++) {
     size_t a, b;
-    if (f->opt.calib_all_pairs) a = p / nk, b = p % nk;
+    if (fit->all_pairs) a = p / nk, b = p % nk;
     else a = gsl_rng_uniform_int(rng, nq), b = gsl_rng_uniform_int(rng, nk);
-    double lkappa = log_kernel(f->opt.kernel, d, f->opt.calib_q + a * d, f->opt.calib_k + b * d);
+    double lkappa = log_kernel(fit->kernel, d, fit->q + a * d, fit->k + b * d);
     for (size_t i = 0; i < m; i++) A[p * m + i] = lq[a * m + i] + lk[b * m + i] - lkappa; /* E_pi */
   }
-  const double ridge = f->opt.ridge / (double)m;
+  const double ridge = fit->ridge / (double)m;
   const double log_ridge = ridge > 0 ? log(ridge) : -INFINITY, log_P = log((double)P);
   /* log c_i = (1/2) log((1/P) sum_p exp(2 E_pi) + r), from one pass of
    * exp(E_pi - max_p E_pi) <= 1; then S_pi = that times exp(max - log c_i) */
@@ -292,7 +288,7 @@ int kx_fit_weights(kx_fmap *f) {
     log_c[i] = 0.5 * log_add(log_g, log_ridge);
     if (!isfinite(log_c[i])) {
       rc = kx_fail(KX_ENUM, "weight fit: feature %zu is zero on every calibration pair and the "
-                   "ridge is 0, so its weight is undefined (use --ridge > 0)", i);
+                   "ridge is 0, so its weight is undefined (a positive ridge keeps it defined)", i);
       goto done;
     }
     beta[i] = top > -INFINITY ? exp(top - log_c[i]) : 0; /* column factor, scratch */
@@ -315,12 +311,10 @@ int kx_fit_weights(kx_fmap *f) {
   for (size_t i = 0; i < m; i++) {
     positive += beta[i] > 0;
     /* log phi carries log(D_i/sqrt m) = (log beta_i - log m)/2 */
-    f->log_weight[i] = 0.5 * ((beta[i] > 0 ? log(beta[i]) - log_c[i] : -INFINITY) - log((double)m));
+    log_weight[i] = 0.5 * ((beta[i] > 0 ? log(beta[i]) - log_c[i] : -INFINITY) - log((double)m));
   }
   if (!positive) rc = kx_fail(KX_ENUM, "weight fit: every weight came out zero");
 done:
-  free(lq);
-  free(lk);
   free(A);
   free(G);
   free(h);
