@@ -33,7 +33,12 @@ static void usage(FILE *out) {
           "  --norm SPEC         synthetic norm of q and k (default 2)\n"
           "  --data-seed S       synthetic data seed (default 0)\n"
           "  --causal / --no-causal  (default: the file's attribute; synthetic: causal)\n"
-          "  -h, --help          this text\n");
+          "  --radii MODE        sequence (default) or stratified radii for PFF-type maps\n"
+          "  --calib-pairs P     calibration pairs for fitted weights (default max(4m, 2048))\n"
+          "  --ridge R           pull of fitted weights toward D = 1 (default 1e-3)\n"
+          "  -h, --help          this text\n\n"
+          "Exit status: 0 success, 1 runtime error, 2 usage error, 3 some scheme's map\n"
+          "failed (named with its reason; the other schemes' maps are written).\n");
 }
 
 typedef struct {

@@ -114,4 +114,18 @@ for cmd in compare kernel-error attn-fidelity; do
   grep -q ",prf,16,1,[a-z_]*,[0-9.e-]*,[0-9.]*,[0-9.]*,$" "$dir/f.csv" ||
     { echo "FAIL: $cmd CSV lacks the good rows"; fail=1; }
 done
+
+# --- attn-maps records a scheme whose map fails (named, with the reason),
+# writes the other schemes' maps and exits 3 at the end
+mkdir -p "$dir/maps"
+rm -f "$dir/maps/"*
+"$kx" attn-maps --schemes prf,wpff-sobol,orf --m 16 --tokens 16 --dim 4 --calib-pairs 16777216 \
+    --out "$dir/fmaps.h5" --text "$dir/maps" 2>"$dir/err"
+code=$?
+[ "$code" -eq 3 ] || { echo "FAIL: attn-maps with a failing scheme: exit $code (want 3)"; cat "$dir/err"; fail=1; }
+grep -q "scheme 'wpff-sobol' failed: .*calibration pairs" "$dir/err" ||
+  { echo "FAIL: attn-maps does not name the failed scheme and reason"; cat "$dir/err"; fail=1; }
+[ -s "$dir/fmaps.h5" ] && [ -s "$dir/maps/prf.txt" ] && [ -s "$dir/maps/orf.txt" ] &&
+  [ -s "$dir/maps/exact.txt" ] && [ ! -e "$dir/maps/wpff-sobol.txt" ] ||
+  { echo "FAIL: attn-maps did not write the other schemes' maps (only)"; ls "$dir/maps"; fail=1; }
 exit $fail
