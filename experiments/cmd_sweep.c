@@ -209,6 +209,9 @@ static void dry_run(const kx_sweep *g, const char *out) {
 static int report(int rc, const kx_sweep_report *rep, const char *out, int quiet) {
   if (rc) {
     kx_cli_error(cmd, "%s", kx_error_message());
+    if (rep->conflict)
+      fprintf(stderr, "kapprox sweep: rerun with the original options to resume, use --force to discard "
+              "what is there, or choose another --out\n");
     return 1;
   }
   if (rep->interrupted) {

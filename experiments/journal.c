@@ -164,8 +164,8 @@ int kx_journal_open(kx_journal *j, const char *path, int discard, kx_journal_con
     int e = errno;
     close(fd);
     if (e == EWOULDBLOCK)
-      return kx_fail(KX_EIO, "'%s' is in use by another running sweep (wait for it, or use "
-                     "another --out)", path);
+      return kx_fail(KX_EIO, "'%s' is in use by another running sweep (wait for it, or write "
+                     "the results elsewhere)", path);
     return kx_fail(KX_EIO, "cannot lock '%s': %s", path, strerror(e));
   }
   if (discard && ftruncate(fd, 0) != 0) {

@@ -152,6 +152,141 @@ static int run_input(const kx_sweep *sw, kx_heads *heads, size_t u, const size_t
   return failed;
 }
 
+/* Compares the journal's header with this grid's: a new journal gets the
+ * header, an older format of the same grid and shard is upgraded
+ * (*upgrade), anything else is a conflict named in the message. */
+static int check_header(const kx_sweep *s, kx_journal *j, kx_journal_contents *c, const char *header,
+                        const char *jpath, int *upgrade, int *conflict) {
+  int rc = 0;
+  *conflict = 1;
+  /* no complete header: a journal torn while its header was written (no
+   * record can follow an incomplete header, so starting over loses
+   * nothing), or someone else's file, which is not ours to overwrite */
+  if (c->damaged_header)
+    return kx_fail(KX_EIO, "'%s' has a damaged header, so its records cannot be trusted", jpath);
+  if (!c->header && c->bytes > 0 && strncmp(c->start, "kapprox-sweep-journal", c->bytes < 21 ? c->bytes : 21))
+    return kx_fail(KX_EIO, "'%s' is not a sweep journal", jpath);
+  *conflict = 0;
+  if (!c->header) return kx_journal_start(j, header); /* new journal (or one torn in its header) */
+  if (!strcmp(c->header, header)) return 0;
+  uint64_t fp;
+  size_t np, si, sn;
+  char *spec = NULL;
+  *conflict = 1;
+  if (kx_sweep_parse_header(c->header, &fp, &np, &si, &sn, &spec)) {
+    rc = kx_fail(KX_EIO, "'%s' is not a sweep journal", jpath);
+  } else if (fp == s->fingerprint && !strcmp(spec, s->spec) && si == s->shard_i && sn == s->shard_n &&
+             np == s->n_points) {
+    /* the same grid and shard in an older header format: rewrite the header */
+    *conflict = 0;
+    free(c->header);
+    c->header = kx_malloc(strlen(header) + 1);
+    if (!c->header) rc = KX_ENOMEM;
+    else {
+      strcpy(c->header, header);
+      *upgrade = 1;
+    }
+  } else if (fp == s->fingerprint && strcmp(spec, s->spec) == 0) {
+    rc = kx_fail(KX_EINVAL, "'%s' holds shard %zu/%zu of this grid, but this run is shard %zu/%zu; "
+                 "a journal holds one shard", jpath, si, sn, s->shard_i, s->shard_n);
+  } else {
+    char diff[320];
+    kx_sweep_spec_diff(spec, "the journal", s->spec, "this command", diff, sizeof diff);
+    rc = kx_fail(KX_EINVAL, "'%s' belongs to a different grid (grid %016" PRIx64 ", this command's is "
+                 "%016" PRIx64 "; first difference: %s); the original grid resumes it", jpath, fp, s->fingerprint, diff);
+  }
+  free(spec);
+  return rc;
+}
+
+/* Marks the points the journal holds (done[p] = 1); a duplicate or stray
+ * record is dropped (and recomputed if needed), and the journal rewritten
+ * without it. */
+static int resume(const kx_sweep *s, kx_journal *j, kx_journal_contents *c, int upgrade, unsigned char *done,
+                  kx_sweep_report *rep) {
+  size_t dup_or_bad = 0;
+  for (size_t i = 0; i < c->n; i++) {
+    long long p = kx_sweep_record_point(c->records[i]);
+    if (p < 0 || (size_t)p >= s->n_points || (size_t)p % s->shard_n != s->shard_i - 1 ||
+        !record_matches(s, c->records[i], (size_t)p) || done[p]) {
+      free(c->records[i]);
+      c->records[i] = NULL;
+      dup_or_bad++;
+      continue;
+    }
+    done[p] = 1;
+    rep->resumed++;
+  }
+  if (dup_or_bad) {
+    size_t w = 0;
+    for (size_t i = 0; i < c->n; i++)
+      if (c->records[i]) c->records[w++] = c->records[i];
+    c->n = w;
+    c->dropped += dup_or_bad;
+  }
+  rep->dropped = c->dropped;
+  return c->dropped || upgrade ? kx_journal_repair(j, c) : 0;
+}
+
+/* Computes the points of this shard not done, input by input, until done
+ * or a signal asks to stop. */
+static int compute_missing(const kx_sweep *s, kx_journal *j, const unsigned char *done, kx_sweep_report *rep) {
+  struct sigaction sa, old_int, old_term;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  stop_requested = 0;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  /* points run in parallel; nested BLAS threads would only fight them */
+  openblas_set_num_threads(1);
+  progress pr = {.done = rep->resumed, .total = rep->shard_points, .resumed = rep->resumed,
+                 .t0 = kx_now_seconds(), .draw = s->progress};
+  size_t per_input = s->grid.n_schemes * s->grid.n_m * s->grid.n_seeds;
+  size_t *todo = kx_malloc(per_input * sizeof *todo);
+  kx_heads heads;
+  /* the iterator lists the same inputs as prepare did */
+  int rc = todo ? kx_heads_open(&heads, &s->grid) : KX_ENOMEM;
+  for (size_t u = 0; u < s->n_inputs && !rc && !stop_requested; u++) {
+    size_t n_todo = 0;
+    for (size_t p = u * per_input; p < (u + 1) * per_input; p++)
+      if (p % s->shard_n == s->shard_i - 1 && !done[p]) todo[n_todo++] = p;
+    if (!n_todo) continue;
+    /* largest maps first, so the last points to finish are cheap ones */
+    qsort_r(todo, n_todo, sizeof *todo, cmp_by_m_desc, (void *)s);
+    size_t before = pr.done;
+    rc = run_input(s, &heads, u, todo, n_todo, j, &pr);
+    rep->computed += pr.done - before;
+  }
+  draw_progress(&pr, 1);
+  if (todo) kx_heads_close(&heads);
+  free(todo);
+  rep->interrupted = stop_requested != 0;
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  return rc;
+}
+
+/* Opens the journal and brings it up to date with this run: checked
+ * against the grid, points done marked, the missing ones computed. */
+static int run_journal(const kx_sweep *s, const char *jpath, const char *header, kx_sweep_report *rep) {
+  kx_journal j;
+  kx_journal_contents c;
+  int upgrade = 0;
+  int rc = kx_journal_open(&j, jpath, s->force, &c);
+  if (rc) return rc;
+  rc = check_header(s, &j, &c, header, jpath, &upgrade, &rep->conflict);
+  for (size_t p = s->shard_i - 1; p < s->n_points; p += s->shard_n) rep->shard_points++;
+  unsigned char *done = rc ? NULL : kx_calloc(s->n_points, 1);
+  if (!rc && !done) rc = KX_ENOMEM;
+  if (!rc) rc = resume(s, &j, &c, upgrade, done, rep);
+  kx_journal_contents_free(&c);
+  if (!rc && rep->resumed < rep->shard_points) rc = compute_missing(s, &j, done, rep);
+  free(done);
+  kx_journal_close(&j);
+  return rc;
+}
+
 int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
   memset(rep, 0, sizeof *rep);
   double t0 = kx_now_seconds();
@@ -161,154 +296,24 @@ int kx_sweep_run(const kx_sweep *s, const char *out, kx_sweep_report *rep) {
   free(summary);
   free(slopes);
   char *header = kx_sweep_header(s->fingerprint, s->n_points, s->shard_i, s->shard_n, s->spec);
-  if (!header) {
-    free(jpath);
-    return KX_ENOMEM;
-  }
   /* a previous run killed while replacing the final files: finish that first */
-  int repaired = 0;
-  rc = kx_sweep_recover_outputs(out, &repaired);
-  if (rc) {
-    free(header);
-    free(jpath);
-    return rc;
-  }
-  rep->repaired = repaired;
+  rc = header ? kx_sweep_recover_outputs(out, &rep->repaired) : KX_ENOMEM;
   /* A results file without its journal cannot be checked against the
    * grid; refuse rather than overwrite someone's numbers. */
-  if (!s->force && access(out, F_OK) == 0 && access(jpath, F_OK) != 0) {
+  if (!rc && !s->force && access(out, F_OK) == 0 && access(jpath, F_OK) != 0) {
+    rep->conflict = 1;
     rc = kx_fail(KX_EIO, "'%s' exists but its journal '%s' does not, so it cannot be checked "
-                 "against this grid; use --force to overwrite it, or another --out", out, jpath);
-    free(header);
-    free(jpath);
-    return rc;
+                 "against this grid", out, jpath);
   }
-  kx_journal j;
-  kx_journal_contents c;
-  int upgrade_header = 0;
-  rc = kx_journal_open(&j, jpath, s->force, &c);
-  if (rc) {
-    free(header);
-    free(jpath);
-    return rc;
-  }
-  /* no complete header: a journal torn while its header was written (no
-   * record can follow an incomplete header, so starting over loses
-   * nothing), or someone else's file, which is not ours to overwrite */
-  if (c.damaged_header) {
-    rc = kx_fail(KX_EIO, "'%s' has a damaged header, so its records cannot be trusted; use --force to "
-                 "start it over, or another --out", jpath);
-  } else if (!c.header && c.bytes > 0 && strncmp(c.start, "kapprox-sweep-journal", c.bytes < 21 ? c.bytes : 21)) {
-    rc = kx_fail(KX_EIO, "'%s' is not a sweep journal; use --force to overwrite it, or another --out", jpath);
-  } else if (!c.header) {
-    /* new journal (or one torn while its header was written) */
-    rc = kx_journal_start(&j, header);
-  } else if (strcmp(c.header, header)) {
-    uint64_t fp;
-    size_t np, si, sn;
-    char *spec = NULL;
-    if (kx_sweep_parse_header(c.header, &fp, &np, &si, &sn, &spec)) {
-      rc = kx_fail(KX_EIO, "'%s' is not a sweep journal; use --force to overwrite it, or another --out", jpath);
-    } else if (fp == s->fingerprint && !strcmp(spec, s->spec) && si == s->shard_i && sn == s->shard_n &&
-               np == s->n_points) {
-      /* the same grid and shard in an older header format: rewrite the header */
-      free(c.header);
-      c.header = kx_malloc(strlen(header) + 1);
-      if (!c.header) rc = KX_ENOMEM;
-      else {
-        strcpy(c.header, header);
-        upgrade_header = 1;
-      }
-    } else if (fp == s->fingerprint && strcmp(spec, s->spec) == 0) {
-      rc = kx_fail(KX_EINVAL, "'%s' holds shard %zu/%zu of this grid, but this run is shard %zu/%zu; "
-                   "use the same --shard, or another --out", jpath, si, sn, s->shard_i, s->shard_n);
-    } else {
-      char diff[320];
-      kx_sweep_spec_diff(spec, "the journal", s->spec, "this command", diff, sizeof diff);
-      rc = kx_fail(KX_EINVAL, "'%s' belongs to a different grid (grid %016" PRIx64 ", this command's is "
-                   "%016" PRIx64 "; first difference: %s); rerun with the original options to resume it, "
-                   "use --force to discard it, or choose another --out", jpath, fp, s->fingerprint, diff);
-    }
-    free(spec);
-  }
-  /* which points of this shard are already done */
-  size_t shard_points = 0;
-  for (size_t p = s->shard_i - 1; p < s->n_points; p += s->shard_n) shard_points++;
-  rep->shard_points = shard_points;
-  unsigned char *done = rc ? NULL : kx_calloc(s->n_points, 1);
-  if (!rc && !done) rc = KX_ENOMEM;
-  size_t dup_or_bad = 0;
-  for (size_t i = 0; i < c.n && !rc; i++) {
-    long long p = kx_sweep_record_point(c.records[i]);
-    if (p < 0 || (size_t)p >= s->n_points || (size_t)p % s->shard_n != s->shard_i - 1 ||
-        !record_matches(s, c.records[i], (size_t)p) || done[p]) {
-      /* a duplicate or a stray record is dropped (and recomputed if needed) */
-      free(c.records[i]);
-      c.records[i] = NULL;
-      dup_or_bad++;
-      continue;
-    }
-    done[p] = 1;
-    rep->resumed++;
-  }
-  if (!rc && dup_or_bad) {
-    size_t w = 0;
-    for (size_t i = 0; i < c.n; i++)
-      if (c.records[i]) c.records[w++] = c.records[i];
-    c.n = w;
-    c.dropped += dup_or_bad;
-  }
-  rep->dropped = c.dropped;
-  if (!rc && (c.dropped || upgrade_header)) rc = kx_journal_repair(&j, &c);
-  kx_journal_contents_free(&c);
+  if (!rc) rc = run_journal(s, jpath, header, rep);
   free(header);
-
-  if (!rc && rep->resumed < shard_points) {
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    stop_requested = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    /* points run in parallel; nested BLAS threads would only fight them */
-    openblas_set_num_threads(1);
-    progress pr = {.done = rep->resumed, .total = shard_points, .resumed = rep->resumed,
-                   .t0 = kx_now_seconds(), .draw = s->progress};
-    size_t per_input = s->grid.n_schemes * s->grid.n_m * s->grid.n_seeds;
-    size_t *todo = kx_malloc(per_input * sizeof *todo);
-    kx_heads heads;
-    if (!todo) rc = KX_ENOMEM;
-    /* the iterator lists the same inputs as prepare did */
-    if (!rc) rc = kx_heads_open(&heads, &s->grid);
-    for (size_t u = 0; u < s->n_inputs && !rc && !stop_requested; u++) {
-      size_t n_todo = 0;
-      for (size_t p = u * per_input; p < (u + 1) * per_input; p++)
-        if (p % s->shard_n == s->shard_i - 1 && !done[p]) todo[n_todo++] = p;
-      if (!n_todo) continue;
-      /* largest maps first, so the last points to finish are cheap ones */
-      qsort_r(todo, n_todo, sizeof *todo, cmp_by_m_desc, (void *)s);
-      size_t before = pr.done;
-      rc = run_input(s, &heads, u, todo, n_todo, &j, &pr);
-      rep->computed += pr.done - before;
-    }
-    draw_progress(&pr, 1);
-    if (todo) kx_heads_close(&heads);
-    free(todo);
-    rep->interrupted = stop_requested != 0;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-  }
-  free(done);
-  kx_journal_close(&j);
-
   if (!rc && !rep->interrupted) {
     /* Final files come from the journal alone, so a resumed run, a fresh
      * run and a merge of shards write the same bytes. */
     kx_journal_contents all;
     rc = kx_journal_read(jpath, &all);
-    if (!rc && all.n != shard_points)
-      rc = kx_fail(KX_EIO, "'%s' holds %zu records after the run, expected %zu", jpath, all.n, shard_points);
+    if (!rc && all.n != rep->shard_points)
+      rc = kx_fail(KX_EIO, "'%s' holds %zu records after the run, expected %zu", jpath, all.n, rep->shard_points);
     if (!rc) rep->failed = kx_sweep_failed_records(all.records, all.n);
     if (!rc) rc = kx_sweep_finish(out, all.records, all.n, NULL);
     kx_journal_contents_free(&all);

@@ -51,6 +51,8 @@ typedef struct {
   size_t failed;        /* points of the shard recorded as failed (NaN, with a reason) */
   int repaired;         /* final files of an interrupted replacement were rolled forward */
   int interrupted;      /* stopped by SIGINT/SIGTERM; rerun to resume */
+  int conflict;         /* failed because OUT or its journal belongs to something else (another
+                           grid or shard, another sweep running, not a journal) */
   double seconds;
 } kx_sweep_report;
 

@@ -35,14 +35,14 @@ int kx_parse_shard(const char *spec, size_t *i, size_t *n) {
   const char *slash = spec ? strchr(spec, '/') : NULL;
   char a[32];
   if (!slash || (size_t)(slash - spec) >= sizeof a)
-    return kx_fail(KX_EINVAL, "--shard '%s' must be i/N, e.g. 2/8 (shard 2 of 8)", spec ? spec : "");
+    return kx_fail(KX_EINVAL, "shard '%s' must be i/N, e.g. 2/8 (shard 2 of 8)", spec ? spec : "");
   memcpy(a, spec, (size_t)(slash - spec));
   a[slash - spec] = '\0';
   size_t vi, vn;
-  if (kx_parse_size(a, "--shard i", 0, 1u << 30, &vi) || kx_parse_size(slash + 1, "--shard N", 0, 1u << 30, &vn))
-    return kx_fail(KX_EINVAL, "--shard '%s' must be i/N with whole numbers 1 <= i <= N, e.g. 2/8", spec);
+  if (kx_parse_size(a, "shard i", 0, 1u << 30, &vi) || kx_parse_size(slash + 1, "shard N", 0, 1u << 30, &vn))
+    return kx_fail(KX_EINVAL, "shard '%s' must be i/N with whole numbers 1 <= i <= N, e.g. 2/8", spec);
   if (vn == 0 || vi == 0 || vi > vn)
-    return kx_fail(KX_EINVAL, "--shard '%s': need 1 <= i <= N (shards are numbered 1..N)", spec);
+    return kx_fail(KX_EINVAL, "shard '%s': need 1 <= i <= N (shards are numbered 1..N)", spec);
   *i = vi;
   *n = vn;
   return 0;
