@@ -23,6 +23,7 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "commands.h"
+#include "experiments/spec.h"
 #include "samplers/transforms.h"
 
 static void usage(FILE *out) {
@@ -146,7 +147,18 @@ static void random_fill(gsl_rng *rng, size_t n, double sd, double *x) {
   for (size_t i = 0; i < n; i++) x[i] = sd * kx_normal_inv(gsl_rng_uniform_pos(rng));
 }
 
-int cmd_bench_features(int argc, char **argv) {
+typedef struct {
+  char **schemes;
+  size_t n_schemes;
+  size_t ds[16], n_d, mults[16], n_mult;
+  size_t batch, reps, threads, calib_pairs;
+  int native_only;
+  uint64_t seed;
+  const char *out;
+} bench_settings;
+
+/* 0 to run, else the exit status (-1: --help shown). */
+static int parse(int argc, char **argv, bench_settings *o) {
   static const struct option opts[] = {
       {"schemes", required_argument, 0, 'S'}, {"d", required_argument, 0, 'd'},
       {"mult", required_argument, 0, 'm'},    {"batch", required_argument, 0, 'n'},
@@ -155,30 +167,25 @@ int cmd_bench_features(int argc, char **argv) {
       {"out", required_argument, 0, 'o'},     {"help", no_argument, 0, 'h'},
       {"native-only", no_argument, 0, 'N'},
       {0, 0, 0, 0}};
-  const char *schemes_arg = NULL, *out_path = NULL;
-  size_t ds[16] = {64, 128}, n_d = 2, mults[16] = {1, 2, 4, 8}, n_mult = 4;
-  size_t batch = 4096, reps = 5, threads = 1, calib_pairs = 512;
-  int native_only = 0;
-  uint64_t seed = 1;
+  const char *schemes_arg = "all";
   int rc = 0, c;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
-    case 'h': usage(stdout); return 0;
+    case 'h': usage(stdout); return -1;
     case 'S': schemes_arg = optarg; break;
-    case 'd': rc = kx_parse_size_list(optarg, "--d", 1, 16384, ds, 16, &n_d); break;
-    case 'm': rc = kx_parse_size_list(optarg, "--mult", 1, 64, mults, 16, &n_mult); break;
-    case 'n': rc = kx_parse_size(optarg, "--batch", 1, 1u << 20, &batch); break;
-    case 'r': rc = kx_parse_size(optarg, "--reps", 1, 1000, &reps); break;
-    case 't': rc = kx_parse_size(optarg, "--threads", 1, 1024, &threads); break;
-    case 'p': rc = kx_parse_size(optarg, "--calib-pairs", 1, 1u << 24, &calib_pairs); break;
-    case 's': rc = kx_parse_u64(optarg, "--seed", &seed); break;
-    case 'o': out_path = optarg; break;
-    case 'N': native_only = 1; break;
+    case 'd': rc = kx_parse_size_list(optarg, "--d", 1, 16384, o->ds, 16, &o->n_d); break;
+    case 'm': rc = kx_parse_size_list(optarg, "--mult", 1, 64, o->mults, 16, &o->n_mult); break;
+    case 'n': rc = kx_parse_size(optarg, "--batch", 1, 1u << 20, &o->batch); break;
+    case 'r': rc = kx_parse_size(optarg, "--reps", 1, 1000, &o->reps); break;
+    case 't': rc = kx_parse_size(optarg, "--threads", 1, 1024, &o->threads); break;
+    case 'p': rc = kx_parse_size(optarg, "--calib-pairs", 1, KX_SPEC_MAX_CALIB_PAIRS, &o->calib_pairs); break;
+    case 's': rc = kx_parse_u64(optarg, "--seed", &o->seed); break;
+    case 'o': o->out = optarg; break;
+    case 'N': o->native_only = 1; break;
     default:
-      kx_cli_error("bench-features", "unknown or incomplete option '%s' (see --help)",
-                   argv[optind - 1]);
+      kx_cli_error("bench-features", "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
       return 2;
     }
     if (rc) {
@@ -190,36 +197,72 @@ int cmd_bench_features(int argc, char **argv) {
     kx_cli_error("bench-features", "unexpected argument '%s' (see --help)", argv[optind]);
     return 2;
   }
-  char **schemes = NULL;
-  size_t n_schemes = 0;
-  if ((rc = kx_split_list(schemes_arg ? schemes_arg : kx_fmap_names(), "--schemes", &schemes,
-                          &n_schemes))) {
+  if (kx_spec_parse_schemes(schemes_arg, &o->schemes, &o->n_schemes)) {
     kx_cli_error("bench-features", "%s", kx_error_message());
     return 2;
   }
-  for (size_t s = 0; s < n_schemes; s++)
-    if (!kx_fmap_lookup(schemes[s])) {
-      kx_cli_error("bench-features", "unknown scheme '%s' (known: %s)", schemes[s], kx_fmap_names());
-      kx_free_strings(schemes, n_schemes);
-      return 2;
-    }
+  return 0;
+}
+
+/* One scheme at (d, m): the native path, and for WDCF maps the dense BLAS
+ * path it replaces; a line of the table and rows of the CSV. */
+static void bench_map(const bench_settings *o, bench_ctx *b, const char *scheme, size_t d, size_t m,
+                      const kx_fmap_options *fo, double peak, FILE *csv) {
+  kx_fmap *f = kx_fmap_create(scheme, d, m, o->seed, fo);
+  double tn = NAN, td = NAN, diff = NAN;
+  if (!f || time_native(f, b, &tn)) {
+    /* One scheme out of range (e.g. a sequence's dimension limit) should
+     * not end the benchmark. */
+    fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu skipped: %s\n", scheme, d, m, kx_error_message());
+    kx_fmap_free(f);
+    return;
+  }
+  if (!o->native_only && kx_fmap_is_wdcf(f) && time_dense(f, b, &td, &diff)) {
+    fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu dense path failed: %s\n", scheme, d, m,
+            kx_error_message());
+    td = diff = NAN;
+  }
+  const double vn = (double)o->batch / tn, vd = (double)o->batch / td;
+  const double gf = vn * 2.0 * (double)m * (double)d / 1e9;
+  if (isnan(td))
+    printf("%-12s %5zu %6zu %14.4g %8.2f %6.1f %14s %9s %10s\n", scheme, d, m, vn, gf, 100 * gf / peak, "-", "-",
+           "-");
+  else
+    printf("%-12s %5zu %6zu %14.4g %8.2f %6.1f %14.4g %9.2f %10.2g\n", scheme, d, m, vn, gf, 100 * gf / peak, vd,
+           vn / vd, diff);
+  fflush(stdout);
+  if (csv) {
+    fprintf(csv, "%s,native,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,,%.4g,%.4g\n", scheme, d, m, o->batch, o->threads,
+            o->reps, tn, vn, gf, peak);
+    if (!isnan(td))
+      fprintf(csv, "%s,dense-blas,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,%.3g,%.4g,%.4g\n", scheme, d, m, o->batch,
+              o->threads, o->reps, td, vd, diff, vd * 2.0 * (double)m * (double)d / 1e9, peak);
+  }
+  kx_fmap_free(f);
+}
+
+int cmd_bench_features(int argc, char **argv) {
+  bench_settings o = {.ds = {64, 128}, .n_d = 2, .mults = {1, 2, 4, 8}, .n_mult = 4, .batch = 4096, .reps = 5,
+                      .threads = 1, .calib_pairs = 512, .seed = 1};
+  int rc = parse(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
   size_t max_d = 0, max_mult = 0;
-  for (size_t i = 0; i < n_d; i++) max_d = ds[i] > max_d ? ds[i] : max_d;
-  for (size_t i = 0; i < n_mult; i++) max_mult = mults[i] > max_mult ? mults[i] : max_mult;
-  if (batch * max_d * max_mult * max_d > ((size_t)1 << 31)) {
+  for (size_t i = 0; i < o.n_d; i++) max_d = o.ds[i] > max_d ? o.ds[i] : max_d;
+  for (size_t i = 0; i < o.n_mult; i++) max_mult = o.mults[i] > max_mult ? o.mults[i] : max_mult;
+  if (o.batch * max_d * max_mult * max_d > ((size_t)1 << 31)) {
     kx_cli_error("bench-features", "batch x m x d = %zu x %zu x %zu is too large for one run",
-                 batch, max_d * max_mult, max_d);
-    kx_free_strings(schemes, n_schemes);
+                 o.batch, max_d * max_mult, max_d);
+    kx_free_strings(o.schemes, o.n_schemes);
     return 2;
   }
 
-  omp_set_num_threads((int)threads);
-  openblas_set_num_threads((int)threads);
+  omp_set_num_threads((int)o.threads);
+  openblas_set_num_threads((int)o.threads);
 
   const size_t n_calib = 256;
-  bench_ctx b = {.batch = batch, .reps = reps};
-  b.x = kx_malloc(batch * max_d * sizeof *b.x);
-  b.out = kx_malloc(batch * max_d * max_mult * sizeof *b.out);
+  bench_ctx b = {.batch = o.batch, .reps = o.reps};
+  b.x = kx_malloc(o.batch * max_d * sizeof *b.x);
+  b.out = kx_malloc(o.batch * max_d * max_mult * sizeof *b.out);
   b.W = kx_malloc(max_d * max_mult * max_d * sizeof *b.W);
   double *cq = kx_malloc(n_calib * max_d * sizeof *cq), *ck = kx_malloc(n_calib * max_d * sizeof *ck);
   gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
@@ -229,8 +272,8 @@ int cmd_bench_features(int argc, char **argv) {
     rc = 1;
     goto done;
   }
-  if (out_path) {
-    if (kx_atomic_open(&csv, out_path)) {
+  if (o.out) {
+    if (kx_atomic_open(&csv, o.out)) {
       kx_cli_error("bench-features", "%s", kx_error_message());
       rc = 1;
       goto done;
@@ -239,64 +282,28 @@ int cmd_bench_features(int argc, char **argv) {
   }
 
   const double peak = kx_bench_gemm_peak(0);
-  printf("feature-map throughput: batch %zu, best of %zu after warm-up, %zu thread%s\n", batch,
-         reps, threads, threads == 1 ? "" : "s");
+  printf("feature-map throughput: batch %zu, best of %zu after warm-up, %zu thread%s\n", o.batch,
+         o.reps, o.threads, o.threads == 1 ? "" : "s");
   printf("measured DGEMM peak (384^3, %zu thread%s): %.1f GFLOP/s; GF/s below counts the dense\n"
          "map's 2 m d flops per vector (an effective rate for the DCT maps)\n\n",
-         threads, threads == 1 ? "" : "s", peak);
+         o.threads, o.threads == 1 ? "" : "s", peak);
   printf("%-12s %5s %6s %14s %8s %6s %14s %9s %10s\n", "scheme", "d", "m", "native vec/s", "GF/s",
          "%peak", "dense-blas v/s", "nat/dense", "max|diff|");
-  for (size_t id = 0; id < n_d; id++) {
-    const size_t d = ds[id];
+  for (size_t id = 0; id < o.n_d; id++) {
+    const size_t d = o.ds[id];
     /* The same inputs for every scheme and m at this d. */
-    gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(seed, 1000 + d)));
-    random_fill(rng, batch * d, 1.0 / sqrt((double)d), b.x);
+    gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(o.seed, 1000 + d)));
+    random_fill(rng, o.batch * d, 1.0 / sqrt((double)d), b.x);
     random_fill(rng, n_calib * d, 1.0 / sqrt((double)d), cq);
     random_fill(rng, n_calib * d, 1.0 / sqrt((double)d), ck);
-    for (size_t im = 0; im < n_mult; im++) {
-      const size_t m = d * mults[im];
-      for (size_t s = 0; s < n_schemes; s++) {
-        kx_fmap_options o;
-        kx_fmap_default_options(&o);
-        o.calib_q = cq;
-        o.calib_k = ck;
-        o.n_calib_q = o.n_calib_k = n_calib;
-        o.n_calib_pairs = calib_pairs;
-        kx_fmap *f = kx_fmap_create(schemes[s], d, m, seed, &o);
-        double tn = NAN, td = NAN, diff = NAN;
-        if (!f || time_native(f, &b, &tn)) {
-          /* One scheme out of range (e.g. a sequence's dimension limit)
-           * should not end the benchmark. */
-          fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu skipped: %s\n", schemes[s], d, m,
-                  kx_error_message());
-          kx_fmap_free(f);
-          continue;
-        }
-        if (!native_only && kx_fmap_is_wdcf(f) && time_dense(f, &b, &td, &diff)) {
-          fprintf(stderr, "kapprox bench-features: %s d=%zu m=%zu dense path failed: %s\n",
-                  schemes[s], d, m, kx_error_message());
-          td = diff = NAN;
-        }
-        const double vn = (double)batch / tn, vd = (double)batch / td;
-        const double gf = vn * 2.0 * (double)m * (double)d / 1e9;
-        if (isnan(td))
-          printf("%-12s %5zu %6zu %14.4g %8.2f %6.1f %14s %9s %10s\n", schemes[s], d, m, vn, gf,
-                 100 * gf / peak, "-", "-", "-");
-        else
-          printf("%-12s %5zu %6zu %14.4g %8.2f %6.1f %14.4g %9.2f %10.2g\n", schemes[s], d, m, vn,
-                 gf, 100 * gf / peak, vd, vn / vd, diff);
-        fflush(stdout);
-        if (csv.fp) {
-          fprintf(csv.fp, "%s,native,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,,%.4g,%.4g\n", schemes[s], d, m,
-                  batch, threads, reps, tn, vn, gf, peak);
-          if (!isnan(td))
-            fprintf(csv.fp, "%s,dense-blas,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,%.3g,%.4g,%.4g\n", schemes[s],
-                    d, m, batch, threads, reps, td, vd, diff, vd * 2.0 * (double)m * (double)d / 1e9,
-                    peak);
-        }
-        kx_fmap_free(f);
-      }
-    }
+    kx_fmap_options fo;
+    kx_fmap_default_options(&fo);
+    fo.calib_q = cq;
+    fo.calib_k = ck;
+    fo.n_calib_q = fo.n_calib_k = n_calib;
+    fo.n_calib_pairs = o.calib_pairs;
+    for (size_t im = 0; im < o.n_mult; im++)
+      for (size_t s = 0; s < o.n_schemes; s++) bench_map(&o, &b, o.schemes[s], d, d * o.mults[im], &fo, peak, csv.fp);
   }
   if (csv.fp && kx_atomic_commit(&csv)) {
     kx_cli_error("bench-features", "%s", kx_error_message());
@@ -310,6 +317,6 @@ done:
   free(b.W);
   free(cq);
   free(ck);
-  kx_free_strings(schemes, n_schemes);
+  kx_free_strings(o.schemes, o.n_schemes);
   return rc;
 }
