@@ -10,6 +10,7 @@
 #include "core/kx_seed.h"
 #include "commands.h"
 #include "experiments/qk_file.h"
+#include "experiments/spec.h"
 #include "experiments/synthetic.h"
 
 static void usage(FILE *out) {
@@ -49,8 +50,8 @@ int cmd_synth_qk(int argc, char **argv) {
     case 'o': out = optarg; break;
     case 'L': rc = kx_parse_size(optarg, "--layers", 1, 4096, &layers); break;
     case 'H': rc = kx_parse_size(optarg, "--heads", 1, 4096, &heads); break;
-    case 'n': rc = kx_parse_size(optarg, "--tokens", 1, 1u << 20, &tokens); break;
-    case 'd': rc = kx_parse_size(optarg, "--dim", 1, 21200, &d); break;
+    case 'n': rc = kx_parse_size(optarg, "--tokens", 1, KX_SPEC_MAX_FILE_TOKENS, &tokens); break;
+    case 'd': rc = kx_parse_size(optarg, "--dim", 1, KX_SPEC_MAX_DIM, &d); break;
     case 'r': rc = kx_parse_norm_spec(optarg, "--norm", &norm); break;
     case 'c': causal = 1; break;
     case 'f': single = 1; break;

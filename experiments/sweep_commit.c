@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_error.h"
 
 static char *joined(const char *a, const char *b) {
@@ -100,20 +101,18 @@ int kx_commit_finish(kx_commit_group *g) {
     g->fp[i] = NULL;
     if (r && !rc) rc = r;
   }
-  /* the marker: from here on the new files are the truth */
-  char *tmp = rc ? NULL : joined(g->marker, ".new");
-  if (!rc && !tmp) rc = KX_ENOMEM;
-  FILE *m = rc ? NULL : fopen(tmp, "w");
-  if (!rc && !m) rc = kx_fail(KX_EIO, "cannot write '%s': %s", tmp, strerror(errno));
-  if (m) {
-    for (size_t i = 0; i < g->n; i++) fprintf(m, "%s\n", g->final[i]);
-    rc = close_synced(m, g->marker);
-    if (!rc && rename(tmp, g->marker) != 0)
-      rc = kx_fail(KX_EIO, "renaming to '%s': %s", g->marker, strerror(errno));
-    if (rc) remove(tmp);
-    else sync_parent(g->marker);
+  /* the marker, published atomically: from here on the new files are the truth */
+  kx_atomic_file m;
+  if (!rc) rc = kx_atomic_open(&m, g->marker);
+  if (!rc) {
+    for (size_t i = 0; i < g->n; i++) fprintf(m.fp, "%s\n", g->final[i]);
+    if (ferror(m.fp)) {
+      kx_atomic_abort(&m);
+      rc = kx_fail(KX_EIO, "writing '%s' failed", g->marker);
+    } else {
+      rc = kx_atomic_commit(&m);
+    }
   }
-  free(tmp);
   if (rc) {
     kx_commit_abort(g);
     return rc;
@@ -178,7 +177,9 @@ int kx_commit_recover(const char *out, const char *const *paths, size_t n, int *
       free(fresh);
     }
   }
-  char *stale = joined(marker, ".new"); /* a marker that was never put in place */
+  /* a marker that was never put in place: kx_atomic removes its temporary
+   * files on the next commit; versions before it left "<marker>.new" */
+  char *stale = joined(marker, ".new");
   if (stale) remove(stale);
   free(stale);
   free(marker);
