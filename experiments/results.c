@@ -8,6 +8,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/metrics.h"
+#include "experiments/summary.h"
 
 int kx_results_add(kx_results *r, const kx_result_row *row) {
   if (r->n == r->cap) {
@@ -155,41 +156,24 @@ static int same_group(const kx_result_row *a, const kx_result_row *b) {
          !strcmp(a->kernel, b->kernel);
 }
 
-/* mean and standard error over seeds of the per-seed head averages */
-static void summarise(const kx_results *r, const kx_result_row *key, int metric, double *mean,
-                      double *se, size_t *n_seeds) {
-  uint64_t seeds[4096];
-  double sum[4096];
-  size_t count[4096], ns = 0;
-  for (size_t i = 0; i < r->n; i++) {
-    const kx_result_row *w = &r->rows[i];
-    if (w->metric != metric || !same_group(w, key) || isnan(w->value)) continue;
-    size_t s = 0;
-    while (s < ns && seeds[s] != w->seed) s++;
-    if (s == ns) {
-      if (ns == 4096) continue;
-      seeds[ns] = w->seed;
-      sum[ns] = 0;
-      count[ns++] = 0;
-    }
-    sum[s] += w->value;
-    count[s]++;
-  }
-  double mu = 0, var = 0;
-  for (size_t s = 0; s < ns; s++) mu += sum[s] / (double)count[s];
-  mu /= ns ? (double)ns : 1.0;
-  for (size_t s = 0; s < ns; s++) {
-    double x = sum[s] / (double)count[s] - mu;
-    var += x * x;
-  }
-  *mean = ns ? mu : NAN;
-  *se = ns > 1 ? sqrt(var / (double)(ns - 1) / (double)ns) : NAN;
-  *n_seeds = ns;
+/* The summary row (summary.h: mean and standard error over seeds of the
+ * per-seed head averages) of a group and metric, or NULL. */
+static const kx_summary_row *find_summary(const kx_summary_row *S, size_t ns, const kx_result_row *key, int metric) {
+  for (size_t i = 0; i < ns; i++)
+    if (S[i].metric == metric && S[i].m == key->m && !strcmp(S[i].scheme, key->scheme) &&
+        !strcmp(S[i].input, key->input) && !strcmp(S[i].kernel, key->kernel))
+      return &S[i];
+  return NULL;
 }
 
 void kx_results_print_summary(const kx_results *r, FILE *out, const int *metrics, int n_metrics) {
   const kx_result_row **keys = malloc((r->n ? r->n : 1) * sizeof *keys);
-  if (!keys) return;
+  kx_summary_row *S = NULL;
+  size_t n_summary = 0;
+  if (!keys || kx_summarise(r, &S, &n_summary)) {
+    free(keys);
+    return;
+  }
   size_t nk = 0;
   /* columns as wide as their longest entry: file names are not cut */
   int w_in = 12, w_scheme = 11; /* the widths of earlier versions, at least */
@@ -211,9 +195,9 @@ void kx_results_print_summary(const kx_results *r, FILE *out, const int *metrics
     size_t seeds_shown = 0;
     char cells[16][64];
     for (int j = 0; j < n_metrics && j < 16; j++) {
-      double mean, se;
-      size_t ns;
-      summarise(r, keys[k], metrics[j], &mean, &se, &ns);
+      const kx_summary_row *sr = find_summary(S, n_summary, keys[k], metrics[j]);
+      double mean = sr ? sr->mean : NAN, se = sr ? sr->se : NAN;
+      size_t ns = sr ? sr->n_seeds : 0;
       if (ns > seeds_shown) seeds_shown = ns;
       if (isnan(mean)) snprintf(cells[j], sizeof cells[j], "n/a");
       else if (isnan(se)) snprintf(cells[j], sizeof cells[j], "%.4g", mean);
@@ -243,6 +227,7 @@ void kx_results_print_summary(const kx_results *r, FILE *out, const int *metrics
     fputc('\n', out);
   }
   free(keys);
+  free(S);
   size_t n_failed = kx_results_failed_points(r), shown = 0;
   if (!n_failed) return;
   fprintf(out, "%zu point(s) failed (value NaN in the results CSV, reason in its 'failure' column):\n", n_failed);
