@@ -12,6 +12,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
+#include "experiments/runner.h"
 
 int kx_attention_map_exact(const kx_head_reference *ref, double *A) {
   for (size_t i = 0; i < ref->n * ref->n; i++) A[i] = exp(ref->logA[i]);
@@ -20,12 +21,8 @@ int kx_attention_map_exact(const kx_head_reference *ref, double *A) {
 
 int kx_attention_map_approx(const kx_head_reference *ref, const kx_fmap_options *base,
                             const char *scheme, size_t m, uint64_t seed, double *A) {
-  kx_fmap_options opt = *base;
-  opt.calib_q = ref->q;
-  opt.calib_k = ref->k;
-  opt.n_calib_q = opt.n_calib_k = ref->n;
   int rc;
-  kx_fmap *f = kx_fmap_create_status(scheme, ref->d, m, seed, &opt, &rc);
+  kx_fmap *f = kx_point_map(base, ref, scheme, m, seed, &rc);
   if (!f) return rc;
   const size_t n = ref->n;
   double *lq = kx_malloc(n * m * sizeof *lq), *lk = kx_malloc(n * m * sizeof *lk);

@@ -11,15 +11,20 @@
 #include "core/kx_error.h"
 #include "experiments/inputs.h"
 
-int kx_eval_point(const kx_fmap_options *base, const kx_head_reference *ref, const char *scheme, size_t m,
-                  uint64_t seed, double metrics[KX_N_METRICS]) {
+kx_fmap *kx_point_map(const kx_fmap_options *base, const kx_head_reference *ref, const char *scheme, size_t m,
+                      uint64_t seed, int *status) {
   kx_fmap_options opt = *base;
   /* fitted weights are calibrated on the evaluated head itself */
   opt.calib_q = ref->q;
   opt.calib_k = ref->k;
   opt.n_calib_q = opt.n_calib_k = ref->n;
+  return kx_fmap_create_status(scheme, ref->d, m, seed, &opt, status);
+}
+
+int kx_eval_point(const kx_fmap_options *base, const kx_head_reference *ref, const char *scheme, size_t m,
+                  uint64_t seed, double metrics[KX_N_METRICS]) {
   int rc;
-  kx_fmap *f = kx_fmap_create_status(scheme, ref->d, m, seed, &opt, &rc);
+  kx_fmap *f = kx_point_map(base, ref, scheme, m, seed, &rc);
   if (f) rc = kx_evaluate_map(ref, f, metrics);
   kx_fmap_free(f);
   return rc;

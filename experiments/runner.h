@@ -14,6 +14,12 @@
 #include "experiments/results.h"
 #include "experiments/spec.h"
 
+/* The feature map of a point (scheme, m, seed) with the options `base`,
+ * fitted weights calibrated on the head itself; NULL with *status and a
+ * message on failure. */
+kx_fmap *kx_point_map(const kx_fmap_options *base, const kx_head_reference *ref, const char *scheme, size_t m,
+                      uint64_t seed, int *status);
+
 /* One point on its own: builds the map (scheme, m, seed) with the options
  * `base`, calibrating fitted weights on the head itself, and evaluates
  * every metric.  Thread-safe; the sweep calls it per point. */
