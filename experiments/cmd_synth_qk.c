@@ -1,7 +1,6 @@
 /* kapprox synth-qk: writes synthetic Q/K/V in the Q/K file schema, so the
  * file path of every experiment can be exercised and shared without a
  * model. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,7 +9,7 @@
 #include "core/kx_seed.h"
 #include "commands.h"
 #include "experiments/qk_file.h"
-#include "experiments/spec.h"
+#include "experiments/spec_options.h"
 #include "experiments/synthetic.h"
 
 static void usage(FILE *out) {
@@ -24,47 +23,57 @@ static void usage(FILE *out) {
           "  --tokens N        tokens per head (default 256)\n"
           "  --dim D           head dimension (default 64)\n"
           "  --norm SPEC       norm of each q and k: '1.0' or uniform 'lo:hi' (default 0.5:1.5)\n"
-          "  --causal          mark the attention as causal (default not)\n"
+          "  --causal          mark the attention as causal (default not; --no-causal)\n"
           "  --float32         store float32 (default float64)\n"
           "  --seed S          (default 0)\n");
 }
 
-int cmd_synth_qk(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"out", required_argument, 0, 'o'},    {"layers", required_argument, 0, 'L'},
-      {"heads", required_argument, 0, 'H'},  {"tokens", required_argument, 0, 'n'},
-      {"dim", required_argument, 0, 'd'},    {"norm", required_argument, 0, 'r'},
-      {"causal", no_argument, 0, 'c'},       {"float32", no_argument, 0, 'f'},
-      {"seed", required_argument, 0, 's'},   {"help", no_argument, 0, 'h'},
-      {0, 0, 0, 0}};
-  const char *out = NULL;
-  size_t layers = 2, heads = 4, tokens = 256, d = 64;
-  kx_norm_spec norm = {0.5, 1.5};
-  uint64_t seed = 0;
-  int causal = 0, single = 0, rc = 0, c;
-  optind = 1;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h': usage(stdout); return 0;
-    case 'o': out = optarg; break;
-    case 'L': rc = kx_parse_size(optarg, "--layers", 1, 4096, &layers); break;
-    case 'H': rc = kx_parse_size(optarg, "--heads", 1, 4096, &heads); break;
-    case 'n': rc = kx_parse_size(optarg, "--tokens", 1, KX_SPEC_MAX_FILE_TOKENS, &tokens); break;
-    case 'd': rc = kx_parse_size(optarg, "--dim", 1, KX_SPEC_MAX_DIM, &d); break;
-    case 'r': rc = kx_parse_norm_spec(optarg, "--norm", &norm); break;
-    case 'c': causal = 1; break;
-    case 'f': single = 1; break;
-    case 's': rc = kx_parse_u64(optarg, "--seed", &seed); break;
-    default:
-      kx_cli_error("synth-qk", "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-      return 2;
-    }
-    if (rc) {
-      kx_cli_error("synth-qk", "%s", kx_error_message());
-      return 2;
-    }
+typedef struct {
+  const char *out;
+  size_t layers, heads, tokens;
+  uint64_t seed;
+  int single;
+} synth_cli;
+
+enum { O_OUT, O_LAYERS, O_HEADS, O_TOKENS, O_FLOAT32, O_SEED };
+
+static int on_option(void *ctx, int id, const char *arg) {
+  synth_cli *c = ctx;
+  switch (id) {
+  case O_OUT: c->out = arg; return 0;
+  case O_LAYERS: return kx_parse_size(arg, "--layers", 1, 4096, &c->layers);
+  case O_HEADS: return kx_parse_size(arg, "--heads", 1, 4096, &c->heads);
+  /* a file's heads: the limit of --max-tokens, not of synthetic heads in memory */
+  case O_TOKENS: return kx_parse_size(arg, "--tokens", 1, KX_SPEC_MAX_FILE_TOKENS, &c->tokens);
+  case O_FLOAT32: c->single = 1; return 0;
+  default: return kx_parse_u64(arg, "--seed", &c->seed);
   }
+}
+
+static void usage_of(FILE *out, void *ctx) {
+  (void)ctx;
+  usage(out);
+}
+
+static const kx_cli_option own_options[] = {{"out", 1, O_OUT},         {"layers", 1, O_LAYERS},
+                                            {"heads", 1, O_HEADS},     {"tokens", 1, O_TOKENS},
+                                            {"float32", 0, O_FLOAT32}, {"seed", 1, O_SEED},
+                                            {NULL, 0, 0}};
+
+int cmd_synth_qk(int argc, char **argv) {
+  synth_cli cli = {.layers = 2, .heads = 4, .tokens = 256};
+  kx_cli_command command = {"synth-qk", KX_OPT_DIM | KX_OPT_NORM | KX_OPT_CAUSAL, "", own_options, on_option, &cli,
+                            usage_of};
+  kx_spec_args a = {0};
+  kx_spec_defaults(&a.spec);
+  a.spec.norms[0] = (kx_norm_spec){0.5, 1.5};
+  int rc = kx_spec_parse_cli(&command, argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  const char *out = cli.out;
+  const size_t layers = cli.layers, heads = cli.heads, tokens = cli.tokens, d = a.spec.d;
+  const kx_norm_spec norm = a.spec.norms[0];
+  const uint64_t seed = cli.seed;
+  const int causal = a.spec.causal > 0, single = cli.single;
   if (!out) {
     kx_cli_error("synth-qk", "--out FILE.h5 is required");
     return 2;

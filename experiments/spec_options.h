@@ -2,8 +2,8 @@
  * kx_spec (input, grid, kernel and map options) is one entry here, with
  * one parser, one limit and one message, and a command registers the
  * groups it takes plus its own options.  compare, kernel-error,
- * attn-fidelity, sweep, reproduce kernel, attn-maps and plot (with the
- * prefix "map-") parse their command lines through it. */
+ * attn-fidelity, sweep, reproduce kernel, attn-maps, synth-qk and plot
+ * (with the prefix "map-") parse their command lines through it. */
 #ifndef KX_SPEC_OPTIONS_H
 #define KX_SPEC_OPTIONS_H
 
@@ -18,7 +18,7 @@ enum {
   KX_OPT_LAYERS_HEADS = 1u << 2, /* --layers LIST, --heads LIST */
   KX_OPT_LAYER_HEAD = 1u << 3,   /* --layer L, --head H (one head) */
   KX_OPT_MAX_TOKENS = 1u << 4,   /* --max-tokens N */
-  KX_OPT_SYNTHETIC = 1u << 5,    /* --tokens N, --dim D, --data-seed S */
+  KX_OPT_TOKENS = 1u << 5,       /* --tokens N (synthetic) */
   KX_OPT_NORM = 1u << 6,         /* --norm SPEC (one synthetic input) */
   KX_OPT_NORMS = 1u << 7,        /* --norms LIST (one synthetic input per item, 'none') */
   KX_OPT_CAUSAL = 1u << 8,       /* --causal, --no-causal */
@@ -30,7 +30,12 @@ enum {
   KX_OPT_KERNEL = 1u << 14,      /* --kernel softmax|gauss */
   KX_OPT_MAP = 1u << 15,         /* --radii, --calib-pairs, --ridge */
   KX_OPT_ALL_PAIRS = 1u << 16,   /* --calib-all-pairs */
+  KX_OPT_DIM = 1u << 17,         /* --dim D (head dimension) */
+  KX_OPT_DATA_SEED = 1u << 18,   /* --data-seed S */
 };
+/* the synthetic head's shape and data */
+#define KX_OPT_SYNTHETIC (KX_OPT_TOKENS | KX_OPT_DIM | KX_OPT_DATA_SEED)
+
 
 /* What a command line gave; lists stay text until kx_spec_args_finish so
  * that each command's defaults apply to what was not given. */
