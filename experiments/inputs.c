@@ -42,6 +42,17 @@ int kx_heads_open(kx_heads *it, const kx_spec *s) {
   return kx_spec_list_inputs(s, &it->inputs, &it->n_inputs);
 }
 
+int kx_heads_open_listed(kx_heads *it, const kx_spec *s, const kx_spec_input *inputs, size_t n) {
+  memset(it, 0, sizeof *it);
+  it->spec = s;
+  it->file_index = -1;
+  it->inputs = kx_malloc((n ? n : 1) * sizeof *it->inputs);
+  if (!it->inputs) return KX_ENOMEM;
+  memcpy(it->inputs, inputs, n * sizeof *inputs);
+  it->n_inputs = n;
+  return 0;
+}
+
 static void close_file(kx_heads *it) {
   if (it->have_layer) kx_qk_layer_free(&it->layer);
   if (it->file) kx_qk_close(it->file);

@@ -33,6 +33,8 @@ typedef struct {
 
 /* Lists the spec's inputs (kx_spec_list_inputs); the spec must outlive it. */
 int kx_heads_open(kx_heads *it, const kx_spec *s);
+/* The same over inputs already listed (copied), without reading the files' shapes again. */
+int kx_heads_open_listed(kx_heads *it, const kx_spec *s, const kx_spec_input *inputs, size_t n);
 void kx_heads_close(kx_heads *it);
 /* Loads input u (0 <= u < n_inputs). */
 int kx_heads_load(kx_heads *it, size_t u, kx_loaded_head *h);

@@ -245,8 +245,7 @@ static int compute_missing(const kx_sweep *s, kx_journal *j, const unsigned char
   size_t per_input = s->grid.n_schemes * s->grid.n_m * s->grid.n_seeds;
   size_t *todo = kx_malloc(per_input * sizeof *todo);
   kx_heads heads;
-  /* the iterator lists the same inputs as prepare did */
-  int rc = todo ? kx_heads_open(&heads, &s->grid) : KX_ENOMEM;
+  int rc = todo ? kx_heads_open_listed(&heads, &s->grid, s->inputs, s->n_inputs) : KX_ENOMEM;
   for (size_t u = 0; u < s->n_inputs && !rc && !stop_requested; u++) {
     size_t n_todo = 0;
     for (size_t p = u * per_input; p < (u + 1) * per_input; p++)
