@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/kx_cli.h"
@@ -25,6 +24,7 @@
 #include "experiments/metrics.h"
 #include "experiments/results.h"
 #include "experiments/summary.h"
+#include "experiments/gnuplot.h"
 #include "experiments/inputs.h"
 #include "experiments/spec_options.h"
 #include "samplers/sequence.h"
@@ -124,32 +124,7 @@ static int find_scripts(const char *given, char *out, size_t cap) {
   return kx_fail(KX_EIO, "cannot find the gnuplot scripts (plots/*.gp); give --scripts DIR or set KAPPROX_PLOTS");
 }
 
-/* Runs "gnuplot -e VARS SCRIPT"; no shell, so paths need no quoting
- * beyond gnuplot's own. */
-static int run_gnuplot(const char *vars, const char *script_path, const char *script, const char *figure,
-                       const char *format) {
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) return kx_fail(KX_EIO, "cannot start gnuplot: %s", strerror(errno));
-  if (pid == 0) {
-    execlp("gnuplot", "gnuplot", "-e", vars, script_path, (char *)NULL);
-    fprintf(stderr, "kapprox plot: cannot run gnuplot: %s (install gnuplot, or use --no-render)\n",
-            strerror(errno));
-    _exit(127);
-  }
-  int status;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) return kx_fail(KX_EIO, "waiting for gnuplot: %s", strerror(errno));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return kx_fail(KX_EIO, "gnuplot failed on %s for %s.%s%s", script, figure, format,
-                   WIFEXITED(status) && WEXITSTATUS(status) == 127 ? " (is gnuplot installed?)" : "");
-  return 0;
-}
-
-/* One figure per format.  gnuplot draws into the temporary file of an
- * atomic publication (core/kx_atomic.h), which commit then syncs and
- * renames over the figure: a killed or failed gnuplot leaves the old
- * figure, never half a new one. */
+/* One figure per format (experiments/gnuplot.h: published atomically). */
 static int render(const plot_ctx *c, const char *script, const char *figure) {
   if (!c->render) return 0;
   const char *formats[2] = {c->png ? "png" : NULL, c->svg ? "svg" : NULL};
@@ -158,18 +133,11 @@ static int render(const plot_ctx *c, const char *script, const char *figure) {
     char vars[12288], path[4096], out[4352];
     snprintf(path, sizeof path, "%s/%s", c->scripts, script);
     snprintf(out, sizeof out, "%s/%s.%s", c->outdir, figure, formats[f]);
-    kx_atomic_file af;
-    int rc = kx_atomic_open(&af, out);
+    int w = snprintf(vars, sizeof vars, "datadir='%s'; vars='%s/%s.vars'; scriptdir='%s'", c->datadir, c->datadir,
+                     figure, c->scripts);
+    if (w < 0 || (size_t)w >= sizeof vars) return kx_fail(KX_EINVAL, "output path too long");
+    int rc = kx_gnuplot_figure(path, vars, formats[f], out);
     if (rc) return rc;
-    int w = snprintf(vars, sizeof vars, "datadir='%s'; vars='%s/%s.vars'; scriptdir='%s'; out='%s'; fmt='%s'",
-                     c->datadir, c->datadir, figure, c->scripts, af.tmp ? af.tmp : af.dest, formats[f]);
-    rc = w < 0 || (size_t)w >= sizeof vars ? (int)kx_fail(KX_EINVAL, "output path too long")
-                                           : run_gnuplot(vars, path, script, figure, formats[f]);
-    if (rc) {
-      kx_atomic_abort(&af);
-      return rc;
-    }
-    if ((rc = kx_atomic_commit(&af))) return rc;
   }
   return 0;
 }

@@ -32,6 +32,17 @@ if command -v gnuplot >/dev/null 2>&1; then
   head -c 8 figs/err-vs-m.png | grep -q PNG || note "err-vs-m.png is not a PNG"
   grep -q "<svg" figs/err-vs-m.svg || note "err-vs-m.svg is not an SVG"
   grep -qi "warning\|error" err.txt && note "gnuplot complained: $(cat err.txt)"
+  # a figure is published atomically: a failing script leaves the old
+  # figure whole and no temporary file
+  mkdir -p broken && cp "$(dirname "$0")/../plots/"*.gp broken/
+  # the output is opened (common.gp), then the script fails before drawing
+  printf 'w = 100; h = 100\nload scriptdir."/common.gp"\nthis is not gnuplot\n' >broken/err_vs_m.gp
+  cp figs/err-vs-m.png old.png
+  "$kx" plot --results s.csv --outdir figs --figures err-vs-m --scripts broken 2>err.txt &&
+    note "plot with a broken script succeeded"
+  grep -q "gnuplot failed" err.txt || note "no message for the broken script: $(cat err.txt)"
+  cmp -s figs/err-vs-m.png old.png || note "a failed gnuplot changed the old figure"
+  ls figs | grep -q '\.tmp\.' && note "a failed gnuplot left a temporary file: $(ls figs)"
 else
   echo "gnuplot not installed: figures not checked"
 fi
