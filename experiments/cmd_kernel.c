@@ -120,6 +120,11 @@ static int run(const command_kind *kind, int argc, char **argv) {
                            "16:1024", "0:9");
   if (rc) return rc;
   const kx_spec *s = &a.spec;
+  if (kx_spec_check(s)) { /* a grid that cannot run is a usage error, as in sweep */
+    kx_cli_error(kind->name, "%s", kx_error_message());
+    kx_spec_free(&a.spec);
+    return 2;
+  }
   kx_run_options o = {.progress = !c.quiet && kx_stderr_is_tty()};
   if (strcmp(kind->name, "compare"))
     for (int i = 0; i < kind->n_metrics; i++) o.metric_mask |= 1u << kind->metrics[i];

@@ -252,7 +252,11 @@ static int reproduce_kernel(int argc, char **argv) {
   if ((rc = kx_spec_args_finish(&command, &a, KX_SCHEMES_COMPARISON, NULL, "0:9"))) return rc;
   int metrics[KX_N_METRICS];
   size_t n_metrics = 0;
-  if (parse_metrics(c.metrics, metrics, &n_metrics)) {
+  kx_spec grid = a.spec; /* the grid as run_groups runs it: m = d and 4d */
+  grid.m[0] = grid.d;
+  grid.m[1] = 4 * grid.d;
+  grid.n_m = 2;
+  if (kx_spec_check(&grid) || parse_metrics(c.metrics, metrics, &n_metrics)) {
     kx_cli_error(cmd, "%s", kx_error_message());
     kx_spec_free(&a.spec);
     return 2;
