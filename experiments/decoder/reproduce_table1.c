@@ -26,6 +26,7 @@
 #include "experiments/decoder/dec_ckpt.h"
 #include "experiments/decoder/dec_infer.h"
 #include "experiments/decoder/dec_layers.h"
+#include "experiments/decoder/repro_opts.h"
 #include "experiments/decoder/repro_runs.h"
 #include "experiments/decoder/repro_table.h"
 
@@ -42,7 +43,7 @@ static const char cmd[] = "reproduce table1";
  * pre-trained with train's defaults (context 128, batch 16, 2500 steps,
  * lr 2e-3): the same tokens for every size, as Pythia trains every size
  * on the same data in the same order.  --quick: toy models (head dimension
- * 16, context 32, batch 8, 160 steps). */
+ * 16, context 32, batch 8, 128 steps). */
 typedef struct {
   size_t layers, heads, width, ctx;
   uint64_t batch, steps;
@@ -50,7 +51,7 @@ typedef struct {
 
 static const size_spec full_sizes[N_SIZES] = {{4, 2, 128, 0, 0, 0}, {4, 4, 256, 0, 0, 0}, {4, 8, 512, 0, 0, 0}};
 static const size_spec quick_sizes[N_SIZES] = {
-    {2, 1, 16, 32, 8, 160}, {2, 2, 32, 32, 8, 160}, {2, 4, 64, 32, 8, 160}};
+    {2, 1, 16, 32, 8, 128}, {2, 2, 32, 32, 8, 128}, {2, 4, 64, 32, 8, 128}};
 enum { DEFAULT_STEPS = 2500, DEFAULT_LENGTH = 2048, QUICK_LENGTH = 256 };
 
 static void usage(FILE *out) {
@@ -67,7 +68,7 @@ static void usage(FILE *out) {
           "and the inference speed-up.  Interrupted, the same command resumes: finished\n"
           "teachers, runs and timings are kept.\n\n"
           "  --quick             three toy models (2 layers, width 16, 32, 64, context 32,\n"
-          "                      160 steps), one seed, --length 256: the pipeline in seconds\n"
+          "                      128 steps), one seed, --length 256: the pipeline in seconds\n"
           "  --budget F          fine-tuning steps as a fraction of the pre-training steps\n"
           "                      [1/16 = 0.0625, the paper's cost ratio]\n"
           "  --seeds N           seeds 0..N-1 per variant [3; --quick: 1]\n"
@@ -436,39 +437,32 @@ static int select_sizes(table1 *tb, const char *list) {
 }
 
 static int parse_options(table1 *tb, int argc, char **argv, int *quiet) {
-  enum { O_QUICK = 256, O_BUDGET, O_SEEDS, O_OUTDIR, O_TEACHER, O_TEXT, O_KINDS, O_LENGTH, O_SIZES, O_NOFIG, O_QUIET };
-  static const struct option lo[] = {
-      {"quick", 0, 0, O_QUICK},     {"budget", 1, 0, O_BUDGET},     {"seeds", 1, 0, O_SEEDS},
-      {"outdir", 1, 0, O_OUTDIR},   {"teacher", 1, 0, O_TEACHER},   {"text", 1, 0, O_TEXT},
-      {"kinds", 1, 0, O_KINDS},     {"length", 1, 0, O_LENGTH},     {"sizes", 1, 0, O_SIZES},     {"no-figures", 0, 0, O_NOFIG},
-      {"quiet", 0, 0, O_QUIET},     {"help", 0, 0, 'h'},            {0, 0, 0, 0}};
+  enum { O_KINDS = KX_REPRO_O_END, O_LENGTH, O_SIZES };
+  static const struct option lo[] = {KX_REPRO_LONG_OPTIONS,
+                                     {"kinds", 1, 0, O_KINDS},
+                                     {"length", 1, 0, O_LENGTH},
+                                     {"sizes", 1, 0, O_SIZES},
+                                     {0, 0, 0, 0}};
+  kx_repro_opts o;
+  kx_repro_opts_init(&o);
   const char *kinds = "dijiang,dijiang-code", *sizes = NULL;
-  size_t seeds = 0, length = 0;
+  size_t length = 0;
   int c, rc = 0;
   optind = 1;
   opterr = 0;
   while (!rc && (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+    if (kx_repro_option(c, optarg, argv, MAX_SEEDS, &o, &rc)) continue;
     switch (c) {
-      case O_QUICK: tb->quick = 1; break;
-      case O_BUDGET:
-        rc = kx_parse_double(optarg, "--budget", &tb->budget);
-        if (!rc && !(tb->budget > 0 && tb->budget <= 100))
-          rc = kx_fail(KX_EINVAL, "--budget must be > 0 (a fraction of the pre-training steps), got %s", optarg);
-        break;
-      case O_SEEDS: rc = kx_parse_size(optarg, "--seeds", 1, MAX_SEEDS, &seeds); break;
-      case O_OUTDIR: tb->outdir = optarg; break;
-      case O_TEACHER: tb->teacher_in = optarg; break;
-      case O_TEXT: tb->text = optarg; break;
       case O_KINDS: kinds = optarg; break;
-      case O_SIZES: sizes = optarg; break;
       case O_LENGTH: rc = kx_parse_size(optarg, "--length", 2, 1 << 20, &length); break;
-      case O_NOFIG: tb->figures = 0; break;
-      case O_QUIET: *quiet = 1; break;
-      case 'h': usage(stdout); return -1;
-      case ':': rc = kx_fail(KX_EINVAL, "option %s needs a value", argv[optind - 1]); break;
-      default: rc = kx_fail(KX_EINVAL, "unknown option '%s'", argv[optind - 1]);
+      case O_SIZES: sizes = optarg; break;
+      default: usage(stdout); return -1; /* 'h' */
     }
   }
+  tb->quick = o.quick, tb->figures = o.figures, tb->budget = o.budget, tb->outdir = o.outdir;
+  tb->teacher_in = o.teacher, tb->text = o.text;
+  *quiet = o.quiet;
+  size_t seeds = o.seeds;
   if (!rc && optind < argc) rc = kx_fail(KX_EINVAL, "unexpected argument '%s'", argv[optind]);
   if (!rc) rc = parse_kinds(tb, kinds);
   tb->seeds = seeds ? seeds : tb->quick ? 1 : 3;
@@ -481,8 +475,6 @@ static int parse_options(table1 *tb, int argc, char **argv, int *quiet) {
 int cmd_reproduce_table1(int argc, char **argv) {
   table1 *tb = kx_calloc(1, sizeof *tb);
   if (!tb) return 1;
-  tb->budget = 1.0 / 16.0;
-  tb->figures = 1;
   int quiet = 0, rc = parse_options(tb, argc, argv, &quiet);
   if (rc < 0) {
     free(tb);

@@ -23,6 +23,7 @@
 #include "experiments/decoder/dec_adamw.h"
 #include "experiments/decoder/dec_eval.h"
 #include "experiments/decoder/dec_layers.h"
+#include "experiments/decoder/repro_opts.h"
 #include "experiments/decoder/repro_runs.h"
 #include "experiments/decoder/repro_table.h"
 
@@ -448,47 +449,32 @@ static int run_all(table2 *tb) {
 }
 
 int cmd_reproduce_table2(int argc, char **argv) {
-  enum { O_QUICK = 256, O_BUDGET, O_SEEDS, O_OUTDIR, O_TEACHER, O_TEXT, O_KINDS, O_MAPS, O_SCRATCH, O_NOFIG,
-         O_QUIET };
-  static const struct option lo[] = {
-      {"quick", 0, 0, O_QUICK},   {"budget", 1, 0, O_BUDGET}, {"seeds", 1, 0, O_SEEDS},
-      {"outdir", 1, 0, O_OUTDIR}, {"teacher", 1, 0, O_TEACHER}, {"text", 1, 0, O_TEXT},
-      {"kinds", 1, 0, O_KINDS},   {"maps", 1, 0, O_MAPS},     {"scratch-seeds", 1, 0, O_SCRATCH},
-      {"no-figures", 0, 0, O_NOFIG}, {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'},
-      {0, 0, 0, 0}};
+  enum { O_KINDS = KX_REPRO_O_END, O_MAPS, O_SCRATCH };
+  static const struct option lo[] = {KX_REPRO_LONG_OPTIONS,
+                                     {"kinds", 1, 0, O_KINDS},
+                                     {"maps", 1, 0, O_MAPS},
+                                     {"scratch-seeds", 1, 0, O_SCRATCH},
+                                     {0, 0, 0, 0}};
   table2 *tb = kx_calloc(1, sizeof *tb);
   if (!tb) return 1;
-  tb->budget = 1.0 / 16.0;
-  tb->figures = tb->scratch_rows = 1;
+  kx_repro_opts o;
+  kx_repro_opts_init(&o);
+  tb->scratch_rows = 1;
   tb->scratch_seeds = 1;
   const char *kinds = NULL, *maps = "performer,dijiang,dijiang-code,hedgehog+AT";
-  size_t seeds = 0;
-  int c, rc = 0, quiet = 0;
+  int c, rc = 0;
   optind = 1;
   opterr = 0;
   while (!rc && (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+    if (kx_repro_option(c, optarg, argv, MAX_SEEDS, &o, &rc)) continue;
     switch (c) {
-      case O_QUICK: tb->quick = 1; break;
-      case O_BUDGET:
-        rc = kx_parse_double(optarg, "--budget", &tb->budget);
-        if (!rc && !(tb->budget > 0 && tb->budget <= 100))
-          rc = kx_fail(KX_EINVAL, "--budget must be > 0 (a fraction of the pre-training steps), got %s", optarg);
-        break;
-      case O_SEEDS: rc = kx_parse_size(optarg, "--seeds", 1, MAX_SEEDS, &seeds); break;
-      case O_OUTDIR: tb->outdir = optarg; break;
-      case O_TEACHER: tb->rp.teacher_in = optarg; break;
-      case O_TEXT: tb->rp.text = optarg; break;
       case O_KINDS: kinds = optarg; break;
       case O_MAPS: maps = optarg; break;
       case O_SCRATCH:
         rc = kx_parse_size(optarg, "--scratch-seeds", 0, MAX_SEEDS, &tb->scratch_seeds);
         tb->scratch_rows = !rc && tb->scratch_seeds > 0;
         break;
-      case O_NOFIG: tb->figures = 0; break;
-      case O_QUIET: quiet = 1; break;
-      case 'h': usage(stdout); free(tb); return 0;
-      case ':': rc = kx_fail(KX_EINVAL, "option %s needs a value", argv[optind - 1]); break;
-      default: rc = kx_fail(KX_EINVAL, "unknown option '%s'", argv[optind - 1]);
+      default: usage(stdout); free(tb); return 0; /* 'h' */
     }
   }
   if (!rc && optind < argc) rc = kx_fail(KX_EINVAL, "unexpected argument '%s'", argv[optind]);
@@ -500,6 +486,10 @@ int cmd_reproduce_table2(int argc, char **argv) {
     free(tb);
     return 2;
   }
+  tb->quick = o.quick, tb->figures = o.figures, tb->budget = o.budget, tb->outdir = o.outdir;
+  tb->rp.teacher_in = o.teacher, tb->rp.text = o.text;
+  size_t seeds = o.seeds;
+  int quiet = o.quiet;
   tb->seeds = seeds ? seeds : tb->quick ? 1 : 3;
   if (!tb->outdir) tb->outdir = tb->quick ? "table2-quick" : "table2";
   tb->rp.dir = tb->outdir;
