@@ -49,8 +49,8 @@ START_TEST(test_three_formats) {
   snprintf(stem, sizeof stem, "%s/t", dir);
   const kx_table_column cols[2] = {{"loss", "loss (nats)", "loss", 2, 0}, {"tok/s", "tok/s", "tok_s", 0, 1}};
   kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
-                .cols = cols, .n_cols = 2, .md_title = "Title", .md_footnote = "Note.",
-                .tex_comment = "made by a test", .tex_caption = "Cap."};
+                .cols = cols, .n_cols = 2, .title = "Table 9", .command = "a test", .setup = "tiny",
+                .md_footnote = "Note.", .tex_caption = "Cap."};
   kx_table_row rows[2] = {
       {.key = {"my_teacher", "pre"}, .n = 1, .mean = {1.5, 1000.4}, .se = {NAN, NAN}, .rule_after = 1},
       {.key = {"b", "conv"}, .n = 3, .mean = {2.25, NAN}, .se = {0.125, NAN}},
@@ -58,13 +58,13 @@ START_TEST(test_three_formats) {
   ck_assert_int_eq(kx_table_write(&t, rows, 2), 0);
   char *md = slurp("md"), *csv = slurp("csv"), *tex = slurp("tex");
   ck_assert_str_eq(md,
-                   "Title\n\n| model | init | loss | tok/s |\n|---|---|---:|---:|\n"
+                   "Table 9 (a test): mean ± standard error over seeds; tiny\n\n| model | init | loss | tok/s |\n|---|---|---:|---:|\n"
                    "| my_teacher | pre | 1.50 | 1000 |\n| b | conv | 2.25 ± 0.12 | n/a |\n\nNote.\n");
   ck_assert_str_eq(csv,
                    "model,init,seeds,loss,loss_se,tok_s\n"
                    "my_teacher,pre,1,1.5,nan,1000.4\nb,conv,3,2.25,0.125,nan\n");
   ck_assert_str_eq(tex,
-                   "% made by a test\n\\begin{table*}[t]\n\\centering\n\\small\n\\caption{Cap.}\n"
+                   "% a test: tiny\n\\begin{table*}[t]\n\\centering\n\\small\n\\caption{Cap.}\n"
                    "\\begin{tabular}{llrr}\n\\toprule\nmodel & init & loss (nats) & tok/s \\\\\n\\midrule\n"
                    "my\\_teacher & pre & $1.50$ & $1000$ \\\\\n\\midrule\n"
                    "b & conv & $2.25 \\pm 0.12$ & n/a \\\\\n"

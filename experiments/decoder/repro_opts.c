@@ -8,6 +8,8 @@
 
 void kx_repro_opts_init(kx_repro_opts *o) {
   *o = (kx_repro_opts){.figures = 1, .budget = 1.0 / 16.0};
+  optind = 1; /* a fresh getopt loop (the command may run in-process after another) */
+  opterr = 0;
 }
 
 int kx_repro_option(int c, const char *arg, char **argv, size_t max_seeds, kx_repro_opts *o, int *rc) {

@@ -26,6 +26,7 @@ enum {
       {"text", 1, 0, KX_REPRO_O_TEXT}, {"no-figures", 0, 0, KX_REPRO_O_NOFIG},                                  \
       {"quiet", 0, 0, KX_REPRO_O_QUIET}, {"help", 0, 0, 'h'}
 
+/* Defaults; also resets getopt (optind = 1, opterr = 0) for the loop. */
 void kx_repro_opts_init(kx_repro_opts *o);
 /* getopt_long's code c (with ":h" as short options and opterr = 0): a
  * shared option, a missing value or an unknown option is taken (returns 1,

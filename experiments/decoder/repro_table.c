@@ -25,7 +25,7 @@ static void tex_escaped(FILE *fp, const char *s) {
 
 static void header(const kx_table *t, int k, FILE *fp) {
   if (k == MD) {
-    fprintf(fp, "%s\n\n|", t->md_title);
+    fprintf(fp, "%s (%s): mean ± standard error over seeds; %s\n\n|", t->title, t->command, t->setup);
     for (size_t j = 0; j < t->n_keys; j++) fprintf(fp, "%s %s", j ? " |" : "", t->key_md[j]);
     for (size_t j = 0; j < t->n_cols; j++) fprintf(fp, " | %s", t->cols[j].head_md);
     fprintf(fp, " |\n|");
@@ -39,8 +39,8 @@ static void header(const kx_table *t, int k, FILE *fp) {
       fprintf(fp, t->cols[j].no_se ? ",%s" : ",%s,%s_se", t->cols[j].csv, t->cols[j].csv);
     fprintf(fp, "\n");
   } else {
-    fprintf(fp, "%% %s\n\\begin{table*}[t]\n\\centering\n\\small\n\\caption{%s}\n\\begin{tabular}{", t->tex_comment,
-            t->tex_caption);
+    fprintf(fp, "%% %s: %s\n\\begin{table*}[t]\n\\centering\n\\small\n\\caption{%s}\n\\begin{tabular}{", t->command,
+            t->setup, t->tex_caption);
     for (size_t j = 0; j < t->n_keys; j++) fputc('l', fp);
     for (size_t j = 0; j < t->n_cols; j++) fputc('r', fp);
     fprintf(fp, "}\n\\toprule\n");

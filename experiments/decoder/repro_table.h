@@ -32,9 +32,10 @@ typedef struct {
   const char *key_md[KX_TABLE_MAX_KEYS], *key_csv[KX_TABLE_MAX_KEYS];
   const kx_table_column *cols;
   size_t n_cols;
-  const char *md_title;    /* the Markdown's first paragraph */
+  /* The Markdown's first paragraph: "<title> (<command>): mean ± standard
+   * error over seeds; <setup>"; the LaTeX's first line "% <command>: <setup>". */
+  const char *title, *command, *setup;
   const char *md_footnote; /* after the Markdown table (NULL: none) */
-  const char *tex_comment; /* first line, after "% " */
   const char *tex_caption;
 } kx_table;
 

@@ -274,7 +274,7 @@ static void fill_row(const table1 *tb, size_t i, size_t k, kx_table_row *r) {
 }
 
 static int write_tables(const table1 *tb) {
-  char toks_md[64], toks_tex[64], stem[PATH_CAP], setup[512], title[768], comment[600], caption[256];
+  char toks_md[64], toks_tex[64], stem[PATH_CAP], setup[512], caption[256];
   snprintf(toks_md, sizeof toks_md, "tokens/s generating %zu", tb->length);
   snprintf(toks_tex, sizeof toks_tex, "tok/s (%zu)", tb->length);
   const kx_table_column cols[N_COLS] = {
@@ -288,24 +288,20 @@ static int write_tables(const table1 *tb) {
       {toks_md, toks_tex, "gen_tok_s", 0, 1},
       {"speed-up", "speed-up", "speedup", 2, 1},
   };
-  const size_result *r0 = &tb->res[0];
   snprintf(setup, sizeof setup,
            "teachers pre-trained %llu steps (batch %llu, context %zu); budget %.4g of the pre-training steps; "
            "%zu seed%s; validation: %d windows; generation: %zu tokens, one thread",
            (unsigned long long)pretrain_steps_of(&tb->sizes[0]),
            (unsigned long long)(tb->sizes[0].batch ? tb->sizes[0].batch : 16), tb->sizes[0].ctx ? tb->sizes[0].ctx : 128,
            tb->budget, tb->seeds, tb->seeds > 1 ? "s" : "", tb->quick ? 32 : 256, tb->length);
-  (void)r0;
   snprintf(stem, sizeof stem, "%s/table1", tb->outdir);
-  snprintf(title, sizeof title, "Table 1 (kapprox reproduce table1): mean ± standard error over seeds; %s", setup);
-  snprintf(comment, sizeof comment, "kapprox reproduce table1: %s", setup);
   snprintf(caption, sizeof caption,
            "Softmax teachers of three sizes converted to DiJiang and fine-tuned with %.4g of their pre-training "
            "steps: mean $\\pm$ standard error over %zu seed(s).",
            tb->budget, tb->seeds);
   kx_table t = {.stem = stem, .n_keys = 3, .key_md = {"size", "layers×width", "model"},
-                .key_csv = {"size", "shape", "model"}, .cols = cols, .n_cols = N_COLS, .md_title = title,
-                .tex_comment = comment, .tex_caption = caption,
+                .key_csv = {"size", "shape", "model"}, .cols = cols, .n_cols = N_COLS, .title = "Table 1",
+                .command = "kapprox reproduce table1", .setup = setup, .tex_caption = caption,
                 .md_footnote = "pre-training: the teacher's own training time; fine-tuning: conversion + "
                                "fine-tuning wall time; speed-up: tokens/s over the same size's softmax teacher "
                                "(KV cache); n/a: not defined for the row."};
@@ -448,8 +444,6 @@ static int parse_options(table1 *tb, int argc, char **argv, int *quiet) {
   const char *kinds = "dijiang,dijiang-code", *sizes = NULL;
   size_t length = 0;
   int c, rc = 0;
-  optind = 1;
-  opterr = 0;
   while (!rc && (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
     if (kx_repro_option(c, optarg, argv, MAX_SEEDS, &o, &rc)) continue;
     switch (c) {

@@ -248,7 +248,7 @@ static void cell_value(const row *r, int field, double teacher_loss, double *mea
 
 static int write_tables(table2 *tb, const row *rows, size_t nr) {
   const kx_dec_config *c = &tb->rp.teacher.cfg;
-  char setup[512], stem[PATH_CAP], title[640], comment[560], caption[160];
+  char setup[512], stem[PATH_CAP], caption[160];
   snprintf(setup, sizeof setup,
            "teacher: %zu layers, %zu heads, width %zu, context %zu, %llu pre-training steps; budget %llu steps "
            "(%.4g of pre-training); %zu seed%s (scratch rows: %zu); validation: %zu windows, attention KL: %zu windows",
@@ -256,8 +256,6 @@ static int write_tables(table2 *tb, const row *rows, size_t nr) {
            (unsigned long long)tb->rp.budget_steps, tb->budget, tb->seeds, tb->seeds > 1 ? "s" : "", tb->scratch_seeds,
            tb->rp.eval_windows, tb->rp.kl_windows);
   snprintf(stem, sizeof stem, "%s/table2", tb->outdir);
-  snprintf(title, sizeof title, "Table 2 (kapprox reproduce table2): mean ± standard error over seeds; %s", setup);
-  snprintf(comment, sizeof comment, "kapprox reproduce table2: %s", setup);
   snprintf(caption, sizeof caption,
            "Conversion of a softmax decoder to linear attention: mean $\\pm$ standard error over %zu seed(s), rows "
            "from scratch %zu.",
@@ -265,7 +263,8 @@ static int write_tables(table2 *tb, const row *rows, size_t nr) {
   kx_table_column cols[N_COLUMNS];
   for (size_t j = 0; j < N_COLUMNS; j++) cols[j] = columns[j].c;
   kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
-                .cols = cols, .n_cols = N_COLUMNS, .md_title = title, .tex_comment = comment, .tex_caption = caption,
+                .cols = cols, .n_cols = N_COLUMNS, .title = "Table 2", .command = "kapprox reproduce table2",
+                .setup = setup, .tex_caption = caption,
                 .md_footnote = "teacher: its own pre-training time and throughput; +AT: a quarter of the budget is "
                                "attention transfer; scratch: random initialisation, the same budget; n/a: not "
                                "defined for the row or the kind exposes no attention weights."};
@@ -463,8 +462,6 @@ int cmd_reproduce_table2(int argc, char **argv) {
   tb->scratch_seeds = 1;
   const char *kinds = NULL, *maps = "performer,dijiang,dijiang-code,hedgehog+AT";
   int c, rc = 0;
-  optind = 1;
-  opterr = 0;
   while (!rc && (c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
     if (kx_repro_option(c, optarg, argv, MAX_SEEDS, &o, &rc)) continue;
     switch (c) {
