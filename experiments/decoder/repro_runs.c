@@ -340,6 +340,7 @@ int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double
   if (rc) return rc;
   *loss = e.loss;
   if (acc) *acc = e.accuracy;
+  if (!kl) return 0;
   *kl = NAN;
   if (m->attn->attn_weights) rc = kx_dec_attn_kl(&r->teacher, m, r->data.val, r->data.n_val, r->kl_windows, kl);
   return rc;

@@ -105,7 +105,7 @@ void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char 
 int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh);
 /* Validation loss/accuracy on eval_windows windows and the attention KL
  * against the teacher on kl_windows (NaN when the kind has no attention
- * weights).  acc may be NULL. */
+ * weights).  acc and kl may be NULL (kl: not computed). */
 int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double *kl);
 /* The last block's attention averaged over heads on the first validation
  * window, as a gnuplot matrix file. */

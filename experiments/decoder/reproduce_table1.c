@@ -115,8 +115,7 @@ static void size_name(const size_spec *s, char *out, size_t cap) {
 }
 
 /* About the cost of a step (parameters x tokens) of a size: 12 L C^2. */
-static double step_units(const table1 *tb, const size_spec *s) {
-  (void)tb;
+static double step_units(const size_spec *s) {
   return 12.0 * (double)s->layers * (double)s->width * (double)s->width;
 }
 
@@ -186,14 +185,13 @@ static int size_teacher(table1 *tb, size_t i, kx_repro *rp) {
   size_result *out = &tb->res[i];
   kx_repro_shape shape = {s->layers, s->heads, s->width, s->ctx, s->batch, s->steps, tb->quick ? 40 : 250,
                           out->name, tb->quick ? "--quick" : "full"};
-  kx_repro_job_begin(&tb->pg, step_units(tb, s) * (double)pretrain_steps_of(s));
+  kx_repro_job_begin(&tb->pg, step_units(s) * (double)pretrain_steps_of(s));
   int rc = kx_repro_teacher(rp, &shape);
   if (rc) return kx_fail_context(rc, "teacher %s: ", out->name);
   kx_repro_job_end(&tb->pg, rp->teacher_trained);
   kx_repro_set_budget(rp, tb->budget);
-  double kl;
   kx_repro_say(&tb->pg, "teacher %s: scoring", out->name);
-  if ((rc = kx_repro_score(rp, &rp->teacher, &out->teacher_loss, &out->teacher_acc, &kl))) return rc;
+  if ((rc = kx_repro_score(rp, &rp->teacher, &out->teacher_loss, &out->teacher_acc, NULL))) return rc;
   out->teacher_s = rp->teacher_elapsed;
   double p = (double)rp->teacher_params;
   snprintf(out->size, sizeof out->size, p >= 1e6 ? "%.1fM" : "%.1fk", p >= 1e6 ? p / 1e6 : p / 1e3);
@@ -211,7 +209,7 @@ static int size_runs(table1 *tb, size_t i, kx_repro *rp) {
     kx_repro_variant_set(&v, tb->kinds[k], 0, 0);
     for (uint64_t s = 0; !rc && s < tb->seeds; s++) {
       int fresh;
-      kx_repro_job_begin(&tb->pg, step_units(tb, &tb->sizes[i]) * (double)rp->budget_steps);
+      kx_repro_job_begin(&tb->pg, step_units(&tb->sizes[i]) * (double)rp->budget_steps);
       if ((rc = kx_repro_run(rp, &v, s, &res[s], &fresh)))
         return kx_fail_context(rc, "%s, %s, seed %llu: ", out->name, v.label, (unsigned long long)s);
       kx_repro_job_end(&tb->pg, fresh);
@@ -359,7 +357,7 @@ static int run_all(table1 *tb) {
   int rc = kx_repro_mkdir(tb->outdir);
   if (rc) return rc;
   for (size_t i = 0; i < tb->n_sizes; i++) {
-    double u = step_units(tb, &tb->sizes[i]), steps = (double)pretrain_steps_of(&tb->sizes[i]);
+    double u = step_units(&tb->sizes[i]), steps = (double)pretrain_steps_of(&tb->sizes[i]);
     tb->pg.jobs += 1 + tb->n_kinds * tb->seeds;
     tb->pg.units_total += u * steps * (1.0 + tb->budget * (double)(tb->n_kinds * tb->seeds));
   }

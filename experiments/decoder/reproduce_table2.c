@@ -385,11 +385,11 @@ static int figures(table2 *tb, double teacher_curve_loss) {
 /* ---------- driver ---------- */
 
 /* The teacher's row: scored like the runs; its attention KL against
- * itself is 0 by definition (computed, round-off gives -0.000). */
+ * itself is 0 by definition (computing it gave round-off: -0.000). */
 static int teacher_row(table2 *tb, row *r, double *curve_loss) {
   kx_repro *rp = &tb->rp;
-  double tl, ta, tkl;
-  int rc = kx_repro_score(rp, &rp->teacher, &tl, &ta, &tkl);
+  double tl, ta;
+  int rc = kx_repro_score(rp, &rp->teacher, &tl, &ta, NULL);
   if (rc) return rc;
   kx_dec_eval_result e; /* kapprox train's validation estimate: the curves' reference */
   rc = kx_dec_evaluate(&rp->teacher, rp->data.val, rp->data.n_val, CURVE_BATCHES * rp->batch, rp->batch, &e);
