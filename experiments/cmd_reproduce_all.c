@@ -42,8 +42,9 @@ static void usage(FILE *out) {
           "usage: kapprox reproduce all [options]\n\n"
           "Runs every table and figure of the toolkit into one folder: kernel tables,\n"
           "the comparison of every scheme, error against m and against the input norm,\n"
-          "QMC convergence at d = 4, attention maps, sampler points, Figure 4 (decoding\n"
-          "cost against context length), Table 2 with Figures 2 and 3, and Table 1.\n"
+          "QMC convergence at d = 4, feature-map throughput (DCT against dense),\n"
+          "attention maps, sampler points, Figure 4 (decoding cost against context\n"
+          "length), Table 2 with Figures 2 and 3, and Table 1.\n"
           "OUTDIR/index.md links each table and figure to the exact command that made it,\n"
           "with the date, the machine and the toolkit's version.\n\n"
           "Interrupted (Ctrl-C, kill, even SIGKILL), the same command resumes: finished\n"
@@ -183,6 +184,25 @@ static void plan_low_dim(ra_stage *st, const plan_options *o) {
   output(s, "sweep-d4/figures/err-vs-m.svg", "figure: error against m at d = 4 (SVG)");
 }
 
+static void plan_features(ra_stage *st, const plan_options *o) {
+  ra_step *s = new_step(st);
+  arg(s, "bench-features");
+  arg(s, "--schemes");
+  arg(s, "wdcf,prf");
+  arg(s, "--d");
+  arg(s, "64,128");
+  arg(s, "--mult");
+  arg(s, o->quick ? "1,4" : "1,2,4");
+  arg(s, "--reps");
+  arg(s, o->quick ? "1" : "7");
+  arg(s, "--threads");
+  arg(s, "1");
+  arg(s, "--out");
+  arg(s, "%s/features/features.csv", o->outdir);
+  output(s, "features/features.csv", "vectors per second, GFLOP/s and share of the DGEMM rate (CSV)");
+  capture(s, "features/features.txt", "table: each map natively and as a dense OpenBLAS product");
+}
+
 static void plan_attn_maps(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
   arg(s, "attn-maps");
@@ -238,6 +258,9 @@ static void plan_table(ra_stage *st, const plan_options *o, const char *which) {
   arg(s, "%s", which);
   if (o->quick) arg(s, "--quick");
   if (o->text) arg(s, "--text"), arg(s, "%s", o->text);
+  /* Table 2's teacher is Table 1's middle size: 11-17 minutes not spent twice
+   * (the --quick sizes differ) */
+  if (!o->quick && !strcmp(which, "table1")) arg(s, "--teacher"), arg(s, "%s/table2/teacher.h5", o->outdir);
   arg(s, "--outdir");
   arg(s, "%s/%s", o->outdir, which);
   if (!strcmp(which, "table2")) {
@@ -262,6 +285,7 @@ typedef struct {
   /* expected seconds on the 2-core machine (quick, full), for the time left */
   double quick_s, full_s;
   int enabled;
+  const char *needs_full; /* a stage that must be done first in the full run */
 } stage_kind;
 
 static const stage_kind stage_kinds[] = {
@@ -269,12 +293,13 @@ static const stage_kind stage_kinds[] = {
     {"compare", "Every scheme's kernel error and attention fidelity", plan_compare, 2, 15, 1},
     {"sweep", "Error against m and against the input norm (sweep + figures)", plan_sweep, 3, 30, 1},
     {"sweep-d4", "QMC convergence at d = 4", plan_low_dim, 1, 2, 1},
+    {"features", "Feature-map throughput: DCT maps against the dense product", plan_features, 2, 30, 1},
     {"attn-maps", "Attention maps of one head", plan_attn_maps, 2, 2, 1},
     {"points", "Sampler points", plan_points, 1, 1, 1},
     {"figure4", "Figure 4: decoding cost and memory against context length", plan_figure4, 8, 900, 1},
     {"table2", "Table 2 with Figures 2 and 3", plan_table2, 15, 2700, 1},
     /* COORDINATOR: set the last field to 1 once `kapprox reproduce table1` (branch t1) is merged */
-    {"table1", "Table 1: teacher against DiJiang as the model grows", plan_table1, 40, 6000, 0},
+    {"table1", "Table 1: teacher against DiJiang as the model grows", plan_table1, 40, 6000, 0, "table2"},
 };
 #define N_STAGES (sizeof stage_kinds / sizeof stage_kinds[0])
 
@@ -680,6 +705,22 @@ static void free_plan(driver *d) {
       for (int a = 0; a < d->stages[k].steps[i].argc; a++) free(d->stages[k].steps[i].argv[a]);
 }
 
+/* Table 1's full run starts from Table 2's finished teacher (a partial one is
+ * a training checkpoint, not a teacher). */
+static int missing_prerequisite(driver *d, size_t k) {
+  const char *needs = stage_kinds[k].needs_full;
+  if (d->run.quick || !needs) return 0;
+  for (size_t i = 0; i < N_STAGES; i++) {
+    if (strcmp(stage_kinds[i].name, needs) || d->stages[i].state == RA_DONE) continue;
+    ra_stage *st = &d->stages[k];
+    st->state = RA_FAILED;
+    snprintf(st->reason, sizeof st->reason, "needs stage %s (its teacher), which did not finish", needs);
+    kx_run_progress_event(&d->progress, "[%zu/%zu] %s FAILED: %s", k + 1, N_STAGES, st->name, st->reason);
+    return 1;
+  }
+  return 0;
+}
+
 static int run_all(driver *d) {
   struct sigaction sa = {0}, old_int, old_term, old_hup;
   sa.sa_handler = on_signal;
@@ -696,7 +737,7 @@ static int run_all(driver *d) {
       continue;
     }
     if (st->state == RA_DISABLED) continue;
-    int rc = run_stage(d, k);
+    int rc = missing_prerequisite(d, k) ? 1 : run_stage(d, k);
     any_failed |= rc == 1;
     stopped = rc == 130 || interrupted_by;
     if (ra_write_index(&d->run, d->stages, N_STAGES)) {

@@ -57,7 +57,7 @@ check_file() { # well-formed by kind; $1 is relative to a/
 expected="kernel/kernel.md kernel/kernel.tex compare/compare.csv compare/compare.txt
 sweep/sweep.csv sweep/sweep.summary.csv sweep/sweep.slopes.csv sweep/slopes.txt
 sweep-d4/sweep-d4.csv sweep-d4/sweep-d4.slopes.csv sweep-d4/slopes.txt
-sweep-d4/figures/err-vs-m.png sweep-d4/figures/err-vs-m.svg
+sweep-d4/figures/err-vs-m.png sweep-d4/figures/err-vs-m.svg features/features.csv features/features.txt
 figures/err-vs-m-1.png figures/err-vs-m-2.png figures/err-vs-m-3.png figures/err-vs-m-4.png
 figures/err-vs-m-1.svg figures/err-vs-norm.png figures/err-vs-norm.svg
 attn-maps/maps.h5 figures/attn-maps.png figures/attn-maps.svg figures/points.png figures/points.svg
@@ -114,7 +114,7 @@ ls -l --time-style=+%s.%N b/table2/runs/*/*/result.txt >before.txt 2>/dev/null
 # nothing that had finished was redone: every marker and finished run of Table 2 untouched
 ls -l --time-style=+%s.%N $(awk '{ print $NF }' before.txt) | cmp -s - before.txt ||
   note "a finished Table 2 run was redone"
-for s in kernel compare sweep sweep-d4 attn-maps points figure4; do
+for s in kernel compare sweep sweep-d4 features attn-maps points figure4; do
   [ "$(grep -c '^== ' b/logs/$s.log)" -eq "$(grep -c '^== ' a/logs/$s.log)" ] ||
     note "stage $s was run again after the kill"
 done
@@ -123,7 +123,7 @@ done
 # a rate, a step count of a timed loop or a resident-set size), and every
 # figure's data file and deterministic table.
 strip_timing() {
-  awk -F, -v OFS=, 'NR == 1 { for (i = 1; i <= NF; i++) drop[i] = $i ~ /(^|_)(s|ms|wall|time|seconds|elapsed|tok|tokens|throughput|rss|steps|speedup|ratio)(_|$)/ }
+  awk -F, -v OFS=, 'NR == 1 { for (i = 1; i <= NF; i++) drop[i] = $i ~ /(^|_)(s|ms|wall|time|seconds?|elapsed|tok|tokens|throughput|rss|steps|speedup|ratio|gflops)(_|$)/ }
     { out = ""; for (i = 1; i <= NF; i++) if (!drop[i]) out = out (out == "" ? "" : ",") $i; print out }' "$1"
 }
 compared=0
