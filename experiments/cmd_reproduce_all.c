@@ -289,16 +289,16 @@ typedef struct {
 } stage_kind;
 
 static const stage_kind stage_kinds[] = {
-    {"kernel", "Kernel tables: each scheme's error at m = d and m = 4d", plan_kernel, 1, 2, 1},
-    {"compare", "Every scheme's kernel error and attention fidelity", plan_compare, 2, 15, 1},
-    {"sweep", "Error against m and against the input norm (sweep + figures)", plan_sweep, 3, 30, 1},
-    {"sweep-d4", "QMC convergence at d = 4", plan_low_dim, 1, 2, 1},
-    {"features", "Feature-map throughput: DCT maps against the dense product", plan_features, 2, 30, 1},
-    {"attn-maps", "Attention maps of one head", plan_attn_maps, 2, 2, 1},
-    {"points", "Sampler points", plan_points, 1, 1, 1},
-    {"figure4", "Figure 4: decoding cost and memory against context length", plan_figure4, 8, 900, 1},
-    {"table2", "Table 2 with Figures 2 and 3", plan_table2, 15, 2700, 1},
-    /* COORDINATOR: set the last field to 1 once `kapprox reproduce table1` (branch t1) is merged */
+    {"kernel", "Kernel tables: each scheme's error at m = d and m = 4d", plan_kernel, 1, 2, 1, NULL},
+    {"compare", "Every scheme's kernel error and attention fidelity", plan_compare, 2, 15, 1, NULL},
+    {"sweep", "Error against m and against the input norm (sweep + figures)", plan_sweep, 3, 30, 1, NULL},
+    {"sweep-d4", "QMC convergence at d = 4", plan_low_dim, 1, 2, 1, NULL},
+    {"features", "Feature-map throughput: DCT maps against the dense product", plan_features, 2, 30, 1, NULL},
+    {"attn-maps", "Attention maps of one head", plan_attn_maps, 2, 2, 1, NULL},
+    {"points", "Sampler points", plan_points, 1, 1, 1, NULL},
+    {"figure4", "Figure 4: decoding cost and memory against context length", plan_figure4, 8, 900, 1, NULL},
+    {"table2", "Table 2 with Figures 2 and 3", plan_table2, 15, 2700, 1, NULL},
+    /* COORDINATOR: change the 0 after 6000 (enabled) to 1 once `kapprox reproduce table1` (branch t1) is merged */
     {"table1", "Table 1: teacher against DiJiang as the model grows", plan_table1, 40, 6000, 0, "table2"},
 };
 #define N_STAGES (sizeof stage_kinds / sizeof stage_kinds[0])
@@ -477,11 +477,13 @@ static double expected_seconds(const driver *d, size_t i) {
 
 /* Time left: the expected durations of what remains, at the pace this run has
  * had so far; within the running command, its own done/total when it says. */
-static double estimate_left(const driver *d, size_t current, double stage_elapsed, long done, long total) {
+static double estimate_left(const driver *d, size_t current, double stage_elapsed, long done, long total,
+                            int *at_least) {
   double pace = d->expected_done > 0 ? d->actual_done / d->expected_done : 1.0;
   double left;
   if (total > 0 && done > 0) left = stage_elapsed * (double)(total - done) / (double)done;
   else left = expected_seconds(d, current) * pace - stage_elapsed;
+  *at_least = left < 0;
   if (left < 0) left = 0;
   for (size_t i = current + 1; i < N_STAGES; i++)
     if (d->stages[i].state == RA_PENDING || d->stages[i].state == RA_FAILED) left += expected_seconds(d, i) * pace;
@@ -545,9 +547,9 @@ static int run_step(driver *d, size_t k, int i, char *why, size_t size) {
     long done = -1, total = -1;
     kx_log_last_line(log, from, detail, sizeof detail);
     if (!kx_parse_done_total(detail, &done, &total) && st->n_steps > 1) done = i, total = st->n_steps;
-    double elapsed = kx_now_seconds() - t0;
-    kx_run_progress_status(&d->progress, k + 1, st->name, done, total,
-                           estimate_left(d, k, elapsed, done, total), detail);
+    int at_least;
+    double left = estimate_left(d, k, kx_now_seconds() - t0, done, total, &at_least);
+    kx_run_progress_status(&d->progress, k + 1, st->name, done, total, left, at_least, detail);
   }
   if (r < 0) {
     kx_child_signal(&child, SIGKILL);

@@ -43,7 +43,7 @@ static void clear_line(kx_run_progress *p) {
 }
 
 void kx_run_progress_status(kx_run_progress *p, size_t stage, const char *name, long done, long total,
-                            double eta_s, const char *detail) {
+                            double eta_s, int eta_at_least, const char *detail) {
   if (p->quiet) return;
   double now = kx_now_seconds();
   if (!p->tty && now - p->last_status < STATUS_EVERY_S) return;
@@ -53,7 +53,7 @@ void kx_run_progress_status(kx_run_progress *p, size_t stage, const char *name, 
   if (eta_s >= 0) {
     char eta[32];
     kx_format_duration(eta_s, eta, sizeof eta);
-    snprintf(left, sizeof left, "~%s left", eta);
+    snprintf(left, sizeof left, eta_at_least ? "more than ~%s left" : "~%s left", eta);
   } else {
     snprintf(left, sizeof left, "time left unknown");
   }

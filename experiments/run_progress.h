@@ -21,9 +21,10 @@ typedef struct {
 
 void kx_run_progress_init(kx_run_progress *p, int quiet, size_t n_stages);
 
-/* The live status.  done/total < 0: unknown; eta_s < 0: unknown. */
+/* The live status.  done/total < 0: unknown; eta_s < 0: unknown; eta_at_least:
+ * the running stage has outlasted its usual time, so eta_s is a lower bound. */
 void kx_run_progress_status(kx_run_progress *p, size_t stage, const char *name, long done, long total,
-                            double eta_s, const char *detail);
+                            double eta_s, int eta_at_least, const char *detail);
 
 /* A line that stays (a stage started, finished, failed). */
 void kx_run_progress_event(kx_run_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
