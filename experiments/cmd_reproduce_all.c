@@ -272,7 +272,13 @@ static void plan_table(ra_stage *st, const plan_options *o, const char *which) {
     output(s, "table2/fig3_attention_maps.png", "Figure 3: attention maps after fine-tuning (PNG)");
     output(s, "table2/fig3_attention_maps.svg", "Figure 3 (SVG)");
   } else {
-    snprintf(s->scan_dir, RA_PATH, "%s", which); /* its tables and figures, whatever their names */
+    output(s, "table1/table1.md", "Table 1 (Markdown)");
+    output(s, "table1/table1.csv", "Table 1 (CSV)");
+    output(s, "table1/table1.tex", "Table 1 (LaTeX)");
+    output(s, "table1/table1_gap.png", "figure: gap to the teacher against model size (PNG)");
+    output(s, "table1/table1_gap.svg", "figure: gap to the teacher against model size (SVG)");
+    output(s, "table1/table1_speedup.png", "figure: inference speed-up against model size (PNG)");
+    output(s, "table1/table1_speedup.svg", "figure: inference speed-up against model size (SVG)");
   }
 }
 
@@ -298,8 +304,7 @@ static const stage_kind stage_kinds[] = {
     {"points", "Sampler points", plan_points, 1, 1, 1, NULL},
     {"figure4", "Figure 4: decoding cost and memory against context length", plan_figure4, 8, 900, 1, NULL},
     {"table2", "Table 2 with Figures 2 and 3", plan_table2, 15, 2700, 1, NULL},
-    /* COORDINATOR: change the 0 after 6000 (enabled) to 1 once `kapprox reproduce table1` (branch t1) is merged */
-    {"table1", "Table 1: teacher against DiJiang as the model grows", plan_table1, 40, 6000, 0, "table2"},
+    {"table1", "Table 1: teacher against DiJiang as the model grows", plan_table1, 40, 6000, 1, "table2"},
 };
 #define N_STAGES (sizeof stage_kinds / sizeof stage_kinds[0])
 

@@ -27,6 +27,7 @@ int cmd_dump_qk(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_reproduce_table1(int argc, char **argv);
 int cmd_reproduce_table2(int argc, char **argv);
 
 #endif

@@ -305,6 +305,7 @@ int cmd_reproduce(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(argv[1], "kernel")) return reproduce_kernel(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "table1")) return cmd_reproduce_table1(argc - 1, argv + 1);
   if (!strcmp(argv[1], "table2")) return cmd_reproduce_table2(argc - 1, argv + 1);
   if (!strcmp(argv[1], "all")) return cmd_reproduce_all(argc - 1, argv + 1);
   kx_cli_error("reproduce", "unknown target '%s' (known: kernel, table2)", argv[1]);

@@ -1,0 +1,52 @@
+/* A results table of kapprox reproduce written three ways (Markdown, CSV,
+ * LaTeX) from one description, and the gnuplot calls of its figures.
+ *
+ * A row has key cells (text: "performer", "converted") and value cells
+ * (mean and standard error over seeds; NaN mean: "n/a", NaN error: the
+ * mean alone).  The CSV has, per value column, `name` and `name_se`
+ * (%.9g), or only `name` (%.6g) for a column without errors. */
+#ifndef KX_REPRO_TABLE_H
+#define KX_REPRO_TABLE_H
+
+#include <stddef.h>
+
+#define KX_TABLE_MAX_KEYS 4
+#define KX_TABLE_MAX_COLS 24
+
+typedef struct {
+  const char *head_md, *head_tex, *csv;
+  int digits; /* after the decimal point in Markdown and LaTeX */
+  int no_se;  /* a measurement without an error: no _se column in the CSV */
+} kx_table_column;
+
+typedef struct {
+  const char *key[KX_TABLE_MAX_KEYS];
+  size_t n; /* seeds behind the row (the CSV's `seeds`) */
+  double mean[KX_TABLE_MAX_COLS], se[KX_TABLE_MAX_COLS];
+  int rule_after; /* LaTeX: \midrule after this row */
+} kx_table_row;
+
+typedef struct {
+  const char *stem; /* writes stem.md, stem.csv, stem.tex */
+  size_t n_keys;
+  const char *key_md[KX_TABLE_MAX_KEYS], *key_csv[KX_TABLE_MAX_KEYS];
+  const kx_table_column *cols;
+  size_t n_cols;
+  /* The Markdown's first paragraph: "<title> (<command>): mean ± standard
+   * error over seeds; <setup>"; the LaTeX's first line "% <command>: <setup>". */
+  const char *title, *command, *setup;
+  const char *md_footnote; /* after the Markdown table (NULL: none) */
+  const char *tex_caption;
+} kx_table;
+
+/* Writes the three files atomically; message and non-zero on failure. */
+int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows);
+
+/* The folder of the figure scripts (KAPPROX_PLOTS, the source tree's
+ * plots/, or the installed one) that holds `probe` (a script name). */
+int kx_plot_scripts(const char *probe, char *out, size_t cap);
+/* gnuplot -e "datadir=...; scriptdir=...; out=BASE.<fmt>; fmt=..." SCRIPT
+ * for PNG and SVG. */
+int kx_plot_run(const char *scripts, const char *script, const char *datadir, const char *out_base);
+
+#endif
