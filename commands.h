@@ -14,6 +14,7 @@ int cmd_merge(int argc, char **argv);
 int cmd_attn_maps(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
+int cmd_reproduce_all(int argc, char **argv);
 int cmd_bench_attention(int argc, char **argv);
 /* The machine's measured DGEMM (single = 1: SGEMM) rate in GFLOP/s with the
  * current OpenBLAS threads: the peak the benchmarks report shares of. */

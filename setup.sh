@@ -1,6 +1,6 @@
 #!/bin/sh
 # Quick start, step 1: install what is missing (Debian packages), build with
-# meson, and run the main job on built-in synthetic data.
+# meson, and run the main job (kapprox reproduce all --quick).
 #   ./setup.sh            everything
 #   ./setup.sh --deps     only install missing packages
 #   ./setup.sh --build    install + build, no main job
@@ -28,9 +28,9 @@ fi
 ninja -C build
 [ "${1:-}" = "--build" ] && exit 0
 
-mkdir -p results
-# The main job: every scheme's kernel error and attention fidelity at d = 64,
-# m = 16..1024, 10 seeds, on synthetic Q/K (256 tokens, norms 1), then its
-# figures (error vs m, attention maps of one head, sampler points).
-./build/kapprox compare --out results/compare.csv
-./build/kapprox plot --results results/compare.csv --outdir results/figures
+# The main job: every table and figure of the toolkit at small sizes (kernel
+# tables, every scheme's error, error vs m and vs norm, attention maps,
+# sampler points, Figure 4, Table 2 with Figures 2 and 3) into
+# results/all-quick/, linked from results/all-quick/index.md.  Resumable:
+# rerun after an interruption.  The full-size run: ./build/kapprox reproduce all
+./build/kapprox reproduce all --quick

@@ -1,0 +1,59 @@
+/* kapprox reproduce all: what a run is made of, shared by the driver
+ * (cmd_reproduce_all.c) and the index writer (run_index.c).
+ *
+ * A run is a list of stages (one table or figure family each); a stage is a
+ * few steps, each one command of the toolkit with the files it makes.  Paths
+ * of outputs are relative to the run's folder, so the index links them as
+ * they are. */
+#ifndef KX_REPRODUCE_ALL_H
+#define KX_REPRODUCE_ALL_H
+
+#include <stddef.h>
+
+#define RA_MAX_ARGS 40
+#define RA_MAX_STEPS 3
+#define RA_MAX_OUTPUTS 24
+#define RA_PATH 512
+
+typedef struct {
+  char path[RA_PATH];  /* relative to the run's folder */
+  char label[160];
+} ra_output;
+
+typedef struct {
+  char *argv[RA_MAX_ARGS + 1]; /* argv[0] the subcommand ("sweep"), NULL-terminated */
+  int argc;
+  char capture[RA_PATH];       /* "": none; else the file its standard output goes to */
+  ra_output out[RA_MAX_OUTPUTS];
+  int n_out;
+  char scan_dir[RA_PATH];      /* "": none; else every table or figure found there is an output */
+} ra_step;
+
+typedef enum { RA_PENDING, RA_DONE, RA_FAILED, RA_INTERRUPTED, RA_DISABLED } ra_state;
+
+typedef struct {
+  const char *name;   /* folder of its logs and marker */
+  const char *title;
+  ra_step steps[RA_MAX_STEPS];
+  int n_steps;
+  ra_state state;
+  char reason[512];   /* failed or disabled: why; done: a note ("some points failed") */
+  char finished[40];  /* UTC date the stage finished (from its marker) */
+  double seconds;     /* its duration, summed over the runs that made it */
+} ra_stage;
+
+typedef struct {
+  const char *outdir;
+  int quick;
+  const char *program;  /* the binary that ran the commands */
+  char command[1024];   /* the reproduce all command line as given */
+  char cwd[RA_PATH];    /* where the commands ran */
+} ra_run;
+
+/* Writes OUTDIR/index.md atomically from the stages' states. */
+int ra_write_index(const ra_run *run, const ra_stage *stages, size_t n);
+
+/* The command of a step as a shell line: "kapprox sweep --out 'a b.csv' > OUTDIR/slopes.txt". */
+void ra_step_command(const ra_step *s, const char *outdir, char *buf, size_t size);
+
+#endif
