@@ -86,22 +86,30 @@ START_TEST(test_convert_reuses_tensors) {
 }
 END_TEST
 
-/* Gradient of the whole hedgehog model along one +-1 direction per tensor
- * by central differences (h = 1e-2).  Tolerance as in test_decoder_model:
- * a float32 loss carries about sqrt(K) u relative round-off (K ~ 400
- * operations on the longest path, u = 2^-24), so a central difference is
- * uncertain by about sqrt(K) u loss / h; we allow twice that plus 0.2% of
- * the derivative for the truncation h^2 f''' / 6. */
-START_TEST(test_hedgehog_gradient) {
+/* Gradient of the whole model along one +-1 direction per trainable tensor
+ * by central differences (h = 1e-2): hedgehog, and performer-redraw after a
+ * redraw of its features (the redrawn matrices are constants, as the fixed
+ * ones).  Tolerance as in test_decoder_model: a float32 loss carries about
+ * sqrt(K) u relative round-off (K ~ 400 operations on the longest path,
+ * u = 2^-24), so a central difference is uncertain by about sqrt(K) u
+ * loss / h; we allow twice that plus 0.2% of the derivative for the
+ * truncation h^2 f''' / 6. */
+static const char *const gradient_kinds[] = {"hedgehog", "performer-redraw"};
+
+START_TEST(test_kind_gradient) {
+  const char *kind = gradient_kinds[_i];
   kx_decoder t, m;
   tiny_teacher(&t, 5, 1.0f);
-  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 2, &m), 0);
+  ck_assert_int_eq(kx_dec_convert(&t, kind, 2, &m), 0);
   /* maps away from the identity so that every term is exercised */
   for (size_t i = 0; i < m.tab.n; i++)
     if (strstr(m.tab.t[i].name, "/hh_")) {
       float *p = m.params + m.tab.t[i].offset;
       for (size_t k = 0; k < m.tab.t[i].size; k++) p[k] += 0.3f * sinf((float)(3 * k + i));
     }
+  /* the draw of step 16, performer-redraw's first redraw */
+  for (size_t l = 0; m.attn->redraw && l < m.cfg.layers; l++)
+    ck_assert_int_eq(m.attn->redraw(&m.cfg, l, m.attn_p + l * 16, 9, 16), 0);
   size_t B = 2, T = 20;
   int x[40], y[40];
   tokens(x, y, B * T, 4);
@@ -114,6 +122,7 @@ START_TEST(test_hedgehog_gradient) {
   int bad = 0;
   for (size_t i = 0; i < m.tab.n; i++) {
     const kx_tensor_info *ti = &m.tab.t[i];
+    if (ti->frozen) continue; /* constants: no gradient by design */
     float *p = m.params + ti->offset, *p0 = malloc(ti->size * sizeof(float));
     memcpy(p0, p, ti->size * sizeof(float));
     double an = 0.0, lp, lm, scale = 1.0 / sqrt((double)ti->size);
@@ -127,7 +136,8 @@ START_TEST(test_hedgehog_gradient) {
     free(p0);
     double fd = (lp - lm) / (2 * h), tol = noise + 2e-3 * fabs(an);
     if (fabs(fd - an) > tol) {
-      fprintf(stderr, "%s: finite difference %.7g, backward %.7g, tolerance %.3g\n", ti->name, fd, an, tol);
+      fprintf(stderr, "%s %s: finite difference %.7g, backward %.7g, tolerance %.3g\n", kind, ti->name, fd, an,
+              tol);
       bad++;
     }
   }
@@ -195,14 +205,24 @@ START_TEST(test_hedgehog_causal_and_quadratic) {
 END_TEST
 
 /* attn_weights_backward against central differences of F = sum dA_ij A_ij
- * in one map entry of each map tensor.  Tolerance: F sums T^2/2 products of
- * weights <= 1 computed in float32, so its round-off is about T u |dA|max
- * per row summed over T rows, over 2h; plus 1% truncation. */
-START_TEST(test_hedgehog_weights_gradient) {
+ * in one entry (of head 1) of each transfer tensor the rows depend on
+ * (hedgehog: its four maps; dijiang: D).  Tolerance: F sums T^2/2 products
+ * of weights <= 1 computed in float32, so its round-off is about T u
+ * |dA|max per row summed over T rows, over 2h; plus 1% truncation. */
+static const char *const row_kinds[] = {"hedgehog", "dijiang"};
+
+START_TEST(test_weights_gradient) {
+  const char *kind = row_kinds[_i];
   kx_decoder t, m;
   tiny_teacher(&t, 8, 2.0f);
-  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 3, &m), 0);
-  size_t T = 16, layer = 0, head = 1;
+  ck_assert_int_eq(kx_dec_convert(&t, kind, 3, &m), 0);
+  size_t T = 16, layer = 0, head = 1, H = m.cfg.heads;
+  /* D away from its initial 1, so that the check is not at a special point */
+  long fd_index = kx_ptable_find(&m.tab, "layer0/feat_d");
+  if (fd_index >= 0) {
+    float *D = kx_dec_param(&m, (size_t)fd_index);
+    for (size_t k = 0; k < m.tab.t[fd_index].size; k++) D[k] = 1.0f + 0.3f * sinf((float)(5 * k + 1));
+  }
   int x[16], y[16];
   tokens(x, y, T, 2);
   float *dA = malloc(T * T * sizeof(float)), *A = malloc(T * T * sizeof(float));
@@ -214,9 +234,15 @@ START_TEST(test_hedgehog_weights_gradient) {
   m.attn->attn_weights_backward(&c, m.attn_p + layer * 16, m.attn_dp + layer * 16, m.blk[layer].attn_acts, 0,
                                 head, dA, scratch);
   const double h = 1e-2;
-  for (int w = 4; w < 8; w++) { /* hh_qw, hh_qb, hh_kw, hh_kb */
-    float *p = m.attn_p[layer * 16 + w];
-    size_t idx = head * 8 * (w % 2 ? 1 : 8) + 3; /* an entry of head 1 */
+  int checked = 0;
+  for (const char *const *tn = m.attn->transfer_tensors; *tn; tn++) {
+    if (!strcmp(*tn, "gate_w")) continue; /* after the rows: no row gradient */
+    char name[48];
+    snprintf(name, sizeof name, "layer%zu/%s", layer, *tn);
+    long w = kx_ptable_find(&m.tab, name);
+    ck_assert(w >= 0);
+    float *p = kx_dec_param(&m, (size_t)w);
+    size_t idx = m.tab.t[w].size / H * head + 3; /* an entry of head 1 */
     float keep = p[idx];
     double F[2];
     for (int s = 0; s < 2; s++) {
@@ -227,11 +253,13 @@ START_TEST(test_hedgehog_weights_gradient) {
       for (size_t i = 0; i < T * T; i++) F[s] += (double)dA[i] * A[i];
     }
     p[idx] = keep;
-    double fd = (F[0] - F[1]) / (2 * h), an = m.attn_dp[layer * 16 + w][idx];
+    double fd = (F[0] - F[1]) / (2 * h), an = kx_dec_grad(&m, (size_t)w)[idx];
     double tol = (double)T * (double)T * 5.96e-8 / (2 * h) + 1e-2 * fabs(an);
-    ck_assert_msg(fabs(fd - an) <= tol, "tensor %d: finite difference %g, hook %g, tol %g", w, fd, an, tol);
+    ck_assert_msg(fabs(fd - an) <= tol, "%s %s: finite difference %g, hook %g, tol %g", kind, name, fd, an, tol);
     ck_assert(fabs(an) > 2 * tol); /* the entry does matter: the check is not vacuous */
+    checked++;
   }
+  ck_assert_int_gt(checked, 0);
   free(dA);
   free(A);
   free(scratch);
@@ -244,6 +272,13 @@ END_TEST
  * hedgehog's is positive, and attention transfer lowers it while leaving
  * every tensor outside the feature maps untouched. */
 START_TEST(test_transfer_lowers_kl) {
+  const char *kind = row_kinds[_i];
+  /* What moves: hedgehog's maps; dijiang's D only (its gate is not in the
+   * rows, so it gets no gradient).  hedgehog's free d x d maps can match
+   * the teacher closely; dijiang's D (d weights per head, with fixed DCT
+   * directions and decay) can only lower the KL. */
+  static const char *const moved[] = {"/hh_", "/feat_d"};
+  static const double reduction[] = {0.7, 1.0};
   kx_decoder t, m;
   tiny_teacher(&t, 11, 3.0f);
   kx_dec_data data = {0};
@@ -260,23 +295,25 @@ START_TEST(test_transfer_lowers_kl) {
   ck_assert_int_eq(kx_dec_attn_kl(&t, &m, data.val, n, 4, &kl_same), 0);
   ck_assert(kl_same == 0.0);
   kx_dec_free(&m);
-  ck_assert_int_eq(kx_dec_convert(&t, "hedgehog", 1, &m), 0);
+  ck_assert_int_eq(kx_dec_convert(&t, kind, 1, &m), 0);
+  kx_transfer_target target;
+  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
+  ck_assert_int_eq(target, KX_TRANSFER_KL);
   float *before = malloc(m.tab.total * sizeof(float));
   memcpy(before, m.params, m.tab.total * sizeof(float));
   ck_assert_int_eq(kx_dec_attn_kl(&t, &m, data.val, n, 4, &kl0), 0);
   kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 1, .lr = 1e-2};
   ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
   ck_assert_int_eq(kx_dec_attn_kl(&t, &m, data.val, n, 4, &kl1), 0);
-  fprintf(stderr, "attention transfer: KL %.4f -> %.4f\n", kl0, kl1);
+  fprintf(stderr, "attention transfer (%s): KL %.4f -> %.4f\n", kind, kl0, kl1);
   ck_assert(kl0 > 0.05);
-  ck_assert(kl1 < 0.7 * kl0);
+  ck_assert(kl1 < reduction[_i] * kl0);
   for (size_t i = 0; i < m.tab.n; i++) {
     const kx_tensor_info *ti = &m.tab.t[i];
     int same = !memcmp(before + ti->offset, m.params + ti->offset, ti->size * sizeof(float));
-    ck_assert_msg(same == !strstr(ti->name, "/hh_"), "%s %s", ti->name, same ? "unchanged" : "changed");
+    ck_assert_msg(same == !strstr(ti->name, moved[_i]), "%s %s", ti->name, same ? "unchanged" : "changed");
   }
   /* softmax has no feature map to transfer */
-  kx_transfer_target target;
   ck_assert_int_ne(kx_dec_transfer_target(t.attn, &target), 0);
   kx_error_clear();
   free(before);
@@ -304,16 +341,13 @@ static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, s
   return sum / (double)s->cfg.layers;
 }
 
-/* A kind without an attention-weights gradient (dijiang) is transferred by
- * matching the attention outputs (LoLCATs): their error on a batch the
- * transfer never draws falls, and only D and the gate move. */
+/* Transfer by matching the attention outputs (LoLCATs' target, chosen by
+ * match_outputs; dijiang's own target is its rows): the outputs' error on
+ * a batch the transfer never draws falls, and only D and the gate move. */
 START_TEST(test_transfer_outputs) {
   kx_decoder t, m;
   tiny_teacher(&t, 13, 3.0f);
-  kx_transfer_target target;
   ck_assert_int_eq(kx_dec_convert(&t, "dijiang", 1, &m), 0);
-  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
-  ck_assert_int_eq(target, KX_TRANSFER_MSE);
   kx_dec_data data = {0};
   size_t n = 4000;
   data.train = malloc(n * sizeof(int));
@@ -324,7 +358,7 @@ START_TEST(test_transfer_outputs) {
   float *before = malloc(m.tab.total * sizeof(float));
   memcpy(before, m.params, m.tab.total * sizeof(float));
   double e0 = output_mse(&t, &m, x, 4, 24);
-  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2};
+  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2, .match_outputs = 1};
   ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
   double e1 = output_mse(&t, &m, x, 4, 24);
   fprintf(stderr, "attention transfer (outputs): MSE %.4g -> %.4g\n", e0, e1);
@@ -378,10 +412,10 @@ int main(void) {
   TCase *tc = tcase_create("convert");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_convert_reuses_tensors);
-  tcase_add_test(tc, test_hedgehog_gradient);
+  tcase_add_loop_test(tc, test_kind_gradient, 0, 2);
   tcase_add_test(tc, test_hedgehog_causal_and_quadratic);
-  tcase_add_test(tc, test_hedgehog_weights_gradient);
-  tcase_add_test(tc, test_transfer_lowers_kl);
+  tcase_add_loop_test(tc, test_weights_gradient, 0, 2);
+  tcase_add_loop_test(tc, test_transfer_lowers_kl, 0, 2);
   tcase_add_test(tc, test_transfer_outputs);
   tcase_add_test(tc, test_evaluate_windows);
   suite_add_tcase(s, tc);

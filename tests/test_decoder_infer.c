@@ -36,8 +36,9 @@
 #include "experiments/decoder/dec_model.h"
 #include "experiments/decoder/dec_sample.h"
 
-static const char *const kinds[] = {"softmax",   "performer", "performer-prf", "pff",      "cosformer",
-                                    "retnet",    "dijiang",   "dijiang-code",  "linformer", "hedgehog"};
+static const char *const kinds[] = {"softmax",   "performer", "performer-prf", "performer-redraw", "pff",
+                                    "cosformer", "retnet",    "dijiang",       "dijiang-code",     "linformer",
+                                    "hedgehog"};
 enum { N_KINDS = sizeof kinds / sizeof kinds[0], T = 300, P = 100, CTX = 320, SHORT_CTX = 64 };
 static const double U = 5.96e-8; /* 2^-24 */
 

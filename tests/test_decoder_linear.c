@@ -310,7 +310,8 @@ START_TEST(test_backward) {
 END_TEST
 
 /* ---- the kinds in the whole model ---- */
-static const char *const linear_kinds[] = {"performer", "performer-prf", "pff", "cosformer"};
+static const char *const linear_kinds[] = {"performer", "performer-prf", "performer-redraw", "pff",
+                                            "cosformer"};
 #define N_LINEAR_KINDS (sizeof linear_kinds / sizeof *linear_kinds)
 
 static void small_model(kx_decoder *m, const char *kind, size_t ctx) {
@@ -427,6 +428,62 @@ START_TEST(test_kind_init) {
 }
 END_TEST
 
+/* performer-redraw's schedule (before the training steps 16, 32, ...):
+ * the redraw hook leaves the features alone at step 0 and between
+ * multiples of 16, replaces every head's matrix at the multiples, and its
+ * draw is a pure function of (seed, step) (the training loop derives the
+ * seed from the run's seed and the layer): the same on a model that has
+ * seen earlier redraws as on a fresh one, different for another seed or
+ * another redraw, and different between heads.  Each head's draw is an ORF block: its
+ * d rows are orthogonal (|w_i . w_j| <= 10 sqrt(d) u |w_i| |w_j|, the
+ * float32 rounding of the double-precision QR rows and of the dot product). */
+START_TEST(test_redraw_schedule) {
+  kx_decoder m, f;
+  small_model(&m, "performer-redraw", 16);
+  small_model(&f, "performer-redraw", 16);
+  ck_assert_ptr_nonnull(m.attn->redraw);
+  long w0 = kx_ptable_find(&m.tab, "layer0/feat_w");
+  ck_assert_int_ge(w0, 0);
+  size_t H = m.cfg.heads, d = m.cfg.width / H, n = m.tab.t[w0].size;
+  ck_assert_uint_eq(n, H * d * d);
+  float *W = kx_dec_param(&m, (size_t)w0), *Wf = kx_dec_param(&f, (size_t)w0);
+  float *prev = zvec(n), *at16 = zvec(n);
+  memcpy(prev, W, n * sizeof(float));
+  for (uint64_t step = 0; step <= 40; step++) {
+    ck_assert_int_eq(m.attn->redraw(&m.cfg, 0, m.attn_p, 5, step), 0);
+    int changed = memcmp(prev, W, n * sizeof(float)) != 0;
+    ck_assert_msg(changed == (step > 0 && step % 16 == 0), "step %llu: features %s", (unsigned long long)step,
+                  changed ? "changed" : "unchanged");
+    if (step % 16 == 0 && step > 0)
+      for (size_t h = 0; h < H; h++) /* every head is redrawn */
+        ck_assert(memcmp(prev + h * d * d, W + h * d * d, d * d * sizeof(float)) != 0);
+    if (step == 16) memcpy(at16, W, n * sizeof(float));
+    memcpy(prev, W, n * sizeof(float));
+  }
+  /* a fresh model redrawing straight at step 32 gets what m has after 16 and 32 */
+  ck_assert_int_eq(f.attn->redraw(&f.cfg, 0, f.attn_p, 5, 32), 0);
+  ck_assert_int_eq(memcmp(W, Wf, n * sizeof(float)), 0);
+  ck_assert(memcmp(W, at16, n * sizeof(float)) != 0);
+  /* another seed draws other features */
+  ck_assert_int_eq(f.attn->redraw(&f.cfg, 0, f.attn_p, 6, 32), 0);
+  ck_assert(memcmp(W, Wf, n * sizeof(float)) != 0);
+  for (size_t h = 0; h + 1 < H; h++) /* and the heads differ */
+    ck_assert(memcmp(W + h * d * d, W + (h + 1) * d * d, d * d * sizeof(float)) != 0);
+  for (size_t h = 0; h < H; h++)
+    for (size_t i = 0; i < d; i++)
+      for (size_t j = 0; j < i; j++) {
+        const float *wi = W + (h * d + i) * d, *wj = W + (h * d + j) * d;
+        double dot = 0, ni = 0, nj = 0;
+        for (size_t k = 0; k < d; k++)
+          dot += (double)wi[k] * wj[k], ni += (double)wi[k] * wi[k], nj += (double)wj[k] * wj[k];
+        ck_assert_msg(fabs(dot) <= 10 * sqrt((double)d) * U * sqrt(ni * nj), "head %zu rows %zu, %zu: %g", h, i,
+                      j, dot);
+      }
+  kx_dec_free(&m);
+  kx_dec_free(&f);
+}
+END_TEST
+
 Suite *suite(void) {
   Suite *s = suite_create("decoder_linear");
   TCase *tc = tcase_create("kernel");
@@ -440,6 +497,7 @@ Suite *suite(void) {
   tcase_add_loop_test(tk, test_kind_causality, 0, (int)N_LINEAR_KINDS);
   tcase_add_loop_test(tk, test_kind_weights, 0, (int)N_LINEAR_KINDS);
   tcase_add_loop_test(tk, test_kind_init, 0, (int)N_LINEAR_KINDS);
+  tcase_add_test(tk, test_redraw_schedule);
   suite_add_tcase(s, tk);
   return s;
 }

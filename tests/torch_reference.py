@@ -82,13 +82,14 @@ def load(ck):
 VARIANTS = {}
 
 
-def variant(name, features=lambda d: d, frozen=(), ctx=16):
+def variant(name, features=lambda d: d, frozen=(), ctx=16, steps=3):
     """Registers fn(c, p, h, rope) -> (B,T,C) as attention kind `name`;
     features(d): features per head (the m of the tolerance); frozen: tensor
     names (without "layer<l>/") that must have a zero C gradient; ctx: the
-    context of the test model."""
+    context of the test model; steps: training steps before the compared
+    batch."""
     def reg(fn):
-        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen), "ctx": ctx}
+        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen), "ctx": ctx, "steps": steps}
         return fn
     return reg
 
@@ -135,14 +136,15 @@ def softmax_attention(c, p, h, rope):
 def positive_features(x, W, alpha, is_query):
     """README "Linear attention kinds": exp(W x~ - alpha |x~|^2 - c) / sqrt(m),
     x~ = x / d^(1/4); c (no gradient) = the row max for queries, for keys
-    max(max_l e_0l, max_l |w_l|^2 / (4 alpha) - 60) per (sequence, head)."""
-    d, m = x.shape[-1], W.shape[0]
+    max(max_l e_0l, max_l |w_l|^2 / (4 alpha) - 60) per (sequence, head).
+    W (m, d) shared by the heads, or (H, m, d) one per head."""
+    d, m = x.shape[-1], W.shape[-2]
     xs = x / d ** 0.25
-    e = xs @ W.T - alpha * (xs * xs).sum(-1, keepdim=True)
+    e = xs @ W.transpose(-1, -2) - alpha * (xs * xs).sum(-1, keepdim=True)
     if is_query:
         cst = e.max(-1, keepdim=True).values
     else:
-        floor = (W * W).sum(-1).max() / (4 * alpha) - 60
+        floor = ((W * W).sum(-1).amax(-1) / (4 * alpha) - 60)[..., None, None]
         cst = torch.maximum(e[..., :1, :].max(-1, keepdim=True).values, floor)
     return torch.exp(e - cst.detach()) / math.sqrt(m)
 
@@ -159,6 +161,19 @@ def positive_feature_variant(name, alpha):
 
 positive_feature_variant("performer", 0.5)
 positive_feature_variant("performer-prf", 0.5)
+
+
+# README "Linear attention kinds": one ORF matrix per head, feat_w (H*d, d)
+# with head h in rows [h*d, (h+1)*d), redrawn every 16 training steps.  20
+# steps put the compared batch after the first redraw, so the reference
+# reads a redrawn matrix from the checkpoint.
+@variant("performer-redraw", frozen=("feat_w",), steps=20)
+def performer_redraw_attention(c, p, h, rope):
+    C, H, d = dims(c)
+    q, k, v = heads_qkv(c, p, h, rope)
+    W = p("feat_w").detach().reshape(H, d, d)
+    return merge_proj(c, p, causal_linear(positive_features(q, W, 0.5, True),
+                                          positive_features(k, W, 0.5, False), v))
 positive_feature_variant("pff", 1.0)
 
 
@@ -300,7 +315,7 @@ def forward(c, P, tokens, targets):
 def check(kapprox, kind, tmp, text):
     ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
     cmd = [kapprox, "train", "--text", text, "--layers", "2", "--heads", "2", "--width", "32",
-           "--ctx", str(VARIANTS[kind]["ctx"]), "--batch", "4", "--steps", "3", "--warmup", "1", "--lr", "1e-2",
+           "--ctx", str(VARIANTS[kind]["ctx"]), "--batch", "4", "--steps", str(VARIANTS[kind]["steps"]), "--warmup", "1", "--lr", "1e-2",
            "--seed", "1", "--attention", kind, "--out", ck, "--dump-grads", gr, "--quiet", "--no-final-eval"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:

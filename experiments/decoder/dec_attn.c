@@ -4,7 +4,8 @@
 #include <string.h>
 
 /* The linear kinds (dec_linear_attn.h). */
-extern const kx_attn_kind kx_attn_performer, kx_attn_performer_prf, kx_attn_pff, kx_attn_cosformer;
+extern const kx_attn_kind kx_attn_performer, kx_attn_performer_prf, kx_attn_performer_redraw, kx_attn_pff,
+    kx_attn_cosformer;
 /* The gated kinds (dec_attn_gated.h) and causal Linformer. */
 extern const kx_attn_kind kx_attn_retnet, kx_attn_dijiang, kx_attn_dijiang_code, kx_attn_linformer;
 
@@ -13,6 +14,7 @@ static const kx_attn_kind *const kinds[] = {
     &kx_attn_softmax,
     &kx_attn_performer,
     &kx_attn_performer_prf,
+    &kx_attn_performer_redraw,
     &kx_attn_pff,
     &kx_attn_cosformer,
     &kx_attn_retnet,

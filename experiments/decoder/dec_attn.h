@@ -81,6 +81,17 @@ typedef struct {
    * every position; ctx for kinds with per-position tensors or weights). */
   size_t (*state_floats)(const kx_dec_config *cfg, size_t capacity);
   size_t (*max_positions)(const kx_dec_config *cfg);
+  /* Optional (NULL: the kind's random tensors are drawn once, by init):
+   * called by the training loop before the forward pass of every step
+   * (`step` = steps completed, 0-based) with a seed that descends from the
+   * run's seed and the layer (the loop derives it).  A kind that redraws
+   * its random features during training (performer-redraw) refills them
+   * here at its redraw steps, as a pure function of (seed, step), so that
+   * a resumed run redraws exactly as an uninterrupted one.  Everything
+   * that is not a training step (evaluation, sampling, dump-qk, recurrent
+   * inference, attention transfer) uses the tensors as stored in the
+   * checkpoint: the draw of the last training step. */
+  int (*redraw)(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed, uint64_t step);
 } kx_attn_kind;
 
 /* max_positions of the kinds without a position limit, and of those

@@ -46,6 +46,7 @@
 #include "core/kx_seed.h"
 #include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_attn_gated.h"
+#include "experiments/decoder/dec_attn_rows.h"
 #include "experiments/decoder/dec_dct_float.h"
 #include "experiments/decoder/dec_fastmath.h"
 #include "experiments/decoder/dec_gate.h"
@@ -185,8 +186,47 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   return 0;
 }
 
-/* Attention transfer (convert --transfer-steps) trains the learnable part
- * of the map and the gate: D and gate_w. */
+/* Attention rows, for attention transfer on the teacher's rows
+ * (dec_transfer.h) and for attn_weights (attention KL, Figure 3).  The row
+ * of query i in head h is the normalised, decayed weight each key j <= i
+ * gets in the attention sum:
+ *   a_ij = g_h^(i-j) phi(q_i).phi(k_j) / (sum_{j'<=i} g_h^(i-j') phi(q_i).phi(k_j') + eps),
+ * so that o_i = sum_j a_ij v_j exactly (kx_lin_causal_weights).  GroupNorm
+ * and the SiLU gate act on o_i afterwards, per token, and are not part of
+ * the rows.  The rows depend on D only (q and k are the teacher's in
+ * transfer, the radii t are fixed): transfer on the rows trains feat_d, and
+ * the gate (zero gradient, no weight decay in transfer) keeps its
+ * initialisation until fine-tuning.  Quadratic in T, as the
+ * rows are: used only by attention transfer, on training windows of the
+ * context length.
+ *
+ * Gradient: dfq, dfk from the rows (dec_attn_rows.h); with f = D (.) e and
+ * the stabiliser independent of D, dD_h += sum_i dfq_i (.) eq_i + sum_j
+ * dfk_j (.) ek_j.  Scratch: the rows' | dfq, dfk (T, d). */
+static size_t weights_scratch_floats(size_t T, size_t d) { return kx_attn_rows_scratch_floats(T) + 2 * T * d; }
+
+static size_t dijiang_scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t s = scratch_floats(cfg, B, T), w = weights_scratch_floats(T, head_dim(cfg));
+  return s > w ? s : w;
+}
+
+static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
+                                  size_t b, size_t h, const float *dA, float *scratch) {
+  (void)p;
+  kx_gated_map g = map(c->cfg);
+  size_t T = c->T, d = head_dim(c->cfg), off = (b * c->cfg->heads + h) * T * d;
+  const float *fq, *fk, *eq, *ek;
+  kx_gated_features(&g, c, acts, &fq, &fk, &eq, &ek);
+  kx_lin_causal kp = kx_gated_kernel(&g, c->cfg, T, h);
+  float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * d, *dD = dp[FEAT_D] + h * d;
+  kx_attn_rows_backward(&kp, fq + off, fk + off, dA, dfq, dfk, scratch);
+  eq += off, ek += off;
+  for (size_t t = 0; t < T; t++)
+    for (size_t i = 0; i < d; i++) dD[i] += dfq[t * d + i] * eq[t * d + i] + dfk[t * d + i] * ek[t * d + i];
+}
+
+/* The gate is listed for the output target (kx_transfer_opts.match_outputs),
+ * which reaches it; the row target leaves it at zero gradient. */
 static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
 
 const kx_attn_kind kx_attn_dijiang = {
@@ -194,12 +234,13 @@ const kx_attn_kind kx_attn_dijiang = {
     .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
     .declare = declare,
     .act_floats = act_floats,
-    .scratch_floats = scratch_floats,
+    .scratch_floats = dijiang_scratch_floats,
     .forward = forward,
     .backward = backward,
     .qkv_view = qkv_view,
     .init = init,
     .attn_weights = attn_weights,
+    .attn_weights_backward = attn_weights_backward,
     .state_floats = state_floats,
     .max_positions = kx_attn_any_position,
     .transfer_tensors = transfer_tensors,

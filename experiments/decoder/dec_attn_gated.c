@@ -32,7 +32,7 @@ static size_t features(const kx_gated_map *g, const kx_dec_config *cfg) {
   return g->features ? g->features(cfg) : cfg->width / cfg->heads;
 }
 
-static kx_lin_causal kernel(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, size_t h) {
+kx_lin_causal kx_gated_kernel(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, size_t h) {
   size_t d = cfg->width / cfg->heads, m = features(g, cfg);
   kx_lin_causal k = {.T = T, .m = m, .dv = d, .ld_f = m, .ld_v = d, .ld_o = cfg->width,
                      .decay = g->decay(h, cfg->heads), .normalise = g->normalise, .eps = g->eps};
@@ -42,7 +42,7 @@ static kx_lin_causal kernel(const kx_gated_map *g, const kx_dec_config *cfg, siz
 /* Per (b, h): what the kernel's forward needs (kept in acts, since forward
  * has no scratch) and what forward or backward needs. */
 static size_t kernel_scratch(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, int fwd_only) {
-  kx_lin_causal k = kernel(g, cfg, T, 0);
+  kx_lin_causal k = kx_gated_kernel(g, cfg, T, 0);
   return fwd_only ? kx_lin_causal_forward_scratch_floats(&k) : kx_lin_causal_scratch_floats(&k);
 }
 
@@ -105,7 +105,7 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
 #pragma omp parallel for schedule(dynamic, 1) if (N * C * m >= 262144)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
-    kx_lin_causal k = kernel(g, cfg, T, h);
+    kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
     k.state = c->state ? c->state + bh * (m * d + m) : NULL;
     kx_lin_causal_forward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
                           a.den ? a.den + bh * T : NULL, a.kscratch + bh * ks);
@@ -133,7 +133,7 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
 #pragma omp parallel for schedule(dynamic, 1) if (N * C * m >= 262144)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
-    kx_lin_causal k = kernel(g, cfg, T, h);
+    kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
     kx_lin_causal_backward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
                            a.den ? a.den + bh * T : NULL, d_o + b * T * C + h * d, dfq + bh * T * m,
                            dfk + bh * T * m, dv + bh * T * d, kscratch + bh * ks);
@@ -154,11 +154,20 @@ void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float 
   *v = a.v;
 }
 
+void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **fq,
+                       const float **fk, const float **aux_q, const float **aux_k) {
+  acts_view a = view(g, c->cfg, c->B, c->T, acts);
+  *fq = a.fq;
+  *fk = a.fk;
+  *aux_q = a.aux_q;
+  *aux_k = a.aux_k;
+}
+
 void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
                            float *A) {
   acts_view a = view(g, c->cfg, c->B, c->T, acts);
   size_t m = features(g, c->cfg), off = (b * c->cfg->heads + h) * c->T * m;
-  kx_lin_causal k = kernel(g, c->cfg, c->T, h);
+  kx_lin_causal k = kx_gated_kernel(g, c->cfg, c->T, h);
   kx_lin_causal_weights(&k, a.fq + off, a.fk + off, A);
 }
 

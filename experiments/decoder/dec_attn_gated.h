@@ -17,6 +17,7 @@
 
 #include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_heads.h"
+#include "experiments/decoder/dec_linear_causal.h"
 
 /* The teacher's four (dec_heads.h), then the gate. */
 enum {
@@ -66,6 +67,12 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
 /* q, k as the map sees them (after rotary and q_scale), v. */
 void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **q,
                        const float **k, const float **v);
+/* The map's features fq, fk (B,H,T,m) and its saved aux for q and k, from
+ * the last forward's acts (a kind with a map only). */
+void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **fq,
+                       const float **fk, const float **aux_q, const float **aux_k);
+/* The causal kernel's parameters of head h (decay, normalisation) for T rows. */
+kx_lin_causal kx_gated_kernel(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, size_t h);
 /* The kernel's effective weights of (b, h) (kx_lin_causal_weights). */
 void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
                            float *A);

@@ -22,6 +22,7 @@
 #include <cblas.h>
 
 #include "experiments/decoder/dec_attn.h"
+#include "experiments/decoder/dec_attn_rows.h"
 #include "experiments/decoder/dec_heads.h"
 #include "experiments/decoder/dec_fastmath.h"
 #include "experiments/decoder/dec_layers.h"
@@ -78,10 +79,10 @@ static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {
 }
 
 /* Scratch: datt (N,C) | dq, dk, dv (B,H,T,d) | duq, duk (B,H,T,d) | dfq, dfk
- * (B,H,T,2d) | dqkv (N,3C) | (attention-weights gradient) S, G (T,T). */
+ * (B,H,T,2d) | dqkv (N,3C) | (attention-weights gradient) the rows' 2 T^2. */
 static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width;
-  return N * C + 3 * N * C + 2 * N * C + 4 * N * C + 3 * N * C + 2 * T * T;
+  return N * C + 3 * N * C + 2 * N * C + 4 * N * C + 3 * N * C + kx_attn_rows_scratch_floats(T);
 }
 
 typedef struct {
@@ -238,10 +239,9 @@ static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *act
   kx_lin_causal_weights(&kp, a.fq + off, a.fk + off, A);
 }
 
-/* With s_ij = fq_i.fk_j, D_i = sum_{j<=i} s_ij + eps and a_ij = s_ij / D_i:
- *   ds_ij = (dA_ij - sum_j' dA_ij' a_ij') / D_i ;  dfq = ds fk ; dfk = ds^T fq,
- * then through the feature maps to A_h and b_h (q and k themselves are not
- * trained here).  Scratch: S, G (T,T) | dfq, dfk (T,2d) | duq, duk (T,d). */
+/* The rows' gradient with respect to the features (dec_attn_rows.h), then
+ * through the feature maps to A_h and b_h (q and k themselves are not
+ * trained here).  Scratch: the rows' (2 T^2) | dfq, dfk (T,2d) | duq, duk (T,d). */
 static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
                                   size_t b, size_t h, const float *dA, float *scratch) {
   (void)p;
@@ -249,19 +249,8 @@ static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *
   kx_lin_causal kp = kernel_params(c);
   size_t T = c->T, d = kp.dv, m = 2 * d, off = (b * c->cfg->heads + h) * T * d;
   const float *fq = a.fq + 2 * off, *fk = a.fk + 2 * off;
-  float *S = scratch, *G = S + T * T, *dfq = G + T * T, *dfk = dfq + T * m, *duq = dfk + T * m, *duk = duq + T * d;
-  kx_lin_causal_scores(&kp, fq, fk, S);
-  for (size_t i = 0; i < T; i++) {
-    const float *Si = S + i * T, *dAi = dA + i * T;
-    double D = HH_EPS, dot = 0.0;
-    for (size_t j = 0; j <= i; j++) D += Si[j];
-    for (size_t j = 0; j <= i; j++) dot += dAi[j] * Si[j] / D;
-    for (size_t j = 0; j < T; j++) G[i * T + j] = j <= i ? (float)((dAi[j] - dot) / D) : 0.0f;
-  }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)m, (int)T, 1.0f, G, (int)T, fk, (int)m, 0.0f,
-              dfq, (int)m);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)m, (int)T, 1.0f, G, (int)T, fq, (int)m, 0.0f,
-              dfk, (int)m);
+  float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * m, *duq = dfk + T * m, *duk = duq + T * d;
+  kx_attn_rows_backward(&kp, fq, fk, dA, dfq, dfk, scratch);
   feature_backward(fq, dfq, duq, T, d);
   feature_backward(fk, dfk, duk, T, d);
   map_weight_backward(duq, a.q + off, dp[QMAP_W] + h * d * d, dp[QMAP_B] + h * d, T, d);

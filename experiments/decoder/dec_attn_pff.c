@@ -11,7 +11,7 @@
 #include "experiments/decoder/dec_features.h"
 #include "experiments/decoder/dec_linear_attn.h"
 
-static const kx_posfeat_spec pff = {"pff-sobol", 1.0f};
+static const kx_posfeat_spec pff = {"pff-sobol", 1.0f, 0};
 static const kx_lin_fmap pff_map = KX_POSFEAT_FMAP(&pff);
 
 KX_LIN_ATTN_KIND(kx_attn_pff, "pff", "PFF causal linear attention (Eq. 9: scrambled Sobol' directions, chi_d radii, m = d)",

@@ -22,6 +22,11 @@ int kx_lin_attn_init(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t laye
   return f->init ? f->init(f, cfg, layer, p + KX_LIN_ATTN_SHARED, seed) : 0;
 }
 
+int kx_lin_attn_redraw(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, float *const *p,
+                       uint64_t seed, uint64_t step) {
+  return f->redraw ? f->redraw(f, cfg, layer, p + KX_LIN_ATTN_SHARED, seed, step) : 0;
+}
+
 static kx_lin_causal kernel_params(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t T, size_t h) {
   size_t C = cfg->width, d = C / cfg->heads;
   kx_lin_causal k = {T, f->features(cfg), d, f->features(cfg), d, C,

@@ -46,6 +46,9 @@ struct kx_lin_fmap {
                  size_t *n);
   /* Optional: fills the extra tensors (KX_INIT_KIND) from `seed`. */
   int (*init)(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed);
+  /* Optional: kx_attn_kind.redraw for the extra tensors (NULL: fixed). */
+  int (*redraw)(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed,
+                uint64_t step);
   /* Floats the map saves per role for its backward (0 if none). */
   size_t (*save_floats)(const kx_dec_config *cfg, size_t B, size_t T);
   /* f (B,H,T,m) overwritten = phi_role(x (B,H,T,d)), x after rotary;
@@ -71,6 +74,8 @@ void kx_lin_attn_qkv_view(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                           const float **k, const float **v, size_t *dqk, size_t *dv, int *scaled);
 int kx_lin_attn_init(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, float *const *p,
                      uint64_t seed);
+int kx_lin_attn_redraw(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, float *const *p,
+                       uint64_t seed, uint64_t step);
 void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, const float *acts,
                          size_t b, size_t h, float *A);
 /* Recurrent decoding state of one block: H (m dv + m) floats for the
@@ -109,6 +114,10 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
   static int ident##_init(const kx_dec_config *cfg, size_t l, float *const *p, uint64_t seed) {                \
     return kx_lin_attn_init(&(fmap), cfg, l, p, seed);                                                         \
   }                                                                                                            \
+  static int ident##_redraw_features(const kx_dec_config *cfg, size_t l, float *const *p, uint64_t seed,       \
+                                     uint64_t step) {                                                          \
+    return kx_lin_attn_redraw(&(fmap), cfg, l, p, seed, step);                                                 \
+  }                                                                                                            \
   static void ident##_weights(const kx_attn_ctx *c, float *const *p, const float *a, size_t b, size_t h,       \
                               float *A) {                                                                      \
     kx_lin_attn_weights(&(fmap), c, p, a, b, h, A);                                                            \
@@ -131,6 +140,7 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                               .init = ident##_init,                                                            \
                               .attn_weights = ident##_weights,                                                 \
                               .state_floats = ident##_state,                                                   \
-                              .max_positions = ident##_positions}
+                              .max_positions = ident##_positions,                                              \
+                              .redraw = ident##_redraw_features}
 
 #endif

@@ -19,7 +19,7 @@
 #include "experiments/decoder/dec_train_log.h"
 
 /* Seed streams: every random choice descends from the user seed. */
-enum { STREAM_INIT = 0, STREAM_BATCH = 1 };
+enum { STREAM_INIT = 0, STREAM_BATCH = 1, STREAM_REDRAW = 2 };
 
 void kx_dec_train_opts_init(kx_dec_train_opts *o) {
   memset(o, 0, sizeof *o);
@@ -133,6 +133,19 @@ static int diverged(uint64_t step, const char *what, double value, const char *g
                  "training diverged at step %llu: the %s is %s; %s; train again with a lower --lr (it cannot "
                  "change on --resume)",
                  (unsigned long long)step, what, isnan(value) ? "NaN" : value > 0 ? "+inf" : "-inf", kept);
+}
+
+/* Kinds that redraw random features during training (kx_attn_kind.redraw)
+ * refill them before the step; the layer's seed descends from the run's,
+ * so the draws depend only on (seed, layer, step) and --resume redraws
+ * exactly as an uninterrupted run. */
+static int redraw_features(kx_decoder *m, uint64_t run_seed, uint64_t step) {
+  if (!m->attn->redraw) return 0;
+  uint64_t s = kx_seed_derive(run_seed, STREAM_REDRAW);
+  int rc = 0;
+  for (size_t l = 0; l < m->cfg.layers && !rc; l++)
+    rc = m->attn->redraw(&m->cfg, l, m->attn_p + l * 16, kx_seed_derive(s, l), step);
+  return rc;
 }
 
 #define GIVEN(x) (!isnan(x))
@@ -312,6 +325,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     }
     double loss;
     kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
+    if ((rc = redraw_features(&m, st.seed, st.step))) goto out;
     if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
     if (!isfinite(loss)) {
       rc = diverged(st.step + 1, "training loss", loss, good_ckpt, good_step);

@@ -77,6 +77,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   kx_transfer_target target;
   int rc = kx_dec_transfer_target(student->attn, &target);
   if (rc) return rc;
+  if (o->match_outputs) target = KX_TRANSFER_MSE;
   const kx_dec_config *c = &student->cfg;
   if (strcmp(teacher->cfg.attn_kind, "softmax") || teacher->cfg.layers != c->layers ||
       teacher->cfg.width != c->width || teacher->cfg.heads != c->heads || teacher->cfg.ctx != c->ctx)

@@ -24,6 +24,8 @@
 typedef struct {
   uint64_t steps, batch, seed;
   double lr; /* peak; warm-up over steps/10, cosine to lr/10 */
+  int match_outputs; /* 1: the output MSE even for a kind with row gradients
+                        (to compare the two targets); 0: the kind's target */
 } kx_transfer_opts;
 
 typedef enum { KX_TRANSFER_KL, KX_TRANSFER_MSE } kx_transfer_target;
