@@ -15,7 +15,8 @@ both side by side.  A benchmark, not a test.
                       dec_linear_causal
 
 usage: python3 experiments/bench_peer_torch.py [--threads 2] [--reps 7]
-           [--only features,attention,decoder] [--chunk 32] [--blas-threads N]
+           [--only features,attention,decoder] [--batch 4096] [--chunk 32]
+           [--blas-threads N]
 """
 import argparse
 import os
@@ -105,6 +106,7 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--only", default="features,attention,decoder",
                     help="comma-separated parts: features, attention, decoder")
+    ap.add_argument("--batch", type=int, default=4096, help="vectors per feature-map call (default 4096)")
     ap.add_argument("--chunk", type=int, default=32, help="rows per chunk of the decoder kernel (default 32)")
     ap.add_argument("--blas-threads", type=int, default=None,
                     help="OPENBLAS_NUM_THREADS for torch's BLAS (set before torch loads; default: unset)")
@@ -124,7 +126,7 @@ def main():
           f"{os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}, best of {args.reps}")
     if "features" in parts:
         for dtype in (torch.float64, torch.float32):
-            feature_maps(dtype, args.reps)
+            feature_maps(dtype, args.reps, args.batch)
     if "attention" in parts:
         for dtype in (torch.float64, torch.float32):
             causal_linear(dtype, args.reps)
