@@ -8,11 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+
 #include "approx/attention.h"
 #include "approx/fmap.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "commands.h"
+#include "experiments/decoder/dec_linear_causal.h"
 #include "experiments/synthetic.h"
 
 static void usage(FILE *out) {
@@ -25,7 +30,95 @@ static void usage(FILE *out) {
           "  --m M           features (default 64)\n"
           "  --scheme NAME   feature map (default pff-sobol; fitted maps are not allowed)\n"
           "  --repeat R      best of R runs (default 3)\n"
-          "  --out FILE.csv  also write the table as CSV\n");
+          "  --heads H       heads of the float32 decoder kernel's batched row (default 4)\n"
+          "  --chunk C       rows per chunk of the float32 kernel (default: its own, %d)\n"
+          "  --out FILE.csv  also write the table as CSV\n",
+          KX_LIN_CAUSAL_CHUNK);
+}
+
+/* The decoder's float32 kernel (dec_linear_causal: normalised, no decay)
+ * on `heads` sequences of n rows, heads in parallel on `threads` OpenMP
+ * threads as the decoder runs them (one head runs on one thread),
+ * single-threaded BLAS.  Features exp(l - max_j l) of the map's
+ * log features, head h reading the rows rotated by 131 h.  Best forward
+ * and backward seconds of `repeat` runs after a warm-up. */
+typedef struct {
+  size_t heads;
+  int threads;
+  double fwd, bwd;
+} float_kernel_row;
+
+static int time_float_kernel(size_t n, size_t m, size_t dv, size_t chunk, size_t repeat, const double *lq, const double *lk,
+                             const double *v, float_kernel_row *row) {
+  const size_t H = row->heads;
+  kx_lin_causal p = {n, m, dv, m, dv, dv, 1.0f, 1, 1e-6f, chunk, NULL};
+  const size_t ks = kx_lin_causal_scratch_floats(&p), nf = n * m, nv = n * dv;
+  float *buf = kx_malloc(H * (2 * nf + 4 * nv + n + 2 * nf + nv + ks) * sizeof *buf);
+  if (!buf) return KX_ENOMEM;
+  float *fq = buf, *fk = fq + H * nf, *vf = fk + H * nf, *o = vf + H * nv, *dout = o + H * nv;
+  float *den = dout + H * nv, *dfq = den + H * n, *dfk = dfq + H * nf, *dvf = dfk + H * nf, *scr = dvf + H * nv;
+  for (size_t h = 0; h < H; h++)
+    for (size_t t = 0; t < n; t++) {
+      const size_t src = (t + 131 * h) % n;
+      double mq = -INFINITY, mk = -INFINITY;
+      for (size_t j = 0; j < m; j++) {
+        mq = lq[src * m + j] > mq ? lq[src * m + j] : mq;
+        mk = lk[src * m + j] > mk ? lk[src * m + j] : mk;
+      }
+      for (size_t j = 0; j < m; j++) {
+        fq[h * nf + t * m + j] = (float)exp(lq[src * m + j] - mq);
+        fk[h * nf + t * m + j] = (float)exp(lk[src * m + j] - mk);
+      }
+      for (size_t k = 0; k < dv; k++) {
+        vf[h * nv + t * dv + k] = (float)v[src * dv + k];
+        dout[h * nv + t * dv + k] = (float)v[((src + 1) % n) * dv + k];
+      }
+    }
+  const int omp_threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
+  omp_set_num_threads(row->threads);
+  openblas_set_num_threads(1);
+  row->fwd = row->bwd = INFINITY;
+  for (size_t r = 0; r <= repeat; r++) { /* run 0 warms up */
+    double t0 = kx_now_seconds();
+#pragma omp parallel for schedule(dynamic, 1) if (H > 1)
+    for (size_t h = 0; h < H; h++)
+      kx_lin_causal_forward(&p, fq + h * nf, fk + h * nf, vf + h * nv, o + h * nv, den + h * n, scr + h * ks);
+    double t1 = kx_now_seconds();
+#pragma omp parallel for schedule(dynamic, 1) if (H > 1)
+    for (size_t h = 0; h < H; h++)
+      kx_lin_causal_backward(&p, fq + h * nf, fk + h * nf, vf + h * nv, o + h * nv, den + h * n, dout + h * nv,
+                             dfq + h * nf, dfk + h * nf, dvf + h * nv, scr + h * ks);
+    double t2 = kx_now_seconds();
+    if (r && t1 - t0 < row->fwd) row->fwd = t1 - t0;
+    if (r && t2 - t1 < row->bwd) row->bwd = t2 - t1;
+  }
+  omp_set_num_threads(omp_threads);
+  openblas_set_num_threads(blas_threads);
+  free(buf);
+  return 0;
+}
+
+/* Rows one head on one thread and `heads` heads on all threads, each
+ * against the SGEMM rate on as many threads. */
+static void print_float_kernel(size_t m, size_t dv, size_t chunk, const size_t *ns, size_t n_ns, const float_kernel_row *rows,
+                               size_t per_n, const double *speak) {
+  kx_lin_causal p = {0, m, dv, m, dv, dv, 1.0f, 1, 1e-6f, chunk, NULL};
+  printf("\nfloat32 decoder kernel (dec_linear_causal: normalised, no decay, chunk %zu), features of the same\n"
+         "map given, single-threaded BLAS; GF/s counts the flops of its chunked form (kx_lin_causal_flops),\n"
+         "%%peak is against the SGEMM rate (384^3) measured on as many threads: %.1f GFLOP/s on 1,\n"
+         "%.1f on %d\n",
+         chunk ? chunk : (size_t)KX_LIN_CAUSAL_CHUNK, speak[0], speak[1], rows[per_n - 1].threads);
+  printf("%8s %6s %8s %10s %9s %6s %10s %9s %6s\n", "tokens", "heads", "threads", "fwd ms", "fwd GF/s", "%peak",
+         "bwd ms", "bwd GF/s", "%peak");
+  for (size_t t = 0; t < n_ns; t++)
+    for (size_t i = 0; i < per_n; i++) {
+      const float_kernel_row *r = &rows[t * per_n + i];
+      p.T = ns[t];
+      const double pk = speak[r->threads > 1], H = (double)r->heads;
+      const double fgf = H * kx_lin_causal_flops(&p, 0) / r->fwd / 1e9, bgf = H * kx_lin_causal_flops(&p, 1) / r->bwd / 1e9;
+      printf("%8zu %6zu %8d %10.3f %9.2f %6.1f %10.3f %9.2f %6.1f\n", ns[t], r->heads, r->threads, 1e3 * r->fwd, fgf,
+             100 * fgf / pk, 1e3 * r->bwd, bgf, 100 * bgf / pk);
+    }
 }
 
 int cmd_bench_attention(int argc, char **argv) {
@@ -34,10 +127,12 @@ int cmd_bench_attention(int argc, char **argv) {
                                        {"m", required_argument, 0, 'm'},
                                        {"scheme", required_argument, 0, 's'},
                                        {"repeat", required_argument, 0, 'r'},
+                                       {"heads", required_argument, 0, 'H'},
+                                       {"chunk", required_argument, 0, 'C'},
                                        {"out", required_argument, 0, 'o'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
-  size_t ns[64], n_ns = 0, d = 64, m = 64, repeat = 3;
+  size_t ns[64], n_ns = 0, d = 64, m = 64, repeat = 3, heads = 4, chunk = 0;
   const char *scheme = "pff-sobol", *out = NULL, *tokens = "256:16384";
   int c, rc = 0;
   optind = 1;
@@ -50,6 +145,8 @@ int cmd_bench_attention(int argc, char **argv) {
     case 'm': rc = kx_parse_size(optarg, "--m", 1, 1u << 16, &m); break;
     case 's': scheme = optarg; break;
     case 'r': rc = kx_parse_size(optarg, "--repeat", 1, 1000, &repeat); break;
+    case 'H': rc = kx_parse_size(optarg, "--heads", 1, 256, &heads); break;
+    case 'C': rc = kx_parse_size(optarg, "--chunk", 1, 4096, &chunk); break;
     case 'o': out = optarg; break;
     default:
       kx_cli_error("bench-attention", "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
@@ -75,6 +172,13 @@ int cmd_bench_attention(int argc, char **argv) {
   }
   if (out) fprintf(csv.fp, "tokens,d,m,scheme,exact_ms,linear_ms,exact_tokens_per_s,linear_tokens_per_s,exact_bytes,linear_bytes\n");
   const double peak = kx_bench_gemm_peak(0);
+  /* float32 kernel configurations: (heads, threads) */
+  const int all_threads = omp_get_max_threads();
+  float_kernel_row configs[2] = {{1, 1, 0, 0}};
+  size_t per_n = 1;
+  if (heads > 1) configs[per_n++] = (float_kernel_row){heads, all_threads, 0, 0};
+  float_kernel_row *frows = kx_malloc(n_ns * per_n * sizeof *frows);
+  if (!frows) rc = KX_ENOMEM;
   printf("causal attention, one head, d = %zu, m = %zu (%s); best of %zu runs\n", d, m, scheme, repeat);
   printf("measured DGEMM peak (384^3): %.1f GFLOP/s; linear GF/s counts 4 n m d (features of q\n"
          "and k) + 4 n m d (prefix sums and queries) flops, exact GF/s 4 n^2 d (causal: half)\n",
@@ -104,6 +208,10 @@ int cmd_bench_attention(int argc, char **argv) {
       if (t2 - t1 < best_linear) best_linear = t2 - t1;
       if (t2 - tf < best_kernel) best_kernel = t2 - tf;
     }
+    for (size_t i = 0; i < per_n && !rc; i++) {
+      frows[t * per_n + i] = configs[i];
+      rc = time_float_kernel(n, m, d, chunk, repeat, lq, lk, v, &frows[t * per_n + i]);
+    }
     /* working memory beyond q, k, v, out: exact keeps one row of n weights
      * (a materialised attention matrix would be n^2); linear keeps log
      * features for q and k plus the m x d state */
@@ -126,6 +234,17 @@ int cmd_bench_attention(int argc, char **argv) {
   }
   printf("(exact MiB: the n x n attention matrix a naive implementation materialises;\n"
          " kx_softmax_attention itself streams rows with O(n) memory)\n");
+  if (!rc) {
+    const int blas_threads = openblas_get_num_threads();
+    double speak[2];
+    openblas_set_num_threads(1);
+    speak[0] = kx_bench_gemm_peak(1);
+    openblas_set_num_threads(all_threads);
+    speak[1] = all_threads > 1 ? kx_bench_gemm_peak(1) : speak[0];
+    openblas_set_num_threads(blas_threads);
+    print_float_kernel(m, d, chunk, ns, n_ns, frows, per_n, speak);
+  }
+  free(frows);
   kx_fmap_free(f);
   if (out) {
     if (rc) kx_atomic_abort(&csv);

@@ -6,7 +6,8 @@
  * dec_linear_causal.h, for several T not multiples of the chunk, with and
  * without decay, normalised or not; causality (bit-exact: future rows enter
  * only through exact zeros of the mask and never the running state); and
- * the backward pass against central differences of the float64 reference.
+ * the backward pass against central differences of the float64 reference;
+ * heads run in parallel on 1 and 2 threads give bit-identical results.
  *
  * Kinds (the loss and every gradient are compared with an independent
  * PyTorch implementation in tests/torch_reference.py): in the whole model,
@@ -28,6 +29,7 @@
  * forward's sums followed by the backward's (dv + 1 + T + m). */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +212,42 @@ START_TEST(test_causality) {
         if (norm) ck_assert_float_eq(q.den[t], den0[t]);
       }
       ck_assert(memcmp(q.o + t0 * p->ld_o, o0 + t0 * p->ld_o, dv * sizeof(float)) != 0);
+    }
+  }
+}
+END_TEST
+
+/* Heads in parallel, as the attention kinds run them: the kernel's
+ * forward and backward give bit-identical results on 1 and 2 OpenMP
+ * threads (each head's chunks, BLAS calls and sums are the same whichever
+ * thread runs it), with and without decay and normalisation. */
+START_TEST(test_thread_count_independence) {
+  enum { HEADS = 5 };
+  for (int norm = 0; norm <= 1; norm++) {
+    problem q[HEADS];
+    float *out[2][HEADS][5];
+    for (size_t h = 0; h < HEADS; h++) q[h] = make(150 + 9 * h, 16, 12, norm ? 1.0f : 0.9f, norm, 0);
+    for (int threads = 1; threads <= 2; threads++) {
+      for (size_t h = 0; h < HEADS; h++) {
+        const kx_lin_causal *p = &q[h].p;
+        out[threads - 1][h][0] = zvec(p->T * p->ld_o), out[threads - 1][h][1] = zvec(p->T);
+        out[threads - 1][h][2] = zvec(p->T * p->ld_f), out[threads - 1][h][3] = zvec(p->T * p->ld_f);
+        out[threads - 1][h][4] = zvec(p->T * p->ld_v);
+      }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+      for (size_t h = 0; h < HEADS; h++) {
+        const kx_lin_causal *p = &q[h].p;
+        float **r = out[threads - 1][h], *dout = q[h].o; /* any fixed rows serve as dout */
+        kx_lin_causal_forward(p, q[h].fq, q[h].fk, q[h].v, r[0], norm ? r[1] : NULL, q[h].scratch);
+        kx_lin_causal_backward(p, q[h].fq, q[h].fk, q[h].v, r[0], r[1], dout, r[2], r[3], r[4], q[h].scratch);
+      }
+    }
+    for (size_t h = 0; h < HEADS; h++) {
+      const kx_lin_causal *p = &q[h].p;
+      const size_t sizes[5] = {p->T * p->ld_o, p->T, p->T * p->ld_f, p->T * p->ld_f, p->T * p->ld_v};
+      for (int k = 0; k < 5; k++)
+        ck_assert_msg(memcmp(out[0][h][k], out[1][h][k], sizes[k] * sizeof(float)) == 0,
+                      "head %zu, output %d (o, den, dfq, dfk, dv) differs between 1 and 2 threads", h, k);
     }
   }
 }
@@ -491,6 +529,7 @@ Suite *suite(void) {
   tcase_add_test(tc, test_chunked_equals_quadratic);
   tcase_add_test(tc, test_causality);
   tcase_add_test(tc, test_backward);
+  tcase_add_test(tc, test_thread_count_independence);
   suite_add_tcase(s, tc);
   TCase *tk = tcase_create("kinds");
   tcase_add_checked_fixture(tk, NULL, free_all);

@@ -183,3 +183,36 @@ void kx_lin_causal_weights(const kx_lin_causal *p, const float *fq, const float 
     for (size_t j = 0; j <= i; j++) Ai[j] = (float)((p->normalise ? Ai[j] : fabsf(Ai[j])) / denom);
   }
 }
+
+/* Flops of sweep() as it runs (multiply-add = 2): per chunk of n rows the
+ * in-chunk scores 2 n^2 ka, their decay weights on the kept triangle
+ * n (n + 1) / 2, the product with c 2 n^2 dc and, with rowsum, the row sums
+ * n^2; the state's product 2 n ka dc (not on the first chunk visited
+ * without carry) and the state update 2 n ka dc + ka dc (not after the
+ * last without carry), each with n ka decay weights and with rowsum the z
+ * terms 2 n ka and n ka + ka. */
+static double sweep_flops(size_t T, size_t chunk, size_t ka, size_t dc, float g, int rowsum, int carry) {
+  const double a = (double)ka, c = (double)dc, decays = g != 1.0f;
+  const size_t n_chunks = (T + chunk - 1) / chunk;
+  double f = 0;
+  for (size_t it = 0; it < n_chunks; it++) {
+    const double n = (double)(T - it * chunk < chunk ? T - it * chunk : chunk);
+    f += 2 * n * n * (a + c) + n * (n + 1) / 2 + (rowsum ? n * n : 0);
+    if (it > 0 || carry) f += 2 * n * a * c + decays * n * a + (rowsum ? 2 * n * a : 0);
+    if (it + 1 < n_chunks || carry) f += 2 * n * a * c + a * c + decays * n * a + (rowsum ? n * a + a : 0);
+  }
+  return f;
+}
+
+double kx_lin_causal_flops(const kx_lin_causal *p, int backward) {
+  const size_t ch = chunk_of(p), T = p->T, m = p->m, d = p->dv, w = d + 1;
+  const double rows = (double)T;
+  if (!T) return 0;
+  if (!backward) /* normalising: eps, reciprocal and d products per row */
+    return sweep_flops(T, ch, m, d, p->decay, p->normalise, p->state != NULL) +
+           (p->normalise ? rows * (2.0 + (double)d) : 0);
+  if (!p->normalise) return 2 * sweep_flops(T, ch, d, m, p->decay, 0, 0) + sweep_flops(T, ch, m, d, p->decay, 0, 0);
+  /* dnum, dden: reciprocal, d products, a d-term dot product, one product per row */
+  return 2 * sweep_flops(T, ch, w, m, p->decay, 0, 0) + sweep_flops(T, ch, m, d, p->decay, 0, 0) +
+         rows * (3.0 * (double)d + 2);
+}

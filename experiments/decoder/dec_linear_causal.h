@@ -51,7 +51,11 @@ typedef struct {
   float *state;
 } kx_lin_causal;
 
-#define KX_LIN_CAUSAL_CHUNK 64
+/* 32: against 16, 48, 64 and 96 it was fastest at T = 128 and 4096, m = dv
+ * = 64, forward and backward (`kapprox bench-attention --chunk C`): a
+ * smaller chunk wastes less on the masked half, a larger one pays less BLAS
+ * packing per flop. */
+#define KX_LIN_CAUSAL_CHUNK 32
 
 /* Floats of scratch that forward and backward need for `p` (the larger of
  * the two; the same buffer may serve both, it holds nothing between calls),
@@ -71,6 +75,11 @@ void kx_lin_causal_forward(const kx_lin_causal *p, const float *fq, const float 
 void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
                             const float *o, const float *den, const float *dout, float *dfq, float *dfk,
                             float *dv, float *scratch);
+
+/* Floating-point operations of the chunked forward (backward = 0) or
+ * backward (1) pass for `p` as this file computes them (masked-out halves
+ * of the in-chunk products included): the benchmark's GFLOP/s. */
+double kx_lin_causal_flops(const kx_lin_causal *p, int backward);
 
 /* Quadratic forms (O(T^2); tests and the attention-weights hook).
  * Scores S (T, T), row-major, overwritten: s_ij as above, 0 above the
