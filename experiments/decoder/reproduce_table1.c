@@ -42,10 +42,10 @@ static const char cmd[] = "reproduce table1";
  * a size (0.8M, 3.2M = kapprox train's default, 12.7M).  Every size is
  * pre-trained with train's defaults (context 128, batch 16, 2500 steps,
  * lr 2e-3): the same tokens for every size, as Pythia trains every size
- * on the same data in the same order (Pythia also lowers the learning rate
- * as the model grows; at these widths train's 2e-3 with warm-up and
- * clipping trains every size without divergence, so one set of options
- * stays).  --quick: toy models (head dimension 16, context 32, batch 8,
+ * on the same data in the same order.  Pythia also lowers the learning
+ * rate as the model grows; here train's 2e-3 (with warm-up and clipping)
+ * is kept, so that the sizes differ in nothing but the width (the 12.7M
+ * teacher's loss falls steadily through its peak-rate steps).  --quick: toy models (head dimension 16, context 32, batch 8,
  * 128 steps). */
 typedef struct {
   size_t layers, heads, width, ctx; /* ctx, batch, steps 0: train's default */
