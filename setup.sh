@@ -30,7 +30,7 @@ ninja -C build
 
 # The main job: every table and figure of the toolkit at small sizes (kernel
 # tables, every scheme's error, error vs m and vs norm, attention maps,
-# sampler points, Figure 4, Table 2 with Figures 2 and 3) into
+# sampler points, Figure 4, Tables 1 and 2, Figures 2 and 3) into
 # results/all-quick/, linked from results/all-quick/index.md.  Resumable:
 # rerun after an interruption.  The full-size run: ./build/kapprox reproduce all
 ./build/kapprox reproduce all --quick

@@ -23,7 +23,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "core/kx_atomic.h"
 #include "core/kx_cli.h"
@@ -81,6 +80,15 @@ static void arg(ra_step *s, const char *fmt, ...) {
   if (s->argc < RA_MAX_ARGS) s->argv[s->argc++] = strdup(buf);
 }
 
+/* Literal arguments, up to a NULL. */
+static void args(ra_step *s, ...) __attribute__((sentinel));
+static void args(ra_step *s, ...) {
+  va_list ap;
+  va_start(ap, s);
+  for (const char *a; (a = va_arg(ap, const char *));) arg(s, "%s", a);
+  va_end(ap);
+}
+
 static void output(ra_step *s, const char *path, const char *label) {
   if (s->n_out >= RA_MAX_OUTPUTS) return;
   snprintf(s->out[s->n_out].path, RA_PATH, "%.*s", RA_PATH - 1, path);
@@ -88,19 +96,38 @@ static void output(ra_step *s, const char *path, const char *label) {
   s->n_out++;
 }
 
+/* BASE.png and BASE.svg, as every figure of the toolkit is drawn */
+static void figure(ra_step *s, const char *base, const char *label) {
+  char path[RA_PATH], text[160];
+  for (int svg = 0; svg < 2; svg++) {
+    snprintf(path, sizeof path, "%.500s.%s", base, svg ? "svg" : "png");
+    snprintf(text, sizeof text, "%.140s (%s)", label, svg ? "SVG" : "PNG");
+    output(s, path, text);
+  }
+}
+
 static void capture(ra_step *s, const char *path, const char *label) {
   snprintf(s->capture, RA_PATH, "%s", path);
   output(s, path, label);
 }
 
+/* kapprox plot of `figures` into OUTDIR/figdir (from OUTDIR/results, if any) */
+static ra_step *plot_step(ra_stage *st, const plan_options *o, const char *results, const char *figdir,
+                          const char *figures) {
+  ra_step *s = new_step(st);
+  arg(s, "plot");
+  if (results) arg(s, "--results"), arg(s, "%s/%s", o->outdir, results);
+  arg(s, "--outdir");
+  arg(s, "%s/%s", o->outdir, figdir);
+  args(s, "--figures", figures, NULL);
+  return s;
+}
+
 static void plan_kernel(ra_stage *st, const plan_options *o) {
   for (int latex = 0; latex < 2; latex++) {
     ra_step *s = new_step(st);
-    arg(s, "reproduce");
-    arg(s, "kernel");
-    arg(s, "--metrics");
-    arg(s, "kernel_rel_fro,attn_kl");
-    if (o->quick) arg(s, "--seeds"), arg(s, "0:2");
+    args(s, "reproduce", "kernel", "--metrics", "kernel_rel_fro,attn_kl", NULL);
+    if (o->quick) args(s, "--seeds", "0:2", NULL);
     if (latex) arg(s, "--latex");
     arg(s, "--out");
     arg(s, "%s/kernel/kernel.%s", o->outdir, latex ? "tex" : "md");
@@ -112,92 +139,60 @@ static void plan_kernel(ra_stage *st, const plan_options *o) {
 static void plan_compare(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
   arg(s, "compare");
-  if (o->quick) arg(s, "--m"), arg(s, "16:256"), arg(s, "--seeds"), arg(s, "0:2");
+  if (o->quick) args(s, "--m", "16:256", "--seeds", "0:2", NULL);
   arg(s, "--out");
   arg(s, "%s/compare/compare.csv", o->outdir);
   output(s, "compare/compare.csv", "every point (CSV)");
   capture(s, "compare/compare.txt", "table: mean ± standard error over seeds");
 }
 
+/* a sweep into OUTDIR/name/name.csv: its three files and its printed slopes */
+static void sweep_step(ra_step *s, const plan_options *o, const char *name) {
+  char path[RA_PATH];
+  arg(s, "--out");
+  arg(s, "%s/%s/%s.csv", o->outdir, name, name);
+  static const char *const files[][2] = {{"", "every point (CSV)"},
+                                         {".summary", "summary: mean, standard error, 95% interval (CSV)"},
+                                         {".slopes", "convergence slopes of log error against log m (CSV)"}};
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s/%s%s.csv", name, name, files[i][0]);
+    output(s, path, files[i][1]);
+  }
+  snprintf(path, sizeof path, "%s/slopes.txt", name);
+  capture(s, path, "table: convergence slopes");
+}
+
 static void plan_sweep(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
-  arg(s, "sweep");
-  arg(s, "--norms");
-  arg(s, "0.5,1,1.5,2");
-  if (o->quick) arg(s, "--m"), arg(s, "8:256"), arg(s, "--seeds"), arg(s, "0:2");
-  arg(s, "--out");
-  arg(s, "%s/sweep/sweep.csv", o->outdir);
-  output(s, "sweep/sweep.csv", "every point (CSV)");
-  output(s, "sweep/sweep.summary.csv", "summary: mean, standard error, 95% interval (CSV)");
-  output(s, "sweep/sweep.slopes.csv", "convergence slopes of log error against log m (CSV)");
-  capture(s, "sweep/slopes.txt", "table: convergence slopes");
-  s = new_step(st);
-  arg(s, "plot");
-  arg(s, "--results");
-  arg(s, "%s/sweep/sweep.csv", o->outdir);
-  arg(s, "--outdir");
-  arg(s, "%s/figures", o->outdir);
-  arg(s, "--figures");
-  arg(s, "err-vs-m,err-vs-norm");
-  arg(s, "--input");
-  arg(s, "all");
+  args(s, "sweep", "--norms", "0.5,1,1.5,2", NULL);
+  if (o->quick) args(s, "--m", "8:256", "--seeds", "0:2", NULL);
+  sweep_step(s, o, "sweep");
+  s = plot_step(st, o, "sweep/sweep.csv", "figures", "err-vs-m,err-vs-norm");
+  args(s, "--input", "all", NULL);
   static const char *norms[] = {"0.5", "1", "1.5", "2"};
   for (int i = 0; i < 4; i++) {
-    char path[64], label[96];
-    for (int svg = 0; svg < 2; svg++) {
-      snprintf(path, sizeof path, "figures/err-vs-m-%d.%s", i + 1, svg ? "svg" : "png");
-      snprintf(label, sizeof label, "figure: error against m, norm %s (%s)", norms[i], svg ? "SVG" : "PNG");
-      output(s, path, label);
-    }
+    char base[64], label[96];
+    snprintf(base, sizeof base, "figures/err-vs-m-%d", i + 1);
+    snprintf(label, sizeof label, "figure: error against m, norm %s", norms[i]);
+    figure(s, base, label);
   }
-  output(s, "figures/err-vs-norm.png", "figure: error against the input norm (PNG)");
-  output(s, "figures/err-vs-norm.svg", "figure: error against the input norm (SVG)");
+  figure(s, "figures/err-vs-norm", "figure: error against the input norm");
 }
 
 static void plan_low_dim(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
-  arg(s, "sweep");
-  arg(s, "--dim");
-  arg(s, "4");
-  arg(s, "--norms");
-  arg(s, "0.5");
-  arg(s, "--m");
-  arg(s, o->quick ? "64:256:x2" : "64:1024");
-  if (o->quick) arg(s, "--seeds"), arg(s, "0:2");
-  arg(s, "--schemes");
-  arg(s, "prf,pff-mc,pff-sobol,pff-halton");
-  arg(s, "--out");
-  arg(s, "%s/sweep-d4/sweep-d4.csv", o->outdir);
-  output(s, "sweep-d4/sweep-d4.csv", "every point (CSV)");
-  output(s, "sweep-d4/sweep-d4.summary.csv", "summary (CSV)");
-  output(s, "sweep-d4/sweep-d4.slopes.csv", "convergence slopes (CSV)");
-  capture(s, "sweep-d4/slopes.txt", "table: convergence slopes");
-  s = new_step(st);
-  arg(s, "plot");
-  arg(s, "--results");
-  arg(s, "%s/sweep-d4/sweep-d4.csv", o->outdir);
-  arg(s, "--outdir");
-  arg(s, "%s/sweep-d4/figures", o->outdir);
-  arg(s, "--figures");
-  arg(s, "err-vs-m");
-  output(s, "sweep-d4/figures/err-vs-m.png", "figure: error against m at d = 4 (PNG)");
-  output(s, "sweep-d4/figures/err-vs-m.svg", "figure: error against m at d = 4 (SVG)");
+  args(s, "sweep", "--dim", "4", "--norms", "0.5", "--m", o->quick ? "64:256:x2" : "64:1024", NULL);
+  if (o->quick) args(s, "--seeds", "0:2", NULL);
+  args(s, "--schemes", "prf,pff-mc,pff-sobol,pff-halton", NULL);
+  sweep_step(s, o, "sweep-d4");
+  s = plot_step(st, o, "sweep-d4/sweep-d4.csv", "sweep-d4/figures", "err-vs-m");
+  figure(s, "sweep-d4/figures/err-vs-m", "figure: error against m at d = 4");
 }
 
 static void plan_features(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
-  arg(s, "bench-features");
-  arg(s, "--schemes");
-  arg(s, "wdcf,prf");
-  arg(s, "--d");
-  arg(s, "64,128");
-  arg(s, "--mult");
-  arg(s, o->quick ? "1,4" : "1,2,4");
-  arg(s, "--reps");
-  arg(s, o->quick ? "1" : "7");
-  arg(s, "--threads");
-  arg(s, "1");
-  arg(s, "--out");
+  args(s, "bench-features", "--schemes", "wdcf,prf", "--d", "64,128", "--mult", o->quick ? "1,4" : "1,2,4",
+       "--reps", o->quick ? "1" : "7", "--threads", "1", "--out", NULL);
   arg(s, "%s/features/features.csv", o->outdir);
   output(s, "features/features.csv", "vectors per second, GFLOP/s and share of the DGEMM rate (CSV)");
   capture(s, "features/features.txt", "table: each map natively and as a dense OpenBLAS product");
@@ -205,80 +200,57 @@ static void plan_features(ra_stage *st, const plan_options *o) {
 
 static void plan_attn_maps(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
-  arg(s, "attn-maps");
-  arg(s, "--out");
+  args(s, "attn-maps", "--out", NULL);
   arg(s, "%s/attn-maps/maps.h5", o->outdir);
   arg(s, "--text");
   arg(s, "%s/attn-maps/text", o->outdir);
   output(s, "attn-maps/maps.h5", "maps: exact, each scheme, difference (HDF5)");
   output(s, "attn-maps/text/exact.txt", "exact map (gnuplot matrix text; the schemes' beside it)");
-  s = new_step(st);
-  arg(s, "plot");
-  arg(s, "--figures");
-  arg(s, "attn-maps");
-  arg(s, "--outdir");
-  arg(s, "%s/figures", o->outdir);
-  output(s, "figures/attn-maps.png", "figure: attention maps of one head (PNG)");
-  output(s, "figures/attn-maps.svg", "figure: attention maps of one head (SVG)");
+  s = plot_step(st, o, NULL, "figures", "attn-maps");
+  figure(s, "figures/attn-maps", "figure: attention maps of one head");
 }
 
 static void plan_points(ra_stage *st, const plan_options *o) {
-  ra_step *s = new_step(st);
-  arg(s, "plot");
-  arg(s, "--figures");
-  arg(s, "points");
-  arg(s, "--outdir");
-  arg(s, "%s/figures", o->outdir);
-  output(s, "figures/points.png", "figure: each sampler's points, two coordinates (PNG)");
-  output(s, "figures/points.svg", "figure: each sampler's points, two coordinates (SVG)");
+  ra_step *s = plot_step(st, o, NULL, "figures", "points");
+  figure(s, "figures/points", "figure: each sampler's points, two coordinates");
 }
 
 static void plan_figure4(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
   arg(s, "bench-inference");
-  if (o->quick) {
-    arg(s, "--lengths");
-    arg(s, "256,1024,4096");
-    arg(s, "--seconds");
-    arg(s, "0.1");
-  }
+  if (o->quick) args(s, "--lengths", "256,1024,4096", "--seconds", "0.1", NULL);
   arg(s, "--out");
   arg(s, "%s/figure4/figure4.csv", o->outdir);
   arg(s, "--figure");
   arg(s, "%s/figure4/figure4", o->outdir);
   output(s, "figure4/figure4.csv", "every (kind, length) point (CSV)");
   capture(s, "figure4/figure4.txt", "table: ms per token, memory; crossover lengths");
-  output(s, "figure4/figure4.png", "Figure 4 (PNG)");
-  output(s, "figure4/figure4.svg", "Figure 4 (SVG)");
+  figure(s, "figure4/figure4", "Figure 4");
 }
 
 static void plan_table(ra_stage *st, const plan_options *o, const char *which) {
   ra_step *s = new_step(st);
-  arg(s, "reproduce");
-  arg(s, "%s", which);
+  args(s, "reproduce", which, NULL);
   if (o->quick) arg(s, "--quick");
-  if (o->text) arg(s, "--text"), arg(s, "%s", o->text);
+  if (o->text) args(s, "--text", o->text, NULL);
   /* Table 2's teacher is Table 1's middle size: 11-17 minutes not spent twice
    * (the --quick sizes differ) */
   if (!o->quick && !strcmp(which, "table1")) arg(s, "--teacher"), arg(s, "%s/table2/teacher.h5", o->outdir);
   arg(s, "--outdir");
   arg(s, "%s/%s", o->outdir, which);
+  char path[64], label[64];
+  static const char *const formats[][2] = {{"md", "Markdown"}, {"csv", "CSV"}, {"tex", "LaTeX"}};
+  for (int i = 0; i < 3; i++) {
+    snprintf(path, sizeof path, "%s/%s.%s", which, which, formats[i][0]);
+    snprintf(label, sizeof label, "Table %c (%s)", which[5], formats[i][1]);
+    output(s, path, label);
+  }
   if (!strcmp(which, "table2")) {
-    output(s, "table2/table2.md", "Table 2 (Markdown)");
-    output(s, "table2/table2.csv", "Table 2 (CSV)");
-    output(s, "table2/table2.tex", "Table 2 (LaTeX)");
-    output(s, "table2/fig2_curves.png", "Figure 2: validation loss during fine-tuning (PNG)");
-    output(s, "table2/fig2_curves.svg", "Figure 2 (SVG)");
-    output(s, "table2/fig3_attention_maps.png", "Figure 3: attention maps after fine-tuning (PNG)");
-    output(s, "table2/fig3_attention_maps.svg", "Figure 3 (SVG)");
+    figure(s, "table2/fig2_curves", "Figure 2: validation loss during fine-tuning");
+    figure(s, "table2/fig3_attention_maps", "Figure 3: attention maps after fine-tuning");
   } else {
-    output(s, "table1/table1.md", "Table 1 (Markdown)");
-    output(s, "table1/table1.csv", "Table 1 (CSV)");
-    output(s, "table1/table1.tex", "Table 1 (LaTeX)");
-    output(s, "table1/table1_gap.png", "figure: gap to the teacher against model size (PNG)");
-    output(s, "table1/table1_gap.svg", "figure: gap to the teacher against model size (SVG)");
-    output(s, "table1/table1_speedup.png", "figure: inference speed-up against model size (PNG)");
-    output(s, "table1/table1_speedup.svg", "figure: inference speed-up against model size (SVG)");
+    figure(s, "table1/table1_gap", "figure: gap to the teacher against model size");
+    figure(s, "table1/table1_speedup", "figure: inference speed-up against model size");
   }
 }
 
@@ -379,43 +351,8 @@ static void utc_now(char *buf, size_t size) {
 
 /* ---- outputs ------------------------------------------------------------- */
 
-static int has_table_or_figure_ext(const char *name) {
-  const char *dot = strrchr(name, '.');
-  if (!dot) return 0;
-  static const char *ext[] = {".md", ".csv", ".tex", ".png", ".svg"};
-  for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-    if (!strcmp(dot, ext[i])) return 1;
-  return 0;
-}
-
-static int by_name(const void *a, const void *b) { return strcmp(((const ra_output *)a)->path, ((const ra_output *)b)->path); }
-
-/* A step whose outputs are named by its command (Table 1): every table and figure in its folder. */
-static void scan_outputs(ra_step *s, const char *outdir) {
-  if (!s->scan_dir[0]) return;
-  char dir[2 * RA_PATH];
-  snprintf(dir, sizeof dir, "%s/%s", outdir, s->scan_dir);
-  s->n_out = 0;
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d)) && s->n_out < RA_MAX_OUTPUTS) {
-    if (e->d_name[0] == '.' || !has_table_or_figure_ext(e->d_name) || strstr(e->d_name, ".tmp.")) continue;
-    char path[2 * RA_PATH];
-    snprintf(path, sizeof path, "%s/%s", s->scan_dir, e->d_name);
-    const char *dot = strrchr(e->d_name, '.');
-    output(s, path, !strcmp(dot, ".png") || !strcmp(dot, ".svg") ? "figure" : "table");
-  }
-  closedir(d);
-  qsort(s->out, (size_t)s->n_out, sizeof s->out[0], by_name);
-}
-
 /* 0 if every output of the step is there and not empty; else the first missing one in `why`. */
 static int outputs_complete(const ra_step *s, const char *outdir, char *why, size_t size) {
-  if (s->scan_dir[0] && s->n_out == 0) {
-    snprintf(why, size, "it wrote no table or figure into %.200s/%.200s", outdir, s->scan_dir);
-    return -1;
-  }
   for (int i = 0; i < s->n_out; i++) {
     char full[2 * RA_PATH];
     struct stat st;
@@ -443,7 +380,7 @@ static int make_dirs(const char *path) {
   return 0;
 }
 
-/* the folder of every output, and attn-maps' --text folder */
+/* the folder of every output (attn-maps' --text folder is one) */
 static int make_output_dirs(const ra_stage *st, const char *outdir) {
   for (int i = 0; i < st->n_steps; i++) {
     const ra_step *s = &st->steps[i];
@@ -451,11 +388,6 @@ static int make_output_dirs(const ra_stage *st, const char *outdir) {
       char full[2 * RA_PATH];
       snprintf(full, sizeof full, "%s/%s", outdir, s->out[k].path);
       *strrchr(full, '/') = '\0';
-      if (make_dirs(full)) return KX_EIO;
-    }
-    if (s->scan_dir[0]) {
-      char full[2 * RA_PATH];
-      snprintf(full, sizeof full, "%s/%s", outdir, s->scan_dir);
       if (make_dirs(full)) return KX_EIO;
     }
   }
@@ -573,7 +505,6 @@ static int run_step(driver *d, size_t k, int i, char *why, size_t size) {
     failure_reason(log, from, status, why, size);
     return 1;
   }
-  scan_outputs(s, outdir);
   if (outputs_complete(s, outdir, why, size)) return 1;
   marker m = {.fingerprint = step_fingerprint(s, outdir), .seconds = kx_now_seconds() - t0};
   utc_now(m.finished, sizeof m.finished);
@@ -592,7 +523,7 @@ static int run_step(driver *d, size_t k, int i, char *why, size_t size) {
 
 /* A step or stage is done when its marker matches its commands and its outputs are all there. */
 static int step_is_done(const driver *d, const ra_stage *st, int i, marker *m) {
-  char path[2 * RA_PATH], why[256];
+  char path[2 * RA_PATH], why[512];
   marker_path(path, sizeof path, d->run.outdir, st->name, i, "done");
   return read_marker(path, m) == 0 && m->fingerprint == step_fingerprint(&st->steps[i], d->run.outdir) &&
          outputs_complete(&st->steps[i], d->run.outdir, why, sizeof why) == 0;
@@ -602,7 +533,6 @@ static void load_state(driver *d, size_t k) {
   ra_stage *st = &d->stages[k];
   char path[2 * RA_PATH];
   marker m;
-  for (int i = 0; i < st->n_steps; i++) scan_outputs(&st->steps[i], d->run.outdir);
   if (!stage_kinds[k].enabled) {
     st->state = RA_DISABLED;
     snprintf(st->reason, sizeof st->reason, "`kapprox reproduce %s` is not part of this build yet", st->name);

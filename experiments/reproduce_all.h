@@ -26,7 +26,6 @@ typedef struct {
   char capture[RA_PATH];       /* "": none; else the file its standard output goes to */
   ra_output out[RA_MAX_OUTPUTS];
   int n_out;
-  char scan_dir[RA_PATH];      /* "": none; else every table or figure found there is an output */
 } ra_step;
 
 typedef enum { RA_PENDING, RA_DONE, RA_FAILED, RA_INTERRUPTED, RA_DISABLED } ra_state;
