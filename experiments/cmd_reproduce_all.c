@@ -28,7 +28,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/child_command.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/reproduce_all.h"
 #include "experiments/run_progress.h"
 

@@ -9,7 +9,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/decoder/dec_attn_eval.h"
 #include "experiments/decoder/dec_ckpt.h"
 #include "experiments/decoder/dec_eval.h"

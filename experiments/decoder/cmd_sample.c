@@ -6,7 +6,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/decoder/dec_ckpt.h"
 #include "experiments/decoder/dec_infer.h"
 #include "experiments/decoder/dec_layers.h"

@@ -7,7 +7,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_train.h"
 

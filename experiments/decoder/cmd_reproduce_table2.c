@@ -19,7 +19,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/commands.h"
+#include "commands.h"
 #include "experiments/decoder/dec_adamw.h"
 #include "experiments/decoder/dec_eval.h"
 #include "experiments/decoder/dec_layers.h"
