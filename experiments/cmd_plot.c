@@ -156,6 +156,20 @@ static int close_data(kx_atomic_file *f) {
   return kx_atomic_commit(f);
 }
 
+/* The labels every error figure's variables end with, then the file is
+ * published and the figure drawn. */
+static int finish_vars(const plot_ctx *c, kx_atomic_file *f, int metric, const char *title,
+                       const char *script, const char *figure) {
+  FILE *fp = f->fp;
+  fprintf(fp, "ylabel_text = ");
+  gp_string(fp, kx_metrics[metric].label);
+  fprintf(fp, "\ntitle_text = ");
+  gp_string(fp, title);
+  fputc('\n', fp);
+  int rc = close_data(f);
+  return rc ? rc : render(c, script, figure);
+}
+
 /* Explicit y tics at 1, 2, 5 x 10^k: gnuplot's log axis labels only powers
  * of ten, which leaves a range narrower than a decade with one label or
  * none.  Wide ranges keep the powers of ten. */
@@ -263,16 +277,10 @@ static int fig_err_vs_m(const plot_ctx *c, const char *figure, const kx_summary_
     last = S[i].m;
   }
   fprintf(fp, ")\n");
-  fprintf(fp, "ylabel_text = ");
-  gp_string(fp, kx_metrics[metric].label);
   char title[512];
   snprintf(title, sizeof title, "%s vs number of features: %s (mean and 95%% interval over %zu seeds)",
            kx_metrics[metric].name, input, seeds);
-  fprintf(fp, "\ntitle_text = ");
-  gp_string(fp, title);
-  fputc('\n', fp);
-  rc = close_data(&f);
-  return rc ? rc : render(c, "err_vs_m.gp", figure);
+  return finish_vars(c, &f, metric, title, "err_vs_m.gp", figure);
 }
 
 /* ---- (b) error vs norm ----------------------------------------------------- */
@@ -364,16 +372,10 @@ static int fig_err_vs_norm(const plot_ctx *c, const kx_summary_row *S, size_t ns
   double ylo = isfinite(ymin) ? ymin / 1.6 : 1e-3, yhi = ymax > 0 ? ymax * 1.6 : 1.0;
   fprintf(fp, "ymin = %.6g\nymax = %.6g\n", ylo, yhi);
   write_log_ytics(fp, ylo, yhi);
-  fprintf(fp, "ylabel_text = ");
-  gp_string(fp, kx_metrics[metric].label);
   char title[256];
   snprintf(title, sizeof title, "%s vs input norm at m = %zu (synthetic, mean and 95%% interval over %zu seeds)",
            kx_metrics[metric].name, m, seeds);
-  fprintf(fp, "\ntitle_text = ");
-  gp_string(fp, title);
-  fputc('\n', fp);
-  rc = close_data(&f);
-  return rc ? rc : render(c, "err_vs_norm.gp", "err-vs-norm");
+  return finish_vars(c, &f, metric, title, "err_vs_norm.gp", "err-vs-norm");
 }
 
 /* ---- (c) attention maps ------------------------------------------------------ */
