@@ -3,6 +3,7 @@
 #include "core/kx_error.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -20,6 +21,24 @@ void kx_cli_error(const char *cmd, const char *fmt, ...) {
   vfprintf(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
+}
+
+int kx_cli_option_error(const char *cmd, int c, char **argv) {
+  if (c == ':') kx_cli_error(cmd, "option %s needs a value (see kapprox %s --help)", argv[optind - 1], cmd);
+  else kx_cli_error(cmd, "unknown option '%s' (see kapprox %s --help)", argv[optind - 1], cmd);
+  return 2;
+}
+
+int kx_cli_value_error(const char *cmd, const char *hint) {
+  if (hint) kx_cli_error(cmd, "%s (%s)", kx_error_message(), hint);
+  else kx_cli_error(cmd, "%s", kx_error_message());
+  return 2;
+}
+
+int kx_cli_extra_operand(const char *cmd, const char *operand, const char *hint) {
+  if (hint) kx_cli_error(cmd, "unexpected argument '%s' (%s)", operand, hint);
+  else kx_cli_error(cmd, "unexpected argument '%s'", operand);
+  return 2;
 }
 
 int kx_parse_size(const char *s, const char *what, size_t min, size_t max, size_t *out) {

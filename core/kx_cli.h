@@ -17,6 +17,20 @@ typedef int (*kx_command_fn)(int argc, char **argv);
 /* Prints "kapprox CMD: error: <message>" to stderr. */
 void kx_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The end of a subcommand's getopt_long loop (opterr = 0, optstring starting
+ * with ':'), so that every command words its usage errors alike.  Each prints
+ * the error and returns 2, the usage-error exit code.
+ * kx_cli_option_error: the switch's default case; c == ':' is an option given
+ * without its value, any other c an unknown option; both point to
+ * `kapprox CMD --help`.
+ * kx_cli_value_error: an option parser failed; its message
+ * (kx_error_message), then " (HINT)" unless hint is NULL.
+ * kx_cli_extra_operand: an operand where the command takes none;
+ * "unexpected argument 'ARG'", then " (HINT)" unless hint is NULL. */
+int kx_cli_option_error(const char *cmd, int c, char **argv);
+int kx_cli_value_error(const char *cmd, const char *hint);
+int kx_cli_extra_operand(const char *cmd, const char *operand, const char *hint);
+
 /* Strict parsers: the whole string must be a number in range; on failure they
  * record a message naming `what` and return non-zero. */
 int kx_parse_size(const char *s, const char *what, size_t min, size_t max, size_t *out);

@@ -192,15 +192,9 @@ static int parse(int argc, char **argv, bench_settings *o) {
       kx_cli_error("bench-features", "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
       return 2;
     }
-    if (rc) {
-      kx_cli_error("bench-features", "%s", kx_error_message());
-      return 2;
-    }
+    if (rc) return kx_cli_value_error("bench-features", NULL);
   }
-  if (optind < argc) {
-    kx_cli_error("bench-features", "unexpected argument '%s' (see --help)", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand("bench-features", argv[optind], "see --help");
   if (kx_spec_parse_schemes(schemes_arg, &o->schemes, &o->n_schemes)) {
     kx_cli_error("bench-features", "%s", kx_error_message());
     return 2;

@@ -138,15 +138,9 @@ int cmd_points(int argc, char **argv) {
       kx_cli_error(CMD, "unknown option '%s' (see kapprox points --help)", argv[optind - 1]);
       return 2;
     }
-    if (bad) {
-      kx_cli_error(CMD, "%s", kx_error_message());
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(CMD, NULL);
   }
-  if (optind < argc) {
-    kx_cli_error(CMD, "unexpected argument '%s' (see kapprox points --help)", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(CMD, argv[optind], "see kapprox points --help");
   const kx_sequence_type *type = kx_sequence_lookup(sequence);
   if (!type || dim > type->max_dim) {
     kx_sequence *probe = kx_sequence_alloc(sequence, dim, seed); /* for its message */

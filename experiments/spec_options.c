@@ -211,10 +211,7 @@ int kx_spec_parse_cli(const kx_cli_command *c, int argc, char **argv, kx_spec_ar
       kx_cli_error(c->cmd, "unknown or incomplete option '%s' (see kapprox %s --help)", argv[optind - 1], c->cmd);
       return 2;
     }
-    if (rc) {
-      kx_cli_error(c->cmd, "%s", kx_error_message());
-      return 2;
-    }
+    if (rc) return kx_cli_value_error(c->cmd, NULL);
   }
   if (optind < argc) {
     kx_cli_error(c->cmd, "unexpected argument '%s' (see kapprox %s --help)", argv[optind], c->cmd);

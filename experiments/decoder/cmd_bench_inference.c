@@ -264,18 +264,11 @@ int cmd_bench_inference(int argc, char **argv) {
       case O_NOFIG: no_fig = 1; break;
       case O_THREADS: bad = kx_parse_size(optarg, "--threads", 1, 256, &threads); break;
       case 'h': usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox bench-inference --help)", argv[optind - 1]); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox bench-inference --help)", argv[optind - 1]); return 2;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    if (bad) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(cmd, NULL);
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], NULL);
   /* Kinds: the list, or every kind with recurrent decoding; a checkpoint has one. */
   static char kbuf[256];
   snprintf(kbuf, sizeof kbuf, "%s", kinds_arg ? kinds_arg : kx_dec_attn_names());

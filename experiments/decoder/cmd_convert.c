@@ -110,18 +110,11 @@ int cmd_convert(int argc, char **argv) {
       case O_TEXT: text = optarg; break;
       case O_QUIET: quiet = 1; break;
       case 'h': usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox convert --help)", argv[optind - 1]); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox convert --help)", argv[optind - 1]); return 2;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    if (bad) {
-      kx_cli_error(cmd, "%s (see kapprox convert --help)", kx_error_message());
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(cmd, "see kapprox convert --help");
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox convert --help)", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], "see kapprox convert --help");
   if (!from || !kind || !out) {
     kx_cli_error(cmd, "--from, --attention and --out are required (see kapprox convert --help)");
     return 2;

@@ -46,18 +46,11 @@ int cmd_dump_qk(int argc, char **argv) {
       case 'n': bad = kx_parse_size(optarg, "--tokens", 1, 1u << 20, &tokens); break;
       case 'f': bad = kx_parse_size(optarg, "--offset", 0, (size_t)1 << 40, &offset); break;
       case 'h': usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox dump-qk --help)", argv[optind - 1]); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox dump-qk --help)", argv[optind - 1]); return 2;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    if (bad) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(cmd, NULL);
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox dump-qk --help)", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], "see kapprox dump-qk --help");
   if (!out) {
     kx_cli_error(cmd, "--out FILE.h5 is required");
     return 2;

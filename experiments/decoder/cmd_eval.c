@@ -55,13 +55,9 @@ int cmd_eval(int argc, char **argv) {
       case O_TEACHER: teacher_path = optarg; break;
       case O_KLW: bad = kx_parse_size(optarg, "--kl-windows", 1, 1u << 20, &klw); break;
       case 'h': usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox eval --help)", argv[optind - 1]); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox eval --help)", argv[optind - 1]); return 2;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    if (bad) {
-      kx_cli_error(cmd, "%s (see kapprox eval --help)", kx_error_message());
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(cmd, "see kapprox eval --help");
   }
   if (optind < argc || !ck) {
     kx_cli_error(cmd, optind < argc ? "unexpected argument (see kapprox eval --help)"

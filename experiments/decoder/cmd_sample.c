@@ -55,18 +55,11 @@ int cmd_sample(int argc, char **argv) {
       case 'k': bad = kx_parse_size(optarg, "--top-k", 0, 1u << 20, &top_k); break;
       case 's': bad = kx_parse_u64(optarg, "--seed", &seed); break;
       case 'h': usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox sample --help)", argv[optind - 1]); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox sample --help)", argv[optind - 1]); return 2;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    if (bad) {
-      kx_cli_error(cmd, "%s", kx_error_message());
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(cmd, NULL);
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s' (give the checkpoint with --checkpoint)", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], "give the checkpoint with --checkpoint");
   kx_dec_threads_init();
   kx_decoder m;
   kx_dec_vocab v;

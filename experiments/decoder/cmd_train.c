@@ -134,6 +134,8 @@ static void report(const kx_train_report *r, void *user) {
 int cmd_train(int argc, char **argv) {
   /* argv[0]: "train", or "finetune" when kapprox finetune delegates here */
   const char *cmd = argc > 0 && argv[0] ? argv[0] : "train";
+  char see_help[64]; /* cmd is one of the two names above: it fits */
+  snprintf(see_help, sizeof see_help, "see kapprox %s --help", cmd);
   kx_dec_train_opts o;
   kx_dec_train_opts_init(&o);
   const char *out = "decoder.h5", *log_path = NULL;
@@ -197,19 +199,12 @@ int cmd_train(int argc, char **argv) {
       case O_INIT_FROM: o.init_from = optarg; break;
       case 'h':
       case O_HELP: usage(stdout); return 0;
-      case ':': kx_cli_error(cmd, "option %s needs a value (see kapprox %s --help)", argv[optind - 1], cmd); return 2;
-      default: kx_cli_error(cmd, "unknown option '%s' (see kapprox %s --help)", argv[optind - 1], cmd); return 2;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    if (bad) {
-      kx_cli_error(cmd, "%s (see kapprox %s --help)", kx_error_message(), cmd);
-      return 2;
-    }
+    if (bad) return kx_cli_value_error(cmd, see_help);
     kx_error_clear();
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s' (see kapprox %s --help)", argv[optind], cmd);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], see_help);
   o.out = out;
   o.log = log_path;
   ui u = {kx_stderr_is_tty(), quiet, 0};
