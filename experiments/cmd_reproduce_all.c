@@ -123,6 +123,19 @@ static ra_step *plot_step(ra_stage *st, const plan_options *o, const char *resul
   return s;
 }
 
+/* --out OUTDIR/name/name.csv: that CSV, and the table the command prints,
+ * kept as name/name.txt */
+static void csv_and_table(ra_step *s, const plan_options *o, const char *name, const char *csv_label,
+                          const char *table_label) {
+  char path[RA_PATH];
+  arg(s, "--out");
+  arg(s, "%s/%s/%s.csv", o->outdir, name, name);
+  snprintf(path, sizeof path, "%s/%s.csv", name, name);
+  output(s, path, csv_label);
+  snprintf(path, sizeof path, "%s/%s.txt", name, name);
+  capture(s, path, table_label);
+}
+
 static void plan_kernel(ra_stage *st, const plan_options *o) {
   for (int latex = 0; latex < 2; latex++) {
     ra_step *s = new_step(st);
@@ -140,10 +153,7 @@ static void plan_compare(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
   arg(s, "compare");
   if (o->quick) args(s, "--m", "16:256", "--seeds", "0:2", NULL);
-  arg(s, "--out");
-  arg(s, "%s/compare/compare.csv", o->outdir);
-  output(s, "compare/compare.csv", "every point (CSV)");
-  capture(s, "compare/compare.txt", "table: mean ± standard error over seeds");
+  csv_and_table(s, o, "compare", "every point (CSV)", "table: mean ± standard error over seeds");
 }
 
 /* a sweep into OUTDIR/name/name.csv: its three files and its printed slopes */
@@ -192,10 +202,9 @@ static void plan_low_dim(ra_stage *st, const plan_options *o) {
 static void plan_features(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
   args(s, "bench-features", "--schemes", "wdcf,prf", "--d", "64,128", "--mult", o->quick ? "1,4" : "1,2,4",
-       "--reps", o->quick ? "1" : "7", "--threads", "1", "--out", NULL);
-  arg(s, "%s/features/features.csv", o->outdir);
-  output(s, "features/features.csv", "vectors per second, GFLOP/s and share of the DGEMM rate (CSV)");
-  capture(s, "features/features.txt", "table: each map natively and as a dense OpenBLAS product");
+       "--reps", o->quick ? "1" : "7", "--threads", "1", NULL);
+  csv_and_table(s, o, "features", "vectors per second, GFLOP/s and share of the DGEMM rate (CSV)",
+                "table: each map natively and as a dense OpenBLAS product");
 }
 
 static void plan_attn_maps(ra_stage *st, const plan_options *o) {
@@ -219,12 +228,9 @@ static void plan_figure4(ra_stage *st, const plan_options *o) {
   ra_step *s = new_step(st);
   arg(s, "bench-inference");
   if (o->quick) args(s, "--lengths", "256,1024,4096", "--seconds", "0.1", NULL);
-  arg(s, "--out");
-  arg(s, "%s/figure4/figure4.csv", o->outdir);
+  csv_and_table(s, o, "figure4", "every (kind, length) point (CSV)", "table: ms per token, memory; crossover lengths");
   arg(s, "--figure");
   arg(s, "%s/figure4/figure4", o->outdir);
-  output(s, "figure4/figure4.csv", "every (kind, length) point (CSV)");
-  capture(s, "figure4/figure4.txt", "table: ms per token, memory; crossover lengths");
   figure(s, "figure4/figure4", "Figure 4");
 }
 
@@ -721,10 +727,7 @@ int cmd_reproduce_all(int argc, char **argv) {
       return 2;
     }
   }
-  if (optind < argc) {
-    kx_cli_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return 2;
-  }
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], NULL);
   if (!o.outdir) o.outdir = o.quick ? "results/all-quick" : "results/all";
   if (!*o.outdir || strlen(o.outdir) > RA_PATH - 64) {
     kx_cli_error(cmd, "--outdir must be a folder name of 1 to %d characters", RA_PATH - 64);

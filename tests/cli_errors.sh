@@ -2,13 +2,7 @@
 # Bad input on the command line ends with a message naming the problem and a
 # non-zero exit, never a crash (exit codes >= 128 are signals) or output.
 # usage: cli_errors.sh /path/to/kapprox
-kx="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0
-
-# expect CODE NEEDLE -- ARGS...: run, check exit code and that stderr names the problem
-. "$(dirname "$0")/cli_expect.sh"
+. "$(dirname "$0")/cli_test.sh"
 
 expect 2 "unknown command" -- no-such-command
 expect 2 "m must be in" -- kernel-error --m 0 --quiet

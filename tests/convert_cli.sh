@@ -5,13 +5,7 @@
 # validation loss; attention transfer lowers the attention KL; an
 # interrupted fine-tuning resumed ends where an uninterrupted one does.
 # usage: convert_cli.sh /path/to/kapprox
-kx="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
-. "$(dirname "$0")/cli_expect.sh"
-ok() { "$kx" "$@" >"$dir/out" 2>"$dir/err" || { echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1; }; }
+. "$(dirname "$0")/cli_test.sh"
 
 i=0
 while [ $i -lt 600 ]; do

@@ -3,19 +3,9 @@
 # problem and a non-zero exit (never a crash), and a tiny train -> resume ->
 # sample -> dump-qk round trip works from the command line.
 # usage: decoder_cli.sh /path/to/kapprox
-kx="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0
+. "$(dirname "$0")/cli_test.sh"
 
-. "$(dirname "$0")/cli_expect.sh"
-ok() {
-  if ! "$kx" "$@" >"$dir/out" 2>"$dir/err"; then
-    echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1
-  fi
-}
-
-"$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
+"$here/tiny_text.sh" >"$dir/t.txt"
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval"
 
 expect 1 "--width (30) must be a multiple of --heads (4)" -- train $tiny --heads 4 --width 30 --steps 1 --out "$dir/x.h5"

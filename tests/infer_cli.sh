@@ -4,19 +4,9 @@
 # defines or beyond memory) ends with a message naming the problem and a
 # non-zero exit; a softmax and a cosformer checkpoint sample reproducibly.
 # usage: infer_cli.sh /path/to/kapprox
-kx="$1"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-fail=0
+. "$(dirname "$0")/cli_test.sh"
 
-. "$(dirname "$0")/cli_expect.sh"
-ok() {
-  if ! "$kx" "$@" >"$dir/out" 2>"$dir/err"; then
-    echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1
-  fi
-}
-
-"$(dirname "$0")/tiny_text.sh" >"$dir/t.txt"
+"$here/tiny_text.sh" >"$dir/t.txt"
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval --steps 2"
 ok train $tiny --out "$dir/soft.h5"
 ok train $tiny --attention cosformer --out "$dir/cos.h5"

@@ -3,12 +3,8 @@
 # PNG and SVG (when gnuplot is installed), the data files are written
 # either way, and bad options are refused with a message.
 # usage: plot.sh /path/to/kapprox
-kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
 
 "$kx" sweep --schemes prf --m 4,8,16 --seeds 0:2 --norms 0.5,1 --tokens 16 --dim 4 --quiet --out s.csv ||
   note "sweep failed"
@@ -34,7 +30,7 @@ if command -v gnuplot >/dev/null 2>&1; then
   grep -qi "warning\|error" err.txt && note "gnuplot complained: $(cat err.txt)"
   # a figure is published atomically: a failing script leaves the old
   # figure whole and no temporary file
-  mkdir -p broken && cp "$(dirname "$0")/../plots/"*.gp broken/
+  mkdir -p broken && cp "$here/../plots/"*.gp broken/
   # the output is opened (common.gp), then the script fails before drawing
   printf 'w = 100; h = 100\nload scriptdir."/common.gp"\nthis is not gnuplot\n' >broken/err_vs_m.gp
   cp figs/err-vs-m.png old.png
@@ -47,16 +43,6 @@ else
   echo "gnuplot not installed: figures not checked"
 fi
 
-expect() {
-  code="$1"; needle="$2"; shift 3
-  "$kx" "$@" >out.txt 2>err.txt
-  got=$?
-  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" err.txt; then
-    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat err.txt
-    echo "      (wanted a message containing '$needle')"
-    fail=1
-  fi
-}
 expect 2 "need --results" -- plot --figures err-vs-m --no-render
 expect 2 "unknown figure" -- plot --figures nope --no-render
 expect 2 "unknown --metric" -- plot --results s.csv --metric nope --no-render

@@ -3,12 +3,8 @@
 # one row per scheme and columns m = d, 4d for synthetic data and a Q/K
 # file; bad options are refused.
 # usage: reproduce.sh /path/to/kapprox
-kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
 T="--schemes prf --seeds 0:2 --tokens 16 --dim 4 --quiet"
 
 "$kx" reproduce kernel $T --out t.md || note "reproduce kernel failed"
@@ -20,16 +16,6 @@ grep -q 'begin{tabular}{lcccc}' t.tex || note "LaTeX table lacks 4 columns"
 grep -q '\$m = 8\$ & \$m = 32\$' t.tex || note "LaTeX lacks the file's m = d, 4d"
 "$kx" reproduce kernel $T --out t2.md && cmp -s t.md t2.md || note "same seeds gave different tables"
 
-expect() {
-  code="$1"; needle="$2"; shift 3
-  "$kx" "$@" >out.txt 2>err.txt
-  got=$?
-  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" err.txt; then
-    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat err.txt
-    echo "      (wanted a message containing '$needle')"
-    fail=1
-  fi
-}
 expect 2 "unknown target" -- reproduce table9
 expect 2 "usage: kapprox reproduce" -- reproduce
 expect 2 "unknown scheme 'nope'" -- reproduce kernel --schemes nope

@@ -6,14 +6,8 @@
 # stage, then started again, ends with the same tables' and figures' data as
 # the uninterrupted run (timing columns aside: they are measurements).
 # usage: reproduce_all.sh /path/to/kapprox [--no-kill]
-kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-here="$(cd "$(dirname "$0")" && pwd)"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
-. "$here/cli_expect.sh"
 
 # a small text keeps Tables 1 and 2 independent of the KJV corpus
 sh "$here/tiny_text.sh" 1500 17 >t.txt

@@ -5,12 +5,8 @@
 # gives identical files; bad grids, shard specs and foreign journals are
 # refused with a message and a non-zero exit.
 # usage: sweep.sh /path/to/kapprox
-kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"  # absolute: the test runs in a temporary directory
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
 
 # a tiny grid: 2 inputs x 2 schemes x 3 m x 4 seeds = 48 points (prf and
 # the second registered scheme, if this build has one)
@@ -104,17 +100,6 @@ for i in 1 2; do "$kx" sweep $F --shard "$i/2" --out "fpart$i.csv" || note "file
 "$kx" merge --quiet fmerged.csv fpart2.csv.journal fpart1.csv || note "merge of file shards failed"
 cmp -s file.csv fmerged.csv || note "merged file shards differ from one run"
 
-# expect CODE NEEDLE -- ARGS...: exit code and a message naming the problem
-expect() {
-  code="$1"; needle="$2"; shift 3
-  "$kx" "$@" >out.txt 2>err.txt
-  got=$?
-  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" err.txt; then
-    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat err.txt
-    echo "      (wanted a message containing '$needle')"
-    fail=1
-  fi
-}
 expect 1 "missing shard(s) 2 of 3" -- merge m.csv part1.csv part3.csv
 expect 1 "given twice" -- merge m.csv part1.csv part2.csv part2.csv part3.csv
 expect 1 "No such file" -- merge m.csv part1.csv nothere.csv

@@ -6,19 +6,10 @@
 # a second run reuses every teacher, run and timing and writes the same
 # files.
 # usage: table1.sh /path/to/kapprox
-kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
-. "$(dirname "$0")/cli_expect.sh"
 
-i=0
-while [ $i -lt 1500 ]; do
-  echo "and the lord said unto moses, behold the light of day $((i % 17)) upon the earth." >>t.txt
-  i=$((i + 1))
-done
+sh "$here/tiny_text.sh" 1500 17 >t.txt
 Q="--quick --text $dir/t.txt"
 
 expect 2 "--budget must be > 0" -- reproduce table1 $Q --budget 0 --outdir bad

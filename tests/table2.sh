@@ -6,30 +6,12 @@
 # with the uninterrupted table (timing columns aside: wall time and
 # tokens/s are measurements, not results).
 # usage: table2.sh /path/to/kapprox
-kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+. "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
-fail=0
-note() { echo "FAIL: $*"; fail=1; }
 
-i=0
-while [ $i -lt 1500 ]; do
-  echo "and the lord said unto moses, behold the light of day $((i % 17)) upon the earth." >>t.txt
-  i=$((i + 1))
-done
+sh "$here/tiny_text.sh" 1500 17 >t.txt
 Q="--quick --text $dir/t.txt --quiet"
 
-expect() {
-  code="$1"; needle="$2"; shift 3
-  "$kx" "$@" >out.txt 2>err.txt
-  got=$?
-  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" err.txt; then
-    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat err.txt
-    echo "      (wanted a message containing '$needle')"
-    fail=1
-  fi
-}
 expect 2 "--budget must be > 0" -- reproduce table2 $Q --budget 0 --outdir bad
 expect 2 "--budget must be > 0" -- reproduce table2 $Q --budget -1 --outdir bad
 expect 2 "--seeds must be in" -- reproduce table2 $Q --seeds 0 --outdir bad

@@ -1,0 +1,31 @@
+# Sourced first by the command-line tests, each run as TEST.sh /path/to/kapprox:
+#   . "$(dirname "$0")/cli_test.sh"
+# kx    the kapprox binary, absolute: a test may cd into its scratch directory
+# here  this folder, absolute (tiny_text.sh, ../plots), for the same reason
+# dir   a scratch directory, removed on exit
+# fail  0, set to 1 by any failed check; the test ends with `exit $fail`
+# note MESSAGE: a failed check.
+# expect CODE NEEDLE -- ARGS...: kapprox ARGS must exit with CODE and name
+# the problem on stderr (NEEDLE); ok ARGS...: kapprox ARGS must succeed.
+# Both leave the command's output in $dir/out and $dir/err.
+kx="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+here="$(cd "$(dirname "$0")" && pwd)"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail=0
+note() { echo "FAIL: $*"; fail=1; }
+expect() {
+  code="$1"; needle="$2"; shift 3
+  "$kx" "$@" >"$dir/out" 2>"$dir/err"
+  got=$?
+  if [ "$got" -ne "$code" ] || ! grep -q -- "$needle" "$dir/err"; then
+    echo "FAIL: kapprox $*: exit $got (want $code), stderr:"; cat "$dir/err"
+    echo "      (wanted a message containing '$needle')"
+    fail=1
+  fi
+}
+ok() {
+  if ! "$kx" "$@" >"$dir/out" 2>"$dir/err"; then
+    echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1
+  fi
+}
