@@ -24,26 +24,6 @@ extern float expf(float);
  * element would depend on its index modulo the vector width (measured). */
 #define LANES 16
 
-#define KX_VMAP(name, type, expr)                                      \
-  KX_SIMD_CLONES void name(size_t n, const type *x, type *y) {         \
-    size_t i = 0;                                                      \
-    for (; i + LANES <= n; i += LANES) {                               \
-      _Pragma("omp simd") for (size_t k = 0; k < LANES; k++) {         \
-        const type v = x[i + k];                                       \
-        y[i + k] = expr;                                               \
-      }                                                                \
-    }                                                                  \
-    if (i < n) {                                                       \
-      type buf[LANES] = {0};                                           \
-      memcpy(buf, x + i, (n - i) * sizeof *x);                         \
-      _Pragma("omp simd") for (size_t k = 0; k < LANES; k++) {         \
-        const type v = buf[k];                                         \
-        buf[k] = expr;                                                 \
-      }                                                                \
-      memcpy(y + i, buf, (n - i) * sizeof *y);                         \
-    }                                                                  \
-  }
-
 /* libmvec hands every lane beyond |x| ~ 708 (expf: ~ 88) to the scalar
  * exp, one lane at a time, for the whole vector call; the log features
  * are full of such lanes: -inf from zero fitted weights, and the deep
@@ -69,21 +49,27 @@ extern float expf(float);
     _Pragma("omp simd") for (size_t k = 0; k < LANES; k++) (out)[k] = (in)[k] < (below) ? 0 : arg_[k]; \
   } while (0)
 
-#define KX_VEXP(name, type, fn, below)                                  \
-  KX_SIMD_CLONES void name(size_t n, const type *x, type *y) {          \
-    size_t i = 0;                                                       \
-    for (; i + LANES <= n; i += LANES) KX_EXP_CHUNK(type, fn, below, x + i, y + i); \
-    if (i < n) {                                                        \
-      type buf[LANES] = {0};                                            \
-      memcpy(buf, x + i, (n - i) * sizeof *x);                          \
-      KX_EXP_CHUNK(type, fn, below, buf, buf);                          \
-      memcpy(y + i, buf, (n - i) * sizeof *y);                          \
-    }                                                                   \
+/* name(n, x, y): y = chunk(x) on whole chunks, the tail through a
+ * zero-padded chunk. */
+#define KX_CHUNKED(name, type, chunk)                          \
+  KX_SIMD_CLONES void name(size_t n, const type *x, type *y) { \
+    size_t i = 0;                                              \
+    for (; i + LANES <= n; i += LANES) chunk(x + i, y + i);    \
+    if (i < n) {                                               \
+      type buf[LANES] = {0};                                   \
+      memcpy(buf, x + i, (n - i) * sizeof *x);                 \
+      chunk(buf, buf);                                         \
+      memcpy(y + i, buf, (n - i) * sizeof *y);                 \
+    }                                                          \
   }
 
-KX_VEXP(kx_vexp, double, exp, KX_EXP_ZERO_BELOW)
-KX_VEXP(kx_vexpf, float, expf, KX_EXPF_ZERO_BELOW)
-KX_VMAP(kx_vlog, double, log(v))
+#define EXP_CHUNK(in, out) KX_EXP_CHUNK(double, exp, KX_EXP_ZERO_BELOW, in, out)
+#define EXPF_CHUNK(in, out) KX_EXP_CHUNK(float, expf, KX_EXPF_ZERO_BELOW, in, out)
+#define LOG_CHUNK(in, out) _Pragma("omp simd") for (size_t k = 0; k < LANES; k++) (out)[k] = log((in)[k])
+
+KX_CHUNKED(kx_vexp, double, EXP_CHUNK)
+KX_CHUNKED(kx_vexpf, float, EXPF_CHUNK)
+KX_CHUNKED(kx_vlog, double, LOG_CHUNK)
 
 /* exp(x - shift): the subtraction rounds once, as in the scalar form. */
 KX_SIMD_CLONES void kx_vexp_shift(size_t n, const double *x, double shift, double *y) {
@@ -92,9 +78,9 @@ KX_SIMD_CLONES void kx_vexp_shift(size_t n, const double *x, double shift, doubl
     const size_t len = n - i < LANES ? n - i : LANES;
     for (size_t k = 0; k < len; k++) diff[k] = x[i + k] - shift;
     if (len == LANES) {
-      KX_EXP_CHUNK(double, exp, KX_EXP_ZERO_BELOW, diff, y + i);
+      EXP_CHUNK(diff, y + i);
     } else {
-      KX_EXP_CHUNK(double, exp, KX_EXP_ZERO_BELOW, diff, diff);
+      EXP_CHUNK(diff, diff);
       memcpy(y + i, diff, len * sizeof *y);
     }
   }
