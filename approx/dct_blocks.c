@@ -111,6 +111,11 @@ static void apply_batch(const kx_dct_blocks *B, size_t rows, const double *x, do
 #define KX_DCT_BLOCKS_PARALLEL_BATCHES 8
 
 int kx_dct_blocks_apply(const kx_dct_blocks *B, size_t n, const double *x, double *z) {
+  return kx_dct_blocks_apply_finish(B, n, x, z, NULL, NULL);
+}
+
+int kx_dct_blocks_apply_finish(const kx_dct_blocks *B, size_t n, const double *x, double *z,
+                               kx_dct_blocks_finish finish, const void *ctx) {
   const size_t d = B->d, m = B->m, n_batches = (n + KX_DCT_BATCH - 1) / KX_DCT_BATCH;
   int failed = 0;
 #pragma omp parallel if (n_batches >= KX_DCT_BLOCKS_PARALLEL_BATCHES)
@@ -126,6 +131,7 @@ int kx_dct_blocks_apply(const kx_dct_blocks *B, size_t n, const double *x, doubl
       }
       const size_t r0 = s * KX_DCT_BATCH, rows = n - r0 < KX_DCT_BATCH ? n - r0 : KX_DCT_BATCH;
       apply_batch(B, rows, x + r0 * d, z + r0 * m, work);
+      if (finish) finish(ctx, rows, x + r0 * d, z + r0 * m);
     }
     kx_dct_work_free(work);
   }

@@ -46,6 +46,16 @@ void kx_dct_blocks_free(kx_dct_blocks *B);
  * thread count. */
 int kx_dct_blocks_apply(const kx_dct_blocks *B, size_t n, const double *x, double *z);
 
+/* What a caller does to each batch of rows of z (rows x m, with their
+ * rows x d inputs x) right after L x is written, while they are still in
+ * cache: the feature maps' -c(x), weights and exponentials.  Called for at
+ * most KX_DCT_BATCH rows at a time, on the thread that computed them; the
+ * same rows go to the same call whatever n and the thread count. */
+typedef void (*kx_dct_blocks_finish)(const void *ctx, size_t rows, const double *x, double *z);
+/* kx_dct_blocks_apply with finish(ctx, ...) on every batch (NULL: none). */
+int kx_dct_blocks_apply_finish(const kx_dct_blocks *B, size_t n, const double *x, double *z,
+                               kx_dct_blocks_finish finish, const void *ctx);
+
 /* The equivalent dense m x d matrix L (row-major), built column by column
  * through the same transforms (L e_j). */
 int kx_dct_blocks_dense(const kx_dct_blocks *B, double *W);

@@ -212,15 +212,17 @@ static void dense_block(const kx_fmap *f, size_t rows, const double *x, double *
   }
 }
 
-/* log features (exp_too = 0) or features (1) of n rows, block by block
- * on OpenMP threads. */
 /* Maps with their own apply_log (the DCT maps: batches of KX_DCT_BATCH
  * rows, padded, so a row's result does not depend on the call's size) take
  * this many rows per call: each call sets up workspaces and a parallel
  * region, which per 64 rows cost up to a fifth of the time (measured,
- * d = 128: malloc_consolidate after each 66 KB workspace). */
+ * d = 128: malloc_consolidate after each 66 KB workspace).  Such a span
+ * (8 MB of features at m = 1024) is out of cache by its end, so those
+ * maps exponentiate inside, per batch, through their type's apply. */
 #define KX_FMAP_OWN_SPAN 1024
 
+/* log features (exp_too = 0) or features (1) of n rows, block by block
+ * on OpenMP threads. */
 static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out, int exp_too) {
   const size_t span = f->type->apply_log ? KX_FMAP_OWN_SPAN : KX_FMAP_BLOCK;
   const size_t d = f->d, m = f->m, n_blocks = (n + span - 1) / span;
@@ -238,9 +240,15 @@ static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out
     for (size_t b = 0; b < n_blocks; b++) {
       const size_t r0 = b * span, rows = n - r0 < span ? n - r0 : span;
       if (brc) continue;
-      if (f->type->apply_log) brc = f->type->apply_log(f, rows, x + r0 * d, out + r0 * m);
-      else dense_block(f, rows, x + r0 * d, out + r0 * m, pad_x, pad_out);
-      if (!brc && exp_too) kx_vexp(rows * m, out + r0 * m, out + r0 * m);
+      const double *xb = x + r0 * d;
+      double *ob = out + r0 * m;
+      if (exp_too && f->type->apply) {
+        brc = f->type->apply(f, rows, xb, ob);
+      } else {
+        if (f->type->apply_log) brc = f->type->apply_log(f, rows, xb, ob);
+        else dense_block(f, rows, xb, ob, pad_x, pad_out);
+        if (!brc && exp_too) kx_vexp(rows * m, ob, ob);
+      }
     }
     if (brc) {
 #pragma omp atomic write

@@ -46,6 +46,10 @@ typedef struct kx_fmap_type {
   int (*init)(kx_fmap *f);
   /* Matrix-free maps set this; NULL means logphi = W x - c(x) + log_weight. */
   int (*apply_log)(const kx_fmap *f, size_t n, const double *x, double *logphi);
+  /* Optional, for maps with their own apply_log: the features, exactly
+   * kx_vexp of apply_log's result, exponentiated while the rows are still
+   * in cache.  NULL: apply_log, then kx_vexp over the call's rows. */
+  int (*apply)(const kx_fmap *f, size_t n, const double *x, double *phi);
   void (*release)(kx_fmap *f);
 } kx_fmap_type;
 

@@ -48,26 +48,46 @@ static int code_init(kx_fmap *f) {
   return 0;
 }
 
-static int code_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
-  int rc = kx_dct_blocks_apply(f->state, n, x, logphi);
-  if (rc) return rc;
-  const size_t m = f->m;
-  double *e = kx_malloc(m * sizeof *e);
-  if (!e) return KX_ENOMEM;
-  for (size_t r = 0; r < n; r++) {
-    double *z = logphi + r * m;
-    /* log-softmax with max-subtraction: exact for any finite logits. */
-    double mx = z[0];
+/* exp(z_j - max) goes through a stack buffer this many at a time; an
+ * element's exp does not depend on its chunk (vexp.h) and the sum runs in
+ * feature order either way. */
+#define CODE_EXP_CHUNK 256
+
+/* log-softmax of each row of z (rows x m), on one FFTW batch while it is
+ * in cache; with max-subtraction, exact for any finite logits. */
+static void log_softmax_batch(const void *ctx, size_t rows, const double *x, double *z) {
+  (void)x;
+  const size_t m = ((const kx_fmap *)ctx)->m;
+  double e[CODE_EXP_CHUNK];
+  for (size_t r = 0; r < rows; r++) {
+    double *row = z + r * m;
+    double mx = row[0];
     for (size_t j = 1; j < m; j++)
-      if (z[j] > mx) mx = z[j];
-    kx_vexp_shift(m, z, mx, e);
+      if (row[j] > mx) mx = row[j];
     double s = 0;
-    for (size_t j = 0; j < m; j++) s += e[j];
+    for (size_t j0 = 0; j0 < m; j0 += CODE_EXP_CHUNK) {
+      const size_t len = m - j0 < CODE_EXP_CHUNK ? m - j0 : CODE_EXP_CHUNK;
+      kx_vexp_shift(len, row + j0, mx, e);
+      for (size_t j = 0; j < len; j++) s += e[j];
+    }
     const double lse = mx + log(s);
-    for (size_t j = 0; j < m; j++) z[j] -= lse;
+    for (size_t j = 0; j < m; j++) row[j] -= lse;
   }
-  free(e);
-  return 0;
+}
+
+static void softmax_batch(const void *ctx, size_t rows, const double *x, double *z) {
+  log_softmax_batch(ctx, rows, x, z);
+  kx_vexp(rows * ((const kx_fmap *)ctx)->m, z, z);
+}
+
+static int code_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
+  return kx_dct_blocks_apply_finish(f->state, n, x, logphi, log_softmax_batch, f);
+}
+
+/* The features exp(log-softmax), not the softmax itself, so that they are
+ * exactly kx_vexp of code_apply_log's result. */
+static int code_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
+  return kx_dct_blocks_apply_finish(f->state, n, x, phi, softmax_batch, f);
 }
 
 static void code_release(kx_fmap *f) {
@@ -83,5 +103,6 @@ const kx_fmap_type kx_fmap_wdcf_code = {
     .kernel_estimator = 0,
     .init = code_init,
     .apply_log = code_apply_log,
+    .apply = code_apply,
     .release = code_release,
 };

@@ -7,7 +7,10 @@
  * exact result (glibc manual, "Errors in Math Functions"); the test
  * vexp_agrees_with_libm checks exp against libm's exp over every input the
  * maps can produce, down to the subnormal results and up to the overflow
- * limit.  The result of an element depends only on its own input and on the
+ * limit.  Inputs far below the underflow limit and -inf (zero feature
+ * weights) give libm's +0 without libmvec's scalar fallback, which would
+ * otherwise take them one lane at a time (vexp.c; tested down to -inf).
+ * The result of an element depends only on its own input and on the
  * CPU, never on n or on its position in the array, so batched callers stay
  * bit-identical whatever the batch size. */
 #ifndef KX_VEXP_H

@@ -87,6 +87,45 @@ START_TEST(vexp_agrees_with_libm) {
 }
 END_TEST
 
+/* Deep underflow, where kx_vexp answers +0 itself instead of letting
+ * libmvec call the scalar exp: it must give libm's bits there (+0, not
+ * -0 or a subnormal), and libm's value on both sides of its bound. */
+START_TEST(vexp_deep_underflow_is_libm_zero) {
+  const size_t n = 1 << 16, n_special = 8;
+  double *x = malloc((n + n_special) * sizeof *x), *y = malloc((n + n_special) * sizeof *y);
+  for (size_t i = 0; i < n; i++) x[i] = -760.0 + 20.0 * (double)i / (double)(n - 1);
+  const double special[] = {-INFINITY, -DBL_MAX, -1e300, -1100.0, -746.0, nextafter(-746.0, 0),
+                            nextafter(-746.0, -INFINITY), NAN};
+  memcpy(x + n, special, sizeof special);
+  for (int shifted = 0; shifted <= 1; shifted++) {
+    if (shifted) kx_vexp_shift(n + n_special, x, -2.0, y); /* exp(x + 2): the bound moves by 2 */
+    else kx_vexp(n + n_special, x, y);
+    for (size_t i = 0; i < n + n_special; i++) {
+      const double ref = exp(shifted ? x[i] - -2.0 : x[i]);
+      if (isnan(ref)) {
+        ck_assert_msg(isnan(y[i]), "exp(NaN) must stay NaN, got %g", y[i]);
+      } else if (ref == 0) {
+        ck_assert_msg(y[i] == 0 && !signbit(y[i]), "shift %d: exp(%.17g) = %g, libm +0", shifted, x[i], y[i]);
+      } else {
+        ck_assert_msg(ulps(y[i], ref) <= KX_VEC_ULPS, "shift %d: exp(%.17g) = %g, libm %g", shifted, x[i],
+                      y[i], ref);
+      }
+    }
+  }
+  float *xf = malloc(n * sizeof *xf), *yf = malloc(n * sizeof *yf);
+  for (size_t i = 0; i < n; i++) xf[i] = -120.0f + 30.0f * (float)i / (float)(n - 1);
+  xf[0] = -INFINITY;
+  xf[1] = -FLT_MAX;
+  kx_vexpf(n, xf, yf);
+  for (size_t i = 0; i < n; i++) {
+    const float ref = expf(xf[i]);
+    if (ref == 0) ck_assert_msg(yf[i] == 0 && !signbit(yf[i]), "expf(%.9g) = %g, libm +0", xf[i], yf[i]);
+    else ck_assert_msg(ulpsf(yf[i], ref) <= KX_VEC_ULPS, "expf(%.9g) = %g, libm %g", xf[i], yf[i], ref);
+  }
+  free(x), free(y), free(xf), free(yf);
+}
+END_TEST
+
 START_TEST(vlog_and_vexpf_agree_with_libm) {
   const size_t n = 1 << 18;
   double *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
@@ -142,6 +181,7 @@ START_TEST(features_do_not_depend_on_batch_or_threads) {
   random_fill(rng, 64 * d, 1.0 / sqrt((double)d), cq);
   random_fill(rng, 64 * d, 1.0 / sqrt((double)d), ck);
   double *ref = malloc(N * m * sizeof *ref), *got = malloc(N * m * sizeof *got);
+  double *log_ref = malloc(N * m * sizeof *log_ref);
   kx_fmap_options o;
   kx_fmap_default_options(&o);
   o.calib_q = cq;
@@ -157,6 +197,15 @@ START_TEST(features_do_not_depend_on_batch_or_threads) {
           want_exp ? kx_fmap_apply : kx_fmap_apply_log;
       set_threads(1);
       ck_assert_int_eq(apply(f, N, x, ref), 0);
+      if (!want_exp) {
+        memcpy(log_ref, ref, N * m * sizeof *ref);
+      } else {
+        /* maps that exponentiate inside their own batches: still exactly
+         * the exponentials of their log features */
+        kx_vexp(N * m, log_ref, log_ref);
+        ck_assert_msg(!memcmp(ref, log_ref, N * m * sizeof *ref),
+                      "%s d=%zu m=%zu: kx_fmap_apply is not kx_vexp of kx_fmap_apply_log", name, d, m);
+      }
       for (int threads = 1; threads <= 2; threads++) {
         set_threads(threads);
         for (size_t b = 0; b < sizeof batches / sizeof *batches; b++) {
@@ -171,7 +220,7 @@ START_TEST(features_do_not_depend_on_batch_or_threads) {
     kx_fmap_free(f);
   }
   set_threads(1);
-  free(x), free(cq), free(ck), free(ref), free(got);
+  free(x), free(cq), free(ck), free(ref), free(got), free(log_ref);
   gsl_rng_free(rng);
 }
 END_TEST
@@ -307,6 +356,7 @@ int main(void) {
   Suite *s = suite_create("vector_kernels");
   TCase *tc = tcase_create("vexp");
   tcase_add_test(tc, vexp_agrees_with_libm);
+  tcase_add_test(tc, vexp_deep_underflow_is_libm_zero);
   tcase_add_test(tc, vlog_and_vexpf_agree_with_libm);
   suite_add_tcase(s, tc);
   tc = tcase_create("batches");
