@@ -3,6 +3,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,6 +177,52 @@ START_TEST(linear_attention_with_exact_kernel_is_softmax) {
 }
 END_TEST
 
+/* Softmax attention over several row blocks (n = 300: four blocks of 64
+ * and a tail of 44, run in parallel): bit-identical on 1 and 2 threads, and
+ * equal to a row-by-row evaluation.  Tolerance: each output is a convex
+ * combination of v computed with n-term sums and exponentials within a few
+ * ulps, so its error is below 4 n eps max|v|. */
+START_TEST(softmax_attention_blocks_and_threads) {
+  const size_t n = 300, d = 16, dv = 5;
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng_set(r, 23);
+  double *q = malloc(n * d * sizeof *q), *k = malloc(n * d * sizeof *k), *v = malloc(n * dv * sizeof *v);
+  double *o[2] = {malloc(n * dv * sizeof(double)), malloc(n * dv * sizeof(double))}, *lw = malloc(n * sizeof *lw);
+  for (size_t i = 0; i < n; i++) {
+    random_vector(r, d, 3.0, q + i * d);
+    random_vector(r, d, 3.0, k + i * d);
+  }
+  double vmax = 0;
+  for (size_t i = 0; i < n * dv; i++) v[i] = gsl_ran_gaussian(r, 1.0), vmax = fmax(vmax, fabs(v[i]));
+  int saved = omp_get_max_threads();
+  for (int causal = 0; causal <= 1; causal++) {
+    for (int t = 0; t < 2; t++) {
+      omp_set_num_threads(t + 1);
+      ck_assert_int_eq(kx_softmax_attention(n, d, dv, q, k, v, causal, o[t]), 0);
+    }
+    ck_assert_msg(memcmp(o[0], o[1], n * dv * sizeof(double)) == 0,
+                  "causal=%d: softmax attention differs between 1 and 2 threads", causal);
+    for (size_t i = 0; i < n; i++) {
+      size_t end = causal ? i + 1 : n;
+      double mx = -INFINITY, z = 0;
+      for (size_t j = 0; j < end; j++) lw[j] = dot(d, q + i * d, k + j * d), mx = fmax(mx, lw[j]);
+      for (size_t j = 0; j < end; j++) z += lw[j] = exp(lw[j] - mx);
+      for (size_t c = 0; c < dv; c++) {
+        double want = 0;
+        for (size_t j = 0; j < end; j++) want += lw[j] / z * v[j * dv + c];
+        ck_assert_double_eq_tol(o[0][i * dv + c], want, 4.0 * (double)n * 2.2e-16 * vmax);
+      }
+    }
+  }
+  omp_set_num_threads(saved);
+  q[70 * d] = NAN; /* row 70 lies in the second block */
+  ck_assert_int_eq(kx_softmax_attention(n, d, dv, q, k, v, 1, o[0]), KX_ENUM);
+  ck_assert_msg(strstr(kx_error_message(), "row 70") != NULL, "message: %s", kx_error_message());
+  free(q), free(k), free(v), free(o[0]), free(o[1]), free(lw);
+  gsl_rng_free(r);
+}
+END_TEST
+
 /* The O(n m dv) prefix-sum form equals the explicit n x n weights times V. */
 START_TEST(linear_attention_matches_weight_matrix) {
   const size_t n = 33, d = 16, m = 24, dv = 5;
@@ -330,6 +377,7 @@ int main(void) {
   tcase_add_test(tc, prf_mse_matches_closed_form);
   tcase_add_test(tc, log_kernel_estimate_matches_direct);
   tcase_add_test(tc, linear_attention_with_exact_kernel_is_softmax);
+  tcase_add_test(tc, softmax_attention_blocks_and_threads);
   tcase_add_test(tc, linear_attention_matches_weight_matrix);
   tcase_add_test(tc, nnls_satisfies_kkt);
   tcase_add_test(tc, bad_parameters_are_refused);

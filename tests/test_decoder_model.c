@@ -1,13 +1,17 @@
-/* The whole decoder: its gradient against finite differences, and a tiny
- * model overfitting a tiny text. */
+/* The whole decoder: its gradient against finite differences, a tiny
+ * model overfitting a tiny text, and a training step's bits independent of
+ * the thread count for every attention kind. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "core/kx_error.h"
 #include "experiments/decoder/dec_adamw.h"
+#include "experiments/decoder/dec_attn.h"
 #include "experiments/decoder/dec_layers.h"
 #include "experiments/decoder/dec_model.h"
 
@@ -158,6 +162,56 @@ START_TEST(test_overfit) {
 }
 END_TEST
 
+/* Loss and every gradient of one forward/backward on 1 thread and on 2
+ * threads, for each attention kind: bit-identical, so a training run does
+ * not depend on how many cores ran it.  The sizes put every matmul above
+ * the parallel threshold, and B T = 111 rows (not a multiple of OpenBLAS's
+ * row panels) makes a row's place in its BLAS call matter, as it does for
+ * rows near the end of a call. */
+START_TEST(test_threads_do_not_change_bits) {
+  enum { B = 3, T = 37, V = 29 };
+  char names[256];
+  snprintf(names, sizeof names, "%s", kx_dec_attn_names());
+  int x[B * T], y[B * T];
+  for (size_t i = 0; i < B * T; i++) x[i] = (int)((i * 7 + 3) % V), y[i] = (int)((i * 5 + 1) % V);
+  int saved = omp_get_max_threads();
+  for (char *kind = strtok(names, ", "); kind; kind = strtok(NULL, ", ")) {
+    double loss[2];
+    float *grads[2];
+    size_t total = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+      omp_set_num_threads(threads);
+      kx_dec_config c;
+      kx_dec_config_default(&c);
+      c.vocab = V;
+      c.ctx = T;
+      c.layers = 2;
+      c.heads = 2;
+      c.width = 128;
+      c.rotary_dims = 16;
+      snprintf(c.attn_kind, sizeof c.attn_kind, "%s", kind);
+      kx_decoder m;
+      ck_assert_int_eq(kx_dec_create(&m, &c), 0);
+      ck_assert_int_eq(kx_dec_init_params(&m, 11), 0);
+      ck_assert_int_eq(kx_dec_forward(&m, x, y, B, T, &loss[threads - 1]), 0);
+      ck_assert_int_eq(kx_dec_backward(&m), 0);
+      total = m.tab.total;
+      grads[threads - 1] = malloc(total * sizeof(float));
+      ck_assert_ptr_nonnull(grads[threads - 1]);
+      memcpy(grads[threads - 1], m.grads, total * sizeof(float));
+      kx_dec_free(&m);
+    }
+    ck_assert_msg(memcmp(&loss[0], &loss[1], sizeof loss[0]) == 0, "%s: loss %.17g on 1 thread, %.17g on 2", kind,
+                  loss[0], loss[1]);
+    size_t differ = 0;
+    for (size_t i = 0; i < total; i++) differ += memcmp(&grads[0][i], &grads[1][i], sizeof(float)) != 0;
+    ck_assert_msg(differ == 0, "%s: %zu of %zu gradient entries differ between 1 and 2 threads", kind, differ, total);
+    free(grads[0]), free(grads[1]);
+  }
+  omp_set_num_threads(saved);
+}
+END_TEST
+
 START_TEST(test_schedule) {
   ck_assert_double_eq_tol(kx_lr_schedule(0, 100, 10, 1.0, 0.1), 0.1, 1e-12);
   ck_assert_double_eq_tol(kx_lr_schedule(9, 100, 10, 1.0, 0.1), 1.0, 1e-12);
@@ -178,6 +232,7 @@ int main(void) {
   tcase_add_test(tc, test_model_gradient);
   tcase_add_test(tc, test_overfit);
   tcase_add_test(tc, test_schedule);
+  tcase_add_test(tc, test_threads_do_not_change_bits);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -33,7 +33,7 @@ static double matmul_seconds;
 double kx_dec_matmul_seconds(void) { return matmul_seconds; }
 void kx_dec_matmul_reset(void) { matmul_seconds = 0.0; }
 
-/* Contiguous share [*lo, *hi) of n items for thread `id` of `nt`, rounded to
+/* Contiguous share [*lo, *hi) of n items for part `id` of `nt`, rounded to
  * multiples of 8 so BLAS sub-blocks keep whole SIMD panels. */
 static void share(size_t n, int id, int nt, size_t *lo, size_t *hi) {
   size_t blocks = (n + 7) / 8;
@@ -119,13 +119,25 @@ void kx_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
   }
 }
 
+/* How many BLAS calls a matmul is cut into: a fixed number, not one per
+ * thread.  OpenBLAS rounds a row of a product differently depending on
+ * where the row falls in its call (the last rows of M go through edge
+ * kernels), so the bits of a training run would otherwise depend on the
+ * thread count.  With the cut fixed, threads only choose who makes which
+ * call.  Two: the cut two threads made before it was fixed, which every
+ * measured table was run with; more threads than parts wait at the
+ * matmuls (the machines this toolkit is measured on have two cores). */
+#define MATMUL_PARTS 2
+static int matmul_parts(size_t flops) { return blas_threads == 1 && flops >= PAR_MIN_FLOPS ? MATMUL_PARTS : 1; }
+
 void kx_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                        size_t C, size_t OC) {
   double t0 = kx_now_seconds();
-#pragma omp parallel if (blas_threads == 1 && N * C * OC >= PAR_MIN_FLOPS)
-  {
+  int parts = matmul_parts(N * C * OC);
+#pragma omp parallel for schedule(static) if (parts > 1)
+  for (int part = 0; part < parts; part++) {
     size_t lo, hi;
-    share(N, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+    share(N, part, parts, &lo, &hi);
     if (hi > lo) {
       if (bias)
         for (size_t n = lo; n < hi; n++) memcpy(out + n * OC, bias, OC * sizeof *out);
@@ -139,31 +151,31 @@ void kx_matmul_forward(float *out, const float *inp, const float *W, const float
 void kx_matmul_backward(float *dinp, float *dW, float *dbias, const float *dout, const float *inp,
                         const float *W, size_t N, size_t C, size_t OC) {
   double t0 = kx_now_seconds();
-#pragma omp parallel if (blas_threads == 1 && N * C * OC >= PAR_MIN_FLOPS)
-  {
-    int id = omp_get_thread_num(), nt = omp_get_num_threads();
+  int parts = matmul_parts(N * C * OC);
+#pragma omp parallel for schedule(static) if (parts > 1)
+  for (int part = 0; part < parts; part++) {
     size_t lo, hi;
     if (dinp) {
-      share(N, id, nt, &lo, &hi);
+      share(N, part, parts, &lo, &hi);
       if (hi > lo)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(hi - lo), (int)C, (int)OC, 1.0f,
                     dout + lo * OC, (int)OC, W, (int)C, 1.0f, dinp + lo * C, (int)C);
     }
-    /* dW: split the larger of its two dimensions so both threads get work
+    /* dW: split the larger of its two dimensions so both parts get work
      * even for the narrow unembedding (OC = V). */
     if (OC >= C) {
-      share(OC, id, nt, &lo, &hi);
+      share(OC, part, parts, &lo, &hi);
       if (hi > lo)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), (int)C, (int)N, 1.0f,
                     dout + lo, (int)OC, inp, (int)C, 1.0f, dW + lo * C, (int)C);
     } else {
-      share(C, id, nt, &lo, &hi);
+      share(C, part, parts, &lo, &hi);
       if (hi > lo)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)(hi - lo), (int)N, 1.0f,
                     dout, (int)OC, inp + lo, (int)C, 1.0f, dW + lo, (int)C);
     }
     if (dbias) {
-      share(OC, id, nt, &lo, &hi);
+      share(OC, part, parts, &lo, &hi);
       for (size_t n = 0; n < N; n++) {
         const float *g = dout + n * OC;
         for (size_t o = lo; o < hi; o++) dbias[o] += g[o];
