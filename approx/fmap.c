@@ -2,6 +2,8 @@
  * the dense W x path, the -c(x) and weight terms, and fitted weights. */
 #include "approx/fmap.h"
 
+#include <cblas.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +229,12 @@ static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out
   const size_t span = f->type->apply_log ? KX_FMAP_OWN_SPAN : KX_FMAP_BLOCK;
   const size_t d = f->d, m = f->m, n_blocks = (n + span - 1) / span;
   int rc = 0;
+  /* The blocks run on OpenMP threads; BLAS calls inside them (the DCT maps'
+   * dense DCT-I) must not wake OpenBLAS's own thread pool as well, whose
+   * workers would compete with ours for the cores.  Touched only when
+   * needed, as in kx_linear_attention. */
+  const int blas_threads = openblas_get_num_threads();
+  if (blas_threads != 1) openblas_set_num_threads(1);
 #pragma omp parallel if (n_blocks >= 4 || (span > KX_FMAP_BLOCK && n_blocks >= 2))
   {
     double *pad_x = NULL, *pad_out = NULL;
@@ -257,6 +265,7 @@ static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out
     free(pad_x);
     free(pad_out);
   }
+  if (blas_threads != 1) openblas_set_num_threads(blas_threads);
   /* Messages are thread-local; what can fail here is memory. */
   if (rc) return kx_fail(rc, "%s: out of memory applying the feature map", f->type->name);
   return 0;

@@ -46,7 +46,10 @@ def c_features(outdir, threads):
             if len(f) >= 7 and re.fullmatch(r"[a-z][a-z0-9-]*", f[0]) and f[1].isdigit() and f[2].isdigit():
                 key = (f[0], int(f[1]), int(f[2]))
                 keep(best, key + ("log",), float(f[3]), load, True)
+                keep(best, key + ("gflops",), float(f[4]), load, True)
                 keep(best, key + ("phi",), float(f[6]), load, True)
+                if f[7] != "-":  # the same map as one dense GEMM (DCT maps)
+                    keep(best, key + ("dense",), float(f[7]), load, True)
     return best, peak
 
 
@@ -89,8 +92,8 @@ def c_attention(outdir, threads):
                 heads, thr = int(f[1]), int(f[2])
                 keep(best, ("float", heads, thr, "fwd"), float(f[3]), load, False)
                 keep(best, ("float", heads, thr, "bwd"), float(f[6]), load, False)
-                keep(best, ("float", heads, thr, "fwd%"), float(f[5]), load, True)
-                keep(best, ("float", heads, thr, "bwd%"), float(f[8]), load, True)
+                keep(best, ("float", heads, thr, "fwdGF"), float(f[4]), load, True)
+                keep(best, ("float", heads, thr, "bwdGF"), float(f[7]), load, True)
     return best
 
 
@@ -140,6 +143,32 @@ def main():
                 c = cf.get((s, d, m, "phi"))
                 cells.append(f"{fmt(c[0])} ({c[1]:.1f})" if c else "-")
             print(f"| C {s} phi vec/s (load) | " + " | ".join(cells) + " |")
+        # Most any map could reach: a projection at the best rate a dense
+        # map's log features reached here (prf, orf, pff-*, wpff-*; not the
+        # DCT maps, nor uniform, which projects nothing), exponentials free,
+        # over PyTorch.
+        fast = max((v for k, v in cf.items() if k[3] == "gflops" and re.fullmatch(r"prf|orf|w?pff-.+", k[0])),
+                   default=None)
+        if fast:
+            cells = []
+            for d, m in dm:
+                t = tt.get(("features", "float64", d, m))
+                cells.append(f"{fast[0] * 1e9 / (2 * d * m) / t[0]:.1f}" if t else "-")
+            print(f"| bound: {fast[0]:.1f} GFLOP/s / (2dm) / PyTorch float64 | " + " | ".join(cells) + " |")
+        dct = [s for s in schemes if any((s, d, m, "dense") in cf for d, m in dm)]
+        if dct:
+            print("\nDCT maps through FFTW against the same map as one dense GEMM: best native vec/s / best "
+                  "dense-blas vec/s\n")
+            print("| scheme | " + " | ".join(f"d={d} m={m}" for d, m in dm) + " |")
+            print("|---|" + "---|" * len(dm))
+            for s in dct:
+                cells = []
+                for d, m in dm:
+                    n, g = cf.get((s, d, m, "log")), cf.get((s, d, m, "dense"))
+                    cells.append(f"{n[0] / g[0]:.2f}" if n and g else "-")
+                print(f"| {s} | " + " | ".join(cells) + " |")
+            cells = [fmt(cf[("wdcf", d, m, "log")][0]) if ("wdcf", d, m, "log") in cf else "-" for d, m in dm]
+            print("| wdcf native vec/s | " + " | ".join(cells) + " |")
         if "dgemm" in cpeak:
             print(f"\nbench-features DGEMM peak, best: {cpeak['dgemm'][0]:.1f} GFLOP/s (load {cpeak['dgemm'][1]:.1f})")
     if ca:
@@ -150,7 +179,12 @@ def main():
         for key in sorted({k[1:3] for k in ca if k[0] == "float"}):
             h, thr = key
             cfw, cbw = ca[("float", h, thr, "fwd")], ca[("float", h, thr, "bwd")]
-            pf, pb = ca[("float", h, thr, "fwd%")], ca[("float", h, thr, "bwd%")]
+            # The share of the best SGEMM measurement on as many threads, not
+            # the best of the rounds' own shares: one round's SGEMM figure can
+            # come out low (a thread descheduled) and its share above 100 %.
+            sg = ca.get(("sgemm", 1 if thr == 1 else 2), (float("nan"),))[0]
+            pf = (100 * ca[("float", h, thr, "fwdGF")][0] / sg,)
+            pb = (100 * ca[("float", h, thr, "bwdGF")][0] / sg,)
             tfw, tbw = tt.get(("decoder", h, "fwd")), tt.get(("decoder", h, "bwd"))
             tcell = (lambda x: f"{x[0]:.2f} ({x[1][0]:.1f}, BLAS {x[1][1]})" if x else "-")
             print(f"| {h}, {thr} | {cfw[0]:.3f} ({cfw[1]:.1f}) | {pf[0]:.1f} | {cbw[0]:.3f} ({cbw[1]:.1f}) | "

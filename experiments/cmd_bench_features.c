@@ -33,7 +33,8 @@ static void usage(FILE *out) {
           "a warm-up) for each scheme, input dimension d and feature count m = d x mult;\n"
           "column 'phi vec/s': kx_fmap_apply, the features themselves (exponentials included).\n"
           "The DCT maps (wdcf, wdcf-norm, dcf, wdcf-code) are also timed as a dense\n"
-          "OpenBLAS product with their materialised m x d matrix (column 'dense-blas');\n"
+          "OpenBLAS product with their materialised m x d matrix (column 'dense-blas':\n"
+          "a single-threaded DGEMM per thread over its part of the batch);\n"
           "'max|diff|' is the largest difference between the two results.\n\n"
           "  --schemes LIST    comma-separated schemes (default: all registered)\n"
           "  --d LIST          input dimensions (default 64,128)\n"
@@ -71,12 +72,14 @@ static int time_native(const kx_fmap *f, const bench_ctx *b, int with_exp, doubl
 
 /* The same map as GEMM (x W^T) plus its elementwise finish: the norm and
  * weight terms of the paper maps, the log-softmax of wdcf-code. */
-static void dense_apply(const kx_fmap *f, const bench_ctx *b, double *out) {
-  const size_t n = b->batch, m = f->m, d = f->d;
-  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)d, 1.0, b->x, (int)d,
-              b->W, (int)d, 0.0, out, (int)m);
+static void dense_rows(const kx_fmap *f, const bench_ctx *b, size_t r0, size_t n, double *out) {
+  const size_t m = f->m, d = f->d;
+  const double *x = b->x + r0 * d;
+  out += r0 * m;
+  cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)m, (int)d, 1.0, x, (int)d, b->W, (int)d, 0.0,
+              out, (int)m);
   if (f->type != &kx_fmap_wdcf_code) {
-    kx_fmap_finish_log(f, n, b->x, out);
+    kx_fmap_finish_log(f, n, x, out);
     return;
   }
   for (size_t r = 0; r < n; r++) {
@@ -85,6 +88,20 @@ static void dense_apply(const kx_fmap *f, const bench_ctx *b, double *out) {
     for (size_t j = 0; j < m; j++) s += exp(z[j] - mx);
     const double lse = mx + log(s);
     for (size_t j = 0; j < m; j++) z[j] -= lse;
+  }
+}
+
+/* One contiguous part of the batch per OpenMP thread, each a
+ * single-threaded DGEMM: the threads the native path uses too.  (With
+ * OpenBLAS's own pool instead, its workers kept spinning after the call
+ * and slowed the next scheme's native timing on two cores.) */
+static void dense_apply(const kx_fmap *f, const bench_ctx *b, double *out) {
+  const size_t n = b->batch;
+#pragma omp parallel
+  {
+    const size_t nt = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+    const size_t r0 = n * id / nt, r1 = n * (id + 1) / nt;
+    if (r1 > r0) dense_rows(f, b, r0, r1 - r0, out);
   }
 }
 
@@ -282,6 +299,9 @@ int cmd_bench_features(int argc, char **argv) {
   }
 
   const double peak = kx_bench_gemm_peak(0);
+  /* From here on BLAS runs inside OpenMP threads (dense_apply, the DCT
+   * maps' DCT-I): one BLAS thread each. */
+  openblas_set_num_threads(1);
   printf("feature-map throughput: batch %zu, best of %zu after warm-up, %zu thread%s\n", o.batch,
          o.reps, o.threads, o.threads == 1 ? "" : "s");
   printf("measured DGEMM peak (384^3, %zu thread%s): %.1f GFLOP/s; GF/s below counts the dense\n"
