@@ -121,28 +121,30 @@ def main():
         for k in cf:
             if k[0] not in schemes:
                 schemes.append(k[0])
+
+        def header():
+            print("| scheme | " + " | ".join(f"d={d} m={m}" for d, m in dm) + " |")
+            print("|---|" + "---|" * len(dm))
+
+        def row(label, cell):
+            """One table row: cell(d, m) gives the text or None for '-'."""
+            print(f"| {label} | " + " | ".join(cell(d, m) or "-" for d, m in dm) + " |")
+
+        def ratio(num, den, digits):
+            return f"{num[0] / den[0]:.{digits}f}" if num and den else None
+
+        def with_load(x):
+            return f"{fmt(x[0])} ({x[1]:.1f})" if x else None
+
         print("feature maps: C phi vec/s (kx_fmap_apply, exponentials included) / PyTorch float64 "
               "torch.exp(x @ W.T - c) vec/s\n")
-        print("| scheme | " + " | ".join(f"d={d} m={m}" for d, m in dm) + " |")
-        print("|---|" + "---|" * len(dm))
+        header()
         for s in schemes:
-            cells = []
-            for d, m in dm:
-                c, t = cf.get((s, d, m, "phi")), tt.get(("features", "float64", d, m))
-                cells.append(f"{c[0] / t[0]:.1f}" if c and t else "-")
-            print(f"| {s} | " + " | ".join(cells) + " |")
+            row(s, lambda d, m: ratio(cf.get((s, d, m, "phi")), tt.get(("features", "float64", d, m)), 1))
         for dt in ("float64", "float32"):
-            cells = []
-            for d, m in dm:
-                t = tt.get(("features", dt, d, m))
-                cells.append(f"{fmt(t[0])} ({t[1]:.1f})" if t else "-")
-            print(f"| PyTorch {dt} vec/s (load) | " + " | ".join(cells) + " |")
+            row(f"PyTorch {dt} vec/s (load)", lambda d, m: with_load(tt.get(("features", dt, d, m))))
         for s in ("prf", "wdcf"):
-            cells = []
-            for d, m in dm:
-                c = cf.get((s, d, m, "phi"))
-                cells.append(f"{fmt(c[0])} ({c[1]:.1f})" if c else "-")
-            print(f"| C {s} phi vec/s (load) | " + " | ".join(cells) + " |")
+            row(f"C {s} phi vec/s (load)", lambda d, m: with_load(cf.get((s, d, m, "phi"))))
         # Most any map could reach: a projection at the best rate a dense
         # map's log features reached here (prf, orf, pff-*, wpff-*; not the
         # DCT maps, nor uniform, which projects nothing), exponentials free,
@@ -150,25 +152,17 @@ def main():
         fast = max((v for k, v in cf.items() if k[3] == "gflops" and re.fullmatch(r"prf|orf|w?pff-.+", k[0])),
                    default=None)
         if fast:
-            cells = []
-            for d, m in dm:
-                t = tt.get(("features", "float64", d, m))
-                cells.append(f"{fast[0] * 1e9 / (2 * d * m) / t[0]:.1f}" if t else "-")
-            print(f"| bound: {fast[0]:.1f} GFLOP/s / (2dm) / PyTorch float64 | " + " | ".join(cells) + " |")
+            row(f"bound: {fast[0]:.1f} GFLOP/s / (2dm) / PyTorch float64",
+                lambda d, m: ratio((fast[0] * 1e9 / (2 * d * m),), tt.get(("features", "float64", d, m)), 1))
         dct = [s for s in schemes if any((s, d, m, "dense") in cf for d, m in dm)]
         if dct:
             print("\nDCT maps through FFTW against the same map as one dense GEMM: best native vec/s / best "
                   "dense-blas vec/s\n")
-            print("| scheme | " + " | ".join(f"d={d} m={m}" for d, m in dm) + " |")
-            print("|---|" + "---|" * len(dm))
+            header()
             for s in dct:
-                cells = []
-                for d, m in dm:
-                    n, g = cf.get((s, d, m, "log")), cf.get((s, d, m, "dense"))
-                    cells.append(f"{n[0] / g[0]:.2f}" if n and g else "-")
-                print(f"| {s} | " + " | ".join(cells) + " |")
-            cells = [fmt(cf[("wdcf", d, m, "log")][0]) if ("wdcf", d, m, "log") in cf else "-" for d, m in dm]
-            print("| wdcf native vec/s | " + " | ".join(cells) + " |")
+                row(s, lambda d, m: ratio(cf.get((s, d, m, "log")), cf.get((s, d, m, "dense")), 2))
+            row("wdcf native vec/s", lambda d, m: fmt(cf[("wdcf", d, m, "log")][0]) if ("wdcf", d, m, "log") in cf
+                else None)
         if "dgemm" in cpeak:
             print(f"\nbench-features DGEMM peak, best: {cpeak['dgemm'][0]:.1f} GFLOP/s (load {cpeak['dgemm'][1]:.1f})")
     if ca:
