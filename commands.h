@@ -16,9 +16,9 @@ int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
 int cmd_reproduce_all(int argc, char **argv);
 int cmd_bench_attention(int argc, char **argv);
-/* The machine's measured DGEMM (single = 1: SGEMM) rate in GFLOP/s with the
- * current OpenBLAS threads: the peak the benchmarks report shares of. */
-double kx_bench_gemm_peak(int single);
+/* The machine's measured DGEMM (single = 1: SGEMM) rate in GFLOP/s on
+ * `threads` OpenMP threads: the peak the benchmarks report shares of. */
+double kx_bench_gemm_peak(int single, int threads);
 /* experiments/decoder */
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

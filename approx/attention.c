@@ -2,7 +2,9 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,6 +276,67 @@ static int lin_emit(const lin_work *w, size_t i0, size_t rows, size_t n, const d
   return 0;
 }
 
+/* The causal pass for the queries of chunks [c0, c1), continuing from the
+ * state after chunks [0, c0), which it first rebuilds by absorbing those
+ * chunks' keys alone: the same operations in the same order as a pass over
+ * them makes (the shifts R depend on keys only), so the state, and every
+ * output, has the same bits whichever part computes it. */
+static int causal_part(lin_work *w, size_t n, size_t c0, size_t c1, const double *lq, const double *lk,
+                       const double *v, double *out) {
+  const size_t m = w->m, dv = w->dv, C = w->C;
+  int rc = 0;
+  for (size_t c = 0; c < c1 && !rc; c++) {
+    const size_t i0 = c * C, rows = n - i0 < C ? n - i0 : C;
+    exp_rows_own_max(rows, m, lk + i0 * m, w->pk, w->rmax);
+    lin_load_values(w, rows, v + i0 * dv);
+    double R = w->P;
+    for (size_t r = 0; r < rows; r++) w->reach[r] = R = fmax(R, w->rmax[r]);
+    if (c >= c0) {
+      exp_rows_own_max(rows, m, lq + i0 * m, w->pq, NULL);
+      lin_queries(w, rows, 1);
+      rc = lin_emit(w, i0, rows, n, lq, lk, v, 1, out);
+    }
+    if (!rc) lin_absorb(w, rows, R);
+  }
+  return rc;
+}
+
+/* Chunks below this run as one part: the second part's replay of the
+ * first part's keys would cost more than the second thread saves. */
+#define KX_LIN_PARALLEL_CHUNKS 8
+
+/* The causal pass on up to two threads: the first takes the first
+ * KX_LIN_SPLIT_NUM/KX_LIN_SPLIT_DEN of the chunks, the second replays their
+ * keys (about 0.4 of the cost of a whole chunk, measured at m = d_v = 64)
+ * and takes the rest, so both finish about together.  Not inside another
+ * parallel region: callers that run heads on threads already use them. */
+#define KX_LIN_SPLIT_NUM 5
+#define KX_LIN_SPLIT_DEN 8
+static int causal_parts(lin_work *w, size_t n, const double *lq, const double *lk, const double *v,
+                        double *out) {
+  const size_t chunks = (n + w->C - 1) / w->C;
+  if (omp_in_parallel() || omp_get_max_threads() < 2 || chunks < KX_LIN_PARALLEL_CHUNKS)
+    return causal_part(w, n, 0, chunks, lq, lk, v, out);
+  lin_work w2;
+  if (lin_work_init(&w2, n, w->m, w->dv)) return causal_part(w, n, 0, chunks, lq, lk, v, out);
+  const size_t split = chunks * KX_LIN_SPLIT_NUM / KX_LIN_SPLIT_DEN;
+  int rc[2] = {0, 0};
+  char message[2][512] = {"", ""};
+#pragma omp parallel num_threads(2)
+  {
+    const int id = omp_get_thread_num();
+    if (id < 2) {
+      rc[id] = id ? causal_part(&w2, n, split, chunks, lq, lk, v, out) : causal_part(w, n, 0, split, lq, lk, v, out);
+      /* Messages are thread-local: carry them out of the region. */
+      if (rc[id]) snprintf(message[id], sizeof message[id], "%s", kx_error_message());
+    }
+  }
+  lin_work_free(&w2);
+  for (int id = 0; id < 2; id++) /* the earliest failing row's part first, as one pass would */
+    if (rc[id]) return kx_fail(rc[id], "%s", message[id]);
+  return 0;
+}
+
 int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const double *lk,
                         const double *v, int causal, double *out) {
   if (n == 0) return 0;
@@ -304,17 +367,7 @@ int kx_linear_attention(size_t n, size_t m, size_t dv, const double *lq, const d
       rc = lin_emit(&w, i0, rows, n, lq, lk, v, 0, out);
     }
   } else {
-    for (size_t i0 = 0; i0 < n && !rc; i0 += C) {
-      const size_t rows = n - i0 < C ? n - i0 : C;
-      exp_rows_own_max(rows, m, lq + i0 * m, w.pq, NULL);
-      exp_rows_own_max(rows, m, lk + i0 * m, w.pk, w.rmax);
-      lin_load_values(&w, rows, v + i0 * dv);
-      double R = w.P;
-      for (size_t r = 0; r < rows; r++) w.reach[r] = R = fmax(R, w.rmax[r]);
-      lin_queries(&w, rows, 1);
-      rc = lin_emit(&w, i0, rows, n, lq, lk, v, 1, out);
-      if (!rc) lin_absorb(&w, rows, R);
-    }
+    rc = causal_parts(&w, n, lq, lk, v, out);
   }
   if (blas_threads != 1) openblas_set_num_threads(blas_threads);
   lin_work_free(&w);

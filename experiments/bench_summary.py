@@ -80,7 +80,7 @@ def c_attention(outdir, threads):
         if m:
             keep(best, ("sgemm", 1), float(m.group(1)), load, True)
             keep(best, ("sgemm", 2), float(m.group(2)), load, True)
-        m = re.search(r"measured DGEMM peak \(384\^3\): ([\d.]+)", text)
+        m = re.search(r"measured DGEMM peak \(384\^3(?:, \d+ threads?)?\): ([\d.]+)", text)
         if m:
             keep(best, ("dgemm",), float(m.group(1)), load, True)
         for line in text.splitlines():
@@ -181,9 +181,9 @@ def main():
             pb = (100 * ca[("float", h, thr, "bwdGF")][0] / sg,)
             tfw, tbw = tt.get(("decoder", h, "fwd")), tt.get(("decoder", h, "bwd"))
             tcell = (lambda x: f"{x[0]:.2f} ({x[1][0]:.1f}, BLAS {x[1][1]})" if x else "-")
+            speedup = (lambda t, c: f"{t[0] / c[0]:.1f}" if t else "-")
             print(f"| {h}, {thr} | {cfw[0]:.3f} ({cfw[1]:.1f}) | {pf[0]:.1f} | {cbw[0]:.3f} ({cbw[1]:.1f}) | "
-                  f"{pb[0]:.1f} | {tcell(tfw)} | {tcell(tbw)} | "
-                  f"{tfw[0] / cfw[0]:.1f} | {tbw[0] / cbw[0]:.1f} |" if tfw and tbw else "| - | - |")
+                  f"{pb[0]:.1f} | {tcell(tfw)} | {tcell(tbw)} | {speedup(tfw, cfw)} | {speedup(tbw, cbw)} |")
         for k in (("sgemm", 1), ("sgemm", 2), ("dgemm",)):
             if k in ca:
                 print(f"{' '.join(map(str, k))} peak, best: {ca[k][0]:.1f} GFLOP/s (load {ca[k][1]:.1f})")

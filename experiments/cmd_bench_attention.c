@@ -171,18 +171,18 @@ int cmd_bench_attention(int argc, char **argv) {
     return 1;
   }
   if (out) fprintf(csv.fp, "tokens,d,m,scheme,exact_ms,linear_ms,exact_tokens_per_s,linear_tokens_per_s,exact_bytes,linear_bytes\n");
-  const double peak = kx_bench_gemm_peak(0);
   /* float32 kernel configurations: (heads, threads) */
   const int all_threads = omp_get_max_threads();
+  const double peak = kx_bench_gemm_peak(0, all_threads);
   float_kernel_row configs[2] = {{1, 1, 0, 0}};
   size_t per_n = 1;
   if (heads > 1) configs[per_n++] = (float_kernel_row){heads, all_threads, 0, 0};
   float_kernel_row *frows = kx_malloc(n_ns * per_n * sizeof *frows);
   if (!frows) rc = KX_ENOMEM;
   printf("causal attention, one head, d = %zu, m = %zu (%s); best of %zu runs\n", d, m, scheme, repeat);
-  printf("measured DGEMM peak (384^3): %.1f GFLOP/s; linear GF/s counts 4 n m d (features of q\n"
-         "and k) + 4 n m d (prefix sums and queries) flops, exact GF/s 4 n^2 d (causal: half)\n",
-         peak);
+  printf("measured DGEMM peak (384^3, %d thread%s): %.1f GFLOP/s; linear GF/s counts 4 n m d (features\n"
+         "of q and k) + 4 n m d (prefix sums and queries) flops, exact GF/s 4 n^2 d (causal: half)\n",
+         all_threads, all_threads == 1 ? "" : "s", peak);
   printf("(kernel: kx_linear_attention alone, features excluded, 4 n m d flops)\n");
   printf("%8s %12s %12s %10s %9s %9s %6s %10s %9s %6s %14s %14s\n", "tokens", "exact ms", "linear ms",
          "speed-up", "exact GF/s", "lin GF/s", "%peak", "kernel ms", "kern GF/s", "%peak", "exact MiB",
@@ -235,13 +235,9 @@ int cmd_bench_attention(int argc, char **argv) {
   printf("(exact MiB: the n x n attention matrix a naive implementation materialises;\n"
          " kx_softmax_attention itself streams rows with O(n) memory)\n");
   if (!rc) {
-    const int blas_threads = openblas_get_num_threads();
     double speak[2];
-    openblas_set_num_threads(1);
-    speak[0] = kx_bench_gemm_peak(1);
-    openblas_set_num_threads(all_threads);
-    speak[1] = all_threads > 1 ? kx_bench_gemm_peak(1) : speak[0];
-    openblas_set_num_threads(blas_threads);
+    speak[0] = kx_bench_gemm_peak(1, 1);
+    speak[1] = all_threads > 1 ? kx_bench_gemm_peak(1, all_threads) : speak[0];
     print_float_kernel(m, d, chunk, ns, n_ns, frows, per_n, speak);
   }
   free(frows);
