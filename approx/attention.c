@@ -141,8 +141,9 @@ static int exact_row(size_t i, size_t n, size_t m, size_t dv, const double *lq, 
  * W the masked in-chunk weights phi(Q_c) phi(K_c)^T, as one GEMM, and its
  * keys join the state through another: BLAS-3 on C rows instead of one
  * rank-1 update and one matrix-vector product per token.  The chunks run in
- * order on one thread (single-threaded BLAS: at these sizes OpenBLAS's
- * threads cost more than they save), so results do not depend on the
+ * order with single-threaded BLAS (at these sizes OpenBLAS's threads cost
+ * more than they save); on two threads the causal pass is cut in two parts
+ * (causal_parts), computing the same bits, so results do not depend on the
  * thread count.
  *
  * Stabilisation: key j enters as exp(lk_j - rmax_j) (its own maximum) times
