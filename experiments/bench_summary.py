@@ -50,6 +50,8 @@ def c_features(outdir, threads):
                 keep(best, key + ("phi",), float(f[6]), load, True)
                 if f[7] != "-":  # the same map as one dense GEMM (DCT maps)
                     keep(best, key + ("dense",), float(f[7]), load, True)
+            elif len(f) == 5 and f[0].isdigit() and f[1].isdigit():  # the float32 decoder map
+                keep(best, ("float32-map", int(f[0]), int(f[1]), "phi"), float(f[2]), load, True)
     return best, peak
 
 
@@ -119,7 +121,7 @@ def main():
         dm = sorted({(k[1], k[2]) for k in cf})
         schemes = []
         for k in cf:
-            if k[0] not in schemes:
+            if k[0] not in schemes and k[0] != "float32-map":
                 schemes.append(k[0])
 
         def header():
@@ -145,6 +147,10 @@ def main():
             row(f"PyTorch {dt} vec/s (load)", lambda d, m: with_load(tt.get(("features", dt, d, m))))
         for s in ("prf", "wdcf"):
             row(f"C {s} phi vec/s (load)", lambda d, m: with_load(cf.get((s, d, m, "phi"))))
+        if any(k[0] == "float32-map" for k in cf):
+            row("C float32 decoder map / PyTorch float32",
+                lambda d, m: ratio(cf.get(("float32-map", d, m, "phi")), tt.get(("features", "float32", d, m)), 1))
+            row("C float32 decoder map vec/s (load)", lambda d, m: with_load(cf.get(("float32-map", d, m, "phi"))))
         # Most any map could reach: a projection at the best rate a dense
         # map's log features reached here (prf, orf, pff-*, wpff-*; not the
         # DCT maps, nor uniform, which projects nothing), exponentials free,

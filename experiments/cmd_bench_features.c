@@ -23,6 +23,7 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "commands.h"
+#include "experiments/decoder/dec_features.h"
 #include "experiments/spec.h"
 #include "samplers/transforms.h"
 
@@ -189,6 +190,57 @@ typedef struct {
   const char *out;
 } bench_settings;
 
+/* The decoder's float32 map as its performer, performer-prf, performer-redraw
+ * and pff kinds run it (kx_posfeat_forward, queries, alpha 1/2: the softmax
+ * kernel): sequences of 128 tokens, one SGEMM each, on the OpenMP threads,
+ * the batch's inputs rounded to float and a prf matrix.  The float
+ * counterpart of the double table, for PyTorch's float32 figures. */
+#define FLOAT_MAP_TOKENS 128
+static int float_maps(const bench_settings *o, const bench_ctx *b, gsl_rng *rng) {
+  const size_t T = o->batch < FLOAT_MAP_TOKENS ? o->batch : FLOAT_MAP_TOKENS, BH = o->batch / T, n = BH * T;
+  size_t max_d = 0, max_m = 0;
+  for (size_t i = 0; i < o->n_d; i++)
+    for (size_t j = 0; j < o->n_mult; j++) {
+      max_d = o->ds[i] > max_d ? o->ds[i] : max_d;
+      max_m = o->ds[i] * o->mults[j] > max_m ? o->ds[i] * o->mults[j] : max_m;
+    }
+  float *x = kx_malloc(n * max_d * sizeof *x), *f = kx_malloc(n * max_m * sizeof *f);
+  float *W = kx_malloc(max_m * max_d * sizeof *W);
+  int rc = 0;
+  if (!x || !f || !W) {
+    kx_cli_error("bench-features", "out of memory");
+    rc = 1;
+  }
+  const double speak = rc ? 0 : kx_bench_gemm_peak(1, (int)o->threads);
+  if (!rc)
+    printf("\nfloat32 decoder map (kx_posfeat_forward, queries: performer, performer-prf, pff), %zu sequences\n"
+           "of %zu tokens; measured SGEMM peak (384^3, %zu thread%s): %.1f GFLOP/s\n%5s %6s %14s %8s %6s\n",
+           BH, T, o->threads, o->threads == 1 ? "" : "s", speak, "d", "m", "float vec/s", "GF/s", "%peak");
+  for (size_t i = 0; i < o->n_d && !rc; i++)
+    for (size_t j = 0; j < o->n_mult && !rc; j++) {
+      const size_t d = o->ds[i], m = d * o->mults[j];
+      gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(o->seed, 1000 + d)));
+      random_fill(rng, n * d, 1.0 / sqrt((double)d), b->out);
+      for (size_t k = 0; k < n * d; k++) x[k] = (float)b->out[k];
+      if (kx_posfeat_matrix("prf", d, m, o->seed, W)) {
+        kx_cli_error("bench-features", "%s", kx_error_message());
+        rc = 1;
+        break;
+      }
+      double best = INFINITY;
+      for (size_t r = 0; r <= o->reps; r++) { /* run 0 warms up */
+        double t0 = kx_now_seconds();
+        kx_posfeat_forward(W, 1, m, d, 0.5f, 1, BH, T, x, f, NULL, 0);
+        double t = kx_now_seconds() - t0;
+        if (r && t < best) best = t;
+      }
+      const double gf = 2.0 * (double)m * (double)d * (double)n / best / 1e9;
+      printf("%5zu %6zu %14.4g %8.2f %6.1f\n", d, m, (double)n / best, gf, 100 * gf / speak);
+    }
+  free(x), free(f), free(W);
+  return rc;
+}
+
 /* 0 to run, else the exit status (-1: --help shown). */
 static int parse(int argc, char **argv, bench_settings *o) {
   static const struct option opts[] = {
@@ -335,6 +387,7 @@ int cmd_bench_features(int argc, char **argv) {
     for (size_t im = 0; im < o.n_mult; im++)
       for (size_t s = 0; s < o.n_schemes; s++) bench_map(&o, &b, o.schemes[s], d, d * o.mults[im], &fo, peak, csv.fp);
   }
+  if (!rc) rc = float_maps(&o, &b, rng);
   if (csv.fp && kx_atomic_commit(&csv)) {
     kx_cli_error("bench-features", "%s", kx_error_message());
     rc = 1;

@@ -22,7 +22,8 @@ mkdir one two
   >one/tf1t1.txt 2>err.txt || note "the PyTorch peer failed: $(cat err.txt)"
 /usr/bin/python3 "$summary" one --threads 1 >s1.txt 2>err.txt || note "bench_summary --threads 1 failed: $(cat err.txt)"
 num='[0-9][0-9.e+-]*'
-for row in "prf" "wdcf" "PyTorch float64 vec/s (load)" "bound: $num GFLOP/s / (2dm) / PyTorch float64"; do
+for row in "prf" "wdcf" "PyTorch float64 vec/s (load)" "bound: $num GFLOP/s / (2dm) / PyTorch float64" \
+           "C float32 decoder map / PyTorch float32"; do
   grep -q "^| $row | $num.* | $num.* |$" s1.txt || note "the feature table has no figures in its '$row' row"
 done
 sed -n '/^DCT maps through FFTW/,/^bench-features DGEMM/p' s1.txt >dct.txt

@@ -1,3 +1,10 @@
+/* Floating-point operations never trap here (no FP exceptions are enabled):
+ * saying so lets GCC if-convert kx_expf's clamps (dec_fastmath.h) and
+ * vectorise the exponentials, as in dec_layers.c.  Without it every
+ * feature took a scalar exp and the map ran at a third of PyTorch's float32
+ * rate (kapprox bench-features, float32 table). */
+#pragma GCC optimize("no-trapping-math", "fp-contract=off")
+
 #include "experiments/decoder/dec_features.h"
 
 #include <math.h>
@@ -27,6 +34,31 @@ int kx_posfeat_matrix(const char *scheme, size_t d, size_t m, uint64_t seed, flo
 
 static int parallel_rows(size_t BH, size_t T, size_t m, size_t d) { return BH * T * m * d >= 262144; }
 
+/* e[l] = exp(e[l] - c) scale, for AVX-512, AVX2 and baseline x86-64 (the
+ * clone is picked at load time): the exponentials are most of the map's
+ * time, and wider vectors run more of them per instruction.  No FMA
+ * contraction, so every clone computes the same bits. */
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+exp_shift_scale(float *restrict e, size_t m, float c, float scale) {
+  for (size_t l = 0; l < m; l++) e[l] = kx_expf(e[l] - c) * scale;
+}
+
+/* max_l e[l] (-inf for m = 0) in MAX_LANES running maxima, which GCC
+ * vectorises (one running maximum is a reduction it will not); the same
+ * value as the plain loop, NaN entries skipped alike. */
+#define MAX_LANES 8
+static float row_max(const float *e, size_t m) {
+  float lane[MAX_LANES];
+  for (size_t j = 0; j < MAX_LANES; j++) lane[j] = -INFINITY;
+  size_t l = 0;
+  for (; l + MAX_LANES <= m; l += MAX_LANES)
+    for (size_t j = 0; j < MAX_LANES; j++) lane[j] = e[l + j] > lane[j] ? e[l + j] : lane[j];
+  float mx = -INFINITY;
+  for (size_t j = 0; j < MAX_LANES; j++) mx = lane[j] > mx ? lane[j] : mx;
+  for (; l < m; l++) mx = e[l] > mx ? e[l] : mx;
+  return mx;
+}
+
 /* The keys' floor max_l |w_l|^2 / (4 alpha) - 60 of one matrix (see the header). */
 static float key_floor(const float *W, size_t m, size_t d, float alpha) {
   float w2max = 0.0f;
@@ -53,18 +85,16 @@ void kx_posfeat_forward(const float *W, size_t heads, size_t m, size_t d, float 
     for (size_t t = 0; t < T; t++) {
       float n2 = 0.0f, *e = fs + t * m;
       for (size_t k = 0; k < d; k++) n2 += xs[t * d + k] * xs[t * d + k];
-      float mx = -INFINITY;
-      for (size_t l = 0; l < m; l++) {
-        e[l] -= alpha * s * s * n2;
-        mx = e[l] > mx ? e[l] : mx;
-      }
+      const float sub = alpha * s * s * n2;
+      for (size_t l = 0; l < m; l++) e[l] -= sub;
+      float mx = row_max(e, m);
       if (is_query)
         c = mx;
       else if (t == 0) {
         c = key_shift && shift_known ? key_shift[bh] : mx > floor ? mx : floor;
         if (key_shift) key_shift[bh] = c;
       }
-      for (size_t l = 0; l < m; l++) e[l] = kx_expf(e[l] - c) * inv_sqrt_m;
+      exp_shift_scale(e, m, c, inv_sqrt_m);
     }
   }
 }
