@@ -15,7 +15,8 @@ static int uniform_init(kx_fmap *f) {
 
 static int uniform_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
   (void)x;
-  for (size_t i = 0; i < n * f->m; i++) logphi[i] = -0.5 * log((double)f->m);
+  const double value = -0.5 * log((double)f->m); /* log may set errno: GCC will not hoist it */
+  for (size_t i = 0; i < n * f->m; i++) logphi[i] = value;
   return 0;
 }
 
