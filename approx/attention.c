@@ -323,14 +323,13 @@ static int causal_parts(lin_work *w, size_t n, const double *lq, const double *l
   const size_t split = chunks * KX_LIN_SPLIT_NUM / KX_LIN_SPLIT_DEN;
   int rc[2] = {0, 0};
   char message[2][512] = {"", ""};
-#pragma omp parallel num_threads(2)
-  {
-    const int id = omp_get_thread_num();
-    if (id < 2) {
-      rc[id] = id ? causal_part(&w2, n, split, chunks, lq, lk, v, out) : causal_part(w, n, 0, split, lq, lk, v, out);
-      /* Messages are thread-local: carry them out of the region. */
-      if (rc[id]) snprintf(message[id], sizeof message[id], "%s", kx_error_message());
-    }
+  /* A loop, not one part per thread id: should the runtime grant one
+   * thread, it makes both parts. */
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+  for (int id = 0; id < 2; id++) {
+    rc[id] = id ? causal_part(&w2, n, split, chunks, lq, lk, v, out) : causal_part(w, n, 0, split, lq, lk, v, out);
+    /* Messages are thread-local: carry them out of the region. */
+    if (rc[id]) snprintf(message[id], sizeof message[id], "%s", kx_error_message());
   }
   lin_work_free(&w2);
   for (int id = 0; id < 2; id++) /* the earliest failing row's part first, as one pass would */

@@ -182,12 +182,9 @@ START_TEST(test_threads_do_not_change_bits) {
     for (int threads = 1; threads <= 2; threads++) {
       omp_set_num_threads(threads);
       kx_dec_config c;
-      kx_dec_config_default(&c);
-      c.vocab = V;
+      tiny_config(&c, V);
       c.ctx = T;
-      c.layers = 2;
-      c.heads = 2;
-      c.width = 128;
+      c.width = 128; /* wide enough for every parallel threshold */
       c.rotary_dims = 16;
       snprintf(c.attn_kind, sizeof c.attn_kind, "%s", kind);
       kx_decoder m;

@@ -34,11 +34,6 @@
  * The DCT of every q and k row (and the transposed DCT in the backward pass)
  * runs through dec_dct_float.h; which path (FFTW or one sgemm) is faster at
  * the decoder's d is measured by test_decoder_variants (README). */
-/* No FP exceptions are enabled: saying so lets GCC if-convert kx_expf's
- * clamps (dec_fastmath.h) and vectorise the exponentials; no FMA
- * contraction, so every result keeps its bits. */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -24,11 +24,6 @@
  *   feat_w (d, d)   frozen: W above (stored so the reference and later runs
  *                   read it from the checkpoint instead of redrawing it).
  * feat_w's gradient is left zero (frozen). */
-/* No FP exceptions are enabled: saying so lets GCC if-convert kx_expf's
- * clamps (dec_fastmath.h) and vectorise the exponentials; no FMA
- * contraction, so every result keeps its bits. */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

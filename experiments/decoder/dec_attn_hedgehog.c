@@ -15,11 +15,6 @@
  * through the chunked kernel of dec_linear_causal.h (linear in T).  The
  * maps get no weight decay: decay would pull them away from the identity
  * towards 0, which is not a "small" map here. */
-/* No FP exceptions are enabled: saying so lets GCC if-convert kx_expf's
- * clamps (dec_fastmath.h) and vectorise the exponentials; no FMA
- * contraction, so every result keeps its bits. */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
-
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

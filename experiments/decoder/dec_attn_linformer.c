@@ -30,11 +30,6 @@
  *   lin_e (S, ctx), lin_f (S, ctx)  new (KX_INIT_KIND, the kind's seed).
  * attn_weights: row i is |a_i . F_j| / sum_j |a_i . F_j| (the 1/(i+1)
  * cancels), the weight o_i gives v_j up to sign. */
-/* No FP exceptions are enabled: saying so lets GCC if-convert kx_expf's
- * clamps (dec_fastmath.h) and vectorise the exponentials; no FMA
- * contraction, so every result keeps its bits. */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
-
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

@@ -6,11 +6,6 @@
  *   proj_w (C, C), proj_b (C).
  * Logit q.k/sqrt(d) with q, k after rotary; rotary on the first
  * cfg->rotary_dims dims of each head. */
-/* No FP exceptions are enabled: saying so lets GCC if-convert kx_expf's
- * clamps (dec_fastmath.h) and vectorise the exponentials; no FMA
- * contraction, so every result keeps its bits. */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,9 +1,6 @@
-/* Floating-point operations never trap here (no FP exceptions are enabled):
- * saying so lets GCC if-convert kx_expf's clamps (dec_fastmath.h) and
- * vectorise the exponentials, as in dec_layers.c.  Without it every
- * feature took a scalar exp and the map ran at a third of PyTorch's float32
- * rate (kapprox bench-features, float32 table). */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
+/* No FMA contraction: exp_shift_scale's AVX2 and AVX-512 clones then
+ * compute the bits of the baseline code. */
+#pragma GCC optimize("fp-contract=off")
 
 #include "experiments/decoder/dec_features.h"
 

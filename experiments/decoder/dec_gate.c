@@ -1,8 +1,3 @@
-/* No FP exceptions are enabled: saying so lets GCC if-convert kx_expf's
- * clamps (dec_fastmath.h) and vectorise the exponentials; no FMA
- * contraction, so every result keeps its bits. */
-#pragma GCC optimize("no-trapping-math", "fp-contract=off")
-
 #include "experiments/decoder/dec_gate.h"
 
 #include <gsl/gsl_randist.h>

@@ -1,8 +1,3 @@
-/* Floating-point operations never trap here (no FP exceptions are enabled),
- * and saying so lets GCC if-convert the clamps and selects of
- * dec_fastmath.h and vectorise GELU. */
-#pragma GCC optimize("no-trapping-math")
-
 #include "experiments/decoder/dec_layers.h"
 
 #include <cblas.h>
