@@ -5,7 +5,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "commands.h"
+#include "experiments/commands/commands.h"
 
 typedef struct {
   const char *name;

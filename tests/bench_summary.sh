@@ -1,8 +1,8 @@
 #!/bin/sh
 # The benchmark recipe of the README's Performance section, at tiny sizes:
 # the outputs of kapprox bench-features, bench-attention and the PyTorch
-# peer, named as experiments/bench_rounds.sh names them, summarised by
-# experiments/bench_summary.py into tables with a figure in every cell the
+# peer, named as experiments/bench/bench_rounds.sh names them, summarised by
+# experiments/bench/bench_summary.py into tables with a figure in every cell the
 # README quotes.  Checks that the three programs and the summary still
 # agree on their formats, and that the DCT maps' FFTW path equals their
 # dense form (max|diff| far below the features' size); timings are not
@@ -11,8 +11,8 @@
 . "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "skipped: /usr/bin/python3 with torch is needed"; exit 77; }
-peer="$here/../experiments/bench_peer_torch.py"
-summary="$here/../experiments/bench_summary.py"
+peer="$here/../experiments/bench/bench_peer_torch.py"
+summary="$here/../experiments/bench/bench_summary.py"
 mkdir one two
 { uptime; "$kx" bench-features --d 64 --mult 1,4 --reps 1 --batch 64 --schemes prf,wdcf --threads 1; uptime; } \
   >one/cf1t1.txt 2>err.txt || note "bench-features failed: $(cat err.txt)"

@@ -11,9 +11,9 @@
 
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
-#include "experiments/decoder/dec_ckpt.h"
-#include "experiments/decoder/dec_layers.h"
-#include "experiments/decoder/dec_train.h"
+#include "experiments/model/dec_ckpt.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_train.h"
 
 static char dir[256];
 static char text_path[300];

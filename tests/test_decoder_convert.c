@@ -7,12 +7,12 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "experiments/decoder/dec_attn_eval.h"
-#include "experiments/decoder/dec_convert.h"
-#include "experiments/decoder/dec_eval.h"
-#include "experiments/decoder/dec_layers.h"
-#include "experiments/decoder/dec_model.h"
-#include "experiments/decoder/dec_transfer.h"
+#include "experiments/model/dec_attn_eval.h"
+#include "experiments/model/dec_convert.h"
+#include "experiments/model/dec_eval.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_model.h"
+#include "experiments/model/dec_transfer.h"
 
 #define V 9
 

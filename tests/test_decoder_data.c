@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "core/kx_error.h"
-#include "experiments/decoder/dec_data.h"
-#include "experiments/decoder/dec_fastmath.h"
-#include "experiments/decoder/dec_layers.h"
-#include "experiments/decoder/dec_sample.h"
-#include "experiments/qk_file.h"
+#include "experiments/model/dec_data.h"
+#include "experiments/model/dec_fastmath.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_sample.h"
+#include "experiments/qk/qk_file.h"
 
 static char *write_tmp(const char *content) {
   static char path[64];

@@ -31,10 +31,10 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "experiments/decoder/dec_attn.h"
-#include "experiments/decoder/dec_infer.h"
-#include "experiments/decoder/dec_model.h"
-#include "experiments/decoder/dec_sample.h"
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_infer.h"
+#include "experiments/model/dec_model.h"
+#include "experiments/model/dec_sample.h"
 
 static const char *const kinds[] = {"softmax",   "performer", "performer-prf", "performer-redraw", "pff",
                                     "cosformer", "retnet",    "dijiang",       "dijiang-code",     "linformer",

@@ -36,10 +36,10 @@
 
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
-#include "experiments/decoder/dec_attn.h"
-#include "experiments/decoder/dec_layers.h"
-#include "experiments/decoder/dec_linear_causal.h"
-#include "experiments/decoder/dec_model.h"
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_linear_causal.h"
+#include "experiments/model/dec_model.h"
 
 static const double U = 5.96e-8; /* 2^-24 */
 

@@ -10,10 +10,10 @@
 #include <omp.h>
 
 #include "core/kx_error.h"
-#include "experiments/decoder/dec_adamw.h"
-#include "experiments/decoder/dec_attn.h"
-#include "experiments/decoder/dec_layers.h"
-#include "experiments/decoder/dec_model.h"
+#include "experiments/model/dec_adamw.h"
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_model.h"
 
 static void tiny_config(kx_dec_config *c, size_t V) {
   kx_dec_config_default(c);

@@ -26,10 +26,10 @@
 #include "approx/dct.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
-#include "experiments/decoder/dec_adamw.h"
-#include "experiments/decoder/dec_dct_float.h"
-#include "experiments/decoder/dec_layers.h"
-#include "experiments/decoder/dec_model.h"
+#include "experiments/model/dec_adamw.h"
+#include "experiments/model/dec_dct_float.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_model.h"
 #include "samplers/transforms.h"
 
 static const char *const kinds[] = {"retnet", "dijiang", "dijiang-code", "linformer"};

@@ -1,4 +1,4 @@
-/* Every metric of the table (experiments/metrics.h) on a 3 x 3 head whose
+/* Every metric of the table (experiments/eval/metrics.h) on a 3 x 3 head whose
  * values are worked out by hand below, causal and not, and the kernel
  * metrics' absence for a map that does not estimate the kernel.
  *
@@ -12,7 +12,7 @@
 #include <math.h>
 
 #include "core/kx_error.h"
-#include "experiments/metrics.h"
+#include "experiments/eval/metrics.h"
 
 #define TOL 1e-13
 

@@ -11,7 +11,7 @@
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
 #include "core/kx_sandbox.h"
-#include "experiments/qk_file.h"
+#include "experiments/qk/qk_file.h"
 
 static char dir[256];
 

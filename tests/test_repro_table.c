@@ -1,4 +1,4 @@
-/* The table writer of kapprox reproduce (experiments/decoder/repro_table):
+/* The table writer of kapprox reproduce (experiments/reproduce/repro_table):
  * a hand-made two-row table written as Markdown, CSV and LaTeX, compared
  * with the files its format description (repro_table.h) gives: keys first,
  * "mean ± se", the mean alone without an error, "n/a" without a mean, the
@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "core/kx_error.h"
-#include "experiments/decoder/repro_runs.h"
-#include "experiments/decoder/repro_table.h"
+#include "experiments/reproduce/repro_runs.h"
+#include "experiments/reproduce/repro_table.h"
 
 static char dir[64];
 

@@ -13,12 +13,12 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
-#include "experiments/journal.h"
-#include "experiments/metrics.h"
-#include "experiments/summary.h"
-#include "experiments/sweep.h"
-#include "experiments/sweep_commit.h"
-#include "experiments/synthetic.h"
+#include "experiments/sweep/journal.h"
+#include "experiments/eval/metrics.h"
+#include "experiments/eval/summary.h"
+#include "experiments/sweep/sweep.h"
+#include "experiments/sweep/sweep_commit.h"
+#include "experiments/qk/synthetic.h"
 #include "approx/fmap.h"
 
 static char dir[256];

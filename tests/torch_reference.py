@@ -8,7 +8,7 @@ tiny decoder for 3 steps with `kapprox train --attention KIND`, which writes
 the checkpoint and (hidden option --dump-grads) the next batch with the C
 loss and gradients.  This script loads the checkpoint with h5py, rebuilds the
 model from scratch in PyTorch in float64 (the architecture as documented in
-experiments/decoder/dec_config.h and the README layout), recomputes loss and
+experiments/model/dec_config.h and the README layout), recomputes loss and
 gradients on the same batch with autograd and compares.
 
 Tolerances.  The reference is float64, so the differences are the C code's

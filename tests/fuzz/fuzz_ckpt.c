@@ -1,5 +1,5 @@
 /* Fuzz harness of the decoder checkpoint loader
- * (experiments/decoder/dec_ckpt.c).
+ * (experiments/model/dec_ckpt.c).
  *
  * Each input is loaded twice, as `sample` and `dump-qk` do (weights only)
  * and, when that succeeds, as `train --resume` does (with the optimizer).
@@ -10,7 +10,7 @@
  * the crash in its own process. */
 #include "core/kx_error.h"
 #include "core/kx_sandbox.h"
-#include "experiments/decoder/dec_ckpt.h"
+#include "experiments/model/dec_ckpt.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_promise.h"
 

@@ -1,6 +1,6 @@
-/* Fuzz harness of the sweep journal reader (experiments/journal.c) and of
+/* Fuzz harness of the sweep journal reader (experiments/sweep/journal.c) and of
  * the header and record parsers a resumed sweep applies to what it reads
- * (experiments/sweep_grid.c, sweep_records.c).
+ * (experiments/sweep/sweep_grid.c, sweep_records.c).
  *
  * Property checked besides "no crash": repairing a journal with damaged
  * lines, as a resumed sweep does, leaves a journal that reads back with
@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "experiments/journal.h"
-#include "experiments/sweep.h"
+#include "experiments/sweep/journal.h"
+#include "experiments/sweep/sweep.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_promise.h"
 

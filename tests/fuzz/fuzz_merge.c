@@ -1,4 +1,4 @@
-/* Fuzz harness of `kapprox merge` (experiments/cmd_merge.c): the shard
+/* Fuzz harness of `kapprox merge` (experiments/commands/cmd_merge.c): the shard
  * journals it reads, the consistency checks between shards and the
  * results, summary and slopes CSVs it builds from their records.
  *
@@ -14,10 +14,10 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "commands.h"
-#include "experiments/journal.h"
-#include "experiments/results.h"
-#include "experiments/sweep.h"
+#include "experiments/commands/commands.h"
+#include "experiments/sweep/journal.h"
+#include "experiments/eval/results.h"
+#include "experiments/sweep/sweep.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_promise.h"
 

@@ -1,4 +1,4 @@
-/* Fuzz harness of the Q/K file loader (experiments/qk_file.c).
+/* Fuzz harness of the Q/K file loader (experiments/qk/qk_file.c).
  *
  * Beyond "does not crash", it checks what the loader promises for a file
  * it accepts: every layer it lists either reads with non-zero shapes and
@@ -8,7 +8,7 @@
  * coverage and the crash in its own process. */
 #include "core/kx_error.h"
 #include "core/kx_sandbox.h"
-#include "experiments/qk_file.h"
+#include "experiments/qk/qk_file.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_promise.h"
 

@@ -1,0 +1,247 @@
+/* DiJiang in the paper's form (Eq. 12 WDCF features, Eq. 4 normalised
+ * linear attention) with the gating and decay of the released code, as
+ * METHODS.md fixes it for Table 2 ("WDCF features with learnable D and the
+ * gating/decay of the released code"):
+ *
+ *   x~     = x / d^(1/4)                    (targets exp(q.k / sqrt d))
+ *   l(x)_i = t_i (C x~)_i - |x~|^2 / 2      C the orthonormal DCT-II (FFTW)
+ *   phi(x) = D_h (.) exp(l(x) - c(x)) / sqrt(d)        (m = d features)
+ *   o_i    = sum_{j<=i} g_h^(i-j) phi(q_i).phi(k_j) v_j / (sum_{j<=i} g_h^(i-j) phi(q_i).phi(k_j) + eps)
+ *   y      = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) )   (dec_gate.h)
+ *
+ * with eps = 1e-6 and g_h the released code's decay (kx_gated_decay_dijiang).
+ * t_i = F^-1_chi_d((pi(i) + 1/2) / d): the stratified grid of radii, in a
+ * random order pi drawn from the layer's seed (the order decides which
+ * frequency gets which radius), one vector per layer shared by its heads.
+ * D (one row of d weights per head, learnable, initialised to 1) multiplies
+ * both sides, so every score is a sum of D_i^2 times positive terms and the
+ * denominator stays positive whatever D learns.
+ *
+ * Stabiliser c(x): for queries the row maximum of l(q), a per-query factor
+ * that cancels between numerator and denominator (up to eps), treated as a
+ * constant in the backward pass; for keys c = 0 (a per-key factor would not
+ * cancel): l(k)_i <= max_i t_i^2 / 2 (= 49 at d = 64), so key features stay
+ * below e^49 and scores below float's range for d <= 64.  The paper drops
+ * |x|^2/2 "since x is normalized"; it is kept here because the decoder's
+ * q, k are not normalised, and without it exp(t_i y_i) is unbounded.
+ * q and k are taken after the teacher's rotary.
+ *
+ * Tensors of block l: qkv_w, qkv_b, proj_w, proj_b as the softmax kind,
+ *   gate_w (C, C)  new, N(0, 2/(5C)) (kx_gate_init);
+ *   feat_t (d)     frozen: the radii t in feature order;
+ *   feat_d (H, d)  learnable D, initialised to 1, no weight decay.
+ *
+ * The DCT of every q and k row (and the transposed DCT in the backward pass)
+ * runs through dec_dct_float.h; which path (FFTW or one sgemm) is faster at
+ * the decoder's d is measured by test_decoder_variants (README). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/attn/dec_attn_gated.h"
+#include "experiments/model/attn/dec_attn_rows.h"
+#include "experiments/model/dec_dct_float.h"
+#include "experiments/model/dec_fastmath.h"
+#include "experiments/model/attn/dec_gate.h"
+#include "samplers/transforms.h"
+
+enum { FEAT_T = KX_GATED_N, FEAT_D, N_TENSORS };
+enum { STREAM_GATE = 1, STREAM_RADII = 2 };
+
+/* The path of the DCTs (see the file comment). */
+static const kx_fdct_method dct_method = KX_FDCT_MATRIX;
+
+static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
+
+/* Saved per side: e = exp(l - c) / sqrt(d) (B,H,T,d); f = D e. */
+static size_t aux_floats(const kx_dec_config *cfg, size_t B, size_t T) { return B * T * cfg->width; }
+
+static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, const float *x, float *f,
+                        float *aux) {
+  size_t d = head_dim(c->cfg), H = c->cfg->heads, T = c->T, R = c->B * H * T;
+  float *y = f, *e = aux; /* C x lands in f, then each row is replaced by its features */
+  float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)d);
+  const float *t = p[FEAT_T];
+  /* d and its plans were checked when the model was built (init); a
+   * failure here could only be memory for the one-time plan. */
+  if (kx_fdct_rows(dct_method, 0, d, R, x, y)) abort();
+#pragma omp parallel for schedule(static) if (R * d >= 65536)
+  for (size_t r = 0; r < R; r++) {
+    const float *xr = x + r * d, *D = p[FEAT_D] + ((r / T) % H) * d;
+    float *yr = y + r * d, *er = e + r * d, *fr = f + r * d; /* yr == fr: read before written */
+    float norm2 = 0.0f;
+    for (size_t i = 0; i < d; i++) norm2 += xr[i] * xr[i];
+    float half = 0.5f * s * s * norm2, mx = -INFINITY;
+    for (size_t i = 0; i < d; i++) {
+      yr[i] *= s;
+      er[i] = t[i] * yr[i] - half;
+      mx = er[i] > mx ? er[i] : mx;
+    }
+    float shift = is_query ? mx : 0.0f;
+    for (size_t i = 0; i < d; i++) {
+      er[i] = kx_expf(er[i] - shift) * inv_sqrt_m;
+      fr[i] = D[i] * er[i];
+    }
+  }
+}
+
+/* dl = df (.) f ; dD_h += sum_rows df (.) e ;
+ * dx = s C^T (t (.) dl) - s^2 x sum_i dl_i.  t is frozen: its gradient
+ * stays zero (it would otherwise count in the gradient-norm clipping). */
+static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, int is_query, const float *x,
+                         const float *f, const float *aux, const float *df, float *dx, float *scratch) {
+  (void)is_query;
+  size_t d = head_dim(c->cfg), H = c->cfg->heads, T = c->T, B = c->B, R = B * H * T;
+  const float *e = aux, *t = p[FEAT_T];
+  float s = 1.0f / sqrtf(sqrtf((float)d));
+  float *dty = scratch; /* t (.) dl, the input of the transposed DCT */
+  /* dD in a fixed order: head h sums its rows (b, t) in order. */
+#pragma omp parallel for schedule(static)
+  for (size_t h = 0; h < H; h++) {
+    float *dD = dp[FEAT_D] + h * d;
+    for (size_t b = 0; b < B; b++)
+      for (size_t tt = 0; tt < T; tt++) {
+        size_t r = (b * H + h) * T + tt;
+        for (size_t i = 0; i < d; i++) {
+          dD[i] += df[r * d + i] * e[r * d + i];
+          dty[r * d + i] = t[i] * df[r * d + i] * f[r * d + i];
+        }
+      }
+  }
+  if (kx_fdct_rows(dct_method, 1, d, R, dty, dx)) abort();
+#pragma omp parallel for schedule(static) if (R * d >= 65536)
+  for (size_t r = 0; r < R; r++) {
+    float sum_dl = 0.0f;
+    for (size_t i = 0; i < d; i++) sum_dl += df[r * d + i] * f[r * d + i];
+    for (size_t i = 0; i < d; i++) dx[r * d + i] = s * dx[r * d + i] - s * s * x[r * d + i] * sum_dl;
+  }
+}
+
+static size_t features(const kx_dec_config *cfg) { return head_dim(cfg); }
+
+static kx_gated_map map(const kx_dec_config *cfg) {
+  (void)cfg;
+  kx_gated_map g = {.decay = kx_gated_decay_dijiang, .normalise = 1, .eps = 1e-6f, .q_scale = 1.0f,
+                    .features = features, .aux_floats = aux_floats, .map_forward = map_forward,
+                    .map_backward = map_backward};
+  return g;
+}
+
+KX_GATED_KIND_HOOKS(map)
+
+static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
+  int rc = kx_gated_declare_shared(cfg, layer, tab);
+  if (rc) return rc;
+  char name[48];
+  size_t index, d = head_dim(cfg);
+  snprintf(name, sizeof name, "layer%zu/feat_t", layer);
+  if ((rc = kx_ptable_add(tab, name, d, 0, 0, KX_INIT_KIND, &index))) return rc;
+  kx_ptable_freeze(tab, index);
+  snprintf(name, sizeof name, "layer%zu/feat_d", layer);
+  if ((rc = kx_ptable_add(tab, name, cfg->heads, d, 0, KX_INIT_KIND, NULL))) return rc;
+  *n = N_TENSORS;
+  return 0;
+}
+
+static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
+                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
+  kx_gated_map g = map(c->cfg);
+  kx_gated_qkv_view(&g, c, acts, q, k, v);
+  *dqk = *dv = head_dim(c->cfg);
+  *scaled = 0;
+}
+
+static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed) {
+  (void)layer;
+  size_t d = head_dim(cfg);
+  int rc = kx_gate_init(p[KX_GATED_GATE_W], cfg->width, kx_seed_derive(seed, STREAM_GATE));
+  if (rc) return rc;
+  /* Plan the DCT now, where a failure can be reported. */
+  float *z = calloc(2 * d, sizeof *z);
+  if (!z) return kx_fail(KX_ENOMEM, "out of memory planning the DiJiang DCT");
+  rc = kx_fdct_rows(KX_FDCT_FFTW, 0, d, 1, z, z + d);
+  free(z);
+  if (rc) return rc;
+  size_t *perm = malloc(d * sizeof *perm);
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!perm || !r) {
+    free(perm);
+    gsl_rng_free(r);
+    return kx_fail(KX_ENOMEM, "out of memory for the DiJiang radii");
+  }
+  gsl_rng_set(r, kx_gsl_seed(kx_seed_derive(seed, STREAM_RADII)));
+  for (size_t i = 0; i < d; i++) perm[i] = i;
+  gsl_ran_shuffle(r, perm, d, sizeof *perm);
+  for (size_t i = 0; i < d; i++) p[FEAT_T][i] = (float)kx_chi_inv(((double)perm[i] + 0.5) / (double)d, (double)d);
+  for (size_t i = 0; i < cfg->heads * d; i++) p[FEAT_D][i] = 1.0f;
+  free(perm);
+  gsl_rng_free(r);
+  return 0;
+}
+
+/* Attention rows, for attention transfer on the teacher's rows
+ * (dec_transfer.h) and for attn_weights (attention KL, Figure 3).  The row
+ * of query i in head h is the normalised, decayed weight each key j <= i
+ * gets in the attention sum:
+ *   a_ij = g_h^(i-j) phi(q_i).phi(k_j) / (sum_{j'<=i} g_h^(i-j') phi(q_i).phi(k_j') + eps),
+ * so that o_i = sum_j a_ij v_j exactly (kx_lin_causal_weights).  GroupNorm
+ * and the SiLU gate act on o_i afterwards, per token, and are not part of
+ * the rows.  The rows depend on D only (q and k are the teacher's in
+ * transfer, the radii t are fixed): transfer on the rows trains feat_d, and
+ * the gate (zero gradient, no weight decay in transfer) keeps its
+ * initialisation until fine-tuning.  Quadratic in T, as the
+ * rows are: used only by attention transfer, on training windows of the
+ * context length.
+ *
+ * Gradient: dfq, dfk from the rows (dec_attn_rows.h); with f = D (.) e and
+ * the stabiliser independent of D, dD_h += sum_i dfq_i (.) eq_i + sum_j
+ * dfk_j (.) ek_j.  Scratch: the rows' | dfq, dfk (T, d). */
+static size_t weights_scratch_floats(size_t T, size_t d) { return kx_attn_rows_scratch_floats(T) + 2 * T * d; }
+
+static size_t dijiang_scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t s = scratch_floats(cfg, B, T), w = weights_scratch_floats(T, head_dim(cfg));
+  return s > w ? s : w;
+}
+
+static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
+                                  size_t b, size_t h, const float *dA, float *scratch) {
+  (void)p;
+  kx_gated_map g = map(c->cfg);
+  size_t T = c->T, d = head_dim(c->cfg), off = (b * c->cfg->heads + h) * T * d;
+  const float *fq, *fk, *eq, *ek;
+  kx_gated_features(&g, c, acts, &fq, &fk, &eq, &ek);
+  kx_lin_causal kp = kx_gated_kernel(&g, c->cfg, T, h);
+  float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * d, *dD = dp[FEAT_D] + h * d;
+  kx_attn_rows_backward(&kp, fq + off, fk + off, dA, dfq, dfk, scratch);
+  eq += off, ek += off;
+  for (size_t t = 0; t < T; t++)
+    for (size_t i = 0; i < d; i++) dD[i] += dfq[t * d + i] * eq[t * d + i] + dfk[t * d + i] * ek[t * d + i];
+}
+
+/* The gate is listed for the output target (kx_transfer_opts.match_outputs),
+ * which reaches it; the row target leaves it at zero gradient. */
+static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
+
+const kx_attn_kind kx_attn_dijiang = {
+    .name = "dijiang",
+    .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
+    .declare = declare,
+    .act_floats = act_floats,
+    .scratch_floats = dijiang_scratch_floats,
+    .forward = forward,
+    .backward = backward,
+    .qkv_view = qkv_view,
+    .init = init,
+    .attn_weights = attn_weights,
+    .attn_weights_backward = attn_weights_backward,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
+    .transfer_tensors = transfer_tensors,
+};

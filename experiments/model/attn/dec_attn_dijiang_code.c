@@ -1,0 +1,161 @@
+/* DiJiang as the authors' released code computes it (METHODS.md, "What the
+ * authors' released code does"), as an attention kind:
+ *
+ *   phi(x)_j = softmax_j( (W x)_j ),   W = diag(t) C^T   (d x d, frozen),
+ *   o_i = sum_{j<=i} g_h^(i-j) (phi(q_i) . phi(k_j)) v_j     (no denominator),
+ *   y   = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) ),
+ *   g_h = 1 - exp( ln(1/32) + (ln(1/512) - ln(1/32)) h / (H - 1) )   (H = 1: 1 - 1/32)
+ *
+ * C is the orthonormal DCT-II, so (W x)_j = t_j (x C)_j with x a row vector
+ * (the code's DCT-III of x); t_j = Phi^-1(u_j) are *signed* standard normal
+ * scales, u_j uniform on (0,1) from the layer's seeded stream, one matrix
+ * per layer shared by its heads; no 1/sqrt(d), no |x|^2 term.  q and k are
+ * taken after the teacher's rotary (the code applies partial RoPE before
+ * phi too).
+ *
+ * Decay: the released code keeps per-position trainable tables (initialised
+ * to g_h^(n-m)); here the decay is the scalar g_h per head, fixed, because a
+ * table of free (n, m) weights has no chunked linear-time form (the causal
+ * kernel needs the geometric g^(i-j)).  This is the code's initialisation,
+ * not trained.
+ *
+ * Tensors of block l: qkv_w, qkv_b, proj_w, proj_b as the softmax kind,
+ *   gate_w (C, C)   new, N(0, 2/(5C)) (kx_gate_init),
+ *   feat_w (d, d)   frozen: W above (stored so the reference and later runs
+ *                   read it from the checkpoint instead of redrawing it).
+ * feat_w's gradient is left zero (frozen). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_rng.h>
+
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/attn/dec_attn_gated.h"
+#include "experiments/model/dec_fastmath.h"
+#include "experiments/model/attn/dec_gate.h"
+#include "experiments/model/dec_layers.h"
+#include "samplers/transforms.h"
+
+enum { FEAT_W = KX_GATED_N, N_TENSORS };
+enum { STREAM_GATE = 1, STREAM_SCALES = 2 };
+
+/* In place over R rows of d: z <- softmax(z). */
+static void softmax_rows(float *z, size_t R, size_t d) {
+#pragma omp parallel for schedule(static) if (R * d >= 65536)
+  for (size_t r = 0; r < R; r++) {
+    float *zr = z + r * d, mx = zr[0], sum = 0.0f;
+    for (size_t j = 1; j < d; j++) mx = zr[j] > mx ? zr[j] : mx;
+    for (size_t j = 0; j < d; j++) sum += zr[j] = kx_expf(zr[j] - mx);
+    float inv = 1.0f / sum;
+    for (size_t j = 0; j < d; j++) zr[j] *= inv;
+  }
+}
+
+/* dz (R, d) = f (.) (df - <f, df>) per row. */
+static void softmax_rows_backward(float *dz, const float *f, const float *df, size_t R, size_t d) {
+#pragma omp parallel for schedule(static) if (R * d >= 65536)
+  for (size_t r = 0; r < R; r++) {
+    const float *fr = f + r * d, *dfr = df + r * d;
+    float dot = 0.0f;
+    for (size_t j = 0; j < d; j++) dot += fr[j] * dfr[j];
+    for (size_t j = 0; j < d; j++) dz[r * d + j] = fr[j] * (dfr[j] - dot);
+  }
+}
+
+static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
+
+/* f (R, d) = row softmax of x (R, d) W^T, R = B H T rows. */
+static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, const float *x, float *f,
+                        float *aux) {
+  (void)is_query, (void)aux;
+  size_t d = head_dim(c->cfg), R = c->B * c->cfg->heads * c->T;
+  kx_matmul_forward(f, x, p[FEAT_W], NULL, R, d, d);
+  softmax_rows(f, R, d);
+}
+
+/* dz = f (.) (df - <f, df>) ; dx = dz W.  W is frozen: its gradient stays
+ * zero (it would otherwise count in the gradient-norm clipping). */
+static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, int is_query, const float *x,
+                         const float *f, const float *aux, const float *df, float *dx, float *scratch) {
+  (void)is_query, (void)aux, (void)dp, (void)x;
+  size_t d = head_dim(c->cfg), R = c->B * c->cfg->heads * c->T;
+  float *dz = scratch, *Wt = malloc(d * d * sizeof *Wt);
+  if (!Wt) abort(); /* d x d floats: cannot fail short of a broken machine */
+  for (size_t j = 0; j < d; j++)
+    for (size_t k = 0; k < d; k++) Wt[k * d + j] = p[FEAT_W][j * d + k];
+  softmax_rows_backward(dz, f, df, R, d);
+  kx_matmul_forward(dx, dz, Wt, NULL, R, d, d); /* dz (W^T)^T = dz W */
+  free(Wt);
+}
+
+static size_t features(const kx_dec_config *cfg) { return head_dim(cfg); }
+
+static kx_gated_map map(const kx_dec_config *cfg) {
+  (void)cfg;
+  kx_gated_map g = {.decay = kx_gated_decay_dijiang, .q_scale = 1.0f, .features = features,
+                    .map_forward = map_forward, .map_backward = map_backward};
+  return g;
+}
+
+KX_GATED_KIND_HOOKS(map)
+
+static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
+  int rc = kx_gated_declare_shared(cfg, layer, tab);
+  if (rc) return rc;
+  char name[48];
+  size_t index, d = head_dim(cfg);
+  snprintf(name, sizeof name, "layer%zu/feat_w", layer);
+  if ((rc = kx_ptable_add(tab, name, d, d, 0, KX_INIT_KIND, &index))) return rc;
+  kx_ptable_freeze(tab, index);
+  *n = N_TENSORS;
+  return 0;
+}
+
+static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
+                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
+  kx_gated_map g = map(c->cfg);
+  kx_gated_qkv_view(&g, c, acts, q, k, v);
+  *dqk = *dv = head_dim(c->cfg);
+  *scaled = 0;
+}
+
+static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed) {
+  (void)layer;
+  size_t d = head_dim(cfg);
+  int rc = kx_gate_init(p[KX_GATED_GATE_W], cfg->width, kx_seed_derive(seed, STREAM_GATE));
+  if (rc) return rc;
+  double *C = malloc(d * d * sizeof *C);
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!C || !r || kx_dct_matrix(2, d, C)) {
+    free(C);
+    gsl_rng_free(r);
+    return kx_fail(KX_ENOMEM, "out of memory for the DiJiang feature matrix");
+  }
+  gsl_rng_set(r, kx_gsl_seed(kx_seed_derive(seed, STREAM_SCALES)));
+  for (size_t j = 0; j < d; j++) {
+    double t = kx_normal_inv(gsl_rng_uniform_pos(r));
+    for (size_t k = 0; k < d; k++) p[FEAT_W][j * d + k] = (float)(t * C[k * d + j]);
+  }
+  free(C);
+  gsl_rng_free(r);
+  return 0;
+}
+
+const kx_attn_kind kx_attn_dijiang_code = {
+    .name = "dijiang-code",
+    .summary = "released DiJiang code: softmax of signed-normal-scaled DCT features, decay, no denominator, GroupNorm+SiLU gate",
+    .declare = declare,
+    .act_floats = act_floats,
+    .scratch_floats = scratch_floats,
+    .forward = forward,
+    .backward = backward,
+    .qkv_view = qkv_view,
+    .init = init,
+    .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
+};

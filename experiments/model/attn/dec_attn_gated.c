@@ -1,0 +1,177 @@
+#include "experiments/model/attn/dec_attn_gated.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "experiments/model/dec_heads.h"
+#include "experiments/model/attn/dec_gate.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_linear_causal.h"
+
+float kx_gated_decay_retnet(size_t h, size_t H) {
+  (void)H;
+  return (float)(1.0 - ldexp(1.0, -5 - (int)h));
+}
+
+float kx_gated_decay_dijiang(size_t h, size_t H) {
+  double a = log(1.0 / 32.0), b = log(1.0 / 512.0);
+  double x = H > 1 ? a + (b - a) * (double)h / (double)(H - 1) : a;
+  return (float)(1.0 - exp(x));
+}
+
+int kx_gated_declare_shared(const kx_dec_config *cfg, size_t layer, kx_param_table *tab) {
+  int rc = kx_heads_declare(cfg->width, layer, tab);
+  if (rc) return rc;
+  char name[48];
+  snprintf(name, sizeof name, "layer%zu/gate_w", layer);
+  return kx_ptable_add(tab, name, cfg->width, cfg->width, 1, KX_INIT_KIND, NULL);
+}
+
+static size_t features(const kx_gated_map *g, const kx_dec_config *cfg) {
+  return g->features ? g->features(cfg) : cfg->width / cfg->heads;
+}
+
+kx_lin_causal kx_gated_kernel(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, size_t h) {
+  size_t d = cfg->width / cfg->heads, m = features(g, cfg);
+  kx_lin_causal k = {.T = T, .m = m, .dv = d, .ld_f = m, .ld_v = d, .ld_o = cfg->width,
+                     .decay = g->decay(h, cfg->heads), .normalise = g->normalise, .eps = g->eps};
+  return k;
+}
+
+/* Per (b, h): what the kernel's forward needs (kept in acts, since forward
+ * has no scratch) and what forward or backward needs. */
+static size_t kernel_scratch(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, int fwd_only) {
+  kx_lin_causal k = kx_gated_kernel(g, cfg, T, 0);
+  return fwd_only ? kx_lin_causal_forward_scratch_floats(&k) : kx_lin_causal_scratch_floats(&k);
+}
+
+/* Saved: qkv (N,3C) | q, k, v (B,H,T,d) | fq, fk (B,H,T,m) and the map's
+ * aux for q and k (only with a map) | den (B,H,T) (only normalised) |
+ * o (N,C) | zg (N,C) | gn mean, rstd (N H) | gated (N,C), the input of proj
+ * | kernel scratch (B H). */
+typedef struct {
+  float *qkv, *q, *k, *v, *fq, *fk, *aux_q, *aux_k, *den, *o, *zg, *gn_mean, *gn_rstd, *gated, *kscratch;
+  size_t total;
+} acts_view;
+
+/* acts == NULL: only .total is meaningful (no pointer arithmetic on NULL). */
+static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
+  size_t N = B * T, C = cfg->width, H = cfg->heads, m = features(g, cfg);
+  size_t aux = g->map_forward && g->aux_floats ? g->aux_floats(cfg, B, T) : 0;
+  size_t fsize = g->map_forward ? N * H * m : 0, dsize = g->normalise ? N * H : 0;
+  float *base = (float *)acts;
+  acts_view a;
+  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, fsize, fsize, aux, aux, dsize, N * C, N * C, N * H, N * H,
+                    N * C, B * H * kernel_scratch(g, cfg, T, 1)};
+  float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.fq, &a.fk, &a.aux_q, &a.aux_k, &a.den, &a.o, &a.zg,
+                   &a.gn_mean, &a.gn_rstd, &a.gated, &a.kscratch};
+  size_t off = 0;
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    *dst[i] = base ? base + off : NULL;
+    off += sizes[i];
+  }
+  if (!g->map_forward) a.fq = a.q, a.fk = a.k;
+  if (!g->normalise) a.den = NULL;
+  a.total = off;
+  return a;
+}
+
+size_t kx_gated_act_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T) {
+  return view(g, cfg, B, T, NULL).total;
+}
+
+/* Scratch: dgated, do, dzg (N,C) | dq, dk, dv (B,H,T,d) | dqkv (N,3C) |
+ * dfq, dfk and the map's scratch (B,H,T,m) (only with a map) | kernel
+ * scratch (B H). */
+size_t kx_gated_scratch_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t N = B * T, C = cfg->width, H = cfg->heads;
+  size_t f = g->map_forward ? 3 * N * H * features(g, cfg) : 0;
+  return 9 * N * C + f + B * H * kernel_scratch(g, cfg, T, 0);
+}
+
+void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *x, float *y,
+                      float *acts) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, m = features(g, cfg);
+  acts_view a = view(g, cfg, B, T, acts);
+  size_t ks = kernel_scratch(g, cfg, T, 1);
+  kx_matmul_forward(a.qkv, x, p[KX_GATED_QKV_W], p[KX_GATED_QKV_B], N, C, 3 * C);
+  kx_heads_split_all(c, a.qkv, g->q_scale, a.q, a.k, a.v);
+  if (g->map_forward) {
+    g->map_forward(c, p, 1, a.q, a.fq, a.aux_q);
+    g->map_forward(c, p, 0, a.k, a.fk, a.aux_k);
+  }
+#pragma omp parallel for schedule(dynamic, 1) if (N * C * m >= 262144)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t b = bh / H, h = bh % H;
+    kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
+    k.state = c->state ? c->state + bh * (m * d + m) : NULL;
+    kx_lin_causal_forward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
+                          a.den ? a.den + bh * T : NULL, a.kscratch + bh * ks);
+  }
+  kx_gate_forward(a.gated, a.zg, a.gn_mean, a.gn_rstd, x, p[KX_GATED_GATE_W], a.o, N, C, H, (float)cfg->ln_eps);
+  kx_matmul_forward(y, a.gated, p[KX_GATED_PROJ_W], p[KX_GATED_PROJ_B], N, C, C);
+}
+
+void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                       const float *x, const float *dy, const float *acts, float *dx, float *scratch) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, m = features(g, cfg);
+  acts_view a = view(g, cfg, B, T, acts);
+  size_t ks = kernel_scratch(g, cfg, T, 0);
+  float *dgated = scratch, *d_o = dgated + N * C, *dzg = d_o + N * C, *dq = dzg + N * C;
+  float *dk = dq + N * C, *dv = dk + N * C, *dqkv = dv + N * C, *dfq = dqkv + 3 * N * C;
+  float *dfk = g->map_forward ? dfq + N * H * m : dk;
+  float *map_scratch = dfk + N * H * m;
+  float *kscratch = g->map_forward ? map_scratch + N * H * m : dfq;
+  if (!g->map_forward) dfq = dq;
+  memset(dgated, 0, N * C * sizeof(float));
+  kx_matmul_backward(dgated, dp[KX_GATED_PROJ_W], dp[KX_GATED_PROJ_B], dy, a.gated, p[KX_GATED_PROJ_W], N, C, C);
+  kx_gate_backward(dx, dp[KX_GATED_GATE_W], d_o, dzg, dgated, x, p[KX_GATED_GATE_W], a.o, a.zg, a.gn_mean,
+                   a.gn_rstd, N, C, H);
+#pragma omp parallel for schedule(dynamic, 1) if (N * C * m >= 262144)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t b = bh / H, h = bh % H;
+    kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
+    kx_lin_causal_backward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
+                           a.den ? a.den + bh * T : NULL, d_o + b * T * C + h * d, dfq + bh * T * m,
+                           dfk + bh * T * m, dv + bh * T * d, kscratch + bh * ks);
+  }
+  if (g->map_forward) {
+    g->map_backward(c, p, dp, 1, a.q, a.fq, a.aux_q, dfq, dq, map_scratch);
+    g->map_backward(c, p, dp, 0, a.k, a.fk, a.aux_k, dfk, dk, map_scratch);
+  }
+  kx_heads_merge_all(c, dq, dk, dv, g->q_scale, dqkv);
+  kx_matmul_backward(dx, dp[KX_GATED_QKV_W], dp[KX_GATED_QKV_B], dqkv, x, p[KX_GATED_QKV_W], N, C, 3 * C);
+}
+
+void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **q,
+                       const float **k, const float **v) {
+  acts_view a = view(g, c->cfg, c->B, c->T, acts);
+  *q = a.q;
+  *k = a.k;
+  *v = a.v;
+}
+
+void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **fq,
+                       const float **fk, const float **aux_q, const float **aux_k) {
+  acts_view a = view(g, c->cfg, c->B, c->T, acts);
+  *fq = a.fq;
+  *fk = a.fk;
+  *aux_q = a.aux_q;
+  *aux_k = a.aux_k;
+}
+
+void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
+                           float *A) {
+  acts_view a = view(g, c->cfg, c->B, c->T, acts);
+  size_t m = features(g, c->cfg), off = (b * c->cfg->heads + h) * c->T * m;
+  kx_lin_causal k = kx_gated_kernel(g, c->cfg, c->T, h);
+  kx_lin_causal_weights(&k, a.fq + off, a.fk + off, A);
+}
+
+size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg) {
+  size_t m = features(g, cfg), d = cfg->width / cfg->heads;
+  return cfg->heads * (m * d + m);
+}

@@ -1,0 +1,117 @@
+/* The body shared by the gated, decayed linear-attention kinds (RetNet, the
+ * DiJiang paper form, the released DiJiang code):
+ *
+ *   q, k, v = heads of x Wqkv^T + b, rotary on q and k   (dec_heads.h)
+ *   fq = phi_q(q), fk = phi_k(k)                           (the kind's map)
+ *   o_i = sum_{j<=i} g_h^(i-j) (fq_i . fk_j) v_j  [/ (den_i + eps)]
+ *   y   = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) )          (dec_gate.h)
+ *
+ * the causal sum through dec_linear_causal.h (chunked, linear in T).  A
+ * kind is a declare function (tensors 0..4 are qkv_w, qkv_b, proj_w,
+ * proj_b, gate_w, in this order; the map's own follow) and a kx_gated_map;
+ * the functions below are its forward/backward/acts/scratch. */
+#ifndef KX_DEC_ATTN_GATED_H
+#define KX_DEC_ATTN_GATED_H
+
+#include <stddef.h>
+
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_heads.h"
+#include "experiments/model/dec_linear_causal.h"
+
+/* The teacher's four (dec_heads.h), then the gate. */
+enum {
+  KX_GATED_QKV_W = KX_HEADS_QKV_W,
+  KX_GATED_QKV_B = KX_HEADS_QKV_B,
+  KX_GATED_PROJ_W = KX_HEADS_PROJ_W,
+  KX_GATED_PROJ_B = KX_HEADS_PROJ_B,
+  KX_GATED_GATE_W = KX_HEADS_TENSORS,
+  KX_GATED_N
+};
+
+typedef struct {
+  /* Decay g_h in (0, 1] of head h of H. */
+  float (*decay)(size_t h, size_t H);
+  int normalise;  /* 1: divide by den_i + eps */
+  float eps;
+  float q_scale;  /* folded into q before the map (RetNet: 1/sqrt(d)) */
+  /* NULL: the identity map (fq = q, fk = k; m = d, nothing saved). */
+  size_t (*features)(const kx_dec_config *cfg);
+  /* Floats the map saves per side (queries or keys) for its backward. */
+  size_t (*aux_floats)(const kx_dec_config *cfg, size_t B, size_t T);
+  /* x (B,H,T,d) -> f (B,H,T,m); is_query selects the side. */
+  void (*map_forward)(const kx_attn_ctx *c, float *const *p, int is_query, const float *x, float *f,
+                      float *aux);
+  /* dx (B,H,T,d) OVERWRITTEN and the map's tensors' dp += from df (B,H,T,m);
+   * scratch holds B H T m floats. */
+  void (*map_backward)(const kx_attn_ctx *c, float *const *p, float *const *dp, int is_query, const float *x,
+                       const float *f, const float *aux, const float *df, float *dx, float *scratch);
+} kx_gated_map;
+
+/* The decays of the kinds:
+ *   RetNet:              g_h = 1 - 2^(-5-h)
+ *   released DiJiang:    g_h = 1 - exp( ln(1/32) + (ln(1/512) - ln(1/32)) h/(H-1) )
+ *                        (torch.linspace of H points; H = 1 gives 1 - 1/32) */
+float kx_gated_decay_retnet(size_t h, size_t H);
+float kx_gated_decay_dijiang(size_t h, size_t H);
+
+/* Declares the five shared tensors of block `layer` (gate_w KX_INIT_KIND). */
+int kx_gated_declare_shared(const kx_dec_config *cfg, size_t layer, kx_param_table *tab);
+
+size_t kx_gated_act_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T);
+size_t kx_gated_scratch_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T);
+void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *x, float *y,
+                      float *acts);
+void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                       const float *x, const float *dy, const float *acts, float *dx, float *scratch);
+/* q, k as the map sees them (after rotary and q_scale), v. */
+void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **q,
+                       const float **k, const float **v);
+/* The map's features fq, fk (B,H,T,m) and its saved aux for q and k, from
+ * the last forward's acts (a kind with a map only). */
+void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **fq,
+                       const float **fk, const float **aux_q, const float **aux_k);
+/* The causal kernel's parameters of head h (decay, normalisation) for T rows. */
+kx_lin_causal kx_gated_kernel(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, size_t h);
+/* The kernel's effective weights of (b, h) (kx_lin_causal_weights). */
+void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
+                           float *A);
+
+/* Recurrent decoding state of one block: H (m d + m) floats. */
+size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
+
+/* The kx_attn_kind hooks of a gated kind whose map is `MAP(cfg)` (a
+ * function returning its kx_gated_map): defines static act_floats,
+ * scratch_floats, forward, backward, attn_weights and state_floats for its
+ * table entry. */
+#define KX_GATED_KIND_HOOKS(MAP)                                                                     \
+  static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {                           \
+    kx_gated_map g = MAP(cfg);                                                                       \
+    return kx_gated_act_floats(&g, cfg, B, T);                                                       \
+  }                                                                                                  \
+  static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {                       \
+    kx_gated_map g = MAP(cfg);                                                                       \
+    return kx_gated_scratch_floats(&g, cfg, B, T);                                                   \
+  }                                                                                                  \
+  static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) { \
+    kx_gated_map g = MAP(c->cfg);                                                                    \
+    kx_gated_forward(&g, c, p, x, y, acts);                                                          \
+  }                                                                                                  \
+  static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,      \
+                       const float *dy, const float *acts, float *dx, float *scratch) {              \
+    kx_gated_map g = MAP(c->cfg);                                                                    \
+    kx_gated_backward(&g, c, p, dp, x, dy, acts, dx, scratch);                                       \
+  }                                                                                                  \
+  static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b,       \
+                           size_t h, float *A) {                                                     \
+    (void)p;                                                                                         \
+    kx_gated_map g = MAP(c->cfg);                                                                    \
+    kx_gated_attn_weights(&g, c, acts, b, h, A);                                                     \
+  }                                                                                                \
+  static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {                          \
+    (void)capacity;                                                                                \
+    kx_gated_map g = MAP(cfg);                                                                     \
+    return kx_gated_state_floats(&g, cfg);                                                         \
+  }
+
+#endif

@@ -1,0 +1,63 @@
+/* RetNet's multi-scale retention (Sun et al. 2023) as an attention kind:
+ *
+ *   o_n = sum_{m<=n} g_h^(n-m) (q_n . k_m / sqrt(d)) v_m,   g_h = 1 - 2^(-5-h),
+ *   y   = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) )
+ *
+ * (dec_attn_gated.h with the identity feature map, normaliser off).
+ * q, k, v come from the teacher's qkv projection with the teacher's rotary
+ * embedding (GPT-NeoX rotate_half on the first rotary_dims dims of each
+ * head; RetNet's own xPos rotates all dims, but keeping the teacher's makes
+ * a converted model start from the same q.k geometry).  1/sqrt(d) is folded
+ * into q (RetNet scales k by it; the product is the same).  The decay is a
+ * constant per head, as in RetNet (no tensor).  No denominator: the
+ * per-head GroupNorm takes its place.  attn_weights: row i is |s_ij| / sum_j
+ * |s_ij| with s_ij = g_h^(i-j) q_i . k_j / sqrt(d).
+ *
+ * Tensors of block l: qkv_w, qkv_b, proj_w, proj_b exactly as the softmax
+ * kind (a softmax checkpoint converts by name) and the new
+ *   gate_w (C, C)  N(0, 2/(5C)) from the kind's seed (kx_gate_init). */
+#include <math.h>
+
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/attn/dec_attn_gated.h"
+#include "experiments/model/attn/dec_gate.h"
+
+static kx_gated_map map(const kx_dec_config *cfg) {
+  kx_gated_map g = {.decay = kx_gated_decay_retnet, .q_scale = 1.0f / sqrtf((float)(cfg->width / cfg->heads))};
+  return g;
+}
+
+KX_GATED_KIND_HOOKS(map)
+
+static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
+  *n = KX_GATED_N;
+  return kx_gated_declare_shared(cfg, layer, tab);
+}
+
+static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
+                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
+  kx_gated_map g = map(c->cfg);
+  kx_gated_qkv_view(&g, c, acts, q, k, v);
+  *dqk = *dv = c->cfg->width / c->cfg->heads;
+  *scaled = 1;
+}
+
+static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed) {
+  (void)layer;
+  return kx_gate_init(p[KX_GATED_GATE_W], cfg->width, seed);
+}
+
+const kx_attn_kind kx_attn_retnet = {
+    .name = "retnet",
+    .summary = "retention: per-head decay 1-2^(-5-h), rotary, per-head GroupNorm, swish gate",
+    .declare = declare,
+    .act_floats = act_floats,
+    .scratch_floats = scratch_floats,
+    .forward = forward,
+    .backward = backward,
+    .qkv_view = qkv_view,
+    .init = init,
+    .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
+};

@@ -1,0 +1,228 @@
+/* Multi-head causal softmax attention with partial rotary embedding
+ * (GPT-NeoX / Pythia).  Tensors of block l:
+ *   qkv_w (3C, C), qkv_b (3C): rows [0,C) give q, [C,2C) k, [2C,3C) v, and
+ *                  within each, head h owns rows [h*d, (h+1)*d)
+ *                  (note: HF GPT-NeoX interleaves per head instead);
+ *   proj_w (C, C), proj_b (C).
+ * Logit q.k/sqrt(d) with q, k after rotary; rotary on the first
+ * cfg->rotary_dims dims of each head. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_fastmath.h"
+#include "experiments/model/dec_heads.h"
+#include "experiments/model/dec_layers.h"
+
+enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W, PROJ_B = KX_HEADS_PROJ_B };
+
+static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
+  *n = KX_HEADS_TENSORS;
+  return kx_heads_declare(cfg->width, layer, tab);
+}
+
+/* Saved activations: qkv (N,3C) | q, k, v (B,H,T,d) after rotary | probs
+ * (B,H,T,T) | att (N,C) heads concatenated, the input of proj. */
+static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t N = B * T, C = cfg->width;
+  return 3 * N * C + 3 * N * C + B * cfg->heads * T * T + N * C;
+}
+
+/* Scratch: datt (N,C) | dq, dk, dv (B,H,T,d) | dqkv (N,3C) | dscores (B,H,T,T). */
+static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t N = B * T, C = cfg->width;
+  return N * C + 3 * N * C + 3 * N * C + B * cfg->heads * T * T;
+}
+
+typedef struct {
+  float *qkv, *q, *k, *v, *probs, *att;
+} acts_view;
+
+static acts_view view(const kx_attn_ctx *c, const float *acts) {
+  size_t N = c->B * c->T, C = c->cfg->width;
+  acts_view a;
+  a.qkv = (float *)acts;
+  a.q = a.qkv + 3 * N * C;
+  a.k = a.q + N * C;
+  a.v = a.k + N * C;
+  a.probs = a.v + N * C;
+  a.att = a.probs + c->B * c->cfg->heads * c->T * c->T;
+  return a;
+}
+
+static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts);
+
+/* x (B,T,C) -> y (B,T,C); per (b,h): S = q k^T / sqrt(d) masked to j <= i,
+ * P = softmax_j(S), att = P v. */
+static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
+  if (c->state && (c->pos > 0 || c->T == 1)) {
+    forward_cached(c, p, x, y, acts);
+    return;
+  }
+  const kx_dec_config *cfg = c->cfg;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t N = B * T;
+  acts_view a = view(c, acts);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  float scale = 1.0f / sqrtf((float)d);
+#pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * d >= 262144)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t b = bh / H, h = bh % H;
+    float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
+    kx_heads_split(a.qkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, q, k, v);
+    /* Per head, S = q k^T and att = P v as single-threaded BLAS calls
+     * (T x T x d): the full square is computed and the upper triangle
+     * masked, which costs 2x the causal flops but runs far faster than
+     * scalar loops over the triangle. */
+    float *P = a.probs + bh * T * T;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)d, scale, q, (int)d, k, (int)d,
+                0.0f, P, (int)T);
+    for (size_t i = 0; i < T; i++) {
+      float *Pi = P + i * T;
+      float mx = Pi[0];
+      for (size_t j = 1; j <= i; j++) mx = Pi[j] > mx ? Pi[j] : mx;
+      float sum = 0.0f;
+      for (size_t j = 0; j <= i; j++) {
+        Pi[j] = kx_expf(Pi[j] - mx);
+        sum += Pi[j];
+      }
+      float inv = 1.0f / sum;
+      for (size_t j = 0; j <= i; j++) Pi[j] *= inv;
+      for (size_t j = i + 1; j < T; j++) Pi[j] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, P, (int)T, v, (int)d,
+                0.0f, a.att + b * T * C + h * d, (int)C);
+  }
+  kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
+  if (c->state) /* prefill: the KV cache starts with this forward's k, v */
+    for (size_t h = 0; h < H; h++) {
+      memcpy(c->state + h * c->capacity * d, a.k + h * T * d, T * d * sizeof(float));
+      memcpy(c->state + (H + h) * c->capacity * d, a.v + h * T * d, T * d * sizeof(float));
+    }
+}
+
+/* The KV cache of one block: k (H, capacity, d), v (H, capacity, d) after
+ * rotary, and one row of capacity scores per head. */
+static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
+  return 2 * capacity * cfg->width + cfg->heads * capacity;
+}
+
+/* x (T,C) -> y (T,C) for positions pos .. pos+T-1 against the cache of the
+ * pos tokens before (decoding: T = 1): the new k, v are appended, then row
+ * i attends to the pos + i + 1 cached keys, as one row of forward. */
+static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims, cap = c->capacity;
+  acts_view a = view(c, acts);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], T, C, 3 * C);
+  float scale = 1.0f / sqrtf((float)d);
+#pragma omp parallel for schedule(static) if (H * (c->pos + T) * T * d >= 262144)
+  for (size_t h = 0; h < H; h++) {
+    float *kc = c->state + h * cap * d, *vc = c->state + (H + h) * cap * d;
+    float *sc = c->state + 2 * cap * C + h * cap, *q = a.q + h * T * d;
+    kx_heads_split(a.qkv, 0, h, T, C, d, c->rope_cos, c->rope_sin, r, q, kc + c->pos * d, vc + c->pos * d);
+    /* Several rows (a prefill chunk): blocks of rows through BLAS-3, the
+     * scores of a block in a temporary buffer; one row (a decoding step,
+     * or no memory for the block): matrix-vector products. */
+    enum { ROWS = 32 };
+    float *blk = T > 1 ? malloc(ROWS * (c->pos + T) * sizeof(float)) : NULL;
+    for (size_t i0 = 0; i0 < T; i0 += blk ? ROWS : 1) {
+      size_t nb = blk ? (T - i0 < ROWS ? T - i0 : ROWS) : 1, n_all = c->pos + i0 + nb;
+      float *S = blk ? blk : sc;
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_all, (int)d, scale, q + i0 * d, (int)d,
+                  kc, (int)d, 0.0f, S, (int)n_all);
+      for (size_t i = 0; i < nb; i++) {
+        float *Si = S + i * n_all, mx = Si[0], sum = 0.0f;
+        size_t n = c->pos + i0 + i + 1;
+        for (size_t j = 1; j < n; j++) mx = Si[j] > mx ? Si[j] : mx;
+        for (size_t j = 0; j < n; j++) sum += Si[j] = kx_expf(Si[j] - mx);
+        float inv = 1.0f / sum;
+        for (size_t j = 0; j < n; j++) Si[j] *= inv;
+        for (size_t j = n; j < n_all; j++) Si[j] = 0.0f;
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n_all, 1.0f, S, (int)n_all, vc,
+                  (int)d, 0.0f, a.att + i0 * C + h * d, (int)C);
+    }
+    free(blk);
+  }
+  kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], T, C, C);
+}
+
+static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,
+                     const float *dy, const float *acts, float *dx, float *scratch) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t N = B * T;
+  acts_view a = view(c, acts);
+  float *datt = scratch, *dq = datt + N * C, *dk = dq + N * C, *dv = dk + N * C;
+  float *dqkv = dv + N * C, *dS = dqkv + 3 * N * C;
+  /* datt is accumulated into by the proj backward; dq, dk, dv and dqkv
+   * are fully overwritten below. */
+  memset(datt, 0, N * C * sizeof(float));
+  kx_matmul_backward(datt, dp[PROJ_W], dp[PROJ_B], dy, a.att, p[PROJ_W], N, C, C);
+  float scale = 1.0f / sqrtf((float)d);
+#pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * d >= 262144)
+  for (size_t bh = 0; bh < B * H; bh++) {
+    size_t b = bh / H, h = bh % H;
+    const float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
+    const float *P = a.probs + bh * T * T;
+    float *dqh = dq + bh * T * d, *dkh = dk + bh * T * d, *dvh = dv + bh * T * d;
+    float *dSh = dS + bh * T * T;
+    const float *go = datt + b * T * C + h * d; /* (T, d), row stride C */
+    /* dP = go v^T ; dv = P^T go ; dS = P (dP - rowsum(P dP)) / sqrt(d) ;
+     * dq = dS k ; dk = dS^T q.  P is zero above the diagonal, so dS is too. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)d, 1.0f, go, (int)C, v, (int)d,
+                0.0f, dSh, (int)T);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, P, (int)T, go, (int)C,
+                0.0f, dvh, (int)d);
+    for (size_t i = 0; i < T; i++) {
+      const float *Pi = P + i * T;
+      float *dSi = dSh + i * T;
+      float dot = 0.0f;
+      for (size_t j = 0; j <= i; j++) dot += Pi[j] * dSi[j];
+      for (size_t j = 0; j <= i; j++) dSi[j] = Pi[j] * (dSi[j] - dot) * scale;
+      for (size_t j = i + 1; j < T; j++) dSi[j] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, k, (int)d,
+                0.0f, dqh, (int)d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, q, (int)d,
+                0.0f, dkh, (int)d);
+    kx_heads_merge(dqkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, dqh, dkh, dvh);
+  }
+  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
+}
+
+static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
+                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
+  acts_view a = view(c, acts);
+  *q = a.q;
+  *k = a.k;
+  *v = a.v;
+  *dqk = *dv = c->cfg->width / c->cfg->heads;
+  *scaled = 0;
+}
+
+static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b, size_t h,
+                         float *A) {
+  (void)p;
+  acts_view a = view(c, acts);
+  memcpy(A, a.probs + (b * c->cfg->heads + h) * c->T * c->T, c->T * c->T * sizeof(float));
+}
+
+const kx_attn_kind kx_attn_softmax = {
+    .name = "softmax",
+    .summary = "causal softmax attention, partial rotary (Pythia)",
+    .declare = declare,
+    .act_floats = act_floats,
+    .scratch_floats = scratch_floats,
+    .forward = forward,
+    .backward = backward,
+    .qkv_view = qkv_view,
+    .attn_weights = attn_weights,
+    .state_floats = state_floats,
+    .max_positions = kx_attn_any_position,
+};

@@ -1,0 +1,146 @@
+/* The attention block shared by the feature-map linear attention kinds
+ * (performer, pff, cosformer, ...): the softmax teacher's block with the
+ * softmax replaced by a feature map and the causal linear kernel.
+ *
+ *   qkv = x W_qkv^T + b_qkv            (tensors qkv_w (3C,C), qkv_b (3C): the
+ *                                        teacher's names and layout, so a
+ *                                        softmax checkpoint converts by name)
+ *   q, k = rotary(q), rotary(k)        (as in the teacher, before the features)
+ *   fq = phi_q(q), fk = phi_k(k)       (per head, m features each)
+ *   o  = causal linear attention of (fq, fk, v) with the map's decay and
+ *        normalisation (dec_linear_causal.h)
+ *   y  = o W_proj^T + b_proj           (proj_w (C,C), proj_b (C))
+ *
+ * A feature map is a kx_lin_fmap: its extra tensors (declared after the
+ * four shared ones, typically KX_INIT_KIND and frozen), their init, and the
+ * feature forward/backward over all heads of a batch.  A kind file defines
+ * one kx_lin_fmap and instantiates the kind with KX_LIN_ATTN_KIND. */
+#ifndef KX_DEC_LINEAR_ATTN_H
+#define KX_DEC_LINEAR_ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_heads.h"
+
+/* Index of the first tensor of the feature map in the kind's list. */
+#define KX_LIN_ATTN_SHARED KX_HEADS_TENSORS
+
+typedef enum { KX_LIN_QUERY = 0, KX_LIN_KEY = 1 } kx_lin_role;
+
+typedef struct kx_lin_fmap kx_lin_fmap;
+struct kx_lin_fmap {
+  const void *data; /* the map's own constants (scheme, kernel, ...) */
+  /* Features per head (m). */
+  size_t (*features)(const kx_dec_config *cfg);
+  int normalise; /* 1: o = num / (den + eps) */
+  float eps;
+  /* 1 if the features depend on the position through the context length
+   * (cosFormer's M): recurrent decoding stops at ctx tokens. */
+  int ctx_positions;
+  /* Per-head decay g in (0,1]; NULL: no decay. */
+  float (*decay)(const kx_dec_config *cfg, size_t head);
+  /* Optional: extra tensors of block `layer` (names "layer<l>/..."). */
+  int (*declare)(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
+                 size_t *n);
+  /* Optional: fills the extra tensors (KX_INIT_KIND) from `seed`. */
+  int (*init)(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed);
+  /* Optional: kx_attn_kind.redraw for the extra tensors (NULL: fixed). */
+  int (*redraw)(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed,
+                uint64_t step);
+  /* Floats the map saves per role for its backward (0 if none). */
+  size_t (*save_floats)(const kx_dec_config *cfg, size_t B, size_t T);
+  /* f (B,H,T,m) overwritten = phi_role(x (B,H,T,d)), x after rotary;
+   * p: the extra tensors. */
+  void (*forward)(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, kx_lin_role role,
+                  const float *x, float *f, float *save);
+  /* dx (B,H,T,d) OVERWRITTEN from df (B,H,T,m), which the map may
+   * overwrite (it is scratch); dp (the extra tensors' gradients)
+   * accumulated (+=). */
+  void (*backward)(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                   kx_lin_role role, const float *x, const float *f, const float *save, float *df, float *dx);
+};
+
+int kx_lin_attn_declare(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
+                        size_t *n);
+size_t kx_lin_attn_act_floats(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t B, size_t T);
+size_t kx_lin_attn_scratch_floats(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t B, size_t T);
+void kx_lin_attn_forward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, const float *x, float *y,
+                         float *acts);
+void kx_lin_attn_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                          const float *x, const float *dy, const float *acts, float *dx, float *scratch);
+void kx_lin_attn_qkv_view(const kx_lin_fmap *f, const kx_attn_ctx *c, const float *acts, const float **q,
+                          const float **k, const float **v, size_t *dqk, size_t *dv, int *scaled);
+int kx_lin_attn_init(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, float *const *p,
+                     uint64_t seed);
+int kx_lin_attn_redraw(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, float *const *p,
+                       uint64_t seed, uint64_t step);
+void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, const float *acts,
+                         size_t b, size_t h, float *A);
+/* Recurrent decoding state of one block: H (m dv + m) floats for the
+ * kernel, then H for the map (a per-sequence constant of head h that must
+ * outlive the call, e.g. the positive features' key stabiliser), which
+ * kx_lin_attn_map_state points at (NULL outside recurrent decoding). */
+size_t kx_lin_attn_state_floats(const kx_lin_fmap *f, const kx_dec_config *cfg);
+float *kx_lin_attn_map_state(const kx_lin_fmap *f, const kx_attn_ctx *c);
+/* Features fq, fk (B,H,T,m) of the last forward, for inspection. */
+void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const float *acts, const float **fq,
+                          const float **fk);
+
+/* Defines `const kx_attn_kind ident` named `name` from the feature map
+ * `fmap` (a kx_lin_fmap in the same file). */
+#define KX_LIN_ATTN_KIND(ident, name_, summary_, fmap)                                                         \
+  static int ident##_declare(const kx_dec_config *cfg, size_t l, kx_param_table *t, size_t *n) {              \
+    return kx_lin_attn_declare(&(fmap), cfg, l, t, n);                                                         \
+  }                                                                                                            \
+  static size_t ident##_acts(const kx_dec_config *cfg, size_t B, size_t T) {                                   \
+    return kx_lin_attn_act_floats(&(fmap), cfg, B, T);                                                         \
+  }                                                                                                            \
+  static size_t ident##_scratch(const kx_dec_config *cfg, size_t B, size_t T) {                                \
+    return kx_lin_attn_scratch_floats(&(fmap), cfg, B, T);                                                     \
+  }                                                                                                            \
+  static void ident##_forward(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *a) {     \
+    kx_lin_attn_forward(&(fmap), c, p, x, y, a);                                                               \
+  }                                                                                                            \
+  static void ident##_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,         \
+                               const float *dy, const float *a, float *dx, float *s) {                         \
+    kx_lin_attn_backward(&(fmap), c, p, dp, x, dy, a, dx, s);                                                  \
+  }                                                                                                            \
+  static void ident##_qkv(const kx_attn_ctx *c, const float *a, const float **q, const float **k,              \
+                          const float **v, size_t *dqk, size_t *dv, int *sc) {                                 \
+    kx_lin_attn_qkv_view(&(fmap), c, a, q, k, v, dqk, dv, sc);                                                 \
+  }                                                                                                            \
+  static int ident##_init(const kx_dec_config *cfg, size_t l, float *const *p, uint64_t seed) {                \
+    return kx_lin_attn_init(&(fmap), cfg, l, p, seed);                                                         \
+  }                                                                                                            \
+  static int ident##_redraw_features(const kx_dec_config *cfg, size_t l, float *const *p, uint64_t seed,       \
+                                     uint64_t step) {                                                          \
+    return kx_lin_attn_redraw(&(fmap), cfg, l, p, seed, step);                                                 \
+  }                                                                                                            \
+  static void ident##_weights(const kx_attn_ctx *c, float *const *p, const float *a, size_t b, size_t h,       \
+                              float *A) {                                                                      \
+    kx_lin_attn_weights(&(fmap), c, p, a, b, h, A);                                                            \
+  }                                                                                                            \
+  static size_t ident##_state(const kx_dec_config *cfg, size_t capacity) {                                     \
+    (void)capacity;                                                                                            \
+    return kx_lin_attn_state_floats(&(fmap), cfg);                                                             \
+  }                                                                                                            \
+  static size_t ident##_positions(const kx_dec_config *cfg) {                                                  \
+    return (fmap).ctx_positions ? kx_attn_ctx_positions(cfg) : kx_attn_any_position(cfg);                      \
+  }                                                                                                            \
+  const kx_attn_kind ident = {.name = name_,                                                                   \
+                              .summary = summary_,                                                             \
+                              .declare = ident##_declare,                                                      \
+                              .act_floats = ident##_acts,                                                      \
+                              .scratch_floats = ident##_scratch,                                               \
+                              .forward = ident##_forward,                                                      \
+                              .backward = ident##_backward,                                                    \
+                              .qkv_view = ident##_qkv,                                                         \
+                              .init = ident##_init,                                                            \
+                              .attn_weights = ident##_weights,                                                 \
+                              .state_floats = ident##_state,                                                   \
+                              .max_positions = ident##_positions,                                              \
+                              .redraw = ident##_redraw_features}
+
+#endif

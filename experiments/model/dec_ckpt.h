@@ -1,0 +1,49 @@
+/* Checkpoints of the decoder in HDF5 (layout in the README, "Decoder
+ * checkpoint"):
+ *   /                   attrs format = "kapprox-decoder", format_version = 1
+ *   /config             attrs vocab, ctx, layers, heads, width, rotary_dims
+ *                       (uint64), rope_base, ln_eps (double), attention
+ *                       (string), parallel_residual = 1, tied_embeddings = 0
+ *   /vocab              uint32 (V): Unicode code point of each token id
+ *   /param/<name>       float32, (rows, cols) or (rows,), names of the
+ *                       parameter table (embed, layer<l>/ln1_w, ...)
+ *   /optim              attrs of kx_dec_train_state (step, hyper-parameters,
+ *                       seed, data hash, AdamW t)
+ *   /optim/m/<name>, /optim/v/<name>   AdamW moments, as /param
+ * Built in memory and published atomically (core/kx_h5.h, core/kx_atomic.h),
+ * so a crash or a full disk never leaves a half-written checkpoint under the
+ * final name.  Loading runs libhdf5 in a child process (core/kx_sandbox.h)
+ * and refuses non-finite parameters or moments, negative second moments,
+ * code points that are not Unicode characters and declared sizes the file
+ * does not hold. */
+#ifndef KX_DEC_CKPT_H
+#define KX_DEC_CKPT_H
+
+#include <stdint.h>
+
+#include "experiments/model/dec_adamw.h"
+#include "experiments/model/dec_data.h"
+#include "experiments/model/dec_model.h"
+
+/* Training state needed to continue a run exactly. */
+typedef struct {
+  uint64_t step;     /* steps completed */
+  uint64_t steps;    /* planned total (the schedule depends on it) */
+  uint64_t warmup, batch, seed;
+  double lr, lr_min, weight_decay, beta1, beta2, eps, clip;
+  uint64_t data_hash; /* FNV-1a of the training text file */
+  double elapsed;     /* seconds of training so far (for logs) */
+} kx_dec_train_state;
+
+/* opt and st may be NULL (a weights-only checkpoint has no /optim). */
+int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *vocab, const kx_adamw *opt,
+                     const kx_dec_train_state *st);
+
+/* Creates *m from the file's configuration and loads the parameters and
+ * vocabulary; with opt/st non-NULL also the optimizer (error if the file
+ * has none).  Missing, truncated, foreign or inconsistent files fail with a
+ * message naming the file and the problem. */
+int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
+                     kx_dec_train_state *st);
+
+#endif

@@ -1,0 +1,23 @@
+/* Conversion of a softmax-pretrained decoder into another attention kind
+ * (the paper's set-up: swap the attention, keep everything else, then
+ * fine-tune).  Every tensor of the student whose name and shape the
+ * teacher also has is copied; the rest (the kind's own tensors) gets the
+ * table's initialisation and the kind's `init` hook, from an explicit
+ * seed. */
+#ifndef KX_DEC_CONVERT_H
+#define KX_DEC_CONVERT_H
+
+#include <stdint.h>
+
+#include "experiments/model/dec_model.h"
+
+/* Builds *student (created here) with the teacher's sizes and attention
+ * `kind`.  Fails with a message when the teacher is not a softmax model or
+ * the kind is unknown. */
+int kx_dec_convert(const kx_decoder *teacher, const char *kind, uint64_t seed, kx_decoder *student);
+
+/* Index of the teacher tensor that student tensor `t` was copied from, or
+ * -1 if it is new (absent from the teacher or of another shape). */
+long kx_dec_convert_source(const kx_decoder *teacher, const kx_tensor_info *t);
+
+#endif

@@ -1,0 +1,250 @@
+#include "experiments/model/dec_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/model/dec_layers.h"
+
+int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
+  memset(m, 0, sizeof *m);
+  int rc = kx_dec_config_check(cfg);
+  if (rc) return rc;
+  m->cfg = *cfg;
+  m->attn = kx_dec_attn_find(cfg->attn_kind);
+  size_t C = cfg->width, L = cfg->layers, V = cfg->vocab;
+  kx_param_table *t = &m->tab;
+  m->li = kx_calloc(L, sizeof *m->li);
+  m->attn_p = kx_calloc(L * 16, sizeof(float *));
+  m->attn_dp = kx_calloc(L * 16, sizeof(float *));
+  if (!m->li || !m->attn_p || !m->attn_dp) goto fail;
+  if ((rc = kx_ptable_add(t, "embed", V, C, 1, KX_INIT_SMALL, &m->embed))) goto fail;
+  for (size_t l = 0; l < L; l++) {
+    kx_dec_layer_index *li = &m->li[l];
+    char nm[48];
+#define ADD(field, suffix, rows, cols, decay, init)                          \
+  snprintf(nm, sizeof nm, "layer%zu/%s", l, suffix);                        \
+  if ((rc = kx_ptable_add(t, nm, rows, cols, decay, init, &li->field))) goto fail;
+    ADD(ln1_w, "ln1_w", C, 0, 0, KX_INIT_ONE)
+    ADD(ln1_b, "ln1_b", C, 0, 0, KX_INIT_ZERO)
+    li->attn_first = t->n;
+    if ((rc = m->attn->declare(cfg, l, t, &li->attn_n))) goto fail;
+    if (li->attn_n > 16) {
+      rc = kx_fail(KX_EINVAL, "attention kind '%s' declares more than 16 tensors", m->attn->name);
+      goto fail;
+    }
+    ADD(ln2_w, "ln2_w", C, 0, 0, KX_INIT_ONE)
+    ADD(ln2_b, "ln2_b", C, 0, 0, KX_INIT_ZERO)
+    ADD(fc_w, "fc_w", 4 * C, C, 1, KX_INIT_SMALL)
+    ADD(fc_b, "fc_b", 4 * C, 0, 0, KX_INIT_ZERO)
+    ADD(fcproj_w, "fcproj_w", C, 4 * C, 1, KX_INIT_WANG)
+    ADD(fcproj_b, "fcproj_b", C, 0, 0, KX_INIT_ZERO)
+#undef ADD
+  }
+  if ((rc = kx_ptable_add(t, "lnf_w", C, 0, 0, KX_INIT_ONE, &m->lnf_w))) goto fail;
+  if ((rc = kx_ptable_add(t, "lnf_b", C, 0, 0, KX_INIT_ZERO, &m->lnf_b))) goto fail;
+  if ((rc = kx_ptable_add(t, "unembed", V, C, 1, KX_INIT_SMALL, &m->unembed))) goto fail;
+  m->params = kx_calloc(t->total, sizeof(float));
+  m->grads = kx_calloc(t->total, sizeof(float));
+  size_t half = cfg->rotary_dims / 2;
+  m->rope_cos = kx_calloc(cfg->ctx * (half ? half : 1), sizeof(float));
+  m->rope_sin = kx_calloc(cfg->ctx * (half ? half : 1), sizeof(float));
+  if (!m->params || !m->grads || !m->rope_cos || !m->rope_sin) goto fail;
+  for (size_t l = 0; l < L; l++)
+    for (size_t i = 0; i < m->li[l].attn_n; i++) {
+      m->attn_p[l * 16 + i] = kx_dec_param(m, m->li[l].attn_first + i);
+      m->attn_dp[l * 16 + i] = kx_dec_grad(m, m->li[l].attn_first + i);
+    }
+  /* Angles in double, rounded once, so the table is the float nearest to
+   * the exact rotation whatever T is. */
+  for (size_t pos = 0; pos < cfg->ctx; pos++)
+    for (size_t i = 0; i < half; i++) {
+      double inv_freq = pow(cfg->rope_base, -2.0 * (double)i / (double)cfg->rotary_dims);
+      m->rope_cos[pos * half + i] = (float)cos((double)pos * inv_freq);
+      m->rope_sin[pos * half + i] = (float)sin((double)pos * inv_freq);
+    }
+  return 0;
+fail:
+  if (!rc) rc = KX_ENOMEM;
+  kx_dec_free(m);
+  return rc;
+}
+
+void kx_dec_free(kx_decoder *m) {
+  free(m->li);
+  free(m->attn_p);
+  free(m->attn_dp);
+  free(m->params);
+  free(m->grads);
+  free(m->rope_cos);
+  free(m->rope_sin);
+  free(m->acts);
+  free(m->blk);
+  free(m->tokens);
+  free(m->targets);
+  free(m->scratch);
+  kx_ptable_free(&m->tab);
+  memset(m, 0, sizeof *m);
+}
+
+int kx_dec_init_params(kx_decoder *m, uint64_t seed) {
+  int rc = kx_ptable_init(&m->tab, m->params, m->cfg.width, m->cfg.layers, seed);
+  if (rc || !m->attn->init) return rc;
+  /* The kind's own streams start past the table's (one per tensor). */
+  for (size_t l = 0; l < m->cfg.layers && !rc; l++)
+    rc = m->attn->init(&m->cfg, l, m->attn_p + l * 16, kx_seed_derive(seed, m->tab.n + l));
+  return rc;
+}
+
+/* Lays out the activation buffer for (B,T); one allocation for everything. */
+static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
+  size_t N = B * T;
+  if (m->acts && m->B == B && m->T == T) return 0;
+  const kx_dec_config *c = &m->cfg;
+  size_t C = c->width, L = c->layers, V = c->vocab;
+  size_t attn_act = m->attn->act_floats(c, B, T);
+  size_t per_block = N * C /* x */ + N * C + 2 * N + attn_act + N * C + N * C + 2 * N + 8 * N * C + N * C;
+  size_t total = L * per_block + N * C + N * C + 2 * N + 2 * N * V + N;
+  free(m->acts);
+  free(m->blk);
+  free(m->tokens);
+  free(m->targets);
+  free(m->scratch);
+  m->acts = kx_malloc(total * sizeof(float));
+  m->blk = kx_calloc(L, sizeof *m->blk);
+  m->tokens = kx_malloc(N * sizeof(int));
+  m->targets = kx_malloc(N * sizeof(int));
+  size_t as = m->attn->scratch_floats(c, B, T);
+  m->scratch_floats = N * C + N * C + 8 * N * C + N * V + as;
+  m->scratch = kx_malloc(m->scratch_floats * sizeof(float));
+  if (!m->acts || !m->blk || !m->tokens || !m->targets || !m->scratch) {
+    free(m->acts);
+    m->acts = NULL;
+    return KX_ENOMEM;
+  }
+  float *p = m->acts;
+  for (size_t l = 0; l < L; l++) {
+    kx_dec_block_acts *a = &m->blk[l];
+    a->x = p, p += N * C;
+    a->ln1 = p, p += N * C;
+    a->ln1_mean = p, p += N;
+    a->ln1_rstd = p, p += N;
+    a->attn_acts = p, p += attn_act;
+    a->attn_y = p, p += N * C;
+    a->ln2 = p, p += N * C;
+    a->ln2_mean = p, p += N;
+    a->ln2_rstd = p, p += N;
+    a->fc = p, p += 4 * N * C;
+    a->gelu = p, p += 4 * N * C;
+    a->mlp_y = p, p += N * C;
+  }
+  m->x_final = p, p += N * C;
+  m->lnf = p, p += N * C;
+  m->lnf_mean = p, p += N;
+  m->lnf_rstd = p, p += N;
+  m->logits = p, p += N * V;
+  m->probs = p, p += N * V;
+  m->losses = p, p += N;
+  m->B = B;
+  m->T = T;
+  return 0;
+}
+
+static kx_attn_ctx attn_ctx(const kx_decoder *m) {
+  kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin, 0, 0, NULL};
+  return c;
+}
+
+int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t B, size_t T, double *loss) {
+  const kx_dec_config *c = &m->cfg;
+  if (B == 0 || T == 0 || T > c->ctx)
+    return kx_fail(KX_EINVAL, "batch %zu x %zu does not fit the model (context %zu)", B, T, c->ctx);
+  size_t N = B * T, C = c->width, V = c->vocab;
+  for (size_t n = 0; n < N; n++)
+    if (tokens[n] < 0 || (size_t)tokens[n] >= V || (targets && (targets[n] < 0 || (size_t)targets[n] >= V)))
+      return kx_fail(KX_EINVAL, "token id out of range [0, %zu) at position %zu", V, n);
+  int rc = ensure_acts(m, B, T);
+  if (rc) return rc;
+  memcpy(m->tokens, tokens, N * sizeof(int));
+  m->have_targets = targets != NULL;
+  if (targets) memcpy(m->targets, targets, N * sizeof(int));
+  kx_attn_ctx ac = attn_ctx(m);
+  float eps = (float)c->ln_eps;
+
+  kx_embed_forward(m->blk[0].x, tokens, kx_dec_param(m, m->embed), N, C);
+  for (size_t l = 0; l < c->layers; l++) {
+    kx_dec_block_acts *a = &m->blk[l];
+    const kx_dec_layer_index *li = &m->li[l];
+    float *xout = l + 1 < c->layers ? m->blk[l + 1].x : m->x_final;
+    kx_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x, kx_dec_param(m, li->ln1_w),
+                         kx_dec_param(m, li->ln1_b), N, C, eps);
+    m->attn->forward(&ac, m->attn_p + l * 16, a->ln1, a->attn_y, a->attn_acts);
+    kx_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x, kx_dec_param(m, li->ln2_w),
+                         kx_dec_param(m, li->ln2_b), N, C, eps);
+    kx_matmul_forward(a->fc, a->ln2, kx_dec_param(m, li->fc_w), kx_dec_param(m, li->fc_b), N, C, 4 * C);
+    kx_gelu_forward(a->gelu, a->fc, 4 * N * C);
+    kx_matmul_forward(a->mlp_y, a->gelu, kx_dec_param(m, li->fcproj_w), kx_dec_param(m, li->fcproj_b), N,
+                      4 * C, C);
+    /* Parallel residual (Pythia): both branches read the same x. */
+#pragma omp parallel for schedule(static) if (N * C >= 16384)
+    for (size_t i = 0; i < N * C; i++) xout[i] = a->x[i] + a->attn_y[i] + a->mlp_y[i];
+  }
+  kx_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->x_final, kx_dec_param(m, m->lnf_w),
+                       kx_dec_param(m, m->lnf_b), N, C, eps);
+  kx_matmul_forward(m->logits, m->lnf, kx_dec_param(m, m->unembed), NULL, N, C, V);
+  if (targets) {
+    m->loss = kx_crossentropy_forward(m->losses, m->probs, m->logits, targets, N, V);
+    if (!isfinite(m->loss)) return kx_fail(KX_ENUM, "the loss is not finite (%g)", m->loss);
+    if (loss) *loss = m->loss;
+  }
+  return 0;
+}
+
+/* Shapes: see the layer functions.  Buffers in m->scratch: dres (N,C) the
+ * gradient of the residual stream, dln (N,C), dg (N,4C) and dfc (N,4C) for
+ * the MLP, dlogits (N,V), then the attention kind's scratch. */
+int kx_dec_backward(kx_decoder *m) {
+  if (!m->acts || !m->have_targets)
+    return kx_fail(KX_EINVAL, "backward needs a preceding forward with targets");
+  const kx_dec_config *c = &m->cfg;
+  size_t N = m->B * m->T, C = c->width, V = c->vocab;
+  kx_attn_ctx ac = attn_ctx(m);
+  memset(m->grads, 0, m->tab.total * sizeof(float));
+  float *dres = m->scratch, *dln = dres + N * C, *dg = dln + N * C, *dfc = dg + 4 * N * C;
+  float *dlogits = dfc + 4 * N * C, *attn_scratch = dlogits + N * V;
+  memset(dres, 0, N * C * sizeof(float));
+  memset(dlogits, 0, N * V * sizeof(float));
+  kx_crossentropy_backward(dlogits, m->probs, m->targets, N, V, 1.0f / (float)N);
+  memset(dln, 0, N * C * sizeof(float));
+  kx_matmul_backward(dln, kx_dec_grad(m, m->unembed), NULL, dlogits, m->lnf, kx_dec_param(m, m->unembed), N,
+                     C, V);
+  kx_layernorm_backward(dres, kx_dec_grad(m, m->lnf_w), kx_dec_grad(m, m->lnf_b), dln, m->x_final,
+                        kx_dec_param(m, m->lnf_w), m->lnf_mean, m->lnf_rstd, N, C);
+  for (size_t l = c->layers; l-- > 0;) {
+    kx_dec_block_acts *a = &m->blk[l];
+    const kx_dec_layer_index *li = &m->li[l];
+    /* x_out = x + attn(LN1 x) + mlp(LN2 x): dres (= d x_out) is the output
+     * gradient of both branches and, unchanged, part of d x.  Both branches
+     * read it before either LayerNorm backward adds into it in place. */
+    memset(dln, 0, N * C * sizeof(float));
+    m->attn->backward(&ac, m->attn_p + l * 16, m->attn_dp + l * 16, a->ln1, dres, a->attn_acts, dln,
+                      attn_scratch);
+    memset(dg, 0, 4 * N * C * sizeof(float));
+    kx_matmul_backward(dg, kx_dec_grad(m, li->fcproj_w), kx_dec_grad(m, li->fcproj_b), dres, a->gelu,
+                       kx_dec_param(m, li->fcproj_w), N, 4 * C, C);
+    kx_layernorm_backward(dres, kx_dec_grad(m, li->ln1_w), kx_dec_grad(m, li->ln1_b), dln, a->x,
+                          kx_dec_param(m, li->ln1_w), a->ln1_mean, a->ln1_rstd, N, C);
+    memset(dfc, 0, 4 * N * C * sizeof(float));
+    kx_gelu_backward(dfc, a->fc, dg, 4 * N * C);
+    memset(dln, 0, N * C * sizeof(float));
+    kx_matmul_backward(dln, kx_dec_grad(m, li->fc_w), kx_dec_grad(m, li->fc_b), dfc, a->ln2,
+                       kx_dec_param(m, li->fc_w), N, C, 4 * C);
+    kx_layernorm_backward(dres, kx_dec_grad(m, li->ln2_w), kx_dec_grad(m, li->ln2_b), dln, a->x,
+                          kx_dec_param(m, li->ln2_w), a->ln2_mean, a->ln2_rstd, N, C);
+  }
+  kx_embed_backward(kx_dec_grad(m, m->embed), dres, m->tokens, N, C, V);
+  return 0;
+}

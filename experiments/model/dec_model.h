@@ -1,0 +1,73 @@
+/* The decoder: parameter table + three flat buffers (parameters, gradients,
+ * activations) + the forward and backward passes over whole batches. */
+#ifndef KX_DEC_MODEL_H
+#define KX_DEC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_config.h"
+#include "experiments/model/dec_params.h"
+
+typedef struct {
+  size_t ln1_w, ln1_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b; /* table indices */
+  size_t attn_first, attn_n; /* the attention kind's tensors */
+} kx_dec_layer_index;
+
+/* Activations of one block (pointers into the activation buffer). */
+typedef struct {
+  float *x;               /* (N,C) block input (residual stream) */
+  float *ln1, *ln1_mean, *ln1_rstd; /* (N,C), (N), (N) */
+  float *attn_acts;       /* attention kind's own */
+  float *attn_y;          /* (N,C) attention branch output */
+  float *ln2, *ln2_mean, *ln2_rstd;
+  float *fc;              /* (N,4C) pre-GELU */
+  float *gelu;            /* (N,4C) */
+  float *mlp_y;           /* (N,C) MLP branch output */
+} kx_dec_block_acts;
+
+typedef struct {
+  kx_dec_config cfg;
+  const kx_attn_kind *attn;
+  kx_param_table tab;
+  kx_dec_layer_index *li;
+  size_t embed, lnf_w, lnf_b, unembed; /* table indices */
+  float *params, *grads;               /* tab.total floats each */
+  float **attn_p, **attn_dp;           /* per layer: pointers to the kind's tensors */
+  float *rope_cos, *rope_sin;          /* (ctx, rotary_dims/2) */
+
+  /* Sized for the largest (B,T) seen; reallocated on demand. */
+  size_t cap_tokens, B, T;
+  float *acts;
+  kx_dec_block_acts *blk;
+  float *x_final, *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *losses; /* x_final (N,C) */
+  int *tokens, *targets;
+  float *scratch; /* backward: dx (N,C), dln (N,C), dfc (N,4C), dlogits (N,V), attention scratch */
+  size_t scratch_floats;
+  double loss;
+  int have_targets;
+} kx_decoder;
+
+/* Builds the table and allocates parameters/gradients (parameters zero). */
+int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg);
+void kx_dec_free(kx_decoder *m);
+int kx_dec_init_params(kx_decoder *m, uint64_t seed);
+
+static inline float *kx_dec_param(const kx_decoder *m, size_t i) { return m->params + m->tab.t[i].offset; }
+static inline float *kx_dec_grad(const kx_decoder *m, size_t i) { return m->grads + m->tab.t[i].offset; }
+
+/* Forward over tokens (B,T), T <= ctx.  With targets (B,T) the mean
+ * cross-entropy goes to *loss (may be NULL) and m->probs; without, only
+ * logits (B,T,V) are computed. */
+int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t B, size_t T, double *loss);
+/* Gradients of the mean loss of the last forward (which had targets) into
+ * m->grads (overwritten). */
+int kx_dec_backward(kx_decoder *m);
+
+/* Logits of the last forward at (b, t): V floats. */
+static inline const float *kx_dec_logits(const kx_decoder *m, size_t b, size_t t) {
+  return m->logits + (b * m->T + t) * m->cfg.vocab;
+}
+
+#endif

@@ -1,0 +1,403 @@
+#include "experiments/model/dec_train.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "core/kx_h5.h"
+#include "core/kx_seed.h"
+#include "experiments/model/dec_adamw.h"
+#include "experiments/model/dec_ckpt.h"
+#include "experiments/model/dec_data.h"
+#include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_model.h"
+#include "experiments/model/dec_train_log.h"
+
+/* Seed streams: every random choice descends from the user seed. */
+enum { STREAM_INIT = 0, STREAM_BATCH = 1, STREAM_REDRAW = 2 };
+
+void kx_dec_train_opts_init(kx_dec_train_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->lr = o->lr_min = o->weight_decay = o->beta1 = o->beta2 = o->eps = o->clip = NAN;
+  o->final_eval = 1;
+}
+
+/* Mean loss over `nb` evaluation batches at evenly spaced, fixed positions
+ * of the validation stream (the same windows at every evaluation). */
+static int eval_loss(kx_decoder *m, const int *stream, size_t n, size_t B, size_t T, size_t nb, int *x, int *y,
+                     double *out) {
+  if (n < T + 1) return kx_fail(KX_EINVAL, "validation text has %zu characters, fewer than --ctx + 1", n);
+  size_t windows = nb * B, span = n - T - 1;
+  double total = 0.0;
+  for (size_t k = 0; k < nb; k++) {
+    for (size_t b = 0; b < B; b++) {
+      size_t w = k * B + b;
+      size_t start = windows > 1 ? (size_t)((double)w * (double)span / (double)(windows - 1)) : 0;
+      memcpy(x + b * T, stream + start, T * sizeof(int));
+      memcpy(y + b * T, stream + start + 1, T * sizeof(int));
+    }
+    double l;
+    int rc = kx_dec_forward(m, x, y, B, T, &l);
+    if (rc) return rc;
+    total += l;
+  }
+  *out = total / (double)nb;
+  return 0;
+}
+
+/* Whole validation text in consecutive windows of T (the last one shorter). */
+static int eval_full(kx_decoder *m, const int *stream, size_t n, size_t B, size_t T, int *x, int *y,
+                     double *out) {
+  size_t preds = n - 1, pos = 0;
+  double total = 0.0;
+  while (pos < preds) {
+    size_t b = 0;
+    while (b < B && pos + T <= preds) {
+      memcpy(x + b * T, stream + pos, T * sizeof(int));
+      memcpy(y + b * T, stream + pos + 1, T * sizeof(int));
+      b++, pos += T;
+    }
+    if (b > 0) {
+      double l;
+      int rc = kx_dec_forward(m, x, y, b, T, &l);
+      if (rc) return rc;
+      total += l * (double)(b * T);
+    } else {
+      size_t t = preds - pos; /* tail shorter than T */
+      double l;
+      int rc = kx_dec_forward(m, stream + pos, stream + pos + 1, 1, t, &l);
+      if (rc) return rc;
+      total += l * (double)t;
+      pos += t;
+    }
+  }
+  *out = total / (double)preds;
+  return 0;
+}
+
+static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
+                      double loss) {
+  hid_t f = kx_h5_create_in_memory(); /* published whole (core/kx_h5.h) */
+  if (f < 0) return KX_ENOMEM;
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  int rc = 0;
+  hsize_t d2[2] = {B, T};
+  hid_t s = H5Screate_simple(2, d2, NULL);
+  const char *nm[2] = {"tokens", "targets"};
+  const int *src[2] = {x, y};
+  for (int i = 0; i < 2 && !rc; i++) {
+    hid_t d = H5Dcreate2(f, nm[i], H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, src[i]) < 0)
+      rc = kx_fail(KX_EIO, "cannot write /%s", nm[i]);
+    if (d >= 0) H5Dclose(d);
+  }
+  H5Sclose(s);
+  hid_t ss = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(f, "loss", H5T_IEEE_F64LE, ss, H5P_DEFAULT, H5P_DEFAULT);
+  if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &loss) < 0) rc = kx_fail(KX_EIO, "cannot write loss");
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(ss);
+  char name[96];
+  for (size_t i = 0; !rc && i < m->tab.n; i++) {
+    const kx_tensor_info *t = &m->tab.t[i];
+    hsize_t dims[2] = {t->rows, t->cols};
+    hid_t sp = H5Screate_simple(t->cols ? 2 : 1, dims, NULL);
+    snprintf(name, sizeof name, "grad/%s", t->name);
+    hid_t d = H5Dcreate2(f, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m->grads + t->offset) < 0)
+      rc = kx_fail(KX_EIO, "cannot write %s", name);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+  }
+  H5Pclose(lcpl);
+  if (rc) H5Fclose(f);
+  else rc = kx_h5_publish(f, path);
+  return rc;
+}
+
+/* The message of a diverged run: what went non-finite, and which
+ * checkpoint still holds good parameters. */
+static int diverged(uint64_t step, const char *what, double value, const char *good, uint64_t good_step) {
+  char kept[4200];
+  if (good)
+    snprintf(kept, sizeof kept, "checkpoint '%s' (step %llu) is kept", good, (unsigned long long)good_step);
+  else
+    snprintf(kept, sizeof kept, "no checkpoint was written");
+  return kx_fail(KX_ENUM,
+                 "training diverged at step %llu: the %s is %s; %s; train again with a lower --lr (it cannot "
+                 "change on --resume)",
+                 (unsigned long long)step, what, isnan(value) ? "NaN" : value > 0 ? "+inf" : "-inf", kept);
+}
+
+/* Kinds that redraw random features during training (kx_attn_kind.redraw)
+ * refill them before the step; the layer's seed descends from the run's,
+ * so the draws depend only on (seed, layer, step) and --resume redraws
+ * exactly as an uninterrupted run. */
+static int redraw_features(kx_decoder *m, uint64_t run_seed, uint64_t step) {
+  if (!m->attn->redraw) return 0;
+  uint64_t s = kx_seed_derive(run_seed, STREAM_REDRAW);
+  int rc = 0;
+  for (size_t l = 0; l < m->cfg.layers && !rc; l++)
+    rc = m->attn->redraw(&m->cfg, l, m->attn_p + l * 16, kx_seed_derive(s, l), step);
+  return rc;
+}
+
+#define GIVEN(x) (!isnan(x))
+
+/* Refuses a given option that differs from the checkpoint's value. */
+static int same_u64(const char *opt, uint64_t given, uint64_t have) {
+  if (given && given != have)
+    return kx_fail(KX_EINVAL, "%s %llu differs from the checkpoint's %llu; omit it", opt,
+                   (unsigned long long)given, (unsigned long long)have);
+  return 0;
+}
+static int same_f64(const char *opt, double given, double have) {
+  if (GIVEN(given) && given != have)
+    return kx_fail(KX_EINVAL, "%s %g differs from the checkpoint's %g; omit it", opt, given, have);
+  return 0;
+}
+
+/* Refuses a given size or kind that differs from a checkpoint's model. */
+static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
+  int rc = same_u64("--ctx", o->ctx, c->ctx);
+  if (!rc) rc = same_u64("--layers", o->layers, c->layers);
+  if (!rc) rc = same_u64("--heads", o->heads, c->heads);
+  if (!rc) rc = same_u64("--width", o->width, c->width);
+  if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
+  if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
+    rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it", o->attn_kind, c->attn_kind);
+  return rc;
+}
+
+/* The model of a fine-tuning run: parameters and configuration of
+ * o->init_from (no optimizer state: fine-tuning starts its own); size
+ * options, when given, must agree with it. */
+static int load_initial(const kx_dec_train_opts *o, kx_decoder *m, kx_dec_vocab *vocab) {
+  int rc = kx_dec_ckpt_load(o->init_from, m, vocab, NULL, NULL);
+  if (rc) return rc;
+  if ((rc = same_model(o, &m->cfg))) kx_fail_context(rc, "starting from '%s': ", o->init_from);
+  return rc;
+}
+
+int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
+  kx_dec_threads_init();
+  kx_decoder m;
+  kx_adamw opt;
+  kx_dec_data data;
+  kx_dec_vocab ck_vocab = {0};
+  kx_dec_train_state st;
+  memset(&m, 0, sizeof m);
+  memset(&opt, 0, sizeof opt);
+  memset(&data, 0, sizeof data);
+  memset(&st, 0, sizeof st);
+  int *x = NULL, *y = NULL;
+  char *text_path = NULL;
+  int generated = 0, rc = 0;
+  kx_train_log log = {0};
+  const char *good_ckpt = NULL; /* newest checkpoint with finite parameters */
+  uint64_t good_step = 0;
+
+  if (o->text) {
+    text_path = strdup(o->text);
+    if (!text_path) return kx_fail(KX_ENOMEM, "out of memory");
+  } else if ((rc = kx_dec_default_corpus(&text_path, &generated))) {
+    return rc;
+  }
+
+  if (o->resume) {
+    if ((rc = kx_dec_ckpt_load(o->resume, &m, &ck_vocab, &opt, &st))) goto out;
+    rc = same_model(o, &m.cfg);
+    if (!rc) rc = same_u64("--steps", o->steps, st.steps);
+    if (!rc) rc = same_u64("--warmup", o->warmup, st.warmup);
+    if (!rc) rc = same_u64("--batch", o->batch, st.batch);
+    if (!rc && o->seed_given && o->seed != st.seed)
+      rc = kx_fail(KX_EINVAL, "--seed %llu differs from the checkpoint's %llu; omit it when resuming",
+                   (unsigned long long)o->seed, (unsigned long long)st.seed);
+    if (!rc) rc = same_f64("--lr", o->lr, st.lr);
+    if (!rc) rc = same_f64("--lr-min", o->lr_min, st.lr_min);
+    if (!rc) rc = same_f64("--weight-decay", o->weight_decay, st.weight_decay);
+    if (!rc) rc = same_f64("--beta1", o->beta1, st.beta1);
+    if (!rc) rc = same_f64("--beta2", o->beta2, st.beta2);
+    if (!rc) rc = same_f64("--clip", o->clip, st.clip);
+    if (rc) {
+      kx_fail_context(rc, "resuming from '%s': ", o->resume);
+      goto out;
+    }
+    good_ckpt = o->resume, good_step = st.step;
+    if ((rc = kx_dec_data_load(text_path, &ck_vocab, &data))) goto out;
+    if (data.hash != st.data_hash) {
+      rc = kx_fail(KX_EINVAL, "the text '%s' is not the one checkpoint '%s' was trained on; give the same --text",
+                   text_path, o->resume);
+      goto out;
+    }
+  } else {
+    if (o->init_from && (rc = load_initial(o, &m, &ck_vocab))) goto out;
+    if ((rc = kx_dec_data_load(text_path, o->init_from ? &ck_vocab : NULL, &data))) goto out;
+    if (data.vocab.V < 2) {
+      rc = kx_fail(KX_EINVAL, "the text '%s' has a single distinct character; a model needs at least two", text_path);
+      goto out;
+    }
+    kx_dec_config c;
+    kx_dec_config_default(&c);
+    c.vocab = data.vocab.V;
+    if (o->ctx) c.ctx = o->ctx;
+    if (o->layers) c.layers = o->layers;
+    if (o->heads) c.heads = o->heads;
+    if (o->width) c.width = o->width;
+    /* Pythia: rotary on 25% of each head's dimensions. */
+    c.rotary_dims = o->rotary_dims ? o->rotary_dims : ((c.width / (c.heads ? c.heads : 1)) / 4) & ~(size_t)1;
+    if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
+    if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto out;
+    st.steps = o->steps ? o->steps : 2500;
+    st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);
+    st.batch = o->batch ? o->batch : 16;
+    st.seed = o->seed;
+    st.lr = GIVEN(o->lr) ? o->lr : 2e-3;
+    st.lr_min = GIVEN(o->lr_min) ? o->lr_min : st.lr / 10;
+    st.weight_decay = GIVEN(o->weight_decay) ? o->weight_decay : 0.1;
+    st.beta1 = GIVEN(o->beta1) ? o->beta1 : 0.9;
+    st.beta2 = GIVEN(o->beta2) ? o->beta2 : 0.95;
+    st.eps = GIVEN(o->eps) ? o->eps : 1e-8;
+    st.clip = GIVEN(o->clip) ? o->clip : 1.0;
+    st.data_hash = data.hash;
+    if (!o->init_from && (rc = kx_dec_init_params(&m, kx_seed_derive(st.seed, STREAM_INIT)))) goto out;
+    if ((rc = kx_adamw_create(&opt, m.tab.total, st.beta1, st.beta2, st.eps, st.weight_decay))) goto out;
+  }
+  size_t B = st.batch, T = m.cfg.ctx;
+  if (data.n_train < T + 2) {
+    rc = kx_fail(KX_EINVAL, "the training text has %zu characters; it needs more than --ctx + 1 = %zu", data.n_train,
+                 T + 1);
+    goto out;
+  }
+  if (data.n_val < T + 2) {
+    rc = kx_fail(KX_EINVAL,
+                 "the validation text (every %d-th line) has %zu characters; it needs more than --ctx + 1 = %zu "
+                 "(use a longer text or a smaller --ctx)",
+                 KX_DEC_VAL_EVERY, data.n_val, T + 1);
+    goto out;
+  }
+  x = kx_malloc(B * T * sizeof(int));
+  y = kx_malloc(B * T * sizeof(int));
+  if (!x || !y) {
+    rc = KX_ENOMEM;
+    goto out;
+  }
+  /* an unwritable --out is found now, not after the training */
+  if (o->out && (rc = kx_atomic_check(o->out))) goto out;
+  if (o->log && (rc = kx_train_log_open(&log, o->log, o->resume != NULL, st.step))) goto out;
+  kx_train_report r;
+  memset(&r, 0, sizeof r);
+  r.kind = KX_TRAIN_START;
+  r.text_path = text_path;
+  r.corpus_generated = generated;
+  r.vocab = data.vocab.V;
+  r.n_train = data.n_train;
+  r.n_val = data.n_val;
+  r.n_params = 0;
+  for (size_t i = 0; i < m.tab.n; i++) r.n_params += m.tab.t[i].size;
+  kx_dec_baselines(&data, &r.unigram, &r.bigram);
+  r.cfg = &m.cfg;
+  r.batch = B;
+  r.steps = st.steps;
+  r.start_step = st.step;
+  if (cb) cb(&r, user);
+
+  uint64_t batch_seed = kx_seed_derive(st.seed, STREAM_BATCH);
+  uint64_t eval_every = o->eval_every ? o->eval_every : 100;
+  size_t eval_batches = o->eval_batches ? o->eval_batches : 8;
+  double t_start = kx_now_seconds(), elapsed0 = st.elapsed;
+  uint64_t step_last = st.step;
+  int stopped = 0;
+  while (st.step < st.steps) {
+    if (o->stop_after && st.step >= o->stop_after) {
+      stopped = 1;
+      break;
+    }
+    if (o->max_minutes > 0 && kx_now_seconds() - t_start >= 60.0 * o->max_minutes) {
+      stopped = 1;
+      break;
+    }
+    double loss;
+    kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
+    if ((rc = redraw_features(&m, st.seed, st.step))) goto out;
+    if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
+    if (!isfinite(loss)) {
+      rc = diverged(st.step + 1, "training loss", loss, good_ckpt, good_step);
+      goto out;
+    }
+    if ((rc = kx_dec_backward(&m))) goto out;
+    double norm = kx_grad_clip(m.grads, m.tab.total, st.clip);
+    if (!isfinite(norm)) {
+      rc = diverged(st.step + 1, "gradient norm", norm, good_ckpt, good_step);
+      goto out;
+    }
+    double lr = kx_lr_schedule(st.step, st.steps, st.warmup, st.lr, st.lr_min);
+    kx_adamw_step(&opt, &m.tab, m.params, m.grads, lr);
+    st.step++;
+    double now = kx_now_seconds();
+    st.elapsed = elapsed0 + (now - t_start);
+    memset(&r, 0, sizeof r);
+    r.kind = KX_TRAIN_STEP;
+    r.steps = st.steps;
+    r.step = st.step;
+    r.lr = lr;
+    r.train_loss = loss;
+    r.grad_norm = norm;
+    r.val_loss = NAN;
+    r.elapsed = st.elapsed;
+    if (st.step % eval_every == 0 || st.step == st.steps) {
+      if ((rc = eval_loss(&m, data.val, data.n_val, B, T, eval_batches, x, y, &r.val_loss))) goto out;
+      if (!isfinite(r.val_loss)) {
+        rc = diverged(st.step, "validation loss", r.val_loss, good_ckpt, good_step);
+        goto out;
+      }
+      now = kx_now_seconds();
+    }
+    double run_s = now - t_start;
+    r.tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
+    r.eta = st.step > step_last ? run_s / (double)(st.step - step_last) * (double)(st.steps - st.step) : 0.0;
+    if ((rc = kx_train_log_row(&log, r.step, r.lr, r.train_loss, r.val_loss, r.grad_norm, r.tokens_per_s,
+                               r.elapsed)))
+      goto out;
+    if (cb) cb(&r, user);
+    if (o->out && o->save_every && st.step % o->save_every == 0 && st.step < st.steps) {
+      if ((rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
+      good_ckpt = o->out, good_step = st.step;
+    }
+  }
+  if (o->out && (rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
+  if (o->dump_grads) {
+    /* The next batch at the final parameters (what the reference recomputes). */
+    double loss;
+    kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
+    if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
+    if ((rc = kx_dec_backward(&m))) goto out;
+    if ((rc = dump_grads(o->dump_grads, &m, x, y, B, T, loss))) goto out;
+  }
+  memset(&r, 0, sizeof r);
+  r.kind = KX_TRAIN_FINAL;
+  r.step = st.step;
+  r.steps = st.steps;
+  r.elapsed = st.elapsed;
+  r.final_val_loss = NAN;
+  r.stopped_early = stopped;
+  if (o->final_eval && !stopped && (rc = eval_full(&m, data.val, data.n_val, B, T, x, y, &r.final_val_loss)))
+    goto out;
+  if (cb) cb(&r, user);
+out:
+  if (kx_train_log_close(&log) && !rc) rc = KX_EIO;
+  free(x);
+  free(y);
+  free(text_path);
+  kx_dec_free(&m);
+  kx_adamw_free(&opt);
+  kx_dec_data_free(&data);
+  kx_dec_vocab_free(&ck_vocab);
+  return rc;
+}

@@ -1,0 +1,73 @@
+/* Training loop of the decoder (library side of `kapprox train`): data,
+ * model, AdamW, schedule, clipping, evaluation, checkpoints and exact
+ * resumption.  It never prints: progress goes to a callback. */
+#ifndef KX_DEC_TRAIN_H
+#define KX_DEC_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "experiments/model/dec_config.h"
+
+/* Options.  Sizes left 0 and doubles left NaN mean "not given": a fresh
+ * run uses the defaults (kx_dec_train_defaults documents them), a resumed
+ * run takes the checkpoint's values and refuses different given ones. */
+typedef struct {
+  size_t ctx, layers, heads, width, rotary_dims;
+  char attn_kind[KX_DEC_NAME_MAX]; /* "" = not given */
+  const char *text;     /* NULL: KJV corpus in the cache directory */
+  const char *out;      /* checkpoint to write (NULL: none) */
+  const char *log;      /* CSV row per step (dec_train_log.h; NULL: none) */
+  const char *resume;   /* checkpoint to continue from (NULL: fresh) */
+  const char *init_from; /* fresh run starting from this checkpoint's parameters
+                            and configuration (fine-tuning a converted model);
+                            NULL: random initialisation */
+  const char *dump_grads; /* test hook: write batch, loss and gradients here */
+  uint64_t steps, warmup, batch, seed;
+  int seed_given;
+  double lr, lr_min, weight_decay, beta1, beta2, eps, clip;
+  uint64_t stop_after;   /* 0: run to `steps`; else stop after this step */
+  double max_minutes;    /* 0: no limit; stops early (checkpoint still written) */
+  uint64_t eval_every;   /* validation loss every K steps (0: default) */
+  uint64_t eval_batches; /* batches in each validation estimate */
+  uint64_t save_every;   /* also write the checkpoint every K steps (0: end only) */
+  int final_eval;        /* loss on the whole validation text at the end */
+} kx_dec_train_opts;
+
+/* Marks every option "not given". */
+void kx_dec_train_opts_init(kx_dec_train_opts *o);
+
+/* What the callback sees; `kind` says which event. */
+typedef enum {
+  KX_TRAIN_START,    /* data loaded: corpus, sizes, baselines */
+  KX_TRAIN_STEP,     /* after each step */
+  KX_TRAIN_FINAL     /* after the final validation */
+} kx_train_event;
+
+typedef struct {
+  kx_train_event kind;
+  /* START */
+  const char *text_path;
+  int corpus_generated;
+  size_t vocab, n_train, n_val, n_params;
+  double unigram, bigram; /* nats per character on validation */
+  const kx_dec_config *cfg;
+  uint64_t batch, steps, start_step;
+  /* STEP */
+  uint64_t step; /* steps completed */
+  double lr, train_loss, grad_norm;
+  double val_loss; /* NaN unless evaluated at this step */
+  double tokens_per_s, elapsed, eta;
+  /* FINAL */
+  double final_val_loss; /* whole validation text; NaN if skipped */
+  int stopped_early;
+} kx_train_report;
+
+typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
+
+/* Runs training; returns 0 or a kx_status with a message.  A step whose
+ * loss or gradient is not finite stops training with KX_ENUM before the
+ * update; the checkpoint on disk is then the last one written. */
+int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
+
+#endif

@@ -1,0 +1,477 @@
+/* Teacher, runs and progress shared by kapprox reproduce table1 and table2
+ * (repro_runs.h). */
+#include "experiments/reproduce/repro_runs.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/kx_cli.h"
+#include "core/kx_error.h"
+#include "core/kx_seed.h"
+#include "experiments/model/dec_adamw.h"
+#include "experiments/model/dec_attn_eval.h"
+#include "experiments/model/dec_ckpt.h"
+#include "experiments/model/dec_convert.h"
+#include "experiments/model/dec_eval.h"
+#include "experiments/model/dec_train.h"
+#include "experiments/model/dec_transfer.h"
+
+/* Fine-tuning's peak learning rate (kapprox finetune's default); a model
+ * trained from scratch gets pre-training's. */
+#define FT_LR 1e-3
+#define SCRATCH_LR 2e-3
+#define TRANSFER_LR 1e-2
+/* Batches of each validation estimate on the fine-tuning curves. */
+#define CURVE_BATCHES 4
+#define PATH_CAP KX_REPRO_PATH_CAP
+
+/* ---------- progress ---------- */
+
+void kx_repro_progress_init(kx_repro_progress *pg, const char *name, int quiet) {
+  memset(pg, 0, sizeof *pg);
+  pg->name = name;
+  pg->quiet = quiet;
+  pg->tty = kx_stderr_is_tty();
+  pg->t0 = kx_now_seconds();
+}
+
+void kx_repro_say(const kx_repro_progress *pg, const char *fmt, ...) {
+  if (pg->quiet) return;
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  long el = (long)(kx_now_seconds() - pg->t0);
+  char count[96] = "";
+  if (pg->job) {
+    int n = snprintf(count, sizeof count, "[%zu/%zu", pg->job, pg->jobs);
+    if (pg->fresh_units > 0 && pg->units_total > pg->units_done) {
+      long left = (long)(pg->fresh_seconds / pg->fresh_units * (pg->units_total - pg->units_done));
+      n += snprintf(count + n, sizeof count - (size_t)n, ", about %ld:%02ld left", left / 60, left % 60);
+    }
+    snprintf(count + n, sizeof count - (size_t)n, "] ");
+  }
+  fprintf(stderr, "%s%s %02ld:%02ld %s%s%s", pg->tty ? "\r\033[K" : "", pg->name, el / 60, el % 60, count, msg,
+          pg->tty ? "" : "\n");
+  fflush(stderr);
+}
+
+void kx_repro_say_done(const kx_repro_progress *pg) {
+  if (!pg->quiet && pg->tty) fprintf(stderr, "\n");
+}
+
+void kx_repro_job_begin(kx_repro_progress *pg, double units) {
+  pg->job++;
+  pg->job_units = units;
+  pg->job_t0 = kx_now_seconds();
+}
+
+void kx_repro_job_end(kx_repro_progress *pg, int fresh) {
+  if (fresh) pg->fresh_units += pg->job_units, pg->fresh_seconds += kx_now_seconds() - pg->job_t0;
+  pg->units_done += pg->job_units;
+}
+
+/* ---------- files ---------- */
+
+int kx_repro_mkdir(const char *path) {
+  char buf[PATH_CAP];
+  if (strlen(path) >= sizeof buf) return kx_fail(KX_EINVAL, "path '%s' is too long", path);
+  strcpy(buf, path);
+  for (char *p = buf + 1;; p++)
+    if (*p == '/' || !*p) {
+      char c = *p;
+      *p = '\0';
+      if (mkdir(buf, 0755) && errno != EEXIST)
+        return kx_fail(KX_EIO, "cannot create directory '%s': %s", buf, strerror(errno));
+      if (!(*p = c)) break;
+    }
+  return 0;
+}
+
+int kx_repro_exists(const char *path) { return access(path, F_OK) == 0; }
+
+int kx_repro_write_text(const char *path, const char *fmt, ...) {
+  kx_atomic_file f;
+  int rc = kx_atomic_open(&f, path);
+  if (rc) return rc;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(f.fp, fmt, ap);
+  va_end(ap);
+  if (ferror(f.fp)) {
+    kx_atomic_abort(&f);
+    return kx_fail(KX_EIO, "writing '%s' failed", path);
+  }
+  return kx_atomic_commit(&f);
+}
+
+/* ---------- the teacher ---------- */
+
+typedef struct {
+  kx_repro *r;
+  const char *name;
+} teacher_ctx;
+
+static void teacher_progress(const kx_train_report *rep, void *user) {
+  teacher_ctx *c = user;
+  if (rep->kind == KX_TRAIN_STEP && (c->r->pg->tty || !isnan(rep->val_loss)))
+    kx_repro_say(c->r->pg, "teacher %s: pre-training step %llu/%llu, loss %.4f, this teacher %ld:%02ld left", c->name,
+                 (unsigned long long)rep->step, (unsigned long long)rep->steps, rep->train_loss, (long)rep->eta / 60,
+                 (long)rep->eta % 60);
+}
+
+/* Pre-trains (or resumes) `path` unless it holds a finished teacher. */
+static int train_teacher(kx_repro *r, const kx_repro_shape *s, const char *path) {
+  kx_dec_train_state st;
+  kx_adamw opt = {0};
+  int rc = 0, complete = 0;
+  if (kx_repro_exists(path)) {
+    if ((rc = kx_dec_ckpt_load(path, &r->teacher, &r->vocab, &opt, &st))) return rc;
+    complete = st.step >= st.steps;
+    kx_dec_free(&r->teacher);
+    kx_dec_vocab_free(&r->vocab);
+    kx_adamw_free(&opt);
+  }
+  if (complete) {
+    kx_repro_say(r->pg, "teacher %s: finished earlier, kept", s->name);
+    return 0;
+  }
+  r->teacher_trained = 1;
+  kx_dec_train_opts o;
+  kx_dec_train_opts_init(&o);
+  o.text = r->text;
+  o.out = path;
+  o.resume = kx_repro_exists(path) ? path : NULL;
+  if (!o.resume) {
+    if (s->layers) o.layers = s->layers;
+    if (s->heads) o.heads = s->heads;
+    if (s->width) o.width = s->width;
+    if (s->ctx) o.ctx = s->ctx;
+    if (s->batch) o.batch = s->batch;
+    if (s->steps) o.steps = s->steps;
+  }
+  o.save_every = s->save_every ? s->save_every : 250;
+  o.final_eval = 0;
+  kx_repro_say(r->pg, "teacher %s: pre-training %s", s->name, o.resume ? "(resumed)" : "");
+  teacher_ctx c = {r, s->name};
+  if ((rc = kx_dec_train(&o, teacher_progress, &c))) return kx_fail_context(rc, "pre-training the teacher: ");
+  return 0;
+}
+
+/* Loads the teacher; a weights-only --teacher is taken as trained with
+ * kapprox train's defaults. */
+static int load_teacher(kx_repro *r, const char *use) {
+  kx_dec_train_state st;
+  kx_adamw opt = {0};
+  int rc = kx_dec_ckpt_load(use, &r->teacher, &r->vocab, &opt, &st);
+  if (rc == 0) {
+    r->pretrain_steps = st.steps;
+    r->batch = st.batch;
+    r->teacher_elapsed = st.elapsed;
+    kx_adamw_free(&opt);
+  } else if (r->teacher_in) {
+    if ((rc = kx_dec_ckpt_load(use, &r->teacher, &r->vocab, NULL, NULL))) return rc;
+    kx_error_clear();
+    r->pretrain_steps = 2500;
+    r->batch = 16;
+    r->teacher_elapsed = NAN;
+  }
+  if (!rc) r->teacher_params = r->teacher.tab.total;
+  return rc;
+}
+
+int kx_repro_teacher(kx_repro *r, const kx_repro_shape *s) {
+  char path[PATH_CAP];
+  snprintf(path, sizeof path, "%s/teacher.h5", r->dir);
+  const char *use = r->teacher_in ? r->teacher_in : path;
+  int rc = r->teacher_in ? 0 : train_teacher(r, s, path);
+  if (!rc) rc = load_teacher(r, use);
+  if (rc) return rc;
+  const kx_dec_config *tc = &r->teacher.cfg;
+  kx_dec_config want;
+  kx_dec_config_default(&want);
+  if (s->layers) want.layers = s->layers;
+  if (s->heads) want.heads = s->heads;
+  if (s->width) want.width = s->width;
+  if (s->ctx) want.ctx = s->ctx;
+  if (!r->teacher_in &&
+      (tc->layers != want.layers || tc->heads != want.heads || tc->width != want.width || tc->ctx != want.ctx))
+    return kx_fail(KX_EINVAL,
+                   "%s (%zu layers, width %zu, context %zu) is not the %s teacher; use another --outdir for a "
+                   "%s run, or --teacher to choose a teacher",
+                   use, tc->layers, tc->width, tc->ctx, s->name, s->run_name);
+  if (strcmp(tc->attn_kind, "softmax"))
+    return kx_fail(KX_EINVAL, "the teacher '%s' has attention '%s'; %s converts a softmax model", use, tc->attn_kind,
+                   r->table);
+  int generated = 0;
+  if (r->text) r->text_path = strdup(r->text);
+  rc = r->text ? (r->text_path ? 0 : KX_ENOMEM) : kx_dec_default_corpus(&r->text_path, &generated);
+  if (!rc) rc = kx_dec_data_load(r->text_path, &r->vocab, &r->data);
+  if (!rc && r->data.n_val < tc->ctx + 2)
+    rc = kx_fail(KX_EINVAL, "the validation text is shorter than the teacher's context");
+  return rc;
+}
+
+void kx_repro_set_budget(kx_repro *r, double budget) {
+  double b = floor(budget * (double)r->pretrain_steps + 0.5);
+  r->budget_steps = b < 1 ? 1 : (uint64_t)b;
+}
+
+void kx_repro_free(kx_repro *r) {
+  kx_dec_free(&r->teacher);
+  kx_dec_vocab_free(&r->vocab);
+  kx_dec_data_free(&r->data);
+  free(r->text_path);
+  r->text_path = NULL;
+}
+
+/* ---------- variants ---------- */
+
+void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratch, int transfer) {
+  v->kind = k;
+  v->scratch = scratch;
+  v->transfer = transfer;
+  snprintf(v->label, sizeof v->label, "%s%s", k->name, scratch ? "-scratch" : transfer ? "+AT" : "");
+}
+
+uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v) {
+  return v->transfer ? (r->budget_steps + 3) / 4 : 0;
+}
+
+uint64_t kx_repro_train_steps(const kx_repro *r, const kx_repro_variant *v) {
+  uint64_t s = r->budget_steps - kx_repro_transfer_steps(r, v);
+  return s ? s : 1;
+}
+
+void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap) {
+  snprintf(out, cap, "%s/runs/b%llu/%s-s%llu", r->dir, (unsigned long long)r->budget_steps, label,
+           (unsigned long long)seed);
+}
+
+void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se) {
+  double s = 0.0, ss = 0.0;
+  for (size_t i = 0; i < n; i++) s += res[i].f[f];
+  double m = s / (double)n;
+  for (size_t i = 0; i < n; i++) {
+    double d = res[i].f[f] - m;
+    ss += d * d;
+  }
+  *mean = m;
+  *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : NAN;
+}
+
+/* ---------- one run ---------- */
+
+static int read_result(const char *path, kx_repro_result *r) {
+  FILE *fp = fopen(path, "r");
+  if (!fp) return -1;
+  char key[32];
+  double *f = r->f;
+  int n = fscanf(fp, "%31s %lf %lf %lf %lf %lf %lf", key, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]);
+  fclose(fp);
+  return n == 7 && !strcmp(key, "result") ? 0 : -1;
+}
+
+typedef struct {
+  kx_repro *r;
+  const kx_repro_variant *v;
+  uint64_t seed, offset; /* offset: transfer steps before the fine-tuning's step 0 */
+  char curve[PATH_CAP + 32];
+  double elapsed;
+} run_ctx;
+
+/* Keeps the curve rows of steps <= `upto` (a resumed run continues after them). */
+static int truncate_curve(const char *path, uint64_t upto) {
+  FILE *fp = fopen(path, "r");
+  if (!fp) return 0;
+  kx_atomic_file f;
+  int rc = kx_atomic_open(&f, path);
+  if (!rc) {
+    unsigned long long s;
+    double l;
+    while (fscanf(fp, "%llu %lf", &s, &l) == 2)
+      if (s <= upto) fprintf(f.fp, "%llu %.9g\n", s, l);
+    rc = kx_atomic_commit(&f);
+  }
+  fclose(fp);
+  return rc;
+}
+
+static void run_report(const kx_train_report *rep, void *user) {
+  run_ctx *c = user;
+  if (rep->kind == KX_TRAIN_START) {
+    truncate_curve(c->curve, rep->start_step + c->offset);
+    return;
+  }
+  if (rep->kind == KX_TRAIN_FINAL) {
+    c->elapsed = rep->elapsed;
+    return;
+  }
+  if (!isnan(rep->val_loss)) {
+    FILE *fp = fopen(c->curve, "a");
+    if (fp) {
+      fprintf(fp, "%llu %.9g\n", (unsigned long long)(rep->step + c->offset), rep->val_loss);
+      fclose(fp);
+    }
+  }
+  if (c->r->pg->tty || !isnan(rep->val_loss))
+    kx_repro_say(c->r->pg, "%s seed %llu: %s step %llu/%llu, loss %.4f", c->v->label, (unsigned long long)c->seed,
+                 c->v->scratch ? "training" : "fine-tuning", (unsigned long long)rep->step,
+                 (unsigned long long)rep->steps, rep->train_loss);
+}
+
+static void transfer_report(uint64_t step, uint64_t steps, double loss, void *user) {
+  run_ctx *c = user;
+  if (c->r->pg->tty || step == steps)
+    kx_repro_say(c->r->pg, "%s seed %llu: attention transfer step %llu/%llu, KL %.4f", c->v->label,
+                 (unsigned long long)c->seed, (unsigned long long)step, (unsigned long long)steps, loss);
+}
+
+int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double *kl) {
+  kx_dec_eval_result e;
+  int rc = kx_dec_evaluate(m, r->data.val, r->data.n_val, r->eval_windows, r->batch, &e);
+  if (rc) return rc;
+  *loss = e.loss;
+  if (acc) *acc = e.accuracy;
+  if (!kl) return 0;
+  *kl = NAN;
+  if (m->attn->attn_weights) rc = kx_dec_attn_kl(&r->teacher, m, r->data.val, r->data.n_val, r->kl_windows, kl);
+  return rc;
+}
+
+int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path) {
+  size_t T = m->cfg.ctx;
+  float *map = kx_malloc(T * T * sizeof(float));
+  if (!map) return KX_ENOMEM;
+  int rc = kx_dec_attn_map(m, r->data.val, T, m->cfg.layers - 1, map);
+  kx_atomic_file f;
+  if (!rc) rc = kx_atomic_open(&f, path);
+  if (!rc) {
+    for (size_t i = 0; i < T; i++)
+      for (size_t j = 0; j < T; j++) fprintf(f.fp, "%.6g%c", map[i * T + j], j + 1 < T ? ' ' : '\n');
+    rc = kx_atomic_commit(&f);
+  }
+  free(map);
+  return rc;
+}
+
+/* Conversion (and attention transfer) into dir/student.h5, redone unless
+ * both it and dir/convert.txt (its wall time) exist; then scores the
+ * converted model. */
+static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, double *conv_s) {
+  kx_repro *r = c->r;
+  char student[PATH_CAP + 32], conv[PATH_CAP + 32];
+  snprintf(student, sizeof student, "%s/student.h5", dir);
+  snprintf(conv, sizeof conv, "%s/convert.txt", dir);
+  kx_decoder m;
+  kx_dec_vocab vocab;
+  FILE *fp = kx_repro_exists(student) ? fopen(conv, "r") : NULL;
+  int rc = 0, have = fp && fscanf(fp, "%lf", conv_s) == 1;
+  if (fp) fclose(fp);
+  if (have) {
+    rc = kx_dec_ckpt_load(student, &m, &vocab, NULL, NULL);
+    kx_dec_vocab_free(&vocab);
+  } else {
+    kx_repro_say(r->pg, "%s seed %llu: converting", c->v->label, (unsigned long long)c->seed);
+    double t = kx_now_seconds();
+    rc = kx_dec_convert(&r->teacher, c->v->kind->name, kx_seed_derive(c->seed, 11), &m);
+    kx_transfer_opts o = {.steps = c->offset, .batch = r->batch / 2 ? r->batch / 2 : 1, .seed = c->seed,
+                          .lr = TRANSFER_LR};
+    if (!rc && c->v->transfer) rc = kx_dec_transfer(&r->teacher, &m, &r->data, &o, transfer_report, c);
+    *conv_s = kx_now_seconds() - t;
+    if (!rc) rc = kx_dec_ckpt_save(student, &m, &r->vocab, NULL, NULL);
+    if (!rc) rc = kx_repro_write_text(conv, "%.6f\n", *conv_s);
+    if (rc) kx_dec_free(&m);
+  }
+  if (rc) return rc;
+  kx_repro_say(r->pg, "%s seed %llu: scoring the converted model", c->v->label, (unsigned long long)c->seed);
+  rc = kx_repro_score(r, &m, &res->f[KX_R_CONV], NULL, &res->f[KX_R_KLC]);
+  kx_dec_free(&m);
+  return rc;
+}
+
+/* Fine-tuning (or training from scratch) into dir/ft.h5, resumed if it is there. */
+static int train_stage(run_ctx *c, const char *dir) {
+  kx_repro *r = c->r;
+  const kx_repro_variant *v = c->v;
+  char ft[PATH_CAP + 32], student[PATH_CAP + 32];
+  snprintf(ft, sizeof ft, "%s/ft.h5", dir);
+  snprintf(student, sizeof student, "%s/student.h5", dir);
+  kx_dec_train_opts o;
+  kx_dec_train_opts_init(&o);
+  o.text = r->text;
+  o.out = ft;
+  if (kx_repro_exists(ft)) {
+    o.resume = ft;
+  } else {
+    o.steps = kx_repro_train_steps(r, v);
+    o.batch = r->batch;
+    o.seed = c->seed, o.seed_given = 1;
+    o.lr = v->scratch ? SCRATCH_LR : FT_LR;
+    if (v->scratch) {
+      const kx_dec_config *t = &r->teacher.cfg;
+      o.ctx = t->ctx, o.layers = t->layers, o.heads = t->heads, o.width = t->width, o.rotary_dims = t->rotary_dims;
+      snprintf(o.attn_kind, sizeof o.attn_kind, "%s", v->kind->name);
+    } else {
+      o.init_from = student;
+    }
+    remove(c->curve);
+  }
+  /* 8 points per curve; a checkpoint every 2 (a resumed run drops and
+   * recomputes the curve's points after its checkpoint) */
+  uint64_t steps = kx_repro_train_steps(r, v), every = steps / 8 ? steps / 8 : 1;
+  o.eval_every = every;
+  o.eval_batches = CURVE_BATCHES;
+  o.save_every = 2 * every;
+  o.final_eval = 0;
+  return kx_dec_train(&o, run_report, c);
+}
+
+int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh) {
+  char dir[PATH_CAP], result[PATH_CAP + 32], ft[PATH_CAP + 32], map[PATH_CAP + 32];
+  kx_repro_run_dir(r, v->label, seed, dir, sizeof dir);
+  snprintf(result, sizeof result, "%s/result.txt", dir);
+  snprintf(ft, sizeof ft, "%s/ft.h5", dir);
+  snprintf(map, sizeof map, "%s/map.txt", dir);
+  *fresh = 0;
+  if (read_result(result, res) == 0) {
+    kx_repro_say(r->pg, "%s seed %llu: finished earlier, kept", v->label, (unsigned long long)seed);
+    return 0;
+  }
+  *fresh = 1;
+  int rc = kx_repro_mkdir(dir);
+  if (rc) return rc;
+  run_ctx c = {.r = r, .v = v, .seed = seed, .offset = kx_repro_transfer_steps(r, v)};
+  snprintf(c.curve, sizeof c.curve, "%s/curve.txt", dir);
+  res->f[KX_R_CONV] = res->f[KX_R_KLC] = NAN;
+  double conv_s = 0.0;
+  if (!v->scratch && (rc = convert_stage(&c, dir, res, &conv_s))) return rc;
+  if ((rc = train_stage(&c, dir))) return rc;
+  kx_repro_say(r->pg, "%s seed %llu: scoring", v->label, (unsigned long long)seed);
+  kx_decoder m;
+  kx_dec_vocab vocab;
+  if ((rc = kx_dec_ckpt_load(ft, &m, &vocab, NULL, NULL))) return rc;
+  kx_dec_vocab_free(&vocab);
+  rc = kx_repro_score(r, &m, &res->f[KX_R_LOSS], &res->f[KX_R_ACC], &res->f[KX_R_KLF]);
+  if (!rc && m.attn->attn_weights && seed == 0) rc = kx_repro_write_map(r, &m, map);
+  kx_dec_free(&m);
+  res->f[KX_R_WALL] = conv_s + c.elapsed;
+  const double *f = res->f;
+  if (!rc)
+    rc = kx_repro_write_text(result, "result %.17g %.17g %.17g %.17g %.17g %.17g\n", f[0], f[1], f[2], f[3], f[4],
+                             f[5]);
+  if (!rc) {
+    char student[PATH_CAP + 32];
+    snprintf(student, sizeof student, "%s/student.h5", dir);
+    remove(ft);
+    remove(student);
+  }
+  return rc;
+}

@@ -1,0 +1,123 @@
+/* What kapprox reproduce table1 and table2 share: a softmax teacher
+ * pre-trained (or reused) under a directory, conversion + fine-tuning runs
+ * of it that survive being killed, their scores, and the progress display.
+ *
+ * One kx_repro is one teacher and its runs.  Its directory holds
+ *   teacher.h5                          the teacher (resumed if partial)
+ *   runs/b<budget steps>/<label>-s<seed>/result.txt   a finished run
+ * and a run's checkpoints while it is under way, so a rerun of the same
+ * command keeps every finished teacher and run and resumes an interrupted
+ * one exactly (kapprox train's resume).  Every file is written atomically. */
+#ifndef KX_REPRO_RUNS_H
+#define KX_REPRO_RUNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_data.h"
+#include "experiments/model/dec_model.h"
+
+#define KX_REPRO_PATH_CAP 4096
+
+/* Progress on stderr: "<name> mm:ss [job/jobs, about m:ss left] message",
+ * one line per message (or one rewritten line on a terminal).  Jobs
+ * (teachers and runs) carry a cost in arbitrary units (e.g. steps x
+ * parameters); time left = seconds per unit of the jobs done by this
+ * invocation x units not yet done. */
+typedef struct {
+  const char *name;
+  int quiet, tty;
+  double t0;
+  size_t job, jobs;
+  double units_total, units_done, fresh_units, fresh_seconds;
+  double job_units, job_t0;
+} kx_repro_progress;
+
+void kx_repro_progress_init(kx_repro_progress *pg, const char *name, int quiet);
+void kx_repro_say(const kx_repro_progress *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Ends the rewritten terminal line. */
+void kx_repro_say_done(const kx_repro_progress *pg);
+void kx_repro_job_begin(kx_repro_progress *pg, double units);
+/* fresh: the job did work now (not reused), so it counts in the time left. */
+void kx_repro_job_end(kx_repro_progress *pg, int fresh);
+
+/* The teacher's shape; 0 = kapprox train's default. */
+typedef struct {
+  size_t layers, heads, width, ctx;
+  uint64_t batch, steps, save_every;
+  const char *name;      /* in messages: "default", "--quick", "l4w512h8" */
+  const char *run_name;  /* the run that wants it: "full", "--quick" */
+} kx_repro_shape;
+
+typedef struct {
+  /* set by the caller */
+  const char *dir;         /* where teacher.h5 and runs/ live */
+  const char *text;        /* NULL: the KJV corpus */
+  const char *teacher_in;  /* NULL: dir/teacher.h5, trained if needed */
+  const char *table;       /* "Table 2": in messages */
+  size_t eval_windows, kl_windows;
+  kx_repro_progress *pg;
+  /* filled by kx_repro_teacher */
+  kx_decoder teacher;
+  kx_dec_vocab vocab;
+  kx_dec_data data;
+  char *text_path;
+  uint64_t pretrain_steps, batch, budget_steps;
+  double teacher_elapsed; /* NaN if unknown (a weights-only --teacher) */
+  size_t teacher_params;
+  int teacher_trained; /* 1 if this call pre-trained (some of) it */
+} kx_repro;
+
+/* Trains dir/teacher.h5 (resuming a partial one) unless it is complete or
+ * teacher_in gives one; loads it and the text; checks it has the shape
+ * (unless teacher_in) and softmax attention. */
+int kx_repro_teacher(kx_repro *r, const kx_repro_shape *shape);
+/* budget_steps = round(budget x pre-training steps), at least 1. */
+void kx_repro_set_budget(kx_repro *r, double budget);
+void kx_repro_free(kx_repro *r);
+
+typedef struct {
+  char label[64]; /* "performer", "hedgehog+AT", "performer-scratch" */
+  const kx_attn_kind *kind;
+  int scratch, transfer;
+} kx_repro_variant;
+
+void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratch, int transfer);
+/* Steps of attention transfer (a quarter of the budget for +AT) and of
+ * fine-tuning (the rest): together the budget. */
+uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v);
+uint64_t kx_repro_train_steps(const kx_repro *r, const kx_repro_variant *v);
+
+/* The fields of one run, in this order (kx_repro_summarise's index). */
+enum { KX_R_LOSS, KX_R_ACC, KX_R_CONV, KX_R_KLC, KX_R_KLF, KX_R_WALL, KX_R_FIELDS };
+typedef struct {
+  double f[KX_R_FIELDS]; /* validation loss, accuracy, loss and attention KL after conversion, KL after
+                            fine-tuning, wall time of conversion + transfer + fine-tuning */
+} kx_repro_result;
+
+/* dir/runs/b<budget steps>/<label>-s<seed> */
+void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap);
+/* Converts (unless scratch), transfers (if +AT), fine-tunes and scores
+ * variant v with `seed`, or reads the finished run's result; *fresh = 1 if
+ * it did work now.  Seed 0 of a kind with attention weights also leaves
+ * map.txt (kx_repro_write_map). */
+int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh);
+/* Validation loss/accuracy on eval_windows windows and the attention KL
+ * against the teacher on kl_windows (NaN when the kind has no attention
+ * weights).  acc and kl may be NULL (kl: not computed). */
+int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double *kl);
+/* The last block's attention averaged over heads on the first validation
+ * window, as a gnuplot matrix file. */
+int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path);
+
+/* Mean and standard error (NaN for n < 2) of field f over n results. */
+void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se);
+
+/* mkdir -p */
+int kx_repro_mkdir(const char *path);
+int kx_repro_exists(const char *path);
+/* Writes a small text file atomically. */
+int kx_repro_write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

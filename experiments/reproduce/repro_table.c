@@ -1,0 +1,140 @@
+/* Markdown, CSV and LaTeX tables and gnuplot figures of kapprox reproduce
+ * (repro_table.h). */
+#include "experiments/reproduce/repro_table.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/kx_atomic.h"
+#include "core/kx_error.h"
+
+#ifndef KX_PLOTS_SRCDIR
+#define KX_PLOTS_SRCDIR ""
+#endif
+
+enum { MD, CSV, TEX };
+
+static void tex_escaped(FILE *fp, const char *s) {
+  for (; *s; s++) fprintf(fp, *s == '_' ? "\\_" : "%c", *s);
+}
+
+static void header(const kx_table *t, int k, FILE *fp) {
+  if (k == MD) {
+    fprintf(fp, "%s (%s): mean ± standard error over seeds; %s\n\n|", t->title, t->command, t->setup);
+    for (size_t j = 0; j < t->n_keys; j++) fprintf(fp, "%s %s", j ? " |" : "", t->key_md[j]);
+    for (size_t j = 0; j < t->n_cols; j++) fprintf(fp, " | %s", t->cols[j].head_md);
+    fprintf(fp, " |\n|");
+    for (size_t j = 0; j < t->n_keys; j++) fprintf(fp, "---|");
+    for (size_t j = 0; j < t->n_cols; j++) fprintf(fp, "---:|");
+    fprintf(fp, "\n");
+  } else if (k == CSV) {
+    for (size_t j = 0; j < t->n_keys; j++) fprintf(fp, "%s,", t->key_csv[j]);
+    fprintf(fp, "seeds");
+    for (size_t j = 0; j < t->n_cols; j++)
+      fprintf(fp, t->cols[j].no_se ? ",%s" : ",%s,%s_se", t->cols[j].csv, t->cols[j].csv);
+    fprintf(fp, "\n");
+  } else {
+    fprintf(fp, "%% %s: %s\n\\begin{table*}[t]\n\\centering\n\\small\n\\caption{%s}\n\\begin{tabular}{", t->command,
+            t->setup, t->tex_caption);
+    for (size_t j = 0; j < t->n_keys; j++) fputc('l', fp);
+    for (size_t j = 0; j < t->n_cols; j++) fputc('r', fp);
+    fprintf(fp, "}\n\\toprule\n");
+    for (size_t j = 0; j < t->n_keys; j++) fprintf(fp, "%s%s", j ? " & " : "", t->key_md[j]);
+    for (size_t j = 0; j < t->n_cols; j++) fprintf(fp, " & %s", t->cols[j].head_tex);
+    fprintf(fp, " \\\\\n\\midrule\n");
+  }
+}
+
+static void cell(const kx_table_column *c, int k, double mean, double se, FILE *fp) {
+  if (k == CSV) {
+    if (c->no_se) fprintf(fp, ",%.6g", mean);
+    else fprintf(fp, ",%.9g,%.9g", mean, se);
+    return;
+  }
+  char buf[96];
+  int dg = c->digits;
+  if (isnan(mean)) snprintf(buf, sizeof buf, "n/a");
+  else if (isnan(se)) snprintf(buf, sizeof buf, k == TEX ? "$%.*f$" : "%.*f", dg, mean);
+  else snprintf(buf, sizeof buf, k == TEX ? "$%.*f \\pm %.*f$" : "%.*f ± %.*f", dg, mean, dg, se);
+  fprintf(fp, k == TEX ? " & %s" : " | %s", buf);
+}
+
+static void body_row(const kx_table *t, int k, const kx_table_row *r, FILE *fp) {
+  for (size_t j = 0; j < t->n_keys; j++) {
+    if (k == CSV) fprintf(fp, "%s,", r->key[j]);
+    else if (k == MD) fprintf(fp, "%s %s", j ? " |" : "|", r->key[j]);
+    else {
+      if (j) fprintf(fp, " & ");
+      tex_escaped(fp, r->key[j]);
+    }
+  }
+  if (k == CSV) fprintf(fp, "%zu", r->n);
+  for (size_t j = 0; j < t->n_cols; j++) cell(&t->cols[j], k, r->mean[j], r->se[j], fp);
+  fprintf(fp, k == CSV ? "\n" : k == TEX ? " \\\\\n" : " |\n");
+  if (k == TEX && r->rule_after) fprintf(fp, "\\midrule\n");
+}
+
+int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows) {
+  static const char *ext[3] = {"md", "csv", "tex"};
+  if (t->n_keys > KX_TABLE_MAX_KEYS || t->n_cols > KX_TABLE_MAX_COLS)
+    return kx_fail(KX_EINVAL, "a table of more than %d keys or %d columns", KX_TABLE_MAX_KEYS, KX_TABLE_MAX_COLS);
+  int rc = 0;
+  for (int k = MD; k <= TEX && !rc; k++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s.%s", t->stem, ext[k]);
+    kx_atomic_file f;
+    if ((rc = kx_atomic_open(&f, path))) break;
+    header(t, k, f.fp);
+    for (size_t i = 0; i < n_rows; i++) body_row(t, k, &rows[i], f.fp);
+    if (k == TEX) fprintf(f.fp, "\\bottomrule\n\\end{tabular}\n\\end{table*}\n");
+    if (k == MD && t->md_footnote) fprintf(f.fp, "\n%s\n", t->md_footnote);
+    if (ferror(f.fp)) {
+      kx_atomic_abort(&f);
+      rc = kx_fail(KX_EIO, "writing '%s' failed", path);
+    } else {
+      rc = kx_atomic_commit(&f);
+    }
+  }
+  return rc;
+}
+
+/* ---------- figures ---------- */
+
+int kx_plot_scripts(const char *probe_name, char *out, size_t cap) {
+  const char *c[3] = {getenv("KAPPROX_PLOTS"), KX_PLOTS_SRCDIR, KX_DATADIR "/plots"};
+  for (int i = 0; i < 3; i++) {
+    char probe[4096];
+    if (!c[i] || !*c[i]) continue;
+    snprintf(probe, sizeof probe, "%s/%s", c[i], probe_name);
+    if (!access(probe, R_OK)) return snprintf(out, cap, "%s", c[i]) < 0;
+  }
+  return kx_fail(KX_EIO, "cannot find plots/%s (set KAPPROX_PLOTS to the plots folder)", probe_name);
+}
+
+int kx_plot_run(const char *scripts, const char *script, const char *datadir, const char *out_base) {
+  static const char *fmt[2] = {"png", "svg"};
+  for (int f = 0; f < 2; f++) {
+    char vars[3 * 4096 + 256], sc[4096 + 64];
+    snprintf(sc, sizeof sc, "%s/%s", scripts, script);
+    snprintf(vars, sizeof vars, "datadir='%s'; scriptdir='%s'; out='%s.%s'; fmt='%s'", datadir, scripts, out_base,
+             fmt[f], fmt[f]);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return kx_fail(KX_EIO, "cannot start gnuplot: %s", strerror(errno));
+    if (pid == 0) {
+      execlp("gnuplot", "gnuplot", "-e", vars, sc, (char *)NULL);
+      _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+      if (errno != EINTR) return kx_fail(KX_EIO, "waiting for gnuplot: %s", strerror(errno));
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+      return kx_fail(KX_EIO, "gnuplot failed on %s (is gnuplot installed? --no-figures skips the figures)", script);
+  }
+  return 0;
+}
