@@ -1,13 +1,15 @@
 #!/usr/bin/python3
-"""Test as a client would: run the README's own Python snippets, read from
-README.md at test time, with Debian's python3 (h5py, numpy, pandas, torch)
-against the built program, plus the README's cheap shell recipes.
+"""Test as a client would: run the documentation's own Python snippets, read
+from README.md and docs/*.md at test time, with Debian's python3 (h5py, numpy,
+pandas, torch) against the built program, plus the pages' cheap shell recipes.
 
-Every ```python block of the README must carry a marker line
+Every ```python block of every page must carry a marker line
 "<!-- snippet: NAME ... -->" right above it, and NAME must be one this test
 knows how to set up and check, so a new snippet cannot go untested.
 
-usage: readme_snippets.py /path/to/kapprox [/path/to/README.md]
+usage: readme_snippets.py /path/to/kapprox [PAGE.md | DIR]...
+A DIR stands for README.md and docs/*.md under it; without pages, the
+source tree this script belongs to.
 Exit 77 (skipped) when a Python module the snippets import is missing."""
 import ast
 import csv
@@ -29,8 +31,24 @@ except ImportError as e:
     sys.exit(77)
 
 KX = os.path.abspath(sys.argv[1])
-README = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                                             "README.md")
+
+
+def doc_pages(args):
+    """The Markdown pages to read: README.md and docs/*.md of each directory
+    argument, each file argument as given."""
+    pages = []
+    for a in args or [os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")]:
+        if os.path.isdir(a):
+            pages.append(os.path.join(a, "README.md"))
+            docs = os.path.join(a, "docs")
+            if os.path.isdir(docs):
+                pages += sorted(os.path.join(docs, f) for f in os.listdir(docs) if f.endswith(".md"))
+        else:
+            pages.append(a)
+    return pages
+
+
+PAGES = doc_pages(sys.argv[2:])
 failures = []
 
 
@@ -39,8 +57,9 @@ def fail(msg):
     failures.append(msg)
 
 
-def readme_blocks(path):
-    """(marker name or None, language, code, first line number) of every fenced block."""
+def doc_blocks(path):
+    """(marker name or None, language, code, "page:line" of its first line) of
+    every fenced block of one page."""
     lines = open(path, encoding="utf-8").read().split("\n")
     name, i = None, 0
     while i < len(lines):
@@ -52,7 +71,7 @@ def readme_blocks(path):
             j = i + 1
             while j < len(lines) and lines[j].rstrip() != "```":
                 j += 1
-            yield name, fence.group(1), "\n".join(lines[i + 1:j]), i + 2
+            yield name, fence.group(1), "\n".join(lines[i + 1:j]), f"{os.path.basename(path)}:{i + 2}"
             name, i = None, j
         elif lines[i].strip():
             name = None  # a marker names only the block right below it
@@ -68,8 +87,8 @@ def run_snippet(code, cwd, env):
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        exec(compile(tree, "README snippet", "exec"), ns)
-        value = eval(compile(ast.Expression(last.value), "README snippet", "eval"), ns) if last else None
+        exec(compile(tree, "doc snippet", "exec"), ns)
+        value = eval(compile(ast.Expression(last.value), "doc snippet", "eval"), ns) if last else None
     finally:
         os.chdir(old)
     return ns, value
@@ -88,11 +107,11 @@ def read_rows(path):
 
 
 def shell_recipe(cwd, line):
-    """A README shell line, run with the built program first on PATH."""
+    """A documented shell line, run with the built program first on PATH."""
     env = dict(os.environ, PATH=os.path.dirname(KX) + os.pathsep + os.environ["PATH"])
     r = subprocess.run(line, shell=True, cwd=cwd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        fail(f"README recipe `{line}`: exit {r.returncode}: {r.stderr.strip()}")
+        fail(f"documented recipe `{line}`: exit {r.returncode}: {r.stderr.strip()}")
     return r.returncode == 0
 
 
@@ -104,11 +123,12 @@ def check_qk_write(code, work):
     g = torch.Generator().manual_seed(7)
     per_layer = [tuple(torch.randn(4, 64, 16, generator=g) * 0.5 for _ in range(3)) for _ in range(2)]
     run_snippet(code, work, {"per_layer": per_layer})
-    # the README's own recipe on the file the snippet wrote
+    # the documentation's own recipe on the file the snippet wrote
     recipe = [l for b in BLOCKS if b[1] == "sh" for l in b[2].split("\n")
               if l.startswith("kapprox attn-fidelity --input qk.h5")]
     if len(recipe) != 1:
-        fail("README lost its `kapprox attn-fidelity --input qk.h5 ...` recipe")
+        fail(f"the documentation has {len(recipe)} `kapprox attn-fidelity --input qk.h5 ...` "
+             "recipes, want 1")
         return
     if not shell_recipe(work, recipe[0]):
         return
@@ -207,28 +227,31 @@ def check_ckpt_read(code, work):
 HANDLERS = {"qk-write": check_qk_write, "pandas-summary": check_pandas, "qk-read": check_qk_read,
             "ckpt-read": check_ckpt_read}
 
-BLOCKS = list(readme_blocks(README))
+BLOCKS = [b for page in PAGES for b in doc_blocks(page)]
 with tempfile.TemporaryDirectory() as work:
     seen = set()
     for name, lang, code, line in BLOCKS:
         if lang != "python":
             continue
         if name not in HANDLERS:
-            fail(f"README line {line}: a python block without a known '<!-- snippet: NAME -->' marker "
+            fail(f"{line}: a python block without a known '<!-- snippet: NAME -->' marker "
                  f"({name!r}); give it one and a check in tests/readme_snippets.py")
+            continue
+        if name in seen:
+            fail(f"{line}: the snippet '{name}' appears twice; give each its own name and check")
             continue
         seen.add(name)
         try:
             HANDLERS[name](code, work)
-            print(f"ran README snippet {name} (line {line})")
+            print(f"ran snippet {name} ({line})")
         except Exception as e:  # the snippet itself failed, as a client would see it
-            fail(f"README snippet {name} (line {line}) raised {type(e).__name__}: {e}")
+            fail(f"snippet {name} ({line}) raised {type(e).__name__}: {e}")
     for name in sorted(set(HANDLERS) - seen):
-        fail(f"README no longer has the snippet '{name}'")
+        fail(f"no page has the snippet '{name}' any more")
     # The cheap shell recipes (seconds) run as written; training, the main
     # job and the full-size compare take minutes and are left out.
     for name, lang, code, line in BLOCKS:
         for cmd in code.split("\n") if lang == "sh" else []:
             if re.match(r"kapprox (kernel-error|points) ", cmd) and shell_recipe(work, cmd):
-                print(f"ran README recipe `{cmd}` (block at line {line})")
+                print(f"ran recipe `{cmd}` (block at {line})")
 sys.exit(1 if failures else 0)
