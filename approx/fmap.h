@@ -8,7 +8,7 @@
  * Every map is returned in the log domain, log phi_i(x), because the
  * features of large inputs overflow a double long before their ratios do;
  * attention and metrics stabilise with max-subtraction.  The common form
- * (METHODS.md) is  phi_i(x) = D_i / sqrt(m) * exp(w_i . x - c(x)),
+ * (docs/methods.md#feature-maps) is  phi_i(x) = D_i / sqrt(m) * exp(w_i . x - c(x)),
  * c(x) = |x|^2/2 for the softmax kernel exp(q.k), |x|^2 for the Gaussian
  * kernel exp(-|q-k|^2/2).
  *

@@ -2,7 +2,7 @@
  *
  *   phi_i(x) = D_i / sqrt(m) * exp(t_i (C x)_i - c(x)),
  *
- * C the orthonormal DCT-II (rows c_i, METHODS.md), t_i = F^-1_chi_d(u_i)
+ * C the orthonormal DCT-II (rows c_i, docs/methods.md#the-dct), t_i = F^-1_chi_d(u_i)
  * radial inverse-CDF values, D_i >= 0 fitted on calibration pairs
  * (weight_fit.c).  C x is one FFTW transform, so a feature vector costs
  * O(d log d) and no m x d matrix is ever stored.

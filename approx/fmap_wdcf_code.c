@@ -1,5 +1,6 @@
 /* "wdcf-code": the feature map of the authors' released code
- * (YuchuanTian/DiJiang, modeling_gpt_neox_dijiang.py; METHODS.md), which is
+ * (YuchuanTian/DiJiang, modeling_gpt_neox_dijiang.py; docs/methods.md,
+ * "The released code's map"), which is
  * not the paper's Eq. 12:
  *
  *   phi(x)_j = softmax_j( t_j (x C)_j )   over the m features,

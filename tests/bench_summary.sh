@@ -1,9 +1,9 @@
 #!/bin/sh
-# The benchmark recipe of the README's Performance section, at tiny sizes:
+# The benchmark recipe of docs/performance.md, at tiny sizes:
 # the outputs of kapprox bench-features, bench-attention and the PyTorch
 # peer, named as experiments/bench/bench_rounds.sh names them, summarised by
 # experiments/bench/bench_summary.py into tables with a figure in every cell the
-# README quotes.  Checks that the three programs and the summary still
+# documentation quotes.  Checks that the three programs and the summary still
 # agree on their formats, and that the DCT maps' FFTW path equals their
 # dense form (max|diff| far below the features' size); timings are not
 # checked.  Skipped (77) without /usr/bin/python3 and torch.

@@ -149,7 +149,7 @@ expect 1 "no such file" -- sweep $F --input missing.h5 --out x.csv
 expect 1 "first difference: files" -- sweep $F --out file.csv
 
 # --- (full.csv now holds another grid: compare with fresh.csv, the same $G)
-# the README's GNU parallel recipe, exactly as written but for the grid
+# the GNU parallel recipe of docs/kernel-experiments.md, exactly as written but for the grid
 # (two shards of $G): shards write part1.csv, part1.summary.csv,
 # part1.slopes.csv, ..., and the glob parts/part*.csv picks up all of them
 mkdir -p parts results
@@ -166,11 +166,11 @@ else
   wait
 fi
 [ -e parts/part1.summary.csv ] || note "the recipe's shards wrote no side files (the glob would not be tested)"
-"$kx" merge results/sweep.csv parts/part*.csv 2>merge.txt || note "README merge recipe failed: $(cat merge.txt)"
+"$kx" merge results/sweep.csv parts/part*.csv 2>merge.txt || note "documented merge recipe failed: $(cat merge.txt)"
 grep -q "skipping parts/part1.summary.csv" merge.txt || note "merge did not say it skipped a side file"
-cmp -s fresh.csv results/sweep.csv || note "README recipe: merged shards differ from one run"
-cmp -s fresh.summary.csv results/sweep.summary.csv || note "README recipe: merged summary differs"
-cmp -s fresh.slopes.csv results/sweep.slopes.csv || note "README recipe: merged slopes differ"
+cmp -s fresh.csv results/sweep.csv || note "documented recipe: merged shards differ from one run"
+cmp -s fresh.summary.csv results/sweep.summary.csv || note "documented recipe: merged summary differs"
+cmp -s fresh.slopes.csv results/sweep.slopes.csv || note "documented recipe: merged slopes differ"
 
 # --- merge OUT that is one of its shards: refused, the shard untouched
 cp parts/part1.csv.journal keep.journal

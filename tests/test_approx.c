@@ -71,7 +71,7 @@ START_TEST(unbiased_schemes_have_mean_kernel) {
 }
 END_TEST
 
-/* PRF's relative MSE is (exp(|q+k|^2) - 1)/m (METHODS.md).  The measured
+/* PRF's relative MSE is (exp(|q+k|^2) - 1)/m (docs/methods.md#prf).  The measured
  * mean of S squared relative errors is compared with it within 4 of its own
  * standard errors. */
 START_TEST(prf_mse_matches_closed_form) {

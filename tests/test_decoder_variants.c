@@ -6,7 +6,7 @@
  *     t0 on leaves every earlier logit bit-identical (future rows enter only
  *     through exact zeros of the kernel's mask, never its running state),
  *     and does move a later one (so the test can fail); T = 80 crosses the
- *     kernel's 64-row chunk boundary, t0 = 30 lies in the first chunk;
+ *     kernel's 32-row chunk boundaries, t0 = 30 lies in the first chunk;
  *   - attn_weights: every row a distribution over j <= i;
  *   - large q, k (far beyond the trained teacher's norms) keep the loss and
  *     every gradient finite;

@@ -1,4 +1,4 @@
-/* Tests of the batched, vectorised kernels (issue 12): libmvec's
+/* Tests of the batched, vectorised kernels: libmvec's
  * exponentials against libm, feature maps that give the same bits for a
  * vector whatever batch it comes in and however many threads run, the DCT
  * batch routes against the one-vector transform, and the chunked causal

@@ -8,7 +8,7 @@ tiny decoder for 3 steps with `kapprox train --attention KIND`, which writes
 the checkpoint and (hidden option --dump-grads) the next batch with the C
 loss and gradients.  This script loads the checkpoint with h5py, rebuilds the
 model from scratch in PyTorch in float64 (the architecture as documented in
-experiments/model/dec_config.h and the README layout), recomputes loss and
+experiments/model/dec_config.h and docs/file-formats.md), recomputes loss and
 gradients on the same batch with autograd and compares.
 
 Tolerances.  The reference is float64, so the differences are the C code's
@@ -31,8 +31,8 @@ constants.
 
 Attention variants.  Each kind is one function registered in VARIANTS with
 @variant(name, features=..., frozen=...): it maps the block's LN1 output
-h (B,T,C) to the attention branch output (B,T,C), written from the README's
-formulas (not from the C code).  Helpers: heads_qkv (the teacher's qkv
+h (B,T,C) to the attention branch output (B,T,C), written from the formulas of
+docs/methods.md and docs/attention-kinds.md (not from the C code).  Helpers: heads_qkv (the teacher's qkv
 projection, head split and rotary), merge_proj (heads back to (B,T,C) and
 the output projection), causal_linear (the quadratic masked form of the
 causal linear attention).
@@ -134,7 +134,7 @@ def softmax_attention(c, p, h, rope):
 
 
 def positive_features(x, W, alpha, is_query):
-    """README "Linear attention kinds": exp(W x~ - alpha |x~|^2 - c) / sqrt(m),
+    """docs/attention-kinds.md, "Linear attention kinds": exp(W x~ - alpha |x~|^2 - c) / sqrt(m),
     x~ = x / d^(1/4); c (no gradient) = the row max for queries, for keys
     max(max_l e_0l, max_l |w_l|^2 / (4 alpha) - 60) per (sequence, head).
     W (m, d) shared by the heads, or (H, m, d) one per head."""
@@ -163,7 +163,7 @@ positive_feature_variant("performer", 0.5)
 positive_feature_variant("performer-prf", 0.5)
 
 
-# README "Linear attention kinds": one ORF matrix per head, feat_w (H*d, d)
+# docs/attention-kinds.md, "Linear attention kinds": one ORF matrix per head, feat_w (H*d, d)
 # with head h in rows [h*d, (h+1)*d), redrawn every 16 training steps.  20
 # steps put the compared batch after the first redraw, so the reference
 # reads a redrawn matrix from the checkpoint.
@@ -190,10 +190,10 @@ def cosformer_attention(c, p, h, rope):
     return merge_proj(c, p, causal_linear(phi(q), phi(k), v))
 
 
-# --- Gated, decayed linear attention (README "Linear attention kinds:
-# retnet, dijiang, dijiang-code, linformer").  Run at context 80: the C
-# kinds' chunked form (64-row chunks) then carries its running state across
-# a chunk boundary, and this quadratic form checks both paths.
+# --- Gated, decayed linear attention (docs/attention-kinds.md, "Gated
+# linear kinds and causal Linformer").  Run at context 80: the C kinds'
+# chunked form (32-row chunks) then carries its running state across chunk
+# boundaries, and this quadratic form checks both paths.
 
 def head_decays(values):
     """Per-head decays as a (H,1,1) tensor for causal_linear."""
@@ -271,7 +271,7 @@ def linformer_attention(c, p, h, rope):
 
 @variant("hedgehog", features=lambda d: 2 * d)
 def hedgehog_attention(c, p, h, rope):
-    """README "Converting and fine-tuning": per head u = A_h x + b_h on q and k
+    """docs/attention-kinds.md, "Hedgehog": per head u = A_h x + b_h on q and k
     (after rotary), phi = [softmax(u), softmax(-u)], normalised causal linear
     attention with eps 1e-6."""
     q, k, v = heads_qkv(c, p, h, rope)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer figures for `kapprox bench-features` and `kapprox bench-attention`:
-the same expressions in PyTorch (float32 and float64), so the README can show
-both side by side.  A benchmark, not a test.
+the same expressions in PyTorch (float32 and float64), so docs/performance.md
+can show both side by side.  A benchmark, not a test.
 
   feature maps:       torch.exp(x @ W.T - c), x: batch x d, W: m x d
   linear attention:   causal, chunked (chunk 64): features of q and k, then per

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Interleaved benchmark rounds for the README's performance tables: the C
+# Interleaved benchmark rounds for the tables of docs/performance.md: the C
 # benchmarks and their PyTorch peers take turns (C, PyTorch, C, ...), so a
 # drift in the load of a shared machine hits both sides alike; every output
 # file starts and ends with `uptime`.  Summarise with

@@ -2,7 +2,7 @@
 """Summary of experiments/bench/bench_rounds.sh output: for every figure the best
 of the rounds (highest vectors/s, lowest ms) and the 1-minute load average
 of the run that gave it (the larger of the `uptime` before and after),
-as Markdown tables for the README.  A benchmark summary, not a test.
+as Markdown tables for docs/performance.md.  A benchmark summary, not a test.
 
 usage: /usr/bin/python3 experiments/bench/bench_summary.py OUTDIR [--threads 1|2]
 """

@@ -33,7 +33,7 @@ static void usage(const command_kind *k, FILE *out) {
   fprintf(out,
           "usage: kapprox %s [options]\n\n%s.\n\n"
           "Input (default: synthetic Q/K/V):\n"
-          "  --input FILE.h5     Q/K file (README: Q/K file schema); else synthetic data\n"
+          "  --input FILE.h5     Q/K file (docs/file-formats.md); else synthetic data\n"
           "  --layers LIST       layers of the file to use (default all), e.g. 0,2 or 0:3\n"
           "  --heads LIST        heads to use (default all)\n"
           "  --max-tokens N      use the first N tokens of each head (default all)\n"

@@ -33,7 +33,7 @@
 #include "experiments/reproduce/run_progress.h"
 
 static const char cmd[] = "reproduce all";
-/* the experiment commands' "finished, but some points failed" (README: Commands) */
+/* the experiment commands' "finished, but some points failed" (docs/commands.md) */
 enum { EXIT_SOME_POINTS_FAILED = 3 };
 
 static void usage(FILE *out) {

@@ -1,5 +1,5 @@
-/* Checkpoints of the decoder in HDF5 (layout in the README, "Decoder
- * checkpoint"):
+/* Checkpoints of the decoder in HDF5 (layout in docs/file-formats.md,
+ * "Decoder checkpoint"):
  *   /                   attrs format = "kapprox-decoder", format_version = 1
  *   /config             attrs vocab, ctx, layers, heads, width, rotary_dims
  *                       (uint64), rope_base, ln_eps (double), attention

@@ -1,4 +1,4 @@
-/* The orthonormal DCT-II of length d (C of METHODS.md, rows c_i) and its
+/* The orthonormal DCT-II of length d (C of docs/methods.md#the-dct, rows c_i) and its
  * transpose, the DCT-III, on many float32 rows at once: the DiJiang feature
  * map's "C x" and, in the backward pass, "C^T g".
  *

@@ -1,4 +1,4 @@
-/* Reading and writing the Q/K HDF5 schema (see qk_file.h and the README).
+/* Reading and writing the Q/K HDF5 schema (see qk_file.h and docs/file-formats.md).
  *
  * Every read runs its HDF5 part in a child process (core/kx_sandbox.h):
  * libhdf5 can crash on a malformed file, and the caller must survive that
@@ -63,7 +63,7 @@ static int check_format(hid_t file, const char *path) {
   if (H5Aexists(file, "format") <= 0)
     return kx_fail(KX_EIO,
                    "%s: not a kapprox Q/K file (no root attribute format = \"" QK_FORMAT
-                   "\"; see the README's Q/K file schema)", path);
+                   "\"; see docs/file-formats.md)", path);
   char buf[64];
   if (kx_h5_attr_string(file, "format", buf, sizeof buf))
     return kx_fail_context(KX_EIO, "%s: not a kapprox Q/K file: ", path);

@@ -1,7 +1,7 @@
 /* Q/K tensors in HDF5: the exchange format between models (ours, or any
  * PyTorch model via h5py) and the kernel experiments.
  *
- * Layout (README "Q/K file schema"):
+ * Layout (docs/file-formats.md, "Q/K file"):
  *   /                    attributes: format = "kapprox-qk" (string),
  *                        scaled (int: 1 if q.k is already the attention
  *                        logit, i.e. 1/sqrt(d) is folded in; 0 if the logit

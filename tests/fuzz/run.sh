@@ -1,5 +1,5 @@
 #!/bin/sh
-# Fuzzes one loader for N minutes with libFuzzer (README "Fuzzing").
+# Fuzzes one loader for N minutes with libFuzzer (docs/fuzzing.md).
 #   tests/fuzz/run.sh [--report-hdf5] LOADER MINUTES [libFuzzer options...]
 #   LOADER: qk | ckpt | journal | merge
 # Builds build-fuzz (clang-14, ASan + UBSan, -Dfuzz=true) when missing,

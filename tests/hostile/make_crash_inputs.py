@@ -24,8 +24,9 @@ metadata) from h5py-written files with variable-length string attributes:
                              RNG seed 8, try 1110, command `sample`
   qk-mutant-heap-loop.h5     endless loop in H5HG__protect/H5F_sizeof_size
                              under H5Aread of `format`; seed: a Q/K file as
-                             the README's snippet writes it, RNG seed 7, try
-                             422, command `kernel-error --max-tokens 8`
+                             the qk-write snippet of docs/file-formats.md
+                             writes it, RNG seed 7, try 422, command
+                             `kernel-error --max-tokens 8`
 """
 import os
 import struct

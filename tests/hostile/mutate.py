@@ -8,8 +8,8 @@ flip, or 0x00/0xff) outside the datasets' raw values (found with h5py: the
 library's metadata is what can crash it), runs COMMAND with {} replaced by the mutant and keeps
 the mutant in OUT_DIR when the process died by a signal (SIGSEGV, SIGBUS,
 SIGABRT, SIGFPE, SIGILL).  Deterministic for a given RNG_SEED.  This is how
-the regression inputs in tests/hostile/ were found (see the README, "Q/K
-file schema (HDF5)"); it is not part of the test suite.
+the regression inputs in tests/hostile/ were found (see docs/reliability.md,
+"Files that crash libhdf5"); it is not part of the test suite.
 """
 import os
 import random

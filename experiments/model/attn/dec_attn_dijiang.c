@@ -1,7 +1,7 @@
 /* DiJiang in the paper's form (Eq. 12 WDCF features, Eq. 4 normalised
  * linear attention) with the gating and decay of the released code, as
- * METHODS.md fixes it for Table 2 ("WDCF features with learnable D and the
- * gating/decay of the released code"):
+ * docs/methods.md#dijiang-paper-form describes it (WDCF features with a learnable
+ * D and the gating and decay of the released code):
  *
  *   x~     = x / d^(1/4)                    (targets exp(q.k / sqrt d))
  *   l(x)_i = t_i (C x~)_i - |x~|^2 / 2      C the orthonormal DCT-II (FFTW)
@@ -33,7 +33,8 @@
  *
  * The DCT of every q and k row (and the transposed DCT in the backward pass)
  * runs through dec_dct_float.h; which path (FFTW or one sgemm) is faster at
- * the decoder's d is measured by test_decoder_variants (README). */
+ * the decoder's d is measured by test_decoder_variants
+ * (docs/attention-kinds.md#the-dct-of-dijiang). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

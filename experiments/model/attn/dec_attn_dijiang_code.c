@@ -1,5 +1,5 @@
-/* DiJiang as the authors' released code computes it (METHODS.md, "What the
- * authors' released code does"), as an attention kind:
+/* DiJiang as the authors' released code computes it
+ * (docs/methods.md#dijiang-released-code-form), as an attention kind:
  *
  *   phi(x)_j = softmax_j( (W x)_j ),   W = diag(t) C^T   (d x d, frozen),
  *   o_i = sum_{j<=i} g_h^(i-j) (phi(q_i) . phi(k_j)) v_j     (no denominator),

@@ -20,8 +20,8 @@
  * E, F (S x ctx, S = KX_LINFORMER_SLOTS) are shared by the heads of a layer
  * (Linformer's "headwise sharing") and initialised to 1 + N(0, 1/S): at
  * conversion every slot is close to the prefix mean of the keys and values,
- * so the kind starts near causal uniform attention (which the README shows
- * beats the positive feature maps on the teacher's q, k), and the noise
+ * so the kind starts near causal uniform attention (which docs/decoder.md
+ * shows beats the positive feature maps on the teacher's q, k), and the noise
  * breaks the symmetry between slots (with E = 1 exactly, every slot would
  * get the same gradient forever).  No weight decay on E, F (it would pull
  * them to 0, away from the mean).  q, k after the teacher's rotary.

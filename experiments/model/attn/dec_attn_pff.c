@@ -5,9 +5,9 @@
  * (linear matrix scramble + digital shift) mapped to the sphere and radii
  * r_i = F^-1_chi_d of one more coordinate (samplers/), m = d per head, fixed
  * (frozen tensor layer<l>/feat_w, one per layer, shared by its heads).  As
- * METHODS.md notes, the query factor cancels and attention is proportional
- * to exp(q.k/sqrt d - |k|^2 / (2 sqrt d)) in expectation.  Normalised, eps
- * 1e-6; stabiliser c as in dec_features.h. */
+ * docs/methods.md#notation-and-scaling notes, the query factor cancels and
+ * attention is proportional to exp(q.k/sqrt d - |k|^2 / (2 sqrt d)) in
+ * expectation.  Normalised, eps 1e-6; stabiliser c as in dec_features.h. */
 #include "experiments/model/attn/dec_features.h"
 #include "experiments/model/attn/dec_linear_attn.h"
 

@@ -1,11 +1,12 @@
 /* Positive random features for the decoder's linear attention kinds, in
  * float32 with forward and backward passes (Performer's PRF/ORF, the
  * paper's PFF):
- *   x~ = x / d^(1/4)             (targets exp(q.k / sqrt d), METHODS.md)
+ *   x~ = x / d^(1/4)             (targets exp(q.k / sqrt d),
+ *                                 docs/methods.md#notation-and-scaling)
  *   e_l = w_l . x~ - alpha |x~|^2  (alpha 1/2: softmax kernel, 1: Gaussian)
  *   phi_l(x) = exp(e_l - c) / sqrt(m)
- * with the stabiliser c (METHODS.md, "Performer"), a constant in backward
- * (no gradient flows through it):
+ * with the stabiliser c (docs/methods.md#performer-kinds-and-the-stabiliser),
+ * a constant in backward (no gradient flows through it):
  *   queries: c_i = max_l e_il, the row's own maximum (a per-query factor,
  *            which cancels between numerator and denominator up to eps);
  *   keys:    one constant per (sequence, head) that no future token can
