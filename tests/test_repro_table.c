@@ -75,6 +75,28 @@ START_TEST(test_three_formats) {
 }
 END_TEST
 
+/* A row's own text replaces the numbers in Markdown and LaTeX (escaped
+ * there: ≤ and _), not in the CSV; the table may name another suffix than
+ * _se for a column's error. */
+START_TEST(test_text_cells) {
+  char stem[96];
+  snprintf(stem, sizeof stem, "%s/t", dir);
+  const kx_table_column cols[2] = {{"tokens", "tokens", "tok", 0, 1}, {"c", "c", "c", 2, 0}};
+  const char *err_csv[2] = {NULL, "_ci95"};
+  kx_table t = {.stem = stem, .n_keys = 1, .key_md = {"model"}, .key_csv = {"model"}, .cols = cols, .n_cols = 2,
+                .title = "T", .command = "cmd", .setup = "s", .tex_caption = "Cap.", .err_csv = err_csv};
+  kx_table_row rows[1] = {{.key = {"a"}, .n = 2, .mean = {5120, 0.5}, .se = {NAN, 0.25}, .text = {"≤ 5120 a_b"}}};
+  ck_assert_int_eq(kx_table_write(&t, rows, 1), 0);
+  char *md = slurp("md"), *csv = slurp("csv"), *tex = slurp("tex");
+  ck_assert_ptr_nonnull(strstr(md, "| a | ≤ 5120 a_b | 0.50 ± 0.25 |\n"));
+  ck_assert_str_eq(csv, "model,seeds,tok,c,c_ci95\na,2,5120,0.5,0.25\n");
+  ck_assert_ptr_nonnull(strstr(tex, "a & $\\le$ 5120 a\\_b & $0.50 \\pm 0.25$ \\\\\n"));
+  free(md);
+  free(csv);
+  free(tex);
+}
+END_TEST
+
 /* Too many columns is refused, and nothing is written. */
 START_TEST(test_refused) {
   char stem[96];
@@ -109,6 +131,7 @@ int main(void) {
   TCase *tc = tcase_create("repro_table");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_three_formats);
+  tcase_add_test(tc, test_text_cells);
   tcase_add_test(tc, test_refused);
   tcase_add_test(tc, test_summarise);
   suite_add_tcase(s, tc);

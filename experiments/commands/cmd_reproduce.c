@@ -281,6 +281,7 @@ static void usage_group(FILE *out) {
                "Tables of the paper's claims, from this toolkit's numbers.  Targets:\n"
                "  kernel   kernel-approximation error of each scheme at m = d and m = 4d\n"
                "  table2   the decoder converted to every linear-attention kind and fine-tuned\n"
+               "  budget   the gap to the teacher of converted kinds at several fine-tuning budgets\n"
                "  all      every table and figure of the toolkit into one folder, with an index\n\n"
                "kapprox reproduce <target> --help for the options of one target.\n");
 }
@@ -298,6 +299,7 @@ int cmd_reproduce(int argc, char **argv) {
   if (!strcmp(argv[1], "table1")) return cmd_reproduce_table1(argc - 1, argv + 1);
   if (!strcmp(argv[1], "table2")) return cmd_reproduce_table2(argc - 1, argv + 1);
   if (!strcmp(argv[1], "all")) return cmd_reproduce_all(argc - 1, argv + 1);
-  kx_cli_error("reproduce", "unknown target '%s' (known: kernel, table2)", argv[1]);
+  if (!strcmp(argv[1], "budget")) return cmd_reproduce_budget(argc - 1, argv + 1);
+  kx_cli_error("reproduce", "unknown target '%s' (known: kernel, table1, table2, budget, all)", argv[1]);
   return 2;
 }

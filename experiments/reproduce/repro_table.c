@@ -20,7 +20,20 @@
 enum { MD, CSV, TEX };
 
 static void tex_escaped(FILE *fp, const char *s) {
-  for (; *s; s++) fprintf(fp, *s == '_' ? "\\_" : "%c", *s);
+  static const struct {
+    const char *utf8, *tex;
+  } sym[] = {{"≤", "$\\le$"}, {"≥", "$\\ge$"}, {"±", "$\\pm$"}, {"α", "$\\alpha$"}};
+  while (*s) {
+    size_t k = 0, n = sizeof sym / sizeof sym[0];
+    while (k < n && strncmp(s, sym[k].utf8, strlen(sym[k].utf8))) k++;
+    if (k < n) {
+      fputs(sym[k].tex, fp);
+      s += strlen(sym[k].utf8);
+      continue;
+    }
+    if (strchr("_%&#", *s)) fputc('\\', fp);
+    fputc(*s++, fp);
+  }
 }
 
 static void header(const kx_table *t, int k, FILE *fp) {
@@ -35,8 +48,12 @@ static void header(const kx_table *t, int k, FILE *fp) {
   } else if (k == CSV) {
     for (size_t j = 0; j < t->n_keys; j++) fprintf(fp, "%s,", t->key_csv[j]);
     fprintf(fp, "seeds");
-    for (size_t j = 0; j < t->n_cols; j++)
-      fprintf(fp, t->cols[j].no_se ? ",%s" : ",%s,%s_se", t->cols[j].csv, t->cols[j].csv);
+    for (size_t j = 0; j < t->n_cols; j++) {
+      const kx_table_column *c = &t->cols[j];
+      const char *suffix = t->err_csv && t->err_csv[j] ? t->err_csv[j] : "_se";
+      if (c->no_se) fprintf(fp, ",%s", c->csv);
+      else fprintf(fp, ",%s,%s%s", c->csv, c->csv, suffix);
+    }
     fprintf(fp, "\n");
   } else {
     fprintf(fp, "%% %s: %s\n\\begin{table*}[t]\n\\centering\n\\small\n\\caption{%s}\n\\begin{tabular}{", t->command,
@@ -50,10 +67,16 @@ static void header(const kx_table *t, int k, FILE *fp) {
   }
 }
 
-static void cell(const kx_table_column *c, int k, double mean, double se, FILE *fp) {
+static void cell(const kx_table_column *c, int k, double mean, double se, const char *text, FILE *fp) {
   if (k == CSV) {
     if (c->no_se) fprintf(fp, ",%.6g", mean);
     else fprintf(fp, ",%.9g,%.9g", mean, se);
+    return;
+  }
+  if (text) {
+    fputs(k == TEX ? " & " : " | ", fp);
+    if (k == TEX) tex_escaped(fp, text);
+    else fputs(text, fp);
     return;
   }
   char buf[96];
@@ -74,7 +97,7 @@ static void body_row(const kx_table *t, int k, const kx_table_row *r, FILE *fp) 
     }
   }
   if (k == CSV) fprintf(fp, "%zu", r->n);
-  for (size_t j = 0; j < t->n_cols; j++) cell(&t->cols[j], k, r->mean[j], r->se[j], fp);
+  for (size_t j = 0; j < t->n_cols; j++) cell(&t->cols[j], k, r->mean[j], r->se[j], r->text[j], fp);
   fprintf(fp, k == CSV ? "\n" : k == TEX ? " \\\\\n" : " |\n");
   if (k == TEX && r->rule_after) fprintf(fp, "\\midrule\n");
 }

@@ -1,0 +1,29 @@
+# The figure of kapprox reproduce budget: the gap to the softmax teacher
+# (validation loss minus the teacher's, nats/char) against the fine-tuning
+# budget in tokens (steps x batch x context), log x axis.  One line per
+# variant through its mean gaps, error bars one standard error over seeds
+# (none with one seed), dashed for the rows trained from scratch; the
+# fitted curve c + a tokens^-alpha of each variant (where the fit exists)
+# thin and dotted in the same colour; the teacher is the zero line.
+# Data: budget-<i>.txt ("tokens gap se"), budget.vars (n, label[],
+# scratch[], fit_c[], fit_a[], fit_alpha[], tmin, tmax).
+load datadir."/budget.vars"
+w = 900; h = 600
+load scriptdir."/common.gp"
+set title "Gap to the teacher against the fine-tuning budget"
+set xlabel "fine-tuning budget (tokens = steps × batch × context)"
+set ylabel "gap: validation loss − teacher's (nats/char), mean ± s.e."
+set key outside right top box opaque
+set grid
+set logscale x
+# SI prefixes: 100k, 1M (labels are plain text)
+set format x "%.0s%c"
+set offsets 0, 0, graph 0.05, graph 0.05
+set xrange [tmin / 1.6 : tmax * 1.6]
+set samples 200
+fit_curve(x, i) = fit_c[i] + fit_a[i] * x ** (-fit_alpha[i])
+plot for [i=1:n] sprintf("%s/budget-%d.txt", datadir, i) using 1:2:3 with yerrorlines lt i \
+       dt 1 + scratch[i] title label[i], \
+     for [i=1:n] fit_curve(x, i) with lines lt i lw 1 dt 3 notitle, \
+     NaN with lines lc rgb "#555555" lw 1 dt 3 title "fits c + a tokens^-α", \
+     0 with lines lc rgb "#000000" lw 2 dt 3 title "teacher (softmax)"

@@ -1,0 +1,128 @@
+#!/bin/sh
+# kapprox reproduce budget --quick end to end on a small text: bad input
+# refused with exit 2 and nothing left behind; a well-formed table
+# (Markdown, CSV, LaTeX), rank table and figure; a study sharing Table 2's
+# runs (the same run gives the same gap in both tables); three budgets
+# giving a fit; and a run killed with SIGKILL and started again that redoes
+# no finished run and ends with the uninterrupted run's files byte for byte
+# (the study has no timing columns).
+# usage: budget.sh /path/to/kapprox
+. "$(dirname "$0")/cli_test.sh"
+cd "$dir" || exit 1
+
+sh "$here/tiny_text.sh" 1500 17 >t.txt
+Q="--quick --text $dir/t.txt --quiet"
+
+# ---- bad input: exit 2, a clear message, no output folder
+bad() {
+  needle="$1"; shift
+  expect 2 "$needle" -- reproduce budget $Q --outdir bad/out "$@"
+  [ -e bad ] && { note "refused input ($*) left bad/ behind"; rm -rf bad; }
+}
+bad "must be > 0" --budgets 0,1/4
+bad "must be > 0" --budgets -1/4,1
+bad "is not a budget" --budgets 1/4,x
+bad "is not a budget" --budgets 1/4,0.5x
+bad "repeated" --budgets 1/4,0.25
+bad "divides by zero" --budgets 1/0
+bad "empty item" --budgets 1/4,,1
+bad "both give 1 fine-tuning step" --budgets 1/1000,1/900
+bad "'nope' is not an attention kind" --kinds retnet,nope
+bad "no feature-map tensors" --kinds performer+AT
+bad "softmax is the teacher" --kinds softmax
+bad "listed twice" --kinds retnet,retnet
+bad "--scratch-kinds: 'nope'" --scratch-kinds nope
+bad "2 counts for 3 budgets" --budgets 1/16,1/8,1/4 --seeds 1,2
+bad "--seeds must be in" --seeds 0
+bad "--teacher: cannot read" --teacher missing.h5
+bad "unknown option" --bogus
+expect 2 "--text: cannot read" -- reproduce budget --quick --quiet --text missing.txt --outdir bad
+[ -e bad ] && note "a missing --text left bad/ behind"
+touch afile
+expect 2 "'afile' is not a directory" -- reproduce budget $Q --outdir afile
+expect 2 "'afile' is not a directory" -- reproduce budget $Q --outdir afile/sub
+[ -f afile ] && [ ! -s afile ] || note "--outdir afile touched the file"
+expect 2 "empty directory name" -- reproduce budget $Q --outdir ""
+# a teacher that is not softmax fails when loaded (exit 1): the folder made for it is taken away
+ok train --text t.txt --attention retnet --layers 1 --width 16 --heads 1 --ctx 16 --steps 2 --out r.h5 --quiet
+expect 1 "converts a softmax model" -- reproduce budget $Q --teacher r.h5 --outdir bad/out
+[ -e bad ] && note "a refused teacher left bad/ behind"
+"$kx" reproduce budget --help | grep -q "usage: kapprox reproduce budget" || note "--help lacks usage"
+"$kx" reproduce --help | grep -q "budget" || note "reproduce --help does not list budget"
+
+# ---- the uninterrupted run
+"$kx" reproduce budget $Q --outdir a 2>err.txt || { note "reproduce budget --quick failed"; cat err.txt; }
+for f in budget.md budget.csv budget.tex budget_ranks.md budget_ranks.csv budget_ranks.tex; do
+  [ -s "a/$f" ] || note "a/$f missing"
+done
+head -c 8 a/budget_gap.png | od -An -c | grep -q 'P   N   G' || note "budget_gap.png is not a PNG"
+grep -q '<svg' a/budget_gap.svg || note "budget_gap.svg is not an SVG"
+# the --quick variants: two converted, two from scratch, at two budgets
+for r in '| retnet | converted |' '| hedgehog+AT | converted |' '| softmax | scratch |' '| retnet | scratch |'; do
+  grep -qF "$r" a/budget.md || note "no row '$r' in budget.md"
+done
+[ "$(grep -c '^| ' a/budget.md)" -eq 5 ] || note "budget.md has $(grep -c '^| ' a/budget.md) rows, want header + 4"
+awk -F'|' '/^\| / && NF != 11 { bad = 1 } END { exit bad }' a/budget.md || note "a budget.md row has the wrong number of cells"
+head -1 a/budget.csv | grep -q '^model,init,seeds,gap_b20,gap_b20_se,gap_b80,gap_b80_se,tokens_within_0.1,tokens_within_0.25,c,c_ci95,alpha,alpha_ci95,a$' ||
+  note "CSV header: $(head -1 a/budget.csv)"
+awk -F, 'NR == 1 { n = NF } NF != n { bad = 1 } END { exit bad || NR != 5 }' a/budget.csv || note "ragged CSV"
+grep -q 'end{tabular}' a/budget.tex && grep -q 'begin{tabular}{llrrrrrrr}' a/budget.tex || note "LaTeX table malformed"
+# two budgets: no fit (3 parameters), said as n/a
+grep '| converted |' a/budget.md | grep -q '| n/a | n/a | n/a |$' || note "a two-budget fit is not n/a"
+grep -q 'twice the teacher' a/budget.md || note "no note on budget 1's compute"
+grep -q '^- 1/16 (20 steps, 5120 tokens): ' a/budget.md || note "no rank order at 1/16"
+[ "$(grep -c '^| ' a/budget_ranks.md)" -eq 3 ] || note "budget_ranks.md: want header + 2 converted rows"
+# tokens columns agree with the gaps: a converted row within 0.25 at 20 steps says "≤ 5120"
+awk -F, '$2 == "converted" && $4 <= 0.25 && $9 != 5120 { bad = 1 } END { exit bad }' a/budget.csv ||
+  note "tokens to 0.25 disagrees with the gap at the smallest budget"
+grep -q 'not within the largest budget' a/budget.md || note "the scratch rows should not come within 0.1 in 80 steps"
+[ -s a/runs/b20/retnet-s0/result.txt ] && [ -s a/runs/b80/softmax-scratch-s0/result.txt ] ||
+  note "runs are not under runs/b<steps>/<label>-s<seed>/"
+
+# ---- shared with Table 2: its retnet run at 1/16 is the study's
+mkdir d && cp a/teacher.h5 d/
+"$kx" reproduce table2 $Q --kinds retnet --scratch-seeds 0 --no-figures --outdir d 2>err.txt ||
+  { note "reproduce table2 failed"; cat err.txt; }
+"$kx" reproduce budget --quick --text "$dir/t.txt" --kinds retnet --scratch-kinds none --no-figures --outdir d \
+  2>err.txt || { note "a study in Table 2's folder failed"; cat err.txt; }
+grep -q 'retnet seed 0: finished earlier, kept' err.txt || note "the study did not reuse Table 2's retnet run"
+t2=$(awk -F, '$1 == "retnet" && $2 == "converted" { print $10 }' d/table2.csv)
+bs=$(awk -F, '$1 == "retnet" { print $4 }' d/budget.csv)
+[ -n "$t2" ] && [ "$t2" = "$bs" ] || note "Table 2's gap ($t2) is not the study's ($bs)"
+head -1 d/table2.csv | cut -d, -f10 | grep -qx gap || note "table2.csv's 10th column is not the gap"
+
+# ---- three budgets: a fit (three points, one seed: no interval)
+mkdir c && cp a/teacher.h5 c/ && cp -r a/runs c/
+"$kx" reproduce budget $Q --budgets 1/32,1/16,1/4 --kinds retnet,hedgehog+AT --scratch-kinds none --no-figures \
+  --outdir c 2>err.txt || { note "a three-budget study failed"; cat err.txt; }
+# a fitted alpha > 0 without an interval (no degree of freedom left) for at least one variant
+fitted=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+  $col["alpha"] != "nan" && $col["alpha"] > 0 && $col["alpha_ci95"] == "nan" && $col["c"] != "nan" { n++ }
+  END { print n + 0 }' c/budget.csv)
+[ "$fitted" -ge 1 ] || { note "no variant fitted with three budgets"; cat c/budget.csv; }
+
+# ---- killed in the middle of a fine-tuning (the second run: hedgehog+AT at 1/16, after a
+# checkpoint), then resumed: the uninterrupted files.  The study's progress goes through a FIFO
+# that this shell reads, so the kill lands at that line, not at a time.
+mkdir b && cp a/teacher.h5 b/
+mkfifo progress
+"$kx" reproduce budget --quick --text "$dir/t.txt" --outdir b 2>progress &
+pid=$!
+while IFS= read -r line; do
+  case "$line" in *"hedgehog+AT seed 0: fine-tuning step 4/"*) kill -9 $pid; break ;; esac
+done <progress
+wait $pid 2>/dev/null
+done_before=$(ls b/runs/*/*/result.txt 2>/dev/null | wc -l)
+[ "$done_before" -ge 1 ] || note "the killed run had not finished its first run"
+[ -e b/budget.md ] && note "the killed run got to its table"
+[ -e b/runs/b20/hedgehog+AT-s0/ft.h5 ] || note "the killed run left no fine-tuning checkpoint to resume"
+ls -l --time-style=+%s.%N b/runs/*/*/result.txt >before.txt
+"$kx" reproduce budget --quick --text "$dir/t.txt" --outdir b 2>resume.txt || { note "resumed run failed"; cat resume.txt; }
+kept=$(grep -c "finished earlier, kept" resume.txt)
+[ "$kept" -ge "$done_before" ] || note "the resumed run kept $kept finished runs, want $done_before"
+ls -l --time-style=+%s.%N $(awk '{print $NF}' before.txt) | cmp -s - before.txt || note "a finished run was redone"
+for f in budget.md budget.csv budget.tex budget_ranks.md budget_ranks.csv budget_ranks.tex figdata/budget.vars \
+         figdata/budget-1.txt figdata/budget-4.txt; do
+  cmp -s "a/$f" "b/$f" || { note "the resumed $f differs from the uninterrupted one"; diff "a/$f" "b/$f" | head; }
+done
+exit $fail
