@@ -96,7 +96,8 @@ int kx_budget_steps(const kx_budget *b, size_t n, uint64_t pretrain_steps, uint6
 
 /* ---------- variants ---------- */
 
-static int set_transfer(kx_repro_variant *v, const char *label) {
+static int set_transfer(kx_repro_variant *v, const char *value, const char *label) {
+  (void)value;
   if (!v->kind->transfer_tensors || !v->kind->transfer_tensors[0])
     return kx_fail(KX_EINVAL, "'%s': %s has no feature-map tensors for attention transfer (+AT)", label,
                    v->kind->name);
@@ -105,13 +106,15 @@ static int set_transfer(kx_repro_variant *v, const char *label) {
 }
 
 /* Options a label may carry after its kind's name, in this order
- * ("hedgehog+AT").  An option of kx_repro_variant (a hybrid of layers or a
- * window, say) becomes a row here with its own suffix. */
+ * ("hedgehog+AT").  An option with a value runs to the next '+'.  An option
+ * of kx_repro_variant (a hybrid of layers or a window, say) becomes a row
+ * here; kx_budget_variant_parse then makes the label from the fields. */
 static const struct {
-  const char *suffix, *meaning;
-  int (*apply)(kx_repro_variant *v, const char *label);
+  const char *prefix, *meaning;
+  int takes_value;
+  int (*apply)(kx_repro_variant *v, const char *value, const char *label);
 } variant_options[] = {
-    {"+AT", "attention transfer first", set_transfer},
+    {"+AT", "attention transfer first", 0, set_transfer},
 };
 #define N_VARIANT_OPTIONS (sizeof variant_options / sizeof variant_options[0])
 
@@ -130,27 +133,42 @@ static const kx_attn_kind *kind_prefix(const char *label) {
   return k;
 }
 
+static void option_list(char *out, size_t cap) {
+  int n = 0;
+  for (size_t i = 0; i < N_VARIANT_OPTIONS && n >= 0 && (size_t)n < cap; i++)
+    n += snprintf(out + n, cap - (size_t)n, "%s%s%s: %s", i ? "; " : "", variant_options[i].prefix,
+                  variant_options[i].takes_value ? "<value>" : "", variant_options[i].meaning);
+}
+
 int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v) {
   const kx_attn_kind *k = kind_prefix(label);
   const char *rest = k ? label + strlen(k->name) : NULL;
+  char known[512];
+  option_list(known, sizeof known);
   memset(v, 0, sizeof *v);
   if (!k)
-    return kx_fail(KX_EINVAL, "'%s' is not an attention kind (known: %s; a converted kind may add +AT: attention "
-                   "transfer first)", label, kx_dec_attn_names());
+    return kx_fail(KX_EINVAL, "'%s' is not an attention kind (known: %s; a converted kind may add options: %s)",
+                   label, kx_dec_attn_names(), known);
   v->kind = k;
   for (size_t i = 0; *rest && i < N_VARIANT_OPTIONS; i++) {
-    size_t len = strlen(variant_options[i].suffix);
-    if (strncmp(rest, variant_options[i].suffix, len)) continue;
+    size_t len = strlen(variant_options[i].prefix), vlen;
+    if (strncmp(rest, variant_options[i].prefix, len)) continue;
+    vlen = strcspn(rest + len, "+");
+    if (!variant_options[i].takes_value != !vlen) continue; /* another option that begins alike */
     if (scratch)
       return kx_fail(KX_EINVAL, "'%s': a model trained from scratch takes no option (%s: %s)", label,
-                     variant_options[i].suffix, variant_options[i].meaning);
-    int rc = variant_options[i].apply(v, label);
+                     variant_options[i].prefix, variant_options[i].meaning);
+    char value[64];
+    if (vlen >= sizeof value) return kx_fail(KX_EINVAL, "'%s': the value of %s is too long", label, rest);
+    memcpy(value, rest + len, vlen);
+    value[vlen] = '\0';
+    int rc = variant_options[i].apply(v, value, label);
     if (rc) return rc;
-    rest += len;
+    rest += len + vlen;
   }
   if (*rest)
-    return kx_fail(KX_EINVAL, "'%s': unknown option '%s' after the kind %s (known: +AT, attention transfer first)",
-                   label, rest, k->name);
+    return kx_fail(KX_EINVAL, "'%s': unknown option '%s' after the kind %s (known, in this order: %s)", label, rest,
+                   k->name, known);
   if (!scratch && !strcmp(k->name, "softmax"))
     return kx_fail(KX_EINVAL, "'%s': softmax is the teacher; convert to another kind (or train it from scratch)",
                    label);
