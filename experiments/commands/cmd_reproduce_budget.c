@@ -43,14 +43,15 @@ static void usage(FILE *out) {
           "--outdir of a Table 2 run the study reuses its teacher and its runs.\n"
           "Interrupted, the same command resumes; finished runs are kept.\n\n"
           "  --quick             tiny teacher (as table2 --quick), budgets %s,\n"
-          "                      kinds %s, one seed: seconds\n"
+          "                      kinds %s, one seed\n"
           "  --budgets LIST      budgets as fractions of the pre-training steps, 0.25 or\n"
           "                      1/4, above 1 allowed [%s]\n"
           "  --seeds N|LIST      seeds 0..N-1 of each converted variant, one N for every\n"
           "                      budget or one per budget [%d at budgets up to 1/16,\n"
           "                      1 above; --quick: 1]\n"
           "  --kinds LIST        variants to convert to: kinds, +AT for attention\n"
-          "                      transfer first, or all [%s]\n"
+          "                      transfer first, or all\n"
+          "                      [%s]\n"
           "  --scratch-kinds LIST  kinds trained from scratch, or none [%s]\n"
           "  --scratch-seeds N   seeds of the rows from scratch [1]\n"
           "  --outdir DIR        where everything goes [budget, --quick: budget-quick]\n"
@@ -59,10 +60,11 @@ static void usage(FILE *out) {
           "  --no-figures        do not run gnuplot (the figure's data are still written)\n"
           "  --quiet             no progress output\n\n"
           "Time: the default study is 48 runs, 25190 training steps besides the\n"
-          "teacher's 2500, about 2 h 10 min on the 2-core machine (estimated from\n"
-          "0.27 s a fine-tuning step; see docs/reproduce.md).  With --outdir of a\n"
-          "finished reproduce table2 it reuses the teacher and the 1/16 runs: about\n"
-          "1 h 45 min.  --quick: about 10 s.\n",
+          "teacher's 2500: about 2 h 10 min on the quiet 2-core machine (estimated\n"
+          "from each kind's measured 0.23-0.31 s a fine-tuning step and the runs'\n"
+          "evaluations; docs/reproduce.md).  With --outdir of a finished reproduce\n"
+          "table2 it reuses the teacher and the 1/16 runs: about 1 h 45 min.\n"
+          "--quick: 25 s on the KJV on one thread of the busy machine, less idle.\n",
           QUICK_BUDGETS, QUICK_KINDS, DEFAULT_BUDGETS, SMALL_SEEDS, DEFAULT_KINDS, DEFAULT_SCRATCH);
 }
 
