@@ -432,7 +432,7 @@ uint64_t kx_budget_planned_pretrain_steps(int quick) { return quick ? QUICK_STEP
 
 /* One variant at one budget: its seeds' gaps and their summary. */
 typedef struct {
-  double *gap; /* seeds values */
+  double *gap; /* one per seed */
   size_t n;
   double mean, se;
 } cell_t;
