@@ -75,7 +75,7 @@ START_TEST(test_three_formats) {
 }
 END_TEST
 
-/* A row's own text replaces the numbers in Markdown and LaTeX (escaped
+/* A cell's text replaces the numbers in Markdown and LaTeX (escaped
  * there: ≤ and _), not in the CSV; the table may name another suffix than
  * _se for a column's error. */
 START_TEST(test_text_cells) {
@@ -85,7 +85,9 @@ START_TEST(test_text_cells) {
   const char *err_csv[2] = {NULL, "_ci95"};
   kx_table t = {.stem = stem, .n_keys = 1, .key_md = {"model"}, .key_csv = {"model"}, .cols = cols, .n_cols = 2,
                 .title = "T", .command = "cmd", .setup = "s", .tex_caption = "Cap.", .err_csv = err_csv};
-  kx_table_row rows[1] = {{.key = {"a"}, .n = 2, .mean = {5120, 0.5}, .se = {NAN, 0.25}, .text = {"≤ 5120 a_b"}}};
+  const char *text[1][KX_TABLE_MAX_COLS] = {{"≤ 5120 a_b"}};
+  t.text = text;
+  kx_table_row rows[1] = {{.key = {"a"}, .n = 2, .mean = {5120, 0.5}, .se = {NAN, 0.25}}};
   ck_assert_int_eq(kx_table_write(&t, rows, 1), 0);
   char *md = slurp("md"), *csv = slurp("csv"), *tex = slurp("tex");
   ck_assert_ptr_nonnull(strstr(md, "| a | ≤ 5120 a_b | 0.50 ± 0.25 |\n"));

@@ -624,9 +624,10 @@ static int write_tables(study *st) {
   cols[nb + nt + 2] = (kx_table_column){"a", "$a$", "a", 0, 1};
   kx_table_row *rows = kx_calloc(s->nv, sizeof *rows);
   char (*text)[KX_TABLE_MAX_COLS][64] = kx_calloc(s->nv, sizeof *text);
+  const char *(*cells)[KX_TABLE_MAX_COLS] = kx_calloc(s->nv, sizeof *cells);
   char (*model)[64] = kx_calloc(s->nv, sizeof *model);
   strbuf fn = {malloc(4096), 0, 4096};
-  int rc = rows && text && model && fn.p ? 0 : KX_ENOMEM;
+  int rc = rows && text && cells && model && fn.p ? 0 : KX_ENOMEM;
   for (size_t v = 0; !rc && v < s->nv; v++) {
     kx_table_row *r = &rows[v];
     const char *init;
@@ -645,13 +646,13 @@ static int write_tables(study *st) {
       if (how == KX_WITHIN_SMALLEST) snprintf(text[v][j], 64, "≤ %.0f", r->mean[j]);
       else if (how == KX_WITHIN_NOT) snprintf(text[v][j], 64, "not within the largest budget");
       else snprintf(text[v][j], 64, "%.0f", r->mean[j]);
-      r->text[j] = text[v][j];
+      cells[v][j] = text[v][j];
     }
     const kx_budget_fit *f = &st->fits[v];
     r->mean[nb + nt] = f->c, r->se[nb + nt] = f->c_hw;
     r->mean[nb + nt + 1] = f->alpha, r->se[nb + nt + 1] = f->alpha_hw;
     r->mean[nb + nt + 2] = f->a;
-    if (f->ok) snprintf(text[v][nb + nt + 2], 64, "%.3g", f->a), r->text[nb + nt + 2] = text[v][nb + nt + 2];
+    if (f->ok) snprintf(text[v][nb + nt + 2], 64, "%.3g", f->a), cells[v][nb + nt + 2] = text[v][nb + nt + 2];
   }
   char setup[2048], stem[PATH_CAP];
   if (!rc) {
@@ -663,7 +664,7 @@ static int write_tables(study *st) {
     snprintf(stem, sizeof stem, "%s/budget", s->outdir);
     kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                   .cols = cols, .n_cols = ncols, .title = "Budget study", .command = "kapprox reproduce budget",
-                  .setup = setup, .md_footnote = fn.p, .err_csv = err_csv,
+                  .setup = setup, .md_footnote = fn.p, .err_csv = err_csv, .text = cells,
                   .tex_caption = "Gap to the softmax teacher (validation loss, nats/char) after fine-tuning a converted "
                                  "model at several budgets, mean $\\pm$ standard error over seeds; tokens to come "
                                  "within 0.1 and 0.25 nats; fit $c + a\\,\\mathrm{tokens}^{-\\alpha}$ with 95\\% "
@@ -686,10 +687,7 @@ static int write_tables(study *st) {
     cols[b] = (kx_table_column){heads[b][0], heads[b][1], heads[b][2], 0, 1};
   }
   if (!rc) {
-    for (size_t v = 0; v < nr; v++) {
-      rows[v].rule_after = 0;
-      memset(rows[v].text, 0, sizeof rows[v].text);
-    }
+    for (size_t v = 0; v < nr; v++) rows[v].rule_after = 0;
     snprintf(stem, sizeof stem, "%s/budget_ranks", s->outdir);
     kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                   .cols = cols, .n_cols = nb, .title = "Budget study, rank order", .command = "kapprox reproduce budget",
@@ -703,6 +701,7 @@ static int write_tables(study *st) {
   free(fn.p);
   free(rows);
   free(text);
+  free(cells);
   free(model);
   return rc;
 }

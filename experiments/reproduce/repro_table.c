@@ -87,7 +87,7 @@ static void cell(const kx_table_column *c, int k, double mean, double se, const 
   fprintf(fp, k == TEX ? " & %s" : " | %s", buf);
 }
 
-static void body_row(const kx_table *t, int k, const kx_table_row *r, FILE *fp) {
+static void body_row(const kx_table *t, int k, const kx_table_row *r, const char *const *text, FILE *fp) {
   for (size_t j = 0; j < t->n_keys; j++) {
     if (k == CSV) fprintf(fp, "%s,", r->key[j]);
     else if (k == MD) fprintf(fp, "%s %s", j ? " |" : "|", r->key[j]);
@@ -97,7 +97,7 @@ static void body_row(const kx_table *t, int k, const kx_table_row *r, FILE *fp) 
     }
   }
   if (k == CSV) fprintf(fp, "%zu", r->n);
-  for (size_t j = 0; j < t->n_cols; j++) cell(&t->cols[j], k, r->mean[j], r->se[j], r->text[j], fp);
+  for (size_t j = 0; j < t->n_cols; j++) cell(&t->cols[j], k, r->mean[j], r->se[j], text ? text[j] : NULL, fp);
   fprintf(fp, k == CSV ? "\n" : k == TEX ? " \\\\\n" : " |\n");
   if (k == TEX && r->rule_after) fprintf(fp, "\\midrule\n");
 }
@@ -113,7 +113,7 @@ int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows) {
     kx_atomic_file f;
     if ((rc = kx_atomic_open(&f, path))) break;
     header(t, k, f.fp);
-    for (size_t i = 0; i < n_rows; i++) body_row(t, k, &rows[i], f.fp);
+    for (size_t i = 0; i < n_rows; i++) body_row(t, k, &rows[i], t->text ? t->text[i] : NULL, f.fp);
     if (k == TEX) fprintf(f.fp, "\\bottomrule\n\\end{tabular}\n\\end{table*}\n");
     if (k == MD && t->md_footnote) fprintf(f.fp, "\n%s\n", t->md_footnote);
     if (ferror(f.fp)) {

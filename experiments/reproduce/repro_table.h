@@ -3,7 +3,7 @@
  *
  * A row has key cells (text: "performer", "converted") and value cells
  * (mean and standard error over seeds; NaN mean: "n/a", NaN error: the
- * mean alone; or a text of the row's own).  The CSV has, per value column,
+ * mean alone; or a text of the table's for that cell).  The CSV has, per value column,
  * `name` and `name_se` (%.9g; another suffix than _se where the table
  * names one), or only `name` (%.6g) for a column without errors. */
 #ifndef KX_REPRO_TABLE_H
@@ -25,10 +25,6 @@ typedef struct {
   size_t n; /* seeds behind the row (the CSV's `seeds`) */
   double mean[KX_TABLE_MAX_COLS], se[KX_TABLE_MAX_COLS];
   int rule_after; /* LaTeX: \midrule after this row */
-  /* Markdown and LaTeX show text[j] (when not NULL) in column j instead of
-   * the numbers ("≤ 79872", "not within the largest budget"); the CSV keeps
-   * the numbers.  LaTeX gets it escaped (_ % & # and ≤ ≥ ± α). */
-  const char *text[KX_TABLE_MAX_COLS];
 } kx_table_row;
 
 typedef struct {
@@ -46,6 +42,11 @@ typedef struct {
    * a standard error ("_ci95": the half-width of an interval); NULL (the
    * array or an entry): "_se". */
   const char *const *err_csv;
+  /* Optional (NULL: none), one array a row: Markdown and LaTeX show
+   * text[i][j] (when not NULL) in row i, column j instead of the numbers
+   * ("≤ 79872", "not within the largest budget"); the CSV keeps the
+   * numbers.  LaTeX gets it escaped (_ % & # and ≤ ≥ ± α). */
+  const char *(*text)[KX_TABLE_MAX_COLS];
 } kx_table;
 
 /* Writes the three files atomically; message and non-zero on failure. */
