@@ -12,7 +12,7 @@ w = 900; h = 600
 load scriptdir."/common.gp"
 set title "Gap to the teacher against the fine-tuning budget"
 set xlabel "fine-tuning budget (tokens = steps × batch × context)"
-set ylabel "gap: validation loss − teacher's (nats/char), mean ± s.e."
+set ylabel "gap to the teacher (nats/char), mean ± s.e."
 set key outside right top box opaque
 set grid
 set logscale x
@@ -25,5 +25,5 @@ fit_curve(x, i) = fit_c[i] + fit_a[i] * x ** (-fit_alpha[i])
 plot for [i=1:n] sprintf("%s/budget-%d.txt", datadir, i) using 1:2:3 with yerrorlines lt i \
        dt 1 + scratch[i] title label[i], \
      for [i=1:n] fit_curve(x, i) with lines lt i lw 1 dt 3 notitle, \
-     NaN with lines lc rgb "#555555" lw 1 dt 3 title "fits c + a tokens^-α", \
+     NaN with lines lc rgb "#555555" lw 1 dt 3 title "fit c + a t^-α", \
      0 with lines lc rgb "#000000" lw 2 dt 3 title "teacher (softmax)"
