@@ -15,7 +15,10 @@
  * so sqrt 2 = 2 w makes them weight w = 1/sqrt 2 relative to the interior,
  * and the outputs carry the same w; this symmetric weighting is what makes
  * the matrix orthogonal).  The scalings cost 2d multiplications, nothing
- * beside the O(d log d) transform. */
+ * beside the O(d log d) transform.
+ *
+ * The float variant (kx_dctf) uses the same kinds through fftwf; its
+ * scalings are a common factor and the end-point factors (dct.h). */
 #include "approx/dct.h"
 
 #include <cblas.h>
@@ -23,6 +26,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,23 +141,18 @@ void kx_dct_execute_batch(const kx_dct *p, double *work) {
   }
 }
 
+/* The (type, length) pairs a plan exists for, double or float. */
+static int check_plan_args(int type, size_t d) {
+  if (type < 1 || type > 4) return kx_fail(KX_EINVAL, "DCT type must be 1..4 (I..IV), got %d", type);
+  if (d == 0) return kx_fail(KX_EINVAL, "DCT length must be at least 1");
+  if (type == 1 && d < 2)
+    return kx_fail(KX_EINVAL, "DCT-I needs length d >= 2 (it is defined on d - 1 intervals), got d = %zu", d);
+  if (d > (size_t)INT_MAX / 2) return kx_fail(KX_ERANGE, "DCT length %zu is beyond FFTW's int range", d);
+  return 0;
+}
+
 kx_dct *kx_dct_create(int type, size_t d) {
-  if (type < 1 || type > 4) {
-    kx_fail(KX_EINVAL, "DCT type must be 1..4 (I..IV), got %d", type);
-    return NULL;
-  }
-  if (d == 0) {
-    kx_fail(KX_EINVAL, "DCT length must be at least 1");
-    return NULL;
-  }
-  if (type == 1 && d < 2) {
-    kx_fail(KX_EINVAL, "DCT-I needs length d >= 2 (it is defined on d - 1 intervals), got d = %zu", d);
-    return NULL;
-  }
-  if (d > (size_t)INT_MAX / 2) {
-    kx_fail(KX_ERANGE, "DCT length %zu is beyond FFTW's int range", d);
-    return NULL;
-  }
+  if (check_plan_args(type, d)) return NULL;
   kx_dct *p = kx_calloc(1, sizeof *p);
   if (!p) return NULL;
   p->type = type;
@@ -221,7 +220,6 @@ void kx_dct_free(kx_dct *p) {
   free(p);
 }
 
-
 int kx_dct_apply(const kx_dct *p, const double *x, double *y, double *work) {
   const size_t d = p->d;
   double *own = NULL;
@@ -237,4 +235,137 @@ int kx_dct_apply(const kx_dct *p, const double *x, double *y, double *work) {
   for (size_t k = 0; k < d; k++) y[k] = p->out_scale[k] * out[k];
   kx_dct_work_free(own);
   return 0;
+}
+
+/* cos(pi * num / den) with num reduced modulo 2 den first, so large integer
+ * angles keep full relative accuracy. */
+static double cos_pi_ratio(uint64_t num, uint64_t den) {
+  return cos(M_PI * (double)(num % (2 * den)) / (double)den);
+}
+
+int kx_dct_matrix(int type, size_t d, double *c) {
+  if (type < 1 || type > 4) return kx_fail(KX_EINVAL, "DCT type must be 1..4, got %d", type);
+  if (d == 0 || (type == 1 && d < 2))
+    return kx_fail(KX_EINVAL, "DCT-%d needs d >= %d, got %zu", type, type == 1 ? 2 : 1, d);
+  for (size_t i = 0; i < d; i++)
+    for (size_t j = 0; j < d; j++) {
+      double v;
+      switch (type) {
+      case 1: { /* orthonormal DCT-I: sqrt(2/(d-1)) w_i w_j cos(pi i j/(d-1)), w = 1/sqrt 2 at the ends */
+        double wi = (i == 0 || i == d - 1) ? M_SQRT1_2 : 1.0;
+        double wj = (j == 0 || j == d - 1) ? M_SQRT1_2 : 1.0;
+        v = sqrt(2.0 / (double)(d - 1)) * wi * wj * cos_pi_ratio((uint64_t)i * j, d - 1);
+        break;
+      }
+      case 2:
+      case 3: { /* III is the transpose of II */
+        size_t k = type == 2 ? i : j, n = type == 2 ? j : i;
+        double sk = k == 0 ? sqrt(1.0 / (double)d) : sqrt(2.0 / (double)d);
+        v = sk * cos_pi_ratio((uint64_t)(2 * n + 1) * k, 2 * (uint64_t)d);
+        break;
+      }
+      default: /* IV */
+        v = sqrt(2.0 / (double)d) * cos_pi_ratio((uint64_t)(2 * i + 1) * (2 * j + 1), 4 * (uint64_t)d);
+      }
+      c[i * d + j] = v;
+    }
+  return 0;
+}
+
+/* ---- single precision ---------------------------------------------------- */
+
+struct kx_dctf {
+  int type;
+  size_t d;
+  fftwf_plan plan; /* in place, unaligned; NULL for d = 1 (identity) */
+  float *matrix;   /* C (d, d) */
+  float scale;     /* 1/sqrt(2d), or 1/sqrt(2(d-1)) for DCT-I */
+};
+
+void kx_dctf_free(kx_dctf *p) {
+  if (!p) return;
+  pthread_mutex_lock(&planner_lock);
+  if (p->plan) fftwf_destroy_plan(p->plan);
+  pthread_mutex_unlock(&planner_lock);
+  free(p->matrix);
+  free(p);
+}
+
+kx_dctf *kx_dctf_create(int type, size_t d) {
+  if (check_plan_args(type, d)) return NULL;
+  kx_dctf *p = kx_calloc(1, sizeof *p);
+  double *c = kx_malloc(d * d * sizeof *c);
+  if (p) p->matrix = kx_malloc(d * d * sizeof *p->matrix);
+  if (!p || !c || !p->matrix || kx_dct_matrix(type, d, c)) {
+    free(c);
+    kx_dctf_free(p);
+    return NULL;
+  }
+  p->type = type;
+  p->d = d;
+  p->scale = 1.0f / sqrtf(2.0f * (float)(type == 1 ? d - 1 : d));
+  for (size_t i = 0; i < d * d; i++) p->matrix[i] = (float)c[i];
+  free(c);
+  if (d == 1) return p;
+  float *buf = fftwf_malloc(d * sizeof *buf);
+  if (!buf) {
+    kx_fail(KX_ENOMEM, "out of memory planning a float DCT of length %zu", d);
+    kx_dctf_free(p);
+    return NULL;
+  }
+  pthread_mutex_lock(&planner_lock);
+  p->plan = fftwf_plan_r2r_1d((int)d, buf, buf, fftw_kind(type), FFTW_ESTIMATE | FFTW_UNALIGNED);
+  pthread_mutex_unlock(&planner_lock);
+  fftwf_free(buf);
+  if (p->plan) return p;
+  kx_fail(KX_ENUM, "FFTW could not plan a float DCT-%d of length %zu", type, d);
+  kx_dctf_free(p);
+  return NULL;
+}
+
+/* The plans kx_dctf_shared has made, kept for the life of the process. */
+typedef struct shared_dctf {
+  kx_dctf *plan;
+  struct shared_dctf *next;
+} shared_dctf;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static shared_dctf *shared_plans;
+
+const kx_dctf *kx_dctf_shared(int type, size_t d) {
+  pthread_mutex_lock(&shared_lock);
+  shared_dctf *s = shared_plans;
+  while (s && (s->plan->type != type || s->plan->d != d)) s = s->next;
+  if (!s && (s = kx_malloc(sizeof *s))) {
+    if ((s->plan = kx_dctf_create(type, d))) {
+      s->next = shared_plans;
+      shared_plans = s;
+    } else {
+      free(s);
+      s = NULL;
+    }
+  }
+  pthread_mutex_unlock(&shared_lock);
+  return s ? s->plan : NULL;
+}
+
+const float *kx_dctf_matrix(const kx_dctf *p) { return p->matrix; }
+
+/* One row: FFTW's unnormalised sum between the end-point factors of dct.h,
+ * all in float. */
+static void dctf_row(const kx_dctf *p, const float *x, float *y) {
+  const size_t d = p->d;
+  memcpy(y, x, d * sizeof *y);
+  if (!p->plan) return;
+  if (p->type == 1 || p->type == 3) y[0] *= (float)M_SQRT2;
+  if (p->type == 1) y[d - 1] *= (float)M_SQRT2;
+  fftwf_execute_r2r(p->plan, y, y);
+  for (size_t k = 0; k < d; k++) y[k] *= p->scale;
+  if (p->type == 1 || p->type == 2) y[0] *= (float)M_SQRT1_2;
+  if (p->type == 1) y[d - 1] *= (float)M_SQRT1_2;
+}
+
+void kx_dctf_rows(const kx_dctf *p, size_t rows, const float *in, float *out) {
+  const size_t d = p->d;
+#pragma omp parallel for schedule(static) if (rows * d >= 65536)
+  for (size_t r = 0; r < rows; r++) dctf_row(p, in + r * d, out + r * d);
 }

@@ -34,7 +34,11 @@
  * FFTW's planner is not thread-safe, with FFTW_ESTIMATE so the chosen
  * algorithm, and hence every rounding, is the same run to run) and then
  * executed any number of times from any number of threads at once through
- * the new-array interface, each thread on its own workspace. */
+ * the new-array interface, each thread on its own workspace.
+ *
+ * This module is the one place of the DCT in the toolkit: the DCT feature
+ * maps (through dct_blocks.h), the explicit matrices, and the float variant
+ * the decoder's DiJiang kinds use. */
 #ifndef KX_DCT_H
 #define KX_DCT_H
 
@@ -80,5 +84,38 @@ const double *kx_dct_out_scale(const kx_dct *p);
 void kx_dct_execute_batch(const kx_dct *p, double *work);
 /* 1 if the batches of p go through the dense GEMM route. */
 int kx_dct_batch_is_dense(const kx_dct *p);
+
+/* The explicit orthonormal d x d matrix of type 1..4 (row-major, rows =
+ * basis vectors, the matrices above), the form the FFTW path must equal;
+ * entries from the cosine formulas, each angle reduced before cos() so
+ * large d keeps full accuracy.  Returns 0, or KX_EINVAL for a type outside
+ * 1..4, d = 0, or DCT-I with d < 2. */
+int kx_dct_matrix(int type, size_t d, double *c);
+
+/* Single precision: the same matrices for float rows (the decoder's
+ * features), through FFTW's fftwf kinds.  One kx_dctf is an in-place FFTW
+ * plan plus the float matrix C itself, made once (under the planner lock,
+ * FFTW_ESTIMATE, so every rounding is the same run to run) and then used
+ * from any number of threads: the plan runs through the new-array
+ * interface on unaligned rows.  The scalings are applied in float in the
+ * order: end-point inputs times sqrt 2 (I, III), the transform, every
+ * output times 1/sqrt(2d) (1/sqrt(2(d-1)) for I), end-point outputs times
+ * 1/sqrt 2 (I, II).  NULL with a message as kx_dct_create. */
+typedef struct kx_dctf kx_dctf;
+kx_dctf *kx_dctf_create(int type, size_t d);
+void kx_dctf_free(kx_dctf *p);
+/* The plan of (type, d) made on first use and kept for the life of the
+ * process, for callers that hold no state of their own (the decoder's
+ * attention kinds); thread-safe.  NULL with a message on failure. */
+const kx_dctf *kx_dctf_shared(int type, size_t d);
+/* out (rows, d) = rows of in (rows, d) transformed, y = C x per row,
+ * O(d log d) each; in and out must not overlap.  Rows are split over
+ * OpenMP threads for large inputs; each row's result does not depend on
+ * the thread count. */
+void kx_dctf_rows(const kx_dctf *p, size_t rows, const float *in, float *out);
+/* C as d x d floats (row-major, the float nearest each entry of
+ * kx_dct_matrix): the same rows are one GEMM out = in C^T, the faster
+ * route at small d through a caller's own GEMM. */
+const float *kx_dctf_matrix(const kx_dctf *p);
 
 #endif

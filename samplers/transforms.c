@@ -1,6 +1,6 @@
 /* From uniform points to the random objects the feature maps need:
  * directions on the sphere (Gaussian transform of a sequence), chi radii,
- * Haar-distributed orthogonal blocks and explicit DCT matrices. */
+ * Haar-distributed orthogonal blocks. */
 #include "samplers/transforms.h"
 
 #include <gsl/gsl_errno.h>
@@ -144,39 +144,4 @@ int kx_orthogonal_blocks(size_t d, size_t m, uint64_t seed, double *rows) {
   gsl_matrix_free(a);
   gsl_rng_free(r);
   return rc;
-}
-
-/* cos(pi * num / den) with num reduced modulo 2 den first, so large integer
- * angles keep full relative accuracy. */
-static double cos_pi_ratio(uint64_t num, uint64_t den) {
-  return cos(M_PI * (double)(num % (2 * den)) / (double)den);
-}
-
-int kx_dct_matrix(int type, size_t d, double *c) {
-  if (type < 1 || type > 4) return kx_fail(KX_EINVAL, "DCT type must be 1..4, got %d", type);
-  if (d == 0 || (type == 1 && d < 2))
-    return kx_fail(KX_EINVAL, "DCT-%d needs d >= %d, got %zu", type, type == 1 ? 2 : 1, d);
-  for (size_t i = 0; i < d; i++)
-    for (size_t j = 0; j < d; j++) {
-      double v;
-      switch (type) {
-      case 1: { /* orthonormal DCT-I: sqrt(2/(d-1)) w_i w_j cos(pi i j/(d-1)), w = 1/sqrt 2 at the ends */
-        double wi = (i == 0 || i == d - 1) ? M_SQRT1_2 : 1.0;
-        double wj = (j == 0 || j == d - 1) ? M_SQRT1_2 : 1.0;
-        v = sqrt(2.0 / (double)(d - 1)) * wi * wj * cos_pi_ratio((uint64_t)i * j, d - 1);
-        break;
-      }
-      case 2:
-      case 3: { /* III is the transpose of II */
-        size_t k = type == 2 ? i : j, n = type == 2 ? j : i;
-        double sk = k == 0 ? sqrt(1.0 / (double)d) : sqrt(2.0 / (double)d);
-        v = sk * cos_pi_ratio((uint64_t)(2 * n + 1) * k, 2 * (uint64_t)d);
-        break;
-      }
-      default: /* IV */
-        v = sqrt(2.0 / (double)d) * cos_pi_ratio((uint64_t)(2 * i + 1) * (2 * j + 1), 4 * (uint64_t)d);
-      }
-      c[i * d + j] = v;
-    }
-  return 0;
 }

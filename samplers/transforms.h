@@ -1,5 +1,5 @@
 /* From uniform points to the random objects the feature maps need:
- * directions on S^{d-1}, chi_d radii, orthogonal blocks, DCT bases. */
+ * directions on S^{d-1}, chi_d radii, orthogonal blocks. */
 #ifndef KX_TRANSFORMS_H
 #define KX_TRANSFORMS_H
 
@@ -32,12 +32,5 @@ int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
 /* m x d matrix of blocks of d orthonormal rows (QR of a Gaussian matrix;
  * last block truncated), drawn from `seed`.  Rows have unit norm. */
 int kx_orthogonal_blocks(size_t d, size_t m, uint64_t seed, double *rows);
-
-/* Orthonormal d x d DCT matrix of type 1..4 (row-major, rows = basis
- * vectors), the explicit form that the FFTW path must equal.
- *   II:  C_ij = s_i cos(pi (2j+1) i / (2d)), s_0 = sqrt(1/d), s_i = sqrt(2/d)
- *   III: transpose of II;  IV: sqrt(2/d) cos(pi (2i+1)(2j+1) / (4d))
- *   I:   orthonormalised DCT-I (end points weighted by 1/sqrt 2), d >= 2. */
-int kx_dct_matrix(int type, size_t d, double *c);
 
 #endif

@@ -14,8 +14,9 @@
  *     (DiJiang radii = the chi_d inverse-CDF grid, D = 1; the released
  *     code's matrix = diag(t) C^T with C orthonormal; Linformer E, F
  *     around 1), and frozen tensors untouched by an AdamW step;
- *   - the float DCT (dec_dct_float.h): FFTW path and matrix path against
- *     the double-precision FFTW DCT, and their speed at d = 64 (printed). */
+ *   - the float DCT (approx/dct.h): FFTW path and matrix path (through the
+ *     decoder's sgemm) against the double-precision FFTW DCT, all four
+ *     types, and their speed at d = 64 (printed). */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -27,7 +28,6 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_adamw.h"
-#include "experiments/model/dec_dct_float.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
 #include "samplers/transforms.h"
@@ -244,11 +244,15 @@ static double seconds(void) {
   return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* Both float DCT paths against the double DCT of approx/dct.h, both
- * directions.  Bound per row: a float dot product of d terms with an
- * orthonormal row errs by at most d u |x| (worst case, |c| = 1), and the
- * FFTW path's log2(d) butterfly stages stay inside that for d >= 4; the
- * float input itself is exact. */
+/* Both float DCT paths against the double DCT of approx/dct.h, every
+ * type.  Bound per row: a float dot product of d terms with an
+ * orthonormal row errs by at most d u |x| (worst case, |c| = 1; the
+ * matrix entries' own rounding is one more u), and the FFTW path's
+ * log2(d) butterfly stages stay inside that; its scalings add at most 7
+ * roundings of u |x| each (the constants sqrt 2 and 1/sqrt 2, 1/sqrtf(2d)
+ * with its square root and division, and three multiplications: DCT-I,
+ * which has all of them), hence (d + 7) u |x|.  The float input itself is
+ * exact. */
 START_TEST(test_float_dct) {
   size_t ds[] = {1, 2, 16, 64, 100};
   for (size_t di = 0; di < sizeof ds / sizeof ds[0]; di++) {
@@ -256,11 +260,13 @@ START_TEST(test_float_dct) {
     float *x = malloc(R * d * sizeof *x), *yf = malloc(R * d * sizeof *yf), *ym = malloc(R * d * sizeof *ym);
     double *xd = malloc(d * sizeof *xd), *yd = malloc(d * sizeof *yd);
     for (size_t k = 0; k < R * d; k++) x[k] = (float)((double)(kx_mix64(k + 1000 * d) >> 11) * 0x1.0p-53 - 0.5);
-    for (int transpose = 0; transpose <= 1; transpose++) {
-      kx_dct *ref = kx_dct_create(transpose ? 3 : 2, d);
+    for (int type = d > 1 ? 1 : 2; type <= 4; type++) {
+      kx_dct *ref = kx_dct_create(type, d);
+      const kx_dctf *p = kx_dctf_shared(type, d);
       ck_assert_ptr_nonnull(ref);
-      ck_assert_int_eq(kx_fdct_rows(KX_FDCT_FFTW, transpose, d, R, x, yf), 0);
-      ck_assert_int_eq(kx_fdct_rows(KX_FDCT_MATRIX, transpose, d, R, x, ym), 0);
+      ck_assert_ptr_nonnull(p);
+      kx_dctf_rows(p, R, x, yf);
+      kx_matmul_forward(ym, x, kx_dctf_matrix(p), NULL, R, d, d);
       for (size_t r = 0; r < R; r++) {
         double norm = 0.0;
         for (size_t k = 0; k < d; k++) {
@@ -268,11 +274,11 @@ START_TEST(test_float_dct) {
           norm += xd[k] * xd[k];
         }
         ck_assert_int_eq(kx_dct_apply(ref, xd, yd, NULL), 0);
-        double tol = (double)d * U * sqrt(norm) + 1e-30;
+        double tol = ((double)d + 7.0) * U * sqrt(norm) + 1e-30;
         for (size_t k = 0; k < d; k++) {
-          ck_assert_msg(fabs(yf[r * d + k] - yd[k]) <= tol, "FFTW float DCT d=%zu T=%d: %g vs %g", d, transpose,
+          ck_assert_msg(fabs(yf[r * d + k] - yd[k]) <= tol, "FFTW float DCT-%d d=%zu: %g vs %g", type, d,
                         yf[r * d + k], yd[k]);
-          ck_assert_msg(fabs(ym[r * d + k] - yd[k]) <= tol, "matrix float DCT d=%zu T=%d", d, transpose);
+          ck_assert_msg(fabs(ym[r * d + k] - yd[k]) <= tol, "matrix float DCT-%d d=%zu", type, d);
         }
       }
       kx_dct_free(ref);
@@ -284,11 +290,14 @@ START_TEST(test_float_dct) {
   size_t d = 64, R = 8192;
   float *x = calloc(R * d, sizeof *x), *y = malloc(R * d * sizeof *y);
   for (size_t k = 0; k < R * d; k++) x[k] = (float)(k % 7) - 3.0f;
+  const kx_dctf *plan = kx_dctf_shared(2, d);
+  ck_assert_ptr_nonnull(plan);
   double best[2] = {1e30, 1e30};
   for (int rep = 0; rep < 30; rep++)
     for (int meth = 0; meth < 2; meth++) {
       double t0 = seconds();
-      ck_assert_int_eq(kx_fdct_rows(meth ? KX_FDCT_MATRIX : KX_FDCT_FFTW, 0, d, R, x, y), 0);
+      if (meth) kx_matmul_forward(y, x, kx_dctf_matrix(plan), NULL, R, d, d);
+      else kx_dctf_rows(plan, R, x, y);
       best[meth] = fmin(best[meth], seconds() - t0);
     }
   fprintf(stderr, "float DCT-II of %zu rows at d = %zu (best of 30): FFTW %.3f ms, matrix (sgemm) %.3f ms\n", R, d,

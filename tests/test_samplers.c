@@ -471,8 +471,6 @@ START_TEST(test_bad_input) {
   free(big);
   ck_assert_int_ne(kx_sphere_directions("sobol-lms", 0, 2, 0, dirs, NULL, NULL), 0);
   ck_assert_int_ne(kx_sphere_directions("sobol-lms", 4, 2, 0, dirs, radii, "bogus"), 0);
-  ck_assert_int_ne(kx_dct_matrix(5, 4, dirs), 0);
-  ck_assert_int_ne(kx_dct_matrix(1, 1, dirs), 0);
 }
 END_TEST
 
@@ -622,38 +620,6 @@ START_TEST(test_orthogonal_blocks) {
 }
 END_TEST
 
-START_TEST(test_dct_matrices) {
-  /* Orthonormal: C C^T = I.  Each entry is a sum of d products of values
-   * with error ~eps, so the error is ~d eps < 1e-13 for d <= 200. */
-  static const size_t ds[] = {2, 3, 8, 64, 127};
-  for (int type = 1; type <= 4; type++)
-    for (size_t a = 0; a < sizeof ds / sizeof *ds; a++) {
-      size_t d = ds[a];
-      double *c = malloc(d * d * sizeof *c);
-      ck_assert_int_eq(kx_dct_matrix(type, d, c), 0);
-      for (size_t i = 0; i < d; i++)
-        for (size_t j = 0; j < d; j++) {
-          double dot = 0;
-          for (size_t k = 0; k < d; k++) dot += c[i * d + k] * c[j * d + k];
-          REQUIRE(fabs(dot - (i == j)) < 1e-13, "DCT-%d d=%zu: (C C^T)_%zu%zu = %.17g", type, d, i, j, dot);
-        }
-      free(c);
-    }
-  const size_t d = 12;
-  double c2[144], c3[144];
-  ck_assert_int_eq(kx_dct_matrix(2, d, c2), 0);
-  ck_assert_int_eq(kx_dct_matrix(3, d, c3), 0);
-  for (size_t i = 0; i < d; i++)
-    for (size_t j = 0; j < d; j++) ck_assert_double_eq(c3[i * d + j], c2[j * d + i]);
-  /* DCT-II row 0 is the constant 1/sqrt(d); row 1 starts at sqrt(2/d) cos(pi/2d) */
-  for (size_t j = 0; j < d; j++) ck_assert_double_eq_tol(c2[j], 1 / sqrt((double)d), 1e-15);
-  ck_assert_double_eq_tol(c2[d], sqrt(2.0 / d) * cos(M_PI / (2.0 * d)), 1e-15);
-  double one;
-  ck_assert_int_eq(kx_dct_matrix(2, 1, &one), 0);
-  ck_assert_double_eq(one, 1.0);
-}
-END_TEST
-
 static Suite *samplers_suite(void) {
   Suite *s = suite_create("samplers");
   TCase *tc = tcase_create("core");
@@ -675,7 +641,6 @@ static Suite *samplers_suite(void) {
   tcase_add_test(tc, test_open_unit);
   tcase_add_test(tc, test_sphere_directions);
   tcase_add_test(tc, test_orthogonal_blocks);
-  tcase_add_test(tc, test_dct_matrices);
   suite_add_tcase(s, tc);
   return s;
 }

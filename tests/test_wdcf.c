@@ -122,7 +122,7 @@ START_TEST(dct_equals_explicit_matrix) {
 }
 END_TEST
 
-/* The samplers module's explicit matrices (kx_dct_matrix) use the same
+/* The explicit matrices (kx_dct_matrix) use the same
  * conventions as the FFTW path: the two branches must agree. */
 START_TEST(dct_matches_kx_dct_matrix) {
   const size_t d = dct_lengths[_i];
@@ -175,6 +175,45 @@ START_TEST(dct_trivial_and_bad_lengths) {
   ck_assert_ptr_null(kx_dct_create(2, 0));
   ck_assert_ptr_null(kx_dct_create(0, 8));
   ck_assert_ptr_null(kx_dct_create(5, 8));
+  ck_assert_ptr_null(kx_dctf_create(1, 1));
+  ck_assert_ptr_null(kx_dctf_create(5, 8));
+  double c[16];
+  ck_assert_int_ne(kx_dct_matrix(5, 4, c), 0);
+  ck_assert_int_ne(kx_dct_matrix(1, 1, c), 0);
+}
+END_TEST
+
+START_TEST(dct_matrix_is_orthonormal) {
+  /* Orthonormal: C C^T = I.  Each entry is a sum of d products of values
+   * with error ~eps, so the error is ~d eps < 1e-13 for d <= 200. */
+  static const size_t ds[] = {2, 3, 8, 64, 127};
+  for (int type = 1; type <= 4; type++)
+    for (size_t a = 0; a < sizeof ds / sizeof *ds; a++) {
+      size_t d = ds[a];
+      double *c = malloc(d * d * sizeof *c);
+      ck_assert_int_eq(kx_dct_matrix(type, d, c), 0);
+      double worst = 0;
+      for (size_t i = 0; i < d; i++)
+        for (size_t j = 0; j < d; j++) {
+          double dot = 0;
+          for (size_t k = 0; k < d; k++) dot += c[i * d + k] * c[j * d + k];
+          worst = fmax(worst, fabs(dot - (i == j)));
+        }
+      ck_assert_msg(worst < 1e-13, "DCT-%d d=%zu: C C^T - I up to %g", type, d, worst);
+      free(c);
+    }
+  const size_t d = 12;
+  double c2[144], c3[144];
+  ck_assert_int_eq(kx_dct_matrix(2, d, c2), 0);
+  ck_assert_int_eq(kx_dct_matrix(3, d, c3), 0);
+  for (size_t i = 0; i < d; i++)
+    for (size_t j = 0; j < d; j++) ck_assert_double_eq(c3[i * d + j], c2[j * d + i]);
+  /* DCT-II row 0 is the constant 1/sqrt(d); row 1 starts at sqrt(2/d) cos(pi/2d) */
+  for (size_t j = 0; j < d; j++) ck_assert_double_eq_tol(c2[j], 1 / sqrt((double)d), 1e-15);
+  ck_assert_double_eq_tol(c2[d], sqrt(2.0 / d) * cos(M_PI / (2.0 * d)), 1e-15);
+  double one;
+  ck_assert_int_eq(kx_dct_matrix(2, 1, &one), 0);
+  ck_assert_double_eq(one, 1.0);
 }
 END_TEST
 
@@ -560,6 +599,7 @@ int main(void) {
   tcase_add_loop_test(tc, dct_equals_explicit_matrix, 0, (int)(4 * N_LENGTHS));
   tcase_add_loop_test(tc, dct_inverses_in_place, 0, (int)N_LENGTHS);
   tcase_add_loop_test(tc, dct_matches_kx_dct_matrix, 0, (int)N_LENGTHS);
+  tcase_add_test(tc, dct_matrix_is_orthonormal);
   tcase_add_test(tc, dct_trivial_and_bad_lengths);
   tcase_add_test(tc, dct_concurrent_planning);
   suite_add_tcase(s, tc);

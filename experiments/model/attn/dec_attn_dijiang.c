@@ -31,10 +31,10 @@
  *   feat_t (d)     frozen: the radii t in feature order;
  *   feat_d (H, d)  learnable D, initialised to 1, no weight decay.
  *
- * The DCT of every q and k row (and the transposed DCT in the backward pass)
- * runs through dec_dct_float.h; which path (FFTW or one sgemm) is faster at
- * the decoder's d is measured by test_decoder_variants
- * (docs/attention-kinds.md#the-dct-of-dijiang). */
+ * The DCT of every q and k row (and the transposed DCT, the DCT-III, in the
+ * backward pass) is approx/dct.h's float variant; which path (its FFTW plan
+ * or one sgemm against its matrix) is faster at the decoder's d is measured
+ * by test_decoder_variants (docs/attention-kinds.md#the-dct-of-dijiang). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,21 +43,33 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 
+#include "approx/dct.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/attn/dec_attn_gated.h"
 #include "experiments/model/attn/dec_attn_rows.h"
-#include "experiments/model/dec_dct_float.h"
 #include "experiments/model/dec_fastmath.h"
 #include "experiments/model/attn/dec_gate.h"
+#include "experiments/model/dec_layers.h"
 #include "samplers/transforms.h"
 
 enum { FEAT_T = KX_GATED_N, FEAT_D, N_TENSORS };
 enum { STREAM_GATE = 1, STREAM_RADII = 2 };
 
-/* The path of the DCTs (see the file comment). */
-static const kx_fdct_method dct_method = KX_FDCT_MATRIX;
+/* The path of the DCTs (see the file comment): 1 one sgemm, 0 FFTW. */
+static const int dct_by_matrix = 1;
+
+/* out (R, d) = rows of in transformed by the orthonormal DCT of `type`
+ * (2: C x, 3: C^T x).  The plan was made and checked by init (or, for a
+ * loaded model, is made here once): a failure could only be memory for
+ * that one-time plan. */
+static void dct_rows(int type, size_t d, size_t R, const float *in, float *out) {
+  const kx_dctf *plan = kx_dctf_shared(type, d);
+  if (!plan) abort();
+  if (dct_by_matrix) kx_matmul_forward(out, in, kx_dctf_matrix(plan), NULL, R, d, d);
+  else kx_dctf_rows(plan, R, in, out);
+}
 
 static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
 
@@ -70,9 +82,7 @@ static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, con
   float *y = f, *e = aux; /* C x lands in f, then each row is replaced by its features */
   float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)d);
   const float *t = p[FEAT_T];
-  /* d and its plans were checked when the model was built (init); a
-   * failure here could only be memory for the one-time plan. */
-  if (kx_fdct_rows(dct_method, 0, d, R, x, y)) abort();
+  dct_rows(2, d, R, x, y);
 #pragma omp parallel for schedule(static) if (R * d >= 65536)
   for (size_t r = 0; r < R; r++) {
     const float *xr = x + r * d, *D = p[FEAT_D] + ((r / T) % H) * d;
@@ -116,7 +126,7 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
         }
       }
   }
-  if (kx_fdct_rows(dct_method, 1, d, R, dty, dx)) abort();
+  dct_rows(3, d, R, dty, dx);
 #pragma omp parallel for schedule(static) if (R * d >= 65536)
   for (size_t r = 0; r < R; r++) {
     float sum_dl = 0.0f;
@@ -164,12 +174,9 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   size_t d = head_dim(cfg);
   int rc = kx_gate_init(p[KX_GATED_GATE_W], cfg->width, kx_seed_derive(seed, STREAM_GATE));
   if (rc) return rc;
-  /* Plan the DCT now, where a failure can be reported. */
-  float *z = calloc(2 * d, sizeof *z);
-  if (!z) return kx_fail(KX_ENOMEM, "out of memory planning the DiJiang DCT");
-  rc = kx_fdct_rows(KX_FDCT_FFTW, 0, d, 1, z, z + d);
-  free(z);
-  if (rc) return rc;
+  /* Plan the DCTs now, where a failure can be reported. */
+  if (!kx_dctf_shared(2, d) || !kx_dctf_shared(3, d))
+    return kx_fail_context(KX_ENOMEM, "planning the DiJiang DCT: ");
   size_t *perm = malloc(d * sizeof *perm);
   gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
   if (!perm || !r) {

@@ -31,6 +31,7 @@
 
 #include <gsl/gsl_rng.h>
 
+#include "approx/dct.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_attn.h"
