@@ -109,7 +109,7 @@ START_TEST(test_kind_gradient) {
     }
   /* the draw of step 16, performer-redraw's first redraw */
   for (size_t l = 0; m.attn->redraw && l < m.cfg.layers; l++)
-    ck_assert_int_eq(m.attn->redraw(&m.cfg, l, m.attn_p + l * 16, 9, 16), 0);
+    ck_assert_int_eq(m.attn->redraw(&m.cfg, l, kx_dec_attn_p(&m, l), 9, 16), 0);
   size_t B = 2, T = 20;
   int x[40], y[40];
   tokens(x, y, B * T, 4);
@@ -177,12 +177,12 @@ START_TEST(test_hedgehog_causal_and_quadratic) {
   float *A = malloc(T * T * sizeof(float));
   double *att = calloc(T * C, sizeof(double));
   for (size_t h = 0; h < H; h++) {
-    m.attn->attn_weights(&c, m.attn_p + 16, m.blk[1].attn_acts, 0, h, A);
+    m.attn->attn_weights(&c, kx_dec_attn_p(&m, 1), m.blk[1].attn_acts, 0, h, A);
     for (size_t i = 0; i < T; i++)
       for (size_t j = 0; j <= i; j++)
         for (size_t e = 0; e < d; e++) att[i * C + h * d + e] += (double)A[i * T + j] * v[(h * T + j) * d + e];
   }
-  const float *W = m.attn_p[16 + 2], *b = m.attn_p[16 + 3];
+  const float *W = kx_dec_attn_p(&m, 1)[2], *b = kx_dec_attn_p(&m, 1)[3];
   double err = 0.0, ref = 0.0;
   for (size_t i = 0; i < T; i++)
     for (size_t o = 0; o < C; o++) {
@@ -231,8 +231,8 @@ START_TEST(test_weights_gradient) {
   float *scratch = malloc(m.attn->scratch_floats(&m.cfg, 1, T) * sizeof(float));
   ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
   memset(m.grads, 0, m.tab.total * sizeof(float));
-  m.attn->attn_weights_backward(&c, m.attn_p + layer * 16, m.attn_dp + layer * 16, m.blk[layer].attn_acts, 0,
-                                head, dA, scratch);
+  m.attn->attn_weights_backward(&c, kx_dec_attn_p(&m, layer), kx_dec_attn_dp(&m, layer), m.blk[layer].attn_acts,
+                                0, head, dA, scratch);
   const double h = 1e-2;
   int checked = 0;
   for (const char *const *tn = m.attn->transfer_tensors; *tn; tn++) {
@@ -248,7 +248,7 @@ START_TEST(test_weights_gradient) {
     for (int s = 0; s < 2; s++) {
       p[idx] = (float)(keep + (s ? -h : h));
       ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
-      m.attn->attn_weights(&c, m.attn_p + layer * 16, m.blk[layer].attn_acts, 0, head, A);
+      m.attn->attn_weights(&c, kx_dec_attn_p(&m, layer), m.blk[layer].attn_acts, 0, head, A);
       F[s] = 0.0;
       for (size_t i = 0; i < T * T; i++) F[s] += (double)dA[i] * A[i];
     }
@@ -333,7 +333,7 @@ static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, s
   kx_attn_ctx c = {&s->cfg, B, T, s->rope_cos, s->rope_sin, 0, 0, NULL};
   double sum = 0.0;
   for (size_t l = 0; l < s->cfg.layers; l++) {
-    s->attn->forward(&c, s->attn_p + l * 16, t->blk[l].ln1, y, acts);
+    s->attn->forward(&c, kx_dec_attn_p(s, l), t->blk[l].ln1, y, acts);
     for (size_t k = 0; k < N * C; k++) sum += pow((double)y[k] - t->blk[l].attn_y[k], 2) / (double)(N * C);
   }
   free(y);

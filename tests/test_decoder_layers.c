@@ -303,7 +303,7 @@ START_TEST(test_attention_softmax) {
   size_t nt;
   ck_assert_int_eq(k->declare(&cfg, 0, &tab, &nt), 0);
   float *params = rvec(tab.total, 0.4f), *grads = zvec(tab.total);
-  float *pp[16], *dp[16];
+  float *pp[KX_ATTN_MAX_TENSORS], *dp[KX_ATTN_MAX_TENSORS];
   for (size_t i = 0; i < nt; i++) pp[i] = params + tab.t[i].offset, dp[i] = grads + tab.t[i].offset;
   size_t half = cfg.rotary_dims / 2;
   float *cs = zvec(cfg.ctx * half), *sn = zvec(cfg.ctx * half);

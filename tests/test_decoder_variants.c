@@ -106,7 +106,7 @@ START_TEST(test_attn_weights) {
   for (size_t l = 0; l < m.cfg.layers; l++)
     for (size_t b = 0; b < B; b++)
       for (size_t h = 0; h < m.cfg.heads; h++) {
-        m.attn->attn_weights(&c, m.attn_p + l * 16, m.blk[l].attn_acts, b, h, A);
+        m.attn->attn_weights(&c, kx_dec_attn_p(&m, l), m.blk[l].attn_acts, b, h, A);
         for (size_t i = 0; i < T; i++) {
           double sum = 0.0;
           for (size_t j = 0; j < T; j++) {

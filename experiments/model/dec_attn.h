@@ -30,11 +30,17 @@ typedef struct {
   float *state;
 } kx_attn_ctx;
 
+/* The most tensors one kind may declare per block: the model keeps
+ * KX_ATTN_MAX_TENSORS pointer slots per layer (kx_decoder.attn_p, attn_dp;
+ * layer l's tensors start at slot l * KX_ATTN_MAX_TENSORS). */
+#define KX_ATTN_MAX_TENSORS 16
+
 typedef struct {
   const char *name;
   const char *summary;
-  /* Appends the tensors of block `layer` to the table ("layer<l>/..."); the
-   * model later hands their pointers to forward/backward in this order. */
+  /* Appends the tensors of block `layer` to the table ("layer<l>/..."), at
+   * most KX_ATTN_MAX_TENSORS; the model later hands their pointers to
+   * forward/backward in this order. */
   int (*declare)(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n_tensors);
   /* Floats of saved activations and of backward scratch for one block. */
   size_t (*act_floats)(const kx_dec_config *cfg, size_t B, size_t T);

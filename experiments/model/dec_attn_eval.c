@@ -48,8 +48,8 @@ int kx_dec_attn_kl(kx_decoder *teacher, kx_decoder *student, const int *stream, 
     kx_attn_ctx ct = ctx_of(teacher), cs = ctx_of(student);
     for (size_t l = 0; !rc && l < L; l++)
       for (size_t h = 0; h < H; h++) {
-        teacher->attn->attn_weights(&ct, teacher->attn_p + l * 16, teacher->blk[l].attn_acts, 0, h, A);
-        student->attn->attn_weights(&cs, student->attn_p + l * 16, student->blk[l].attn_acts, 0, h, S);
+        teacher->attn->attn_weights(&ct, kx_dec_attn_p(teacher, l), teacher->blk[l].attn_acts, 0, h, A);
+        student->attn->attn_weights(&cs, kx_dec_attn_p(student, l), student->blk[l].attn_acts, 0, h, S);
         sum += rows_kl(A, S, T);
       }
   }
@@ -71,7 +71,7 @@ int kx_dec_attn_map(kx_decoder *m, const int *tokens, size_t T, size_t layer, fl
   size_t H = m->cfg.heads;
   memset(map, 0, T * T * sizeof(float));
   for (size_t h = 0; h < H; h++) {
-    m->attn->attn_weights(&c, m->attn_p + layer * 16, m->blk[layer].attn_acts, 0, h, A);
+    m->attn->attn_weights(&c, kx_dec_attn_p(m, layer), m->blk[layer].attn_acts, 0, h, A);
     for (size_t k = 0; k < T * T; k++) map[k] += A[k] / (float)H;
   }
   free(A);

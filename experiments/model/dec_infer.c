@@ -133,7 +133,7 @@ static void feed_chunk(kx_dec_infer *s, const int *tokens, size_t T) {
     kx_attn_ctx c = {cfg, 1, T, s->rope_cos, s->rope_sin, s->pos, s->capacity, s->state + l * s->state_floats};
     kx_layernorm_forward(s->ln1, s->mean, s->rstd, s->x, kx_dec_param(m, li->ln1_w), kx_dec_param(m, li->ln1_b), T,
                          C, eps);
-    m->attn->forward(&c, m->attn_p + l * 16, s->ln1, s->attn_y, s->acts);
+    m->attn->forward(&c, kx_dec_attn_p(m, l), s->ln1, s->attn_y, s->acts);
     kx_layernorm_forward(s->ln2, s->mean, s->rstd, s->x, kx_dec_param(m, li->ln2_w), kx_dec_param(m, li->ln2_b), T,
                          C, eps);
     kx_matmul_forward(s->fc, s->ln2, kx_dec_param(m, li->fc_w), kx_dec_param(m, li->fc_b), T, C, 4 * C);

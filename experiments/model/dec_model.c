@@ -18,8 +18,8 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
   size_t C = cfg->width, L = cfg->layers, V = cfg->vocab;
   kx_param_table *t = &m->tab;
   m->li = kx_calloc(L, sizeof *m->li);
-  m->attn_p = kx_calloc(L * 16, sizeof(float *));
-  m->attn_dp = kx_calloc(L * 16, sizeof(float *));
+  m->attn_p = kx_calloc(L * KX_ATTN_MAX_TENSORS, sizeof(float *));
+  m->attn_dp = kx_calloc(L * KX_ATTN_MAX_TENSORS, sizeof(float *));
   if (!m->li || !m->attn_p || !m->attn_dp) goto fail;
   if ((rc = kx_ptable_add(t, "embed", V, C, 1, KX_INIT_SMALL, &m->embed))) goto fail;
   for (size_t l = 0; l < L; l++) {
@@ -32,8 +32,9 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
     ADD(ln1_b, "ln1_b", C, 0, 0, KX_INIT_ZERO)
     li->attn_first = t->n;
     if ((rc = m->attn->declare(cfg, l, t, &li->attn_n))) goto fail;
-    if (li->attn_n > 16) {
-      rc = kx_fail(KX_EINVAL, "attention kind '%s' declares more than 16 tensors", m->attn->name);
+    if (li->attn_n > KX_ATTN_MAX_TENSORS) {
+      rc = kx_fail(KX_EINVAL, "attention kind '%s' declares more than %d tensors", m->attn->name,
+                   KX_ATTN_MAX_TENSORS);
       goto fail;
     }
     ADD(ln2_w, "ln2_w", C, 0, 0, KX_INIT_ONE)
@@ -55,8 +56,8 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
   if (!m->params || !m->grads || !m->rope_cos || !m->rope_sin) goto fail;
   for (size_t l = 0; l < L; l++)
     for (size_t i = 0; i < m->li[l].attn_n; i++) {
-      m->attn_p[l * 16 + i] = kx_dec_param(m, m->li[l].attn_first + i);
-      m->attn_dp[l * 16 + i] = kx_dec_grad(m, m->li[l].attn_first + i);
+      m->attn_p[l * KX_ATTN_MAX_TENSORS + i] = kx_dec_param(m, m->li[l].attn_first + i);
+      m->attn_dp[l * KX_ATTN_MAX_TENSORS + i] = kx_dec_grad(m, m->li[l].attn_first + i);
     }
   /* Angles in double, rounded once, so the table is the float nearest to
    * the exact rotation whatever T is. */
@@ -95,7 +96,7 @@ int kx_dec_init_params(kx_decoder *m, uint64_t seed) {
   if (rc || !m->attn->init) return rc;
   /* The kind's own streams start past the table's (one per tensor). */
   for (size_t l = 0; l < m->cfg.layers && !rc; l++)
-    rc = m->attn->init(&m->cfg, l, m->attn_p + l * 16, kx_seed_derive(seed, m->tab.n + l));
+    rc = m->attn->init(&m->cfg, l, kx_dec_attn_p(m, l), kx_seed_derive(seed, m->tab.n + l));
   return rc;
 }
 
@@ -181,7 +182,7 @@ int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t 
     float *xout = l + 1 < c->layers ? m->blk[l + 1].x : m->x_final;
     kx_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x, kx_dec_param(m, li->ln1_w),
                          kx_dec_param(m, li->ln1_b), N, C, eps);
-    m->attn->forward(&ac, m->attn_p + l * 16, a->ln1, a->attn_y, a->attn_acts);
+    m->attn->forward(&ac, kx_dec_attn_p(m, l), a->ln1, a->attn_y, a->attn_acts);
     kx_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x, kx_dec_param(m, li->ln2_w),
                          kx_dec_param(m, li->ln2_b), N, C, eps);
     kx_matmul_forward(a->fc, a->ln2, kx_dec_param(m, li->fc_w), kx_dec_param(m, li->fc_b), N, C, 4 * C);
@@ -230,7 +231,7 @@ int kx_dec_backward(kx_decoder *m) {
      * gradient of both branches and, unchanged, part of d x.  Both branches
      * read it before either LayerNorm backward adds into it in place. */
     memset(dln, 0, N * C * sizeof(float));
-    m->attn->backward(&ac, m->attn_p + l * 16, m->attn_dp + l * 16, a->ln1, dres, a->attn_acts, dln,
+    m->attn->backward(&ac, kx_dec_attn_p(m, l), kx_dec_attn_dp(m, l), a->ln1, dres, a->attn_acts, dln,
                       attn_scratch);
     memset(dg, 0, 4 * N * C * sizeof(float));
     kx_matmul_backward(dg, kx_dec_grad(m, li->fcproj_w), kx_dec_grad(m, li->fcproj_b), dres, a->gelu,

@@ -34,7 +34,7 @@ typedef struct {
   kx_dec_layer_index *li;
   size_t embed, lnf_w, lnf_b, unembed; /* table indices */
   float *params, *grads;               /* tab.total floats each */
-  float **attn_p, **attn_dp;           /* per layer: pointers to the kind's tensors */
+  float **attn_p, **attn_dp; /* KX_ATTN_MAX_TENSORS slots per layer: pointers to the kind's tensors */
   float *rope_cos, *rope_sin;          /* (ctx, rotary_dims/2) */
 
   /* Sized for the largest (B,T) seen; reallocated on demand. */
@@ -56,6 +56,14 @@ int kx_dec_init_params(kx_decoder *m, uint64_t seed);
 
 static inline float *kx_dec_param(const kx_decoder *m, size_t i) { return m->params + m->tab.t[i].offset; }
 static inline float *kx_dec_grad(const kx_decoder *m, size_t i) { return m->grads + m->tab.t[i].offset; }
+/* The attention kind's tensors of layer l and their gradients, in the
+ * order the kind declared them (its forward/backward's p and dp). */
+static inline float *const *kx_dec_attn_p(const kx_decoder *m, size_t l) {
+  return m->attn_p + l * KX_ATTN_MAX_TENSORS;
+}
+static inline float *const *kx_dec_attn_dp(const kx_decoder *m, size_t l) {
+  return m->attn_dp + l * KX_ATTN_MAX_TENSORS;
+}
 
 /* Forward over tokens (B,T), T <= ctx.  With targets (B,T) the mean
  * cross-entropy goes to *loss (may be NULL) and m->probs; without, only

@@ -144,7 +144,7 @@ static int redraw_features(kx_decoder *m, uint64_t run_seed, uint64_t step) {
   uint64_t s = kx_seed_derive(run_seed, STREAM_REDRAW);
   int rc = 0;
   for (size_t l = 0; l < m->cfg.layers && !rc; l++)
-    rc = m->attn->redraw(&m->cfg, l, m->attn_p + l * 16, kx_seed_derive(s, l), step);
+    rc = m->attn->redraw(&m->cfg, l, kx_dec_attn_p(m, l), kx_seed_derive(s, l), step);
   return rc;
 }
 

@@ -39,7 +39,7 @@ static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_tar
   size_t B = t->B, T = t->T, N = B * T, C = s->cfg.width, H = s->cfg.heads;
   kx_attn_ctx cs = {&s->cfg, B, T, s->rope_cos, s->rope_sin, 0, 0, NULL};
   kx_attn_ctx ct = {&t->cfg, B, T, t->rope_cos, t->rope_sin, 0, 0, NULL};
-  float *const *p = s->attn_p + l * 16, *const *dp = s->attn_dp + l * 16;
+  float *const *p = kx_dec_attn_p(s, l), *const *dp = kx_dec_attn_dp(s, l);
   s->attn->forward(&cs, p, t->blk[l].ln1, w->y, w->acts);
   double loss = 0.0;
   if (target == KX_TRANSFER_MSE) {
@@ -55,7 +55,7 @@ static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_tar
   }
   for (size_t b = 0; b < B; b++)
     for (size_t h = 0; h < H; h++) {
-      t->attn->attn_weights(&ct, t->attn_p + l * 16, t->blk[l].attn_acts, b, h, w->A);
+      t->attn->attn_weights(&ct, kx_dec_attn_p(t, l), t->blk[l].attn_acts, b, h, w->A);
       s->attn->attn_weights(&cs, p, w->acts, b, h, w->S);
       memset(w->dA, 0, T * T * sizeof(float));
       for (size_t i = 0; i < T; i++)
