@@ -36,9 +36,7 @@
  * or one sgemm against its matrix) is faster at the decoder's d is measured
  * by test_decoder_variants (docs/attention-kinds.md#the-dct-of-dijiang). */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
@@ -135,38 +133,19 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
   }
 }
 
-static size_t features(const kx_dec_config *cfg) { return head_dim(cfg); }
-
 static kx_gated_map map(const kx_dec_config *cfg) {
   (void)cfg;
   kx_gated_map g = {.decay = kx_gated_decay_dijiang, .normalise = 1, .eps = 1e-6f, .q_scale = 1.0f,
-                    .features = features, .aux_floats = aux_floats, .map_forward = map_forward,
-                    .map_backward = map_backward};
+                    .aux_floats = aux_floats, .map_forward = map_forward, .map_backward = map_backward};
   return g;
 }
 
 KX_GATED_KIND_HOOKS(map)
 
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  int rc = kx_gated_declare_shared(cfg, layer, tab);
-  if (rc) return rc;
-  char name[48];
-  size_t index, d = head_dim(cfg);
-  snprintf(name, sizeof name, "layer%zu/feat_t", layer);
-  if ((rc = kx_ptable_add(tab, name, d, 0, 0, KX_INIT_KIND, &index))) return rc;
-  kx_ptable_freeze(tab, index);
-  snprintf(name, sizeof name, "layer%zu/feat_d", layer);
-  if ((rc = kx_ptable_add(tab, name, cfg->heads, d, 0, KX_INIT_KIND, NULL))) return rc;
-  *n = N_TENSORS;
-  return 0;
-}
-
-static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
-                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
-  kx_gated_map g = map(c->cfg);
-  kx_gated_qkv_view(&g, c, acts, q, k, v);
-  *dqk = *dv = head_dim(c->cfg);
-  *scaled = 0;
+  size_t d = head_dim(cfg);
+  const kx_gated_tensor feat[] = {{"feat_t", d, 0, 1}, {"feat_d", cfg->heads, d, 0}};
+  return kx_gated_declare(cfg, layer, tab, feat, N_TENSORS - KX_GATED_N, n);
 }
 
 static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed) {
@@ -240,16 +219,8 @@ static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
 const kx_attn_kind kx_attn_dijiang = {
     .name = "dijiang",
     .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
-    .declare = declare,
-    .act_floats = act_floats,
+    KX_GATED_KIND_ENTRIES,
     .scratch_floats = dijiang_scratch_floats,
-    .forward = forward,
-    .backward = backward,
-    .qkv_view = qkv_view,
-    .init = init,
-    .attn_weights = attn_weights,
     .attn_weights_backward = attn_weights_backward,
-    .state_floats = state_floats,
-    .max_positions = kx_attn_any_position,
     .transfer_tensors = transfer_tensors,
 };

@@ -25,9 +25,7 @@
  *                   read it from the checkpoint instead of redrawing it).
  * feat_w's gradient is left zero (frozen). */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <gsl/gsl_rng.h>
 
@@ -93,35 +91,19 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
   free(Wt);
 }
 
-static size_t features(const kx_dec_config *cfg) { return head_dim(cfg); }
-
 static kx_gated_map map(const kx_dec_config *cfg) {
   (void)cfg;
-  kx_gated_map g = {.decay = kx_gated_decay_dijiang, .q_scale = 1.0f, .features = features,
-                    .map_forward = map_forward, .map_backward = map_backward};
+  kx_gated_map g = {.decay = kx_gated_decay_dijiang, .q_scale = 1.0f, .map_forward = map_forward,
+                    .map_backward = map_backward};
   return g;
 }
 
 KX_GATED_KIND_HOOKS(map)
 
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  int rc = kx_gated_declare_shared(cfg, layer, tab);
-  if (rc) return rc;
-  char name[48];
-  size_t index, d = head_dim(cfg);
-  snprintf(name, sizeof name, "layer%zu/feat_w", layer);
-  if ((rc = kx_ptable_add(tab, name, d, d, 0, KX_INIT_KIND, &index))) return rc;
-  kx_ptable_freeze(tab, index);
-  *n = N_TENSORS;
-  return 0;
-}
-
-static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
-                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
-  kx_gated_map g = map(c->cfg);
-  kx_gated_qkv_view(&g, c, acts, q, k, v);
-  *dqk = *dv = head_dim(c->cfg);
-  *scaled = 0;
+  size_t d = head_dim(cfg);
+  const kx_gated_tensor feat_w = {"feat_w", d, d, 1};
+  return kx_gated_declare(cfg, layer, tab, &feat_w, N_TENSORS - KX_GATED_N, n);
 }
 
 static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed) {
@@ -149,14 +131,6 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
 const kx_attn_kind kx_attn_dijiang_code = {
     .name = "dijiang-code",
     .summary = "released DiJiang code: softmax of signed-normal-scaled DCT features, decay, no denominator, GroupNorm+SiLU gate",
-    .declare = declare,
-    .act_floats = act_floats,
+    KX_GATED_KIND_ENTRIES,
     .scratch_floats = scratch_floats,
-    .forward = forward,
-    .backward = backward,
-    .qkv_view = qkv_view,
-    .init = init,
-    .attn_weights = attn_weights,
-    .state_floats = state_floats,
-    .max_positions = kx_attn_any_position,
 };

@@ -20,12 +20,21 @@ float kx_gated_decay_dijiang(size_t h, size_t H) {
   return (float)(1.0 - exp(x));
 }
 
-int kx_gated_declare_shared(const kx_dec_config *cfg, size_t layer, kx_param_table *tab) {
+int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, const kx_gated_tensor *extra,
+                     size_t n_extra, size_t *n) {
   int rc = kx_heads_declare(cfg->width, layer, tab);
   if (rc) return rc;
   char name[48];
   snprintf(name, sizeof name, "layer%zu/gate_w", layer);
-  return kx_ptable_add(tab, name, cfg->width, cfg->width, 1, KX_INIT_KIND, NULL);
+  if ((rc = kx_ptable_add(tab, name, cfg->width, cfg->width, 1, KX_INIT_KIND, NULL))) return rc;
+  for (size_t i = 0; i < n_extra; i++) {
+    size_t index;
+    snprintf(name, sizeof name, "layer%zu/%s", layer, extra[i].name);
+    if ((rc = kx_ptable_add(tab, name, extra[i].rows, extra[i].cols, 0, KX_INIT_KIND, &index))) return rc;
+    if (extra[i].frozen) kx_ptable_freeze(tab, index);
+  }
+  *n = KX_GATED_N + n_extra;
+  return 0;
 }
 
 static size_t features(const kx_gated_map *g, const kx_dec_config *cfg) {
@@ -147,11 +156,13 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
 }
 
 void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **q,
-                       const float **k, const float **v) {
+                       const float **k, const float **v, size_t *dqk, size_t *dv, int *scaled) {
   acts_view a = view(g, c->cfg, c->B, c->T, acts);
   *q = a.q;
   *k = a.k;
   *v = a.v;
+  *dqk = *dv = c->cfg->width / c->cfg->heads;
+  *scaled = g->q_scale != 1.0f;
 }
 
 void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **fq,

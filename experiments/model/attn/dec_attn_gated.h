@@ -7,9 +7,10 @@
  *   y   = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) )          (dec_gate.h)
  *
  * the causal sum through dec_linear_causal.h (chunked, linear in T).  A
- * kind is a declare function (tensors 0..4 are qkv_w, qkv_b, proj_w,
- * proj_b, gate_w, in this order; the map's own follow) and a kx_gated_map;
- * the functions below are its forward/backward/acts/scratch. */
+ * kind is a kx_gated_map, its extra tensors (kx_gated_declare: tensors 0..4
+ * are qkv_w, qkv_b, proj_w, proj_b, gate_w, in this order; the map's own
+ * follow) and an init; KX_GATED_KIND_HOOKS and KX_GATED_KIND_ENTRIES make
+ * the rest of its kx_attn_kind from the functions below. */
 #ifndef KX_DEC_ATTN_GATED_H
 #define KX_DEC_ATTN_GATED_H
 
@@ -34,12 +35,15 @@ typedef struct {
   float (*decay)(size_t h, size_t H);
   int normalise;  /* 1: divide by den_i + eps */
   float eps;
-  float q_scale;  /* folded into q before the map (RetNet: 1/sqrt(d)) */
-  /* NULL: the identity map (fq = q, fk = k; m = d, nothing saved). */
+  /* Folded into q before the map: 1, or the logit scale 1/sqrt(d) (RetNet),
+   * which qkv_view then reports as folded in. */
+  float q_scale;
+  /* Features per head m; NULL: m = d. */
   size_t (*features)(const kx_dec_config *cfg);
   /* Floats the map saves per side (queries or keys) for its backward. */
   size_t (*aux_floats)(const kx_dec_config *cfg, size_t B, size_t T);
-  /* x (B,H,T,d) -> f (B,H,T,m); is_query selects the side. */
+  /* x (B,H,T,d) -> f (B,H,T,m); is_query selects the side.  NULL (and
+   * map_backward NULL): the identity map, fq = q, fk = k, nothing saved. */
   void (*map_forward)(const kx_attn_ctx *c, float *const *p, int is_query, const float *x, float *f,
                       float *aux);
   /* dx (B,H,T,d) OVERWRITTEN and the map's tensors' dp += from df (B,H,T,m);
@@ -55,8 +59,19 @@ typedef struct {
 float kx_gated_decay_retnet(size_t h, size_t H);
 float kx_gated_decay_dijiang(size_t h, size_t H);
 
-/* Declares the five shared tensors of block `layer` (gate_w KX_INIT_KIND). */
-int kx_gated_declare_shared(const kx_dec_config *cfg, size_t layer, kx_param_table *tab);
+/* A tensor of the map, after the shared five: "layer<l>/<name>", rows x cols
+ * (cols 0: a vector), KX_INIT_KIND, no weight decay; frozen ones keep a
+ * zero gradient. */
+typedef struct {
+  const char *name;
+  size_t rows, cols;
+  int frozen;
+} kx_gated_tensor;
+
+/* Declares the five shared tensors of block `layer` (gate_w KX_INIT_KIND),
+ * then the n_extra of `extra`; *n = 5 + n_extra. */
+int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, const kx_gated_tensor *extra,
+                     size_t n_extra, size_t *n);
 
 size_t kx_gated_act_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T);
 size_t kx_gated_scratch_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T);
@@ -64,9 +79,10 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
                       float *acts);
 void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, float *const *dp,
                        const float *x, const float *dy, const float *acts, float *dx, float *scratch);
-/* q, k as the map sees them (after rotary and q_scale), v. */
+/* kx_attn_kind.qkv_view: q, k as the map sees them (after rotary and
+ * q_scale), v; dqk = dv = d. */
 void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **q,
-                       const float **k, const float **v);
+                       const float **k, const float **v, size_t *dqk, size_t *dv, int *scaled);
 /* The map's features fq, fk (B,H,T,m) and its saved aux for q and k, from
  * the last forward's acts (a kind with a map only). */
 void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **fq,
@@ -82,8 +98,8 @@ size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
 
 /* The kx_attn_kind hooks of a gated kind whose map is `MAP(cfg)` (a
  * function returning its kx_gated_map): defines static act_floats,
- * scratch_floats, forward, backward, attn_weights and state_floats for its
- * table entry. */
+ * scratch_floats, forward, backward, qkv_view, attn_weights and
+ * state_floats for its table entry. */
 #define KX_GATED_KIND_HOOKS(MAP)                                                                     \
   static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {                           \
     kx_gated_map g = MAP(cfg);                                                                       \
@@ -102,6 +118,11 @@ size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
     kx_gated_map g = MAP(c->cfg);                                                                    \
     kx_gated_backward(&g, c, p, dp, x, dy, acts, dx, scratch);                                       \
   }                                                                                                  \
+  static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,    \
+                       const float **v, size_t *dqk, size_t *dv, int *scaled) {                      \
+    kx_gated_map g = MAP(c->cfg);                                                                    \
+    kx_gated_qkv_view(&g, c, acts, q, k, v, dqk, dv, scaled);                                        \
+  }                                                                                                  \
   static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b,       \
                            size_t h, float *A) {                                                     \
     (void)p;                                                                                         \
@@ -113,5 +134,14 @@ size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
     kx_gated_map g = MAP(cfg);                                                                     \
     return kx_gated_state_floats(&g, cfg);                                                         \
   }
+
+/* The kx_attn_kind entries every gated kind shares: KX_GATED_KIND_HOOKS'
+ * functions but scratch_floats (a kind may need more, for its
+ * attn_weights_backward), the kind's static declare and init, and no
+ * position limit. */
+#define KX_GATED_KIND_ENTRIES                                                                         \
+  .declare = declare, .act_floats = act_floats, .forward = forward, .backward = backward,            \
+  .qkv_view = qkv_view, .init = init, .attn_weights = attn_weights, .state_floats = state_floats,    \
+  .max_positions = kx_attn_any_position
 
 #endif

@@ -30,16 +30,7 @@ static kx_gated_map map(const kx_dec_config *cfg) {
 KX_GATED_KIND_HOOKS(map)
 
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  *n = KX_GATED_N;
-  return kx_gated_declare_shared(cfg, layer, tab);
-}
-
-static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,
-                     const float **v, size_t *dqk, size_t *dv, int *scaled) {
-  kx_gated_map g = map(c->cfg);
-  kx_gated_qkv_view(&g, c, acts, q, k, v);
-  *dqk = *dv = c->cfg->width / c->cfg->heads;
-  *scaled = 1;
+  return kx_gated_declare(cfg, layer, tab, NULL, 0, n);
 }
 
 static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed) {
@@ -50,14 +41,6 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
 const kx_attn_kind kx_attn_retnet = {
     .name = "retnet",
     .summary = "retention: per-head decay 1-2^(-5-h), rotary, per-head GroupNorm, swish gate",
-    .declare = declare,
-    .act_floats = act_floats,
+    KX_GATED_KIND_ENTRIES,
     .scratch_floats = scratch_floats,
-    .forward = forward,
-    .backward = backward,
-    .qkv_view = qkv_view,
-    .init = init,
-    .attn_weights = attn_weights,
-    .state_floats = state_floats,
-    .max_positions = kx_attn_any_position,
 };
