@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "core/kx_seed.h"
+#include "core/kx_rng.h"
 
 void kx_dct_blocks_free(kx_dct_blocks *B) {
   if (!B) return;
@@ -45,14 +45,12 @@ kx_dct_blocks *kx_dct_blocks_create(size_t d, size_t m, const int *order, size_t
   B->m = m;
   B->n_blocks = (m + d - 1) / d;
   B->blocks = kx_calloc(B->n_blocks, sizeof *B->blocks);
-  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng *rng = kx_rng_alloc(sign_seed);
   if (!B->blocks || !rng) {
-    if (!rng) kx_fail(KX_ENOMEM, "out of memory for a random generator");
     gsl_rng_free(rng);
     kx_dct_blocks_free(B);
     return NULL;
   }
-  gsl_rng_set(rng, kx_gsl_seed(sign_seed));
   for (size_t b = 0; b < B->n_blocks; b++) {
     kx_dct_block *blk = &B->blocks[b];
     blk->type = types[b % n_types];

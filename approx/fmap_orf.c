@@ -8,6 +8,7 @@
 
 #include "approx/fmap.h"
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 #include "samplers/transforms.h"
 
@@ -16,9 +17,8 @@ static int orf_init(kx_fmap *f) {
   if (!f->W) return KX_ENOMEM;
   int rc = kx_orthogonal_blocks(f->d, f->m, kx_seed_derive(f->seed, 2), f->W);
   if (rc) return rc;
-  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!rng) return kx_fail(KX_ENOMEM, "out of memory for an rng");
-  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, 3)));
+  gsl_rng *rng = kx_rng_alloc(kx_seed_derive(f->seed, 3));
+  if (!rng) return KX_ENOMEM;
   for (size_t i = 0; i < f->m; i++) {
     double r = sqrt(gsl_ran_chisq(rng, (double)f->d));
     for (size_t j = 0; j < f->d; j++) f->W[i * f->d + j] *= r;
@@ -30,8 +30,5 @@ static int orf_init(kx_fmap *f) {
 const kx_fmap_type kx_fmap_orf = {
     .name = "orf",
     .description = "FAVOR+ orthogonal random features (orthonormal blocks, chi_d radii)",
-    .unbiased = 1,
-    .fitted_weights = 0,
-    .kernel_estimator = 1,
-    .init = orf_init,
+    .unbiased = 1, .kernel_estimator = 1, .init = orf_init,
 };

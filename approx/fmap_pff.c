@@ -31,28 +31,18 @@ static int pff_sobol_init(kx_fmap *f) { return pff_init_from(f, "sobol-lms"); }
 static int pff_halton_init(kx_fmap *f) { return pff_init_from(f, "halton-perm"); }
 static int pff_mc_init(kx_fmap *f) { return pff_init_from(f, "mc"); }
 
-const kx_fmap_type kx_fmap_pff_sobol = {
-    .name = "pff-sobol",
-    .description = "positive fixed features, scrambled Sobol' directions and radii (Eq. 9)",
-    .unbiased = 1, .fitted_weights = 0, .kernel_estimator = 1, .init = pff_sobol_init,
-};
-const kx_fmap_type kx_fmap_pff_halton = {
-    .name = "pff-halton",
-    .description = "positive fixed features, scrambled Halton directions and radii (Eq. 9)",
-    .unbiased = 1, .fitted_weights = 0, .kernel_estimator = 1, .init = pff_halton_init,
-};
-const kx_fmap_type kx_fmap_pff_mc = {
-    .name = "pff-mc",
-    .description = "PFF construction with Monte Carlo points (control: same map, no QMC)",
-    .unbiased = 1, .fitted_weights = 0, .kernel_estimator = 1, .init = pff_mc_init,
-};
-const kx_fmap_type kx_fmap_wpff_sobol = {
-    .name = "wpff-sobol",
-    .description = "weighted PFF (Eq. 10): pff-sobol with NNLS-fitted weights D",
-    .unbiased = 0, .fitted_weights = 1, .kernel_estimator = 1, .init = pff_sobol_init,
-};
-const kx_fmap_type kx_fmap_wpff_halton = {
-    .name = "wpff-halton",
-    .description = "weighted PFF (Eq. 10): pff-halton with NNLS-fitted weights D",
-    .unbiased = 0, .fitted_weights = 1, .kernel_estimator = 1, .init = pff_halton_init,
-};
+/* PFF is unbiased; WPFF, the same map with fitted weights D, is not. */
+#define PFF_TYPE(name_, weighted, init_, description_)                                                    \
+  {.name = name_, .unbiased = !(weighted), .fitted_weights = (weighted), .kernel_estimator = 1,           \
+   .init = init_, .description = description_}
+
+const kx_fmap_type kx_fmap_pff_sobol = PFF_TYPE("pff-sobol", 0, pff_sobol_init,
+    "positive fixed features, scrambled Sobol' directions and radii (Eq. 9)");
+const kx_fmap_type kx_fmap_pff_halton = PFF_TYPE("pff-halton", 0, pff_halton_init,
+    "positive fixed features, scrambled Halton directions and radii (Eq. 9)");
+const kx_fmap_type kx_fmap_pff_mc = PFF_TYPE("pff-mc", 0, pff_mc_init,
+    "PFF construction with Monte Carlo points (control: same map, no QMC)");
+const kx_fmap_type kx_fmap_wpff_sobol = PFF_TYPE("wpff-sobol", 1, pff_sobol_init,
+    "weighted PFF (Eq. 10): pff-sobol with NNLS-fitted weights D");
+const kx_fmap_type kx_fmap_wpff_halton = PFF_TYPE("wpff-halton", 1, pff_halton_init,
+    "weighted PFF (Eq. 10): pff-halton with NNLS-fitted weights D");

@@ -6,16 +6,14 @@
 
 #include "approx/fmap.h"
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 
 static int prf_init(kx_fmap *f) {
   f->W = kx_malloc(f->m * f->d * sizeof *f->W);
-  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!f->W || !rng) {
-    gsl_rng_free(rng);
-    return kx_fail(KX_ENOMEM, "out of memory for the PRF matrix");
-  }
-  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, 1)));
+  if (!f->W) return KX_ENOMEM;
+  gsl_rng *rng = kx_rng_alloc(kx_seed_derive(f->seed, 1));
+  if (!rng) return KX_ENOMEM;
   for (size_t i = 0; i < f->m * f->d; i++) f->W[i] = gsl_ran_gaussian_ziggurat(rng, 1.0);
   gsl_rng_free(rng);
   return 0;
@@ -24,8 +22,5 @@ static int prf_init(kx_fmap *f) {
 const kx_fmap_type kx_fmap_prf = {
     .name = "prf",
     .description = "Performer positive random features, w ~ N(0, I) iid",
-    .unbiased = 1,
-    .fitted_weights = 0,
-    .kernel_estimator = 1,
-    .init = prf_init,
+    .unbiased = 1, .kernel_estimator = 1, .init = prf_init,
 };

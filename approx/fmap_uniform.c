@@ -23,9 +23,5 @@ static int uniform_apply_log(const kx_fmap *f, size_t n, const double *x, double
 const kx_fmap_type kx_fmap_uniform = {
     .name = "uniform",
     .description = "baseline: constant features, uniform attention (not a kernel estimator)",
-    .unbiased = 0,
-    .fitted_weights = 0,
-    .kernel_estimator = 0,
-    .init = uniform_init,
-    .apply_log = uniform_apply_log,
+    .init = uniform_init, .apply_log = uniform_apply_log,
 };

@@ -45,6 +45,7 @@
 
 #include "approx/vexp.h"
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 #include "samplers/sequence.h"
 #include "samplers/transforms.h"
@@ -69,14 +70,13 @@ static int sequence_radii(kx_fmap *f, kx_dct_blocks *B) {
 
 /* radii = "stratified": each block's grid (i + 1/2)/rows_b, shuffled. */
 static int stratified_radii(kx_fmap *f, kx_dct_blocks *B) {
-  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng *rng = kx_rng_alloc(kx_seed_derive(f->seed, STREAM_RADII));
   size_t *perm = kx_malloc(B->d * sizeof *perm);
   if (!rng || !perm) {
     gsl_rng_free(rng);
     free(perm);
-    return kx_fail(KX_ENOMEM, "out of memory for the WDCF radii");
+    return KX_ENOMEM;
   }
-  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, STREAM_RADII)));
   for (size_t b = 0; b < B->n_blocks; b++) {
     kx_dct_block *blk = &B->blocks[b];
     for (size_t i = 0; i < blk->rows; i++) perm[i] = i;
@@ -137,58 +137,28 @@ static int wdcf_apply(const kx_fmap *f, size_t n, const double *x, double *phi) 
   return kx_dct_blocks_apply_finish(f->state, n, x, phi, finish_features_batch, f);
 }
 
-static void wdcf_release(kx_fmap *f) {
+void kx_fmap_wdcf_release(kx_fmap *f) {
   kx_dct_blocks_free(f->state);
   f->state = NULL;
 }
 
+/* The DCT maps share the blocks' apply and release; they differ in the
+ * norm term and signs (init) and in whether D is fitted. */
+#define DCT_MAP_FIELDS                                                                                   \
+  .kernel_estimator = 1, .apply_log = wdcf_apply_log, .apply = wdcf_apply, .release = kx_fmap_wdcf_release
+
 const kx_fmap_type kx_fmap_wdcf = {
-    .name = "wdcf",
-    .description = "WDCF (paper Eq. 12): chi radii times DCT rows via FFTW, |x|^2 dropped, D fitted",
-    .unbiased = 0,
-    .fitted_weights = 1,
-    .kernel_estimator = 1,
-    .init = wdcf_init,
-    .apply_log = wdcf_apply_log,
-    .apply = wdcf_apply,
-    .release = wdcf_release,
-};
-
+    DCT_MAP_FIELDS, .name = "wdcf", .fitted_weights = 1, .init = wdcf_init,
+    .description = "WDCF (paper Eq. 12): chi radii times DCT rows via FFTW, |x|^2 dropped, D fitted"};
 const kx_fmap_type kx_fmap_wdcf_norm = {
-    .name = "wdcf-norm",
-    .description = "WDCF keeping the -c(x) norm term of Eq. 9, D fitted",
-    .unbiased = 0,
-    .fitted_weights = 1,
-    .kernel_estimator = 1,
-    .init = wdcf_norm_init,
-    .apply_log = wdcf_apply_log,
-    .apply = wdcf_apply,
-    .release = wdcf_release,
-};
-
+    DCT_MAP_FIELDS, .name = "wdcf-norm", .fitted_weights = 1, .init = wdcf_norm_init,
+    .description = "WDCF keeping the -c(x) norm term of Eq. 9, D fitted"};
 const kx_fmap_type kx_fmap_dcf = {
-    .name = "dcf",
-    .description = "DCT features with the norm term and D = 1 (WDCF without weights)",
-    .unbiased = 0,
-    .fitted_weights = 0,
-    .kernel_estimator = 1,
-    .init = wdcf_norm_init,
-    .apply_log = wdcf_apply_log,
-    .apply = wdcf_apply,
-    .release = wdcf_release,
-};
-
+    DCT_MAP_FIELDS, .name = "dcf", .init = wdcf_norm_init,
+    .description = "DCT features with the norm term and D = 1 (WDCF without weights)"};
 const kx_fmap_type kx_fmap_dcf_signed = {
-    .name = "dcf-signed",
-    .description = "dcf with a random sign flip of x on every block (ablation: random, not fixed, DCT directions)",
-    .unbiased = 0,
-    .fitted_weights = 0,
-    .kernel_estimator = 1,
-    .init = dcf_signed_init,
-    .apply_log = wdcf_apply_log,
-    .apply = wdcf_apply,
-    .release = wdcf_release,
-};
+    DCT_MAP_FIELDS, .name = "dcf-signed", .init = dcf_signed_init,
+    .description = "dcf with a random sign flip of x on every block (ablation: random, not fixed, DCT directions)"};
 
 int kx_fmap_is_wdcf(const kx_fmap *f) {
   return f && (f->type == &kx_fmap_wdcf || f->type == &kx_fmap_wdcf_norm ||

@@ -19,6 +19,9 @@ int kx_fmap_is_wdcf(const kx_fmap *f);
  * KX_EINVAL if f is not a DCT feature map. */
 int kx_fmap_wdcf_dense(const kx_fmap *f, double *W);
 
+/* The release of every DCT map: frees its blocks (f->state). */
+void kx_fmap_wdcf_release(kx_fmap *f);
+
 /* The map's block structure (types, signs, per-row multipliers t), or NULL
  * if f is not a DCT feature map. */
 const kx_dct_blocks *kx_fmap_wdcf_blocks(const kx_fmap *f);

@@ -25,6 +25,7 @@
 #include "approx/fmap_wdcf.h"
 #include "approx/vexp.h"
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 #include "samplers/transforms.h"
 
@@ -36,9 +37,8 @@ static int code_init(kx_fmap *f) {
       kx_dct_blocks_create(f->d, f->m, order, 4, kx_seed_derive(f->seed, STREAM_SIGNS), 0);
   if (!B) return KX_ENOMEM; /* d, m validated by kx_fmap_create */
   f->state = B;
-  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!rng) return kx_fail(KX_ENOMEM, "out of memory for a random generator");
-  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(f->seed, STREAM_NORMALS)));
+  gsl_rng *rng = kx_rng_alloc(kx_seed_derive(f->seed, STREAM_NORMALS));
+  if (!rng) return KX_ENOMEM;
   for (size_t b = 0; b < B->n_blocks; b++)
     for (size_t i = 0; i < B->blocks[b].rows; i++)
       B->blocks[b].t[i] = kx_normal_inv(gsl_rng_uniform_pos(rng));
@@ -91,19 +91,8 @@ static int code_apply(const kx_fmap *f, size_t n, const double *x, double *phi) 
   return kx_dct_blocks_apply_finish(f->state, n, x, phi, softmax_batch, f);
 }
 
-static void code_release(kx_fmap *f) {
-  kx_dct_blocks_free(f->state);
-  f->state = NULL;
-}
-
 const kx_fmap_type kx_fmap_wdcf_code = {
     .name = "wdcf-code",
     .description = "released-code DiJiang map: softmax_j(t_j (x C)_j), t_j signed normals",
-    .unbiased = 0,
-    .fitted_weights = 0,
-    .kernel_estimator = 0,
-    .init = code_init,
-    .apply_log = code_apply_log,
-    .apply = code_apply,
-    .release = code_release,
+    .init = code_init, .apply_log = code_apply_log, .apply = code_apply, .release = kx_fmap_wdcf_release,
 };

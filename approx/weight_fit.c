@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 
 /* LAPACK (from OpenBLAS): Cholesky solve of a symmetric positive definite system. */
@@ -253,12 +254,11 @@ int kx_fit_weights(const kx_weight_fit *fit, double *log_weight) {
   double *h = kx_malloc(m * sizeof *h);
   double *beta = kx_malloc(m * sizeof *beta);
   double *log_c = kx_malloc(m * sizeof *log_c), *col_sum = kx_malloc(m * sizeof *col_sum);
-  gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng *rng = kx_rng_alloc(kx_seed_derive(fit->seed, 7));
   if (!A || !G || !h || !beta || !log_c || !col_sum || !rng) {
     rc = KX_ENOMEM;
     goto done;
   }
-  gsl_rng_set(rng, kx_gsl_seed(kx_seed_derive(fit->seed, 7)));
   for (size_t p = 0; p < P; p++) {
     size_t a, b;
     if (fit->all_pairs) a = p / nk, b = p % nk;

@@ -4,6 +4,7 @@
 #include <gsl/gsl_rng.h>
 
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "samplers/sequence_impl.h"
 
 typedef struct {
@@ -18,10 +19,8 @@ static size_t mc_state_size(size_t dim) {
 static int mc_init(void *vs, size_t dim, uint64_t seed) {
   (void)dim;
   mc_state *st = vs;
-  st->rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!st->rng) return kx_fail(KX_ENOMEM, "out of memory allocating the mt19937 generator");
-  gsl_rng_set(st->rng, kx_gsl_seed(seed));
-  return 0;
+  st->rng = kx_rng_alloc(seed);
+  return st->rng ? 0 : KX_ENOMEM;
 }
 
 static int mc_next(void *vs, size_t dim, double *x) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 
 /* Sub-streams of the user seed (see core/kx_seed.h). */
@@ -26,16 +27,6 @@ enum {
  * direction: the unscrambled Sobol' point (1/2, ..., 1/2) maps to g = 0.
  * Such points are skipped; this many in a row means the sequence is broken. */
 #define MAX_DEGENERATE_IN_A_ROW 1000
-
-static gsl_rng *seeded_rng(uint64_t seed) {
-  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!r) {
-    kx_fail(KX_ENOMEM, "out of memory allocating the mt19937 generator");
-    return NULL;
-  }
-  gsl_rng_set(r, kx_gsl_seed(seed));
-  return r;
-}
 
 int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
                          double *dirs, double *radii, const char *radii_mode) {
@@ -98,7 +89,7 @@ int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
   if (radii && !radii_from_sequence) {
     /* stratified radii: the quantiles (i + 1/2)/m in a random order, so the
      * radius assigned to a direction carries no information about it */
-    gsl_rng *r = seeded_rng(kx_seed_derive(seed, STREAM_RADII_ORDER));
+    gsl_rng *r = kx_rng_alloc(kx_seed_derive(seed, STREAM_RADII_ORDER));
     if (!r) return KX_ENOMEM;
     for (size_t i = 0; i < m; i++) radii[i] = ((double)i + 0.5) / (double)m;
     gsl_ran_shuffle(r, radii, m, sizeof *radii);
@@ -112,7 +103,7 @@ int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
 
 int kx_orthogonal_blocks(size_t d, size_t m, uint64_t seed, double *rows) {
   if (d == 0 || m == 0) return kx_fail(KX_EINVAL, "orthogonal blocks: need d >= 1 and m >= 1, got d = %zu, m = %zu", d, m);
-  gsl_rng *r = seeded_rng(kx_seed_derive(seed, STREAM_ORTHOGONAL));
+  gsl_rng *r = kx_rng_alloc(kx_seed_derive(seed, STREAM_ORTHOGONAL));
   gsl_matrix *a = gsl_matrix_alloc(d, d), *qm = gsl_matrix_alloc(d, d), *rm = gsl_matrix_alloc(d, d);
   gsl_vector *tau = gsl_vector_alloc(d);
   int rc = 0;

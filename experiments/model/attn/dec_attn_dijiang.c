@@ -43,6 +43,7 @@
 
 #include "approx/dct.h"
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/attn/dec_attn_gated.h"
@@ -157,13 +158,12 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   if (!kx_dctf_shared(2, d) || !kx_dctf_shared(3, d))
     return kx_fail_context(KX_ENOMEM, "planning the DiJiang DCT: ");
   size_t *perm = malloc(d * sizeof *perm);
-  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng *r = kx_rng_alloc(kx_seed_derive(seed, STREAM_RADII));
   if (!perm || !r) {
     free(perm);
     gsl_rng_free(r);
     return kx_fail(KX_ENOMEM, "out of memory for the DiJiang radii");
   }
-  gsl_rng_set(r, kx_gsl_seed(kx_seed_derive(seed, STREAM_RADII)));
   for (size_t i = 0; i < d; i++) perm[i] = i;
   gsl_ran_shuffle(r, perm, d, sizeof *perm);
   for (size_t i = 0; i < d; i++) p[FEAT_T][i] = (float)kx_chi_inv(((double)perm[i] + 0.5) / (double)d, (double)d);

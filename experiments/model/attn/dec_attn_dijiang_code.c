@@ -31,6 +31,7 @@
 
 #include "approx/dct.h"
 #include "core/kx_error.h"
+#include "core/kx_rng.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/attn/dec_attn_gated.h"
@@ -112,13 +113,12 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   int rc = kx_gate_init(p[KX_GATED_GATE_W], cfg->width, kx_seed_derive(seed, STREAM_GATE));
   if (rc) return rc;
   double *C = malloc(d * d * sizeof *C);
-  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  gsl_rng *r = kx_rng_alloc(kx_seed_derive(seed, STREAM_SCALES));
   if (!C || !r || kx_dct_matrix(2, d, C)) {
     free(C);
     gsl_rng_free(r);
     return kx_fail(KX_ENOMEM, "out of memory for the DiJiang feature matrix");
   }
-  gsl_rng_set(r, kx_gsl_seed(kx_seed_derive(seed, STREAM_SCALES)));
   for (size_t j = 0; j < d; j++) {
     double t = kx_normal_inv(gsl_rng_uniform_pos(r));
     for (size_t k = 0; k < d; k++) p[FEAT_W][j * d + k] = (float)(t * C[k * d + j]);

@@ -5,7 +5,7 @@
 #include <math.h>
 
 #include "core/kx_error.h"
-#include "core/kx_seed.h"
+#include "core/kx_rng.h"
 
 #include "experiments/model/dec_fastmath.h"
 #include "experiments/model/dec_layers.h"
@@ -62,9 +62,8 @@ void kx_gate_backward(float *dx, float *dWg, float *d_o, float *dzg, const float
 }
 
 int kx_gate_init(float *Wg, size_t C, uint64_t seed) {
-  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!r) return kx_fail(KX_ENOMEM, "cannot allocate a random number generator for the gate");
-  gsl_rng_set(r, kx_gsl_seed(seed));
+  gsl_rng *r = kx_rng_alloc(seed);
+  if (!r) return KX_ENOMEM;
   double sd = sqrt(2.0 / (5.0 * (double)C));
   for (size_t i = 0; i < C * C; i++) Wg[i] = (float)gsl_ran_gaussian_ziggurat(r, sd);
   gsl_rng_free(r);
