@@ -12,6 +12,7 @@
 #include "approx/kernel.h"
 #include "approx/weight_fit.h"
 #include "core/kx_error.h"
+#include "tests/test_support.h"
 
 static void random_vector(gsl_rng *r, size_t d, double norm, double *x) {
   double s = 0;
@@ -369,24 +370,15 @@ START_TEST(gaussian_kernel_exact) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("approx");
-  TCase *tc = tcase_create("core");
+  Suite *s = kx_test_suite("approx");
+  TCase *tc = kx_test_case(s, "core");
   tcase_set_timeout(tc, 600);
-  tcase_add_test(tc, unbiased_schemes_have_mean_kernel);
-  tcase_add_test(tc, prf_mse_matches_closed_form);
-  tcase_add_test(tc, log_kernel_estimate_matches_direct);
-  tcase_add_test(tc, linear_attention_with_exact_kernel_is_softmax);
-  tcase_add_test(tc, softmax_attention_blocks_and_threads);
-  tcase_add_test(tc, linear_attention_matches_weight_matrix);
-  tcase_add_test(tc, nnls_satisfies_kkt);
-  tcase_add_test(tc, bad_parameters_are_refused);
-  tcase_add_test(tc, gaussian_kernel_exact);
-  tcase_add_test(tc, fitted_weights_lower_calibration_error);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  kx_test_add(tc, (const TTest *const[]){unbiased_schemes_have_mean_kernel, prf_mse_matches_closed_form,
+                                         log_kernel_estimate_matches_direct,
+                                         linear_attention_with_exact_kernel_is_softmax,
+                                         softmax_attention_blocks_and_threads,
+                                         linear_attention_matches_weight_matrix, nnls_satisfies_kkt,
+                                         bad_parameters_are_refused, gaussian_kernel_exact,
+                                         fitted_weights_lower_calibration_error, NULL});
+  return kx_test_run(s);
 }

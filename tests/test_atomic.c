@@ -12,16 +12,8 @@
 
 #include "core/kx_atomic.h"
 #include "core/kx_error.h"
+#include "tests/test_support.h"
 
-static char dir[64];
-
-static const char *at(const char *name) {
-  static char buf[4][256];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-  return buf[k];
-}
 
 static void put(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
@@ -42,7 +34,7 @@ static int holds(const char *path, const char *text) {
 
 /* Number of directory entries whose name contains ".tmp.". */
 static int temporaries(void) {
-  DIR *d = opendir(dir);
+  DIR *d = opendir(kx_test_dir());
   int n = 0;
   struct dirent *e;
   while ((e = readdir(d)))
@@ -51,74 +43,67 @@ static int temporaries(void) {
   return n;
 }
 
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/kx_atomic_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-}
+static void setup(void) { ck_assert_int_eq(kx_test_tmpdir("atomic"), 0); }
 
-static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  ck_assert_int_eq(system(cmd), 0);
-}
+static void teardown(void) { ck_assert_int_eq(kx_test_rmtree(), 0); }
 
 START_TEST(test_commit_and_abort) {
-  put(at("out.csv"), "old\n");
+  put(kx_test_path("out.csv"), "old\n");
   kx_atomic_file f;
-  ck_assert_int_eq(kx_atomic_open(&f, at("out.csv")), 0);
+  ck_assert_int_eq(kx_atomic_open(&f, kx_test_path("out.csv")), 0);
   fputs("new\n", f.fp);
   /* until commit the destination is the old file */
-  ck_assert(holds(at("out.csv"), "old\n"));
+  ck_assert(holds(kx_test_path("out.csv"), "old\n"));
   ck_assert_int_eq(temporaries(), 1);
   kx_atomic_abort(&f);
-  ck_assert(holds(at("out.csv"), "old\n"));
+  ck_assert(holds(kx_test_path("out.csv"), "old\n"));
   ck_assert_int_eq(temporaries(), 0);
 
-  ck_assert_int_eq(kx_atomic_open(&f, at("out.csv")), 0);
+  ck_assert_int_eq(kx_atomic_open(&f, kx_test_path("out.csv")), 0);
   fputs("new\n", f.fp);
   ck_assert_int_eq(kx_atomic_commit(&f), 0);
-  ck_assert(holds(at("out.csv"), "new\n"));
+  ck_assert(holds(kx_test_path("out.csv"), "new\n"));
   ck_assert_int_eq(temporaries(), 0);
 
   /* a check leaves nothing behind */
-  ck_assert_int_eq(kx_atomic_check(at("out.csv")), 0);
-  ck_assert_int_eq(kx_atomic_check(at("new.csv")), 0);
-  ck_assert_int_eq(access(at("new.csv"), F_OK), -1);
+  ck_assert_int_eq(kx_atomic_check(kx_test_path("out.csv")), 0);
+  ck_assert_int_eq(kx_atomic_check(kx_test_path("new.csv")), 0);
+  ck_assert_int_eq(access(kx_test_path("new.csv"), F_OK), -1);
   ck_assert_int_eq(temporaries(), 0);
 }
 END_TEST
 
 START_TEST(test_refused_outputs) {
   kx_atomic_file f;
-  mkdir(at("sub"), 0777);
-  ck_assert_int_ne(kx_atomic_open(&f, at("sub")), 0);
+  mkdir(kx_test_path("sub"), 0777);
+  ck_assert_int_ne(kx_atomic_open(&f, kx_test_path("sub")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "is a directory"));
-  ck_assert_int_eq(symlink(at("missing/x"), at("dangling")), 0);
-  ck_assert_int_ne(kx_atomic_check(at("dangling")), 0);
+  ck_assert_int_eq(symlink(kx_test_path("missing/x"), kx_test_path("dangling")), 0);
+  ck_assert_int_ne(kx_atomic_check(kx_test_path("dangling")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "symbolic link to a missing file"));
   ck_assert_int_ne(kx_atomic_open(&f, ""), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "empty"));
-  ck_assert_int_ne(kx_atomic_open(&f, at("no/such/dir/x.csv")), 0);
+  ck_assert_int_ne(kx_atomic_open(&f, kx_test_path("no/such/dir/x.csv")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "No such file or directory"));
-  ck_assert_int_ne(kx_atomic_check(at("no/such/dir/x.csv")), 0);
+  ck_assert_int_ne(kx_atomic_check(kx_test_path("no/such/dir/x.csv")), 0);
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "cannot create"));
   ck_assert_int_eq(temporaries(), 0);
   ck_assert_int_eq(kx_output_kind_is_stream("/dev/null"), 1);
-  ck_assert_int_eq(kx_output_kind_is_stream(at("not-yet")), 0);
+  ck_assert_int_eq(kx_output_kind_is_stream(kx_test_path("not-yet")), 0);
 }
 END_TEST
 
 START_TEST(test_symlink_followed) {
-  put(at("target.csv"), "old\n");
-  ck_assert_int_eq(symlink("target.csv", at("link.csv")), 0);
+  put(kx_test_path("target.csv"), "old\n");
+  ck_assert_int_eq(symlink("target.csv", kx_test_path("link.csv")), 0);
   kx_atomic_file f;
-  ck_assert_int_eq(kx_atomic_open(&f, at("link.csv")), 0);
+  ck_assert_int_eq(kx_atomic_open(&f, kx_test_path("link.csv")), 0);
   fputs("new\n", f.fp);
   ck_assert_int_eq(kx_atomic_commit(&f), 0);
   struct stat st;
-  ck_assert_int_eq(lstat(at("link.csv"), &st), 0);
+  ck_assert_int_eq(lstat(kx_test_path("link.csv"), &st), 0);
   ck_assert(S_ISLNK(st.st_mode));
-  ck_assert(holds(at("target.csv"), "new\n"));
+  ck_assert(holds(kx_test_path("target.csv"), "new\n"));
 }
 END_TEST
 
@@ -130,36 +115,28 @@ START_TEST(test_stale_temporaries) {
   waitpid(dead, NULL, 0);
   char name[64];
   snprintf(name, sizeof name, "out.csv.tmp.%ld", (long)dead);
-  put(at(name), "stale");
+  put(kx_test_path(name), "stale");
   snprintf(name, sizeof name, "out.csv.tmp.%ld", (long)getppid()); /* alive */
-  put(at(name), "live");
-  put(at("out.csv.tmp.12x"), "not a pid");
+  put(kx_test_path(name), "live");
+  put(kx_test_path("out.csv.tmp.12x"), "not a pid");
   char other[64];
   snprintf(other, sizeof other, "other.csv.tmp.%ld", (long)dead); /* another output's */
-  put(at(other), "other");
+  put(kx_test_path(other), "other");
   snprintf(name, sizeof name, "out.csv.tmp.%ld", (long)dead);
-  kx_atomic_remove_stale(at("out.csv"));
-  ck_assert_int_eq(access(at(name), F_OK), -1);
+  kx_atomic_remove_stale(kx_test_path("out.csv"));
+  ck_assert_int_eq(access(kx_test_path(name), F_OK), -1);
   snprintf(name, sizeof name, "out.csv.tmp.%ld", (long)getppid());
-  ck_assert_int_eq(access(at(name), F_OK), 0);
-  ck_assert_int_eq(access(at("out.csv.tmp.12x"), F_OK), 0);
-  ck_assert_int_eq(access(at(other), F_OK), 0);
+  ck_assert_int_eq(access(kx_test_path(name), F_OK), 0);
+  ck_assert_int_eq(access(kx_test_path("out.csv.tmp.12x"), F_OK), 0);
+  ck_assert_int_eq(access(kx_test_path(other), F_OK), 0);
 }
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("atomic");
-  TCase *tc = tcase_create("atomic");
+  Suite *s = kx_test_suite("atomic");
+  TCase *tc = kx_test_case(s, "atomic");
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_add_test(tc, test_commit_and_abort);
-  tcase_add_test(tc, test_refused_outputs);
-  tcase_add_test(tc, test_symlink_followed);
-  tcase_add_test(tc, test_stale_temporaries);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  kx_test_add(tc, (const TTest *const[]){test_commit_and_abort, test_refused_outputs, test_symlink_followed,
+                                         test_stale_temporaries, NULL});
+  return kx_test_run(s);
 }

@@ -14,16 +14,15 @@
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_train.h"
+#include "tests/test_support.h"
 
-static char dir[256];
 static char text_path[300];
 
-static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s/%s", dir, name); }
+static void path_in(char *buf, size_t n, const char *name) { snprintf(buf, n, "%s", kx_test_path(name)); }
 
 /* A small deterministic text: 300 lines of words drawn by a fixed hash. */
 static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/kx_dec_ckpt_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
+  ck_assert_int_eq(kx_test_tmpdir("dec_ckpt"), 0);
   path_in(text_path, sizeof text_path, "text.txt");
   FILE *f = fopen(text_path, "w");
   static const char *words[] = {"and", "the", "lord", "said", "unto", "moses", "behold", "earth", "light", "day"};
@@ -37,12 +36,7 @@ static void setup(void) {
   kx_dec_threads_init();
 }
 
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd)) {
-  }
-}
+static void teardown(void) { kx_test_rmtree(); }
 
 static void tiny_opts(kx_dec_train_opts *o) {
   kx_dec_train_opts_init(o);
@@ -138,11 +132,9 @@ END_TEST
 
 START_TEST(test_roundtrip_same_loss) {
   kx_dec_config c;
-  kx_dec_config_default(&c);
-  c.vocab = 9, c.ctx = 10, c.layers = 2, c.heads = 2, c.width = 16, c.rotary_dims = 4;
+  kx_test_config(&c, "softmax", 9, 10, 16, 4);
   kx_decoder m, m2;
-  ck_assert_int_eq(kx_dec_create(&m, &c), 0);
-  ck_assert_int_eq(kx_dec_init_params(&m, 3), 0);
+  kx_test_model(&m, &c, 3);
   uint32_t cps[9] = {'\n', ' ', 'a', 'b', 'c', 'd', 'e', 0xE9, 0x2014};
   kx_dec_vocab v = {cps, 9}, v2;
   char path[300];
@@ -336,20 +328,12 @@ START_TEST(test_resume_mismatch) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("decoder_ckpt");
-  TCase *tc = tcase_create("ckpt");
+  Suite *s = kx_test_suite("decoder_ckpt");
+  TCase *tc = kx_test_case(s, "ckpt");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 600);
   tcase_add_loop_test(tc, test_resume_bitwise, 0, sizeof resume_cases / sizeof resume_cases[0]);
-  tcase_add_test(tc, test_roundtrip_same_loss);
-  tcase_add_test(tc, test_bad_files);
-  tcase_add_test(tc, test_bad_values);
-  tcase_add_test(tc, test_resume_mismatch);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  kx_test_add(tc, (const TTest *const[]){test_roundtrip_same_loss, test_bad_files, test_bad_values,
+                                         test_resume_mismatch, NULL});
+  return kx_test_run(s);
 }

@@ -13,20 +13,14 @@
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
 #include "experiments/model/dec_transfer.h"
+#include "tests/test_support.h"
 
 #define V 9
 
 static void tiny_teacher(kx_decoder *m, uint64_t seed, float qk_gain) {
   kx_dec_config c;
-  kx_dec_config_default(&c);
-  c.vocab = V;
-  c.ctx = 24;
-  c.layers = 2;
-  c.heads = 2;
-  c.width = 16;
-  c.rotary_dims = 4;
-  ck_assert_int_eq(kx_dec_create(m, &c), 0);
-  ck_assert_int_eq(kx_dec_init_params(m, seed), 0);
+  kx_test_config(&c, "softmax", V, 24, 16, 4);
+  kx_test_model(m, &c, seed);
   /* Larger q/k weights make the teacher's attention far from uniform, so
    * that matching it is a real task. */
   for (size_t l = 0; l < c.layers; l++) {
@@ -408,20 +402,14 @@ END_TEST
 int main(void) {
   kx_init_library();
   kx_dec_threads_init();
-  Suite *s = suite_create("decoder_convert");
-  TCase *tc = tcase_create("convert");
+  Suite *s = kx_test_suite("decoder_convert");
+  TCase *tc = kx_test_case(s, "convert");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, test_convert_reuses_tensors);
   tcase_add_loop_test(tc, test_kind_gradient, 0, 2);
   tcase_add_test(tc, test_hedgehog_causal_and_quadratic);
   tcase_add_loop_test(tc, test_weights_gradient, 0, 2);
   tcase_add_loop_test(tc, test_transfer_lowers_kl, 0, 2);
-  tcase_add_test(tc, test_transfer_outputs);
-  tcase_add_test(tc, test_evaluate_windows);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  kx_test_add(tc, (const TTest *const[]){test_transfer_outputs, test_evaluate_windows, NULL});
+  return kx_test_run(s);
 }

@@ -14,6 +14,7 @@
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_sample.h"
 #include "experiments/qk/qk_file.h"
+#include "tests/test_support.h"
 
 static char *write_tmp(const char *content) {
   static char path[64];
@@ -111,11 +112,9 @@ END_TEST
 
 START_TEST(test_extract_qk) {
   kx_dec_config c;
-  kx_dec_config_default(&c);
-  c.vocab = 7, c.ctx = 12, c.layers = 2, c.heads = 2, c.width = 16, c.rotary_dims = 4;
+  kx_test_config(&c, "softmax", 7, 12, 16, 4);
   kx_decoder m;
-  ck_assert_int_eq(kx_dec_create(&m, &c), 0);
-  ck_assert_int_eq(kx_dec_init_params(&m, 5), 0);
+  kx_test_model(&m, &c, 5);
   int tok[10];
   for (int i = 0; i < 10; i++) tok[i] = i % 7;
   kx_qk_layer layers[2];
@@ -176,18 +175,9 @@ END_TEST
 int main(void) {
   kx_init_library();
   kx_dec_threads_init();
-  Suite *s = suite_create("decoder_data");
-  TCase *tc = tcase_create("data");
-  tcase_add_test(tc, test_utf8_split);
-  tcase_add_test(tc, test_baselines);
-  tcase_add_test(tc, test_batches);
-  tcase_add_test(tc, test_pick);
-  tcase_add_test(tc, test_extract_qk);
-  tcase_add_test(tc, test_fastmath);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  Suite *s = kx_test_suite("decoder_data");
+  TCase *tc = kx_test_case(s, "data");
+  kx_test_add(tc, (const TTest *const[]){test_utf8_split, test_baselines, test_batches, test_pick,
+                                         test_extract_qk, test_fastmath, NULL});
+  return kx_test_run(s);
 }

@@ -35,6 +35,7 @@
 #include "experiments/model/dec_infer.h"
 #include "experiments/model/dec_model.h"
 #include "experiments/model/dec_sample.h"
+#include "tests/test_support.h"
 
 static const char *const kinds[] = {"softmax",   "performer", "performer-prf", "performer-redraw", "pff",
                                     "cosformer", "retnet",    "dijiang",       "dijiang-code",     "linformer",
@@ -44,16 +45,8 @@ static const double U = 5.96e-8; /* 2^-24 */
 
 static void make_model(kx_decoder *m, const char *kind, size_t ctx, uint64_t seed) {
   kx_dec_config c;
-  kx_dec_config_default(&c);
-  c.vocab = 13;
-  c.ctx = ctx;
-  c.layers = 2;
-  c.heads = 2;
-  c.width = 32;
-  c.rotary_dims = 8;
-  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", kind);
-  ck_assert_int_eq(kx_dec_create(m, &c), 0);
-  ck_assert_int_eq(kx_dec_init_params(m, seed), 0);
+  kx_test_config(&c, kind, 13, ctx, 32, 8);
+  kx_test_model(m, &c, seed);
 }
 
 static void tokens_of(int *tok, size_t n, uint64_t seed) {
@@ -171,17 +164,12 @@ START_TEST(test_bad_input) {
 END_TEST
 
 int main(void) {
-  Suite *s = suite_create("decoder_infer");
-  TCase *tc = tcase_create("infer");
+  Suite *s = kx_test_suite("decoder_infer");
+  TCase *tc = kx_test_case(s, "infer");
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_logits_match, 0, N_KINDS);
   tcase_add_loop_test(tc, test_beyond_ctx, 0, N_KINDS);
   tcase_add_loop_test(tc, test_greedy_same_text, 0, N_KINDS);
   tcase_add_test(tc, test_bad_input);
-  suite_add_tcase(s, tc);
-  SRunner *r = srunner_create(s);
-  srunner_run_all(r, CK_NORMAL);
-  int failed = srunner_ntests_failed(r);
-  srunner_free(r);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return kx_test_run(s);
 }

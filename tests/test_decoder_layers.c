@@ -29,36 +29,17 @@
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
+#include "tests/test_support.h"
 
 static const double U = 5.96e-8; /* 2^-24 */
 static const float H = 1e-2f;
 
-static uint64_t rng_state = 1;
-static double urand(void) { return (double)(kx_mix64(rng_state++) >> 11) * 0x1.0p-53; }
-static float nrand(void) {
-  double u1 = urand(), u2 = urand();
-  return (float)(sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2));
-}
-/* Every test buffer is registered here and freed after each test (the
- * checked fixture), so the sanitizer build sees no leaks. */
-static void *allocs[256];
-static size_t n_allocs;
-static void *track(void *p) {
-  ck_assert_ptr_nonnull(p);
-  ck_assert_uint_lt(n_allocs, 256);
-  allocs[n_allocs++] = p;
-  return p;
-}
-static void free_all(void) {
-  while (n_allocs) free(allocs[--n_allocs]);
-}
-
+/* Every test buffer is tracked (test_support.h) and freed after each test. */
 static float *rvec(size_t n, float scale) {
-  float *v = track(malloc(n * sizeof *v));
-  for (size_t i = 0; i < n; i++) v[i] = scale * nrand();
+  float *v = kx_test_track(malloc(n * sizeof *v));
+  for (size_t i = 0; i < n; i++) v[i] = scale * (float)kx_test_nrand();
   return v;
 }
-static float *zvec(size_t n) { return track(calloc(n, sizeof(float))); }
 
 /* A layer under test: forward(ctx) writes out; S and f from it. */
 typedef struct {
@@ -120,10 +101,10 @@ static void ln_fwd(void *c) {
 
 START_TEST(test_layernorm) {
   size_t N = 6, C = 24;
-  ln_ctx l = {zvec(N * C), zvec(N), zvec(N), rvec(N * C, 1.0f), rvec(C, 1.0f), rvec(C, 1.0f), N, C};
+  ln_ctx l = {kx_test_zeros(N * C), kx_test_zeros(N), kx_test_zeros(N), rvec(N * C, 1.0f), rvec(C, 1.0f), rvec(C, 1.0f), N, C};
   float *R = rvec(N * C, 1.0f);
   probe p = {ln_fwd, &l, l.out, R, N * C, 2.0 * C};
-  float *di = zvec(N * C), *dw = zvec(C), *db = zvec(C);
+  float *di = kx_test_zeros(N * C), *dw = kx_test_zeros(C), *db = kx_test_zeros(C);
   eval(&p, NULL);
   kx_layernorm_backward(di, dw, db, R, l.inp, l.w, l.mean, l.rstd, N, C);
   ck_assert_int_eq(check_array(&p, l.inp, di, N * C, N * C, "ln dinp"), 0);
@@ -145,20 +126,20 @@ static void mm_fwd(void *c) {
 START_TEST(test_matmul) {
   /* Sizes not multiples of 8 exercise the uneven thread split. */
   size_t N = 13, C = 11, OC = 19;
-  mm_ctx m = {zvec(N * OC), rvec(N * C, 1.0f), rvec(OC * C, 1.0f), rvec(OC, 1.0f), N, C, OC};
+  mm_ctx m = {kx_test_zeros(N * OC), rvec(N * C, 1.0f), rvec(OC * C, 1.0f), rvec(OC, 1.0f), N, C, OC};
   float *R = rvec(N * OC, 1.0f);
   probe p = {mm_fwd, &m, m.out, R, N * OC, (double)C + 1};
-  float *di = zvec(N * C), *dW = zvec(OC * C), *db = zvec(OC);
+  float *di = kx_test_zeros(N * C), *dW = kx_test_zeros(OC * C), *db = kx_test_zeros(OC);
   eval(&p, NULL);
   kx_matmul_backward(di, dW, db, R, m.inp, m.W, N, C, OC);
   ck_assert_int_eq(check_array(&p, m.inp, di, N * C, N * C, "mm dinp"), 0);
   ck_assert_int_eq(check_array(&p, m.W, dW, OC * C, OC * C, "mm dW"), 0);
   ck_assert_int_eq(check_array(&p, m.b, db, OC, OC, "mm db"), 0);
   /* and the narrow shape (OC < C) that splits dW by columns */
-  mm_ctx m2 = {zvec(N * 5), rvec(N * 40, 1.0f), rvec(5 * 40, 1.0f), NULL, N, 40, 5};
+  mm_ctx m2 = {kx_test_zeros(N * 5), rvec(N * 40, 1.0f), rvec(5 * 40, 1.0f), NULL, N, 40, 5};
   float *R2 = rvec(N * 5, 1.0f);
   probe p2 = {mm_fwd, &m2, m2.out, R2, N * 5, 41};
-  float *di2 = zvec(N * 40), *dW2 = zvec(5 * 40);
+  float *di2 = kx_test_zeros(N * 40), *dW2 = kx_test_zeros(5 * 40);
   eval(&p2, NULL);
   kx_matmul_backward(di2, dW2, NULL, R2, m2.inp, m2.W, N, 40, 5);
   ck_assert_int_eq(check_array(&p2, m2.inp, di2, N * 40, N * 40, "mm2 dinp"), 0);
@@ -178,8 +159,8 @@ static void gelu_fwd(void *c) {
 
 START_TEST(test_gelu) {
   size_t n = 200;
-  gelu_ctx g = {zvec(n), rvec(n, 2.0f), n};
-  float *R = rvec(n, 1.0f), *di = zvec(n);
+  gelu_ctx g = {kx_test_zeros(n), rvec(n, 2.0f), n};
+  float *R = rvec(n, 1.0f), *di = kx_test_zeros(n);
   probe p = {gelu_fwd, &g, g.out, R, n, 4};
   eval(&p, NULL);
   kx_gelu_backward(di, g.inp, R, n);
@@ -202,8 +183,8 @@ START_TEST(test_embedding) {
   size_t N = 17, C = 9, V = 5;
   int tok[17];
   for (size_t i = 0; i < N; i++) tok[i] = (int)((i * 7) % V);
-  emb_ctx e = {zvec(N * C), rvec(V * C, 1.0f), tok, N, C};
-  float *R = rvec(N * C, 1.0f), *dw = zvec(V * C);
+  emb_ctx e = {kx_test_zeros(N * C), rvec(V * C, 1.0f), tok, N, C};
+  float *R = rvec(N * C, 1.0f), *dw = kx_test_zeros(V * C);
   probe p = {emb_fwd, &e, e.out, R, N * C, 1};
   eval(&p, NULL);
   kx_embed_backward(dw, R, tok, N, C, V);
@@ -224,14 +205,14 @@ static void rope_fwd(void *c) {
 
 START_TEST(test_rope) {
   size_t T = 7, d = 12, r = 6;
-  rope_ctx q = {zvec(T * d), rvec(T * d, 1.0f), zvec(T * r / 2), zvec(T * r / 2), T, d, r};
+  rope_ctx q = {kx_test_zeros(T * d), rvec(T * d, 1.0f), kx_test_zeros(T * r / 2), kx_test_zeros(T * r / 2), T, d, r};
   for (size_t t = 0; t < T; t++)
     for (size_t i = 0; i < r / 2; i++) {
       double a = (double)t * pow(10000.0, -2.0 * (double)i / (double)r);
       q.cs[t * r / 2 + i] = (float)cos(a);
       q.sn[t * r / 2 + i] = (float)sin(a);
     }
-  float *R = rvec(T * d, 1.0f), *dx = track(malloc(T * d * sizeof(float)));
+  float *R = rvec(T * d, 1.0f), *dx = kx_test_track(malloc(T * d * sizeof(float)));
   probe p = {rope_fwd, &q, q.out, R, T * d, 2};
   eval(&p, NULL);
   memcpy(dx, R, T * d * sizeof(float));
@@ -265,10 +246,10 @@ START_TEST(test_crossentropy) {
   size_t N = 9, V = 13;
   int tg[9];
   for (size_t i = 0; i < N; i++) tg[i] = (int)((i * 5 + 1) % V);
-  ce_ctx e = {zvec(N), zvec(N * V), rvec(N * V, 2.0f), tg, N, V, 0};
+  ce_ctx e = {kx_test_zeros(N), kx_test_zeros(N * V), rvec(N * V, 2.0f), tg, N, V, 0};
   float one = 1.0f;
   probe p = {ce_fwd, &e, &e.mean_out, &one, 1, 2.0 * V};
-  float *dl = zvec(N * V);
+  float *dl = kx_test_zeros(N * V);
   eval(&p, NULL);
   kx_crossentropy_backward(dl, e.probs, tg, N, V, 1.0f / (float)N);
   ck_assert_int_eq(check_array(&p, e.logits, dl, N * V, N * V, "crossentropy"), 0);
@@ -289,12 +270,7 @@ static void attn_fwd(void *c) {
 
 START_TEST(test_attention_softmax) {
   kx_dec_config cfg;
-  kx_dec_config_default(&cfg);
-  cfg.vocab = 5;
-  cfg.ctx = 9;
-  cfg.width = 16;
-  cfg.heads = 2;
-  cfg.rotary_dims = 4;
+  kx_test_config(&cfg, "softmax", 5, 9, 16, 4);
   cfg.layers = 1;
   size_t B = 2, T = 9, C = cfg.width, N = B * T;
   const kx_attn_kind *k = kx_dec_attn_find("softmax");
@@ -302,18 +278,18 @@ START_TEST(test_attention_softmax) {
   kx_param_table tab = {0};
   size_t nt;
   ck_assert_int_eq(k->declare(&cfg, 0, &tab, &nt), 0);
-  float *params = rvec(tab.total, 0.4f), *grads = zvec(tab.total);
+  float *params = rvec(tab.total, 0.4f), *grads = kx_test_zeros(tab.total);
   float *pp[KX_ATTN_MAX_TENSORS], *dp[KX_ATTN_MAX_TENSORS];
   for (size_t i = 0; i < nt; i++) pp[i] = params + tab.t[i].offset, dp[i] = grads + tab.t[i].offset;
   size_t half = cfg.rotary_dims / 2;
-  float *cs = zvec(cfg.ctx * half), *sn = zvec(cfg.ctx * half);
+  float *cs = kx_test_zeros(cfg.ctx * half), *sn = kx_test_zeros(cfg.ctx * half);
   for (size_t t = 0; t < cfg.ctx; t++)
     for (size_t i = 0; i < half; i++) {
       double a = (double)t * pow(10000.0, -2.0 * (double)i / (double)cfg.rotary_dims);
       cs[t * half + i] = (float)cos(a), sn[t * half + i] = (float)sin(a);
     }
-  attn_ctx_t a = {k, {&cfg, B, T, cs, sn, 0, 0, NULL}, pp, rvec(N * C, 1.0f), zvec(N * C), zvec(k->act_floats(&cfg, B, T))};
-  float *R = rvec(N * C, 1.0f), *dx = zvec(N * C), *scratch = zvec(k->scratch_floats(&cfg, B, T));
+  attn_ctx_t a = {k, {&cfg, B, T, cs, sn, 0, 0, NULL}, pp, rvec(N * C, 1.0f), kx_test_zeros(N * C), kx_test_zeros(k->act_floats(&cfg, B, T))};
+  float *R = rvec(N * C, 1.0f), *dx = kx_test_zeros(N * C), *scratch = kx_test_zeros(k->scratch_floats(&cfg, B, T));
   /* Sums behind an output: C (qkv) + T (probabilities) + C (proj), times a
    * growth factor of a few for the softmax. */
   probe p = {attn_fwd, &a, a.y, R, N * C, 4.0 * (2 * C + T)};
@@ -323,7 +299,7 @@ START_TEST(test_attention_softmax) {
   for (size_t i = 0; i < nt; i++)
     ck_assert_int_eq(check_array(&p, pp[i], dp[i], tab.t[i].size, 60, tab.t[i].name), 0);
   /* causality: changing the last token must not change earlier outputs */
-  float *y0 = track(malloc(N * C * sizeof(float)));
+  float *y0 = kx_test_track(malloc(N * C * sizeof(float)));
   memcpy(y0, a.y, N * C * sizeof(float));
   for (size_t c = 0; c < C; c++) a.x[(T - 1) * C + c] += 1.0f;
   attn_fwd(&a);
@@ -332,27 +308,12 @@ START_TEST(test_attention_softmax) {
 }
 END_TEST
 
-Suite *suite(void) {
-  Suite *s = suite_create("decoder_layers");
-  TCase *tc = tcase_create("layers");
-  tcase_add_checked_fixture(tc, NULL, free_all);
-  tcase_add_test(tc, test_layernorm);
-  tcase_add_test(tc, test_matmul);
-  tcase_add_test(tc, test_gelu);
-  tcase_add_test(tc, test_embedding);
-  tcase_add_test(tc, test_rope);
-  tcase_add_test(tc, test_crossentropy);
-  tcase_add_test(tc, test_attention_softmax);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
 int main(void) {
-  kx_init_library();
   kx_dec_threads_init();
-  SRunner *sr = srunner_create(suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  Suite *s = kx_test_suite("decoder_layers");
+  TCase *tc = kx_test_case(s, "layers");
+  tcase_add_checked_fixture(tc, NULL, kx_test_free_all);
+  kx_test_add(tc, (const TTest *const[]){test_layernorm, test_matmul, test_gelu, test_embedding, test_rope,
+                                         test_crossentropy, test_attention_softmax, NULL});
+  return kx_test_run(s);
 }

@@ -40,28 +40,12 @@
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_linear_causal.h"
 #include "experiments/model/dec_model.h"
+#include "tests/test_support.h"
 
 static const double U = 5.96e-8; /* 2^-24 */
 
-static uint64_t rng_state = 1;
-static double urand(void) { return (double)(kx_mix64(rng_state++) >> 11) * 0x1.0p-53; }
-static double nrand(void) {
-  double u1 = urand(), u2 = urand();
-  return sqrt(-2.0 * log(u1 + 1e-300)) * cos(2.0 * M_PI * u2);
-}
-static void *allocs[4096];
-static size_t n_allocs;
-static void *track(void *p) {
-  ck_assert_ptr_nonnull(p);
-  ck_assert_uint_lt(n_allocs, 4096);
-  allocs[n_allocs++] = p;
-  return p;
-}
-static void free_all(void) {
-  while (n_allocs) free(allocs[--n_allocs]);
-}
-static float *zvec(size_t n) { return track(calloc(n ? n : 1, sizeof(float))); }
-static double *dvec(size_t n) { return track(calloc(n ? n : 1, sizeof(double))); }
+/* Every test buffer is tracked (test_support.h) and freed after each test. */
+static double *dvec(size_t n) { return kx_test_track(calloc(n ? n : 1, sizeof(double))); }
 
 /* A kernel problem with strided rows; positive features when normalised
  * (as every normalised kind has), signed ones otherwise. */
@@ -74,16 +58,16 @@ static problem make(size_t T, size_t m, size_t dv, float decay, int normalise, s
   problem q;
   kx_lin_causal p = {T, m, dv, m + 2, dv + 3, dv + 5, decay, normalise, 1e-6f, chunk, NULL};
   q.p = p;
-  q.fq = zvec(T * p.ld_f), q.fk = zvec(T * p.ld_f), q.v = zvec(T * p.ld_v);
-  q.o = zvec(T * p.ld_o), q.den = zvec(T), q.scratch = zvec(kx_lin_causal_scratch_floats(&p));
-  q.fscratch = zvec(kx_lin_causal_forward_scratch_floats(&p));
+  q.fq = kx_test_zeros(T * p.ld_f), q.fk = kx_test_zeros(T * p.ld_f), q.v = kx_test_zeros(T * p.ld_v);
+  q.o = kx_test_zeros(T * p.ld_o), q.den = kx_test_zeros(T), q.scratch = kx_test_zeros(kx_lin_causal_scratch_floats(&p));
+  q.fscratch = kx_test_zeros(kx_lin_causal_forward_scratch_floats(&p));
   for (size_t t = 0; t < T; t++) {
     for (size_t k = 0; k < m; k++) {
-      double a = nrand(), b = nrand();
+      double a = kx_test_nrand(), b = kx_test_nrand();
       q.fq[t * p.ld_f + k] = (float)(normalise ? exp(0.5 * a) : a);
       q.fk[t * p.ld_f + k] = (float)(normalise ? exp(0.5 * b) : b);
     }
-    for (size_t k = 0; k < dv; k++) q.v[t * p.ld_v + k] = (float)nrand();
+    for (size_t k = 0; k < dv; k++) q.v[t * p.ld_v + k] = (float)kx_test_nrand();
   }
   return q;
 }
@@ -157,7 +141,7 @@ static int check_forward(size_t T, size_t m, size_t dv, float decay, int normali
       }
     }
   /* The quadratic C form (attention-weights hook) against the reference. */
-  float *A = zvec(T * T);
+  float *A = kx_test_zeros(T * T);
   kx_lin_causal_weights(p, q.fq, q.fk, A);
   for (size_t i = 0; i < T; i++)
     for (size_t k = 0; k < dv; k++) {
@@ -196,7 +180,7 @@ START_TEST(test_causality) {
     size_t T = 45, m = 5, dv = 4;
     problem q = make(T, m, dv, norm ? 1.0f : 0.8f, norm, 16);
     const kx_lin_causal *p = &q.p;
-    float *o0 = zvec(T * p->ld_o), *den0 = zvec(T);
+    float *o0 = kx_test_zeros(T * p->ld_o), *den0 = kx_test_zeros(T);
     size_t t0s[] = {1, 20, 32, 44};
     for (size_t a = 0; a < 4; a++) {
       size_t t0 = t0s[a];
@@ -230,9 +214,9 @@ START_TEST(test_thread_count_independence) {
     for (int threads = 1; threads <= 2; threads++) {
       for (size_t h = 0; h < HEADS; h++) {
         const kx_lin_causal *p = &q[h].p;
-        out[threads - 1][h][0] = zvec(p->T * p->ld_o), out[threads - 1][h][1] = zvec(p->T);
-        out[threads - 1][h][2] = zvec(p->T * p->ld_f), out[threads - 1][h][3] = zvec(p->T * p->ld_f);
-        out[threads - 1][h][4] = zvec(p->T * p->ld_v);
+        out[threads - 1][h][0] = kx_test_zeros(p->T * p->ld_o), out[threads - 1][h][1] = kx_test_zeros(p->T);
+        out[threads - 1][h][2] = kx_test_zeros(p->T * p->ld_f), out[threads - 1][h][3] = kx_test_zeros(p->T * p->ld_f);
+        out[threads - 1][h][4] = kx_test_zeros(p->T * p->ld_v);
       }
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
       for (size_t h = 0; h < HEADS; h++) {
@@ -320,10 +304,10 @@ static int check_backward(size_t T, size_t m, size_t dv, float decay, int normal
   problem q = make(T, m, dv, decay, normalise, chunk);
   const kx_lin_causal *p = &q.p;
   kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, q.den, q.fscratch);
-  float *dout = zvec(T * p->ld_o), *dfq = zvec(T * p->ld_f), *dfk = zvec(T * p->ld_f), *dv_ = zvec(T * p->ld_v);
+  float *dout = kx_test_zeros(T * p->ld_o), *dfq = kx_test_zeros(T * p->ld_f), *dfk = kx_test_zeros(T * p->ld_f), *dv_ = kx_test_zeros(T * p->ld_v);
   double *R = dvec(T * dv);
   for (size_t t = 0; t < T; t++)
-    for (size_t k = 0; k < dv; k++) dout[t * p->ld_o + k] = (float)(R[t * dv + k] = nrand());
+    for (size_t k = 0; k < dv; k++) dout[t * p->ld_o + k] = (float)(R[t * dv + k] = kx_test_nrand());
   kx_lin_causal_backward(p, q.fq, q.fk, q.v, q.o, q.den, dout, dfq, dfk, dv_, q.scratch);
   double *fq = dvec(T * m), *fk = dvec(T * m), *v = dvec(T * dv), *o = dvec(T * dv);
   double *mq = dvec(T * m), *mk = dvec(T * m), *mv = dvec(T * dv);
@@ -354,11 +338,8 @@ static const char *const linear_kinds[] = {"performer", "performer-prf", "perfor
 
 static void small_model(kx_decoder *m, const char *kind, size_t ctx) {
   kx_dec_config cfg;
-  kx_dec_config_default(&cfg);
-  cfg.vocab = 11, cfg.ctx = ctx, cfg.layers = 2, cfg.heads = 2, cfg.width = 32, cfg.rotary_dims = 4;
-  snprintf(cfg.attn_kind, sizeof cfg.attn_kind, "%s", kind);
-  ck_assert_msg(kx_dec_create(m, &cfg) == 0, "%s: %s", kind, kx_error_message());
-  ck_assert_int_eq(kx_dec_init_params(m, 3), 0);
+  kx_test_config(&cfg, kind, 11, ctx, 32, 4);
+  kx_test_model(m, &cfg, 3);
 }
 
 /* T = 100 spans two kernel chunks. */
@@ -367,10 +348,10 @@ START_TEST(test_kind_causality) {
   kx_decoder m;
   size_t B = 2, T = 100, t0 = 70, V = 11;
   small_model(&m, kind, T);
-  int *tok = track(malloc(B * T * sizeof(int)));
+  int *tok = kx_test_track(malloc(B * T * sizeof(int)));
   for (size_t i = 0; i < B * T; i++) tok[i] = (int)(kx_mix64(i + 17) % V);
   ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
-  float *logits0 = zvec(B * T * V);
+  float *logits0 = kx_test_zeros(B * T * V);
   memcpy(logits0, m.logits, B * T * V * sizeof(float));
   for (size_t b = 0; b < B; b++)
     for (size_t t = t0; t < T; t++) tok[b * T + t] = (tok[b * T + t] + 1 + (int)(t % 5)) % (int)V;
@@ -393,7 +374,7 @@ START_TEST(test_kind_weights) {
   kx_decoder m;
   size_t B = 2, T = 70, V = 11;
   small_model(&m, kind, T);
-  int *tok = track(malloc(B * T * sizeof(int)));
+  int *tok = kx_test_track(malloc(B * T * sizeof(int)));
   for (size_t i = 0; i < B * T; i++) tok[i] = (int)(kx_mix64(i + 5) % V);
   ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, B, T, NULL), 0);
   const kx_dec_config *cfg = &m.cfg;
@@ -405,7 +386,7 @@ START_TEST(test_kind_weights) {
   m.attn->qkv_view(&ac, m.blk[0].attn_acts, &q, &k, &v, &dqk, &dv, &scaled);
   ck_assert_uint_eq(dv, d);
   double *att = dvec(B * T * C), *att_abs = dvec(B * T * C);
-  float *A = zvec(T * T);
+  float *A = kx_test_zeros(T * T);
   for (size_t b = 0; b < B; b++)
     for (size_t h = 0; h < H; h++) {
       m.attn->attn_weights(&ac, m.attn_p, m.blk[0].attn_acts, b, h, A);
@@ -485,7 +466,7 @@ START_TEST(test_redraw_schedule) {
   size_t H = m.cfg.heads, d = m.cfg.width / H, n = m.tab.t[w0].size;
   ck_assert_uint_eq(n, H * d * d);
   float *W = kx_dec_param(&m, (size_t)w0), *Wf = kx_dec_param(&f, (size_t)w0);
-  float *prev = zvec(n), *at16 = zvec(n);
+  float *prev = kx_test_zeros(n), *at16 = kx_test_zeros(n);
   memcpy(prev, W, n * sizeof(float));
   for (uint64_t step = 0; step <= 40; step++) {
     ck_assert_int_eq(m.attn->redraw(&m.cfg, 0, m.attn_p, 5, step), 0);
@@ -522,31 +503,18 @@ START_TEST(test_redraw_schedule) {
 }
 END_TEST
 
-Suite *suite(void) {
-  Suite *s = suite_create("decoder_linear");
-  TCase *tc = tcase_create("kernel");
-  tcase_add_checked_fixture(tc, NULL, free_all);
-  tcase_add_test(tc, test_chunked_equals_quadratic);
-  tcase_add_test(tc, test_causality);
-  tcase_add_test(tc, test_backward);
-  tcase_add_test(tc, test_thread_count_independence);
-  suite_add_tcase(s, tc);
-  TCase *tk = tcase_create("kinds");
-  tcase_add_checked_fixture(tk, NULL, free_all);
+int main(void) {
+  kx_dec_threads_init();
+  Suite *s = kx_test_suite("decoder_linear");
+  TCase *tc = kx_test_case(s, "kernel");
+  tcase_add_checked_fixture(tc, NULL, kx_test_free_all);
+  kx_test_add(tc, (const TTest *const[]){test_chunked_equals_quadratic, test_causality, test_backward,
+                                         test_thread_count_independence, NULL});
+  TCase *tk = kx_test_case(s, "kinds");
+  tcase_add_checked_fixture(tk, NULL, kx_test_free_all);
   tcase_add_loop_test(tk, test_kind_causality, 0, (int)N_LINEAR_KINDS);
   tcase_add_loop_test(tk, test_kind_weights, 0, (int)N_LINEAR_KINDS);
   tcase_add_loop_test(tk, test_kind_init, 0, (int)N_LINEAR_KINDS);
   tcase_add_test(tk, test_redraw_schedule);
-  suite_add_tcase(s, tk);
-  return s;
-}
-
-int main(void) {
-  kx_init_library();
-  kx_dec_threads_init();
-  SRunner *sr = srunner_create(suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return kx_test_run(s);
 }

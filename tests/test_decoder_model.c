@@ -14,16 +14,9 @@
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
+#include "tests/test_support.h"
 
-static void tiny_config(kx_dec_config *c, size_t V) {
-  kx_dec_config_default(c);
-  c->vocab = V;
-  c->ctx = 12;
-  c->layers = 2;
-  c->heads = 2;
-  c->width = 16;
-  c->rotary_dims = 4;
-}
+static void tiny_config(kx_dec_config *c, size_t V) { kx_test_config(c, "softmax", V, 12, 16, 4); }
 
 static double model_loss(kx_decoder *m, const int *x, const int *y, size_t B, size_t T) {
   double loss;
@@ -223,17 +216,10 @@ END_TEST
 int main(void) {
   kx_init_library();
   kx_dec_threads_init();
-  Suite *s = suite_create("decoder_model");
-  TCase *tc = tcase_create("model");
+  Suite *s = kx_test_suite("decoder_model");
+  TCase *tc = kx_test_case(s, "model");
   tcase_set_timeout(tc, 600);
-  tcase_add_test(tc, test_model_gradient);
-  tcase_add_test(tc, test_overfit);
-  tcase_add_test(tc, test_schedule);
-  tcase_add_test(tc, test_threads_do_not_change_bits);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  kx_test_add(tc, (const TTest *const[]){test_model_gradient, test_overfit, test_schedule,
+                                         test_threads_do_not_change_bits, NULL});
+  return kx_test_run(s);
 }

@@ -31,6 +31,7 @@
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
 #include "samplers/transforms.h"
+#include "tests/test_support.h"
 
 static const char *const kinds[] = {"retnet", "dijiang", "dijiang-code", "linformer"};
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
@@ -38,16 +39,8 @@ static const double U = 5.96e-8; /* 2^-24 */
 
 static void small_model(kx_decoder *m, const char *kind, uint64_t seed) {
   kx_dec_config c;
-  kx_dec_config_default(&c);
-  c.vocab = 11;
-  c.ctx = 80;
-  c.layers = 2;
-  c.heads = 2;
-  c.width = 32;
-  c.rotary_dims = 4;
-  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", kind);
-  ck_assert_int_eq(kx_dec_create(m, &c), 0);
-  ck_assert_int_eq(kx_dec_init_params(m, seed), 0);
+  kx_test_config(&c, kind, 11, 80, 32, 4);
+  kx_test_model(m, &c, seed);
 }
 
 static float *param(const kx_decoder *m, const char *name) {
@@ -308,18 +301,12 @@ END_TEST
 
 int main(void) {
   kx_dec_threads_init();
-  Suite *s = suite_create("decoder_variants");
-  TCase *tc = tcase_create("variants");
+  Suite *s = kx_test_suite("decoder_variants");
+  TCase *tc = kx_test_case(s, "variants");
   tcase_add_loop_test(tc, test_causality, 0, N_KINDS);
   tcase_add_loop_test(tc, test_attn_weights, 0, N_KINDS);
   tcase_add_loop_test(tc, test_init_and_frozen, 0, N_KINDS);
   tcase_add_loop_test(tc, test_large_inputs_finite, 0, N_KINDS);
-  tcase_add_test(tc, test_init_values);
-  tcase_add_test(tc, test_float_dct);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  kx_test_add(tc, (const TTest *const[]){test_init_values, test_float_dct, NULL});
+  return kx_test_run(s);
 }

@@ -13,6 +13,7 @@
 
 #include "core/kx_error.h"
 #include "experiments/eval/metrics.h"
+#include "tests/test_support.h"
 
 #define TOL 1e-13
 
@@ -72,15 +73,8 @@ START_TEST(kernel_metrics_need_a_kernel_estimator) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("metrics");
-  TCase *tc = tcase_create("metrics");
-  tcase_add_test(tc, metrics_by_hand);
-  tcase_add_test(tc, kernel_metrics_need_a_kernel_estimator);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  Suite *s = kx_test_suite("metrics");
+  TCase *tc = kx_test_case(s, "metrics");
+  kx_test_add(tc, (const TTest *const[]){metrics_by_hand, kernel_metrics_need_a_kernel_estimator, NULL});
+  return kx_test_run(s);
 }

@@ -12,14 +12,8 @@
 #include "core/kx_h5.h"
 #include "core/kx_sandbox.h"
 #include "experiments/qk/qk_file.h"
+#include "tests/test_support.h"
 
-static char dir[256];
-
-static const char *path_of(const char *name) {
-  static char buf[512];
-  snprintf(buf, sizeof buf, "%s/%s", dir, name);
-  return buf;
-}
 
 static kx_qk_layer make_layer(int index, size_t h, size_t t, size_t d, size_t dv) {
   kx_qk_layer l = {.index = index, .heads = h, .tokens = t, .d = d, .dv = dv};
@@ -37,7 +31,7 @@ static kx_qk_layer make_layer(int index, size_t h, size_t t, size_t d, size_t dv
 START_TEST(round_trip_float64_and_float32) {
   kx_qk_layer layers[2] = {make_layer(3, 2, 5, 4, 3), make_layer(0, 2, 5, 4, 0)};
   for (int single = 0; single <= 1; single++) {
-    const char *p = path_of(single ? "rt32.h5" : "rt64.h5");
+    const char *p = kx_test_path(single ? "rt32.h5" : "rt64.h5");
     ck_assert_int_eq(kx_qk_write(p, 0, 1, 2, layers, single), 0);
     kx_qk_file *f = kx_qk_open(p);
     ck_assert_msg(f != NULL, "%s", kx_error_message());
@@ -123,7 +117,7 @@ static void add_dataset(hid_t g, const char *name, int rank, const hsize_t *dims
 
 static void make_bad(const char *name, int with_format, const hsize_t *qdims, int qrank,
                      const hsize_t *kdims, int krank, double fill) {
-  hid_t f = start_file(path_of(name), with_format);
+  hid_t f = start_file(kx_test_path(name), with_format);
   hid_t g = H5Gcreate2(f, "layer0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (qdims) add_dataset(g, "q", qrank, qdims, fill);
   if (kdims) add_dataset(g, "k", krank, kdims, 0.5);
@@ -133,18 +127,18 @@ static void make_bad(const char *name, int with_format, const hsize_t *qdims, in
 
 START_TEST(malformed_files_are_refused) {
   hsize_t good[3] = {2, 4, 3}, rank2[2] = {4, 3}, other_d[3] = {2, 4, 5}, other_t[3] = {2, 6, 3};
-  expect_open_error(path_of("does-not-exist.h5"), "no such file");
+  expect_open_error(kx_test_path("does-not-exist.h5"), "no such file");
 
-  FILE *fp = fopen(path_of("text.h5"), "w");
+  FILE *fp = fopen(kx_test_path("text.h5"), "w");
   fputs("q,k\n1,2\n", fp);
   fclose(fp);
-  expect_open_error(path_of("text.h5"), "not an HDF5 file");
+  expect_open_error(kx_test_path("text.h5"), "not an HDF5 file");
 
   /* a valid file cut in half */
   kx_qk_layer l = make_layer(0, 4, 64, 16, 0);
-  ck_assert_int_eq(kx_qk_write(path_of("whole.h5"), 1, 1, 1, &l, 0), 0);
+  ck_assert_int_eq(kx_qk_write(kx_test_path("whole.h5"), 1, 1, 1, &l, 0), 0);
   kx_qk_layer_free(&l);
-  FILE *in = fopen(path_of("whole.h5"), "rb"), *out = fopen(path_of("cut.h5"), "wb");
+  FILE *in = fopen(kx_test_path("whole.h5"), "rb"), *out = fopen(kx_test_path("cut.h5"), "wb");
   fseek(in, 0, SEEK_END);
   long size = ftell(in);
   fseek(in, 0, SEEK_SET);
@@ -154,7 +148,7 @@ START_TEST(malformed_files_are_refused) {
   free(buf);
   fclose(in);
   fclose(out);
-  kx_qk_file *cut = kx_qk_open(path_of("cut.h5"));
+  kx_qk_file *cut = kx_qk_open(kx_test_path("cut.h5"));
   if (cut) { /* the header may survive; the data must not load */
     kx_qk_layer t;
     ck_assert_int_ne(kx_qk_read_layer(cut, 0, &t), 0);
@@ -162,29 +156,29 @@ START_TEST(malformed_files_are_refused) {
   }
 
   make_bad("foreign.h5", 0, good, 3, good, 3, 1.0);
-  expect_open_error(path_of("foreign.h5"), "not a kapprox Q/K file");
+  expect_open_error(kx_test_path("foreign.h5"), "not a kapprox Q/K file");
 
   make_bad("no-k.h5", 1, good, 3, NULL, 0, 1.0);
-  expect_read_error(path_of("no-k.h5"), "no dataset 'k'");
+  expect_read_error(kx_test_path("no-k.h5"), "no dataset 'k'");
 
   make_bad("rank2.h5", 1, rank2, 2, good, 3, 1.0);
-  expect_read_error(path_of("rank2.h5"), "rank 2");
+  expect_read_error(kx_test_path("rank2.h5"), "rank 2");
 
   make_bad("mismatch-d.h5", 1, good, 3, other_d, 3, 1.0);
-  expect_read_error(path_of("mismatch-d.h5"), "d = 3 but k has d = 5");
+  expect_read_error(kx_test_path("mismatch-d.h5"), "d = 3 but k has d = 5");
 
   make_bad("mismatch-t.h5", 1, good, 3, other_t, 3, 1.0);
-  expect_read_error(path_of("mismatch-t.h5"), "must match");
+  expect_read_error(kx_test_path("mismatch-t.h5"), "must match");
 
   make_bad("nan.h5", 1, good, 3, good, 3, NAN);
-  expect_read_error(path_of("nan.h5"), "non-finite");
+  expect_read_error(kx_test_path("nan.h5"), "non-finite");
 
   make_bad("inf.h5", 1, good, 3, good, 3, INFINITY);
-  expect_read_error(path_of("inf.h5"), "non-finite");
+  expect_read_error(kx_test_path("inf.h5"), "non-finite");
 
-  hid_t f = start_file(path_of("empty.h5"), 1);
+  hid_t f = start_file(kx_test_path("empty.h5"), 1);
   H5Fclose(f);
-  expect_open_error(path_of("empty.h5"), "no groups named layer0");
+  expect_open_error(kx_test_path("empty.h5"), "no groups named layer0");
 }
 END_TEST
 
@@ -194,10 +188,10 @@ END_TEST
  * child process. */
 START_TEST(partial_reads_are_slices_of_the_whole) {
   kx_qk_layer l = make_layer(2, 4, 9, 3, 2);
-  ck_assert_int_eq(kx_qk_write(path_of("part.h5"), 1, 0, 1, &l, 0), 0);
+  ck_assert_int_eq(kx_qk_write(kx_test_path("part.h5"), 1, 0, 1, &l, 0), 0);
   for (int isolated = 0; isolated < 2; isolated++) {
     kx_sandbox_set_isolation(isolated);
-    kx_qk_file *f = kx_qk_open(path_of("part.h5"));
+    kx_qk_file *f = kx_qk_open(kx_test_path("part.h5"));
     ck_assert_msg(f != NULL, "%s", kx_error_message());
     kx_qk_layer shape, p;
     ck_assert_int_eq(kx_qk_layer_shape(f, 0, &shape), 0);
@@ -233,15 +227,15 @@ START_TEST(layer_names_are_range_checked) {
   const char *bad[] = {"layer99999999999", "layer2147483648", "layer01"};
   const char *why[] = {"out of range", "out of range", "leading zeros"};
   for (int i = 0; i < 3; i++) {
-    hid_t f = start_file(path_of("names.h5"), 1);
+    hid_t f = start_file(kx_test_path("names.h5"), 1);
     hid_t g = H5Gcreate2(f, bad[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     H5Gclose(g);
     H5Fclose(f);
-    expect_open_error(path_of("names.h5"), why[i]);
+    expect_open_error(kx_test_path("names.h5"), why[i]);
     ck_assert_msg(strstr(kx_error_message(), bad[i]), "%s", kx_error_message());
   }
   /* the largest index, and names that are not layers at all (ignored) */
-  hid_t f = start_file(path_of("names.h5"), 1);
+  hid_t f = start_file(kx_test_path("names.h5"), 1);
   hsize_t dims[3] = {1, 2, 2};
   hid_t g = H5Gcreate2(f, "layer2147483647", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   add_dataset(g, "q", 3, dims, 0.5);
@@ -250,7 +244,7 @@ START_TEST(layer_names_are_range_checked) {
   const char *others[] = {"layer", "layer-1", "layer+1", "layer1x", "layers"};
   for (int i = 0; i < 5; i++) H5Gclose(H5Gcreate2(f, others[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   H5Fclose(f);
-  kx_qk_file *q = kx_qk_open(path_of("names.h5"));
+  kx_qk_file *q = kx_qk_open(kx_test_path("names.h5"));
   ck_assert_msg(q != NULL, "%s", kx_error_message());
   ck_assert_uint_eq(kx_qk_n_layers(q), 1);
   ck_assert_int_eq(kx_qk_layer_index(q, 0), 2147483647);
@@ -283,7 +277,7 @@ static void string_attr(hid_t obj, const char *name, size_t size, H5T_str_t pad,
 }
 
 START_TEST(string_attributes_in_every_storage) {
-  hid_t f = H5Fcreate(path_of("strings.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t f = H5Fcreate(kx_test_path("strings.h5"), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   string_attr(f, "nullterm", 8, H5T_STR_NULLTERM, H5T_CSET_ASCII, "abcdefg", 0);
   string_attr(f, "full-nullterm", 7, H5T_STR_NULLTERM, H5T_CSET_ASCII, "abcdefg", 0); /* no room for NUL */
   string_attr(f, "nullpad", 12, H5T_STR_NULLPAD, H5T_CSET_ASCII, "abcdefg\0\0\0\0\0", 0);
@@ -322,23 +316,13 @@ START_TEST(string_attributes_in_every_storage) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  snprintf(dir, sizeof dir, "/tmp/kx-test-qk-XXXXXX");
-  if (!mkdtemp(dir)) return 1;
-  Suite *s = suite_create("qk_file");
-  TCase *tc = tcase_create("io");
-  tcase_add_test(tc, round_trip_float64_and_float32);
-  tcase_add_test(tc, malformed_files_are_refused);
-  tcase_add_test(tc, partial_reads_are_slices_of_the_whole);
-  tcase_add_test(tc, layer_names_are_range_checked);
-  tcase_add_test(tc, string_attributes_in_every_storage);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  return failed ? 1 : 0;
+  if (kx_test_tmpdir("qk")) return 1;
+  Suite *s = kx_test_suite("qk_file");
+  TCase *tc = kx_test_case(s, "io");
+  kx_test_add(tc, (const TTest *const[]){round_trip_float64_and_float32, malformed_files_are_refused,
+                                         partial_reads_are_slices_of_the_whole, layer_names_are_range_checked,
+                                         string_attributes_in_every_storage, NULL});
+  int status = kx_test_run(s);
+  if (kx_test_rmtree()) fprintf(stderr, "could not remove %s\n", kx_test_dir());
+  return status;
 }

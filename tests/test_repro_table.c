@@ -14,27 +14,15 @@
 #include "core/kx_error.h"
 #include "experiments/reproduce/repro_runs.h"
 #include "experiments/reproduce/repro_table.h"
+#include "tests/test_support.h"
 
-static char dir[64];
+static void setup(void) { ck_assert_int_eq(kx_test_tmpdir("table"), 0); }
 
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/kx_table_XXXXXX");
-  ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void) {
-  const char *ext[3] = {"md", "csv", "tex"};
-  for (int k = 0; k < 3; k++) {
-    char p[128];
-    snprintf(p, sizeof p, "%s/t.%s", dir, ext[k]);
-    remove(p);
-  }
-  rmdir(dir);
-}
+static void teardown(void) { kx_test_rmtree(); }
 
 static char *slurp(const char *ext) {
   char p[128];
-  snprintf(p, sizeof p, "%s/t.%s", dir, ext);
+  snprintf(p, sizeof p, "%s/t.%s", kx_test_dir(), ext);
   FILE *f = fopen(p, "r");
   ck_assert_ptr_nonnull(f);
   char *buf = calloc(4096, 1);
@@ -46,7 +34,7 @@ static char *slurp(const char *ext) {
 
 START_TEST(test_three_formats) {
   char stem[96];
-  snprintf(stem, sizeof stem, "%s/t", dir);
+  snprintf(stem, sizeof stem, "%s", kx_test_path("t"));
   const kx_table_column cols[2] = {{"loss", "loss (nats)", "loss", 2, 0}, {"tok/s", "tok/s", "tok_s", 0, 1}};
   kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                 .cols = cols, .n_cols = 2, .title = "Table 9", .command = "a test", .setup = "tiny",
@@ -80,7 +68,7 @@ END_TEST
  * _se for a column's error. */
 START_TEST(test_text_cells) {
   char stem[96];
-  snprintf(stem, sizeof stem, "%s/t", dir);
+  snprintf(stem, sizeof stem, "%s", kx_test_path("t"));
   const kx_table_column cols[2] = {{"tokens", "tokens", "tok", 0, 1}, {"c", "c", "c", 2, 0}};
   const char *err_csv[2] = {NULL, "_ci95"};
   kx_table t = {.stem = stem, .n_keys = 1, .key_md = {"model"}, .key_csv = {"model"}, .cols = cols, .n_cols = 2,
@@ -102,7 +90,7 @@ END_TEST
 /* Too many columns is refused, and nothing is written. */
 START_TEST(test_refused) {
   char stem[96];
-  snprintf(stem, sizeof stem, "%s/t", dir);
+  snprintf(stem, sizeof stem, "%s", kx_test_path("t"));
   kx_table_column cols[KX_TABLE_MAX_COLS + 1];
   memset(cols, 0, sizeof cols);
   kx_table t = {.stem = stem, .n_keys = 1, .cols = cols, .n_cols = KX_TABLE_MAX_COLS + 1};
@@ -128,18 +116,10 @@ START_TEST(test_summarise) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("repro_table");
-  TCase *tc = tcase_create("repro_table");
+  Suite *s = kx_test_suite("repro_table");
+  TCase *tc = kx_test_case(s, "repro_table");
   tcase_add_checked_fixture(tc, setup, teardown);
-  tcase_add_test(tc, test_three_formats);
-  tcase_add_test(tc, test_text_cells);
-  tcase_add_test(tc, test_refused);
-  tcase_add_test(tc, test_summarise);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  kx_test_add(tc, (const TTest *const[]){test_three_formats, test_text_cells, test_refused, test_summarise,
+                                         NULL});
+  return kx_test_run(s);
 }

@@ -13,6 +13,7 @@
 #include "core/kx_error.h"
 #include "samplers/sequence.h"
 #include "samplers/transforms.h"
+#include "tests/test_support.h"
 
 /* Check's ck_assert_* report every passing assertion to the parent process
  * (one write per call), which dominates the run time in inner loops; REQUIRE
@@ -620,36 +621,16 @@ START_TEST(test_orthogonal_blocks) {
 }
 END_TEST
 
-static Suite *samplers_suite(void) {
-  Suite *s = suite_create("samplers");
-  TCase *tc = tcase_create("core");
-  tcase_set_timeout(tc, 600);
-  tcase_add_test(tc, test_sobol_published_2d);
-  tcase_add_test(tc, test_sobol_published_3d);
-  tcase_add_test(tc, test_sobol_high_dimension_recurrence);
-  tcase_add_test(tc, test_sobol_table_matches_file);
-  tcase_add_test(tc, test_sobol_net_1d);
-  tcase_add_test(tc, test_sobol_net_2d);
-  tcase_add_test(tc, test_discrepancy_rate);
-  tcase_add_test(tc, test_scrambled_marginal_uniform);
-  tcase_add_test(tc, test_seeds);
-  tcase_add_test(tc, test_skip);
-  tcase_add_test(tc, test_halton_first_points);
-  tcase_add_test(tc, test_halton_perm_stratified);
-  tcase_add_test(tc, test_bad_input);
-  tcase_add_test(tc, test_chi_inv_round_trip);
-  tcase_add_test(tc, test_open_unit);
-  tcase_add_test(tc, test_sphere_directions);
-  tcase_add_test(tc, test_orthogonal_blocks);
-  suite_add_tcase(s, tc);
-  return s;
-}
-
 int main(void) {
-  kx_init_library();
-  SRunner *sr = srunner_create(samplers_suite());
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  Suite *s = kx_test_suite("samplers");
+  TCase *tc = kx_test_case(s, "core");
+  tcase_set_timeout(tc, 600);
+  kx_test_add(tc, (const TTest *const[]){test_sobol_published_2d, test_sobol_published_3d,
+                                         test_sobol_high_dimension_recurrence, test_sobol_table_matches_file,
+                                         test_sobol_net_1d, test_sobol_net_2d, test_discrepancy_rate,
+                                         test_scrambled_marginal_uniform, test_seeds, test_skip,
+                                         test_halton_first_points, test_halton_perm_stratified, test_bad_input,
+                                         test_chi_inv_round_trip, test_open_unit, test_sphere_directions,
+                                         test_orthogonal_blocks, NULL});
+  return kx_test_run(s);
 }

@@ -11,6 +11,7 @@
 
 #include "core/kx_error.h"
 #include "core/kx_sandbox.h"
+#include "tests/test_support.h"
 
 enum { N_VALUES = 300000 }; /* > a pipe's buffer: the two sides must overlap */
 
@@ -117,18 +118,10 @@ START_TEST(a_receiver_stopping_early_ends_the_reader) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("sandbox");
-  TCase *tc = tcase_create("sandbox");
-  tcase_add_test(tc, values_arrive_in_both_modes);
-  tcase_add_test(tc, reader_errors_keep_their_message);
-  tcase_add_test(tc, a_dying_reader_is_a_malformed_file);
-  tcase_add_test(tc, an_endless_reader_is_stopped);
-  tcase_add_test(tc, a_receiver_stopping_early_ends_the_reader);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  Suite *s = kx_test_suite("sandbox");
+  TCase *tc = kx_test_case(s, "sandbox");
+  kx_test_add(tc, (const TTest *const[]){values_arrive_in_both_modes, reader_errors_keep_their_message,
+                                         a_dying_reader_is_a_malformed_file, an_endless_reader_is_stopped,
+                                         a_receiver_stopping_early_ends_the_reader, NULL});
+  return kx_test_run(s);
 }

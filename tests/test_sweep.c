@@ -20,14 +20,8 @@
 #include "experiments/sweep/sweep_commit.h"
 #include "experiments/qk/synthetic.h"
 #include "approx/fmap.h"
+#include "tests/test_support.h"
 
-static char dir[256];
-
-static const char *path_of(const char *name) {
-  static char buf[512];
-  snprintf(buf, sizeof buf, "%s/%s", dir, name);
-  return buf;
-}
 
 static void append_raw(const char *path, const char *text) {
   FILE *fp = fopen(path, "a");
@@ -59,7 +53,7 @@ static void write_journal(const char *path, int n) {
 }
 
 START_TEST(journal_round_trip_and_torn_tail) {
-  const char *p = path_of("a.journal");
+  const char *p = kx_test_path("a.journal");
   write_journal(p, 5);
   kx_journal_contents c;
   ck_assert_int_eq(kx_journal_read(p, &c), 0);
@@ -90,7 +84,7 @@ START_TEST(journal_round_trip_and_torn_tail) {
 END_TEST
 
 START_TEST(journal_damaged_line_is_dropped) {
-  const char *p = path_of("b.journal");
+  const char *p = kx_test_path("b.journal");
   write_journal(p, 4);
   /* flip one byte inside record 1: its checksum no longer matches */
   FILE *fp = fopen(p, "r+");
@@ -117,7 +111,7 @@ END_TEST
  * so a record with a NUL is damaged (dropped, even with a matching CRC)
  * and a header with one is reported as damaged, not read. */
 START_TEST(journal_nul_bytes) {
-  const char *p = path_of("nul.journal");
+  const char *p = kx_test_path("nul.journal");
   static const char rec[] = "1,a\0b";
   char line[64];
   int n = snprintf(line, sizeof line, "\t%08x\n", (unsigned)kx_crc32(rec, sizeof rec - 1));
@@ -145,7 +139,7 @@ START_TEST(journal_nul_bytes) {
 END_TEST
 
 START_TEST(journal_is_locked_while_open) {
-  const char *p = path_of("c.journal");
+  const char *p = kx_test_path("c.journal");
   write_journal(p, 1);
   kx_journal j;
   kx_journal_contents c;
@@ -386,9 +380,9 @@ static char first_byte(const char *path) {
 
 START_TEST(commit_group_all_old_or_all_new) {
   char out[520], p1[520], p2[520];
-  snprintf(out, sizeof out, "%s", path_of("grp.csv"));
-  snprintf(p1, sizeof p1, "%s", path_of("grp.summary.csv"));
-  snprintf(p2, sizeof p2, "%s", path_of("grp.slopes.csv"));
+  snprintf(out, sizeof out, "%s", kx_test_path("grp.csv"));
+  snprintf(p1, sizeof p1, "%s", kx_test_path("grp.summary.csv"));
+  snprintf(p2, sizeof p2, "%s", kx_test_path("grp.slopes.csv"));
   const char *paths[] = {out, p1, p2};
   size_t saw_old = 0, saw_new = 0;
   for (int round = 0; round < 40; round++) {
@@ -425,29 +419,16 @@ START_TEST(commit_group_all_old_or_all_new) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  snprintf(dir, sizeof dir, "/tmp/kx-test-sweep-XXXXXX");
-  if (!mkdtemp(dir)) return 1;
-  Suite *s = suite_create("sweep");
-  TCase *tc = tcase_create("sweep");
-  tcase_add_test(tc, crc32_check_value);
-  tcase_add_test(tc, journal_round_trip_and_torn_tail);
-  tcase_add_test(tc, journal_damaged_line_is_dropped);
-  tcase_add_test(tc, journal_nul_bytes);
-  tcase_add_test(tc, journal_is_locked_while_open);
-  tcase_add_test(tc, shard_specs);
-  tcase_add_test(tc, header_round_trip_and_spec_diff);
-  tcase_add_test(tc, summary_t_interval);
-  tcase_add_test(tc, slopes_of_power_laws);
-  tcase_add_test(tc, weight_fit_at_large_norms);
-  tcase_add_test(tc, commit_group_all_old_or_all_new);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  return failed ? 1 : 0;
+  if (kx_test_tmpdir("sweep")) return 1;
+  Suite *s = kx_test_suite("sweep");
+  TCase *tc = kx_test_case(s, "sweep");
+  kx_test_add(tc, (const TTest *const[]){crc32_check_value, journal_round_trip_and_torn_tail,
+                                         journal_damaged_line_is_dropped, journal_nul_bytes,
+                                         journal_is_locked_while_open, shard_specs,
+                                         header_round_trip_and_spec_diff, summary_t_interval,
+                                         slopes_of_power_laws, weight_fit_at_large_norms,
+                                         commit_group_all_old_or_all_new, NULL});
+  int status = kx_test_run(s);
+  if (kx_test_rmtree()) fprintf(stderr, "could not remove %s\n", kx_test_dir());
+  return status;
 }

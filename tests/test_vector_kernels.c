@@ -18,6 +18,7 @@
 #include "approx/vexp.h"
 #include "core/kx_error.h"
 #include "samplers/transforms.h"
+#include "tests/test_support.h"
 
 /* glibc documents at most 4 ulps for libmvec's exp, log and expf (manual,
  * "Known Maximum Errors in Math Functions"), and libm's own exp/log/expf
@@ -352,22 +353,14 @@ START_TEST(linear_attention_matches_log_domain_weights) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("vector_kernels");
-  TCase *tc = tcase_create("vexp");
-  tcase_add_test(tc, vexp_agrees_with_libm);
-  tcase_add_test(tc, vexp_deep_underflow_is_libm_zero);
-  tcase_add_test(tc, vlog_and_vexpf_agree_with_libm);
-  suite_add_tcase(s, tc);
-  tc = tcase_create("batches");
+  Suite *s = kx_test_suite("vector_kernels");
+  TCase *tc = kx_test_case(s, "vexp");
+  kx_test_add(tc, (const TTest *const[]){vexp_agrees_with_libm, vexp_deep_underflow_is_libm_zero,
+                                         vlog_and_vexpf_agree_with_libm, NULL});
+  tc = kx_test_case(s, "batches");
   tcase_add_loop_test(tc, features_do_not_depend_on_batch_or_threads, 0, 2);
-  tcase_add_test(tc, dct_batch_equals_single);
-  tcase_add_test(tc, linear_attention_is_causal_and_thread_independent);
+  kx_test_add(tc, (const TTest *const[]){dct_batch_equals_single,
+                                         linear_attention_is_causal_and_thread_independent, NULL});
   tcase_add_loop_test(tc, linear_attention_matches_log_domain_weights, 0, 2);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  return kx_test_run(s);
 }

@@ -16,6 +16,7 @@
 #include "approx/fmap_wdcf.h"
 #include "core/kx_error.h"
 #include "samplers/transforms.h"
+#include "tests/test_support.h"
 
 /* ---- independent reference ------------------------------------------- */
 
@@ -593,28 +594,18 @@ START_TEST(bad_input_is_an_error) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("wdcf");
-  TCase *tc = tcase_create("dct");
+  Suite *s = kx_test_suite("wdcf");
+  TCase *tc = kx_test_case(s, "dct");
   tcase_add_loop_test(tc, dct_equals_explicit_matrix, 0, (int)(4 * N_LENGTHS));
   tcase_add_loop_test(tc, dct_inverses_in_place, 0, (int)N_LENGTHS);
   tcase_add_loop_test(tc, dct_matches_kx_dct_matrix, 0, (int)N_LENGTHS);
-  tcase_add_test(tc, dct_matrix_is_orthonormal);
-  tcase_add_test(tc, dct_trivial_and_bad_lengths);
-  tcase_add_test(tc, dct_concurrent_planning);
-  suite_add_tcase(s, tc);
-  tc = tcase_create("maps");
+  kx_test_add(tc, (const TTest *const[]){dct_matrix_is_orthonormal, dct_trivial_and_bad_lengths,
+                                         dct_concurrent_planning, NULL});
+  tc = kx_test_case(s, "maps");
   tcase_add_loop_test(tc, maps_equal_dense_reference, 0, (int)N_MAP_CASES);
-  tcase_add_test(tc, stratified_radii_are_the_chi_grid);
-  tcase_add_test(tc, sequence_radii_are_stratified_per_block);
-  tcase_add_test(tc, code_rows_are_log_probabilities);
-  tcase_add_test(tc, seeds_decide_the_features);
-  tcase_add_test(tc, concurrent_application_is_identical);
-  tcase_add_test(tc, bad_input_is_an_error);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  kx_test_add(tc, (const TTest *const[]){stratified_radii_are_the_chi_grid,
+                                         sequence_radii_are_stratified_per_block,
+                                         code_rows_are_log_probabilities, seeds_decide_the_features,
+                                         concurrent_application_is_identical, bad_input_is_an_error, NULL});
+  return kx_test_run(s);
 }
