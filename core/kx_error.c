@@ -3,6 +3,7 @@
 #include <gsl/gsl_errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,19 @@ void *kx_calloc(size_t count, size_t size) {
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) kx_fail(KX_ENOMEM, "out of memory allocating %zu x %zu bytes", count, size);
   return p;
+}
+
+int kx_reserve(void *items, size_t *cap, size_t n, size_t elem_size, size_t first, const char *what) {
+  if (n < *cap) return 0;
+  size_t new_cap = *cap ? 2 * *cap : first;
+  void *old, *grown;
+  /* items is the address of a T *: copied, not dereferenced as a void *. */
+  memcpy(&old, items, sizeof old);
+  if (new_cap > SIZE_MAX / elem_size || !(grown = realloc(old, new_cap * elem_size)))
+    return kx_fail(KX_ENOMEM, "out of memory for %s", what);
+  memcpy(items, &grown, sizeof grown);
+  *cap = new_cap;
+  return 0;
 }
 
 int kx_all_finite(const double *x, size_t n, const char *what) {

@@ -39,6 +39,12 @@ void kx_init_library(void);
 void *kx_malloc(size_t bytes);
 void *kx_calloc(size_t count, size_t size);
 
+/* Room for element n of a growing array: when n == *cap, *items (the
+ * address of the array's pointer) is reallocated to twice the capacity
+ * (`first` elements the first time).  0, or KX_ENOMEM with a message naming
+ * `what`, the array left as it was. */
+int kx_reserve(void *items, size_t *cap, size_t n, size_t elem_size, size_t first, const char *what);
+
 /* Returns 1 if all n values are finite, else 0 and sets a message naming
  * `what` and the first bad index. */
 int kx_all_finite(const double *x, size_t n, const char *what);

@@ -24,23 +24,6 @@ static int gslq_init(gslq_state *st, const gsl_qrng_type *type, size_t dim) {
   return 0;
 }
 
-static int gslq_sobol_init(void *st, size_t dim, uint64_t seed) {
-  (void)seed;
-  return gslq_init(st, gsl_qrng_sobol, dim);
-}
-static int gslq_nied_init(void *st, size_t dim, uint64_t seed) {
-  (void)seed;
-  return gslq_init(st, gsl_qrng_niederreiter_2, dim);
-}
-static int gslq_halton_init(void *st, size_t dim, uint64_t seed) {
-  (void)seed;
-  return gslq_init(st, gsl_qrng_halton, dim);
-}
-static int gslq_reversehalton_init(void *st, size_t dim, uint64_t seed) {
-  (void)seed;
-  return gslq_init(st, gsl_qrng_reversehalton, dim);
-}
-
 static int gslq_next(void *vs, size_t dim, double *x) {
   (void)dim;
   gslq_state *st = vs;
@@ -55,18 +38,19 @@ static void gslq_release(void *vs) {
   st->q = NULL;
 }
 
-const kx_sequence_type kx_sequence_gsl_sobol = {
-    "gsl-sobol", "GSL's Sobol' (gsl_qrng_sobol)", 40, 0,
-    gslq_state_size, gslq_sobol_init, gslq_next, gslq_release, NULL};
+/* One generator: its init (GSL's type; the seed is unused, none of them is
+ * randomised) and its type entry. */
+#define GSL_QRNG_TYPE(ident, name, max_dim, gsl_type, description)                                      \
+  static int ident##_init(void *st, size_t dim, uint64_t seed) {                                        \
+    (void)seed;                                                                                         \
+    return gslq_init(st, gsl_type, dim);                                                                \
+  }                                                                                                     \
+  const kx_sequence_type ident = {name,      description,  max_dim, 0, gslq_state_size, ident##_init,   \
+                                  gslq_next, gslq_release, NULL}
 
-const kx_sequence_type kx_sequence_gsl_niederreiter = {
-    "gsl-niederreiter", "GSL's base-2 Niederreiter (gsl_qrng_niederreiter_2)", 12, 0,
-    gslq_state_size, gslq_nied_init, gslq_next, gslq_release, NULL};
-
-const kx_sequence_type kx_sequence_gsl_halton = {
-    "gsl-halton", "GSL's Halton (gsl_qrng_halton)", 1229, 0,
-    gslq_state_size, gslq_halton_init, gslq_next, gslq_release, NULL};
-
-const kx_sequence_type kx_sequence_gsl_reversehalton = {
-    "gsl-reversehalton", "GSL's reverse-permuted Halton (gsl_qrng_reversehalton)", 1229, 0,
-    gslq_state_size, gslq_reversehalton_init, gslq_next, gslq_release, NULL};
+GSL_QRNG_TYPE(kx_sequence_gsl_sobol, "gsl-sobol", 40, gsl_qrng_sobol, "GSL's Sobol' (gsl_qrng_sobol)");
+GSL_QRNG_TYPE(kx_sequence_gsl_niederreiter, "gsl-niederreiter", 12, gsl_qrng_niederreiter_2,
+              "GSL's base-2 Niederreiter (gsl_qrng_niederreiter_2)");
+GSL_QRNG_TYPE(kx_sequence_gsl_halton, "gsl-halton", 1229, gsl_qrng_halton, "GSL's Halton (gsl_qrng_halton)");
+GSL_QRNG_TYPE(kx_sequence_gsl_reversehalton, "gsl-reversehalton", 1229, gsl_qrng_reversehalton,
+              "GSL's reverse-permuted Halton (gsl_qrng_reversehalton)");

@@ -148,14 +148,13 @@ static int sobol_skip(void *vs, size_t dim, uint64_t n) {
   return 0;
 }
 
-const kx_sequence_type kx_sequence_sobol = {
-    "sobol", "Sobol' (Joe-Kuo 6.21201), unscrambled, starts at the origin",
-    KX_SOBOL_MAX_DIM, 0, sobol_state_size, sobol_init, sobol_next, NULL, sobol_skip};
+/* The three differ only in the scramble their init draws. */
+#define SOBOL_TYPE(name, description, randomised, init) \
+  {name, description, KX_SOBOL_MAX_DIM, randomised, sobol_state_size, init, sobol_next, NULL, sobol_skip}
 
-const kx_sequence_type kx_sequence_sobol_shift = {
-    "sobol-shift", "Sobol' with a random digital shift",
-    KX_SOBOL_MAX_DIM, 1, sobol_state_size, sobol_shift_init, sobol_next, NULL, sobol_skip};
-
-const kx_sequence_type kx_sequence_sobol_lms = {
-    "sobol-lms", "Sobol' with a random linear matrix scramble and digital shift",
-    KX_SOBOL_MAX_DIM, 1, sobol_state_size, sobol_lms_init, sobol_next, NULL, sobol_skip};
+const kx_sequence_type kx_sequence_sobol =
+    SOBOL_TYPE("sobol", "Sobol' (Joe-Kuo 6.21201), unscrambled, starts at the origin", 0, sobol_init);
+const kx_sequence_type kx_sequence_sobol_shift =
+    SOBOL_TYPE("sobol-shift", "Sobol' with a random digital shift", 1, sobol_shift_init);
+const kx_sequence_type kx_sequence_sobol_lms =
+    SOBOL_TYPE("sobol-lms", "Sobol' with a random linear matrix scramble and digital shift", 1, sobol_lms_init);

@@ -11,13 +11,8 @@
 #include "experiments/eval/summary.h"
 
 int kx_results_add(kx_results *r, const kx_result_row *row) {
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? 2 * r->cap : 256;
-    kx_result_row *rows = realloc(r->rows, cap * sizeof *rows);
-    if (!rows) return kx_fail(KX_ENOMEM, "out of memory for results");
-    r->rows = rows;
-    r->cap = cap;
-  }
+  int rc = kx_reserve(&r->rows, &r->cap, r->n, sizeof *r->rows, 256, "results");
+  if (rc) return rc;
   r->rows[r->n++] = *row;
   return 0;
 }

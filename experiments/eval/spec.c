@@ -125,13 +125,8 @@ typedef struct {
 } input_list;
 
 static int add_input(input_list *l, const kx_spec_input *in) {
-  if (l->n == l->cap) {
-    size_t c = l->cap ? 2 * l->cap : 16;
-    kx_spec_input *p = realloc(l->items, c * sizeof *p);
-    if (!p) return kx_fail(KX_ENOMEM, "out of memory listing inputs");
-    l->items = p;
-    l->cap = c;
-  }
+  int rc = kx_reserve(&l->items, &l->cap, l->n, sizeof *l->items, 16, "the list of inputs");
+  if (rc) return rc;
   l->items[l->n++] = *in;
   return 0;
 }

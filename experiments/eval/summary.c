@@ -78,8 +78,12 @@ typedef struct {
   int failed; /* every row of this seed is a failed point: value NaN */
 } seed_obs;
 
-/* Collapses rows [i, end) of one series into per-(m, seed) head averages. */
-static size_t seed_averages(const keyed *k, size_t i, size_t end, seed_obs *obs) {
+/* The series that starts at sorted row i of n (rows [i, *end) share its
+ * key) collapsed into per-(m, seed) head averages; returns their number. */
+static size_t series_averages(const keyed *k, size_t n_rows, size_t i, seed_obs *obs, size_t *series_end) {
+  size_t end = i;
+  while (end < n_rows && same_series(k[end].row, k[i].row)) end++;
+  *series_end = end;
   size_t n = 0;
   while (i < end) {
     size_t j = i;
@@ -111,22 +115,14 @@ static void copy_key(const kx_result_row *w, char *input, char *kernel, char *sc
 }
 
 int kx_summarise(const kx_results *r, kx_summary_row **out, size_t *n_out) {
-  *out = NULL;
-  *n_out = 0;
+  const size_t cap = r->n ? r->n : 1;
   keyed *k = sorted_rows(r);
-  seed_obs *obs = kx_malloc((r->n ? r->n : 1) * sizeof *obs);
-  kx_summary_row *rows = kx_calloc(r->n ? r->n : 1, sizeof *rows);
-  if (!k || !obs || !rows) {
-    free(k);
-    free(obs);
-    free(rows);
-    return KX_ENOMEM;
-  }
+  seed_obs *obs = kx_malloc(cap * sizeof *obs);
+  kx_summary_row *rows = kx_calloc(cap, sizeof *rows);
   size_t nr = 0;
-  for (size_t i = 0; i < r->n;) {
-    size_t end = i;
-    while (end < r->n && same_series(k[end].row, k[i].row)) end++;
-    size_t no = seed_averages(k, i, end, obs);
+  const int rc = k && obs && rows ? 0 : KX_ENOMEM;
+  for (size_t i = 0; i < r->n && !rc;) {
+    size_t end, no = series_averages(k, r->n, i, obs, &end);
     for (size_t a = 0; a < no;) {
       size_t b = a, ns = 0, n_failed = 0;
       double sum = 0, qn = 0, kn = 0;
@@ -164,33 +160,24 @@ int kx_summarise(const kx_results *r, kx_summary_row **out, size_t *n_out) {
     }
     i = end;
   }
+  if (rc) free(rows), rows = NULL;
   free(k);
   free(obs);
   *out = rows;
   *n_out = nr;
-  return 0;
+  return rc;
 }
 
 int kx_fit_slopes(const kx_results *r, kx_slope_row **out, size_t *n_out) {
-  *out = NULL;
-  *n_out = 0;
+  const size_t cap = r->n ? r->n : 1;
   keyed *k = sorted_rows(r);
-  seed_obs *obs = kx_malloc((r->n ? r->n : 1) * sizeof *obs);
-  double *x = kx_malloc((r->n ? r->n : 1) * sizeof *x), *y = kx_malloc((r->n ? r->n : 1) * sizeof *y);
-  kx_slope_row *rows = kx_calloc(r->n ? r->n : 1, sizeof *rows);
-  if (!k || !obs || !x || !y || !rows) {
-    free(k);
-    free(obs);
-    free(x);
-    free(y);
-    free(rows);
-    return KX_ENOMEM;
-  }
+  seed_obs *obs = kx_malloc(cap * sizeof *obs);
+  double *x = kx_malloc(cap * sizeof *x), *y = kx_malloc(cap * sizeof *y);
+  kx_slope_row *rows = kx_calloc(cap, sizeof *rows);
   size_t nr = 0;
-  for (size_t i = 0; i < r->n;) {
-    size_t end = i;
-    while (end < r->n && same_series(k[end].row, k[i].row)) end++;
-    size_t no = seed_averages(k, i, end, obs), nxy = 0, n_m = 0, m_min = 0, m_max = 0, last_m = 0;
+  const int rc = k && obs && x && y && rows ? 0 : KX_ENOMEM;
+  for (size_t i = 0; i < r->n && !rc;) {
+    size_t end, no = series_averages(k, r->n, i, obs, &end), nxy = 0, n_m = 0, m_min = 0, m_max = 0, last_m = 0;
     /* log of an error needs a positive error; an exact zero (possible for
      * some metrics at large m) carries no rate information */
     for (size_t a = 0; a < no; a++) {
@@ -222,13 +209,14 @@ int kx_fit_slopes(const kx_results *r, kx_slope_row **out, size_t *n_out) {
     }
     i = end;
   }
+  if (rc) free(rows), rows = NULL;
   free(k);
   free(obs);
   free(x);
   free(y);
   *out = rows;
   *n_out = nr;
-  return 0;
+  return rc;
 }
 
 void kx_summary_fwrite(FILE *fp, const kx_summary_row *rows, size_t n) {

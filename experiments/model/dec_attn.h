@@ -100,6 +100,12 @@ typedef struct {
   int (*redraw)(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed, uint64_t step);
 } kx_attn_kind;
 
+/* The entries of a kind file whose hooks are static functions named as the
+ * fields: the five every kind has and the three most have. */
+#define KX_ATTN_NAMED_HOOKS                                                                               \
+  .declare = declare, .act_floats = act_floats, .scratch_floats = scratch_floats, .forward = forward,     \
+  .backward = backward, .qkv_view = qkv_view, .attn_weights = attn_weights, .state_floats = state_floats
+
 /* max_positions of the kinds without a position limit, and of those
  * limited to the training context. */
 size_t kx_attn_any_position(const kx_dec_config *cfg);

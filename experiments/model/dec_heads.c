@@ -63,3 +63,11 @@ void kx_heads_merge_all(const kx_attn_ctx *c, float *dq, float *dk, const float 
     kx_heads_merge(dqkv, bh / H, bh % H, T, C, d, c->rope_cos, c->rope_sin, r, dq + off, dk + off, dv + off);
   }
 }
+
+float *kx_heads_acts(float *acts, size_t N, size_t C, float **qkv, float **q, float **k, float **v) {
+  *qkv = acts;
+  *q = *qkv + 3 * N * C;
+  *k = *q + N * C;
+  *v = *k + N * C;
+  return *v + N * C;
+}

@@ -18,6 +18,11 @@
 enum { KX_HEADS_QKV_W, KX_HEADS_QKV_B, KX_HEADS_PROJ_W, KX_HEADS_PROJ_B, KX_HEADS_TENSORS };
 int kx_heads_declare(size_t C, size_t layer, kx_param_table *tab);
 
+/* The first saved activations of a kind that keeps the teacher's qkv:
+ * qkv (N,3C) | q, k, v (B,H,T,d) at the start of acts; returns the first
+ * float after them. */
+float *kx_heads_acts(float *acts, size_t N, size_t C, float **qkv, float **q, float **k, float **v);
+
 /* q, k, v (T, d) of sequence b, head h, from qkv (B*T, 3C); rotary on the
  * first r dims of q and k (tables (ctx, r/2)). */
 void kx_heads_split(const float *qkv, size_t b, size_t h, size_t T, size_t C, size_t d, const float *rope_cos,

@@ -14,13 +14,8 @@ int kx_ptable_add(kx_param_table *tab, const char *name, size_t rows, size_t col
                   kx_init_kind init, size_t *index) {
   if (strlen(name) >= sizeof tab->t[0].name) return kx_fail(KX_EINVAL, "tensor name '%s' too long", name);
   if (kx_ptable_find(tab, name) >= 0) return kx_fail(KX_EINVAL, "tensor '%s' declared twice", name);
-  if (tab->n == tab->cap) {
-    size_t cap = tab->cap ? 2 * tab->cap : 32;
-    kx_tensor_info *t = realloc(tab->t, cap * sizeof *t);
-    if (!t) return kx_fail(KX_ENOMEM, "out of memory growing the parameter table");
-    tab->t = t;
-    tab->cap = cap;
-  }
+  int rc = kx_reserve(&tab->t, &tab->cap, tab->n, sizeof *tab->t, 32, "the parameter table");
+  if (rc) return rc;
   kx_tensor_info *t = &tab->t[tab->n];
   memset(t, 0, sizeof *t);
   strcpy(t->name, name);

@@ -35,13 +35,8 @@ void kx_journal_contents_free(kx_journal_contents *c) {
 }
 
 static int add_record(kx_journal_contents *c, const char *s, size_t len) {
-  if (c->n == c->cap) {
-    size_t cap = c->cap ? 2 * c->cap : 256;
-    char **r = realloc(c->records, cap * sizeof *r);
-    if (!r) return kx_fail(KX_ENOMEM, "out of memory reading a journal");
-    c->records = r;
-    c->cap = cap;
-  }
+  int rc = kx_reserve(&c->records, &c->cap, c->n, sizeof *c->records, 256, "reading a journal");
+  if (rc) return rc;
   char *copy = kx_malloc(len + 1);
   if (!copy) return KX_ENOMEM;
   memcpy(copy, s, len);

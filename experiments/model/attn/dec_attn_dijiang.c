@@ -134,10 +134,13 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
   }
 }
 
+static size_t weights_scratch_floats(const kx_dec_config *cfg, size_t T);
+
 static kx_gated_map map(const kx_dec_config *cfg) {
   (void)cfg;
   kx_gated_map g = {.decay = kx_gated_decay_dijiang, .normalise = 1, .eps = 1e-6f, .q_scale = 1.0f,
-                    .aux_floats = aux_floats, .map_forward = map_forward, .map_backward = map_backward};
+                    .aux_floats = aux_floats, .map_forward = map_forward, .map_backward = map_backward,
+                    .weights_scratch_floats = weights_scratch_floats};
   return g;
 }
 
@@ -190,11 +193,8 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
  * Gradient: dfq, dfk from the rows (dec_attn_rows.h); with f = D (.) e and
  * the stabiliser independent of D, dD_h += sum_i dfq_i (.) eq_i + sum_j
  * dfk_j (.) ek_j.  Scratch: the rows' | dfq, dfk (T, d). */
-static size_t weights_scratch_floats(size_t T, size_t d) { return kx_attn_rows_scratch_floats(T) + 2 * T * d; }
-
-static size_t dijiang_scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
-  size_t s = scratch_floats(cfg, B, T), w = weights_scratch_floats(T, head_dim(cfg));
-  return s > w ? s : w;
+static size_t weights_scratch_floats(const kx_dec_config *cfg, size_t T) {
+  return kx_attn_rows_scratch_floats(T) + 2 * T * head_dim(cfg);
 }
 
 static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
@@ -220,7 +220,6 @@ const kx_attn_kind kx_attn_dijiang = {
     .name = "dijiang",
     .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
     KX_GATED_KIND_ENTRIES,
-    .scratch_floats = dijiang_scratch_floats,
     .attn_weights_backward = attn_weights_backward,
     .transfer_tensors = transfer_tensors,
 };

@@ -132,5 +132,4 @@ const kx_attn_kind kx_attn_dijiang_code = {
     .name = "dijiang-code",
     .summary = "released DiJiang code: softmax of signed-normal-scaled DCT features, decay, no denominator, GroupNorm+SiLU gate",
     KX_GATED_KIND_ENTRIES,
-    .scratch_floats = scratch_floats,
 };

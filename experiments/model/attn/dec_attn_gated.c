@@ -96,7 +96,9 @@ size_t kx_gated_act_floats(const kx_gated_map *g, const kx_dec_config *cfg, size
 size_t kx_gated_scratch_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width, H = cfg->heads;
   size_t f = g->map_forward ? 3 * N * H * features(g, cfg) : 0;
-  return 9 * N * C + f + B * H * kernel_scratch(g, cfg, T, 0);
+  size_t body = 9 * N * C + f + B * H * kernel_scratch(g, cfg, T, 0);
+  size_t weights = g->weights_scratch_floats ? g->weights_scratch_floats(cfg, T) : 0;
+  return body > weights ? body : weights;
 }
 
 void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *x, float *y,

@@ -50,6 +50,9 @@ typedef struct {
    * scratch holds B H T m floats. */
   void (*map_backward)(const kx_attn_ctx *c, float *const *p, float *const *dp, int is_query, const float *x,
                        const float *f, const float *aux, const float *df, float *dx, float *scratch);
+  /* Optional: the scratch floats the kind's attn_weights_backward needs for
+   * T rows (the kind's one scratch serves it and backward). */
+  size_t (*weights_scratch_floats)(const kx_dec_config *cfg, size_t T);
 } kx_gated_map;
 
 /* The decays of the kinds:
@@ -136,12 +139,7 @@ size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
   }
 
 /* The kx_attn_kind entries every gated kind shares: KX_GATED_KIND_HOOKS'
- * functions but scratch_floats (a kind may need more, for its
- * attn_weights_backward), the kind's static declare and init, and no
- * position limit. */
-#define KX_GATED_KIND_ENTRIES                                                                         \
-  .declare = declare, .act_floats = act_floats, .forward = forward, .backward = backward,            \
-  .qkv_view = qkv_view, .init = init, .attn_weights = attn_weights, .state_floats = state_floats,    \
-  .max_positions = kx_attn_any_position
+ * functions, the kind's static declare and init, and no position limit. */
+#define KX_GATED_KIND_ENTRIES KX_ATTN_NAMED_HOOKS, .init = init, .max_positions = kx_attn_any_position
 
 #endif

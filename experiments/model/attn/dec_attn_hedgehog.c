@@ -94,11 +94,7 @@ static acts_view view(const kx_attn_ctx *c, const float *acts) {
   size_t N = c->B * c->T, C = c->cfg->width;
   kx_lin_causal k = kernel_params(c);
   acts_view a;
-  a.qkv = (float *)acts;
-  a.q = a.qkv + 3 * N * C;
-  a.k = a.q + N * C;
-  a.v = a.k + N * C;
-  a.fq = a.v + N * C;
+  a.fq = kx_heads_acts((float *)acts, N, C, &a.qkv, &a.q, &a.k, &a.v);
   a.fk = a.fq + 2 * N * C;
   a.att = a.fk + 2 * N * C;
   a.den = a.att + N * C;
@@ -269,16 +265,9 @@ static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
 const kx_attn_kind kx_attn_hedgehog = {
     .name = "hedgehog",
     .summary = "learnable softmax/exp feature map per head, normalised linear attention (Hedgehog)",
-    .declare = declare,
-    .act_floats = act_floats,
-    .scratch_floats = scratch_floats,
-    .forward = forward,
-    .backward = backward,
-    .qkv_view = qkv_view,
+    KX_ATTN_NAMED_HOOKS,
     .init = init,
-    .attn_weights = attn_weights,
     .attn_weights_backward = attn_weights_backward,
     .transfer_tensors = transfer_tensors,
-    .state_floats = state_floats,
     .max_positions = kx_attn_any_position,
 };

@@ -245,14 +245,7 @@ static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
 const kx_attn_kind kx_attn_linformer = {
     .name = "linformer",
     .summary = "causal Linformer: softmax over 32 learned projections of the prefix's keys and values",
-    .declare = declare,
-    .act_floats = act_floats,
-    .scratch_floats = scratch_floats,
-    .forward = forward,
-    .backward = backward,
-    .qkv_view = qkv_view,
+    KX_ATTN_NAMED_HOOKS,
     .init = init,
-    .attn_weights = attn_weights,
-    .state_floats = state_floats,
     .max_positions = kx_attn_ctx_positions,
 };

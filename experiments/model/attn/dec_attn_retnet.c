@@ -42,5 +42,4 @@ const kx_attn_kind kx_attn_retnet = {
     .name = "retnet",
     .summary = "retention: per-head decay 1-2^(-5-h), rotary, per-head GroupNorm, swish gate",
     KX_GATED_KIND_ENTRIES,
-    .scratch_floats = scratch_floats,
 };

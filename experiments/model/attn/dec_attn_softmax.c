@@ -45,11 +45,7 @@ typedef struct {
 static acts_view view(const kx_attn_ctx *c, const float *acts) {
   size_t N = c->B * c->T, C = c->cfg->width;
   acts_view a;
-  a.qkv = (float *)acts;
-  a.q = a.qkv + 3 * N * C;
-  a.k = a.q + N * C;
-  a.v = a.k + N * C;
-  a.probs = a.v + N * C;
+  a.probs = kx_heads_acts((float *)acts, N, C, &a.qkv, &a.q, &a.k, &a.v);
   a.att = a.probs + c->B * c->cfg->heads * c->T * c->T;
   return a;
 }
@@ -216,13 +212,6 @@ static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *act
 const kx_attn_kind kx_attn_softmax = {
     .name = "softmax",
     .summary = "causal softmax attention, partial rotary (Pythia)",
-    .declare = declare,
-    .act_floats = act_floats,
-    .scratch_floats = scratch_floats,
-    .forward = forward,
-    .backward = backward,
-    .qkv_view = qkv_view,
-    .attn_weights = attn_weights,
-    .state_floats = state_floats,
+    KX_ATTN_NAMED_HOOKS,
     .max_positions = kx_attn_any_position,
 };

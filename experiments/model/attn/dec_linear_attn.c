@@ -48,11 +48,7 @@ static acts_view view(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t B, 
   size_t sv = f->save_floats ? f->save_floats(cfg, B, T) : 0;
   kx_lin_causal kp = kernel_params(f, cfg, T, 0);
   acts_view a;
-  a.qkv = (float *)acts;
-  a.q = a.qkv + 3 * N * C;
-  a.k = a.q + N * C;
-  a.v = a.k + N * C;
-  a.fq = a.v + N * C;
+  a.fq = kx_heads_acts((float *)acts, N, C, &a.qkv, &a.q, &a.k, &a.v);
   a.fk = a.fq + N * H * m;
   a.save_q = a.fk + N * H * m;
   a.save_k = a.save_q + sv;
