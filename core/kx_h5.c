@@ -182,6 +182,15 @@ out:
   return rc;
 }
 
+int kx_h5_write_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *value) {
+  hid_t s = H5Screate(H5S_SCALAR);
+  hid_t a = H5Acreate2(obj, name, file_type, s, H5P_DEFAULT, H5P_DEFAULT);
+  herr_t e = a < 0 ? -1 : H5Awrite(a, mem_type, value);
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(s);
+  return e < 0 ? kx_fail(KX_EIO, "cannot write attribute %s", name) : 0;
+}
+
 hid_t kx_h5_create_in_memory(void) {
   kx_h5_quiet();
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);

@@ -38,6 +38,10 @@ int kx_check_memory(double bytes, const char *what);
 /* The size of the file at path in bytes (0 if it cannot be stat'ed). */
 unsigned long long kx_file_bytes(const char *path);
 
+/* Writes the scalar attribute `name` of obj: *value in mem_type, stored as
+ * file_type.  0, or KX_EIO with a message naming the attribute. */
+int kx_h5_write_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *value);
+
 /* Writers build their file in memory (HDF5's core driver, no backing
  * store) and publish its bytes through core/kx_atomic: libhdf5 never meets
  * a disk error (in 1.10 a failed H5Fclose leaves the file registered and

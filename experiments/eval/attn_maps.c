@@ -63,12 +63,7 @@ static int write_matrix(hid_t loc, const char *name, size_t n, const double *A) 
 }
 
 static int write_attr(hid_t loc, const char *name, long long v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
-  int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0;
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(space);
-  return ok;
+  return !kx_h5_write_scalar(loc, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, &v);
 }
 
 int kx_attention_maps_write_h5(const char *path, size_t n, const double *exact, size_t n_schemes,

@@ -17,21 +17,11 @@
 
 
 static int attr_u64(hid_t obj, const char *name, uint64_t v) {
-  hid_t s = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, H5T_STD_U64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_UINT64, &v);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(s);
-  return e < 0 ? kx_fail(KX_EIO, "cannot write attribute %s", name) : 0;
+  return kx_h5_write_scalar(obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, &v);
 }
 
 static int attr_f64(hid_t obj, const char *name, double v) {
-  hid_t s = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-  herr_t e = a < 0 ? -1 : H5Awrite(a, H5T_NATIVE_DOUBLE, &v);
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(s);
-  return e < 0 ? kx_fail(KX_EIO, "cannot write attribute %s", name) : 0;
+  return kx_h5_write_scalar(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
 static int attr_str(hid_t obj, const char *name, const char *v) {

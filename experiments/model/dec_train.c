@@ -98,11 +98,7 @@ static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *
     if (d >= 0) H5Dclose(d);
   }
   H5Sclose(s);
-  hid_t ss = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(f, "loss", H5T_IEEE_F64LE, ss, H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0 || H5Awrite(a, H5T_NATIVE_DOUBLE, &loss) < 0) rc = kx_fail(KX_EIO, "cannot write loss");
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(ss);
+  if (kx_h5_write_scalar(f, "loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &loss)) rc = KX_EIO;
   char name[96];
   for (size_t i = 0; !rc && i < m->tab.n; i++) {
     const kx_tensor_info *t = &m->tab.t[i];

@@ -418,12 +418,7 @@ void kx_qk_layer_free(kx_qk_layer *l) {
   l->q = l->k = l->v = NULL;
 }
 static int write_int_attr(hid_t obj, const char *name, int v) {
-  hid_t space = H5Screate(H5S_SCALAR);
-  hid_t a = H5Acreate2(obj, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
-  int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &v) >= 0;
-  if (a >= 0) H5Aclose(a);
-  H5Sclose(space);
-  return ok ? 0 : -1;
+  return kx_h5_write_scalar(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, &v);
 }
 
 static int write_tensor(hid_t g, const char *name, size_t h, size_t t, size_t d, const double *x,
