@@ -40,19 +40,9 @@ static void teardown(void) { kx_test_rmtree(); }
 
 static void tiny_opts(kx_dec_train_opts *o) {
   kx_dec_train_opts_init(o);
-  o->layers = 2;
-  o->heads = 2;
-  o->width = 16;
-  o->ctx = 16;
-  o->batch = 4;
-  o->steps = 8;
-  o->warmup = 2;
-  o->seed = 7;
-  o->seed_given = 1;
-  o->text = text_path;
-  o->eval_every = 3;
-  o->eval_batches = 2;
-  o->final_eval = 0;
+  o->layers = 2, o->heads = 2, o->width = 16, o->ctx = 16;
+  o->batch = 4, o->steps = 8, o->warmup = 2, o->seed = 7, o->seed_given = 1;
+  o->text = text_path, o->eval_every = 3, o->eval_batches = 2, o->final_eval = 0;
 }
 
 static void load_ok(const char *path, kx_decoder *m, kx_dec_vocab *v, kx_adamw *opt, kx_dec_train_state *st) {

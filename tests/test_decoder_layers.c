@@ -311,8 +311,7 @@ END_TEST
 int main(void) {
   kx_dec_threads_init();
   Suite *s = kx_test_suite("decoder_layers");
-  TCase *tc = kx_test_case(s, "layers");
-  tcase_add_checked_fixture(tc, NULL, kx_test_free_all);
+  TCase *tc = kx_test_tracked_case(s, "layers");
   kx_test_add(tc, (const TTest *const[]){test_layernorm, test_matmul, test_gelu, test_embedding, test_rope,
                                          test_crossentropy, test_attention_softmax, NULL});
   return kx_test_run(s);

@@ -506,12 +506,10 @@ END_TEST
 int main(void) {
   kx_dec_threads_init();
   Suite *s = kx_test_suite("decoder_linear");
-  TCase *tc = kx_test_case(s, "kernel");
-  tcase_add_checked_fixture(tc, NULL, kx_test_free_all);
+  TCase *tc = kx_test_tracked_case(s, "kernel");
   kx_test_add(tc, (const TTest *const[]){test_chunked_equals_quadratic, test_causality, test_backward,
                                          test_thread_count_independence, NULL});
-  TCase *tk = kx_test_case(s, "kinds");
-  tcase_add_checked_fixture(tk, NULL, kx_test_free_all);
+  TCase *tk = kx_test_tracked_case(s, "kinds");
   tcase_add_loop_test(tk, test_kind_causality, 0, (int)N_LINEAR_KINDS);
   tcase_add_loop_test(tk, test_kind_weights, 0, (int)N_LINEAR_KINDS);
   tcase_add_loop_test(tk, test_kind_init, 0, (int)N_LINEAR_KINDS);

@@ -20,6 +20,12 @@ TCase *kx_test_case(Suite *s, const char *name) {
   return tc;
 }
 
+TCase *kx_test_tracked_case(Suite *s, const char *name) {
+  TCase *tc = kx_test_case(s, name);
+  tcase_add_checked_fixture(tc, NULL, kx_test_free_all);
+  return tc;
+}
+
 void kx_test_add(TCase *tc, const TTest *const *tests) {
   for (; *tests; tests++) tcase_add_test(tc, *tests);
 }

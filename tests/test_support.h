@@ -17,6 +17,9 @@
 Suite *kx_test_suite(const char *name);
 /* A test case of s; its tests are added to the returned case afterwards. */
 TCase *kx_test_case(Suite *s, const char *name);
+/* kx_test_case whose tests' tracked buffers (kx_test_track) are freed after
+ * each test. */
+TCase *kx_test_tracked_case(Suite *s, const char *name);
 /* Adds the tests of a NULL-terminated list to tc, in order. */
 void kx_test_add(TCase *tc, const TTest *const *tests);
 /* Runs every test of s and frees it; main's exit status (EXIT_SUCCESS when
