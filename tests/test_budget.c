@@ -14,6 +14,7 @@
 
 #include "core/kx_error.h"
 #include "experiments/reproduce/budget.h"
+#include "tests/test_support.h"
 
 /* A realistic curve: at 8e4 tokens the gap is 0.3 + 40 * 8e4^-0.35 = 1.07,
  * at 2e7 tokens 0.41. */
@@ -229,20 +230,9 @@ START_TEST(test_variants) {
 END_TEST
 
 int main(void) {
-  kx_init_library();
-  Suite *s = suite_create("budget");
-  TCase *tc = tcase_create("budget");
-  tcase_add_test(tc, test_fit_exact);
-  tcase_add_test(tc, test_fit_noise);
-  tcase_add_test(tc, test_fit_coverage);
-  tcase_add_test(tc, test_fit_na);
-  tcase_add_test(tc, test_tokens_within);
-  tcase_add_test(tc, test_budget_list);
-  tcase_add_test(tc, test_variants);
-  suite_add_tcase(s, tc);
-  SRunner *sr = srunner_create(s);
-  srunner_run_all(sr, CK_NORMAL);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+  Suite *s = kx_test_suite("budget");
+  TCase *tc = kx_test_case(s, "budget");
+  kx_test_add(tc, (const TTest *const[]){test_fit_exact, test_fit_noise, test_fit_coverage, test_fit_na,
+                                         test_tokens_within, test_budget_list, test_variants, NULL});
+  return kx_test_run(s);
 }
