@@ -84,7 +84,9 @@ int cmd_eval(int argc, char **argv) {
   kx_dec_eval_result r;
   if (!rc) rc = kx_dec_evaluate(&m, data.val, data.n_val, windows, batch, &r);
   if (!rc) {
-    printf("%s (attention %s) on %zu validation characters of %s:\n", ck, m.cfg.attn_kind, r.predictions, path);
+    char label[KX_DEC_NAME_MAX + 256];
+    kx_dec_config_label(&m.cfg, label, sizeof label);
+    printf("%s (attention %s) on %zu validation characters of %s:\n", ck, label, r.predictions, path);
     printf("  loss %.4f nats/char = %.4f bits/char, next-character accuracy %.4f\n", r.loss, r.loss / log(2.0),
            r.accuracy);
   }

@@ -342,7 +342,7 @@ int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double
   if (acc) *acc = e.accuracy;
   if (!kl) return 0;
   *kl = NAN;
-  if (m->attn->attn_weights) rc = kx_dec_attn_kl(&r->teacher, m, r->data.val, r->data.n_val, r->kl_windows, kl);
+  if (!KX_DEC_KIND_LACKING(m, attn_weights)) rc = kx_dec_attn_kl(&r->teacher, m, r->data.val, r->data.n_val, r->kl_windows, kl);
   return rc;
 }
 
@@ -460,7 +460,7 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
   if ((rc = kx_dec_ckpt_load(ft, &m, &vocab, NULL, NULL))) return rc;
   kx_dec_vocab_free(&vocab);
   rc = kx_repro_score(r, &m, &res->f[KX_R_LOSS], &res->f[KX_R_ACC], &res->f[KX_R_KLF]);
-  if (!rc && m.attn->attn_weights && seed == 0) rc = kx_repro_write_map(r, &m, map);
+  if (!rc && !KX_DEC_KIND_LACKING(&m, attn_weights) && seed == 0) rc = kx_repro_write_map(r, &m, map);
   kx_dec_free(&m);
   res->f[KX_R_WALL] = conv_s + c.elapsed;
   const double *f = res->f;
