@@ -252,6 +252,15 @@ int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers) {
   return 0;
 }
 
+int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v) {
+  if (!v->softmax_layers) return 0;
+  kx_dec_config c = r->teacher.cfg;
+  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  c.softmax_layers = v->softmax_layers;
+  int rc = kx_dec_config_check(&c);
+  return rc ? kx_fail_context(rc, "%s: ", v->label) : 0;
+}
+
 uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v) {
   return v->transfer ? (r->budget_steps + 3) / 4 : 0;
 }

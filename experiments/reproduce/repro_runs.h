@@ -91,6 +91,9 @@ void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratc
  * the layers of `softmax_layers`; its label gains "+sm<layers>" after the
  * kind ("hedgehog+sm0.3+AT").  Refuses a variant from scratch. */
 int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers);
+/* Refuses (message naming the label) a hybrid whose kept layers the
+ * loaded teacher does not have, or that keeps every layer. */
+int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v);
 /* Steps of attention transfer (a quarter of the budget for +AT) and of
  * fine-tuning (the rest): together the budget. */
 uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v);
