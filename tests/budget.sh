@@ -31,6 +31,9 @@ bad "'nope' is not an attention kind" --kinds retnet,nope
 bad "no feature-map tensors" --kinds performer+AT
 bad "softmax is the teacher" --kinds softmax
 bad "listed twice" --kinds retnet,retnet
+bad "listed twice" --kinds retnet+sm0,retnet+sm0
+bad "is not a layer index" --kinds retnet+sm0.x
+bad "unknown option '+sm'" --kinds retnet+sm
 bad "--scratch-kinds: 'nope'" --scratch-kinds nope
 bad "2 counts for 3 budgets" --budgets 1/16,1/8,1/4 --seeds 1,2
 bad "--seeds must be in" --seeds 0
@@ -47,6 +50,14 @@ expect 2 "empty directory name" -- reproduce budget $Q --outdir ""
 ok train --text t.txt --attention retnet --layers 1 --width 16 --heads 1 --ctx 16 --steps 2 --out r.h5 --quiet
 expect 1 "converts a softmax model" -- reproduce budget $Q --teacher r.h5 --outdir bad/out
 [ -e bad ] && note "a refused teacher left bad/ behind"
+# a hybrid is checked against the teacher's layers before any run (exit 1: the teacher is known only then)
+ok train --text t.txt --layers 2 --width 16 --heads 1 --ctx 16 --steps 2 --out s.h5 --quiet
+expect 1 "retnet+sm0.1: softmax layers 0,1 are every layer of the model" -- reproduce budget $Q --teacher s.h5 \
+  --kinds retnet+sm0.1 --outdir bad/out
+expect 1 "retnet+sm2: softmax layers 2: the model has only 2 layers" -- reproduce budget $Q --teacher s.h5 \
+  --kinds retnet+sm2 --outdir bad/out
+[ -e bad/out/runs ] && note "a refused hybrid ran"
+rm -rf bad
 "$kx" reproduce budget --help | grep -q "usage: kapprox reproduce budget" || note "--help lacks usage"
 "$kx" reproduce --help | grep -q "budget" || note "reproduce --help does not list budget"
 

@@ -45,6 +45,26 @@ ok eval --checkpoint "$dir/hh_at.h5" $T --teacher "$dir/teacher.h5"
 kl1=$(kl)
 awk -v a="$kl0" -v b="$kl1" 'BEGIN { exit !(b < a) }' || note "attention transfer did not lower the KL ($kl0 -> $kl1)"
 
+# the recall probe: default length ctx/2 - 1 = 7, in the text and the CSV;
+# a length that does not fit the context is a usage error and writes nothing
+ok eval --checkpoint "$dir/hh.h5" $T --teacher "$dir/teacher.h5" --kl-windows 2 --out "$dir/e.csv"
+grep -q "^  recall: 64 random strings of 7 characters, each repeated once: second copy loss" "$dir/out" ||
+  note "eval prints no recall probe: $(cat "$dir/out")"
+grep -q "^  recall of the teacher: 64 random strings of 7 characters" "$dir/out" || note "eval: no teacher recall"
+printed=$(sed -n 's/^  recall: .*second copy loss \([0-9.]*\) nats.*first copy \([0-9.]*\) nats.*/\1 \2/p' "$dir/out")
+csv=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i }
+               NR == 2 { printf "%.4f %.4f", $c["recall_loss"], $c["recall_first_loss"] }' "$dir/e.csv")
+[ -n "$printed" ] && [ "$printed" = "$csv" ] || note "eval's CSV recall ($csv) is not the printed one ($printed)"
+head -1 "$dir/e.csv" | grep -q "recall_length,recall_strings,recall_loss,recall_accuracy,recall_first_loss" ||
+  note "eval's CSV header: $(head -1 "$dir/e.csv")"
+expect 2 "do not fit the context 16" -- eval --checkpoint "$dir/hh.h5" $T --recall-length 9 --out "$dir/e2.csv"
+expect 2 "--recall-length must be in" -- eval --checkpoint "$dir/hh.h5" $T --recall-length 1
+[ ! -e "$dir/e2.csv" ] || note "a refused eval wrote its --out"
+ok eval --checkpoint "$dir/hh.h5" $T --recall-length 8 --recall-strings 3
+grep -q "recall: 3 random strings of 8 characters" "$dir/out" || note "eval --recall-length 8 --recall-strings 3"
+ok eval --checkpoint "$dir/hh.h5" $T --recall-strings 0
+! grep -q "recall" "$dir/out" || note "eval --recall-strings 0 still probes"
+
 # fine-tuning: bad input, then interrupted + resumed = uninterrupted
 F="--batch 4 --quiet --no-final-eval"
 expect 2 "--budget must be > 0" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --budget 0

@@ -224,8 +224,23 @@ def check_ckpt_read(code, work):
         fail(f"ckpt-read snippet: parameters {sorted(p)}")
 
 
+def check_hybrid_kinds(code, work):
+    # the page's 4-layer hybrid: layers 0 and 3 kept softmax
+    if not os.path.exists(os.path.join(work, "t.txt")):
+        with open(os.path.join(work, "t.txt"), "w") as f:
+            f.write(TEXT)
+    if not (kapprox(work, "train", "--text", "t.txt", "--layers", "4", "--heads", "2", "--width", "16", "--ctx",
+                    "16", "--batch", "2", "--steps", "2", "--quiet", "--no-final-eval", "--out", "teacher4.h5")
+            and kapprox(work, "convert", "--from", "teacher4.h5", "--attention", "performer", "--softmax-layers",
+                        "0,3", "--out", "hy.h5", "--quiet")):
+        return
+    ns, _ = run_snippet(code, work, {"print": lambda *a: None})
+    if ns["kinds"] != ["softmax", "performer", "performer", "softmax"]:
+        fail(f"hybrid-kinds snippet: layer kinds {ns['kinds']}")
+
+
 HANDLERS = {"qk-write": check_qk_write, "pandas-summary": check_pandas, "qk-read": check_qk_read,
-            "ckpt-read": check_ckpt_read}
+            "ckpt-read": check_ckpt_read, "hybrid-kinds": check_hybrid_kinds}
 
 BLOCKS = [b for page in PAGES for b in doc_blocks(page)]
 with tempfile.TemporaryDirectory() as work:

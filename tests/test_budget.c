@@ -210,12 +210,27 @@ START_TEST(test_variants) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(kx_budget_variant_parse(bad[i], 0, &v) != 0, "'%s' accepted", bad[i]);
   ck_assert_int_ne(kx_budget_variant_parse("hedgehog+AT", 1, &v), 0);
+  /* layer hybrids: the kept layers in any order, the label normalised */
+  ck_assert_int_eq(kx_budget_variant_parse("hedgehog+sm3.0+AT", 0, &v), 0);
+  ck_assert_uint_eq(v.softmax_layers, 9);
+  ck_assert(v.transfer);
+  ck_assert_str_eq(v.label, "hedgehog+sm0.3+AT");
+  ck_assert_int_eq(kx_budget_variant_parse("performer+sm1", 0, &v), 0);
+  ck_assert_uint_eq(v.softmax_layers, 2);
+  ck_assert_str_eq(v.label, "performer+sm1");
+  static const char *bad_hybrid[] = {"performer+sm", "performer+sm1.1", "performer+smx", "performer+sm64",
+                                     "hedgehog+AT+sm1"};
+  for (size_t i = 0; i < sizeof bad_hybrid / sizeof bad_hybrid[0]; i++)
+    ck_assert_msg(kx_budget_variant_parse(bad_hybrid[i], 0, &v) != 0, "'%s' accepted", bad_hybrid[i]);
+  ck_assert_int_ne(kx_budget_variant_parse("performer+sm1", 1, &v), 0);
   kx_repro_variant list[KX_BUDGET_MAX_VARIANTS];
   size_t n;
   ck_assert_int_eq(kx_budget_variants("retnet,hedgehog+AT", "softmax,retnet", list, KX_BUDGET_MAX_VARIANTS, &n), 0);
   ck_assert_uint_eq(n, 4);
   ck_assert(!list[1].scratch && list[2].scratch && list[3].scratch);
   ck_assert_int_ne(kx_budget_variants("retnet,retnet", NULL, list, KX_BUDGET_MAX_VARIANTS, &n), 0);
+  ck_assert_int_ne(kx_budget_variants("retnet+sm0.2,retnet+sm2.0", NULL, list, KX_BUDGET_MAX_VARIANTS, &n), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "twice"));
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "twice"));
   ck_assert_int_ne(kx_budget_variants("retnet", "nope", list, KX_BUDGET_MAX_VARIANTS, &n), 0);
   /* all: every kind but softmax, hedgehog+AT among them */

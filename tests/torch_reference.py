@@ -3,11 +3,17 @@
 
 usage: /usr/bin/python3 tests/torch_reference.py /path/to/kapprox [KIND,...]
 
-For each attention kind (default: every variant registered below), trains a
-tiny decoder for 3 steps with `kapprox train --attention KIND`, which writes
-the checkpoint and (hidden option --dump-grads) the next batch with the C
-loss and gradients.  This script loads the checkpoint with h5py, rebuilds the
-model from scratch in PyTorch in float64 (the architecture as documented in
+For each attention kind (default: every variant registered below, then the
+layer hybrids in HYBRIDS), trains a tiny decoder for 3 steps with `kapprox
+train --attention KIND`, which writes the checkpoint and (hidden option
+--dump-grads) the next batch with the C loss and gradients.  A layer hybrid
+"KIND+smLIST" (kapprox's label: dijiang+sm0.1 keeps softmax in layers 0
+and 1) is a 3-layer softmax model trained for 3 steps, converted with
+`kapprox convert --softmax-layers LIST` and fine-tuned for 3 steps with the
+gradient dump; the reference reads the per-layer kinds from the
+checkpoint's /config/softmax_layers mask (bit l = layer l is softmax).
+This script loads the checkpoint with h5py, rebuilds the model from
+scratch in PyTorch in float64 (the architecture as documented in
 experiments/model/dec_config.h and docs/file-formats.md), recomputes loss and
 gradients on the same batch with autograd and compares.
 
@@ -284,12 +290,23 @@ def hedgehog_attention(c, p, h, rope):
     return merge_proj(c, p, causal_linear(phi(q, "hh_qw", "hh_qb"), phi(k, "hh_kw", "hh_kb"), v))
 
 
+def layer_kinds(c):
+    """Attention kind of every layer: softmax where the mask's bit is set."""
+    mask = int(c.get("softmax_layers", 0))
+    return ["softmax" if mask >> l & 1 else c["attention"] for l in range(int(c["layers"]))]
+
+
+# Layer hybrids checked by default: all but one layer softmax, and one kept
+# softmax layer between two converted ones.
+HYBRIDS = ["dijiang+sm0.1", "hedgehog+sm1"]
+
+
 def forward(c, P, tokens, targets):
     L, C = int(c["layers"]), int(c["width"])
     r, eps = int(c["rotary_dims"]), float(c["ln_eps"])
     B, T = tokens.shape
     assert int(c["parallel_residual"]) == 1 and int(c["tied_embeddings"]) == 0
-    attention = VARIANTS[c["attention"]]["fn"]
+    kinds = layer_kinds(c)
     inv_freq = float(c["rope_base"]) ** (-torch.arange(0, r, 2, dtype=torch.float64) / r)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
     cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
@@ -303,7 +320,7 @@ def forward(c, P, tokens, targets):
     for l in range(L):
         p = lambda n: P[f"layer{l}/{n}"]  # noqa: E731
         h = F.layer_norm(x, (C,), p("ln1_w"), p("ln1_b"), eps)
-        a = attention(c, p, h, rope)
+        a = VARIANTS[kinds[l]]["fn"](c, p, h, rope)
         h2 = F.layer_norm(x, (C,), p("ln2_w"), p("ln2_b"), eps)
         m = F.gelu(h2 @ p("fc_w").T + p("fc_b")) @ p("fcproj_w").T + p("fcproj_b")
         x = x + a + m
@@ -312,17 +329,39 @@ def forward(c, P, tokens, targets):
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
-def check(kapprox, kind, tmp, text):
-    ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
-    cmd = [kapprox, "train", "--text", text, "--layers", "2", "--heads", "2", "--width", "32",
-           "--ctx", str(VARIANTS[kind]["ctx"]), "--batch", "4", "--steps", str(VARIANTS[kind]["steps"]), "--warmup", "1", "--lr", "1e-2",
-           "--seed", "1", "--attention", kind, "--out", ck, "--dump-grads", gr, "--quiet", "--no-final-eval"]
+def run(kind, cmd):
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        print(f"FAIL {kind}: kapprox train failed:", res.stderr)
+        print(f"FAIL {kind}: kapprox {cmd[1]} failed:", res.stderr)
+    return res.returncode == 0
+
+
+def check(kapprox, kind, tmp, text):
+    base, _, kept = kind.partition("+sm")
+    kept = kept.replace(".", ",")
+    ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
+    spec = VARIANTS[base]
+    common = ["--text", text, "--batch", "4", "--warmup", "1", "--lr", "1e-2", "--seed", "1", "--quiet",
+              "--no-final-eval"]
+    shape = ["--heads", "2", "--width", "32", "--ctx", str(spec["ctx"])]
+    if not kept:
+        ok = run(kind, [kapprox, "train", "--layers", "2", *shape, "--steps", str(spec["steps"]),
+                        "--attention", kind, "--out", ck, "--dump-grads", gr, *common])
+    else:
+        teacher, student = os.path.join(tmp, kind + ".t.h5"), os.path.join(tmp, kind + ".s.h5")
+        ok = (run(kind, [kapprox, "train", "--layers", "3", *shape, "--steps", "3", "--out", teacher, *common])
+              and run(kind, [kapprox, "convert", "--from", teacher, "--attention", base, "--softmax-layers", kept,
+                             "--out", student, "--seed", "2", "--quiet"])
+              and run(kind, [kapprox, "finetune", "--from", student, "--steps", str(spec["steps"]), "--out", ck,
+                             "--dump-grads", gr, *common]))
+    if not ok:
         return False
     c, P = load(ck)
-    spec = VARIANTS[kind]
+    if kept:
+        want = ["softmax" if str(l) in kept.split(",") else base for l in range(3)]
+        if layer_kinds(c) != want:
+            print(f"FAIL {kind}: the checkpoint's layers are {layer_kinds(c)}, expected {want}")
+            return False
     g = h5py.File(gr, "r")
     tokens = torch.tensor(g["tokens"][()], dtype=torch.long)
     targets = torch.tensor(g["targets"][()], dtype=torch.long)
@@ -367,8 +406,8 @@ def main():
         print(__doc__)
         return 2
     kapprox = sys.argv[1]
-    kinds = sys.argv[2].split(",") if len(sys.argv) == 3 else list(VARIANTS)
-    unknown = [k for k in kinds if k not in VARIANTS]
+    kinds = sys.argv[2].split(",") if len(sys.argv) == 3 else list(VARIANTS) + HYBRIDS
+    unknown = [k for k in kinds if k.partition("+sm")[0] not in VARIANTS]
     if unknown:
         print(f"error: no reference for {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
         return 2

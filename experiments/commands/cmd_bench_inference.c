@@ -293,8 +293,8 @@ int cmd_bench_inference(int argc, char **argv) {
       kx_cli_error(cmd, "%s", kx_error_message());
       return 1;
     }
-    static char kname[64];
-    snprintf(kname, sizeof kname, "%s", m.attn->name);
+    static char kname[KX_DEC_NAME_MAX + 256];
+    kx_dec_config_label(&m.cfg, kname, sizeof kname); /* a layer hybrid: "performer+sm0" */
     kinds[0] = kname;
     nk = 1;
     kx_dec_free(&m);
@@ -314,7 +314,7 @@ int cmd_bench_inference(int argc, char **argv) {
       free(pts);
       return 1;
     }
-    int bounded = m.attn->max_positions(&m.cfg) != SIZE_MAX;
+    int bounded = kx_dec_max_positions(&m) != SIZE_MAX;
     if (!ms.checkpoint && bounded) {
       kx_dec_free(&m);
       /* As long as a model can be trained (kx_dec_config_check). */

@@ -30,6 +30,9 @@ static void usage(FILE *out) {
           "  --attention KIND     one of: %s (required)\n"
           "  --out FILE           student checkpoint to write (required; atomically)\n"
           "  --seed N             seed of the new tensors and of transfer batches [0]\n"
+          "  --softmax-layers LIST  layer hybrid: keep these layers (0-based, comma-\n"
+          "                       separated, e.g. 0,3) softmax, exactly the teacher's,\n"
+          "                       and convert only the others (at least one)\n"
           "attention transfer (stage 1; kinds with a trainable feature map):\n"
           "  --transfer-steps N   train the feature maps to reproduce the teacher's\n"
           "                       attention rows for N steps, teacher frozen [0: none]\n"
@@ -77,13 +80,14 @@ static void transfer_progress(uint64_t step, uint64_t steps, double loss, void *
 }
 
 int cmd_convert(int argc, char **argv) {
-  enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET };
+  enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET, O_SMLAYERS };
   static const struct option lo[] = {
       {"from", 1, 0, O_FROM},           {"attention", 1, 0, O_ATTN},    {"out", 1, 0, O_OUT},
       {"seed", 1, 0, O_SEED},           {"transfer-steps", 1, 0, O_TSTEPS}, {"transfer-batch", 1, 0, O_TBATCH},
       {"transfer-lr", 1, 0, O_TLR},     {"text", 1, 0, O_TEXT},         {"quiet", 0, 0, O_QUIET},
+      {"softmax-layers", 1, 0, O_SMLAYERS},
       {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
-  const char *from = NULL, *kind = NULL, *out = NULL, *text = NULL;
+  const char *from = NULL, *kind = NULL, *out = NULL, *text = NULL, *sm_layers = NULL;
   kx_transfer_opts t = {.steps = 0, .batch = 8, .seed = 0, .lr = 1e-2};
   int quiet = 0, c, bad = 0;
   size_t sz;
@@ -108,6 +112,7 @@ int cmd_convert(int argc, char **argv) {
         if (!bad && !(t.lr > 0 && t.lr <= 10)) bad = kx_fail(KX_EINVAL, "--transfer-lr must be in (0, 10], got %s", optarg);
         break;
       case O_TEXT: text = optarg; break;
+      case O_SMLAYERS: sm_layers = optarg; break;
       case O_QUIET: quiet = 1; break;
       case 'h': usage(stdout); return 0;
       default: return kx_cli_option_error(cmd, c, argv);
@@ -135,7 +140,18 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "%s", kx_error_message());
     return 1;
   }
-  rc = kx_dec_convert(&teacher, kind, t.seed, &student);
+  /* the layer list needs the teacher's depth; a bad one is still a usage error */
+  uint64_t mask = 0;
+  kx_dec_config want = teacher.cfg;
+  snprintf(want.attn_kind, sizeof want.attn_kind, "%s", kind);
+  if (sm_layers && (kx_dec_parse_layers(sm_layers, "--softmax-layers", teacher.cfg.layers, &mask) ||
+                    (want.softmax_layers = mask, kx_dec_config_check(&want)))) {
+    kx_cli_error(cmd, "%s (see kapprox convert --help)", kx_error_message());
+    kx_dec_free(&teacher);
+    kx_dec_vocab_free(&vocab);
+    return 2;
+  }
+  rc = kx_dec_convert_hybrid(&teacher, kind, mask, t.seed, &student);
   if (rc) kx_fail_context(rc, "converting '%s': ", from);
   if (!rc && t.steps) {
     int generated = 0, tty = kx_stderr_is_tty() && !quiet;
@@ -158,9 +174,13 @@ int cmd_convert(int argc, char **argv) {
         nr += s >= 0;
         if (s >= 0) dropped[s] = 0;
       }
-      printf("%s (softmax) -> %s (%s): %zu tensors reused, %zu new (seed %llu)%s\n", from, out, kind, nr,
+      char label[KX_DEC_NAME_MAX + 256], kept[256];
+      kx_dec_config_label(&student.cfg, label, sizeof label);
+      kx_dec_format_layers(mask, kept, sizeof kept);
+      printf("%s (softmax) -> %s (%s): %zu tensors reused, %zu new (seed %llu)%s\n", from, out, label, nr,
              student.tab.n - nr, (unsigned long long)t.seed,
              t.steps ? ", feature maps trained by attention transfer" : "");
+      if (mask) printf("  layer hybrid: layers %s keep the teacher's softmax attention, the others are %s\n", kept, kind);
       print_names("reused", &student.tab, reused);
       print_names("new", &student.tab, fresh);
       print_names("teacher tensors not used", &teacher.tab, dropped);

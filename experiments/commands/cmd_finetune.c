@@ -60,16 +60,20 @@ static int same_configuration(const char *from, const char *resume) {
     return rc;
   }
   const kx_dec_config *x = &a.cfg, *y = &b.cfg;
-  int same = !strcmp(x->attn_kind, y->attn_kind) && x->vocab == y->vocab && x->ctx == y->ctx &&
+  int same = !strcmp(x->attn_kind, y->attn_kind) && x->softmax_layers == y->softmax_layers &&
+             x->vocab == y->vocab && x->ctx == y->ctx &&
              x->layers == y->layers && x->heads == y->heads && x->width == y->width &&
              x->rotary_dims == y->rotary_dims && va.V == vb.V &&
              !memcmp(va.vocab, vb.vocab, va.V * sizeof *va.vocab);
+  char lx[KX_DEC_NAME_MAX + 256], ly[KX_DEC_NAME_MAX + 256];
+  kx_dec_config_label(x, lx, sizeof lx);
+  kx_dec_config_label(y, ly, sizeof ly);
   if (!same)
     rc = kx_fail(KX_EINVAL,
                  "fine-tuning checkpoint '%s' (attention %s, %zu layers, %zu heads, width %zu, context %zu, "
                  "vocabulary %zu) is not a fine-tuning of '%s' (attention %s, %zu layers, %zu heads, width %zu, "
                  "context %zu, vocabulary %zu); give the matching --from or another --out",
-                 resume, y->attn_kind, y->layers, y->heads, y->width, y->ctx, y->vocab, from, x->attn_kind,
+                 resume, ly, y->layers, y->heads, y->width, y->ctx, y->vocab, from, lx,
                  x->layers, x->heads, x->width, x->ctx, x->vocab);
   kx_dec_free(&a);
   kx_dec_free(&b);

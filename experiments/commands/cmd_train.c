@@ -79,12 +79,14 @@ static void report(const kx_train_report *r, void *user) {
   const double ln2 = log(2.0);
   if (r->kind == KX_TRAIN_START) {
     const kx_dec_config *c = r->cfg;
+    char label[KX_DEC_NAME_MAX + 256];
+    kx_dec_config_label(c, label, sizeof label);
     printf("text: %s%s\n", r->text_path, r->corpus_generated ? " (generated now)" : "");
     printf("characters: %zu train, %zu validation (every 20th line); vocabulary %zu\n", r->n_train, r->n_val,
            r->vocab);
     printf("model: %zu layers, %zu heads, width %zu (head dim %zu, rotary %zu), context %zu, attention %s, "
            "%zu parameters\n",
-           c->layers, c->heads, c->width, c->width / c->heads, c->rotary_dims, c->ctx, c->attn_kind, r->n_params);
+           c->layers, c->heads, c->width, c->width / c->heads, c->rotary_dims, c->ctx, label, r->n_params);
     printf("baselines on validation (add-one smoothing, fitted on train):\n");
     printf("  unigram %.4f nats/char = %.4f bits/char\n", r->unigram, r->unigram / ln2);
     printf("  bigram  %.4f nats/char = %.4f bits/char\n", r->bigram, r->bigram / ln2);

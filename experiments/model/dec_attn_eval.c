@@ -12,8 +12,8 @@ static kx_attn_ctx ctx_of(const kx_decoder *m) {
 }
 
 static int has_weights(const kx_decoder *m) {
-  if (m->attn->attn_weights) return 0;
-  return kx_fail(KX_EINVAL, "attention kind '%s' does not expose its attention weights", m->attn->name);
+  const kx_attn_kind *k = KX_DEC_KIND_LACKING(m, attn_weights);
+  return k ? kx_fail(KX_EINVAL, "attention kind '%s' does not expose its attention weights", k->name) : 0;
 }
 
 /* Sum over rows of KL(A_i || S_i) of two (T,T) causal maps. */
@@ -48,8 +48,8 @@ int kx_dec_attn_kl(kx_decoder *teacher, kx_decoder *student, const int *stream, 
     kx_attn_ctx ct = ctx_of(teacher), cs = ctx_of(student);
     for (size_t l = 0; !rc && l < L; l++)
       for (size_t h = 0; h < H; h++) {
-        teacher->attn->attn_weights(&ct, kx_dec_attn_p(teacher, l), teacher->blk[l].attn_acts, 0, h, A);
-        student->attn->attn_weights(&cs, kx_dec_attn_p(student, l), student->blk[l].attn_acts, 0, h, S);
+        teacher->li[l].attn->attn_weights(&ct, kx_dec_attn_p(teacher, l), teacher->blk[l].attn_acts, 0, h, A);
+        student->li[l].attn->attn_weights(&cs, kx_dec_attn_p(student, l), student->blk[l].attn_acts, 0, h, S);
         sum += rows_kl(A, S, T);
       }
   }
@@ -71,7 +71,7 @@ int kx_dec_attn_map(kx_decoder *m, const int *tokens, size_t T, size_t layer, fl
   size_t H = m->cfg.heads;
   memset(map, 0, T * T * sizeof(float));
   for (size_t h = 0; h < H; h++) {
-    m->attn->attn_weights(&c, kx_dec_attn_p(m, layer), m->blk[layer].attn_acts, 0, h, A);
+    m->li[layer].attn->attn_weights(&c, kx_dec_attn_p(m, layer), m->blk[layer].attn_acts, 0, h, A);
     for (size_t k = 0; k < T * T; k++) map[k] += A[k] / (float)H;
   }
   free(A);

@@ -17,8 +17,9 @@
 /* Mean over layers, heads, query rows and `windows` evenly spaced windows
  * of the models' context in `stream` (n tokens) of
  *   KL(a_i || â_i) = sum_{j <= i} a_ij log(a_ij / max(â_ij, floor)),
- * a the teacher's rows, â the student's.  The two models must have the
- * same sizes; a student kind without attn_weights is an error. */
+ * a the teacher's rows, â the student's, each block through its own kind
+ * (a layer hybrid's softmax blocks count too).  The two models must have
+ * the same sizes; a block kind without attn_weights is an error. */
 int kx_dec_attn_kl(kx_decoder *teacher, kx_decoder *student, const int *stream, size_t n, size_t windows,
                    double *kl);
 

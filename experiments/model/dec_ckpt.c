@@ -13,7 +13,12 @@
 #include "core/kx_sandbox.h"
 
 #define FORMAT "kapprox-decoder"
+/* Version 2 marks a checkpoint whose /config carries an attribute that
+ * changes the model (softmax_layers): a reader of version 1 would ignore it
+ * and build another model, so it must refuse the file.  Checkpoints without
+ * such attributes keep version 1, and this reader takes both. */
 #define FORMAT_VERSION 1
+#define FORMAT_VERSION_HYBRID 2
 
 
 static int attr_u64(hid_t obj, const char *name, uint64_t v) {
@@ -55,7 +60,7 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   H5Pset_create_intermediate_group(lcpl, 1);
   const kx_dec_config *c = &m->cfg;
   int rc = attr_str(f, "format", FORMAT);
-  if (!rc) rc = attr_u64(f, "format_version", FORMAT_VERSION);
+  if (!rc) rc = attr_u64(f, "format_version", c->softmax_layers ? FORMAT_VERSION_HYBRID : FORMAT_VERSION);
   hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0 && !rc) rc = kx_fail(KX_EIO, "cannot create group /config");
   if (!rc) rc = attr_u64(g, "vocab", c->vocab);
@@ -67,6 +72,7 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   if (!rc) rc = attr_f64(g, "rope_base", c->rope_base);
   if (!rc) rc = attr_f64(g, "ln_eps", c->ln_eps);
   if (!rc) rc = attr_str(g, "attention", c->attn_kind);
+  if (!rc && c->softmax_layers) rc = attr_u64(g, "softmax_layers", c->softmax_layers);
   if (!rc) rc = attr_u64(g, "parallel_residual", 1);
   if (!rc) rc = attr_u64(g, "tied_embeddings", 0);
   if (g >= 0) H5Gclose(g);
@@ -168,6 +174,9 @@ static int read_config(hid_t f, unsigned long long file_bytes, kx_dec_config *c)
   if (!rc) rc = kx_h5_attr_scalar(g, "rope_base", H5T_NATIVE_DOUBLE, &c->rope_base);
   if (!rc) rc = kx_h5_attr_scalar(g, "ln_eps", H5T_NATIVE_DOUBLE, &c->ln_eps);
   if (!rc) rc = kx_h5_attr_string(g, "attention", c->attn_kind, sizeof c->attn_kind);
+  /* absent: every layer has `attention` (checkpoints before layer hybrids) */
+  if (!rc && H5Aexists(g, "softmax_layers") > 0)
+    rc = kx_h5_attr_scalar(g, "softmax_layers", H5T_NATIVE_UINT64, &c->softmax_layers);
   H5Gclose(g);
   if (rc) return kx_fail_context(rc, "/config: ");
   c->vocab = u[0], c->ctx = u[1], c->layers = u[2], c->heads = u[3], c->width = u[4], c->rotary_dims = u[5];
@@ -208,9 +217,9 @@ static int read_checkpoint_file(const load_request *rq, hid_t f, kx_channel *ch)
     return kx_fail(KX_EIO, "not a kapprox decoder checkpoint (root attribute format != \"%s\")", FORMAT);
   int rc = kx_h5_attr_scalar(f, "format_version", H5T_NATIVE_UINT64, &ver);
   if (rc) return rc;
-  if (ver != FORMAT_VERSION)
-    return kx_fail(KX_EIO, "checkpoint format version %llu, this program reads %d", (unsigned long long)ver,
-                   FORMAT_VERSION);
+  if (ver != FORMAT_VERSION && ver != FORMAT_VERSION_HYBRID)
+    return kx_fail(KX_EIO, "checkpoint format version %llu, this program reads %d and %d", (unsigned long long)ver,
+                   FORMAT_VERSION, FORMAT_VERSION_HYBRID);
   kx_dec_config c;
   if ((rc = read_config(f, file_bytes, &c))) return rc;
   if ((rc = kx_channel_send(ch, &c, sizeof c))) return rc;

@@ -1,7 +1,9 @@
 #include "experiments/model/dec_config.h"
 
+#include <stdio.h>
 #include <string.h>
 
+#include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/model/dec_attn.h"
 
@@ -35,5 +37,74 @@ int kx_dec_config_check(const kx_dec_config *c) {
   if (!kx_dec_attn_find(c->attn_kind)) {
     return kx_fail(KX_EINVAL, "unknown attention kind '%s' (known: %s)", c->attn_kind, kx_dec_attn_names());
   }
+  if (c->softmax_layers) {
+    char kept[256];
+    kx_dec_format_layers(c->softmax_layers, kept, sizeof kept);
+    if (c->softmax_layers & ~kx_dec_all_layers(c->layers))
+      return kx_fail(KX_EINVAL, "softmax layers %s: the model has only %zu layers (0 to %zu)", kept, c->layers,
+                     c->layers - 1);
+    if (!strcmp(c->attn_kind, "softmax"))
+      return kx_fail(KX_EINVAL, "softmax layers %s in a softmax model: a layer hybrid needs another attention kind",
+                     kept);
+    if (c->softmax_layers == kx_dec_all_layers(c->layers))
+      return kx_fail(KX_EINVAL,
+                     "softmax layers %s are every layer of the model: nothing would have attention '%s' (keep "
+                     "fewer layers, or use the softmax model itself)",
+                     kept, c->attn_kind);
+  }
   return 0;
+}
+
+const char *kx_dec_config_layer_kind(const kx_dec_config *c, size_t layer) {
+  return layer < 64 && (c->softmax_layers >> layer & 1) ? "softmax" : c->attn_kind;
+}
+
+uint64_t kx_dec_all_layers(size_t layers) { return layers >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << layers) - 1; }
+
+int kx_dec_parse_layers(const char *list, const char *what, size_t layers, uint64_t *mask) {
+  char **items = NULL;
+  size_t n = 0;
+  int rc = kx_split_list(list, what, &items, &n);
+  uint64_t m = 0;
+  for (size_t i = 0; !rc && i < n; i++) {
+    size_t l;
+    if (kx_parse_size(items[i], what, 0, SIZE_MAX, &l))
+      rc = kx_fail(KX_EINVAL, "%s: '%s' is not a layer index (a whole number from 0 to %zu)", what, items[i],
+                   layers - 1);
+    else if (l >= layers)
+      rc = kx_fail(KX_EINVAL, "%s: layer %zu does not exist; the model has %zu layers (0 to %zu)", what, l, layers,
+                   layers - 1);
+    else if (m >> l & 1)
+      rc = kx_fail(KX_EINVAL, "%s: layer %zu is listed twice", what, l);
+    else
+      m |= (uint64_t)1 << l;
+  }
+  kx_free_strings(items, n);
+  if (!rc) *mask = m;
+  return rc;
+}
+
+static void join_layers(uint64_t mask, const char *sep, char *buf, size_t cap) {
+  size_t len = 0;
+  if (cap) buf[0] = '\0';
+  for (size_t l = 0; l < 64; l++) {
+    if (!(mask >> l & 1)) continue;
+    int w = snprintf(buf + len, len < cap ? cap - len : 0, "%s%zu", len ? sep : "", l);
+    if (w < 0 || len + (size_t)w >= cap) break;
+    len += (size_t)w;
+  }
+}
+
+void kx_dec_format_layers(uint64_t mask, char *buf, size_t cap) { join_layers(mask, ",", buf, cap); }
+
+void kx_dec_hybrid_suffix(uint64_t mask, char *buf, size_t cap) {
+  char kept[256];
+  join_layers(mask, ".", kept, sizeof kept);
+  snprintf(buf, cap, "%s%s", mask ? "+sm" : "", kept);
+}
+
+void kx_dec_config_label(const kx_dec_config *c, char *buf, size_t cap) {
+  char kept[256];
+  kx_dec_hybrid_suffix(c->softmax_layers, kept, sizeof kept);
+  snprintf(buf, cap, "%s%s", c->attn_kind, kept);
 }

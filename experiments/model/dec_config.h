@@ -6,7 +6,9 @@
  *       x <- x + Attn(LN1(x)) + MLP(LN2(x));
  *   - attention is a replaceable part (dec_attn.h, `attn_kind`); the default
  *     "softmax" is multi-head causal softmax attention with GPT-NeoX rotary
- *     embedding on the first `rotary_dims` dimensions of each head;
+ *     embedding on the first `rotary_dims` dimensions of each head; a layer
+ *     hybrid keeps softmax in the layers of `softmax_layers` and has
+ *     `attn_kind` in the others;
  *   - MLP: C -> 4C, exact (erf) GELU, 4C -> C, all linear layers with bias;
  *   - final LayerNorm and an *untied* unembedding (V x C, no bias);
  *   - mean cross-entropy over all B*T next-token predictions. */
@@ -14,6 +16,7 @@
 #define KX_DEC_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define KX_DEC_NAME_MAX 32
 
@@ -27,6 +30,10 @@ typedef struct {
   double rope_base;    /* 10000 */
   double ln_eps;       /* 1e-5 */
   char attn_kind[KX_DEC_NAME_MAX]; /* name in the attention table */
+  /* Layer hybrid: bit l set = layer l keeps softmax attention (a model
+   * converted from softmax with some layers left as they were); 0 = every
+   * layer has attn_kind.  Layers <= 64, so one word holds every layer. */
+  uint64_t softmax_layers;
 } kx_dec_config;
 
 /* Defaults of `kapprox train`: 4 layers, 4 heads, width 256 (d = 64),
@@ -35,6 +42,28 @@ void kx_dec_config_default(kx_dec_config *cfg);
 
 /* Checks ranges and divisibility; message names the offending option. */
 int kx_dec_config_check(const kx_dec_config *cfg);
+
+/* Attention kind name of block `layer`: "softmax" for a kept layer, else
+ * attn_kind. */
+const char *kx_dec_config_layer_kind(const kx_dec_config *cfg, size_t layer);
+
+/* The mask of `layers` layers that keeps softmax everywhere. */
+uint64_t kx_dec_all_layers(size_t layers);
+
+/* Parses a comma-separated list of layer indices ("0,3") into a mask;
+ * refuses (message naming `what`) an empty item, a non-number, an index
+ * >= layers and a repeated index.  Whether the mask leaves a layer to
+ * convert is kx_dec_config_check's question. */
+int kx_dec_parse_layers(const char *list, const char *what, size_t layers, uint64_t *mask);
+/* "0,3" (ascending; "" for 0): for messages. */
+void kx_dec_format_layers(uint64_t mask, char *buf, size_t cap);
+/* "+sm0.3" ("" for 0): the part of a label that names the kept layers,
+ * without commas so that it can be a CSV cell or a file name. */
+void kx_dec_hybrid_suffix(uint64_t mask, char *buf, size_t cap);
+/* The model's attention for labels (CSV, table rows, messages):
+ * "performer", or "performer+sm0.3" for a hybrid that keeps softmax in
+ * layers 0 and 3. */
+void kx_dec_config_label(const kx_dec_config *cfg, char *buf, size_t cap);
 
 
 #endif

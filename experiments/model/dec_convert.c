@@ -13,6 +13,11 @@ long kx_dec_convert_source(const kx_decoder *teacher, const kx_tensor_info *t) {
 }
 
 int kx_dec_convert(const kx_decoder *teacher, const char *kind, uint64_t seed, kx_decoder *student) {
+  return kx_dec_convert_hybrid(teacher, kind, 0, seed, student);
+}
+
+int kx_dec_convert_hybrid(const kx_decoder *teacher, const char *kind, uint64_t softmax_layers, uint64_t seed,
+                          kx_decoder *student) {
   memset(student, 0, sizeof *student);
   if (strcmp(teacher->cfg.attn_kind, "softmax"))
     return kx_fail(KX_EINVAL,
@@ -23,6 +28,7 @@ int kx_dec_convert(const kx_decoder *teacher, const char *kind, uint64_t seed, k
     return kx_fail(KX_EINVAL, "unknown attention kind '%s' (known: %s)", kind, kx_dec_attn_names());
   kx_dec_config cfg = teacher->cfg;
   snprintf(cfg.attn_kind, sizeof cfg.attn_kind, "%s", kind);
+  cfg.softmax_layers = softmax_layers;
   int rc = kx_dec_create(student, &cfg);
   if (!rc) rc = kx_dec_init_params(student, seed);
   for (size_t i = 0; !rc && i < student->tab.n; i++) {

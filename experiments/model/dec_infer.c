@@ -25,15 +25,35 @@ static size_t rope_half(const kx_decoder *m) {
 }
 
 static size_t work_floats(const kx_decoder *m, size_t chunk) {
-  size_t C = m->cfg.width;
-  return 5 * chunk * C + 8 * chunk * C + 2 * chunk + chunk * m->cfg.vocab + m->attn->act_floats(&m->cfg, 1, chunk) +
-         2 * chunk * rope_half(m);
+  size_t C = m->cfg.width, acts = 0;
+  for (size_t l = 0; l < m->cfg.layers; l++) {
+    size_t a = m->li[l].attn->act_floats(&m->cfg, 1, chunk);
+    acts = a > acts ? a : acts;
+  }
+  return 5 * chunk * C + 8 * chunk * C + 2 * chunk + chunk * m->cfg.vocab + acts + 2 * chunk * rope_half(m);
+}
+
+/* Decoding state of block l for `capacity` tokens (0 without recurrent decoding). */
+static size_t block_state(const kx_decoder *m, size_t l, size_t capacity) {
+  const kx_attn_kind *k = m->li[l].attn;
+  return k->state_floats ? k->state_floats(&m->cfg, capacity) : 0;
 }
 
 size_t kx_dec_infer_bytes(const kx_decoder *m, size_t capacity, size_t *state_bytes) {
-  size_t st = m->attn->state_floats ? m->attn->state_floats(&m->cfg, capacity) * m->cfg.layers : 0;
+  size_t st = 0;
+  for (size_t l = 0; l < m->cfg.layers; l++) st += block_state(m, l, capacity);
   if (state_bytes) *state_bytes = st * sizeof(float);
   return (st + work_floats(m, chunk_of(m, capacity))) * sizeof(float);
+}
+
+size_t kx_dec_max_positions(const kx_decoder *m) {
+  size_t maxpos = SIZE_MAX;
+  for (size_t l = 0; l < m->cfg.layers; l++) {
+    const kx_attn_kind *k = m->li[l].attn;
+    size_t p = k->state_floats && k->max_positions ? k->max_positions(&m->cfg) : 0;
+    maxpos = p < maxpos ? p : maxpos;
+  }
+  return maxpos;
 }
 
 size_t kx_dec_infer_available_bytes(void) {
@@ -49,17 +69,22 @@ size_t kx_dec_infer_available_bytes(void) {
 
 void kx_dec_infer_free(kx_dec_infer *s) {
   free(s->state);
+  free(s->state_at);
   free(s->inv_freq);
   free(s->x);
   memset(s, 0, sizeof *s);
 }
 
 int kx_dec_infer_check(const kx_decoder *m, size_t capacity) {
-  const kx_attn_kind *k = m->attn;
-  if (!k->state_floats || !k->max_positions)
-    return kx_fail(KX_EINVAL, "attention kind '%s' has no recurrent decoding", k->name);
+  const kx_attn_kind *k = KX_DEC_KIND_LACKING(m, state_floats);
+  if (!k) k = KX_DEC_KIND_LACKING(m, max_positions);
+  if (k) return kx_fail(KX_EINVAL, "attention kind '%s' has no recurrent decoding", k->name);
   if (capacity == 0) return kx_fail(KX_EINVAL, "recurrent decoding needs room for at least one token");
-  size_t maxpos = k->max_positions(&m->cfg);
+  /* the kind that bounds the positions names the limit */
+  size_t maxpos = kx_dec_max_positions(m);
+  k = m->attn;
+  for (size_t l = 0; l < m->cfg.layers; l++)
+    if (m->li[l].attn->max_positions(&m->cfg) == maxpos) k = m->li[l].attn;
   if (capacity > maxpos)
     return kx_fail(KX_EINVAL,
                    "attention kind '%s' defines only %zu positions (the training context: its features or weights depend "
@@ -71,11 +96,13 @@ int kx_dec_infer_check(const kx_decoder *m, size_t capacity) {
   if (capacity > SIZE_MAX / 64 / (m->cfg.width * m->cfg.layers + 1))
     return kx_fail(KX_ENOMEM, "decoding %zu tokens would need more memory than can be addressed", capacity);
   size_t state_bytes, bytes = kx_dec_infer_bytes(m, capacity, &state_bytes), avail = kx_dec_infer_available_bytes();
+  char label[KX_DEC_NAME_MAX + 256];
+  kx_dec_config_label(&m->cfg, label, sizeof label);
   if (avail && bytes > avail)
     return kx_fail(KX_ENOMEM,
                    "decoding %zu tokens with '%s' needs %.1f MiB (%.1f MiB of state or KV cache) but only %.1f "
                    "MiB of memory is available; ask for fewer tokens",
-                   capacity, k->name, bytes / 1048576.0, state_bytes / 1048576.0, avail / 1048576.0);
+                   capacity, label, bytes / 1048576.0, state_bytes / 1048576.0, avail / 1048576.0);
   return 0;
 }
 
@@ -86,9 +113,12 @@ int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
   s->m = m;
   s->capacity = capacity;
   s->chunk = chunk_of(m, capacity);
-  s->state_floats = m->attn->state_floats(&m->cfg, capacity);
-  size_t half = rope_half(m), C = m->cfg.width, T = s->chunk;
-  s->state = kx_calloc(s->state_floats * m->cfg.layers, sizeof(float));
+  size_t half = rope_half(m), C = m->cfg.width, T = s->chunk, L = m->cfg.layers;
+  s->state_at = kx_calloc(L + 1, sizeof *s->state_at);
+  if (!s->state_at) return KX_ENOMEM;
+  for (size_t l = 0; l < L; l++) s->state_at[l + 1] = s->state_at[l] + block_state(m, l, capacity);
+  s->state_floats = s->state_at[L];
+  s->state = kx_calloc(s->state_floats, sizeof(float));
   s->inv_freq = kx_calloc(half, sizeof(double));
   s->x = kx_calloc(work_floats(m, T), sizeof(float));
   if (!s->state || !s->inv_freq || !s->x) {
@@ -130,10 +160,10 @@ static void feed_chunk(kx_dec_infer *s, const int *tokens, size_t T) {
   kx_embed_forward(s->x, tokens, kx_dec_param(m, m->embed), T, C);
   for (size_t l = 0; l < cfg->layers; l++) {
     const kx_dec_layer_index *li = &m->li[l];
-    kx_attn_ctx c = {cfg, 1, T, s->rope_cos, s->rope_sin, s->pos, s->capacity, s->state + l * s->state_floats};
+    kx_attn_ctx c = {cfg, 1, T, s->rope_cos, s->rope_sin, s->pos, s->capacity, s->state + s->state_at[l]};
     kx_layernorm_forward(s->ln1, s->mean, s->rstd, s->x, kx_dec_param(m, li->ln1_w), kx_dec_param(m, li->ln1_b), T,
                          C, eps);
-    m->attn->forward(&c, kx_dec_attn_p(m, l), s->ln1, s->attn_y, s->acts);
+    li->attn->forward(&c, kx_dec_attn_p(m, l), s->ln1, s->attn_y, s->acts);
     kx_layernorm_forward(s->ln2, s->mean, s->rstd, s->x, kx_dec_param(m, li->ln2_w), kx_dec_param(m, li->ln2_b), T,
                          C, eps);
     kx_matmul_forward(s->fc, s->ln2, kx_dec_param(m, li->fc_w), kx_dec_param(m, li->fc_b), T, C, 4 * C);

@@ -5,7 +5,8 @@
  * per-block decoding state the attention kind keeps (kx_attn_kind
  * state_floats): a fixed-size state S = g S + phi(k)^T v, z = g z + phi(k)
  * per head for the linear kinds, a KV cache for softmax.  A token costs
- * O(1) in the length for the linear kinds and O(length) for softmax.
+ * O(1) in the length for the linear kinds and O(length) for softmax.  A
+ * layer hybrid's blocks each keep the state of their own kind.
  *
  * The rotary rows are computed for each chunk's positions (the angles exist
  * for any position), so kinds with max_positions = SIZE_MAX decode beyond
@@ -26,8 +27,9 @@ typedef struct {
   size_t capacity;        /* tokens the state can take (prompt + generated) */
   size_t pos;             /* tokens consumed so far */
   size_t chunk;           /* tokens per parallel call (prefill) */
-  size_t state_floats;    /* per block */
-  float *state;           /* layers x state_floats */
+  size_t state_floats;    /* all blocks */
+  size_t *state_at;       /* (layers + 1): block l's state starts at state + state_at[l] */
+  float *state;
   double *inv_freq;        /* (rotary_dims/2) rotary frequencies */
   /* Work buffers for `chunk` tokens: x, ln1, attn_y, ln2, mlp_y (T,C), fc,
    * gelu (T,4C), mean, rstd (T), logits (T,V), rotary rows (T, rotary_dims/2)
@@ -40,7 +42,11 @@ typedef struct {
  * part of them that is decoding state (KV cache or recurrent state). */
 size_t kx_dec_infer_bytes(const kx_decoder *m, size_t capacity, size_t *state_bytes);
 
-/* Checks that the kind supports recurrent decoding and `capacity`
+/* Positions every block's kind defines (the least of their
+ * max_positions); 0 if a block has no recurrent decoding. */
+size_t kx_dec_max_positions(const kx_decoder *m);
+
+/* Checks that the kinds support recurrent decoding and `capacity`
  * positions, and that the memory is available (MemAvailable); message and
  * non-zero if not.  kx_dec_infer_create checks first, then allocates. */
 int kx_dec_infer_check(const kx_decoder *m, size_t capacity);

@@ -30,10 +30,11 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
   if ((rc = kx_ptable_add(t, nm, rows, cols, decay, init, &li->field))) goto fail;
     ADD(ln1_w, "ln1_w", C, 0, 0, KX_INIT_ONE)
     ADD(ln1_b, "ln1_b", C, 0, 0, KX_INIT_ZERO)
+    li->attn = kx_dec_attn_find(kx_dec_config_layer_kind(cfg, l));
     li->attn_first = t->n;
-    if ((rc = m->attn->declare(cfg, l, t, &li->attn_n))) goto fail;
+    if ((rc = li->attn->declare(cfg, l, t, &li->attn_n))) goto fail;
     if (li->attn_n > KX_ATTN_MAX_TENSORS) {
-      rc = kx_fail(KX_EINVAL, "attention kind '%s' declares more than %d tensors", m->attn->name,
+      rc = kx_fail(KX_EINVAL, "attention kind '%s' declares more than %d tensors", li->attn->name,
                    KX_ATTN_MAX_TENSORS);
       goto fail;
     }
@@ -93,11 +94,20 @@ void kx_dec_free(kx_decoder *m) {
 
 int kx_dec_init_params(kx_decoder *m, uint64_t seed) {
   int rc = kx_ptable_init(&m->tab, m->params, m->cfg.width, m->cfg.layers, seed);
-  if (rc || !m->attn->init) return rc;
-  /* The kind's own streams start past the table's (one per tensor). */
+  /* The kinds' own streams start past the table's (one per tensor). */
   for (size_t l = 0; l < m->cfg.layers && !rc; l++)
-    rc = m->attn->init(&m->cfg, l, kx_dec_attn_p(m, l), kx_seed_derive(seed, m->tab.n + l));
+    if (m->li[l].attn->init)
+      rc = m->li[l].attn->init(&m->cfg, l, kx_dec_attn_p(m, l), kx_seed_derive(seed, m->tab.n + l));
   return rc;
+}
+
+const kx_attn_kind *kx_dec_kind_lacking(const kx_decoder *m, size_t hook_offset) {
+  for (size_t l = 0; l < m->cfg.layers; l++) {
+    void (*hook)(void);
+    memcpy(&hook, (const char *)m->li[l].attn + hook_offset, sizeof hook);
+    if (!hook) return m->li[l].attn;
+  }
+  return NULL;
 }
 
 /* Lays out the activation buffer for (B,T); one allocation for everything. */
@@ -106,9 +116,15 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
   if (m->acts && m->B == B && m->T == T) return 0;
   const kx_dec_config *c = &m->cfg;
   size_t C = c->width, L = c->layers, V = c->vocab;
-  size_t attn_act = m->attn->act_floats(c, B, T);
-  size_t per_block = N * C /* x */ + N * C + 2 * N + attn_act + N * C + N * C + 2 * N + 8 * N * C + N * C;
-  size_t total = L * per_block + N * C + N * C + 2 * N + 2 * N * V + N;
+  /* a hybrid's blocks differ only in the attention's share */
+  size_t per_block = N * C /* x */ + N * C + 2 * N + N * C + N * C + 2 * N + 8 * N * C + N * C;
+  size_t total = L * per_block + N * C + N * C + 2 * N + 2 * N * V + N, as = 0;
+  for (size_t l = 0; l < L; l++) {
+    const kx_attn_kind *k = m->li[l].attn;
+    size_t s = k->scratch_floats(c, B, T);
+    total += k->act_floats(c, B, T);
+    as = s > as ? s : as;
+  }
   free(m->acts);
   free(m->blk);
   free(m->tokens);
@@ -118,7 +134,6 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
   m->blk = kx_calloc(L, sizeof *m->blk);
   m->tokens = kx_malloc(N * sizeof(int));
   m->targets = kx_malloc(N * sizeof(int));
-  size_t as = m->attn->scratch_floats(c, B, T);
   m->scratch_floats = N * C + N * C + 8 * N * C + N * V + as;
   m->scratch = kx_malloc(m->scratch_floats * sizeof(float));
   if (!m->acts || !m->blk || !m->tokens || !m->targets || !m->scratch) {
@@ -133,7 +148,7 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
     a->ln1 = p, p += N * C;
     a->ln1_mean = p, p += N;
     a->ln1_rstd = p, p += N;
-    a->attn_acts = p, p += attn_act;
+    a->attn_acts = p, p += m->li[l].attn->act_floats(c, B, T);
     a->attn_y = p, p += N * C;
     a->ln2 = p, p += N * C;
     a->ln2_mean = p, p += N;
@@ -182,7 +197,7 @@ int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t 
     float *xout = l + 1 < c->layers ? m->blk[l + 1].x : m->x_final;
     kx_layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->x, kx_dec_param(m, li->ln1_w),
                          kx_dec_param(m, li->ln1_b), N, C, eps);
-    m->attn->forward(&ac, kx_dec_attn_p(m, l), a->ln1, a->attn_y, a->attn_acts);
+    li->attn->forward(&ac, kx_dec_attn_p(m, l), a->ln1, a->attn_y, a->attn_acts);
     kx_layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->x, kx_dec_param(m, li->ln2_w),
                          kx_dec_param(m, li->ln2_b), N, C, eps);
     kx_matmul_forward(a->fc, a->ln2, kx_dec_param(m, li->fc_w), kx_dec_param(m, li->fc_b), N, C, 4 * C);
@@ -231,7 +246,7 @@ int kx_dec_backward(kx_decoder *m) {
      * gradient of both branches and, unchanged, part of d x.  Both branches
      * read it before either LayerNorm backward adds into it in place. */
     memset(dln, 0, N * C * sizeof(float));
-    m->attn->backward(&ac, kx_dec_attn_p(m, l), kx_dec_attn_dp(m, l), a->ln1, dres, a->attn_acts, dln,
+    li->attn->backward(&ac, kx_dec_attn_p(m, l), kx_dec_attn_dp(m, l), a->ln1, dres, a->attn_acts, dln,
                       attn_scratch);
     memset(dg, 0, 4 * N * C * sizeof(float));
     kx_matmul_backward(dg, kx_dec_grad(m, li->fcproj_w), kx_dec_grad(m, li->fcproj_b), dres, a->gelu,

@@ -12,7 +12,8 @@
 
 typedef struct {
   size_t ln1_w, ln1_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b; /* table indices */
-  size_t attn_first, attn_n; /* the attention kind's tensors */
+  const kx_attn_kind *attn;  /* this block's kind (softmax in a hybrid's kept layers) */
+  size_t attn_first, attn_n; /* its tensors */
 } kx_dec_layer_index;
 
 /* Activations of one block (pointers into the activation buffer). */
@@ -29,7 +30,7 @@ typedef struct {
 
 typedef struct {
   kx_dec_config cfg;
-  const kx_attn_kind *attn;
+  const kx_attn_kind *attn; /* cfg.attn_kind; a block's own kind is li[l].attn */
   kx_param_table tab;
   kx_dec_layer_index *li;
   size_t embed, lnf_w, lnf_b, unembed; /* table indices */
@@ -72,6 +73,12 @@ int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t 
 /* Gradients of the mean loss of the last forward (which had targets) into
  * m->grads (overwritten). */
 int kx_dec_backward(kx_decoder *m);
+
+/* The first block kind without optional hook `hook` (a member of
+ * kx_attn_kind: attn_weights, qkv_view, state_floats, ...), NULL if every
+ * block has it; a layer hybrid has two kinds to ask. */
+const kx_attn_kind *kx_dec_kind_lacking(const kx_decoder *m, size_t hook_offset);
+#define KX_DEC_KIND_LACKING(m, hook) kx_dec_kind_lacking((m), offsetof(kx_attn_kind, hook))
 
 /* Logits of the last forward at (b, t): V floats. */
 static inline const float *kx_dec_logits(const kx_decoder *m, size_t b, size_t t) {

@@ -66,17 +66,31 @@ int kx_dec_generate(kx_decoder *m, const int *prompt, size_t n, size_t length, d
 }
 
 int kx_dec_extract_qk(kx_decoder *m, const int *tokens, size_t T, kx_qk_layer *layers, int *scaled) {
-  if (!m->attn->qkv_view)
-    return kx_fail(KX_EINVAL, "attention kind '%s' has no queries and keys to dump", m->attn->name);
+  const kx_attn_kind *lacking = KX_DEC_KIND_LACKING(m, qkv_view);
+  if (lacking) return kx_fail(KX_EINVAL, "attention kind '%s' has no queries and keys to dump", lacking->name);
   int rc = kx_dec_forward(m, tokens, NULL, 1, T, NULL);
   if (rc) return rc;
   size_t H = m->cfg.heads;
   kx_attn_ctx ac = {&m->cfg, 1, T, m->rope_cos, m->rope_sin, 0, 0, NULL};
   memset(layers, 0, m->cfg.layers * sizeof *layers);
+  /* One flag for the file: when a hybrid's kinds disagree, 1/sqrt(d) is
+   * folded into the unscaled layers' queries so that q.k is every layer's
+   * logit. */
+  int any_scaled = 0;
   for (size_t l = 0; l < m->cfg.layers; l++) {
     const float *q, *k, *v;
     size_t dqk, dv;
-    m->attn->qkv_view(&ac, m->blk[l].attn_acts, &q, &k, &v, &dqk, &dv, scaled);
+    int s;
+    m->li[l].attn->qkv_view(&ac, m->blk[l].attn_acts, &q, &k, &v, &dqk, &dv, &s);
+    any_scaled |= s;
+  }
+  *scaled = any_scaled;
+  for (size_t l = 0; l < m->cfg.layers; l++) {
+    const float *q, *k, *v;
+    size_t dqk, dv;
+    int s;
+    m->li[l].attn->qkv_view(&ac, m->blk[l].attn_acts, &q, &k, &v, &dqk, &dv, &s);
+    double qscale = any_scaled && !s ? 1.0 / sqrt((double)dqk) : 1.0;
     kx_qk_layer *L = &layers[l];
     L->index = (int)l;
     L->heads = H, L->tokens = T, L->d = dqk, L->dv = v ? dv : 0;
@@ -88,7 +102,7 @@ int kx_dec_extract_qk(kx_decoder *m, const int *tokens, size_t T, kx_qk_layer *l
       return KX_ENOMEM;
     }
     /* B = 1, so the views are (H, T, d) already. */
-    for (size_t i = 0; i < H * T * dqk; i++) L->q[i] = q[i], L->k[i] = k[i];
+    for (size_t i = 0; i < H * T * dqk; i++) L->q[i] = q[i] * qscale, L->k[i] = k[i];
     if (v)
       for (size_t i = 0; i < H * T * dv; i++) L->v[i] = v[i];
   }

@@ -23,7 +23,9 @@ int kx_dec_generate(kx_decoder *m, const int *prompt, size_t n, size_t length, d
 
 /* Runs the model on tokens (T <= ctx) and fills one kx_qk_layer per block
  * (index = block, heads x T x d, q and k after rotary, v) from the
- * attention kind's view; *scaled as the kind reports it.  layers must have
+ * attention kind's view; *scaled as the kind reports it (a layer hybrid
+ * whose kinds disagree: 1, with 1/sqrt(d) folded into the queries of the
+ * unscaled layers).  layers must have
  * room for cfg.layers entries; free each with kx_qk_layer_free. */
 int kx_dec_extract_qk(kx_decoder *m, const int *tokens, size_t T, kx_qk_layer *layers, int *scaled);
 

@@ -136,11 +136,10 @@ static int diverged(uint64_t step, const char *what, double value, const char *g
  * so the draws depend only on (seed, layer, step) and --resume redraws
  * exactly as an uninterrupted run. */
 static int redraw_features(kx_decoder *m, uint64_t run_seed, uint64_t step) {
-  if (!m->attn->redraw) return 0;
   uint64_t s = kx_seed_derive(run_seed, STREAM_REDRAW);
   int rc = 0;
   for (size_t l = 0; l < m->cfg.layers && !rc; l++)
-    rc = m->attn->redraw(&m->cfg, l, kx_dec_attn_p(m, l), kx_seed_derive(s, l), step);
+    if (m->li[l].attn->redraw) rc = m->li[l].attn->redraw(&m->cfg, l, kx_dec_attn_p(m, l), kx_seed_derive(s, l), step);
   return rc;
 }
 

@@ -40,7 +40,8 @@ static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_tar
   kx_attn_ctx cs = {&s->cfg, B, T, s->rope_cos, s->rope_sin, 0, 0, NULL};
   kx_attn_ctx ct = {&t->cfg, B, T, t->rope_cos, t->rope_sin, 0, 0, NULL};
   float *const *p = kx_dec_attn_p(s, l), *const *dp = kx_dec_attn_dp(s, l);
-  s->attn->forward(&cs, p, t->blk[l].ln1, w->y, w->acts);
+  const kx_attn_kind *sk = s->li[l].attn, *tk = t->li[l].attn;
+  sk->forward(&cs, p, t->blk[l].ln1, w->y, w->acts);
   double loss = 0.0;
   if (target == KX_TRANSFER_MSE) {
     const float *yt = t->blk[l].attn_y;
@@ -50,13 +51,13 @@ static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_tar
       w->dy[k] = (float)(2.0 * e * scale);
     }
     memset(w->dx, 0, N * C * sizeof(float));
-    s->attn->backward(&cs, p, dp, t->blk[l].ln1, w->dy, w->acts, w->dx, w->scratch);
+    sk->backward(&cs, p, dp, t->blk[l].ln1, w->dy, w->acts, w->dx, w->scratch);
     return loss / (double)(N * C);
   }
   for (size_t b = 0; b < B; b++)
     for (size_t h = 0; h < H; h++) {
-      t->attn->attn_weights(&ct, kx_dec_attn_p(t, l), t->blk[l].attn_acts, b, h, w->A);
-      s->attn->attn_weights(&cs, p, w->acts, b, h, w->S);
+      tk->attn_weights(&ct, kx_dec_attn_p(t, l), t->blk[l].attn_acts, b, h, w->A);
+      sk->attn_weights(&cs, p, w->acts, b, h, w->S);
       memset(w->dA, 0, T * T * sizeof(float));
       for (size_t i = 0; i < T; i++)
         for (size_t j = 0; j <= i; j++) {
@@ -67,7 +68,7 @@ static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_tar
           /* at the floor the loss no longer depends on sh */
           if (sh > KX_ATTN_KL_FLOOR) w->dA[i * T + j] = (float)(-a / sh * scale);
         }
-      s->attn->attn_weights_backward(&cs, p, dp, w->acts, b, h, w->dA, w->scratch);
+      sk->attn_weights_backward(&cs, p, dp, w->acts, b, h, w->dA, w->scratch);
     }
   return loss / (double)(B * H * T);
 }
@@ -79,7 +80,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if (rc) return rc;
   if (o->match_outputs) target = KX_TRANSFER_MSE;
   const kx_dec_config *c = &student->cfg;
-  if (strcmp(teacher->cfg.attn_kind, "softmax") || teacher->cfg.layers != c->layers ||
+  if (strcmp(teacher->cfg.attn_kind, "softmax") || teacher->cfg.softmax_layers || teacher->cfg.layers != c->layers ||
       teacher->cfg.width != c->width || teacher->cfg.heads != c->heads || teacher->cfg.ctx != c->ctx)
     return kx_fail(KX_EINVAL, "attention transfer needs the softmax teacher the student was converted from");
   size_t B = o->batch ? o->batch : 8, T = c->ctx, N = B * T, C = c->width, L = c->layers, H = c->heads;
@@ -96,11 +97,20 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
     rc = KX_ENOMEM;
     goto out;
   }
-  size_t n_map = 0;
+  /* a hybrid's softmax layers are the teacher's own: nothing to transfer */
+  size_t n_map = 0, converted = 0;
   for (size_t i = 0; i < tab.n; i++) {
     tab.t[i] = student->tab.t[i];
-    tab.t[i].frozen = !is_map_tensor(student->attn, tab.t[i].name) || student->tab.t[i].frozen;
-    n_map += !tab.t[i].frozen;
+    tab.t[i].frozen = 1;
+  }
+  for (size_t l = 0; l < L; l++) {
+    const kx_dec_layer_index *li = &student->li[l];
+    if (li->attn != student->attn) continue;
+    converted++;
+    for (size_t i = li->attn_first; i < li->attn_first + li->attn_n; i++) {
+      tab.t[i].frozen = !is_map_tensor(student->attn, tab.t[i].name) || student->tab.t[i].frozen;
+      n_map += !tab.t[i].frozen;
+    }
   }
   if (!n_map) {
     rc = kx_fail(KX_EINVAL, "attention kind '%s' declares no tensor named in its transfer list", c->attn_kind);
@@ -121,13 +131,15 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if ((rc = kx_adamw_create(&opt, tab.total, 0.9, 0.95, 1e-8, 0.0))) goto out;
   uint64_t seed = kx_seed_derive(o->seed, STREAM_TRANSFER_BATCH);
   uint64_t warmup = o->steps / 10 ? o->steps / 10 : 1;
-  double scale = target == KX_TRANSFER_KL ? 1.0 / (double)(B * H * T * L) : 1.0 / (double)(N * C * L);
+  double scale = target == KX_TRANSFER_KL ? 1.0 / (double)(B * H * T * converted) : 1.0 / (double)(N * C * converted);
   for (uint64_t step = 0; step < o->steps; step++) {
     kx_dec_batch(data->train, data->n_train, B, T, seed, step, x, y);
     if ((rc = kx_dec_forward(teacher, x, NULL, B, T, NULL))) goto out;
     memset(student->grads, 0, tab.total * sizeof(float));
     double loss = 0.0;
-    for (size_t l = 0; l < L; l++) loss += block_loss(teacher, student, l, target, &w, scale) / (double)L;
+    for (size_t l = 0; l < L; l++)
+      if (student->li[l].attn == student->attn)
+        loss += block_loss(teacher, student, l, target, &w, scale) / (double)converted;
     for (size_t i = 0; i < tab.n; i++)
       if (tab.t[i].frozen) memset(student->grads + tab.t[i].offset, 0, tab.t[i].size * sizeof(float));
     if (!isfinite(loss) || !isfinite(kx_grad_clip(student->grads, tab.total, 1.0))) {

@@ -3,7 +3,9 @@
  * is run on the teacher's own LayerNorm output and trained to reproduce the
  * teacher's attention, updating only the kind's feature-map tensors
  * (kx_attn_kind.transfer_tensors).  Blocks are independent: each sees the
- * teacher's input, never the student's earlier blocks.
+ * teacher's input, never the student's earlier blocks.  A layer hybrid's
+ * softmax blocks are the teacher's own and take no part (the loss is the
+ * mean over the converted blocks).
  *
  * Target: with the kind's attn_weights_backward hook, the cross-entropy of
  * the student's rows against the teacher's (reported as the mean row KL,

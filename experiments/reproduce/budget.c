@@ -105,8 +105,19 @@ static int set_transfer(kx_repro_variant *v, const char *value, const char *labe
   return 0;
 }
 
+/* "+sm0.3": a layer hybrid keeping softmax in layers 0 and 3 (the list is
+ * checked against the teacher's layers once it is known). */
+static int set_softmax_layers(kx_repro_variant *v, const char *value, const char *label) {
+  char list[64], what[128];
+  snprintf(list, sizeof list, "%s", value);
+  for (char *c = list; *c; c++)
+    if (*c == '.') *c = ',';
+  snprintf(what, sizeof what, "'%s': +sm", label);
+  return kx_dec_parse_layers(list, what, 64, &v->softmax_layers);
+}
+
 /* Options a label may carry after its kind's name, in this order
- * ("hedgehog+AT").  An option with a value runs to the next '+'.  An option
+ * ("hedgehog+sm0.3+AT").  An option with a value runs to the next '+'.  An option
  * of kx_repro_variant (a hybrid of layers or a window, say) becomes a row
  * here; kx_budget_variant_parse then makes the label from the fields. */
 static const struct {
@@ -114,6 +125,7 @@ static const struct {
   int takes_value;
   int (*apply)(kx_repro_variant *v, const char *value, const char *label);
 } variant_options[] = {
+    {"+sm", "softmax kept in these layers, dot-separated", 1, set_softmax_layers},
     {"+AT", "attention transfer first", 0, set_transfer},
 };
 #define N_VARIANT_OPTIONS (sizeof variant_options / sizeof variant_options[0])
@@ -172,8 +184,9 @@ int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v)
   if (!scratch && !strcmp(k->name, "softmax"))
     return kx_fail(KX_EINVAL, "'%s': softmax is the teacher; convert to another kind (or train it from scratch)",
                    label);
+  uint64_t kept = v->softmax_layers;
   kx_repro_variant_set(v, k, scratch, v->transfer);
-  return 0;
+  return kept ? kx_repro_variant_hybrid(v, kept) : 0;
 }
 
 static int add_variant(const char *label, int scratch, kx_repro_variant *v, size_t cap, size_t *n) {
@@ -762,6 +775,7 @@ static int run_study(study *st) {
     shape = (kx_repro_shape){QUICK_LAYERS, QUICK_HEADS, QUICK_WIDTH, QUICK_CTX, QUICK_BATCH, QUICK_STEPS, 80,
                              "--quick", "--quick"};
   int rc = kx_repro_teacher(rp, &shape);
+  for (size_t v = 0; !rc && v < s->nv; v++) rc = kx_repro_variant_check(rp, &s->v[v]);
   if (!rc) rc = kx_budget_steps(s->budgets, s->n_budgets, rp->pretrain_steps, st->steps);
   if (!rc) rc = kx_repro_score(rp, &rp->teacher, &st->teacher_loss, NULL, NULL);
   if (rc) return rc;

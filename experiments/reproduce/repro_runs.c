@@ -238,7 +238,27 @@ void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratc
   v->kind = k;
   v->scratch = scratch;
   v->transfer = transfer;
+  v->softmax_layers = 0;
   snprintf(v->label, sizeof v->label, "%s%s", k->name, scratch ? "-scratch" : transfer ? "+AT" : "");
+}
+
+int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers) {
+  if (v->scratch)
+    return kx_fail(KX_EINVAL, "%s: a layer hybrid is a converted model, not one trained from scratch", v->label);
+  char kept[256];
+  kx_dec_hybrid_suffix(softmax_layers, kept, sizeof kept);
+  v->softmax_layers = softmax_layers;
+  snprintf(v->label, sizeof v->label, "%s%s%s", v->kind->name, kept, v->transfer ? "+AT" : "");
+  return 0;
+}
+
+int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v) {
+  if (!v->softmax_layers) return 0;
+  kx_dec_config c = r->teacher.cfg;
+  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  c.softmax_layers = v->softmax_layers;
+  int rc = kx_dec_config_check(&c);
+  return rc ? kx_fail_context(rc, "%s: ", v->label) : 0;
 }
 
 uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v) {
@@ -269,14 +289,26 @@ void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mea
 
 /* ---------- one run ---------- */
 
+/* "result" and the fields; the first KX_R_FIELDS_V1 are required, the
+ * later ones (recall) NaN when an older run did not write them. */
 static int read_result(const char *path, kx_repro_result *r) {
   FILE *fp = fopen(path, "r");
   if (!fp) return -1;
   char key[32];
-  double *f = r->f;
-  int n = fscanf(fp, "%31s %lf %lf %lf %lf %lf %lf", key, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]);
+  int ok = fscanf(fp, "%31s", key) == 1 && !strcmp(key, "result");
+  size_t n = 0;
+  while (ok && n < KX_R_FIELDS && fscanf(fp, "%lf", &r->f[n]) == 1) n++;
   fclose(fp);
-  return n == 7 && !strcmp(key, "result") ? 0 : -1;
+  for (size_t i = n; i < KX_R_FIELDS; i++) r->f[i] = NAN;
+  return ok && n >= KX_R_FIELDS_V1 ? 0 : -1;
+}
+
+/* The result line, every field at full precision. */
+static int write_result(const char *path, const kx_repro_result *r) {
+  char line[KX_R_FIELDS * 32 + 16];
+  size_t len = (size_t)snprintf(line, sizeof line, "result");
+  for (int i = 0; i < KX_R_FIELDS; i++) len += (size_t)snprintf(line + len, sizeof line - len, " %.17g", r->f[i]);
+  return kx_repro_write_text(path, "%s\n", line);
 }
 
 typedef struct {
@@ -342,8 +374,16 @@ int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double
   if (acc) *acc = e.accuracy;
   if (!kl) return 0;
   *kl = NAN;
-  if (m->attn->attn_weights) rc = kx_dec_attn_kl(&r->teacher, m, r->data.val, r->data.n_val, r->kl_windows, kl);
+  if (!KX_DEC_KIND_LACKING(m, attn_weights)) rc = kx_dec_attn_kl(&r->teacher, m, r->data.val, r->data.n_val, r->kl_windows, kl);
   return rc;
+}
+
+int kx_repro_recall(kx_repro *r, kx_decoder *m, double out[3]) {
+  kx_dec_recall_result rr;
+  int rc = kx_dec_recall(m, &r->recall, &rr);
+  if (rc) return rc;
+  out[0] = rr.loss, out[1] = rr.accuracy, out[2] = rr.first_loss;
+  return 0;
 }
 
 int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path) {
@@ -381,7 +421,7 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
   } else {
     kx_repro_say(r->pg, "%s seed %llu: converting", c->v->label, (unsigned long long)c->seed);
     double t = kx_now_seconds();
-    rc = kx_dec_convert(&r->teacher, c->v->kind->name, kx_seed_derive(c->seed, 11), &m);
+    rc = kx_dec_convert_hybrid(&r->teacher, c->v->kind->name, c->v->softmax_layers, kx_seed_derive(c->seed, 11), &m);
     kx_transfer_opts o = {.steps = c->offset, .batch = r->batch / 2 ? r->batch / 2 : 1, .seed = c->seed,
                           .lr = TRANSFER_LR};
     if (!rc && c->v->transfer) rc = kx_dec_transfer(&r->teacher, &m, &r->data, &o, transfer_report, c);
@@ -393,6 +433,7 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
   if (rc) return rc;
   kx_repro_say(r->pg, "%s seed %llu: scoring the converted model", c->v->label, (unsigned long long)c->seed);
   rc = kx_repro_score(r, &m, &res->f[KX_R_CONV], NULL, &res->f[KX_R_KLC]);
+  if (!rc) rc = kx_repro_recall(r, &m, &res->f[KX_R_RCL_CONV]);
   kx_dec_free(&m);
   return rc;
 }
@@ -450,7 +491,7 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
   if (rc) return rc;
   run_ctx c = {.r = r, .v = v, .seed = seed, .offset = kx_repro_transfer_steps(r, v)};
   snprintf(c.curve, sizeof c.curve, "%s/curve.txt", dir);
-  res->f[KX_R_CONV] = res->f[KX_R_KLC] = NAN;
+  for (int i = 0; i < KX_R_FIELDS; i++) res->f[i] = NAN;
   double conv_s = 0.0;
   if (!v->scratch && (rc = convert_stage(&c, dir, res, &conv_s))) return rc;
   if ((rc = train_stage(&c, dir))) return rc;
@@ -460,13 +501,11 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
   if ((rc = kx_dec_ckpt_load(ft, &m, &vocab, NULL, NULL))) return rc;
   kx_dec_vocab_free(&vocab);
   rc = kx_repro_score(r, &m, &res->f[KX_R_LOSS], &res->f[KX_R_ACC], &res->f[KX_R_KLF]);
-  if (!rc && m.attn->attn_weights && seed == 0) rc = kx_repro_write_map(r, &m, map);
+  if (!rc) rc = kx_repro_recall(r, &m, &res->f[KX_R_RCL]);
+  if (!rc && !KX_DEC_KIND_LACKING(&m, attn_weights) && seed == 0) rc = kx_repro_write_map(r, &m, map);
   kx_dec_free(&m);
   res->f[KX_R_WALL] = conv_s + c.elapsed;
-  const double *f = res->f;
-  if (!rc)
-    rc = kx_repro_write_text(result, "result %.17g %.17g %.17g %.17g %.17g %.17g\n", f[0], f[1], f[2], f[3], f[4],
-                             f[5]);
+  if (!rc) rc = write_result(result, res);
   if (!rc) {
     char student[PATH_CAP + 32];
     snprintf(student, sizeof student, "%s/student.h5", dir);

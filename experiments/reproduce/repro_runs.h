@@ -17,6 +17,7 @@
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_data.h"
 #include "experiments/model/dec_model.h"
+#include "experiments/model/dec_recall.h"
 
 #define KX_REPRO_PATH_CAP 4096
 
@@ -57,6 +58,7 @@ typedef struct {
   const char *teacher_in;  /* NULL: dir/teacher.h5, trained if needed */
   const char *table;       /* "Table 2": in messages */
   size_t eval_windows, kl_windows;
+  kx_dec_recall_opts recall; /* the probe of every model (zero: its defaults) */
   kx_repro_progress *pg;
   /* filled by kx_repro_teacher */
   kx_decoder teacher;
@@ -78,22 +80,40 @@ void kx_repro_set_budget(kx_repro *r, double budget);
 void kx_repro_free(kx_repro *r);
 
 typedef struct {
-  char label[64]; /* "performer", "hedgehog+AT", "performer-scratch" */
+  char label[288]; /* "performer", "hedgehog+AT", "performer-scratch", "performer+sm0.3" */
   const kx_attn_kind *kind;
   int scratch, transfer;
+  uint64_t softmax_layers; /* a layer hybrid's kept layers (kx_dec_config); 0: none */
 } kx_repro_variant;
 
 void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratch, int transfer);
+/* Makes v (converted, not from scratch) a layer hybrid keeping softmax in
+ * the layers of `softmax_layers`; its label gains "+sm<layers>" after the
+ * kind ("hedgehog+sm0.3+AT").  Refuses a variant from scratch. */
+int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers);
+/* Refuses (message naming the label) a hybrid whose kept layers the
+ * loaded teacher does not have, or that keeps every layer. */
+int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v);
 /* Steps of attention transfer (a quarter of the budget for +AT) and of
  * fine-tuning (the rest): together the budget. */
 uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v);
 uint64_t kx_repro_train_steps(const kx_repro *r, const kx_repro_variant *v);
 
-/* The fields of one run, in this order (kx_repro_summarise's index). */
-enum { KX_R_LOSS, KX_R_ACC, KX_R_CONV, KX_R_KLC, KX_R_KLF, KX_R_WALL, KX_R_FIELDS };
+/* The fields of one run, in this order (kx_repro_summarise's index):
+ * validation loss, accuracy, loss and attention KL after conversion, KL
+ * after fine-tuning, wall time of conversion + transfer + fine-tuning;
+ * then the recall probe (dec_recall.h) after conversion and after
+ * fine-tuning: second-copy loss and accuracy, first-copy loss.  A result
+ * written before the probe existed reads with NaN recall fields. */
+enum {
+  KX_R_LOSS, KX_R_ACC, KX_R_CONV, KX_R_KLC, KX_R_KLF, KX_R_WALL,
+  KX_R_RCL_CONV, KX_R_RACC_CONV, KX_R_RFIRST_CONV, KX_R_RCL, KX_R_RACC, KX_R_RFIRST,
+  KX_R_FIELDS
+};
+/* Fields every result file has had. */
+#define KX_R_FIELDS_V1 (KX_R_WALL + 1)
 typedef struct {
-  double f[KX_R_FIELDS]; /* validation loss, accuracy, loss and attention KL after conversion, KL after
-                            fine-tuning, wall time of conversion + transfer + fine-tuning */
+  double f[KX_R_FIELDS];
 } kx_repro_result;
 
 /* dir/runs/b<budget steps>/<label>-s<seed> */
@@ -107,6 +127,9 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
  * against the teacher on kl_windows (NaN when the kind has no attention
  * weights).  acc and kl may be NULL (kl: not computed). */
 int kx_repro_score(kx_repro *r, kx_decoder *m, double *loss, double *acc, double *kl);
+/* The recall probe (r->recall) of m into out: second-copy loss, accuracy,
+ * first-copy loss, in the order of KX_R_RCL, KX_R_RACC, KX_R_RFIRST. */
+int kx_repro_recall(kx_repro *r, kx_decoder *m, double out[3]);
 /* The last block's attention averaged over heads on the first validation
  * window, as a gnuplot matrix file. */
 int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path);

@@ -2,8 +2,8 @@
 # Makes the seed corpus of the fuzz harnesses with the toolkit itself: the
 # smallest Q/K files, checkpoints, sweep journals and merge inputs that
 # still take every branch of the loaders (float32 and float64, with and
-# without v, one and two layers, causal or not, complete and damaged
-# journals, shards of one grid).
+# without v, one and two layers, a layer hybrid, causal or not, complete
+# and damaged journals, shards of one grid).
 # usage: tests/fuzz/make_corpus.sh KAPPROX [OUTDIR]   (default tests/fuzz/corpus)
 set -eu
 kapprox=$(realpath "$1")
@@ -27,6 +27,10 @@ while [ $i -lt 40 ]; do echo "in the beginning $i"; i=$((i + 1)); done >text.txt
   --rotary 2 --steps 2 --batch 1 --eval-every 1000 --eval-batches 1 --no-final-eval --quiet >/dev/null
 "$kapprox" train --text text.txt --out "$out/ckpt/tiny-2layers.h5" --layers 2 --heads 2 --width 4 --ctx 4 \
   --rotary 2 --steps 2 --batch 1 --eval-every 1000 --eval-batches 1 --no-final-eval --quiet >/dev/null
+# a layer hybrid (format version 2, /config/softmax_layers): layer 0 kept
+# softmax, layer 1 performer
+"$kapprox" convert --from "$out/ckpt/tiny-2layers.h5" --attention performer --softmax-layers 0 \
+  --out "$out/ckpt/tiny-2layers-hybrid.h5" --quiet >/dev/null
 "$kapprox" dump-qk --checkpoint "$out/ckpt/tiny-1layer.h5" --text text.txt --out "$out/qk/dump-tiny.h5" \
   --tokens 2 >/dev/null
 
