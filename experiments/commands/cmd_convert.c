@@ -9,6 +9,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "experiments/commands/commands.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_convert.h"
@@ -38,11 +39,6 @@ static void usage(FILE *out) {
           "  --text FILE          training text of the transfer (default: the KJV corpus)\n"
           "  --quiet              no progress output\n",
           kx_dec_attn_names());
-}
-
-static int same_file(const char *a, const char *b) {
-  struct stat sa, sb;
-  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* Tensor names without their "layer<l>/" prefix, each once, comma-separated. */
@@ -119,7 +115,7 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "--from, --attention and --out are required (see kapprox convert --help)");
     return 2;
   }
-  if (same_file(from, out)) {
+  if (kx_same_file(from, out)) {
     kx_cli_error(cmd, "--out %s is the teacher itself; give another file name", out);
     return 2;
   }

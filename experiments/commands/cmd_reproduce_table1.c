@@ -27,6 +27,7 @@
 #include "experiments/model/dec_infer.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/reproduce/repro_opts.h"
+#include "core/kx_fs.h"
 #include "experiments/reproduce/repro_runs.h"
 #include "experiments/reproduce/repro_table.h"
 
@@ -179,7 +180,7 @@ static int generation_speed(kx_repro *rp, const char *kind, size_t length, doubl
 static int cached_speed(table1 *tb, kx_repro *rp, const char *kind, double *tok_s, size_t *params) {
   char path[PATH_CAP + 64];
   snprintf(path, sizeof path, "%s/inference/%zu", rp->dir, tb->length);
-  int rc = kx_repro_mkdir(path);
+  int rc = kx_mkdir_p(path);
   if (rc) return rc;
   snprintf(path, sizeof path, "%s/inference/%zu/%s.txt", rp->dir, tb->length, kind);
   FILE *fp = fopen(path, "r");
@@ -240,7 +241,7 @@ static int one_size(table1 *tb, size_t i) {
   char dir[PATH_CAP];
   size_name(&tb->sizes[i], tb->res[i].name, sizeof tb->res[i].name);
   snprintf(dir, sizeof dir, "%s/%s", tb->outdir, tb->res[i].name);
-  int rc = kx_repro_mkdir(dir);
+  int rc = kx_mkdir_p(dir);
   rp.dir = dir;
   rp.text = tb->text;
   rp.table = "Table 1";
@@ -355,7 +356,7 @@ static int figure_data(const table1 *tb, const char *datadir) {
 static int figures(const table1 *tb) {
   char datadir[PATH_CAP], path[PATH_CAP + 64], scripts[PATH_CAP];
   snprintf(datadir, sizeof datadir, "%s/figdata", tb->outdir);
-  int rc = kx_repro_mkdir(datadir);
+  int rc = kx_mkdir_p(datadir);
   if (rc || (rc = figure_data(tb, datadir)) || !tb->figures) return rc;
   if ((rc = kx_plot_scripts("table1_gap.gp", scripts, sizeof scripts))) return rc;
   snprintf(path, sizeof path, "%s/table1_gap", tb->outdir);
@@ -367,7 +368,7 @@ static int figures(const table1 *tb) {
 /* ---------- driver ---------- */
 
 static int run_all(table1 *tb) {
-  int rc = kx_repro_mkdir(tb->outdir);
+  int rc = kx_mkdir_p(tb->outdir);
   if (rc) return rc;
   for (size_t i = 0; i < tb->n_sizes; i++) {
     double u = step_units(&tb->sizes[i]), steps = (double)pretrain_steps_of(&tb->sizes[i]);

@@ -24,6 +24,7 @@
 #include "experiments/model/dec_eval.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/reproduce/repro_opts.h"
+#include "core/kx_fs.h"
 #include "experiments/reproduce/repro_runs.h"
 #include "experiments/reproduce/repro_table.h"
 
@@ -186,7 +187,7 @@ out:
 static int kind_throughput(table2 *tb, const kx_attn_kind *kind, double tok[2]) {
   char path[PATH_CAP];
   snprintf(path, sizeof path, "%s/throughput", tb->outdir);
-  int rc = kx_repro_mkdir(path);
+  int rc = kx_mkdir_p(path);
   if (rc) return rc;
   snprintf(path, sizeof path, "%s/throughput/%s.txt", tb->outdir, kind->name);
   FILE *fp = fopen(path, "r");
@@ -313,7 +314,7 @@ static int mean_curve(table2 *tb, const kx_repro_variant *v, FILE *fp) {
 static int figures(table2 *tb, double teacher_curve_loss) {
   char datadir[PATH_CAP], path[PATH_CAP + 64], scripts[PATH_CAP];
   snprintf(datadir, sizeof datadir, "%s/figdata", tb->outdir);
-  int rc = kx_repro_mkdir(datadir);
+  int rc = kx_mkdir_p(datadir);
   if (rc) return rc;
   /* Figure 2: converted variants' mean curves, the teacher as a line */
   kx_atomic_file f;
@@ -420,7 +421,7 @@ static int variant_row(table2 *tb, size_t i, kx_repro_result *res, row *r) {
 }
 
 static int run_all(table2 *tb) {
-  int rc = kx_repro_mkdir(tb->outdir);
+  int rc = kx_mkdir_p(tb->outdir);
   if (rc || (rc = make_variants(tb))) return rc;
   for (size_t i = 0; i < tb->nv; i++) tb->pg.jobs += seeds_of(tb, &tb->v[i]);
   tb->pg.units_total = (double)tb->pg.jobs;
