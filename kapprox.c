@@ -11,31 +11,33 @@ typedef struct {
   const char *name;
   kx_command_fn run;
   const char *summary;
-  const char *(*summary_of)(void); /* instead of summary: a list kept by the command */
 } command;
+
+/* filled from reproduce's table of targets when the list is printed */
+static char reproduce_summary[192];
 
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
-    {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)", NULL},
-    {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)", NULL},
-    {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax", NULL},
-    {"sweep", cmd_sweep, "resumable, shardable ablation grid with summary and convergence slopes", NULL},
-    {"merge", cmd_merge, "combine the shards of a sweep into one result", NULL},
-    {"reproduce", cmd_reproduce, NULL, cmd_reproduce_summary},
-    {"plot", cmd_plot, "figures (gnuplot, PNG and SVG) of sweeps, attention maps and samplers", NULL},
-    {"attn-maps", cmd_attn_maps, "dump exact and approximate attention maps of one head", NULL},
-    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)", NULL},
-    {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file", NULL},
-    {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS", NULL},
-    {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows", NULL},
-    {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)", NULL},
-    {"sample", cmd_sample, "continue a prompt with a trained decoder", NULL},
-    {"bench-inference", cmd_bench_inference, "per-token decoding cost against context length (Figure 4)", NULL},
-    {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file", NULL},
-    {"convert", cmd_convert, "turn a softmax decoder into another attention kind (+ attention transfer)", NULL},
-    {"finetune", cmd_finetune, "fine-tune a converted decoder (train's options, exact resume)", NULL},
-    {"eval", cmd_eval, "validation loss, accuracy and attention KL of a decoder checkpoint", NULL},
-    {NULL, NULL, NULL, NULL},
+    {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)"},
+    {"kernel-error", cmd_kernel_error, "kernel error of feature maps against exp(q.k)"},
+    {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
+    {"sweep", cmd_sweep, "resumable, shardable ablation grid with summary and convergence slopes"},
+    {"merge", cmd_merge, "combine the shards of a sweep into one result"},
+    {"reproduce", cmd_reproduce, reproduce_summary},
+    {"plot", cmd_plot, "figures (gnuplot, PNG and SVG) of sweeps, attention maps and samplers"},
+    {"attn-maps", cmd_attn_maps, "dump exact and approximate attention maps of one head"},
+    {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
+    {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
+    {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS"},
+    {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},
+    {"train", cmd_train, "pre-train the small decoder on a text (KJV by default)"},
+    {"sample", cmd_sample, "continue a prompt with a trained decoder"},
+    {"bench-inference", cmd_bench_inference, "per-token decoding cost against context length (Figure 4)"},
+    {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file"},
+    {"convert", cmd_convert, "turn a softmax decoder into another attention kind (+ attention transfer)"},
+    {"finetune", cmd_finetune, "fine-tune a converted decoder (train's options, exact resume)"},
+    {"eval", cmd_eval, "validation loss, accuracy and attention KL of a decoder checkpoint"},
+    {NULL, NULL, NULL},
 };
 
 static void usage(FILE *out) {
@@ -43,8 +45,8 @@ static void usage(FILE *out) {
           "usage: kapprox <command> [options]   (kapprox <command> --help for details)\n\n"
           "Kernel approximation of attention: samplers, feature maps (PRF, ORF, PFF,\n"
           "WPFF, WDCF) and their error against exact softmax attention.\n\ncommands:\n");
-  for (const command *c = commands; c->name; c++)
-    fprintf(out, "  %-16s %s\n", c->name, c->summary ? c->summary : c->summary_of());
+  snprintf(reproduce_summary, sizeof reproduce_summary, "%s", cmd_reproduce_summary());
+  for (const command *c = commands; c->name; c++) fprintf(out, "  %-16s %s\n", c->name, c->summary);
 }
 
 int main(int argc, char **argv) {

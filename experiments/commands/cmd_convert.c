@@ -11,6 +11,7 @@
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
 #include "experiments/commands/commands.h"
+#include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_convert.h"
 #include "experiments/model/dec_layers.h"
@@ -119,18 +120,14 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "--out %s is the teacher itself; give another file name", out);
     return 2;
   }
-  kx_dec_threads_init();
   kx_decoder teacher, student;
   kx_dec_vocab vocab;
   kx_dec_data data;
   memset(&student, 0, sizeof student);
   memset(&data, 0, sizeof data);
   char *text_path = NULL;
-  int rc = kx_dec_ckpt_load(from, &teacher, &vocab, NULL, NULL);
-  if (rc) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    return 1;
-  }
+  if (kx_cli_load_decoder(cmd, from, &teacher, &vocab)) return 1;
+  int rc = 0;
   rc = kx_dec_convert(&teacher, kind, t.seed, &student);
   if (rc) kx_fail_context(rc, "converting '%s': ", from);
   if (!rc && t.steps) {
