@@ -25,6 +25,9 @@ int kx_mkdir_p(const char *path) {
     if (!c) break;
     *p = c;
   }
+  struct stat st;
+  if (!rc && (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)))
+    rc = kx_fail(KX_EIO, "cannot create the folder '%s': a file of that name is in the way", path);
   free(buf);
   return rc;
 }

@@ -3,8 +3,8 @@
 #define KX_FS_H
 
 /* mkdir -p: creates `path` and each missing folder above it (mode 0755,
- * less the umask).  0, or KX_EIO with a message naming the folder that
- * could not be made (errno is left as mkdir set it). */
+ * less the umask).  0 when `path` is a folder at the end, or KX_EIO with a
+ * message naming the folder that could not be made. */
 int kx_mkdir_p(const char *path);
 
 /* 1 if both paths exist and name the same file (device and inode), else 0. */

@@ -1,6 +1,7 @@
 /* The atomic-publish helper (core/kx_atomic): what commit and abort leave
  * on disk, outputs that must not be replaced, and the removal of stale
- * temporary files.  Streaming into FIFOs and devices is in faults.sh. */
+ * temporary files.  Streaming into FIFOs and devices is in faults.sh.
+ * Also the folder helpers of core/kx_fs. */
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "core/kx_atomic.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 
 static char dir[64];
 
@@ -147,6 +149,32 @@ START_TEST(test_stale_temporaries) {
 }
 END_TEST
 
+START_TEST(test_mkdir_p) {
+  /* every missing level, an existing one again, a trailing slash */
+  ck_assert_int_eq(kx_mkdir_p(at("a/b/c")), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(at("a/b/c"), &st), 0);
+  ck_assert(S_ISDIR(st.st_mode));
+  ck_assert_int_eq(kx_mkdir_p(at("a/b/c")), 0);
+  ck_assert_int_eq(kx_mkdir_p(at("a/d/")), 0);
+  ck_assert_int_eq(stat(at("a/d"), &st), 0);
+  /* a file in the way: refused, naming the level that could not be made */
+  put(at("a/file"), "x");
+  ck_assert_int_ne(kx_mkdir_p(at("a/file/e")), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "a/file/e"));
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "Not a directory"));
+  ck_assert_int_ne(kx_mkdir_p(at("a/file")), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "in the way"));
+  /* the same file under two names; a missing one is no one's twin */
+  ck_assert_int_eq(symlink("file", at("a/link")), 0);
+  ck_assert_int_eq(kx_same_file(at("a/file"), at("a/link")), 1);
+  ck_assert_int_eq(kx_same_file(at("a/file"), at("a/d")), 0);
+  ck_assert_int_eq(kx_same_file(at("a/missing"), at("a/missing")), 0);
+  ck_assert_int_eq(kx_path_exists(at("a/link")), 1);
+  ck_assert_int_eq(kx_path_exists(at("a/missing")), 0);
+}
+END_TEST
+
 int main(void) {
   kx_init_library();
   Suite *s = suite_create("atomic");
@@ -156,6 +184,7 @@ int main(void) {
   tcase_add_test(tc, test_refused_outputs);
   tcase_add_test(tc, test_symlink_followed);
   tcase_add_test(tc, test_stale_temporaries);
+  tcase_add_test(tc, test_mkdir_p);
   suite_add_tcase(s, tc);
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);

@@ -285,10 +285,10 @@ int kx_dec_default_corpus(char **path, int *generated) {
     return 0;
   }
   if (kx_mkdir_p(dir)) {
-    int e = errno;
+    char why[512];
+    snprintf(why, sizeof why, "%s", kx_error_message());
     free(p);
-    return kx_fail(KX_EIO, "cannot create cache directory '%s': %s; give the text with --text FILE", dir,
-                   strerror(e));
+    return kx_fail(KX_EIO, "%s; give the text with --text FILE", why);
   }
   kx_atomic_file af;
   if (kx_atomic_open(&af, p)) {
