@@ -63,6 +63,11 @@ size_t kx_bench_decode_steps(size_t length) {
   return KX_BENCH_WARMUP + (length / 16 > KX_BENCH_MIN_STEPS ? length / 16 : KX_BENCH_MIN_STEPS);
 }
 
+size_t kx_bench_position_ctx(size_t max_length) {
+  size_t n = max_length + kx_bench_decode_steps(max_length);
+  return n < KX_BENCH_MAX_TRAINED_CTX ? n : KX_BENCH_MAX_TRAINED_CTX;
+}
+
 int kx_bench_measure(kx_decoder *m, size_t L, double seconds, uint64_t seed, kx_bench_point *pt) {
   size_t cap_steps = kx_bench_decode_steps(L), V = m->cfg.vocab;
   int *tok = kx_malloc((L + cap_steps) * sizeof(int));

@@ -38,6 +38,11 @@ int kx_bench_make_model(kx_decoder *m, const char *kind, const kx_bench_model *m
 /* Decoding steps at most for a prompt of `length` tokens (warm-up included). */
 size_t kx_bench_decode_steps(size_t length);
 
+/* The context of a fresh model of a kind with per-position weights
+ * (cosformer, linformer): the longest length and its decoding steps, at
+ * most what a model can be trained with (kx_dec_config_check). */
+size_t kx_bench_position_ctx(size_t max_length);
+
 /* Prefills L tokens, then feeds one token at a time for `seconds` (within
  * the step bounds above) and fills pt's measurements. */
 int kx_bench_measure(kx_decoder *m, size_t L, double seconds, uint64_t seed, kx_bench_point *pt);

@@ -150,8 +150,7 @@ int cmd_bench_inference(int argc, char **argv) {
     int bounded = m.attn->max_positions(&m.cfg) != SIZE_MAX;
     if (!ms.checkpoint && bounded) {
       kx_dec_free(&m);
-      /* As long as a model can be trained (kx_dec_config_check). */
-      kctx[k] = max_len + kx_bench_decode_steps(max_len) < KX_BENCH_MAX_TRAINED_CTX ? max_len + kx_bench_decode_steps(max_len) : KX_BENCH_MAX_TRAINED_CTX;
+      kctx[k] = kx_bench_position_ctx(max_len);
       if (kx_bench_make_model(&m, kinds[k], &ms, kctx[k])) {
         kx_cli_error(cmd, "cannot build a %s model for %zu positions: %s", kinds[k], kctx[k], kx_error_message());
         free(pts);

@@ -640,7 +640,10 @@ int ra_run_stages(ra_driver *d) {
 
 void ra_count(const ra_driver *d, size_t *done, size_t *failed) {
   *done = *failed = 0;
-  for (size_t k = 0; k < N_STAGES; k++) *done += d->stages[k].state == RA_DONE, *failed += d->stages[k].state == RA_FAILED;
+  for (size_t k = 0; k < N_STAGES; k++) {
+    *done += d->stages[k].state == RA_DONE;
+    *failed += d->stages[k].state == RA_FAILED;
+  }
 }
 
 int ra_init(ra_driver *d, const ra_plan_options *o) {
