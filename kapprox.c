@@ -13,6 +13,9 @@ typedef struct {
   const char *summary;
 } command;
 
+/* filled from reproduce's table of targets when the list is printed */
+static char reproduce_summary[192];
+
 static const command commands[] = {
     /* one line per subcommand, grouped by concept */
     {"compare", cmd_compare, "every scheme's kernel error and attention fidelity (main job)"},
@@ -20,7 +23,7 @@ static const command commands[] = {
     {"attn-fidelity", cmd_attn_fidelity, "attention-map fidelity against exact softmax"},
     {"sweep", cmd_sweep, "resumable, shardable ablation grid with summary and convergence slopes"},
     {"merge", cmd_merge, "combine the shards of a sweep into one result"},
-    {"reproduce", cmd_reproduce, "tables of the paper's claims (reproduce kernel, reproduce table2)"},
+    {"reproduce", cmd_reproduce, reproduce_summary},
     {"plot", cmd_plot, "figures (gnuplot, PNG and SVG) of sweeps, attention maps and samplers"},
     {"attn-maps", cmd_attn_maps, "dump exact and approximate attention maps of one head"},
     {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
@@ -42,6 +45,7 @@ static void usage(FILE *out) {
           "usage: kapprox <command> [options]   (kapprox <command> --help for details)\n\n"
           "Kernel approximation of attention: samplers, feature maps (PRF, ORF, PFF,\n"
           "WPFF, WDCF) and their error against exact softmax attention.\n\ncommands:\n");
+  snprintf(reproduce_summary, sizeof reproduce_summary, "%s", cmd_reproduce_summary());
   for (const command *c = commands; c->name; c++) fprintf(out, "  %-16s %s\n", c->name, c->summary);
 }
 

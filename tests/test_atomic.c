@@ -1,6 +1,7 @@
 /* The atomic-publish helper (core/kx_atomic): what commit and abort leave
  * on disk, outputs that must not be replaced, and the removal of stale
- * temporary files.  Streaming into FIFOs and devices is in faults.sh. */
+ * temporary files.  Streaming into FIFOs and devices is in faults.sh.
+ * Also the folder helpers of core/kx_fs. */
 #include <check.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "core/kx_atomic.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "tests/test_support.h"
 
 
@@ -132,11 +134,37 @@ START_TEST(test_stale_temporaries) {
 }
 END_TEST
 
+START_TEST(test_mkdir_p) {
+  /* every missing level, an existing one again, a trailing slash */
+  ck_assert_int_eq(kx_mkdir_p(kx_test_path("a/b/c")), 0);
+  struct stat st;
+  ck_assert_int_eq(stat(kx_test_path("a/b/c"), &st), 0);
+  ck_assert(S_ISDIR(st.st_mode));
+  ck_assert_int_eq(kx_mkdir_p(kx_test_path("a/b/c")), 0);
+  ck_assert_int_eq(kx_mkdir_p(kx_test_path("a/d/")), 0);
+  ck_assert_int_eq(stat(kx_test_path("a/d"), &st), 0);
+  /* a file in the way: refused, naming the level that could not be made */
+  put(kx_test_path("a/file"), "x");
+  ck_assert_int_ne(kx_mkdir_p(kx_test_path("a/file/e")), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "a/file/e"));
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "Not a directory"));
+  ck_assert_int_ne(kx_mkdir_p(kx_test_path("a/file")), 0);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "in the way"));
+  /* the same file under two names; a missing one is no one's twin */
+  ck_assert_int_eq(symlink("file", kx_test_path("a/link")), 0);
+  ck_assert_int_eq(kx_same_file(kx_test_path("a/file"), kx_test_path("a/link")), 1);
+  ck_assert_int_eq(kx_same_file(kx_test_path("a/file"), kx_test_path("a/d")), 0);
+  ck_assert_int_eq(kx_same_file(kx_test_path("a/missing"), kx_test_path("a/missing")), 0);
+  ck_assert_int_eq(kx_path_exists(kx_test_path("a/link")), 1);
+  ck_assert_int_eq(kx_path_exists(kx_test_path("a/missing")), 0);
+}
+END_TEST
+
 int main(void) {
   Suite *s = kx_test_suite("atomic");
   TCase *tc = kx_test_case(s, "atomic");
   tcase_add_checked_fixture(tc, setup, teardown);
   kx_test_add(tc, (const TTest *const[]){test_commit_and_abort, test_refused_outputs, test_symlink_followed,
-                                         test_stale_temporaries, NULL});
+                                         test_stale_temporaries, test_mkdir_p, NULL});
   return kx_test_run(s);
 }

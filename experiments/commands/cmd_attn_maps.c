@@ -73,13 +73,7 @@ static int parse(int argc, char **argv, maps_cli *c, kx_spec_args *a) {
                                      KX_OPT_KERNEL | KX_OPT_MAP,
                             "", own_options, on_option, c, usage_of};
   kx_spec *s = &a->spec;
-  kx_spec_defaults(s);
-  s->tokens = 64;
-  s->d = 16;
-  s->norms[0] = (kx_norm_spec){2.0, 2.0};
-  s->synthetic_causal = 1; /* maps of causal attention show the mask, like the paper's figure */
-  s->n_layers = s->n_heads = s->n_m = s->n_seeds = 1;
-  s->m[0] = 64;
+  kx_attention_map_spec_defaults(s);
   int rc = kx_spec_parse_cli(&command, argc, argv, a);
   if (rc) return rc;
   if (!c->out) {

@@ -16,6 +16,7 @@
 #include "approx/fmap.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "experiments/bench/bench_features.h"
 #include "experiments/commands/commands.h"
 #include "experiments/model/dec_linear_causal.h"
 #include "experiments/qk/synthetic.h"

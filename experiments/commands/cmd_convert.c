@@ -9,7 +9,9 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "experiments/commands/commands.h"
+#include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_convert.h"
 #include "experiments/model/dec_layers.h"
@@ -41,11 +43,6 @@ static void usage(FILE *out) {
           "  --text FILE          training text of the transfer (default: the KJV corpus)\n"
           "  --quiet              no progress output\n",
           kx_dec_attn_names());
-}
-
-static int same_file(const char *a, const char *b) {
-  struct stat sa, sb;
-  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 /* Tensor names without their "layer<l>/" prefix, each once, comma-separated. */
@@ -124,22 +121,18 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "--from, --attention and --out are required (see kapprox convert --help)");
     return 2;
   }
-  if (same_file(from, out)) {
+  if (kx_same_file(from, out)) {
     kx_cli_error(cmd, "--out %s is the teacher itself; give another file name", out);
     return 2;
   }
-  kx_dec_threads_init();
   kx_decoder teacher, student;
   kx_dec_vocab vocab;
   kx_dec_data data;
   memset(&student, 0, sizeof student);
   memset(&data, 0, sizeof data);
   char *text_path = NULL;
-  int rc = kx_dec_ckpt_load(from, &teacher, &vocab, NULL, NULL);
-  if (rc) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    return 1;
-  }
+  if (kx_cli_load_decoder(cmd, from, &teacher, &vocab)) return 1;
+  int rc = 0;
   /* the layer list needs the teacher's depth; a bad one is still a usage error */
   uint64_t mask = 0;
   kx_dec_config want = teacher.cfg;

@@ -8,6 +8,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands/commands.h"
+#include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_sample.h"
@@ -56,13 +57,9 @@ int cmd_dump_qk(int argc, char **argv) {
     kx_cli_error(cmd, "--out FILE.h5 is required");
     return 2;
   }
-  kx_dec_threads_init();
   kx_decoder m;
   kx_dec_vocab v;
-  if (kx_dec_ckpt_load(ck, &m, &v, NULL, NULL)) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    return 1;
-  }
+  if (kx_cli_load_decoder(cmd, ck, &m, &v)) return 1;
   int rc = 1;
   char *path = NULL;
   kx_dec_data d;

@@ -11,6 +11,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands/commands.h"
+#include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_attn_eval.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_eval.h"
@@ -106,7 +107,6 @@ int cmd_eval(int argc, char **argv) {
                                     : "--checkpoint FILE is required (see kapprox eval --help)");
     return 2;
   }
-  kx_dec_threads_init();
   kx_decoder m, t;
   kx_dec_vocab vocab, tvocab;
   kx_dec_data data;
@@ -115,11 +115,8 @@ int cmd_eval(int argc, char **argv) {
   memset(&data, 0, sizeof data);
   char *path = NULL;
   int generated = 0;
-  int rc = kx_dec_ckpt_load(ck, &m, &vocab, NULL, NULL);
-  if (rc) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    return 1;
-  }
+  if (kx_cli_load_decoder(cmd, ck, &m, &vocab)) return 1;
+  int rc = 0;
   ro.strings = rstrings;
   ro.batch = batch;
   if (ro.length && 2 * ro.length - 1 > m.cfg.ctx) {

@@ -1,17 +1,20 @@
-/* kapprox finetune: fine-tunes a converted model.  It is `kapprox train`
- * started from the converted parameters (--init-from), so options,
- * progress, log, atomic checkpoints and exact --resume are train's; this
- * front end adds the budget, fine-tuning defaults and the checks that a
- * resumed fine-tuning belongs to the given model. */
+/* kapprox finetune: fine-tunes a converted model.  It is kapprox train
+ * started from the converted parameters (kx_dec_train_opts.init_from), so
+ * options, progress, log, atomic checkpoints and exact --resume are
+ * train's (decoder_cli.h); this front end adds the budget, fine-tuning
+ * defaults and the checks that a resumed fine-tuning belongs to the given
+ * model. */
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "experiments/commands/commands.h"
+#include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_ckpt.h"
 
 static const char cmd[] = "finetune";
@@ -41,11 +44,6 @@ static void usage(FILE *out) {
           "  every other option of kapprox train (--text, --batch, --warmup, --seed,\n"
           "  --log, --save-every, --eval-every, --stop-after, --quiet, ...)\n",
           PRETRAIN_STEPS_DEFAULT, FINETUNE_LR_DEFAULT);
-}
-
-/* kapprox train's options that take no value. */
-static int is_flag(const char *name) {
-  return !strcmp(name, "quiet") || !strcmp(name, "no-final-eval") || !strcmp(name, "help");
 }
 
 /* Refuses a fine-tuning checkpoint whose model is not the one of --from. */
@@ -82,93 +80,64 @@ static int same_configuration(const char *from, const char *resume) {
   return rc;
 }
 
-static int same_file(const char *a, const char *b) {
-  struct stat sa, sb;
-  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 int cmd_finetune(int argc, char **argv) {
-  const char *from = NULL, *resume = NULL, *out = NULL;
+  enum { O_FROM = KX_TRAIN_O_END, O_BUDGET, O_PRETRAIN };
+  static const struct option lo[] = {KX_TRAIN_LONG_OPTIONS,
+                                     {"from", 1, 0, O_FROM},
+                                     {"budget", 1, 0, O_BUDGET},
+                                     {"pretrain-steps", 1, 0, O_PRETRAIN},
+                                     {0, 0, 0, 0}};
+  const char *from = NULL;
   double budget = NAN;
   size_t pretrain = PRETRAIN_STEPS_DEFAULT;
-  int have_steps = 0, have_lr = 0;
-  /* train's argv: the passed-through options plus at most 6 added words */
-  char **targv = kx_calloc((size_t)argc + 8, sizeof *targv);
-  if (!targv) return 1;
-  int targc = 0, rc = 0;
-  targv[targc++] = (char *)cmd;
-  for (int i = 1; i < argc && !rc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-      usage(stdout);
-      free(targv);
-      return 0;
-    }
-    if (strncmp(a, "--", 2)) { /* a stray word: train reports it */
-      targv[targc++] = argv[i];
+  kx_train_cli t;
+  kx_train_cli_init(&t);
+  t.o.out = NULL;
+  int c, rc = 0;
+  while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+    if (kx_train_cli_option(cmd, c, optarg, &t, &rc)) {
+      if (rc) return rc;
       continue;
     }
-    char name[64];
-    const char *eq = strchr(a, '=');
-    size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-    snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), a + 2);
-    const char *val = eq ? eq + 1 : NULL;
-    if (!eq && !is_flag(name)) {
-      if (i + 1 >= argc) break; /* train reports the missing value */
-      val = argv[i + 1];
+    switch (c) {
+      case O_FROM: from = optarg; break;
+      case O_BUDGET: rc = kx_parse_double(optarg, "--budget", &budget); break;
+      case O_PRETRAIN: rc = kx_parse_size(optarg, "--pretrain-steps", 1, (size_t)1 << 40, &pretrain); break;
+      case 'h':
+      case KX_TRAIN_O_HELP: usage(stdout); return 0;
+      default: return kx_cli_option_error(cmd, c, argv);
     }
-    int mine = 1;
-    if (!strcmp(name, "from")) from = val;
-    else if (!strcmp(name, "budget")) rc = kx_parse_double(val, "--budget", &budget);
-    else if (!strcmp(name, "pretrain-steps")) rc = kx_parse_size(val, "--pretrain-steps", 1, (size_t)1 << 40, &pretrain);
-    else if (!strcmp(name, "init-from")) rc = kx_fail(KX_EINVAL, "use --from with kapprox finetune");
-    else mine = 0;
-    if (!strcmp(name, "resume")) resume = val;
-    if (!strcmp(name, "out")) out = val;
-    have_steps |= !strcmp(name, "steps");
-    have_lr |= !strcmp(name, "lr");
-    if (!mine) {
-      targv[targc++] = argv[i];
-      if (!eq && !is_flag(name)) targv[targc++] = argv[i + 1];
-    }
-    if (!eq && !is_flag(name)) i++;
+    if (rc) return kx_cli_value_error(cmd, "see kapprox finetune --help");
   }
+  const char *resume = t.o.resume, *out = t.o.out;
+  if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], "see kapprox finetune --help");
+  if (t.o.init_from) rc = kx_fail(KX_EINVAL, "use --from with kapprox finetune");
   if (!rc && !isnan(budget) && !(budget > 0 && budget <= 1e6))
     rc = kx_fail(KX_EINVAL, "--budget must be > 0 (a fraction of the pre-training steps), got %g", budget);
-  if (!rc && !isnan(budget) && have_steps) rc = kx_fail(KX_EINVAL, "give --steps or --budget, not both");
+  if (!rc && !isnan(budget) && t.steps_given) rc = kx_fail(KX_EINVAL, "give --steps or --budget, not both");
   if (!rc && !from && !resume) rc = kx_fail(KX_EINVAL, "--from STUDENT.h5 (or --resume FT.h5) is required");
   if (!rc && !out) rc = kx_fail(KX_EINVAL, "--out FILE is required (the fine-tuning checkpoint)");
-  if (!rc && from && same_file(from, out))
+  if (!rc && from && kx_same_file(from, out))
     rc = kx_fail(KX_EINVAL, "--out %s is the model to fine-tune itself; give another file name", out);
-  if (rc) {
-    kx_cli_error(cmd, "%s (see kapprox finetune --help)", kx_error_message());
-    free(targv);
-    return 2;
-  }
+  if (rc) return kx_cli_value_error(cmd, "see kapprox finetune --help");
   if (resume && from && (rc = same_configuration(from, resume))) {
     kx_cli_error(cmd, "%s", kx_error_message());
-    free(targv);
     return 1;
   }
-  char steps_buf[32];
   /* the fine-tuning defaults; a resumed run takes its checkpoint's (and
-   * train refuses a --budget that disagrees with them) */
-  if (!have_steps && (!resume || !isnan(budget))) {
+   * kx_dec_train refuses a --budget that disagrees with them) */
+  if (!t.steps_given && (!resume || !isnan(budget))) {
     double steps = floor((isnan(budget) ? 1.0 / 16.0 : budget) * (double)pretrain + 0.5);
-    snprintf(steps_buf, sizeof steps_buf, "%.0f", steps < 1 ? 1.0 : steps);
-    targv[targc++] = "--steps";
-    targv[targc++] = steps_buf;
+    if (steps > (double)((uint64_t)1 << 40)) {
+      kx_cli_error(cmd, "--steps must be in [1, %llu], got %.0f (see kapprox finetune --help)",
+                   (unsigned long long)1 << 40, steps);
+      return 2;
+    }
+    t.o.steps = steps < 1 ? 1 : (uint64_t)steps;
   }
   if (!resume) {
-    targv[targc++] = "--init-from";
-    targv[targc++] = (char *)from;
-    if (!have_lr) {
-      targv[targc++] = "--lr";
-      targv[targc++] = FINETUNE_LR_DEFAULT;
-    }
+    t.o.init_from = from;
+    if (!t.lr_given) t.o.lr = strtod(FINETUNE_LR_DEFAULT, NULL);
   }
-  targv[targc] = NULL;
-  rc = cmd_train(targc, targv);
-  free(targv);
-  return rc;
+  return kx_train_cli_run(cmd, &t);
 }

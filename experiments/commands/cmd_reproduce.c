@@ -1,20 +1,17 @@
-/* kapprox reproduce kernel: the kernel-approximation table — each scheme's
- * error at m = d and m = 4d, mean ± standard error over seeds, on
- * synthetic data and optionally on a Q/K file — as Markdown or LaTeX. */
+/* kapprox reproduce TARGET: dispatches to the targets' commands, and
+ * reproduce kernel itself (experiments/reproduce/kernel_table.h). */
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands/commands.h"
 #include "experiments/eval/metrics.h"
-#include "experiments/qk/qk_file.h"
-#include "experiments/eval/summary.h"
-#include "experiments/eval/runner.h"
 #include "experiments/eval/spec_options.h"
+#include "experiments/reproduce/kernel_table.h"
 
 static const char cmd[] = "reproduce kernel";
 
@@ -40,101 +37,6 @@ static void usage(FILE *out) {
           "  --quiet             no progress messages\n"
           "  -h, --help          this text\n\n"
           "Example:\n  kapprox reproduce kernel --input qk.h5 --layers 0 --latex --out table.tex\n", kx_metric_list());
-}
-
-typedef struct {
-  char label[160];   /* column group heading */
-  char input[128];   /* input column value in the results */
-  size_t d;
-} column_group;
-
-/* The head dimension of a Q/K file: that of its first selected layer. */
-static int file_dim(const char *path, const int *layers, size_t n_layers, size_t *d) {
-  kx_qk_file *f = kx_qk_open(path);
-  if (!f) return KX_EIO;
-  int rc = kx_fail(KX_EINVAL, "%s has none of the selected layers", path);
-  for (size_t i = 0; i < kx_qk_n_layers(f); i++) {
-    int sel = n_layers == 0;
-    for (size_t k = 0; k < n_layers; k++) sel |= layers[k] == kx_qk_layer_index(f, i);
-    if (!sel) continue;
-    kx_qk_layer L;
-    rc = kx_qk_layer_shape(f, i, &L);
-    if (!rc) *d = L.d;
-    kx_qk_layer_free(&L);
-    break;
-  }
-  kx_qk_close(f);
-  return rc;
-}
-
-static void cell(FILE *fp, const kx_summary_row *s, int best, int latex) {
-  char buf[96];
-  if (!s) snprintf(buf, sizeof buf, "n/a");
-  else if (!s->n_seeds) snprintf(buf, sizeof buf, "failed");
-  else if (s->n_failed) /* a mean over fewer seeds than the others says so */
-    snprintf(buf, sizeof buf, latex ? "$%.3g$ (%zu of %zu seeds)" : "%.3g (%zu of %zu seeds)", s->mean, s->n_seeds,
-             s->n_seeds + s->n_failed);
-  else if (isnan(s->se)) snprintf(buf, sizeof buf, latex ? "$%.3g$" : "%.3g", s->mean);
-  else snprintf(buf, sizeof buf, latex ? "$%.3g \\pm %.2g$" : "%.3g ± %.2g", s->mean, s->se);
-  /* \boldmath: \textbf does not reach inside math mode */
-  if (best && s) fprintf(fp, latex ? " & {\\boldmath%s}" : " | **%s**", buf);
-  else fprintf(fp, latex ? " & %s" : " | %s", buf);
-}
-
-static void latex_escape(FILE *fp, const char *s) {
-  for (; *s; s++) {
-    if (strchr("_&%$#{}", *s)) fputc('\\', fp);
-    fputc(*s, fp);
-  }
-}
-
-static void write_table(FILE *fp, const kx_summary_row *S, size_t ns, char **schemes, size_t nsch,
-                        const column_group *g, size_t ng, int metric, size_t seeds, int latex,
-                        const char *setup) {
-  size_t ncol = 2 * ng;
-  /* the best (smallest) mean of each column */
-  double best[16];
-  for (size_t c = 0; c < ncol; c++) {
-    best[c] = INFINITY;
-    for (size_t s = 0; s < nsch; s++) {
-      const kx_summary_row *r = kx_summary_find(S, ns, g[c / 2].input, schemes[s], metric, (c % 2 ? 4 : 1) * g[c / 2].d);
-      if (r && r->mean < best[c]) best[c] = r->mean;
-    }
-  }
-  if (latex) {
-    fprintf(fp, "%% kapprox reproduce kernel: %s\n\\begin{table}[t]\n\\centering\n\\caption{", setup);
-    latex_escape(fp, kx_metrics[metric].name);
-    fprintf(fp, " of each feature map at $m = d$ and $m = 4d$, mean $\\pm$ standard error over %zu seeds.}\n", seeds);
-    fprintf(fp, "\\begin{tabular}{l");
-    for (size_t c = 0; c < ncol; c++) fputc('c', fp);
-    fprintf(fp, "}\n\\toprule\n");
-    for (size_t k = 0; k < ng; k++) {
-      fprintf(fp, " & \\multicolumn{2}{c}{");
-      latex_escape(fp, g[k].label);
-      fputc('}', fp);
-    }
-    fprintf(fp, " \\\\\nscheme");
-    for (size_t k = 0; k < ng; k++) fprintf(fp, " & $m = %zu$ & $m = %zu$", g[k].d, 4 * g[k].d);
-    fprintf(fp, " \\\\\n\\midrule\n");
-  } else {
-    fprintf(fp, "**%s** at m = d and m = 4d, mean ± standard error over %zu seeds (%s; best in bold)\n\n",
-            kx_metrics[metric].name, seeds, setup);
-    fprintf(fp, "| scheme");
-    for (size_t k = 0; k < ng; k++) fprintf(fp, " | %s, m = d = %zu | %s, m = 4d = %zu", g[k].label, g[k].d, g[k].label, 4 * g[k].d);
-    fprintf(fp, " |\n|---");
-    for (size_t c = 0; c < ncol; c++) fprintf(fp, "|---:");
-    fprintf(fp, "|\n");
-  }
-  for (size_t s = 0; s < nsch; s++) {
-    if (latex) latex_escape(fp, schemes[s]);
-    else fprintf(fp, "| %s", schemes[s]);
-    for (size_t c = 0; c < ncol; c++) {
-      const kx_summary_row *r = kx_summary_find(S, ns, g[c / 2].input, schemes[s], metric, (c % 2 ? 4 : 1) * g[c / 2].d);
-      cell(fp, r, r && r->mean == best[c], latex);
-    }
-    fprintf(fp, latex ? " \\\\\n" : " |\n");
-  }
-  if (latex) fprintf(fp, "\\bottomrule\n\\end{tabular}\n\\end{table}\n");
 }
 
 typedef struct {
@@ -173,70 +75,16 @@ static int parse_metrics(const char *list, int *metrics, size_t *n_metrics) {
   return rc;
 }
 
-/* Synthetic first, then the file, each with its own m = d, 4d, into one
- * set of results; groups receive the tables' column groups. */
-static int run_groups(const kx_spec *spec, int quiet, column_group *groups, size_t *ng, kx_results *res) {
-  kx_spec s = *spec;
-  kx_run_options o = {.progress = !quiet && kx_stderr_is_tty()};
-  const kx_norm_spec norm = s.norms[0];
-  groups[0] = (column_group){.d = s.d};
-  /* no '|' in headings: it would split a Markdown table cell */
-  if (norm.lo == norm.hi) snprintf(groups[0].label, sizeof groups[0].label, "synthetic, norm %g", norm.lo);
-  else snprintf(groups[0].label, sizeof groups[0].label, "synthetic, norms %g-%g", norm.lo, norm.hi);
-  snprintf(groups[0].input, sizeof groups[0].input, "synthetic");
-  *ng = 1;
-  s.n_files = 0;
-  s.m[0] = s.d;
-  s.m[1] = 4 * s.d;
-  s.n_m = 2;
-  if (!quiet) fprintf(stderr, "reproduce kernel: synthetic, d = %zu, m = %zu and %zu\n", s.d, s.m[0], s.m[1]);
-  int rc = kx_spec_run(&s, &o, res);
-  if (rc || !spec->n_files) return rc;
-  const char *input = spec->files[0];
-  size_t d = 0;
-  if ((rc = file_dim(input, s.layers, s.n_layers, &d))) return rc;
-  groups[1] = (column_group){.d = d};
-  const char *base = strrchr(input, '/');
-  snprintf(groups[1].label, sizeof groups[1].label, "%s", base ? base + 1 : input);
-  snprintf(groups[1].input, sizeof groups[1].input, "%s", input);
-  *ng = 2;
-  s.n_norms = 0;
-  s.n_files = 1;
-  s.m[0] = d;
-  s.m[1] = 4 * d;
-  if (!quiet) fprintf(stderr, "reproduce kernel: %s, d = %zu, m = %zu and %zu\n", input, d, s.m[0], s.m[1]);
-  return kx_spec_run(&s, &o, res);
-}
-
 /* One table per metric to --out (atomically) or stdout. */
-static int write_tables(const kx_spec *s, const reproduce_cli *c, const kx_results *res, const column_group *groups,
+static int write_tables(const kx_spec *s, const reproduce_cli *c, const kx_results *res, const kx_kernel_group *groups,
                         size_t ng, const int *metrics, size_t n_metrics) {
-  kx_summary_row *S = NULL;
-  size_t ns = 0;
-  int rc = kx_summarise(res, &S, &ns);
   kx_atomic_file af;
-  FILE *fp = stdout;
-  if (!rc && c->out) {
-    rc = kx_atomic_open(&af, c->out);
-    fp = rc ? NULL : af.fp;
-  }
-  if (!rc) {
-    char setup[512];
-    snprintf(setup, sizeof setup, "%s kernel; synthetic: %zu tokens, d = %zu, norm %g, data seed %llu%s%s",
-             s->fmap.kernel == KX_KERNEL_GAUSS ? "Gaussian" : "softmax", s->tokens, s->d, s->norms[0].lo,
-             (unsigned long long)s->data_seed, s->n_files ? "; file: " : "", s->n_files ? s->files[0] : "");
-    for (size_t i = 0; i < n_metrics; i++) {
-      if (i) fputc('\n', fp);
-      write_table(fp, S, ns, s->schemes, s->n_schemes, groups, ng, metrics[i], s->n_seeds, c->latex, setup);
-    }
-    if (c->out && ferror(fp)) {
-      kx_atomic_abort(&af);
-      rc = kx_fail(KX_EIO, "writing '%s' failed: %s", c->out, strerror(errno ? errno : EIO));
-    } else if (c->out) {
-      rc = kx_atomic_commit(&af);
-    }
-  }
-  free(S);
+  if (!c->out) return kx_kernel_tables_print(stdout, s, res, groups, ng, metrics, n_metrics, c->latex);
+  int rc = kx_atomic_open(&af, c->out);
+  if (!rc) rc = kx_kernel_tables_print(af.fp, s, res, groups, ng, metrics, n_metrics, c->latex);
+  if (!rc && ferror(af.fp)) rc = kx_fail(KX_EIO, "writing '%s' failed: %s", c->out, strerror(errno ? errno : EIO));
+  if (rc) kx_atomic_abort(&af);
+  else rc = kx_atomic_commit(&af);
   return rc;
 }
 
@@ -261,10 +109,17 @@ static int reproduce_kernel(int argc, char **argv) {
     kx_spec_free(&a.spec);
     return 2;
   }
-  column_group groups[2];
+  kx_kernel_group groups[2];
   size_t ng = 0;
   kx_results res = {0};
-  rc = run_groups(&a.spec, c.quiet, groups, &ng, &res);
+  kx_run_options o = {.progress = !c.quiet && kx_stderr_is_tty()};
+  rc = kx_kernel_groups(&a.spec, groups, &ng);
+  for (size_t g = 0; g < ng && !rc; g++) {
+    if (!c.quiet)
+      fprintf(stderr, "reproduce kernel: %s, d = %zu, m = %zu and %zu\n", g ? groups[g].input : "synthetic",
+              groups[g].d, groups[g].d, 4 * groups[g].d);
+    rc = kx_kernel_group_run(&a.spec, groups, g, &o, &res);
+  }
   if (!rc) rc = write_tables(&a.spec, &c, &res, groups, ng, metrics, n_metrics);
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());
   size_t failed = rc ? 0 : kx_results_failed_points(&res);
@@ -276,14 +131,41 @@ static int reproduce_kernel(int argc, char **argv) {
   return rc ? 1 : failed ? KX_EXIT_SOME_FAILED : 0;
 }
 
+/* The targets of kapprox reproduce: kapprox --help, reproduce --help and
+ * the "unknown target" message list them from here. */
+static const struct {
+  const char *name;
+  kx_command_fn run;
+  const char *summary;
+} targets[] = {
+    {"kernel", reproduce_kernel, "kernel-approximation error of each scheme at m = d and m = 4d"},
+    {"table1", cmd_reproduce_table1, "softmax teachers of three sizes converted to DiJiang: quality, speed-up"},
+    {"table2", cmd_reproduce_table2, "the decoder converted to every linear-attention kind and fine-tuned"},
+    {"budget", cmd_reproduce_budget, "the gap to the teacher of converted kinds at several fine-tuning budgets"},
+    {"all", cmd_reproduce_all, "every table and figure of the toolkit into one folder, with an index"},
+};
+#define N_TARGETS (sizeof targets / sizeof targets[0])
+
+/* "kernel, table1, table2, all" */
+static const char *target_names(void) {
+  static char names[128];
+  if (!names[0])
+    for (size_t i = 0; i < N_TARGETS; i++)
+      snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "", targets[i].name);
+  return names;
+}
+
+const char *cmd_reproduce_summary(void) {
+  static char summary[192];
+  if (!summary[0]) snprintf(summary, sizeof summary, "tables of the paper's claims (targets: %s)", target_names());
+  return summary;
+}
+
 static void usage_group(FILE *out) {
   fprintf(out, "usage: kapprox reproduce <target> [options]\n\n"
-               "Tables of the paper's claims, from this toolkit's numbers.  Targets:\n"
-               "  kernel   kernel-approximation error of each scheme at m = d and m = 4d\n"
-               "  table2   the decoder converted to every linear-attention kind and fine-tuned\n"
-               "  budget   the gap to the teacher of converted kinds at several fine-tuning budgets\n"
-               "  all      every table and figure of the toolkit into one folder, with an index\n\n"
-               "kapprox reproduce <target> --help for the options of one target.\n");
+               "Tables of the paper's claims, from this toolkit's numbers.  Targets:\n");
+  for (size_t i = 0; i < N_TARGETS; i++) fprintf(out, "  %-8s %s\n", targets[i].name, targets[i].summary);
+  fprintf(out, "\nkapprox reproduce <target> --help for the options of one target.\n");
 }
 
 int cmd_reproduce(int argc, char **argv) {
@@ -295,11 +177,8 @@ int cmd_reproduce(int argc, char **argv) {
     usage_group(stdout);
     return 0;
   }
-  if (!strcmp(argv[1], "kernel")) return reproduce_kernel(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "table1")) return cmd_reproduce_table1(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "table2")) return cmd_reproduce_table2(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "all")) return cmd_reproduce_all(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "budget")) return cmd_reproduce_budget(argc - 1, argv + 1);
-  kx_cli_error("reproduce", "unknown target '%s' (known: kernel, table1, table2, budget, all)", argv[1]);
+  for (size_t i = 0; i < N_TARGETS; i++)
+    if (!strcmp(argv[1], targets[i].name)) return targets[i].run(argc - 1, argv + 1);
+  kx_cli_error("reproduce", "unknown target '%s' (known: %s)", argv[1], target_names());
   return 2;
 }

@@ -7,6 +7,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/commands/commands.h"
+#include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_infer.h"
 #include "experiments/model/dec_layers.h"
@@ -60,13 +61,9 @@ int cmd_sample(int argc, char **argv) {
     if (bad) return kx_cli_value_error(cmd, NULL);
   }
   if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], "give the checkpoint with --checkpoint");
-  kx_dec_threads_init();
   kx_decoder m;
   kx_dec_vocab v;
-  if (kx_dec_ckpt_load(ck, &m, &v, NULL, NULL)) {
-    kx_cli_error(cmd, "%s", kx_error_message());
-    return 1;
-  }
+  if (kx_cli_load_decoder(cmd, ck, &m, &v)) return 1;
   int *ids = NULL, *out = NULL;
   size_t n = 0;
   int rc = 1;

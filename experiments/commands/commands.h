@@ -14,11 +14,10 @@ int cmd_merge(int argc, char **argv);
 int cmd_attn_maps(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_reproduce(int argc, char **argv);
+/* "tables of the paper's claims (targets: kernel, ...)", from reproduce's table of targets */
+const char *cmd_reproduce_summary(void);
 int cmd_reproduce_all(int argc, char **argv);
 int cmd_bench_attention(int argc, char **argv);
-/* The machine's measured DGEMM (single = 1: SGEMM) rate in GFLOP/s on
- * `threads` OpenMP threads: the peak the benchmarks report shares of. */
-double kx_bench_gemm_peak(int single, int threads);
 /* the decoder */
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

@@ -14,6 +14,16 @@
 #include "core/kx_h5.h"
 #include "experiments/eval/runner.h"
 
+void kx_attention_map_spec_defaults(kx_spec *s) {
+  kx_spec_defaults(s);
+  s->tokens = 64;
+  s->d = 16;
+  s->norms[0] = (kx_norm_spec){2.0, 2.0};
+  s->synthetic_causal = 1;
+  s->n_layers = s->n_heads = s->n_m = s->n_seeds = 1;
+  s->m[0] = 64;
+}
+
 int kx_attention_map_exact(const kx_head_reference *ref, double *A) {
   for (size_t i = 0; i < ref->n * ref->n; i++) A[i] = exp(ref->logA[i]);
   return 0;

@@ -11,6 +11,12 @@
 
 #include "approx/fmap.h"
 #include "experiments/eval/metrics.h"
+#include "experiments/eval/spec.h"
+
+/* kx_spec_defaults for the maps of one head: synthetic, 64 tokens, d = 16,
+ * |q| = |k| = 2, causal (maps of causal attention show the mask, like the
+ * paper's figure); one layer, head, m (64) and seed. */
+void kx_attention_map_spec_defaults(kx_spec *s);
 
 /* A (n x n) = exact attention weights. */
 int kx_attention_map_exact(const kx_head_reference *ref, double *A);

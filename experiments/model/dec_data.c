@@ -10,6 +10,7 @@
 
 #include "core/kx_atomic.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "core/kx_seed.h"
 
 /* Decodes one UTF-8 character at s[*i] (n bytes total); -1 if malformed. */
@@ -283,19 +284,11 @@ int kx_dec_default_corpus(char **path, int *generated) {
     *path = p;
     return 0;
   }
-  /* mkdir -p for the two levels below HOME */
-  char parent[4096];
-  snprintf(parent, sizeof parent, "%s", dir);
-  char *slash = strrchr(parent, '/');
-  if (slash && slash != parent) {
-    *slash = '\0';
-    mkdir(parent, 0777);
-  }
-  if (mkdir(dir, 0777) && errno != EEXIST) {
-    int e = errno;
+  if (kx_mkdir_p(dir)) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", kx_error_message());
     free(p);
-    return kx_fail(KX_EIO, "cannot create cache directory '%s': %s; give the text with --text FILE", dir,
-                   strerror(e));
+    return kx_fail(KX_EIO, "%s; give the text with --text FILE", why);
   }
   kx_atomic_file af;
   if (kx_atomic_open(&af, p)) {

@@ -15,6 +15,7 @@
 #include "core/kx_atomic.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/plot/gnuplot.h"
 #include "experiments/reproduce/repro_table.h"
@@ -424,7 +425,7 @@ static int make_outdir(const char *dir, char *first_made, size_t cap) {
       if (!first_made[0] && access(path, F_OK)) snprintf(first_made, cap, "%s", path);
       if (!(*p = ch)) break;
     }
-  return kx_repro_mkdir(dir);
+  return kx_mkdir_p(dir);
 }
 
 static void remove_empty_outdir(const char *dir, const char *first_made) {
@@ -721,9 +722,9 @@ static int write_tables(study *st) {
 
 static int figure(study *st) {
   kx_budget_study *s = st->s;
-  char datadir[PATH_CAP], path[PATH_CAP + 64], scripts[PATH_CAP], vars[3 * PATH_CAP];
+  char datadir[PATH_CAP], path[PATH_CAP + 64], scripts[PATH_CAP];
   snprintf(datadir, sizeof datadir, "%s/figdata", s->outdir);
-  int rc = kx_repro_mkdir(datadir);
+  int rc = kx_mkdir_p(datadir);
   if (rc) return rc;
   for (size_t v = 0; v < s->nv && !rc; v++) {
     kx_atomic_file f;
@@ -755,16 +756,9 @@ static int figure(study *st) {
       fprintf(f.fp, "fit_c[%zu] = NaN\nfit_a[%zu] = NaN\nfit_alpha[%zu] = NaN\n", v + 1, v + 1, v + 1);
   }
   if ((rc = kx_atomic_commit(&f)) || !s->figures) return rc;
-  if ((rc = kx_plot_scripts("budget_gap.gp", scripts, sizeof scripts))) return rc;
-  char script[PATH_CAP + 32];
-  snprintf(script, sizeof script, "%s/budget_gap.gp", scripts);
-  snprintf(vars, sizeof vars, "datadir='%s'; scriptdir='%s'", datadir, scripts);
-  static const char *fmt[2] = {"png", "svg"};
-  for (int k = 0; k < 2 && !rc; k++) {
-    snprintf(path, sizeof path, "%s/budget_gap.%s", s->outdir, fmt[k]);
-    rc = kx_gnuplot_figure(script, vars, fmt[k], path);
-  }
-  return rc;
+  if ((rc = kx_plot_scripts(NULL, "budget_gap.gp", scripts, sizeof scripts))) return rc;
+  snprintf(path, sizeof path, "%s/budget_gap", s->outdir);
+  return kx_plot_run(scripts, "budget_gap.gp", datadir, path);
 }
 
 static int run_study(study *st) {

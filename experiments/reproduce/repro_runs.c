@@ -2,17 +2,15 @@
  * (repro_runs.h). */
 #include "experiments/reproduce/repro_runs.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_fs.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_adamw.h"
 #include "experiments/model/dec_attn_eval.h"
@@ -80,23 +78,6 @@ void kx_repro_job_end(kx_repro_progress *pg, int fresh) {
 
 /* ---------- files ---------- */
 
-int kx_repro_mkdir(const char *path) {
-  char buf[PATH_CAP];
-  if (strlen(path) >= sizeof buf) return kx_fail(KX_EINVAL, "path '%s' is too long", path);
-  strcpy(buf, path);
-  for (char *p = buf + 1;; p++)
-    if (*p == '/' || !*p) {
-      char c = *p;
-      *p = '\0';
-      if (mkdir(buf, 0755) && errno != EEXIST)
-        return kx_fail(KX_EIO, "cannot create directory '%s': %s", buf, strerror(errno));
-      if (!(*p = c)) break;
-    }
-  return 0;
-}
-
-int kx_repro_exists(const char *path) { return access(path, F_OK) == 0; }
-
 int kx_repro_write_text(const char *path, const char *fmt, ...) {
   kx_atomic_file f;
   int rc = kx_atomic_open(&f, path);
@@ -132,7 +113,7 @@ static int train_teacher(kx_repro *r, const kx_repro_shape *s, const char *path)
   kx_dec_train_state st;
   kx_adamw opt = {0};
   int rc = 0, complete = 0;
-  if (kx_repro_exists(path)) {
+  if (kx_path_exists(path)) {
     if ((rc = kx_dec_ckpt_load(path, &r->teacher, &r->vocab, &opt, &st))) return rc;
     complete = st.step >= st.steps;
     kx_dec_free(&r->teacher);
@@ -148,7 +129,7 @@ static int train_teacher(kx_repro *r, const kx_repro_shape *s, const char *path)
   kx_dec_train_opts_init(&o);
   o.text = r->text;
   o.out = path;
-  o.resume = kx_repro_exists(path) ? path : NULL;
+  o.resume = kx_path_exists(path) ? path : NULL;
   if (!o.resume) {
     if (s->layers) o.layers = s->layers;
     if (s->heads) o.heads = s->heads;
@@ -412,7 +393,7 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
   snprintf(conv, sizeof conv, "%s/convert.txt", dir);
   kx_decoder m;
   kx_dec_vocab vocab;
-  FILE *fp = kx_repro_exists(student) ? fopen(conv, "r") : NULL;
+  FILE *fp = kx_path_exists(student) ? fopen(conv, "r") : NULL;
   int rc = 0, have = fp && fscanf(fp, "%lf", conv_s) == 1;
   if (fp) fclose(fp);
   if (have) {
@@ -449,7 +430,7 @@ static int train_stage(run_ctx *c, const char *dir) {
   kx_dec_train_opts_init(&o);
   o.text = r->text;
   o.out = ft;
-  if (kx_repro_exists(ft)) {
+  if (kx_path_exists(ft)) {
     o.resume = ft;
   } else {
     o.steps = kx_repro_train_steps(r, v);
@@ -487,7 +468,7 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
     return 0;
   }
   *fresh = 1;
-  int rc = kx_repro_mkdir(dir);
+  int rc = kx_mkdir_p(dir);
   if (rc) return rc;
   run_ctx c = {.r = r, .v = v, .seed = seed, .offset = kx_repro_transfer_steps(r, v)};
   snprintf(c.curve, sizeof c.curve, "%s/curve.txt", dir);

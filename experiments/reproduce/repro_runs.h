@@ -137,9 +137,6 @@ int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path);
 /* Mean and standard error (NaN for n < 2) of field f over n results. */
 void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se);
 
-/* mkdir -p */
-int kx_repro_mkdir(const char *path);
-int kx_repro_exists(const char *path);
 /* Writes a small text file atomically. */
 int kx_repro_write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -13,9 +13,6 @@
 #include "core/kx_atomic.h"
 #include "core/kx_error.h"
 
-#ifndef KX_PLOTS_SRCDIR
-#define KX_PLOTS_SRCDIR ""
-#endif
 
 enum { MD, CSV, TEX };
 
@@ -127,37 +124,3 @@ int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows) {
 }
 
 /* ---------- figures ---------- */
-
-int kx_plot_scripts(const char *probe_name, char *out, size_t cap) {
-  const char *c[3] = {getenv("KAPPROX_PLOTS"), KX_PLOTS_SRCDIR, KX_DATADIR "/plots"};
-  for (int i = 0; i < 3; i++) {
-    char probe[4096];
-    if (!c[i] || !*c[i]) continue;
-    snprintf(probe, sizeof probe, "%s/%s", c[i], probe_name);
-    if (!access(probe, R_OK)) return snprintf(out, cap, "%s", c[i]) < 0;
-  }
-  return kx_fail(KX_EIO, "cannot find plots/%s (set KAPPROX_PLOTS to the plots folder)", probe_name);
-}
-
-int kx_plot_run(const char *scripts, const char *script, const char *datadir, const char *out_base) {
-  static const char *fmt[2] = {"png", "svg"};
-  for (int f = 0; f < 2; f++) {
-    char vars[3 * 4096 + 256], sc[4096 + 64];
-    snprintf(sc, sizeof sc, "%s/%s", scripts, script);
-    snprintf(vars, sizeof vars, "datadir='%s'; scriptdir='%s'; out='%s.%s'; fmt='%s'", datadir, scripts, out_base,
-             fmt[f], fmt[f]);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) return kx_fail(KX_EIO, "cannot start gnuplot: %s", strerror(errno));
-    if (pid == 0) {
-      execlp("gnuplot", "gnuplot", "-e", vars, sc, (char *)NULL);
-      _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-      if (errno != EINTR) return kx_fail(KX_EIO, "waiting for gnuplot: %s", strerror(errno));
-    if (!WIFEXITED(st) || WEXITSTATUS(st))
-      return kx_fail(KX_EIO, "gnuplot failed on %s (is gnuplot installed? --no-figures skips the figures)", script);
-  }
-  return 0;
-}

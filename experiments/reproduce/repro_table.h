@@ -1,5 +1,5 @@
 /* A results table of kapprox reproduce written three ways (Markdown, CSV,
- * LaTeX) from one description, and the gnuplot calls of its figures.
+ * LaTeX) from one description.
  *
  * A row has key cells (text: "performer", "converted") and value cells
  * (mean and standard error over seeds; NaN mean: "n/a", NaN error: the
@@ -51,12 +51,5 @@ typedef struct {
 
 /* Writes the three files atomically; message and non-zero on failure. */
 int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows);
-
-/* The folder of the figure scripts (KAPPROX_PLOTS, the source tree's
- * plots/, or the installed one) that holds `probe` (a script name). */
-int kx_plot_scripts(const char *probe, char *out, size_t cap);
-/* gnuplot -e "datadir=...; scriptdir=...; out=BASE.<fmt>; fmt=..." SCRIPT
- * for PNG and SVG. */
-int kx_plot_run(const char *scripts, const char *script, const char *datadir, const char *out_base);
 
 #endif

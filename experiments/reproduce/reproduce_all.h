@@ -1,5 +1,5 @@
-/* kapprox reproduce all: what a run is made of, shared by the driver
- * (cmd_reproduce_all.c) and the index writer (run_index.c).
+/* kapprox reproduce all: what a run is made of, the driver that runs it
+ * (reproduce_all.c) and the index writer (run_index.c).
  *
  * A run is a list of stages (one table or figure family each); a stage is a
  * few steps, each one command of the toolkit with the files it makes.  Paths
@@ -9,6 +9,8 @@
 #define KX_REPRODUCE_ALL_H
 
 #include <stddef.h>
+
+#include "experiments/reproduce/run_progress.h"
 
 #define RA_MAX_ARGS 40
 #define RA_MAX_STEPS 3
@@ -48,6 +50,45 @@ typedef struct {
   char command[1024];   /* the reproduce all command line as given */
   char cwd[RA_PATH];    /* where the commands ran */
 } ra_run;
+
+/* ---- the driver ---- */
+
+#define RA_N_STAGES 10
+
+typedef struct {
+  const char *outdir;
+  const char *text; /* NULL: the KJV corpus */
+  int quick;
+} ra_plan_options;
+
+typedef struct {
+  ra_run run;
+  ra_stage stages[RA_N_STAGES];
+  kx_run_progress progress;
+  double expected_done, actual_done; /* stages finished in this run: for the pace of the estimate */
+  int some_points_failed;
+  char self[RA_PATH]; /* this program ("" if /proc/self/exe cannot say) */
+  /* an error that does not stop the run (the index could not be written) */
+  void (*on_error)(void *user, const char *message);
+  void *on_error_user;
+} ra_driver;
+
+/* Plans every stage's commands and outputs (the driver's run.command is
+ * left to the caller). */
+int ra_init(ra_driver *d, const ra_plan_options *o);
+void ra_plan_free(ra_driver *d);
+
+/* Creates OUTDIR (logs/, stages/), takes its lock (one run per folder),
+ * reads the stages' markers and writes the first index. */
+int ra_start(ra_driver *d, int quiet);
+
+/* Runs every stage not done yet, with the progress display and the index
+ * rewritten after each.  0 every stage done, 1 a stage failed, 3 done but
+ * some points of a sweep failed, 130 interrupted (SIGINT, SIGTERM, SIGHUP). */
+int ra_run_stages(ra_driver *d);
+
+/* Stages done and failed. */
+void ra_count(const ra_driver *d, size_t *done, size_t *failed);
 
 /* Writes OUTDIR/index.md atomically from the stages' states. */
 int ra_write_index(const ra_run *run, const ra_stage *stages, size_t n);

@@ -1,11 +1,11 @@
-/* Fuzz harness of `kapprox merge` (experiments/commands/cmd_merge.c): the shard
+/* Fuzz harness of `kapprox merge` (experiments/sweep/merge.c): the shard
  * journals it reads, the consistency checks between shards and the
  * results, summary and slopes CSVs it builds from their records.
  *
  * One input holds up to MAX_SHARDS shard journals separated by the byte
  * 0x1e (ASCII record separator, never part of a journal kapprox writes);
  * each becomes partN.csv.journal in the scratch directory and the harness
- * runs `merge out.csv part1.csv ...` as the program would.  When merge
+ * merges part1.csv ... into out.csv as `kapprox merge` does.  When merge
  * succeeds, what it wrote must read back: the results CSV through the
  * reader `plot` uses, the merged journal with no damaged line, marked
  * shard 1/1 and holding every record of the shards. */
@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "core/kx_error.h"
-#include "experiments/commands/commands.h"
 #include "experiments/sweep/journal.h"
 #include "experiments/eval/results.h"
+#include "experiments/sweep/merge.h"
 #include "experiments/sweep/sweep.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_promise.h"
@@ -52,13 +52,11 @@ static void check_outputs(const char *dir, size_t n_records) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const char *dir = kx_fuzz_dir();
-  static char args[MAX_SHARDS + 3][512];
-  char *argv[MAX_SHARDS + 4];
-  int argc = 0;
-  snprintf(args[0], sizeof args[0], "merge");
-  snprintf(args[1], sizeof args[1], "--quiet");
-  snprintf(args[2], sizeof args[2], "%s/out.csv", dir);
-  for (int i = 0; i < 3; i++) argv[argc++] = args[i];
+  static char paths[MAX_SHARDS][512];
+  const char *shards[MAX_SHARDS];
+  size_t n = 0;
+  char out[512];
+  snprintf(out, sizeof out, "%s/out.csv", dir);
 
   /* records the shards hold, counted as merge counts them */
   size_t n_records = 0;
@@ -72,15 +70,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     kx_journal_contents c;
     if (!kx_journal_read(path, &c)) n_records += c.n;
     kx_journal_contents_free(&c);
-    snprintf(args[argc], sizeof args[argc], "%s/part%d.csv", dir, s + 1);
-    argv[argc] = args[argc];
-    argc++;
+    snprintf(paths[n], sizeof paths[n], "%s/part%d.csv", dir, s + 1);
+    shards[n] = paths[n];
+    n++;
     if (!sep) break;
     start = end + 1;
   }
-  argv[argc] = NULL;
   kx_error_clear();
-  if (cmd_merge(argc, argv) == 0) check_outputs(dir, n_records);
+  kx_merge_report rep;
+  if (kx_merge_shards(out, shards, n, &rep) == 0) check_outputs(dir, n_records);
   kx_error_clear();
   return 0;
 }
