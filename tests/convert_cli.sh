@@ -29,11 +29,18 @@ expect 1 "not an HDF5 file" -- convert --from "$dir/t.txt" --attention hedgehog 
 ok convert --from "$dir/teacher.h5" --attention hedgehog --out "$dir/hh.h5"
 grep -q "new: layer<l>/hh_qw, layer<l>/hh_qb, layer<l>/hh_kw, layer<l>/hh_kb" "$dir/out" || note "convert does not list the new tensors"
 expect 1 "conversion starts from a softmax teacher" -- convert --from "$dir/hh.h5" --attention hedgehog --out "$dir/keep.h5"
-expect 1 "no feature-map tensors" -- convert --from "$dir/teacher.h5" --attention softmax --out "$dir/keep.h5" $T --transfer-steps 2
 [ "$(cat "$dir/keep.h5")" = precious ] || note "a refused convert overwrote --out"
+# a kind with nothing to train in its map converts without transfer, and says so
+for k in softmax cosformer retnet linformer performer-redraw; do
+  ok convert --from "$dir/teacher.h5" --attention $k --out "$dir/plain.h5" $T --transfer-steps 2
+  grep -q "note: attention kind '$k' has nothing trainable in its feature map; converting without attention transfer" "$dir/err" ||
+    note "convert --attention $k --transfer-steps: no note that it skips transfer: $(cat "$dir/err")"
+  grep -q "feature maps trained by attention transfer" "$dir/out" && note "convert --attention $k claims a transfer"
+done
 expect 1 "not softmax" -- eval --checkpoint "$dir/hh.h5" --teacher "$dir/hh.h5" $T
 
-# softmax -> softmax changes nothing; transfer lowers the attention KL
+# softmax -> softmax changes nothing; transfer lowers the attention KL (hedgehog here;
+# every kind with transfer in test_decoder_convert)
 ok convert --from "$dir/teacher.h5" --attention softmax --out "$dir/same.h5"
 ok eval --checkpoint "$dir/same.h5" $T --teacher "$dir/teacher.h5"
 grep -q "loss $eval_loss nats" "$dir/out" && grep -q "attention KL against .*: 0.0000 nats" "$dir/out" || note "softmax -> softmax: $(cat "$dir/out")"

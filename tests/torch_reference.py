@@ -43,6 +43,15 @@ projection, head split and rotary), merge_proj (heads back to (B,T,C) and
 the output projection), causal_linear (the quadratic masked form of the
 causal linear attention).
 
+Attention transfer.  Each kind with attention transfer on the teacher's
+rows also registers its rows in TRANSFER (@transfer(name, tensors)): a tiny
+softmax teacher is trained, `kapprox convert --transfer-steps 3
+--dump-transfer` converts it, runs 3 transfer steps and writes the loss and
+gradient of the next batch; check_transfer recomputes the row KL (the
+teacher's softmax rows against the kind's rows on the teacher's LN1 output)
+and its gradient with respect to the transferred tensors, from the
+formulas of docs/conversion.md ("Attention transfer"), and compares.
+
 Exits 77 (meson: skipped) when torch or h5py cannot be imported.
 """
 import math
@@ -119,13 +128,18 @@ def merge_proj(c, p, o):
     return o.transpose(1, 2).reshape(B, T, H * d) @ p("proj_w").T + p("proj_b")
 
 
-def causal_linear(fq, fk, v, decay=1.0, normalise=True, eps=1e-6):
-    """o_i = sum_{j<=i} g^(i-j) (fq_i.fk_j) v_j / (sum_{j<=i} g^(i-j) fq_i.fk_j + eps)."""
+def causal_scores(fq, fk, decay=1.0):
+    """s_ij = g^(i-j) fq_i.fk_j for j <= i, 0 above the diagonal."""
     T = fq.shape[-2]
     i = torch.arange(T, dtype=torch.float64)
     lag = i[:, None] - i[None, :]
     w = torch.where(lag >= 0, torch.as_tensor(decay, dtype=torch.float64) ** lag.clamp(min=0), torch.zeros(()))
-    s = (fq @ fk.transpose(-1, -2)) * w
+    return (fq @ fk.transpose(-1, -2)) * w
+
+
+def causal_linear(fq, fk, v, decay=1.0, normalise=True, eps=1e-6):
+    """o_i = sum_{j<=i} g^(i-j) (fq_i.fk_j) v_j / (sum_{j<=i} g^(i-j) fq_i.fk_j + eps)."""
+    s = causal_scores(fq, fk, decay)
     num = s @ v
     return num / (s.sum(-1, keepdim=True) + eps) if normalise else num
 
@@ -231,11 +245,17 @@ def retnet_attention(c, p, h, rope):
     return gate_proj(c, p, h, causal_linear(q / math.sqrt(d), k, v, decay_retnet(H), normalise=False))
 
 
+def dijiang_code_features(x, W):
+    """docs/attention-kinds.md, "Gated linear kinds" (dijiang-code):
+    softmax_j((W x)_j), W = feat_w (d, d)."""
+    return torch.softmax(x @ W.T, -1)
+
+
 @variant("dijiang-code", ctx=80, frozen=("feat_w",))
 def dijiang_code_attention(c, p, h, rope):
     q, k, v = heads_qkv(c, p, h, rope)
     W = p("feat_w").detach()
-    fq, fk = torch.softmax(q @ W.T, -1), torch.softmax(k @ W.T, -1)
+    fq, fk = dijiang_code_features(q, W), dijiang_code_features(k, W)
     return gate_proj(c, p, h, causal_linear(fq, fk, v, decay_dijiang(q.shape[1]), normalise=False))
 
 
@@ -248,20 +268,25 @@ def dct2_matrix(d):
     return s * torch.cos(math.pi * (2 * j + 1) * i / (2 * d))
 
 
+def dijiang_features(x, t, D, query):
+    """docs/attention-kinds.md, "Gated linear kinds" (dijiang):
+    D_h * exp(t_i (C x~)_i - |x~|^2/2 - c) / sqrt(d), x~ = x / d^(1/4),
+    c the row max of the exponent for queries (no gradient: it cancels in
+    the ratio), none for keys."""
+    d = x.shape[-1]
+    xs = x * d ** -0.25
+    l = t * (xs @ dct2_matrix(d).T) - xs.pow(2).sum(-1, keepdim=True) / 2
+    if query:
+        l = l - l.max(-1, keepdim=True).values.detach()
+    return D[None, :, None, :] * torch.exp(l) / math.sqrt(d)
+
+
 @variant("dijiang", ctx=80, frozen=("feat_t",))
 def dijiang_attention(c, p, h, rope):
     q, k, v = heads_qkv(c, p, h, rope)
-    d = q.shape[3]
-    Cm, t, D = dct2_matrix(d), p("feat_t").detach(), p("feat_d")
-    sc = d ** -0.25
-
-    def phi(x, query):
-        l = t * ((x * sc) @ Cm.T) - (x * sc).pow(2).sum(-1, keepdim=True) / 2
-        if query:  # per-query stabiliser: cancels in the ratio, no gradient
-            l = l - l.max(-1, keepdim=True).values.detach()
-        return D[None, :, None, :] * torch.exp(l) / math.sqrt(d)
-
-    return gate_proj(c, p, h, causal_linear(phi(q, True), phi(k, False), v, decay_dijiang(q.shape[1])))
+    t, D = p("feat_t").detach(), p("feat_d")
+    return gate_proj(c, p, h, causal_linear(dijiang_features(q, t, D, True), dijiang_features(k, t, D, False), v,
+                                            decay_dijiang(q.shape[1])))
 
 
 @variant("linformer", ctx=80, features=lambda d: 32)
@@ -281,13 +306,15 @@ def hedgehog_attention(c, p, h, rope):
     (after rotary), phi = [softmax(u), softmax(-u)], normalised causal linear
     attention with eps 1e-6."""
     q, k, v = heads_qkv(c, p, h, rope)
+    return merge_proj(c, p, causal_linear(hedgehog_features(c, p, q, "hh_qw", "hh_qb"),
+                                          hedgehog_features(c, p, k, "hh_kw", "hh_kb"), v))
+
+
+def hedgehog_features(c, p, x, w, b):
+    """[softmax(u), softmax(-u)], u = A_h x + b_h per head."""
     C, H, d = dims(c)
-
-    def phi(x, w, b):
-        u = torch.einsum("hij,bhtj->bhti", p(w).reshape(H, d, d), x) + p(b).reshape(H, 1, d)
-        return torch.cat([torch.softmax(u, -1), torch.softmax(-u, -1)], -1)
-
-    return merge_proj(c, p, causal_linear(phi(q, "hh_qw", "hh_qb"), phi(k, "hh_kw", "hh_kb"), v))
+    u = torch.einsum("hij,bhtj->bhti", p(w).reshape(H, d, d), x) + p(b).reshape(H, 1, d)
+    return torch.cat([torch.softmax(u, -1), torch.softmax(-u, -1)], -1)
 
 
 def layer_kinds(c):
@@ -301,25 +328,100 @@ def layer_kinds(c):
 HYBRIDS = ["dijiang+sm0.1", "hedgehog+sm1"]
 
 
-def forward(c, P, tokens, targets):
-    L, C = int(c["layers"]), int(c["width"])
-    r, eps = int(c["rotary_dims"]), float(c["ln_eps"])
-    B, T = tokens.shape
-    assert int(c["parallel_residual"]) == 1 and int(c["tied_embeddings"]) == 0
-    kinds = layer_kinds(c)
+def make_rope(c, T):
+    """(B,H,T,d) -> the same, GPT-NeoX rotate_half on the first rotary_dims dims."""
+    r = int(c["rotary_dims"])
     inv_freq = float(c["rope_base"]) ** (-torch.arange(0, r, 2, dtype=torch.float64) / r)
     ang = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]
     cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
 
-    def rope(x):  # (B,H,T,d): GPT-NeoX rotate_half on the first r dims
+    def rope(x):
         xr, xp = x[..., :r], x[..., r:]
         x1, x2 = xr[..., : r // 2], xr[..., r // 2:]
         return torch.cat([xr * cos + torch.cat([-x2, x1], -1) * sin, xp], -1)
 
+    return rope
+
+
+# --- Attention transfer on the teacher's rows
+# (docs/conversion.md#attention-transfer).  Each kind with transfer
+# registers rows(c, p, q, k) -> the student's attention rows (B,H,T,T) from
+# q, k (B,H,T,d, after rotary) and its transferred tensors, which are
+# trainable here also where fine-tuning keeps them fixed.
+
+TRANSFER = {}
+
+
+def transfer(name, tensors, features=lambda d: d):
+    """Registers fn(c, p, q, k) -> rows as kind `name`'s transfer; tensors:
+    the names (without "layer<l>/") that get a row gradient; features(d):
+    features per head (the m of the tolerance)."""
+    def reg(fn):
+        TRANSFER[name] = {"fn": fn, "tensors": set(tensors), "features": features}
+        return fn
+    return reg
+
+
+def causal_rows(fq, fk, decay=1.0, normalise=True, eps=1e-6):
+    """a_ij = s_ij / (sum_{j'<=i} s_ij' + eps); without a normaliser
+    |s_ij| / sum_{j'<=i} |s_ij'| (the attention-weights convention)."""
+    s = causal_scores(fq, fk, decay)
+    if normalise:
+        return s / (s.sum(-1, keepdim=True) + eps)
+    return s.abs() / s.abs().sum(-1, keepdim=True)
+
+
+def positive_feature_transfer(name, alpha):
+    @transfer(name, ["feat_w"])
+    def fn(c, p, q, k):
+        W = p("feat_w")
+        return causal_rows(positive_features(q, W, alpha, True), positive_features(k, W, alpha, False))
+    return fn
+
+
+positive_feature_transfer("performer", 0.5)
+positive_feature_transfer("performer-prf", 0.5)
+positive_feature_transfer("pff", 1.0)
+
+
+@transfer("dijiang", ["feat_d", "feat_t"])
+def dijiang_rows(c, p, q, k):
+    t, D = p("feat_t"), p("feat_d")
+    return causal_rows(dijiang_features(q, t, D, True), dijiang_features(k, t, D, False), decay_dijiang(q.shape[1]))
+
+
+@transfer("dijiang-code", ["feat_w"])
+def dijiang_code_rows(c, p, q, k):
+    W = p("feat_w")
+    return causal_rows(dijiang_code_features(q, W), dijiang_code_features(k, W), decay_dijiang(q.shape[1]),
+                       normalise=False)
+
+
+@transfer("hedgehog", ["hh_qw", "hh_qb", "hh_kw", "hh_kb"], features=lambda d: 2 * d)
+def hedgehog_rows(c, p, q, k):
+    return causal_rows(hedgehog_features(c, p, q, "hh_qw", "hh_qb"), hedgehog_features(c, p, k, "hh_kw", "hh_kb"))
+
+
+def softmax_rows(q, k):
+    T, d = q.shape[-2], q.shape[-1]
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    return torch.softmax(((q @ k.transpose(-1, -2)) / math.sqrt(d)).masked_fill(~mask, float("-inf")), -1)
+
+
+def forward(c, P, tokens, targets, ln1=None):
+    """The loss; with a list `ln1`, also appends each block's LN1 output."""
+    L, C = int(c["layers"]), int(c["width"])
+    eps = float(c["ln_eps"])
+    B, T = tokens.shape
+    assert int(c["parallel_residual"]) == 1 and int(c["tied_embeddings"]) == 0
+    kinds = layer_kinds(c)
+    rope = make_rope(c, T)
     x = P["embed"][tokens]
     for l in range(L):
         p = lambda n: P[f"layer{l}/{n}"]  # noqa: E731
         h = F.layer_norm(x, (C,), p("ln1_w"), p("ln1_b"), eps)
+        if ln1 is not None:
+            ln1.append(h)
         a = VARIANTS[kinds[l]]["fn"](c, p, h, rope)
         h2 = F.layer_norm(x, (C,), p("ln2_w"), p("ln2_b"), eps)
         m = F.gelu(h2 @ p("fc_w").T + p("fc_b")) @ p("fcproj_w").T + p("fcproj_b")
@@ -367,38 +469,102 @@ def check(kapprox, kind, tmp, text):
     targets = torch.tensor(g["targets"][()], dtype=torch.long)
     loss = forward(c, P, tokens, targets)
     loss.backward()
-    L, C, T = int(c["layers"]), int(c["width"]), tokens.shape[1]
-    V, m = int(c["vocab"]), spec["features"](C // int(c["heads"]))
+    frozen = lambda name: name.split("/")[-1] in spec["frozen"]  # noqa: E731
+    return compare(kind, c, P, g, loss, tokens.shape[1], spec["features"], frozen, "frozen tensor")[0]
+
+
+def compare(label, c, P, g, loss, T, features, zero, why_zero, note=""):
+    """The C loss and gradients of dump `g` against the reference's `loss`
+    (backward done) within the float32 rule of the module docstring; a
+    tensor for which zero(name) holds must have an exactly zero C gradient
+    (`why_zero` names the reason in a failure); returns (pass, number of
+    gradients compared)."""
+    L, C = int(c["layers"]), int(c["width"])
+    V, m = int(c["vocab"]), features(C // int(c["heads"]))
     u = 2.0 ** -24
     K = 2 * L * (4 * C + 3 * T + V + 2 * m)
     tol = 10 * math.sqrt(K) * u
     ok = True
     loss_c = float(g.attrs["loss"])
     rel = abs(loss_c - loss.item()) / abs(loss.item())
-    print(f"[{kind}] loss: C {loss_c:.9f}  torch float64 {loss.item():.9f}  relative error {rel:.2e} "
-          f"(tol {tol:.1e}, K {K})")
+    print(f"[{label}] loss: C {loss_c:.9f}  torch float64 {loss.item():.9f}  relative error {rel:.2e} "
+          f"(tol {tol:.1e}, K {K}{note})")
     ok &= rel <= tol
-    worst = 0.0
+    worst, compared = 0.0, 0
     for name, p in sorted(P.items()):
         gc = torch.tensor(g["grad"][name][()], dtype=torch.float64)
-        if name.split("/")[-1] in spec["frozen"]:
+        if zero(name):
             bad = bool((gc != 0).any())
             if bad:
-                print(f"  FAIL {name:20s} frozen tensor with a non-zero C gradient")
+                print(f"  FAIL {name:20s} {why_zero} with a non-zero C gradient")
             ok &= not bad
             continue
+        compared += 1
         gref = p.grad
         err = (gc - gref).norm().item()
         scale = gref.norm().item()
         r = err / (scale + 1e-300)
         worst = max(worst, r)
-        bad = err > tol * scale + 1e-9
+        bad = err > tol * scale + 1e-9 or scale == 0
         if bad or os.environ.get("VERBOSE"):
             print(f"  {'FAIL' if bad else 'ok  '} {name:20s} |g| {scale:.3e}  relative error {r:.2e}")
         ok &= not bad
-    print(f"[{kind}] gradients: {len(P)} tensors, worst relative error {worst:.2e} (tol {tol:.1e}): "
-          f"{'PASS' if ok else 'FAIL'}")
-    return ok
+    print(f"[{label}] gradients: {compared} of {len(P)} tensors compared, worst relative error {worst:.2e} "
+          f"(tol {tol:.1e}): {'PASS' if ok else 'FAIL'}")
+    return ok, compared
+
+
+def check_transfer(kapprox, kind, tmp, text, teacher):
+    """Attention transfer of `kind` from the softmax `teacher` checkpoint:
+    `kapprox convert --transfer-steps 3 --dump-transfer` writes the student
+    after 3 steps and the loss and gradient of the next batch; here the
+    same loss, from the formulas, in float64:
+      L = mean_{l,b,h,i} sum_{j<=i} a_ij log(a_ij / max(â_ij, 1e-12)),
+    a the teacher's softmax rows on its own LN1 output of block l, â the
+    student's rows on that same input (q, k from the student's qkv, which
+    conversion copied from the teacher, and not trained here).
+    Tolerance: the script's float32 rule (K and u as for training, loss
+    and gradients relative as in check()).  For the loss it is the strict
+    side: the KL is the difference of the cross-entropy sum a log â and the
+    entropy sum a log a, each a few nats, so a bound from the operands'
+    round-off would be larger by (cross-entropy + entropy) / KL, which is
+    printed.  Every tensor outside the transferred ones must have an
+    exactly zero C gradient."""
+    ck, gr = os.path.join(tmp, kind + ".at.h5"), os.path.join(tmp, kind + ".at.g.h5")
+    if not run(kind + " transfer", [kapprox, "convert", "--from", teacher, "--attention", kind, "--out", ck,
+                                    "--text", text, "--transfer-steps", "3", "--transfer-batch", "4", "--seed", "1",
+                                    "--dump-transfer", gr, "--quiet"]):
+        return False
+    cT, PT = load(teacher)
+    c, P = load(ck)
+    spec = TRANSFER[kind]
+    g = h5py.File(gr, "r")
+    tokens = torch.tensor(g["tokens"][()], dtype=torch.long)
+    targets = torch.tensor(g["targets"][()], dtype=torch.long)
+    ln1 = []
+    forward(cT, PT, tokens, targets, ln1)
+    L, C, H = int(c["layers"]), int(c["width"]), int(c["heads"])
+    B, T = tokens.shape
+    rope = make_rope(c, T)
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    loss, scale = 0.0, 0.0
+    for l in range(L):
+        pT = lambda n: PT[f"layer{l}/{n}"]  # noqa: E731
+        pS = lambda n: P[f"layer{l}/{n}"]  # noqa: E731
+        h = ln1[l].detach()
+        qT, kT, _ = heads_qkv(cT, pT, h, rope)
+        a = softmax_rows(qT, kT).detach()
+        qS, kS, _ = heads_qkv(c, pS, h, rope)
+        ah = spec["fn"](c, pS, qS.detach(), kS.detach())
+        a1 = torch.where(mask, a, torch.ones(()))
+        ah1 = torch.where(mask, ah.clamp(min=1e-12), torch.ones(()))
+        loss = loss + (a1 * (a1.log() - ah1.log())).sum() / (B * H * T * L)
+        scale += float((a1 * (a1.log().abs() + ah1.log().abs())).sum()) / (B * H * T * L)
+    loss.backward()
+    not_transferred = lambda name: name.split("/")[-1] not in spec["tensors"]  # noqa: E731
+    ok, compared = compare(kind + " transfer", c, P, g, loss, T, spec["features"], not_transferred,
+                           "tensor not transferred", f"; (cross-entropy + entropy) / KL = {scale / loss.item():.1f}")
+    return ok and compared == L * len(spec["tensors"])
 
 
 def main():
@@ -415,6 +581,14 @@ def main():
         text = os.path.join(tmp, "t.txt")
         make_text(text)
         results = {k: check(kapprox, k, tmp, text) for k in kinds}
+        teacher = os.path.join(tmp, "teacher.h5")
+        if not run("transfer teacher", [kapprox, "train", "--text", text, "--layers", "2", "--heads", "2", "--width",
+                                        "32", "--ctx", "16", "--batch", "4", "--steps", "30", "--warmup", "3", "--lr",
+                                        "1e-2", "--seed", "2", "--out", teacher, "--quiet", "--no-final-eval"]):
+            return 1
+        for k in kinds:
+            if k in TRANSFER:
+                results[k + " transfer"] = check_transfer(kapprox, k, tmp, text, teacher)
     failed = [k for k, ok in results.items() if not ok]
     print("PASS" if not failed else "FAIL: " + ", ".join(failed))
     return 0 if not failed else 1

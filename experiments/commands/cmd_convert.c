@@ -35,14 +35,16 @@ static void usage(FILE *out) {
           "  --softmax-layers LIST  layer hybrid: keep these layers (0-based, comma-\n"
           "                       separated, e.g. 0,3) softmax, exactly the teacher's,\n"
           "                       and convert only the others (at least one)\n"
-          "attention transfer (stage 1; kinds with a trainable feature map):\n"
+          "attention transfer (stage 1), for the kinds with a trainable feature map:\n"
+          "  %s\n"
+          "(the others have nothing to train and convert without it):\n"
           "  --transfer-steps N   train the feature maps to reproduce the teacher's\n"
           "                       attention rows for N steps, teacher frozen [0: none]\n"
           "  --transfer-batch N   sequences per step [8]\n"
           "  --transfer-lr X      peak learning rate [1e-2]\n"
           "  --text FILE          training text of the transfer (default: the KJV corpus)\n"
           "  --quiet              no progress output\n",
-          kx_dec_attn_names());
+          kx_dec_attn_names(), kx_dec_attn_transfer_names());
 }
 
 /* Tensor names without their "layer<l>/" prefix, each once, comma-separated. */
@@ -77,12 +79,12 @@ static void transfer_progress(uint64_t step, uint64_t steps, double loss, void *
 }
 
 int cmd_convert(int argc, char **argv) {
-  enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET, O_SMLAYERS };
+  enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET, O_SMLAYERS, O_DUMP };
   static const struct option lo[] = {
       {"from", 1, 0, O_FROM},           {"attention", 1, 0, O_ATTN},    {"out", 1, 0, O_OUT},
       {"seed", 1, 0, O_SEED},           {"transfer-steps", 1, 0, O_TSTEPS}, {"transfer-batch", 1, 0, O_TBATCH},
       {"transfer-lr", 1, 0, O_TLR},     {"text", 1, 0, O_TEXT},         {"quiet", 0, 0, O_QUIET},
-      {"softmax-layers", 1, 0, O_SMLAYERS},
+      {"softmax-layers", 1, 0, O_SMLAYERS}, {"dump-transfer", 1, 0, O_DUMP},
       {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
   const char *from = NULL, *kind = NULL, *out = NULL, *text = NULL, *sm_layers = NULL;
   kx_transfer_opts t = {.steps = 0, .batch = 8, .seed = 0, .lr = 1e-2};
@@ -111,6 +113,7 @@ int cmd_convert(int argc, char **argv) {
       case O_TEXT: text = optarg; break;
       case O_SMLAYERS: sm_layers = optarg; break;
       case O_QUIET: quiet = 1; break;
+      case O_DUMP: t.dump = optarg; break; /* test hook (tests/torch_reference.py), not in --help */
       case 'h': usage(stdout); return 0;
       default: return kx_cli_option_error(cmd, c, argv);
     }
@@ -146,7 +149,15 @@ int cmd_convert(int argc, char **argv) {
   }
   rc = kx_dec_convert_hybrid(&teacher, kind, mask, t.seed, &student);
   if (rc) kx_fail_context(rc, "converting '%s': ", from);
-  if (!rc && t.steps) {
+  if (!rc && (t.steps || t.dump) && !kx_dec_transfer_supported(student.attn)) {
+    fprintf(stderr,
+            "%s: note: attention kind '%s' has nothing trainable in its feature map; converting without "
+            "attention transfer (--transfer-steps ignored)\n",
+            cmd, kind);
+    t.steps = 0;
+    t.dump = NULL;
+  }
+  if (!rc && (t.steps || t.dump)) {
     int generated = 0, tty = kx_stderr_is_tty() && !quiet;
     if (text) text_path = strdup(text);
     rc = text ? (text_path ? 0 : KX_ENOMEM) : kx_dec_default_corpus(&text_path, &generated);

@@ -115,6 +115,8 @@ size_t kx_attn_ctx_positions(const kx_dec_config *cfg);
 const kx_attn_kind *kx_dec_attn_find(const char *name);
 /* Comma-separated list of the known kinds, for messages and --help. */
 const char *kx_dec_attn_names(void);
+/* The same for the kinds with transfer tensors (attention transfer). */
+const char *kx_dec_attn_transfer_names(void);
 
 extern const kx_attn_kind kx_attn_softmax;
 extern const kx_attn_kind kx_attn_hedgehog;

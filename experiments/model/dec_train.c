@@ -80,7 +80,7 @@ static int eval_full(kx_decoder *m, const int *stream, size_t n, size_t B, size_
   return 0;
 }
 
-static int dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
+int kx_dec_dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
                       double loss) {
   hid_t f = kx_h5_create_in_memory(); /* published whole (core/kx_h5.h) */
   if (f < 0) return KX_ENOMEM;
@@ -373,7 +373,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
     if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
     if ((rc = kx_dec_backward(&m))) goto out;
-    if ((rc = dump_grads(o->dump_grads, &m, x, y, B, T, loss))) goto out;
+    if ((rc = kx_dec_dump_grads(o->dump_grads, &m, x, y, B, T, loss))) goto out;
   }
   memset(&r, 0, sizeof r);
   r.kind = KX_TRAIN_FINAL;

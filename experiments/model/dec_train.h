@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "experiments/model/dec_config.h"
+#include "experiments/model/dec_model.h"
 
 /* Options.  Sizes left 0 and doubles left NaN mean "not given": a fresh
  * run uses the defaults (kx_dec_train_defaults documents them), a resumed
@@ -69,5 +70,13 @@ typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
  * loss or gradient is not finite stops training with KX_ENUM before the
  * update; the checkpoint on disk is then the last one written. */
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
+
+/* Test hook of the float64 references (tests/torch_reference.py): writes
+ * /tokens, /targets (B, T) int32, the attribute loss and /grad/<name> (the
+ * model's gradient buffer, as the checkpoint's /param) to `path`,
+ * atomically.  Used by training (the dump_grads option) and attention
+ * transfer (kx_transfer_opts.dump). */
+int kx_dec_dump_grads(const char *path, kx_decoder *m, const int *x, const int *y, size_t B, size_t T,
+                      double loss);
 
 #endif

@@ -8,12 +8,17 @@
 #include "core/kx_seed.h"
 #include "experiments/model/dec_adamw.h"
 #include "experiments/model/dec_attn_eval.h"
+#include "experiments/model/dec_train.h"
 
 enum { STREAM_TRANSFER_BATCH = 7 };
 
+int kx_dec_transfer_supported(const kx_attn_kind *kind) {
+  return kind->transfer_tensors && kind->transfer_tensors[0];
+}
+
 int kx_dec_transfer_target(const kx_attn_kind *kind, kx_transfer_target *target) {
-  if (!kind->transfer_tensors || !kind->transfer_tensors[0])
-    return kx_fail(KX_EINVAL, "attention kind '%s' has no feature-map tensors to train by attention transfer",
+  if (!kx_dec_transfer_supported(kind))
+    return kx_fail(KX_EINVAL, "attention kind '%s' has no trainable feature map: attention transfer has nothing to train",
                    kind->name);
   *target = kind->attn_weights && kind->attn_weights_backward ? KX_TRANSFER_KL : KX_TRANSFER_MSE;
   return 0;
@@ -26,6 +31,15 @@ static int is_map_tensor(const kx_attn_kind *kind, const char *name) {
   for (const char *const *s = kind->transfer_tensors; *s; s++)
     if (!strcmp(slash + 1, *s)) return 1;
   return 0;
+}
+
+/* The row target trains every listed tensor, also those the table freezes
+ * for fine-tuning (a fixed projection that only transfer adapts): the
+ * kind's attn_weights_backward gives their gradient.  The output target
+ * goes through the block's backward, which leaves frozen tensors at zero
+ * gradient, so it trains only the listed tensors that are not frozen. */
+static int trained(const kx_attn_kind *kind, const kx_tensor_info *t, kx_transfer_target target) {
+  return is_map_tensor(kind, t->name) && (target == KX_TRANSFER_KL || !t->frozen);
 }
 
 typedef struct {
@@ -73,6 +87,25 @@ static double block_loss(kx_decoder *t, kx_decoder *s, size_t l, kx_transfer_tar
   return loss / (double)(B * H * T);
 }
 
+/* The mean loss over the converted blocks of batch x (B, T) into *loss,
+ * and its gradient with respect to the trained tensors (`tab`'s unfrozen
+ * ones) in the student's gradient buffer, every other entry zero. */
+static int batch_loss(kx_decoder *t, kx_decoder *s, const kx_param_table *tab, const int *x, size_t B, size_t T,
+                      kx_transfer_target target, size_t converted, buffers *w, double *loss) {
+  size_t L = s->cfg.layers, H = s->cfg.heads, C = s->cfg.width;
+  int rc = kx_dec_forward(t, x, NULL, B, T, NULL);
+  if (rc) return rc;
+  double scale = target == KX_TRANSFER_KL ? 1.0 / (double)(B * H * T * converted)
+                                          : 1.0 / (double)(B * T * C * converted);
+  memset(s->grads, 0, tab->total * sizeof(float));
+  *loss = 0.0;
+  for (size_t l = 0; l < L; l++)
+    if (s->li[l].attn == s->attn) *loss += block_loss(t, s, l, target, w, scale) / (double)converted;
+  for (size_t i = 0; i < tab->n; i++)
+    if (tab->t[i].frozen) memset(s->grads + tab->t[i].offset, 0, tab->t[i].size * sizeof(float));
+  return 0;
+}
+
 int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data *data, const kx_transfer_opts *o,
                     kx_transfer_callback cb, void *user) {
   kx_transfer_target target;
@@ -83,7 +116,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if (strcmp(teacher->cfg.attn_kind, "softmax") || teacher->cfg.softmax_layers || teacher->cfg.layers != c->layers ||
       teacher->cfg.width != c->width || teacher->cfg.heads != c->heads || teacher->cfg.ctx != c->ctx)
     return kx_fail(KX_EINVAL, "attention transfer needs the softmax teacher the student was converted from");
-  size_t B = o->batch ? o->batch : 8, T = c->ctx, N = B * T, C = c->width, L = c->layers, H = c->heads;
+  size_t B = o->batch ? o->batch : 8, T = c->ctx, N = B * T, C = c->width, L = c->layers;
   if (data->n_train < T + 2)
     return kx_fail(KX_EINVAL, "the training text has %zu characters; attention transfer needs more than %zu",
                    data->n_train, T + 1);
@@ -108,12 +141,16 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
     if (li->attn != student->attn) continue;
     converted++;
     for (size_t i = li->attn_first; i < li->attn_first + li->attn_n; i++) {
-      tab.t[i].frozen = !is_map_tensor(student->attn, tab.t[i].name) || student->tab.t[i].frozen;
+      tab.t[i].frozen = !trained(student->attn, &student->tab.t[i], target);
       n_map += !tab.t[i].frozen;
     }
   }
   if (!n_map) {
-    rc = kx_fail(KX_EINVAL, "attention kind '%s' declares no tensor named in its transfer list", c->attn_kind);
+    rc = target == KX_TRANSFER_MSE
+             ? kx_fail(KX_EINVAL, "attention kind '%s': the output target reaches none of its transfer tensors "
+                                  "(they are fixed in fine-tuning); use the row target",
+                       c->attn_kind)
+             : kx_fail(KX_EINVAL, "attention kind '%s' declares no tensor named in its transfer list", c->attn_kind);
     goto out;
   }
   w.acts = kx_malloc(student->attn->act_floats(c, B, T) * sizeof(float));
@@ -131,17 +168,10 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if ((rc = kx_adamw_create(&opt, tab.total, 0.9, 0.95, 1e-8, 0.0))) goto out;
   uint64_t seed = kx_seed_derive(o->seed, STREAM_TRANSFER_BATCH);
   uint64_t warmup = o->steps / 10 ? o->steps / 10 : 1;
-  double scale = target == KX_TRANSFER_KL ? 1.0 / (double)(B * H * T * converted) : 1.0 / (double)(N * C * converted);
   for (uint64_t step = 0; step < o->steps; step++) {
+    double loss;
     kx_dec_batch(data->train, data->n_train, B, T, seed, step, x, y);
-    if ((rc = kx_dec_forward(teacher, x, NULL, B, T, NULL))) goto out;
-    memset(student->grads, 0, tab.total * sizeof(float));
-    double loss = 0.0;
-    for (size_t l = 0; l < L; l++)
-      if (student->li[l].attn == student->attn)
-        loss += block_loss(teacher, student, l, target, &w, scale) / (double)converted;
-    for (size_t i = 0; i < tab.n; i++)
-      if (tab.t[i].frozen) memset(student->grads + tab.t[i].offset, 0, tab.t[i].size * sizeof(float));
+    if ((rc = batch_loss(teacher, student, &tab, x, B, T, target, converted, &w, &loss))) goto out;
     if (!isfinite(loss) || !isfinite(kx_grad_clip(student->grads, tab.total, 1.0))) {
       rc = kx_fail(KX_ENUM, "attention transfer diverged at step %llu (loss %g); lower --transfer-lr",
                    (unsigned long long)step + 1, loss);
@@ -150,6 +180,13 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
     double lr = kx_lr_schedule(step, o->steps, warmup, o->lr, o->lr / 10);
     kx_adamw_step(&opt, &tab, student->params, student->grads, lr);
     if (cb) cb(step + 1, o->steps, loss, user);
+  }
+  if (o->dump) {
+    /* The next batch at the final tensors, unclipped (what the reference recomputes). */
+    double loss;
+    kx_dec_batch(data->train, data->n_train, B, T, seed, o->steps, x, y);
+    if (!(rc = batch_loss(teacher, student, &tab, x, B, T, target, converted, &w, &loss)))
+      rc = kx_dec_dump_grads(o->dump, student, x, y, B, T, loss);
   }
 out:
   free(tab.t);

@@ -17,6 +17,7 @@
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
 #include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_transfer.h"
 #include "experiments/plot/gnuplot.h"
 #include "experiments/reproduce/repro_table.h"
 
@@ -99,7 +100,7 @@ int kx_budget_steps(const kx_budget *b, size_t n, uint64_t pretrain_steps, uint6
 
 static int set_transfer(kx_repro_variant *v, const char *value, const char *label) {
   (void)value;
-  if (!v->kind->transfer_tensors || !v->kind->transfer_tensors[0])
+  if (!kx_dec_transfer_supported(v->kind))
     return kx_fail(KX_EINVAL, "'%s': %s has no feature-map tensors for attention transfer (+AT)", label,
                    v->kind->name);
   v->transfer = 1;
@@ -212,7 +213,7 @@ static int add_all(kx_repro_variant *v, size_t cap, size_t *n) {
     const kx_attn_kind *k = kx_dec_attn_find(name);
     if (!k || !strcmp(name, "softmax")) continue;
     rc = add_variant(name, 0, v, cap, n);
-    if (!rc && k->transfer_tensors && k->transfer_tensors[0]) {
+    if (!rc && kx_dec_transfer_supported(k)) {
       char at[96];
       snprintf(at, sizeof at, "%s+AT", name);
       rc = add_variant(at, 0, v, cap, n);

@@ -12,6 +12,7 @@
 #include "experiments/model/dec_adamw.h"
 #include "experiments/model/dec_eval.h"
 #include "experiments/model/dec_layers.h"
+#include "experiments/model/dec_transfer.h"
 #include "experiments/plot/gnuplot.h"
 #include "experiments/reproduce/repro_runs.h"
 #include "experiments/reproduce/repro_table.h"
@@ -69,7 +70,7 @@ static int make_variants(table2 *tb) {
     const kx_attn_kind *k = kx_dec_attn_find(name);
     if (!k || !strcmp(name, "softmax") || (tb->n_kinds && !listed(tb->kinds, tb->n_kinds, name))) continue;
     rc = add_variant(tb, k, 0, 0);
-    if (!rc && k->transfer_tensors && k->transfer_tensors[0]) rc = add_variant(tb, k, 0, 1);
+    if (!rc && kx_dec_transfer_supported(k)) rc = add_variant(tb, k, 0, 1);
   }
   size_t converted = tb->nv;
   if (tb->scratch_rows) {

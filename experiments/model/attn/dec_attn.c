@@ -31,14 +31,25 @@ const kx_attn_kind *kx_dec_attn_find(const char *name) {
   return NULL;
 }
 
-const char *kx_dec_attn_names(void) {
-  static char buf[256];
+/* The names of the kinds (only those with transfer tensors) into buf once. */
+static const char *names(char *buf, size_t cap, int transfer_only) {
   if (!buf[0])
     for (size_t i = 0; kinds[i]; i++) {
-      if (i) strncat(buf, ", ", sizeof buf - strlen(buf) - 1);
-      strncat(buf, kinds[i]->name, sizeof buf - strlen(buf) - 1);
+      if (transfer_only && !(kinds[i]->transfer_tensors && kinds[i]->transfer_tensors[0])) continue;
+      if (buf[0]) strncat(buf, ", ", cap - strlen(buf) - 1);
+      strncat(buf, kinds[i]->name, cap - strlen(buf) - 1);
     }
   return buf;
+}
+
+const char *kx_dec_attn_names(void) {
+  static char buf[256];
+  return names(buf, sizeof buf, 0);
+}
+
+const char *kx_dec_attn_transfer_names(void) {
+  static char buf[256];
+  return names(buf, sizeof buf, 1);
 }
 
 size_t kx_attn_any_position(const kx_dec_config *cfg) {

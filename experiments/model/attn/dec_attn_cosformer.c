@@ -4,7 +4,9 @@
  * context length), so that phi(q_i).phi(k_j) = ReLU(q_i).ReLU(k_j)
  * cos(pi (i - j) / (2M)), a weight in (0, 1] for 0 <= i - j < M.  q and k
  * are taken after the teacher's rotary embedding.  Normalised, eps 1e-6.
- * No tensors beyond the teacher's. */
+ * No tensors beyond the teacher's: the map has nothing to train, so there
+ * is no attention transfer for this kind (convert says so and converts
+ * without it). */
 #include <math.h>
 
 #include "experiments/model/attn/dec_linear_attn.h"

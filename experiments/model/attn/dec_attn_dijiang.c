@@ -28,7 +28,8 @@
  *
  * Tensors of block l: qkv_w, qkv_b, proj_w, proj_b as the softmax kind,
  *   gate_w (C, C)  new, N(0, 2/(5C)) (kx_gate_init);
- *   feat_t (d)     frozen: the radii t in feature order;
+ *   feat_t (d)     the radii t in feature order: frozen in fine-tuning,
+ *                  trained only by attention transfer;
  *   feat_d (H, d)  learnable D, initialised to 1, no weight decay.
  *
  * The DCT of every q and k row (and the transposed DCT, the DCT-III, in the
@@ -183,38 +184,56 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
  *   a_ij = g_h^(i-j) phi(q_i).phi(k_j) / (sum_{j'<=i} g_h^(i-j') phi(q_i).phi(k_j') + eps),
  * so that o_i = sum_j a_ij v_j exactly (kx_lin_causal_weights).  GroupNorm
  * and the SiLU gate act on o_i afterwards, per token, and are not part of
- * the rows.  The rows depend on D only (q and k are the teacher's in
- * transfer, the radii t are fixed): transfer on the rows trains feat_d, and
- * the gate (zero gradient, no weight decay in transfer) keeps its
- * initialisation until fine-tuning.  Quadratic in T, as the
- * rows are: used only by attention transfer, on training windows of the
- * context length.
+ * the rows.  With q and k the teacher's, the rows depend on the map's D
+ * (feat_d, per head) and radii t (feat_t, per layer): transfer on the rows
+ * trains both (t only there: fine-tuning keeps it fixed), and the gate
+ * (zero gradient, no weight decay in transfer) keeps its initialisation
+ * until fine-tuning.  Quadratic in T, as the rows are: used only by
+ * attention transfer, on training windows of the context length.
  *
- * Gradient: dfq, dfk from the rows (dec_attn_rows.h); with f = D (.) e and
- * the stabiliser independent of D, dD_h += sum_i dfq_i (.) eq_i + sum_j
- * dfk_j (.) ek_j.  Scratch: the rows' | dfq, dfk (T, d). */
+ * Gradient: dfq, dfk from the rows (dec_attn_rows.h); with f = D (.) e,
+ * e = exp(l - c) / sqrt(d), l_i = t_i y_i - |x~|^2 / 2, y = C x~, and the
+ * stabiliser c held constant (it cancels from the rows up to eps):
+ *   dD_h += sum_rows df (.) e,   dt += sum_rows (df (.) f) (.) y,
+ * over the query rows and the key rows of (b, h).  y is recomputed from the
+ * saved q, k (one DCT of T rows).  Scratch: the rows' | dfq, dfk, y (T, d). */
 static size_t weights_scratch_floats(const kx_dec_config *cfg, size_t T) {
-  return kx_attn_rows_scratch_floats(T) + 2 * T * head_dim(cfg);
+  return kx_attn_rows_scratch_floats(T) + 3 * T * head_dim(cfg);
+}
+
+/* dD += df (.) e and dt += (df (.) f) (.) s C x over T rows of one side. */
+static void map_params_backward(size_t T, size_t d, const float *x, const float *f, const float *e, const float *df,
+                                float *y, float *dD, float *dt) {
+  float s = 1.0f / sqrtf(sqrtf((float)d));
+  dct_rows(2, d, T, x, y);
+  for (size_t r = 0; r < T; r++)
+    for (size_t i = 0; i < d; i++) {
+      dD[i] += df[r * d + i] * e[r * d + i];
+      dt[i] += df[r * d + i] * f[r * d + i] * s * y[r * d + i];
+    }
 }
 
 static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
                                   size_t b, size_t h, const float *dA, float *scratch) {
   (void)p;
   kx_gated_map g = map(c->cfg);
-  size_t T = c->T, d = head_dim(c->cfg), off = (b * c->cfg->heads + h) * T * d;
-  const float *fq, *fk, *eq, *ek;
+  size_t T = c->T, d = head_dim(c->cfg), off = (b * c->cfg->heads + h) * T * d, dqk, dv;
+  const float *fq, *fk, *eq, *ek, *q, *k, *v;
+  int scaled;
   kx_gated_features(&g, c, acts, &fq, &fk, &eq, &ek);
+  kx_gated_qkv_view(&g, c, acts, &q, &k, &v, &dqk, &dv, &scaled);
   kx_lin_causal kp = kx_gated_kernel(&g, c->cfg, T, h);
-  float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * d, *dD = dp[FEAT_D] + h * d;
+  float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * d, *y = dfk + T * d;
+  float *dD = dp[FEAT_D] + h * d, *dt = dp[FEAT_T];
   kx_attn_rows_backward(&kp, fq + off, fk + off, dA, dfq, dfk, scratch);
-  eq += off, ek += off;
-  for (size_t t = 0; t < T; t++)
-    for (size_t i = 0; i < d; i++) dD[i] += dfq[t * d + i] * eq[t * d + i] + dfk[t * d + i] * ek[t * d + i];
+  map_params_backward(T, d, q + off, fq + off, eq + off, dfq, y, dD, dt);
+  map_params_backward(T, d, k + off, fk + off, ek + off, dfk, y, dD, dt);
 }
 
-/* The gate is listed for the output target (kx_transfer_opts.match_outputs),
- * which reaches it; the row target leaves it at zero gradient. */
-static const char *const transfer_tensors[] = {"feat_d", "gate_w", NULL};
+/* feat_t (frozen in fine-tuning) and feat_d for the row target; the gate
+ * is listed for the output target (kx_transfer_opts.match_outputs), which
+ * reaches it and feat_d; the row target leaves it at zero gradient. */
+static const char *const transfer_tensors[] = {"feat_d", "feat_t", "gate_w", NULL};
 
 const kx_attn_kind kx_attn_dijiang = {
     .name = "dijiang",

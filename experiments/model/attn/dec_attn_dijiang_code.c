@@ -23,10 +23,22 @@
  *   gate_w (C, C)   new, N(0, 2/(5C)) (kx_gate_init),
  *   feat_w (d, d)   frozen: W above (stored so the reference and later runs
  *                   read it from the checkpoint instead of redrawing it).
- * feat_w's gradient is left zero (frozen). */
+ * feat_w's gradient is left zero (frozen) by the training step; attention
+ * transfer trains it on the teacher's rows (attn_weights_backward below).
+ *
+ * Attention rows.  Without a denominator, attn_weights gives
+ * |s_ij| / sum_j' |s_ij'| (dec_attn.h's convention).  Here that is no mere
+ * convention: phi is a softmax (positive) and g_h > 0, so s_ij > 0 and the
+ * row is s_ij / sum_j' s_ij', the normalised attention of the same
+ * features; o_i = Z_i sum_j a_ij v_j with Z_i = sum_j s_ij > 0, and the
+ * per-head GroupNorm removes Z_i (GroupNorm(Z u) = GroupNorm(u) up to its
+ * eps, which becomes eps / Z_i^2).  The block's output therefore depends on
+ * the features only through these rows, and the teacher's rows are a
+ * meaningful transfer target. */
 #include <math.h>
 #include <stdlib.h>
 
+#include <cblas.h>
 #include <gsl/gsl_rng.h>
 
 #include "approx/dct.h"
@@ -35,6 +47,7 @@
 #include "core/kx_seed.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/attn/dec_attn_gated.h"
+#include "experiments/model/attn/dec_attn_rows.h"
 #include "experiments/model/dec_fastmath.h"
 #include "experiments/model/attn/dec_gate.h"
 #include "experiments/model/dec_layers.h"
@@ -92,10 +105,12 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
   free(Wt);
 }
 
+static size_t weights_scratch_floats(const kx_dec_config *cfg, size_t T);
+
 static kx_gated_map map(const kx_dec_config *cfg) {
   (void)cfg;
   kx_gated_map g = {.decay = kx_gated_decay_dijiang, .q_scale = 1.0f, .map_forward = map_forward,
-                    .map_backward = map_backward};
+                    .map_backward = map_backward, .weights_scratch_floats = weights_scratch_floats};
   return g;
 }
 
@@ -128,8 +143,43 @@ static int init(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_
   return 0;
 }
 
+/* The rows' gradient with respect to the features (dec_attn_rows.h, the
+ * unnormalised |s| form), then through the softmax to W: with z = x W^T,
+ * dz = f (.) (df - <f, df>) per row and dW += dz^T x, over the query rows
+ * and the key rows of (b, h).  Scratch: the rows' | dfq, dfk, dz (T, d). */
+static size_t weights_scratch_floats(const kx_dec_config *cfg, size_t T) {
+  return kx_attn_rows_scratch_floats(T) + 3 * T * head_dim(cfg);
+}
+
+static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
+                                  size_t b, size_t h, const float *dA, float *scratch) {
+  (void)p;
+  kx_gated_map g = map(c->cfg);
+  size_t T = c->T, d = head_dim(c->cfg), off = (b * c->cfg->heads + h) * T * d, dqk, dv;
+  const float *fq, *fk, *aq, *ak, *x[2], *v;
+  int scaled;
+  kx_gated_features(&g, c, acts, &fq, &fk, &aq, &ak);
+  kx_gated_qkv_view(&g, c, acts, &x[0], &x[1], &v, &dqk, &dv, &scaled);
+  kx_lin_causal kp = kx_gated_kernel(&g, c->cfg, T, h);
+  float *df[2], *dz;
+  df[0] = scratch + kx_attn_rows_scratch_floats(T);
+  df[1] = df[0] + T * d;
+  dz = df[1] + T * d;
+  kx_attn_rows_backward(&kp, fq + off, fk + off, dA, df[0], df[1], scratch);
+  const float *f[2] = {fq + off, fk + off};
+  for (int side = 0; side < 2; side++) {
+    softmax_rows_backward(dz, f[side], df[side], T, d);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)T, 1.0f, dz, (int)d, x[side] + off,
+                (int)d, 1.0f, dp[FEAT_W], (int)d);
+  }
+}
+
+static const char *const transfer_tensors[] = {"feat_w", NULL};
+
 const kx_attn_kind kx_attn_dijiang_code = {
     .name = "dijiang-code",
     .summary = "released DiJiang code: softmax of signed-normal-scaled DCT features, decay, no denominator, GroupNorm+SiLU gate",
     KX_GATED_KIND_ENTRIES,
+    .attn_weights_backward = attn_weights_backward,
+    .transfer_tensors = transfer_tensors,
 };

@@ -16,6 +16,13 @@
  * dump-qk and recurrent inference use the draw stored in the checkpoint,
  * the one of the last training step.
  *
+ * Attention transfer (convert --transfer-steps) trains the projection W
+ * (feat_w) of performer and performer-prf on the teacher's attention rows;
+ * fine-tuning then keeps it fixed, as it keeps a drawn one.  A d x d W is
+ * as expressive as a learnable d x d map in front of fixed features (W A
+ * for any A), so no extra tensor is needed.  performer-redraw has no
+ * transfer: its first redraw would discard the trained matrix.
+ *
  * Redraw interval.  FAVOR+'s reference code redraws every 1000 steps, which
  * never happens in our 156-step fine-tuning budget.  16 steps gives 10 draws
  * per budget (redraws before steps 16, 32, ..., 144), after the warm-up
@@ -34,10 +41,14 @@ static const kx_posfeat_spec orf = {"orf", 0.5f, 0}, prf = {"prf", 0.5f, 0},
 static const kx_lin_fmap orf_map = KX_POSFEAT_FMAP(&orf), prf_map = KX_POSFEAT_FMAP(&prf),
                          orf_redrawn_map = KX_POSFEAT_FMAP(&orf_redrawn);
 
-KX_LIN_ATTN_KIND(kx_attn_performer, "performer",
-                 "FAVOR+ causal linear attention, fixed ORF features (m = d), per-head stabiliser", orf_map);
-KX_LIN_ATTN_KIND(kx_attn_performer_prf, "performer-prf",
-                 "FAVOR+ causal linear attention, fixed iid Gaussian (PRF) features (m = d)", prf_map);
+static const char *const transfer_tensors[] = {"feat_w", NULL};
+
+KX_LIN_ATTN_KIND_TRANSFER(kx_attn_performer, "performer",
+                          "FAVOR+ causal linear attention, fixed ORF features (m = d), per-head stabiliser", orf_map,
+                          transfer_tensors);
+KX_LIN_ATTN_KIND_TRANSFER(kx_attn_performer_prf, "performer-prf",
+                          "FAVOR+ causal linear attention, fixed iid Gaussian (PRF) features (m = d)", prf_map,
+                          transfer_tensors);
 KX_LIN_ATTN_KIND(kx_attn_performer_redraw, "performer-redraw",
                  "FAVOR+ causal linear attention, ORF features per head redrawn every "
                  STRINGIFY(PERFORMER_REDRAW_EVERY) " training steps",

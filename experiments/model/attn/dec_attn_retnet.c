@@ -11,7 +11,10 @@
  * into q (RetNet scales k by it; the product is the same).  The decay is a
  * constant per head, as in RetNet (no tensor).  No denominator: the
  * per-head GroupNorm takes its place.  attn_weights: row i is |s_ij| / sum_j
- * |s_ij| with s_ij = g_h^(i-j) q_i . k_j / sqrt(d).
+ * |s_ij| with s_ij = g_h^(i-j) q_i . k_j / sqrt(d).  No attention transfer:
+ * the map is the identity (nothing to train), and the |s| rows would be a
+ * poor target anyway, since s_ij takes both signs and the output mixes the
+ * values with the signed s_ij, which the rows do not show.
  *
  * Tensors of block l: qkv_w, qkv_b, proj_w, proj_b exactly as the softmax
  * kind (a softmax checkpoint converts by name) and the new

@@ -1,5 +1,7 @@
 #include "experiments/model/attn/dec_attn_rows.h"
 
+#include <math.h>
+
 #include <cblas.h>
 
 size_t kx_attn_rows_scratch_floats(size_t T) { return 2 * T * T; }
@@ -12,12 +14,14 @@ void kx_attn_rows_backward(const kx_lin_causal *kp, const float *fq, const float
   kx_lin_causal_scores(kp, fq, fk, S);
   for (size_t i = 0; i < T; i++) {
     const float *Si = S + i * T, *dAi = dA + i * T;
-    double D = kp->eps, dot = 0.0;
-    for (size_t j = 0; j <= i; j++) D += Si[j];
-    for (size_t j = 0; j <= i; j++) dot += dAi[j] * Si[j] / D;
+    double D = kp->normalise ? kp->eps : 0.0, dot = 0.0;
+    for (size_t j = 0; j <= i; j++) D += kp->normalise ? Si[j] : fabsf(Si[j]);
+    if (D > 0)
+      for (size_t j = 0; j <= i; j++) dot += dAi[j] * (kp->normalise ? Si[j] : fabsf(Si[j])) / D;
     double w = 1.0; /* g^(i-j), built as kx_lin_causal_scores builds it */
     for (size_t j = i + 1; j-- > 0;) {
-      G[i * T + j] = (float)(w * (dAi[j] - dot) / D);
+      double sigma = kp->normalise ? 1.0 : (Si[j] > 0) - (Si[j] < 0);
+      G[i * T + j] = D > 0 ? (float)(sigma * w * (dAi[j] - dot) / D) : 0.0f;
       w *= kp->decay;
     }
     for (size_t j = i + 1; j < T; j++) G[i * T + j] = 0.0f;

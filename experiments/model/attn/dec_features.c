@@ -179,3 +179,15 @@ void kx_posfeat_fmap_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, flo
   size_t d = c->cfg->width / c->cfg->heads;
   kx_posfeat_backward(p[0], matrices(sp, c->cfg), d, d, sp->alpha, c->B * c->cfg->heads, c->T, x, f, df, dx);
 }
+
+void kx_posfeat_param_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                               kx_lin_role role, size_t h, const float *x, const float *f, float *df) {
+  (void)p, (void)role;
+  size_t d = c->cfg->width / c->cfg->heads, m = d, T = c->T;
+  float s = 1.0f / sqrtf(sqrtf((float)d));
+  float *dW = dp[0] + (matrices(self->data, c->cfg) > 1 ? h : 0) * m * d;
+  for (size_t i = 0; i < T * m; i++) df[i] *= f[i];
+  /* dW (m, d) += s dE^T X : e_l = s w_l . x - alpha s^2 |x|^2, the stabiliser a constant */
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)m, (int)d, (int)T, s, df, (int)m, x, (int)d, 1.0f, dW,
+              (int)d);
+}

@@ -50,8 +50,9 @@ void kx_posfeat_backward(const float *W, size_t heads, size_t m, size_t d, float
 
 /* As a feature map of the linear attention block (dec_linear_attn.h):
  * m = d features per head, normalised, eps 1e-6; one extra tensor per
- * layer, "layer<l>/feat_w", frozen, filled by init from the scheme with the
- * kind's seed: (d, d) shared by the heads, or (H d, d) with head h in rows
+ * layer, "layer<l>/feat_w", frozen (fixed in fine-tuning; attention transfer
+ * may train it, kx_posfeat_param_backward), filled by init from the scheme
+ * with the kind's seed: (d, d) shared by the heads, or (H d, d) with head h in rows
  * [h d, (h+1) d) when redrawn.  `data` points to a kx_posfeat_spec. */
 typedef struct {
   const char *scheme;    /* approx/fmap.h name of the projection rows */
@@ -75,11 +76,19 @@ void kx_posfeat_fmap_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, flo
                               kx_lin_role role, const float *x, const float *f, const float *save, float *df,
                               float *dx);
 
+/* The kx_lin_fmap.param_backward hook: feat_w's gradient of one
+ * (sequence, head), dW_l += s sum_t (df_tl f_tl) x_t with x~ = s x, the
+ * stabiliser c held constant (it cancels from the attention rows up to
+ * eps: a per-query factor, and one constant for all keys of a sequence). */
+void kx_posfeat_param_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                               kx_lin_role role, size_t h, const float *x, const float *f, float *df);
+
 #define KX_POSFEAT_FMAP(spec)                                                                                   \
   {                                                                                                            \
     .data = (spec), .features = kx_posfeat_features, .normalise = 1, .eps = 1e-6f,                             \
     .declare = kx_posfeat_declare, .init = kx_posfeat_init, .forward = kx_posfeat_fmap_forward,                 \
-    .backward = kx_posfeat_fmap_backward, .redraw = kx_posfeat_redraw                                           \
+    .backward = kx_posfeat_fmap_backward, .redraw = kx_posfeat_redraw,                                          \
+    .param_backward = kx_posfeat_param_backward                                                                \
   }
 
 #endif

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "experiments/model/attn/dec_attn_rows.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_linear_causal.h"
 
@@ -65,11 +66,14 @@ size_t kx_lin_attn_act_floats(const kx_lin_fmap *f, const kx_dec_config *cfg, si
 }
 
 /* Scratch: datt (N,C) | dfq, dfk (B,H,T,m) | dq, dk, dv (B,H,T,d) | dqkv
- * (N,3C) | the kernel's scratch, one per (b,h). */
+ * (N,3C) | the kernel's scratch, one per (b,h).  With param_backward, at
+ * least what the rows' gradient needs: the rows' (2 T^2) | dfq, dfk (T,m). */
 size_t kx_lin_attn_scratch_floats(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width, H = cfg->heads, m = f->features(cfg);
   kx_lin_causal kp = kernel_params(f, cfg, T, 0);
-  return N * C + 2 * N * H * m + 3 * N * C + 3 * N * C + B * H * kx_lin_causal_scratch_floats(&kp);
+  size_t s = N * C + 2 * N * H * m + 3 * N * C + 3 * N * C + B * H * kx_lin_causal_scratch_floats(&kp);
+  size_t rows = f->param_backward ? kx_attn_rows_scratch_floats(T) + 2 * T * m : 0;
+  return s > rows ? s : rows;
 }
 
 /* Work per (b,h) large enough to be worth a thread. */
@@ -159,6 +163,22 @@ void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *cons
   size_t off = (b * c->cfg->heads + h) * c->T * f->features(c->cfg);
   kx_lin_causal kp = kernel_params(f, c->cfg, c->T, h);
   kx_lin_causal_weights(&kp, a.fq + off, a.fk + off, A);
+}
+
+/* The rows' gradient with respect to the features (dec_attn_rows.h), then
+ * the map's tensors' through param_backward (q and k are the teacher's in
+ * transfer, not trained).  Scratch: the rows' | dfq, dfk (T, m). */
+void kx_lin_attn_weights_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                                  const float *acts, size_t b, size_t h, const float *dA, float *scratch) {
+  acts_view a = view(f, c->cfg, c->B, c->T, acts);
+  size_t T = c->T, m = f->features(c->cfg), d = c->cfg->width / c->cfg->heads, bh = b * c->cfg->heads + h;
+  kx_lin_causal kp = kernel_params(f, c->cfg, T, h);
+  float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * m;
+  const float *fq = a.fq + bh * T * m, *fk = a.fk + bh * T * m;
+  kx_attn_rows_backward(&kp, fq, fk, dA, dfq, dfk, scratch);
+  float *const *pf = p + KX_LIN_ATTN_SHARED, *const *dpf = dp + KX_LIN_ATTN_SHARED;
+  f->param_backward(f, c, pf, dpf, KX_LIN_QUERY, h, a.q + bh * T * d, fq, dfq);
+  f->param_backward(f, c, pf, dpf, KX_LIN_KEY, h, a.k + bh * T * d, fk, dfk);
 }
 
 size_t kx_lin_attn_state_floats(const kx_lin_fmap *f, const kx_dec_config *cfg) {

@@ -14,7 +14,10 @@
  * A feature map is a kx_lin_fmap: its extra tensors (declared after the
  * four shared ones, typically KX_INIT_KIND and frozen), their init, and the
  * feature forward/backward over all heads of a batch.  A kind file defines
- * one kx_lin_fmap and instantiates the kind with KX_LIN_ATTN_KIND. */
+ * one kx_lin_fmap and instantiates the kind with KX_LIN_ATTN_KIND, or with
+ * KX_LIN_ATTN_KIND_TRANSFER when attention transfer trains the map's
+ * tensors on the teacher's attention rows (the map's param_backward gives
+ * their gradient, the rows' gradient comes from dec_attn_rows.h). */
 #ifndef KX_DEC_LINEAR_ATTN_H
 #define KX_DEC_LINEAR_ATTN_H
 
@@ -60,6 +63,13 @@ struct kx_lin_fmap {
    * accumulated (+=). */
   void (*backward)(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
                    kx_lin_role role, const float *x, const float *f, const float *save, float *df, float *dx);
+  /* Optional (attention transfer on the rows): dp (the extra tensors'
+   * gradients) += from df (T, m) of one sequence at head h, x (T, d) and
+   * f (T, m) that sequence-head's rows of the forward pass; df may be
+   * overwritten.  Tensors frozen for fine-tuning get their gradient here
+   * (backward above leaves them at zero). */
+  void (*param_backward)(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                         kx_lin_role role, size_t h, const float *x, const float *f, float *df);
 };
 
 int kx_lin_attn_declare(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
@@ -78,6 +88,9 @@ int kx_lin_attn_redraw(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t la
                        uint64_t seed, uint64_t step);
 void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, const float *acts,
                          size_t b, size_t h, float *A);
+/* kx_attn_kind.attn_weights_backward through the map's param_backward. */
+void kx_lin_attn_weights_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                                  const float *acts, size_t b, size_t h, const float *dA, float *scratch);
 /* Recurrent decoding state of one block: H (m dv + m) floats for the
  * kernel, then H for the map (a per-sequence constant of head h that must
  * outlive the call, e.g. the positive features' key stabiliser), which
@@ -89,8 +102,9 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                           const float **fk);
 
 /* Defines `const kx_attn_kind ident` named `name` from the feature map
- * `fmap` (a kx_lin_fmap in the same file). */
-#define KX_LIN_ATTN_KIND(ident, name_, summary_, fmap)                                                         \
+ * `fmap` (a kx_lin_fmap in the same file); the variadic tail: more
+ * designated initialisers of the kind. */
+#define KX_LIN_ATTN_KIND_WITH(ident, name_, summary_, fmap, ...)                                              \
   static int ident##_declare(const kx_dec_config *cfg, size_t l, kx_param_table *t, size_t *n) {              \
     return kx_lin_attn_declare(&(fmap), cfg, l, t, n);                                                         \
   }                                                                                                            \
@@ -141,6 +155,22 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                               .attn_weights = ident##_weights,                                                 \
                               .state_floats = ident##_state,                                                   \
                               .max_positions = ident##_positions,                                              \
-                              .redraw = ident##_redraw_features}
+                              .redraw = ident##_redraw_features,                                               \
+                              __VA_ARGS__}
+
+/* A kind without attention transfer (nothing in its map to train). */
+#define KX_LIN_ATTN_KIND(ident, name_, summary_, fmap)                                                        \
+  KX_LIN_ATTN_KIND_WITH(ident, name_, summary_, fmap, .transfer_tensors = NULL)
+
+/* A kind whose map tensors `tensors` (a NULL-terminated list of names
+ * after "layer<l>/") attention transfer trains on the teacher's rows;
+ * fmap.param_backward must be set. */
+#define KX_LIN_ATTN_KIND_TRANSFER(ident, name_, summary_, fmap, tensors)                                       \
+  static void ident##_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *a, \
+                                       size_t b, size_t h, const float *dA, float *s) {                       \
+    kx_lin_attn_weights_backward(&(fmap), c, p, dp, a, b, h, dA, s);                                           \
+  }                                                                                                            \
+  KX_LIN_ATTN_KIND_WITH(ident, name_, summary_, fmap, .attn_weights_backward = ident##_weights_backward,        \
+                        .transfer_tensors = (tensors))
 
 #endif
