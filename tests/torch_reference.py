@@ -50,7 +50,7 @@ softmax teacher is trained, `kapprox convert --transfer-steps 3
 gradient of the next batch; check_transfer recomputes the row KL (the
 teacher's softmax rows against the kind's rows on the teacher's LN1 output)
 and its gradient with respect to the transferred tensors, from the
-formulas of docs/conversion.md ("Attention transfer"), and compares.
+formulas of docs/conversion.md#attention-transfer, and compares.
 
 Exits 77 (meson: skipped) when torch or h5py cannot be imported.
 """

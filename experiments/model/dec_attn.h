@@ -70,15 +70,18 @@ typedef struct {
   void (*attn_weights)(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b, size_t h,
                        float *A);
   /* Optional (attention transfer with the cross-entropy target): dp +=
-   * the gradient of sum_ij dA_ij A_ij, A as attn_weights gives it for
-   * sequence b, head h of the last forward; `scratch` holds
-   * scratch_floats(cfg, B, T) floats.  Without it, attention transfer
-   * matches the attention outputs instead (MSE, LoLCATs). */
+   * the gradient of sum_ij dA_ij A_ij with respect to the transfer tensors,
+   * A as attn_weights gives it for sequence b, head h of the last forward
+   * (q, k held fixed), also for transfer tensors that the table freezes
+   * for fine-tuning; `scratch` holds scratch_floats(cfg, B, T) floats.
+   * Without it, attention transfer matches the attention outputs instead
+   * (MSE, LoLCATs). */
   void (*attn_weights_backward)(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
                                 size_t b, size_t h, const float *dA, float *scratch);
   /* Optional: NULL-terminated names (after "layer<l>/") of the tensors that
-   * attention transfer trains (the feature map); NULL: the kind has none
-   * and `convert --transfer-steps` refuses it. */
+   * attention transfer trains (the feature map); NULL: the kind has
+   * nothing to train there, and `convert --transfer-steps` converts it
+   * without transfer (saying so). */
   const char *const *transfer_tensors;
   /* Optional (NULL: no recurrent decoding): floats of one block's decoding
    * state for sequences of up to `capacity` tokens (linear kinds: H (m dv
