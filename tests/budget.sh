@@ -28,7 +28,7 @@ bad "divides by zero" --budgets 1/0
 bad "empty item" --budgets 1/4,,1
 bad "both give 1 fine-tuning step" --budgets 1/1000,1/900
 bad "'nope' is not an attention kind" --kinds retnet,nope
-bad "no feature-map tensors" --kinds performer+AT
+bad "no feature-map tensors" --kinds cosformer+AT
 bad "softmax is the teacher" --kinds softmax
 bad "listed twice" --kinds retnet,retnet
 bad "listed twice" --kinds retnet+sm0,retnet+sm0

@@ -206,7 +206,10 @@ START_TEST(test_variants) {
   ck_assert_str_eq(v.kind->name, "performer-prf");
   ck_assert_int_eq(kx_budget_variant_parse("softmax", 1, &v), 0);
   ck_assert_str_eq(v.label, "softmax-scratch");
-  static const char *bad[] = {"performer+AT", "softmax", "nope", "hedgehog+XY", "hedgehog+AT+AT", "retnetx", ""};
+  /* every kind with a feature map to train takes +AT; cosformer has none */
+  ck_assert_int_eq(kx_budget_variant_parse("performer+AT", 0, &v), 0);
+  ck_assert(v.transfer);
+  static const char *bad[] = {"cosformer+AT", "softmax", "nope", "hedgehog+XY", "hedgehog+AT+AT", "retnetx", ""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(kx_budget_variant_parse(bad[i], 0, &v) != 0, "'%s' accepted", bad[i]);
   ck_assert_int_ne(kx_budget_variant_parse("hedgehog+AT", 1, &v), 0);
