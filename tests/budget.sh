@@ -28,7 +28,9 @@ bad "divides by zero" --budgets 1/0
 bad "empty item" --budgets 1/4,,1
 bad "both give 1 fine-tuning step" --budgets 1/1000,1/900
 bad "'nope' is not an attention kind" --kinds retnet,nope
-bad "no feature-map tensors" --kinds cosformer+AT
+for k in cosformer retnet linformer performer-redraw; do
+  bad "'$k+AT': $k has nothing trainable in its feature map, so attention transfer (+AT) has nothing to train" --kinds $k+AT
+done
 bad "softmax is the teacher" --kinds softmax
 bad "listed twice" --kinds retnet,retnet
 bad "listed twice" --kinds retnet+sm0,retnet+sm0
@@ -57,6 +59,10 @@ expect 1 "retnet+sm0.1: softmax layers 0,1 are every layer of the model" -- repr
 expect 1 "retnet+sm2: softmax layers 2: the model has only 2 layers" -- reproduce budget $Q --teacher s.h5 \
   --kinds retnet+sm2 --outdir bad/out
 [ -e bad/out/runs ] && note "a refused hybrid ran"
+# +AT needs a step of transfer and one of fine-tuning: budget 1/2 of s.h5's 2 steps is 1 step
+expect 1 "budget 1/2: hedgehog+AT: a budget of 1 step cannot hold attention transfer and fine-tuning" -- \
+  reproduce budget $Q --teacher s.h5 --budgets 1/2,1 --kinds retnet,hedgehog+AT --outdir bad/out
+[ -e bad/out/runs ] && note "a +AT variant with a 1-step budget ran"
 rm -rf bad
 "$kx" reproduce budget --help | grep -q "usage: kapprox reproduce budget" || note "--help lacks usage"
 "$kx" reproduce --help | grep -q "budget" || note "reproduce --help does not list budget"

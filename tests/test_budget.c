@@ -206,9 +206,30 @@ START_TEST(test_variants) {
   ck_assert_str_eq(v.kind->name, "performer-prf");
   ck_assert_int_eq(kx_budget_variant_parse("softmax", 1, &v), 0);
   ck_assert_str_eq(v.label, "softmax-scratch");
-  /* every kind with a feature map to train takes +AT; cosformer has none */
-  ck_assert_int_eq(kx_budget_variant_parse("performer+AT", 0, &v), 0);
-  ck_assert(v.transfer);
+  /* every kind with a feature map to train takes +AT, a hybrid of it too;
+   * the others are refused, the message naming the kind and the kinds
+   * that do take it */
+  static const char *with_map[] = {"performer", "performer-prf", "pff", "dijiang", "dijiang-code", "hedgehog"};
+  for (size_t i = 0; i < sizeof with_map / sizeof with_map[0]; i++) {
+    char label[64];
+    snprintf(label, sizeof label, "%s+AT", with_map[i]);
+    ck_assert_msg(kx_budget_variant_parse(label, 0, &v) == 0, "'%s' refused: %s", label, kx_error_message());
+    ck_assert(v.transfer && !v.scratch);
+    ck_assert_str_eq(v.label, label);
+    snprintf(label, sizeof label, "%s+sm1+AT", with_map[i]);
+    ck_assert_msg(kx_budget_variant_parse(label, 0, &v) == 0, "'%s' refused: %s", label, kx_error_message());
+    ck_assert(v.transfer && v.softmax_layers == 2);
+    ck_assert_str_eq(v.label, label);
+  }
+  static const char *without_map[] = {"cosformer", "retnet", "linformer", "performer-redraw"};
+  for (size_t i = 0; i < sizeof without_map / sizeof without_map[0]; i++) {
+    char label[64], want[160];
+    snprintf(label, sizeof label, "%s+AT", without_map[i]);
+    ck_assert_msg(kx_budget_variant_parse(label, 0, &v) != 0, "'%s' accepted", label);
+    snprintf(want, sizeof want, "'%s': %s has nothing trainable in its feature map", label, without_map[i]);
+    ck_assert_msg(strstr(kx_error_message(), want), "%s", kx_error_message());
+    ck_assert_ptr_nonnull(strstr(kx_error_message(), "+AT applies to performer, performer-prf"));
+  }
   static const char *bad[] = {"cosformer+AT", "softmax", "nope", "hedgehog+XY", "hedgehog+AT+AT", "retnetx", ""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(kx_budget_variant_parse(bad[i], 0, &v) != 0, "'%s' accepted", bad[i]);
@@ -236,14 +257,18 @@ START_TEST(test_variants) {
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "twice"));
   ck_assert_ptr_nonnull(strstr(kx_error_message(), "twice"));
   ck_assert_int_ne(kx_budget_variants("retnet", "nope", list, KX_BUDGET_MAX_VARIANTS, &n), 0);
-  /* all: every kind but softmax, hedgehog+AT among them */
+  /* all: every kind but softmax, and +AT for exactly the kinds with a map */
   ck_assert_int_eq(kx_budget_variants("all", NULL, list, KX_BUDGET_MAX_VARIANTS, &n), 0);
-  int at = 0;
+  size_t at = 0;
   for (size_t i = 0; i < n; i++) {
     ck_assert_str_ne(list[i].kind->name, "softmax");
-    at |= !strcmp(list[i].label, "hedgehog+AT");
+    if (!list[i].transfer) continue;
+    at++;
+    int known = 0;
+    for (size_t j = 0; j < sizeof with_map / sizeof with_map[0]; j++) known |= !strcmp(list[i].kind->name, with_map[j]);
+    ck_assert_msg(known, "all: %s", list[i].label);
   }
-  ck_assert(at);
+  ck_assert_uint_eq(at, sizeof with_map / sizeof with_map[0]);
 }
 END_TEST
 

@@ -50,7 +50,10 @@ softmax teacher is trained, `kapprox convert --transfer-steps 3
 gradient of the next batch; check_transfer recomputes the row KL (the
 teacher's softmax rows against the kind's rows on the teacher's LN1 output)
 and its gradient with respect to the transferred tensors, from the
-formulas of docs/conversion.md#attention-transfer, and compares.
+formulas of docs/conversion.md#attention-transfer, and compares.  The
+layer hybrids in TRANSFER_HYBRIDS are converted with --softmax-layers: the
+loss is the mean over the converted layers, and the kept layers' tensors
+must have exactly zero gradient.
 
 Exits 77 (meson: skipped) when torch or h5py cannot be imported.
 """
@@ -514,6 +517,12 @@ def compare(label, c, P, g, loss, T, features, zero, why_zero, note=""):
     return ok, compared
 
 
+# Layer hybrids whose attention transfer is checked by default (on the
+# 2-layer transfer teacher): performer's projection and dijiang's radii are
+# fixed in fine-tuning but trained by transfer, in the converted layer only.
+TRANSFER_HYBRIDS = ["performer+sm0", "dijiang+sm1"]
+
+
 def check_transfer(kapprox, kind, tmp, text, teacher):
     """Attention transfer of `kind` from the softmax `teacher` checkpoint:
     `kapprox convert --transfer-steps 3 --dump-transfer` writes the student
@@ -529,26 +538,36 @@ def check_transfer(kapprox, kind, tmp, text, teacher):
     entropy sum a log a, each a few nats, so a bound from the operands'
     round-off would be larger by (cross-entropy + entropy) / KL, which is
     printed.  Every tensor outside the transferred ones must have an
-    exactly zero C gradient."""
+    exactly zero C gradient.  A layer hybrid "KIND+smLIST" keeps the
+    listed layers softmax: they take no part, and L is the number of
+    converted layers."""
+    base, _, kept = kind.partition("+sm")
+    hybrid = ["--softmax-layers", kept.replace(".", ",")] if kept else []
     ck, gr = os.path.join(tmp, kind + ".at.h5"), os.path.join(tmp, kind + ".at.g.h5")
-    if not run(kind + " transfer", [kapprox, "convert", "--from", teacher, "--attention", kind, "--out", ck,
+    if not run(kind + " transfer", [kapprox, "convert", "--from", teacher, "--attention", base, *hybrid, "--out", ck,
                                     "--text", text, "--transfer-steps", "3", "--transfer-batch", "4", "--seed", "1",
                                     "--dump-transfer", gr, "--quiet"]):
         return False
     cT, PT = load(teacher)
     c, P = load(ck)
-    spec = TRANSFER[kind]
+    spec = TRANSFER[base]
+    kinds = layer_kinds(c)
+    converted = [l for l, k in enumerate(kinds) if k == base]
+    want = ["softmax" if str(l) in kept.split(".") else base for l in range(len(kinds))] if kept else kinds
+    if kinds != want or not converted:
+        print(f"FAIL {kind} transfer: the checkpoint's layers are {kinds}, expected {want}")
+        return False
     g = h5py.File(gr, "r")
     tokens = torch.tensor(g["tokens"][()], dtype=torch.long)
     targets = torch.tensor(g["targets"][()], dtype=torch.long)
     ln1 = []
     forward(cT, PT, tokens, targets, ln1)
-    L, C, H = int(c["layers"]), int(c["width"]), int(c["heads"])
+    L, C, H = len(converted), int(c["width"]), int(c["heads"])
     B, T = tokens.shape
     rope = make_rope(c, T)
     mask = torch.ones(T, T, dtype=torch.bool).tril()
     loss, scale = 0.0, 0.0
-    for l in range(L):
+    for l in converted:
         pT = lambda n: PT[f"layer{l}/{n}"]  # noqa: E731
         pS = lambda n: P[f"layer{l}/{n}"]  # noqa: E731
         h = ln1[l].detach()
@@ -586,8 +605,9 @@ def main():
                                         "32", "--ctx", "16", "--batch", "4", "--steps", "30", "--warmup", "3", "--lr",
                                         "1e-2", "--seed", "2", "--out", teacher, "--quiet", "--no-final-eval"]):
             return 1
-        for k in kinds:
-            if k in TRANSFER:
+        default = len(sys.argv) == 2
+        for k in kinds + (TRANSFER_HYBRIDS if default else []):
+            if k in TRANSFER or k in TRANSFER_HYBRIDS:
                 results[k + " transfer"] = check_transfer(kapprox, k, tmp, text, teacher)
     failed = [k for k, ok in results.items() if not ok]
     print("PASS" if not failed else "FAIL: " + ", ".join(failed))

@@ -101,8 +101,10 @@ int kx_budget_steps(const kx_budget *b, size_t n, uint64_t pretrain_steps, uint6
 static int set_transfer(kx_repro_variant *v, const char *value, const char *label) {
   (void)value;
   if (!kx_dec_transfer_supported(v->kind))
-    return kx_fail(KX_EINVAL, "'%s': %s has no feature-map tensors for attention transfer (+AT)", label,
-                   v->kind->name);
+    return kx_fail(KX_EINVAL,
+                   "'%s': %s has nothing trainable in its feature map, so attention transfer (+AT) has nothing to "
+                   "train; +AT applies to %s",
+                   label, v->kind->name, kx_dec_attn_transfer_names());
   v->transfer = 1;
   return 0;
 }
@@ -772,6 +774,11 @@ static int run_study(study *st) {
   int rc = kx_repro_teacher(rp, &shape);
   for (size_t v = 0; !rc && v < s->nv; v++) rc = kx_repro_variant_check(rp, &s->v[v]);
   if (!rc) rc = kx_budget_steps(s->budgets, s->n_budgets, rp->pretrain_steps, st->steps);
+  for (size_t b = 0; !rc && b < s->n_budgets; b++) {
+    kx_repro_set_budget(rp, s->budgets[b].value);
+    for (size_t v = 0; !rc && v < s->nv; v++)
+      if ((rc = kx_repro_budget_check(rp, &s->v[v]))) rc = kx_fail_context(rc, "budget %s: ", s->budgets[b].text);
+  }
   if (!rc) rc = kx_repro_score(rp, &rp->teacher, &st->teacher_loss, NULL, NULL);
   if (rc) return rc;
   double runs = 0, steps = 0;

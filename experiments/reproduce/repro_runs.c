@@ -251,6 +251,14 @@ uint64_t kx_repro_train_steps(const kx_repro *r, const kx_repro_variant *v) {
   return s ? s : 1;
 }
 
+int kx_repro_budget_check(const kx_repro *r, const kx_repro_variant *v) {
+  if (kx_repro_transfer_steps(r, v) < r->budget_steps) return 0;
+  return kx_fail(KX_EINVAL,
+                 "%s: a budget of %llu step%s cannot hold attention transfer and fine-tuning (transfer takes a "
+                 "quarter of the steps, at least one, and fine-tuning the rest); give a budget of at least 2 steps",
+                 v->label, (unsigned long long)r->budget_steps, r->budget_steps == 1 ? "" : "s");
+}
+
 void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap) {
   snprintf(out, cap, "%s/runs/b%llu/%s-s%llu", r->dir, (unsigned long long)r->budget_steps, label,
            (unsigned long long)seed);
@@ -463,13 +471,14 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
   snprintf(ft, sizeof ft, "%s/ft.h5", dir);
   snprintf(map, sizeof map, "%s/map.txt", dir);
   *fresh = 0;
+  int rc = kx_repro_budget_check(r, v);
+  if (rc) return rc;
   if (read_result(result, res) == 0) {
     kx_repro_say(r->pg, "%s seed %llu: finished earlier, kept", v->label, (unsigned long long)seed);
     return 0;
   }
   *fresh = 1;
-  int rc = kx_mkdir_p(dir);
-  if (rc) return rc;
+  if ((rc = kx_mkdir_p(dir))) return rc;
   run_ctx c = {.r = r, .v = v, .seed = seed, .offset = kx_repro_transfer_steps(r, v)};
   snprintf(c.curve, sizeof c.curve, "%s/curve.txt", dir);
   for (int i = 0; i < KX_R_FIELDS; i++) res->f[i] = NAN;

@@ -94,10 +94,14 @@ int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers);
 /* Refuses (message naming the label) a hybrid whose kept layers the
  * loaded teacher does not have, or that keeps every layer. */
 int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v);
-/* Steps of attention transfer (a quarter of the budget for +AT) and of
- * fine-tuning (the rest): together the budget. */
+/* Steps of attention transfer (a quarter of the budget for +AT, rounded
+ * up) and of fine-tuning (the rest): together the budget. */
 uint64_t kx_repro_transfer_steps(const kx_repro *r, const kx_repro_variant *v);
 uint64_t kx_repro_train_steps(const kx_repro *r, const kx_repro_variant *v);
+/* Refuses (message naming the label) a +AT variant at a budget
+ * (r->budget_steps) too small to hold both stages: one step of transfer
+ * and at least one of fine-tuning. */
+int kx_repro_budget_check(const kx_repro *r, const kx_repro_variant *v);
 
 /* The fields of one run, in this order (kx_repro_summarise's index):
  * validation loss, accuracy, loss and attention KL after conversion, KL
