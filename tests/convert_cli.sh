@@ -44,7 +44,7 @@ expect 1 "not softmax" -- eval --checkpoint "$dir/hh.h5" --teacher "$dir/hh.h5" 
 ok convert --from "$dir/teacher.h5" --attention softmax --out "$dir/same.h5"
 ok eval --checkpoint "$dir/same.h5" $T --teacher "$dir/teacher.h5"
 grep -q "loss $eval_loss nats" "$dir/out" && grep -q "attention KL against .*: 0.0000 nats" "$dir/out" || note "softmax -> softmax: $(cat "$dir/out")"
-kl() { sed -n 's/.*attention KL against .*: \([0-9.]*\) nats.*/\1/p' "$dir/out"; }
+kl() { sed -n 's/.*attention KL against .*: \(-\{0,1\}[0-9.]*\) nats.*/\1/p' "$dir/out"; }
 ok eval --checkpoint "$dir/hh.h5" $T --teacher "$dir/teacher.h5"
 kl0=$(kl)
 ok convert --from "$dir/teacher.h5" --attention hedgehog --out "$dir/hh_at.h5" $T --transfer-steps 40 --quiet
@@ -87,6 +87,31 @@ expect 1 "--steps 13 differs from the checkpoint's 12" -- finetune --from "$dir/
 ok finetune --from "$dir/hh.h5" --resume "$dir/ft2.h5" --out "$dir/ft2.h5" $T --quiet --no-final-eval --log "$dir/resumed.csv"
 [ "$(tail -1 "$dir/full.csv" | cut -d, -f1-5)" = "$(tail -1 "$dir/resumed.csv" | cut -d, -f1-5)" ] ||
   note "resumed fine-tuning ends at $(tail -1 "$dir/resumed.csv"), uninterrupted at $(tail -1 "$dir/full.csv")"
+# the sliding-window hybrid (docs/conversion.md): a bad window is refused
+# before anything is read or written (exit 2); a window of the whole
+# context gives back the teacher (its loss, attention KL 0); attention transfer
+# (output target), eval, fine-tuning and sampling work on a hybrid
+expect 2 "a window of 0 is the kind alone" -- convert --from "$dir/teacher.h5" --attention dijiang --window 0 --out "$dir/keep.h5"
+expect 2 "beyond the context 16" -- convert --from "$dir/teacher.h5" --attention dijiang --window 17 --out "$dir/keep.h5"
+expect 2 "'softmax' cannot take a sliding window" -- convert --from "$dir/teacher.h5" --attention softmax --window 4 --out "$dir/keep.h5"
+expect 2 "no normaliser" -- convert --from "$dir/teacher.h5" --attention retnet --window 4 --out "$dir/keep.h5"
+expect 2 "no normaliser" -- convert --from "$dir/teacher.h5" --attention dijiang-code --window 4 --out "$dir/keep.h5"
+expect 2 "not a product of query" -- convert --from "$dir/teacher.h5" --attention linformer --window 4 --out "$dir/keep.h5"
+expect 2 "'softmax' cannot take a sliding window" -- train $T --window 4 --out "$dir/keep.h5"
+expect 2 "beyond the context 16" -- train $T --attention performer --ctx 16 --window 32 --out "$dir/keep.h5"
+[ "$(cat "$dir/keep.h5")" = precious ] || note "a refused window overwrote --out"
+ok convert --from "$dir/teacher.h5" --attention performer --window 16 --out "$dir/pf16.h5"
+grep -q "(performer+w16)" "$dir/out" && grep -q "new: .*layer<l>/win_beta" "$dir/out" || note "convert --window: $(cat "$dir/out")"
+ok eval --checkpoint "$dir/pf16.h5" $T --teacher "$dir/teacher.h5"
+grep -q "loss $eval_loss nats" "$dir/out" && grep -q "(attention performer+w16)" "$dir/out" &&
+  [ -n "$(kl)" ] && awk -v a="$(kl)" 'BEGIN { exit !(a * a < 1e-8) }' ||
+  note "a window of the whole context is the teacher: $(cat "$dir/out")"
+ok convert --from "$dir/teacher.h5" --attention hedgehog --window 4 --out "$dir/hhw.h5" $T --transfer-steps 20 --quiet
+ok eval --checkpoint "$dir/hhw.h5" $T --teacher "$dir/teacher.h5"
+[ -n "$(kl)" ] || note "eval of a hybrid: no attention KL: $(cat "$dir/out")"
+ok finetune --from "$dir/hhw.h5" --out "$dir/ftw.h5" $T $F --steps 4
+expect 1 "--window 8 differs from the checkpoint's 4" -- finetune --from "$dir/hhw.h5" --out "$dir/ftw2.h5" $T $F --steps 4 --window 8
+ok sample --checkpoint "$dir/ftw.h5" --prompt "in the" --length 40 --seed 2
 for c in convert finetune eval; do
   "$kx" $c --help >"$dir/out" 2>&1 && grep -q "usage: kapprox $c" "$dir/out" || note "$c --help"
 done

@@ -30,5 +30,12 @@ if "$kx" bench-inference --help >/dev/null 2>&1; then
   expect 2 "nothing to measure" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 64 --softmax-max 32 --out "$dir/b.csv"
   ok bench-inference --checkpoint "$dir/soft.h5" --lengths 16,64 --seconds 0.05 --out "$dir/b.csv" --no-figure
   [ "$(wc -l <"$dir/b.csv")" -eq 3 ] || { echo "FAIL: CSV has $(wc -l <"$dir/b.csv") lines, want 3"; cat "$dir/b.csv"; fail=1; }
+  # a sliding-window hybrid is one more entry of the list (KIND+wN)
+  expect 2 "a window of 0 is the kind alone" -- bench-inference --attention dijiang+w0 --out "$dir/c.csv"
+  expect 2 "no normaliser" -- bench-inference --attention retnet+w4 --out "$dir/c.csv"
+  expect 2 "unknown attention kind 'nope'" -- bench-inference --attention nope+w4 --out "$dir/c.csv"
+  ok bench-inference --attention softmax,dijiang+w4 --layers 1 --heads 2 --width 64 --lengths 16,64 --seconds 0.05 \
+    --out "$dir/c.csv" --no-figure
+  grep -q "^dijiang+w4,64," "$dir/c.csv" || { echo "FAIL: no dijiang+w4 row"; cat "$dir/c.csv"; fail=1; }
 fi
 exit $fail

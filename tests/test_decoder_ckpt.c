@@ -283,6 +283,79 @@ START_TEST(test_bad_values) {
 }
 END_TEST
 
+/* A copy of `good` whose /config attribute "window" is `value` (created
+ * when the file has none). */
+static void poke_window(const char *good, const char *bad, uint64_t value) {
+  copy_prefix(good, bad, 1L << 40);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "config", H5P_DEFAULT);
+  if (H5Aexists(g, "window") > 0) H5Adelete(g, "window");
+  hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(g, "window", H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  ck_assert_int_ge(H5Awrite(a, H5T_NATIVE_UINT64, &value), 0);
+  H5Aclose(a), H5Sclose(sp), H5Gclose(g), H5Fclose(f);
+}
+
+static int has_window_attribute(const char *path) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Gopen2(f, "config", H5P_DEFAULT);
+  int has = H5Aexists(g, "window") > 0;
+  H5Gclose(g), H5Fclose(f);
+  return has;
+}
+
+/* The sliding window in checkpoints: an attribute of /config written only
+ * when set (a model without one writes the file it always did, and such
+ * files load with no window); a hybrid resumes bitwise; a window the model
+ * cannot take (beyond the context, or on softmax) is refused on load. */
+START_TEST(test_window_checkpoints) {
+  char full[300], half[300], resumed[300], bad[300], plain[300];
+  path_in(full, sizeof full, "wfull.h5");
+  path_in(half, sizeof half, "whalf.h5");
+  path_in(resumed, sizeof resumed, "wresumed.h5");
+  path_in(bad, sizeof bad, "wbad.h5");
+  path_in(plain, sizeof plain, "plain.h5");
+  kx_dec_train_opts o;
+  for (int run = 0; run < 2; run++) {
+    tiny_opts(&o);
+    snprintf(o.attn_kind, sizeof o.attn_kind, "dijiang");
+    o.window = 5, o.steps = 6, o.out = run ? half : full, o.stop_after = run ? 3 : 0;
+    ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  }
+  kx_dec_train_opts_init(&o);
+  o.text = text_path, o.resume = half, o.out = resumed, o.final_eval = 0, o.eval_every = 3, o.eval_batches = 2;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  kx_decoder a, b;
+  kx_dec_vocab va, vb;
+  load_ok(full, &a, &va, NULL, NULL);
+  load_ok(resumed, &b, &vb, NULL, NULL);
+  ck_assert_uint_eq(a.cfg.window, 5);
+  ck_assert_uint_eq(b.cfg.window, 5);
+  ck_assert_int_eq(has_window_attribute(full), 1);
+  ck_assert_int_eq(memcmp(a.params, b.params, a.tab.total * sizeof(float)), 0);
+  long beta = kx_ptable_find(&a.tab, "layer1/win_beta");
+  ck_assert(beta >= 0 && kx_dec_param(&a, (size_t)beta)[0] != 0.0f); /* trained, and saved */
+  kx_dec_free(&a), kx_dec_free(&b);
+  kx_dec_vocab_free(&va), kx_dec_vocab_free(&vb);
+  /* no window: no attribute, loads as such */
+  tiny_opts(&o);
+  o.steps = 2, o.out = plain;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  ck_assert_int_eq(has_window_attribute(plain), 0);
+  load_ok(plain, &a, &va, NULL, NULL);
+  ck_assert_uint_eq(a.cfg.window, 0);
+  kx_dec_free(&a);
+  kx_dec_vocab_free(&va);
+  poke_window(full, bad, 17);
+  expect_refused(bad, 0, "--window 17 is beyond the context 16");
+  poke_window(plain, bad, 4);
+  expect_refused(bad, 0, "'softmax' cannot take a sliding window");
+  /* resuming with another window is refused, naming both */
+  kx_dec_train_opts_init(&o);
+  o.text = text_path, o.resume = half, o.out = bad, o.window = 6;
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "--window 6 differs from the checkpoint's 5"));
+}
+END_TEST
+
 START_TEST(test_resume_mismatch) {
   char ck[300], out[300];
   path_in(ck, sizeof ck, "m.h5");
@@ -324,6 +397,6 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_loop_test(tc, test_resume_bitwise, 0, sizeof resume_cases / sizeof resume_cases[0]);
   kx_test_add(tc, (const TTest *const[]){test_roundtrip_same_loss, test_bad_files, test_bad_values,
-                                         test_resume_mismatch, NULL});
+                                         test_resume_mismatch, test_window_checkpoints, NULL});
   return kx_test_run(s);
 }

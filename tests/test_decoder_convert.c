@@ -304,7 +304,7 @@ START_TEST(test_transfer_lowers_kl) {
   kx_dec_free(&m);
   ck_assert_int_eq(kx_dec_convert(&t, kind, 1, &m), 0);
   kx_transfer_target target;
-  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
+  ck_assert_int_eq(kx_dec_transfer_target(&m.cfg, &target), 0);
   ck_assert_int_eq(target, KX_TRANSFER_KL);
   float *before = malloc(m.tab.total * sizeof(float));
   memcpy(before, m.params, m.tab.total * sizeof(float));
@@ -321,7 +321,7 @@ START_TEST(test_transfer_lowers_kl) {
     ck_assert_msg(same == !moved_by_rows(m.attn, ti->name), "%s %s", ti->name, same ? "unchanged" : "changed");
   }
   /* softmax has no feature map to transfer */
-  ck_assert_int_ne(kx_dec_transfer_target(t.attn, &target), 0);
+  ck_assert_int_ne(kx_dec_transfer_target(&t.cfg, &target), 0);
   kx_error_clear();
   free(before);
   free(data.train);
@@ -349,12 +349,24 @@ static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, s
 }
 
 /* Transfer by matching the attention outputs (LoLCATs' target, chosen by
- * match_outputs; dijiang's own target is its rows): the outputs' error on
- * a batch the transfer never draws falls, and only D and the gate move. */
+ * match_outputs; dijiang's own target is its rows, but a sliding-window
+ * hybrid's is always the outputs): the outputs' error on a batch the
+ * transfer never draws falls, and only the transfer tensors move (D and
+ * the gate; Hedgehog's maps; a hybrid's win_beta too). */
+static const struct {
+  const char *kind, *moved[3];
+  int match_outputs;
+} output_cases[] = {{"dijiang", {"/feat_d", "/gate_w", NULL}, 1},
+                    {"dijiang+w5", {"/feat_d", "/gate_w", "/win_beta"}, 0},
+                    {"hedgehog+w5", {"/hh_", "/win_beta", NULL}, 0}};
+
 START_TEST(test_transfer_outputs) {
   kx_decoder t, m;
   tiny_teacher(&t, 13, 3.0f);
-  ck_assert_int_eq(kx_dec_convert(&t, "dijiang", 1, &m), 0);
+  ck_assert_int_eq(kx_dec_convert(&t, output_cases[_i].kind, 1, &m), 0);
+  kx_transfer_target target;
+  ck_assert_int_eq(kx_dec_transfer_target(&m.cfg, &target), 0);
+  ck_assert_int_eq(target, output_cases[_i].match_outputs ? KX_TRANSFER_KL : KX_TRANSFER_MSE);
   kx_dec_data data = {0};
   size_t n = 4000;
   data.train = malloc(n * sizeof(int));
@@ -365,21 +377,24 @@ START_TEST(test_transfer_outputs) {
   float *before = malloc(m.tab.total * sizeof(float));
   memcpy(before, m.params, m.tab.total * sizeof(float));
   double e0 = output_mse(&t, &m, x, 4, 24);
-  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2, .match_outputs = 1};
+  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2,
+                        .match_outputs = output_cases[_i].match_outputs};
   ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
   double e1 = output_mse(&t, &m, x, 4, 24);
-  fprintf(stderr, "attention transfer (outputs): MSE %.4g -> %.4g\n", e0, e1);
+  fprintf(stderr, "attention transfer (outputs, %s): MSE %.4g -> %.4g\n", output_cases[_i].kind, e0, e1);
   ck_assert(e1 < 0.9 * e0);
   for (size_t i = 0; i < m.tab.n; i++) {
     const kx_tensor_info *ti = &m.tab.t[i];
-    int same = !memcmp(before + ti->offset, m.params + ti->offset, ti->size * sizeof(float));
-    int map = strstr(ti->name, "/feat_d") || strstr(ti->name, "/gate_w");
+    int same = !memcmp(before + ti->offset, m.params + ti->offset, ti->size * sizeof(float)), map = 0;
+    for (int k = 0; k < 3 && output_cases[_i].moved[k]; k++) map |= strstr(ti->name, output_cases[_i].moved[k]) != NULL;
     ck_assert_msg(same == !map, "%s %s", ti->name, same ? "unchanged" : "changed");
   }
   /* performer's W is fixed in fine-tuning: the block's backward, which the
    * output target goes through, gives it no gradient, so that target has
-   * nothing to train and is refused with a message */
+   * nothing to train and is refused with a message (once) */
+  if (_i) goto done;
   kx_dec_free(&m);
+  o.match_outputs = 1;
   ck_assert_int_eq(kx_dec_convert(&t, "performer", 1, &m), 0);
   free(before);
   before = malloc(m.tab.total * sizeof(float));
@@ -388,6 +403,7 @@ START_TEST(test_transfer_outputs) {
   ck_assert(strstr(kx_error_message(), "output target reaches none"));
   ck_assert(!memcmp(before, m.params, m.tab.total * sizeof(float)));
   kx_error_clear();
+done:
   free(before);
   free(data.train);
   kx_dec_free(&t);
@@ -435,6 +451,7 @@ int main(void) {
   tcase_add_test(tc, test_hedgehog_causal_and_quadratic);
   tcase_add_loop_test(tc, test_weights_gradient, 0, N_ROW_KINDS);
   tcase_add_loop_test(tc, test_transfer_lowers_kl, 0, N_ROW_KINDS);
-  kx_test_add(tc, (const TTest *const[]){test_transfer_outputs, test_evaluate_windows, NULL});
+  tcase_add_loop_test(tc, test_transfer_outputs, 0, sizeof output_cases / sizeof output_cases[0]);
+  kx_test_add(tc, (const TTest *const[]){test_evaluate_windows, NULL});
   return kx_test_run(s);
 }

@@ -11,6 +11,9 @@
  *     state on, and matches the long-context model's parallel forward;
  *     kinds limited to ctx refuse with a message;
  *   - greedy generation gives the same tokens both ways.
+ * A sliding-window hybrid's recurrent form keeps the window's tokens in a
+ * buffer and folds each token leaving it into the kind's state: the same
+ * logits as its parallel form. 
  *
  * Tolerance.  Both paths evaluate the same expressions in float32, only the
  * order of the additions differs (chunked BLAS sums against one running
@@ -37,9 +40,13 @@
 #include "experiments/model/dec_sample.h"
 #include "tests/test_support.h"
 
-static const char *const kinds[] = {"softmax",   "performer", "performer-prf", "performer-redraw", "pff",
-                                    "cosformer", "retnet",    "dijiang",       "dijiang-code",     "linformer",
-                                    "hedgehog"};
+/* Every kind, and sliding-window hybrids (dec_window.h) of each family:
+ * windows of 1 and of a few tokens, one larger than the decoding buffer's
+ * piece (32 tokens), the prefill longer than both. */
+static const char *const kinds[] = {"softmax",      "performer",    "performer-prf", "performer-redraw", "pff",
+                                    "cosformer",    "retnet",       "dijiang",       "dijiang-code",     "linformer",
+                                    "hedgehog",     "performer+w16", "pff+w1",       "cosformer+w5",     "dijiang+w7",
+                                    "hedgehog+w64"};
 enum { N_KINDS = sizeof kinds / sizeof kinds[0], T = 300, P = 100, CTX = 320, SHORT_CTX = 64 };
 static const double U = 5.96e-8; /* 2^-24 */
 

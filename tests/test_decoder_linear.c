@@ -37,9 +37,11 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_convert.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_linear_causal.h"
 #include "experiments/model/dec_model.h"
+#include "experiments/model/dec_window.h"
 #include "tests/test_support.h"
 
 static const double U = 5.96e-8; /* 2^-24 */
@@ -331,10 +333,357 @@ START_TEST(test_backward) {
 }
 END_TEST
 
+/* ---- the sliding-window hybrid (dec_window.h) ----
+ *
+ * The chunked, banded, shifted float32 form against a float64 quadratic
+ * reference written here from the formula (unshifted exponentials), for
+ * windows below, across and beyond the 32-row blocks and the kernel's
+ * chunks, with and without decay, with lam spread over +-20 (so the shift
+ * M_i is set by either part); w >= T against plain softmax attention; w = 0
+ * against the linear kernel itself; the backward pass (every input and
+ * beta) against central differences of the reference.
+ *
+ * Tolerance.  As for the kernel (10 sqrt(K) u times the magnitude of the
+ * terms, K the dependent sums: features m, logits dqk, T positions), plus
+ * the exponentials: each exponent x = a - M_i is formed in float from an
+ * argument a (a logit, with absolute error about u scale sum |q k|, or
+ * beta + lam_i) and the row's shift M_i (whose own error is common to the
+ * row and cancels between numerator and denominator), so exp(x) carries a
+ * relative error up to u (|a| + |M_i|); A is the largest such |a| + |M_i|
+ * of the problem (from the reference), and the bound per element is
+ *   10 u (sqrt(K) + A) mag,
+ * mag the sum of the magnitudes of the terms (float64). */
+typedef struct {
+  kx_win_causal p;
+  float *q, *k, *fq, *fk, *v, *lam, *o, *stats, *scratch;
+  float beta;
+} wproblem;
+
+enum { W_DQK = 6 };
+
+static wproblem wmake(size_t T, size_t w, size_t m, size_t dv, float decay, double lam_spread, size_t chunk) {
+  wproblem a;
+  kx_win_causal p = {{T, m, dv, m + 2, dv + 3, dv + 5, decay, 1, 1e-6f, chunk, NULL}, w, W_DQK, W_DQK + 1,
+                     1.0f / sqrtf((float)W_DQK), 0};
+  a.p = p;
+  a.q = kx_test_zeros(T * p.ld_qk), a.k = kx_test_zeros(T * p.ld_qk);
+  a.fq = kx_test_zeros(T * p.lin.ld_f), a.fk = kx_test_zeros(T * p.lin.ld_f);
+  a.v = kx_test_zeros(T * p.lin.ld_v), a.lam = kx_test_zeros(T), a.o = kx_test_zeros(T * p.lin.ld_o);
+  a.stats = kx_test_zeros(T * KX_WIN_STATS);
+  a.scratch = kx_test_zeros(kx_win_scratch_floats(&p));
+  a.beta = 0.3f;
+  for (size_t t = 0; t < T; t++) {
+    for (size_t c = 0; c < W_DQK; c++)
+      a.q[t * p.ld_qk + c] = (float)(1.5 * kx_test_nrand()), a.k[t * p.ld_qk + c] = (float)(1.5 * kx_test_nrand());
+    for (size_t c = 0; c < m; c++)
+      a.fq[t * p.lin.ld_f + c] = (float)exp(0.5 * kx_test_nrand()),
+      a.fk[t * p.lin.ld_f + c] = (float)exp(0.5 * kx_test_nrand());
+    for (size_t c = 0; c < dv; c++) a.v[t * p.lin.ld_v + c] = (float)kx_test_nrand();
+    a.lam[t] = (float)(lam_spread * (2 * kx_test_urand() - 1));
+  }
+  return a;
+}
+
+/* The problem's inputs in float64, contiguous. */
+typedef struct {
+  const kx_win_causal *p;
+  double *q, *k, *fq, *fk, *v, *lam, beta;
+} wref_in;
+
+static wref_in wref_of(const wproblem *a) {
+  const kx_win_causal *p = &a->p;
+  size_t T = p->lin.T, m = p->lin.m, dv = p->lin.dv;
+  wref_in r = {p, dvec(T * W_DQK), dvec(T * W_DQK), dvec(T * m), dvec(T * m), dvec(T * dv), dvec(T), a->beta};
+  for (size_t t = 0; t < T; t++) {
+    for (size_t c = 0; c < W_DQK; c++)
+      r.q[t * W_DQK + c] = a->q[t * p->ld_qk + c], r.k[t * W_DQK + c] = a->k[t * p->ld_qk + c];
+    for (size_t c = 0; c < m; c++)
+      r.fq[t * m + c] = a->fq[t * p->lin.ld_f + c], r.fk[t * m + c] = a->fk[t * p->lin.ld_f + c];
+    for (size_t c = 0; c < dv; c++) r.v[t * dv + c] = a->v[t * p->lin.ld_v + c];
+    r.lam[t] = a->lam[t];
+  }
+  return r;
+}
+
+/* e_ij of the formula (unshifted), and the |argument| of its exponential
+ * for the bound. */
+static double wterm(const wref_in *r, size_t i, size_t j, double *arg) {
+  const kx_win_causal *p = r->p;
+  size_t m = p->lin.m, w = p->window;
+  if (j + w > i) {
+    double s = 0, s_abs = 0, sc = 1.0 / sqrt((double)W_DQK);
+    for (size_t c = 0; c < W_DQK; c++) {
+      s += r->q[i * W_DQK + c] * r->k[j * W_DQK + c];
+      s_abs += fabs(r->q[i * W_DQK + c] * r->k[j * W_DQK + c]);
+    }
+    *arg = sc * s_abs;
+    return exp(sc * s);
+  }
+  double f = 0;
+  for (size_t c = 0; c < m; c++) f += r->fq[i * m + c] * r->fk[j * m + c];
+  *arg = fabs(r->beta) + fabs(r->lam[i]);
+  return exp(r->beta + r->lam[i]) * pow(p->lin.decay, (double)(i - w - j)) * f;
+}
+
+/* y (T, dv) and den (T) of the formula; with mag != NULL also mag (T, dv)
+ * and A of the bound. */
+static void wreference(const wref_in *r, double *y, double *den, double *mag, double *A) {
+  const kx_win_causal *p = r->p;
+  size_t T = p->lin.T, dv = p->lin.dv, w = p->window;
+  if (A) *A = 0;
+  for (size_t i = 0; i < T; i++) {
+    double d = 0, D = 0, shift = -INFINITY, arg, args = 0;
+    for (size_t c = 0; c < dv; c++) y[i * dv + c] = 0;
+    for (size_t j = 0; j <= i; j++) {
+      double e = wterm(r, i, j, &arg);
+      d += e;
+      if (j + w <= i) D += e;
+      args = arg > args ? arg : args;
+      for (size_t c = 0; c < dv; c++) y[i * dv + c] += e * r->v[j * dv + c];
+      if (j + w > i) shift = fmax(shift, log(e));
+    }
+    if (i >= w) {
+      double rho = exp(r->beta + r->lam[i]);
+      d += rho * p->lin.eps;
+      shift = fmax(shift, log(D + rho * p->lin.eps)); /* M_i */
+    }
+    den[i] = d;
+    for (size_t c = 0; c < dv; c++) y[i * dv + c] /= d;
+    if (!mag) continue;
+    for (size_t c = 0; c < dv; c++) {
+      double mg = 0;
+      for (size_t j = 0; j <= i; j++) mg += wterm(r, i, j, &arg) * (fabs(r->v[j * dv + c]) + fabs(y[i * dv + c]));
+      mag[i * dv + c] = mg / d;
+    }
+    *A = fmax(*A, args + fabs(shift));
+  }
+}
+
+static double wbound(const kx_win_causal *p, double A, double mag) {
+  double K = (double)(p->lin.m + p->dqk + p->lin.T + 2);
+  return 10 * U * (sqrt(K) + A) * mag;
+}
+
+/* C forward against the reference, and the weights hook's rows (A v = y,
+ * rows summing to 1 but for the linear part's eps, zero above the
+ * diagonal); returns the violations. */
+static int check_window_forward(size_t T, size_t w, float decay, double lam_spread, size_t chunk) {
+  wproblem a = wmake(T, w, 5, 4, decay, lam_spread, chunk);
+  const kx_win_causal *p = &a.p;
+  size_t dv = p->lin.dv;
+  kx_win_forward(p, a.q, a.k, a.fq, a.fk, a.v, a.lam, a.beta, a.o, a.stats, a.scratch);
+  wref_in r = wref_of(&a);
+  double *y = dvec(T * dv), *den = dvec(T), *mag = dvec(T * dv), A;
+  wreference(&r, y, den, mag, &A);
+  float *Aw = kx_test_zeros(T * T);
+  kx_win_weights(p, a.q, a.k, a.fq, a.fk, a.stats, Aw);
+  int bad = 0;
+  double row_tol = 10 * (sqrt((double)T) + A) * U;
+  for (size_t i = 0; i < T; i++) {
+    double sum = 0;
+    for (size_t j = 0; j < T; j++) {
+      sum += Aw[i * T + j];
+      if (j > i) bad += Aw[i * T + j] != 0.0f;
+    }
+    if (!(sum <= 1 + row_tol && sum >= 1 - p->lin.eps - row_tol) && bad++ < 5)
+      fprintf(stderr, "T %zu w %zu: weights row %zu sums to %.9g\n", T, w, i, sum);
+    for (size_t c = 0; c < dv; c++) {
+      double got = a.o[i * p->lin.ld_o + c], want = y[i * dv + c], tol = wbound(p, A, mag[i * dv + c]), av = 0;
+      if (!(fabs(got - want) <= tol) && bad++ < 5)
+        fprintf(stderr, "T %zu w %zu g %g: y[%zu][%zu] = %.9g, reference %.9g, tol %.3g\n", T, w, decay, i, c, got,
+                want, tol);
+      for (size_t j = 0; j <= i; j++) av += (double)Aw[i * T + j] * r.v[j * dv + c];
+      if (!(fabs(av - want) <= 2 * tol) && bad++ < 5)
+        fprintf(stderr, "T %zu w %zu: weights row %zu: A v = %.9g, reference %.9g\n", T, w, i, av, want);
+    }
+  }
+  return bad;
+}
+
+START_TEST(test_window_forward) {
+  static const size_t Ts[] = {1, 5, 37, 100}, ws[] = {1, 3, 16, 40, 150};
+  int bad = 0;
+  for (size_t a = 0; a < 4; a++)
+    for (size_t b = 0; b < 5; b++)
+      for (int dec = 0; dec <= 1; dec++) bad += check_window_forward(Ts[a], ws[b], dec ? 0.9f : 1.0f, 20.0, 8);
+  bad += check_window_forward(150, 16, 0.97f, 20.0, 0); /* the default chunk */
+  ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+/* w >= T: softmax attention, computed here as a softmax (not from the
+ * hybrid's formula); w = 0: the linear kernel's own normalised output. */
+START_TEST(test_window_limits) {
+  int bad = 0;
+  for (size_t T = 1; T <= 70; T += 23) {
+    wproblem a = wmake(T, T + 3 * (T % 2), 5, 4, 1.0f, 20.0, 8);
+    const kx_win_causal *p = &a.p;
+    size_t dv = p->lin.dv;
+    kx_win_forward(p, a.q, a.k, a.fq, a.fk, a.v, a.lam, a.beta, a.o, a.stats, a.scratch);
+    wref_in r = wref_of(&a);
+    double *y = dvec(T * dv), *den = dvec(T), *mag = dvec(T * dv), A, *s = dvec(T);
+    wreference(&r, y, den, mag, &A); /* for the bound's magnitudes */
+    for (size_t i = 0; i < T; i++) {
+      double mx = -INFINITY, sum = 0;
+      for (size_t j = 0; j <= i; j++) {
+        s[j] = 0;
+        for (size_t c = 0; c < W_DQK; c++) s[j] += r.q[i * W_DQK + c] * r.k[j * W_DQK + c] / sqrt((double)W_DQK);
+        mx = fmax(mx, s[j]);
+      }
+      for (size_t j = 0; j <= i; j++) sum += exp(s[j] - mx);
+      for (size_t c = 0; c < dv; c++) {
+        double want = 0, got = a.o[i * p->lin.ld_o + c];
+        for (size_t j = 0; j <= i; j++) want += exp(s[j] - mx) / sum * r.v[j * dv + c];
+        if (!(fabs(got - want) <= wbound(p, A, mag[i * dv + c])) && bad++ < 5)
+          fprintf(stderr, "w >= T = %zu: y[%zu][%zu] = %.9g, softmax %.9g\n", T, i, c, got, want);
+      }
+    }
+  }
+  for (int dec = 0; dec <= 1; dec++) {
+    size_t T = 77, dv = 4;
+    wproblem a = wmake(T, 0, 5, dv, dec ? 0.9f : 1.0f, 20.0, 8);
+    const kx_win_causal *p = &a.p;
+    float *o = kx_test_zeros(T * p->lin.ld_o), *dl = kx_test_zeros(T);
+    float *ks = kx_test_zeros(kx_lin_causal_scratch_floats(&p->lin));
+    kx_win_forward(p, a.q, a.k, a.fq, a.fk, a.v, a.lam, a.beta, a.o, a.stats, a.scratch);
+    kx_lin_causal_forward(&p->lin, a.fq, a.fk, a.v, o, dl, ks);
+    wref_in r = wref_of(&a);
+    double *y = dvec(T * dv), *den = dvec(T), *mag = dvec(T * dv), A;
+    wreference(&r, y, den, mag, &A);
+    for (size_t i = 0; i < T; i++)
+      for (size_t c = 0; c < dv; c++) {
+        float got = a.o[i * p->lin.ld_o + c], want = o[i * p->lin.ld_o + c];
+        if (!(fabs(got - want) <= 2 * wbound(p, A, mag[i * dv + c])) && bad++ < 5)
+          fprintf(stderr, "w = 0: y[%zu][%zu] = %.9g, the kernel %.9g\n", i, c, got, want);
+      }
+  }
+  ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
+/* f = sum R y of the reference. */
+static double wloss(const wref_in *r, const double *R, double *y, double *den) {
+  wreference(r, y, den, NULL, NULL);
+  double f = 0;
+  for (size_t i = 0; i < r->p->lin.T * r->p->lin.dv; i++) f += R[i] * y[i];
+  return f;
+}
+
+/* Central difference of f in *x; step 1e-5 (|x| + 1): the double round-off
+ * 2^-52 |f| / h and the truncation h^2 |f3| / 6 (f3 the third derivative)
+ * both stay below 1e-8 here. */
+static double wfd(const wref_in *r, double *x, const double *R, double *y, double *den) {
+  double x0 = *x, h = 1e-5 * (fabs(x0) + 1);
+  *x = x0 + h;
+  double fp = wloss(r, R, y, den);
+  *x = x0 - h;
+  double fm = wloss(r, R, y, den);
+  *x = x0;
+  return (fp - fm) / (2 * h);
+}
+
+/* Magnitudes of the backward's terms (each taken in absolute value): with
+ * de_ij = R_i . (v_j - y_i) / den_i, a window term gives dq_i, dk_j through
+ * scale e_ij de_ij k_j (q_i) and beta through e_ij de_ij (rows with a
+ * linear part), a linear term dfq_i, dfk_j through exp(beta + lam_i)
+ * g^(i-w-j) de_ij fk_j (fq_i) and beta through e_ij de_ij, and dv_j gets
+ * e_ij R_i / den_i. */
+static void wgrad_magnitudes(const wref_in *r, const double *R, const double *y, const double *den, double *mq,
+                             double *mk, double *mfq, double *mfk, double *mv, double *mb) {
+  const kx_win_causal *p = r->p;
+  size_t T = p->lin.T, m = p->lin.m, dv = p->lin.dv, w = p->window;
+  double sc = 1.0 / sqrt((double)W_DQK), arg;
+  *mb = 0;
+  for (size_t i = 0; i < T; i++)
+    for (size_t j = 0; j <= i; j++) {
+      double e = wterm(r, i, j, &arg), de = 0;
+      for (size_t c = 0; c < dv; c++) {
+        de += fabs(R[i * dv + c]) * (fabs(r->v[j * dv + c]) + fabs(y[i * dv + c])) / den[i];
+        mv[j * dv + c] += e * fabs(R[i * dv + c]) / den[i];
+      }
+      if (j + w > i) {
+        for (size_t c = 0; c < W_DQK; c++) {
+          mq[i * W_DQK + c] += sc * e * de * fabs(r->k[j * W_DQK + c]);
+          mk[j * W_DQK + c] += sc * e * de * fabs(r->q[i * W_DQK + c]);
+        }
+        if (i >= w) *mb += e * de;
+      } else {
+        double c0 = exp(r->beta + r->lam[i]) * pow(p->lin.decay, (double)(i - w - j)) * de;
+        for (size_t c = 0; c < m; c++) {
+          mfq[i * m + c] += c0 * r->fk[j * m + c];
+          mfk[j * m + c] += c0 * r->fq[i * m + c];
+        }
+        *mb += e * de;
+      }
+    }
+}
+
+/* Entries of the C gradient gc (row stride ldc) that differ from finite
+ * differences in x (rows x width, contiguous) by more than the bound. */
+static int wgrad_check(const wref_in *r, double *x, size_t rows, size_t width, const float *gc, size_t ldc,
+                       const double *mag, double A, const double *R, double *y, double *den, const char *what) {
+  int bad = 0;
+  for (size_t t = 0; t < rows; t++)
+    for (size_t c = 0; c < width; c++) {
+      double fd = wfd(r, &x[t * width + c], R, y, den), an = gc[t * ldc + c];
+      double tol = wbound(r->p, A, mag[t * width + c]) + 1e-8;
+      if (!(fabs(fd - an) <= tol) && bad++ < 3)
+        fprintf(stderr, "T %zu w %zu g %g: %s[%zu][%zu] backward %.9g, finite difference %.9g, tol %.3g\n",
+                r->p->lin.T, r->p->window, r->p->lin.decay, what, t, c, an, fd, tol);
+    }
+  return bad;
+}
+
+static int check_window_backward(size_t T, size_t w, float decay) {
+  wproblem a = wmake(T, w, 5, 4, decay, 3.0, 8);
+  const kx_win_causal *p = &a.p;
+  size_t m = p->lin.m, dv = p->lin.dv;
+  kx_win_forward(p, a.q, a.k, a.fq, a.fk, a.v, a.lam, a.beta, a.o, a.stats, a.scratch);
+  float *dout = kx_test_zeros(T * p->lin.ld_o), *dq = kx_test_zeros(T * p->ld_qk), *dk = kx_test_zeros(T * p->ld_qk);
+  float *dfq = kx_test_zeros(T * p->lin.ld_f), *dfk = kx_test_zeros(T * p->lin.ld_f);
+  float *dv_ = kx_test_zeros(T * p->lin.ld_v), dbeta = 0.0f;
+  double *R = dvec(T * dv);
+  for (size_t t = 0; t < T; t++)
+    for (size_t c = 0; c < dv; c++) dout[t * p->lin.ld_o + c] = (float)(R[t * dv + c] = kx_test_nrand());
+  kx_win_backward_linear(p, a.fq, a.fk, a.v, a.o, a.stats, dout, dfq, dfk, dv_, a.scratch);
+  kx_win_backward_window(p, a.q, a.k, a.v, a.o, a.stats, dout, dq, dk, dv_, &dbeta, a.scratch);
+  wref_in r = wref_of(&a);
+  double *y = dvec(T * dv), *den = dvec(T), *mag = dvec(T * dv), A;
+  wreference(&r, y, den, mag, &A);
+  double *mq = dvec(T * W_DQK), *mk = dvec(T * W_DQK), *mfq = dvec(T * m), *mfk = dvec(T * m), *mv = dvec(T * dv);
+  double mb;
+  wgrad_magnitudes(&r, R, y, den, mq, mk, mfq, mfk, mv, &mb);
+  int bad = wgrad_check(&r, r.q, T, W_DQK, dq, p->ld_qk, mq, A, R, y, den, "dq") +
+            wgrad_check(&r, r.k, T, W_DQK, dk, p->ld_qk, mk, A, R, y, den, "dk") +
+            wgrad_check(&r, r.fq, T, m, dfq, p->lin.ld_f, mfq, A, R, y, den, "dfq") +
+            wgrad_check(&r, r.fk, T, m, dfk, p->lin.ld_f, mfk, A, R, y, den, "dfk") +
+            wgrad_check(&r, r.v, T, dv, dv_, p->lin.ld_v, mv, A, R, y, den, "dv");
+  return bad + wgrad_check(&r, &r.beta, 1, 1, &dbeta, 1, &mb, A, R, y, den, "dbeta");
+}
+
+START_TEST(test_window_backward) {
+  static const size_t ws[] = {0, 1, 6, 40};
+  int bad = 0;
+  for (size_t b = 0; b < 4; b++)
+    for (int dec = 0; dec <= 1; dec++) bad += check_window_backward(40, ws[b], dec ? 0.85f : 1.0f);
+  ck_assert_int_eq(bad, 0);
+}
+END_TEST
+
 /* ---- the kinds in the whole model ---- */
 static const char *const linear_kinds[] = {"performer", "performer-prf", "performer-redraw", "pff",
                                             "cosformer"};
 #define N_LINEAR_KINDS (sizeof linear_kinds / sizeof *linear_kinds)
+/* The causality and weights tests run on these too (the kinds whose block
+ * output is proj of the attention: the weights test's form), and a windowed
+ * DiJiang (causality only: a gate follows its attention). */
+static const char *const window_kinds[] = {"performer+w5", "performer-redraw+w4", "pff+w33", "cosformer+w3",
+                                           "hedgehog+w9", "dijiang+w6"};
+#define N_WEIGHT_KINDS (N_LINEAR_KINDS + sizeof window_kinds / sizeof *window_kinds - 1)
+#define N_CAUSAL_KINDS (N_WEIGHT_KINDS + 1)
+static const char *kind_of(int i) {
+  return (size_t)i < N_LINEAR_KINDS ? linear_kinds[i] : window_kinds[(size_t)i - N_LINEAR_KINDS];
+}
 
 static void small_model(kx_decoder *m, const char *kind, size_t ctx) {
   kx_dec_config cfg;
@@ -344,7 +693,7 @@ static void small_model(kx_decoder *m, const char *kind, size_t ctx) {
 
 /* T = 100 spans two kernel chunks. */
 START_TEST(test_kind_causality) {
-  const char *kind = linear_kinds[_i];
+  const char *kind = kind_of(_i);
   kx_decoder m;
   size_t B = 2, T = 100, t0 = 70, V = 11;
   small_model(&m, kind, T);
@@ -370,7 +719,7 @@ END_TEST
  * T positions then C channels; tolerance 10 sqrt(T + C) u times the sum of
  * the magnitudes of the terms (float64 here). */
 START_TEST(test_kind_weights) {
-  const char *kind = linear_kinds[_i];
+  const char *kind = kind_of(_i);
   kx_decoder m;
   size_t B = 2, T = 70, V = 11;
   small_model(&m, kind, T);
@@ -415,6 +764,37 @@ START_TEST(test_kind_weights) {
         fprintf(stderr, "%s: y[%zu][%zu] = %.9g, from the weights %.9g (tol %.3g)\n", kind, n, o, got, y, tol);
     }
   ck_assert_int_eq(bad, 0);
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* A window of the whole context makes a converted model the softmax
+ * teacher again: every logit of KIND+wT equals the teacher's (same shared
+ * tensors, T = ctx; with no linear part the shift is the row's largest
+ * logit, as softmax's).  Tolerance as tests/test_decoder_infer.c's (the
+ * same expressions summed in other orders): 2 (L + 1) (T + 4C) u (1 + max
+ * |logit|). */
+START_TEST(test_window_is_softmax) {
+  static const char *const kinds[] = {"performer", "cosformer", "hedgehog"};
+  enum { T = 45, V = 11 };
+  kx_decoder t, m;
+  small_model(&t, "softmax", T);
+  char spec[64];
+  snprintf(spec, sizeof spec, "%s+w%d", kinds[_i], T);
+  ck_assert_msg(kx_dec_convert(&t, spec, 4, &m) == 0, "%s", kx_error_message());
+  int tok[T];
+  for (size_t i = 0; i < T; i++) tok[i] = (int)(kx_mix64(i + 3) % V);
+  ck_assert_int_eq(kx_dec_forward(&t, tok, NULL, 1, T, NULL), 0);
+  ck_assert_int_eq(kx_dec_forward(&m, tok, NULL, 1, T, NULL), 0);
+  double mx = 0, worst = 0, C = (double)t.cfg.width, L = (double)t.cfg.layers;
+  for (size_t i = 0; i < (size_t)T * V; i++) {
+    mx = fmax(mx, fabs(t.logits[i]));
+    worst = fmax(worst, fabs((double)t.logits[i] - (double)m.logits[i]));
+  }
+  double tol = 2 * (L + 1) * (T + 4 * C) * U * (1 + mx);
+  fprintf(stderr, "%s: max |logit - softmax teacher's| = %.3g (tol %.3g)\n", spec, worst, tol);
+  ck_assert_msg(worst <= tol, "%s: %g > %g", spec, worst, tol);
+  kx_dec_free(&t);
   kx_dec_free(&m);
 }
 END_TEST
@@ -508,10 +888,12 @@ int main(void) {
   Suite *s = kx_test_suite("decoder_linear");
   TCase *tc = kx_test_tracked_case(s, "kernel");
   kx_test_add(tc, (const TTest *const[]){test_chunked_equals_quadratic, test_causality, test_backward,
-                                         test_thread_count_independence, NULL});
+                                         test_thread_count_independence, test_window_forward, test_window_limits,
+                                         test_window_backward, NULL});
   TCase *tk = kx_test_tracked_case(s, "kinds");
-  tcase_add_loop_test(tk, test_kind_causality, 0, (int)N_LINEAR_KINDS);
-  tcase_add_loop_test(tk, test_kind_weights, 0, (int)N_LINEAR_KINDS);
+  tcase_add_loop_test(tk, test_kind_causality, 0, (int)N_CAUSAL_KINDS);
+  tcase_add_loop_test(tk, test_kind_weights, 0, (int)N_WEIGHT_KINDS);
+  tcase_add_loop_test(tk, test_window_is_softmax, 0, 3);
   tcase_add_loop_test(tk, test_kind_init, 0, (int)N_LINEAR_KINDS);
   tcase_add_test(tk, test_redraw_schedule);
   return kx_test_run(s);

@@ -97,7 +97,7 @@ void kx_test_config(kx_dec_config *c, const char *kind, size_t vocab, size_t ctx
   c->heads = 2;
   c->width = width;
   c->rotary_dims = rotary_dims;
-  snprintf(c->attn_kind, sizeof c->attn_kind, "%s", kind);
+  ck_assert_msg(kx_dec_config_set_attention(c, kind) == 0, "%s: %s", kind, kx_error_message());
 }
 
 void kx_test_model(kx_decoder *m, const kx_dec_config *c, uint64_t seed) {

@@ -52,7 +52,8 @@ float *kx_test_zeros(size_t n);
 
 /* ---- small decoders ---- */
 
-/* kx_dec_config_default with 2 layers of 2 heads and the given sizes. */
+/* kx_dec_config_default with 2 layers of 2 heads and the given sizes;
+ * kind "KIND" or "KIND+wN" (a sliding-window hybrid). */
 void kx_test_config(kx_dec_config *c, const char *kind, size_t vocab, size_t ctx, size_t width,
                     size_t rotary_dims);
 /* kx_dec_create and kx_dec_init_params(seed); the test fails with the

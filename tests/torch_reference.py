@@ -55,6 +55,15 @@ layer hybrids in TRANSFER_HYBRIDS are converted with --softmax-layers: the
 loss is the mean over the converted layers, and the kept layers' tensors
 must have exactly zero gradient.
 
+Sliding-window hybrid (docs/conversion.md): the variants named KIND+wN run
+`kapprox train --attention KIND --window N`; the kind's function is the same,
+its causal_linear call becomes `attend`, which for a windowed model computes
+the hybrid from its formula (hybrid below: exact exp(q.k/sqrt d) over the
+window, the kind's features times exp(win_beta + lam) before it, one
+denominator), quadratic and unshifted in float64, against the C code's
+chunked, banded, shifted float32 form.  The window's extra sums (at most w
+exponentials per row) stay inside the tolerance's K.
+
 Exits 77 (meson: skipped) when torch or h5py cannot be imported.
 """
 import math
@@ -107,9 +116,17 @@ def variant(name, features=lambda d: d, frozen=(), ctx=16, steps=3):
     context of the test model; steps: training steps before the compared
     batch."""
     def reg(fn):
-        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen), "ctx": ctx, "steps": steps}
+        VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen), "ctx": ctx, "steps": steps,
+                          "kind": name, "window": 0}
         return fn
     return reg
+
+
+def windowed(kind, window, ctx=None):
+    """Registers KIND+wN: kind's function on a model with a sliding window."""
+    spec = dict(VARIANTS[kind])
+    spec.update(window=window, ctx=ctx or spec["ctx"])
+    VARIANTS[f"{kind}+w{window}"] = spec
 
 
 def dims(c):
@@ -147,6 +164,38 @@ def causal_linear(fq, fk, v, decay=1.0, normalise=True, eps=1e-6):
     return num / (s.sum(-1, keepdim=True) + eps) if normalise else num
 
 
+def hybrid(q, k, fq, fk, v, lam, beta, w, decay=1.0, eps=1e-6):
+    """docs/conversion.md "Sliding-window hybrid", per (sequence, head), with
+    W_i = {i-w < j <= i}, L_i = {j <= i-w}:
+      e_ij = exp(q_i.k_j / sqrt d)                              j in W_i
+      e_ij = exp(beta + lam_i) g^(i-w-j) fq_i.fk_j              j in L_i
+      y_i  = sum_j e_ij v_j / (sum_j e_ij + [L_i not empty] exp(beta + lam_i) eps)
+    lam (B,H,T,1): the log of what the kind's stabilisers divided out of its
+    features (no gradient, as in the kind); beta (H): the tensor win_beta."""
+    T, d = q.shape[-2], q.shape[-1]
+    i = torch.arange(T, dtype=torch.float64)
+    lag = i[:, None] - i[None, :]
+    win, lin = (lag >= 0) & (lag < w), lag >= w
+    s = (q @ k.transpose(-1, -2)) / math.sqrt(d)
+    e_win = torch.exp(s.masked_fill(~win, float("-inf")))
+    rho = torch.exp(beta[None, :, None, None] + lam)
+    g = torch.as_tensor(decay, dtype=torch.float64) ** (lag - w).clamp(min=0)
+    e_lin = rho * torch.where(lin, g, torch.zeros(())) * (fq @ fk.transpose(-1, -2))
+    has_lin = (i >= w).to(torch.float64)[:, None]
+    den = e_win.sum(-1, keepdim=True) + e_lin.sum(-1, keepdim=True) + has_lin * rho * eps
+    return (e_win + e_lin) @ v / den
+
+
+def attend(c, p, q, k, fq, fk, v, lam=None, decay=1.0):
+    """The kind's normalised causal linear attention, or with a window in the
+    model's configuration its sliding-window hybrid."""
+    w = int(c.get("window", 0))
+    if not w:
+        return causal_linear(fq, fk, v, decay)
+    lam = torch.zeros(q.shape[:-1] + (1,), dtype=torch.float64) if lam is None else lam.detach()
+    return hybrid(q, k, fq, fk, v, lam, p("win_beta"), w, decay)
+
+
 @variant("softmax")
 def softmax_attention(c, p, h, rope):
     q, k, v = heads_qkv(c, p, h, rope)
@@ -156,11 +205,12 @@ def softmax_attention(c, p, h, rope):
     return merge_proj(c, p, torch.softmax(s.masked_fill(~mask, float("-inf")), -1) @ v)
 
 
-def positive_features(x, W, alpha, is_query):
+def positive_features(x, W, alpha, is_query, with_shift=False):
     """docs/attention-kinds.md, "Linear attention kinds": exp(W x~ - alpha |x~|^2 - c) / sqrt(m),
     x~ = x / d^(1/4); c (no gradient) = the row max for queries, for keys
     max(max_l e_0l, max_l |w_l|^2 / (4 alpha) - 60) per (sequence, head).
-    W (m, d) shared by the heads, or (H, m, d) one per head."""
+    W (m, d) shared by the heads, or (H, m, d) one per head.  with_shift:
+    also c, (B,H,T,1) or (B,H,1,1)."""
     d, m = x.shape[-1], W.shape[-2]
     xs = x / d ** 0.25
     e = xs @ W.transpose(-1, -2) - alpha * (xs * xs).sum(-1, keepdim=True)
@@ -169,16 +219,23 @@ def positive_features(x, W, alpha, is_query):
     else:
         floor = ((W * W).sum(-1).amax(-1) / (4 * alpha) - 60)[..., None, None]
         cst = torch.maximum(e[..., :1, :].max(-1, keepdim=True).values, floor)
-    return torch.exp(e - cst.detach()) / math.sqrt(m)
+    f = torch.exp(e - cst.detach()) / math.sqrt(m)
+    return (f, cst.detach()) if with_shift else f
+
+
+def positive_attend(c, p, q, k, v, W, alpha):
+    """Normalised linear attention (or its window hybrid, lam = c_q + c_k)
+    of the positive features."""
+    fq, cq = positive_features(q, W, alpha, True, True)
+    fk, ck = positive_features(k, W, alpha, False, True)
+    return attend(c, p, q, k, fq, fk, v, cq + ck)
 
 
 def positive_feature_variant(name, alpha):
     @variant(name, frozen=("feat_w",))
     def fn(c, p, h, rope):
         q, k, v = heads_qkv(c, p, h, rope)
-        W = p("feat_w").detach()
-        return merge_proj(c, p, causal_linear(positive_features(q, W, alpha, True),
-                                              positive_features(k, W, alpha, False), v))
+        return merge_proj(c, p, positive_attend(c, p, q, k, v, p("feat_w").detach(), alpha))
     return fn
 
 
@@ -194,9 +251,7 @@ positive_feature_variant("performer-prf", 0.5)
 def performer_redraw_attention(c, p, h, rope):
     C, H, d = dims(c)
     q, k, v = heads_qkv(c, p, h, rope)
-    W = p("feat_w").detach().reshape(H, d, d)
-    return merge_proj(c, p, causal_linear(positive_features(q, W, 0.5, True),
-                                          positive_features(k, W, 0.5, False), v))
+    return merge_proj(c, p, positive_attend(c, p, q, k, v, p("feat_w").detach().reshape(H, d, d), 0.5))
 positive_feature_variant("pff", 1.0)
 
 
@@ -210,7 +265,7 @@ def cosformer_attention(c, p, h, rope):
         r = torch.relu(x)
         return torch.cat([r * torch.cos(a), r * torch.sin(a)], -1)
 
-    return merge_proj(c, p, causal_linear(phi(q), phi(k), v))
+    return merge_proj(c, p, attend(c, p, q, k, phi(q), phi(k), v))
 
 
 # --- Gated, decayed linear attention (docs/attention-kinds.md, "Gated
@@ -271,25 +326,26 @@ def dct2_matrix(d):
     return s * torch.cos(math.pi * (2 * j + 1) * i / (2 * d))
 
 
-def dijiang_features(x, t, D, query):
+def dijiang_features(x, t, D, query, with_shift=False):
     """docs/attention-kinds.md, "Gated linear kinds" (dijiang):
     D_h * exp(t_i (C x~)_i - |x~|^2/2 - c) / sqrt(d), x~ = x / d^(1/4),
     c the row max of the exponent for queries (no gradient: it cancels in
-    the ratio), none for keys."""
+    the ratio; a sliding window's lam), none for keys.  with_shift: also c,
+    (B,H,T,1)."""
     d = x.shape[-1]
     xs = x * d ** -0.25
     l = t * (xs @ dct2_matrix(d).T) - xs.pow(2).sum(-1, keepdim=True) / 2
-    if query:
-        l = l - l.max(-1, keepdim=True).values.detach()
-    return D[None, :, None, :] * torch.exp(l) / math.sqrt(d)
+    shift = l.max(-1, keepdim=True).values.detach() if query else torch.zeros(l.shape[:-1] + (1,))
+    f = D[None, :, None, :] * torch.exp(l - shift) / math.sqrt(d)
+    return (f, shift) if with_shift else f
 
 
 @variant("dijiang", ctx=80, frozen=("feat_t",))
 def dijiang_attention(c, p, h, rope):
     q, k, v = heads_qkv(c, p, h, rope)
     t, D = p("feat_t").detach(), p("feat_d")
-    return gate_proj(c, p, h, causal_linear(dijiang_features(q, t, D, True), dijiang_features(k, t, D, False), v,
-                                            decay_dijiang(q.shape[1])))
+    (fq, lam), fk = dijiang_features(q, t, D, True, True), dijiang_features(k, t, D, False)
+    return gate_proj(c, p, h, attend(c, p, q, k, fq, fk, v, lam, decay_dijiang(q.shape[1])))
 
 
 @variant("linformer", ctx=80, features=lambda d: 32)
@@ -309,8 +365,8 @@ def hedgehog_attention(c, p, h, rope):
     (after rotary), phi = [softmax(u), softmax(-u)], normalised causal linear
     attention with eps 1e-6."""
     q, k, v = heads_qkv(c, p, h, rope)
-    return merge_proj(c, p, causal_linear(hedgehog_features(c, p, q, "hh_qw", "hh_qb"),
-                                          hedgehog_features(c, p, k, "hh_kw", "hh_kb"), v))
+    return merge_proj(c, p, attend(c, p, q, k, hedgehog_features(c, p, q, "hh_qw", "hh_qb"),
+                                   hedgehog_features(c, p, k, "hh_kw", "hh_kb"), v))
 
 
 def hedgehog_features(c, p, x, w, b):
@@ -320,6 +376,16 @@ def hedgehog_features(c, p, x, w, b):
     return torch.cat([torch.softmax(u, -1), torch.softmax(-u, -1)], -1)
 
 
+# Sliding-window hybrids: one of each family of kinds (positive features
+# with their stabilisers, cosFormer without, DiJiang with decay and gate,
+# Hedgehog's learned maps), windows below, across and beyond the C code's
+# 32-row chunks and blocks, at context 80.
+windowed("performer", 5, ctx=80)
+windowed("cosformer", 3)
+windowed("dijiang", 7, ctx=80)
+windowed("hedgehog", 33, ctx=80)
+
+
 def layer_kinds(c):
     """Attention kind of every layer: softmax where the mask's bit is set."""
     mask = int(c.get("softmax_layers", 0))
@@ -327,8 +393,9 @@ def layer_kinds(c):
 
 
 # Layer hybrids checked by default: all but one layer softmax, and one kept
-# softmax layer between two converted ones.
-HYBRIDS = ["dijiang+sm0.1", "hedgehog+sm1"]
+# softmax layer between two converted ones (also with a sliding window in
+# the converted ones).
+HYBRIDS = ["dijiang+sm0.1", "hedgehog+sm1", "dijiang+w7+sm1"]
 
 
 def make_rope(c, T):
@@ -449,43 +516,49 @@ def check(kapprox, kind, tmp, text):
     common = ["--text", text, "--batch", "4", "--warmup", "1", "--lr", "1e-2", "--seed", "1", "--quiet",
               "--no-final-eval"]
     shape = ["--heads", "2", "--width", "32", "--ctx", str(spec["ctx"])]
+    window = ["--window", str(spec["window"])] if spec["window"] else []
     if not kept:
         ok = run(kind, [kapprox, "train", "--layers", "2", *shape, "--steps", str(spec["steps"]),
-                        "--attention", kind, "--out", ck, "--dump-grads", gr, *common])
+                        "--attention", spec["kind"], *window, "--out", ck, "--dump-grads", gr, *common])
     else:
         teacher, student = os.path.join(tmp, kind + ".t.h5"), os.path.join(tmp, kind + ".s.h5")
         ok = (run(kind, [kapprox, "train", "--layers", "3", *shape, "--steps", "3", "--out", teacher, *common])
-              and run(kind, [kapprox, "convert", "--from", teacher, "--attention", base, "--softmax-layers", kept,
-                             "--out", student, "--seed", "2", "--quiet"])
+              and run(kind, [kapprox, "convert", "--from", teacher, "--attention", spec["kind"], *window,
+                             "--softmax-layers", kept, "--out", student, "--seed", "2", "--quiet"])
               and run(kind, [kapprox, "finetune", "--from", student, "--steps", str(spec["steps"]), "--out", ck,
                              "--dump-grads", gr, *common]))
     if not ok:
         return False
     c, P = load(ck)
     if kept:
-        want = ["softmax" if str(l) in kept.split(",") else base for l in range(3)]
+        want = ["softmax" if str(l) in kept.split(",") else spec["kind"] for l in range(3)]
         if layer_kinds(c) != want:
             print(f"FAIL {kind}: the checkpoint's layers are {layer_kinds(c)}, expected {want}")
             return False
+    if int(c.get("window", 0)) != spec["window"]:
+        print(f"FAIL {kind}: the checkpoint's window is {int(c.get('window', 0))}, expected {spec['window']}")
+        return False
     g = h5py.File(gr, "r")
     tokens = torch.tensor(g["tokens"][()], dtype=torch.long)
     targets = torch.tensor(g["targets"][()], dtype=torch.long)
     loss = forward(c, P, tokens, targets)
     loss.backward()
     frozen = lambda name: name.split("/")[-1] in spec["frozen"]  # noqa: E731
-    return compare(kind, c, P, g, loss, tokens.shape[1], spec["features"], frozen, "frozen tensor")[0]
+    return compare(kind, c, P, g, loss, tokens.shape[1], spec["features"], frozen, "frozen tensor",
+                   window=spec["window"])[0]
 
 
-def compare(label, c, P, g, loss, T, features, zero, why_zero, note=""):
+def compare(label, c, P, g, loss, T, features, zero, why_zero, note="", window=0):
     """The C loss and gradients of dump `g` against the reference's `loss`
-    (backward done) within the float32 rule of the module docstring; a
+    (backward done) within the float32 rule of the module docstring (a
+    sliding window of `window` positions adds its sums to K); a
     tensor for which zero(name) holds must have an exactly zero C gradient
     (`why_zero` names the reason in a failure); returns (pass, number of
     gradients compared)."""
     L, C = int(c["layers"]), int(c["width"])
     V, m = int(c["vocab"]), features(C // int(c["heads"]))
     u = 2.0 ** -24
-    K = 2 * L * (4 * C + 3 * T + V + 2 * m)
+    K = 2 * L * (4 * C + 3 * T + V + 2 * m + window)
     tol = 10 * math.sqrt(K) * u
     ok = True
     loss_c = float(g.attrs["loss"])

@@ -215,7 +215,7 @@ int kx_bench_float_map_time(kx_bench_float_map *fm, kx_bench_fmaps *b, size_t d,
   *best = INFINITY;
   for (size_t r = 0; r <= b->reps; r++) { /* run 0 warms up */
     double t0 = kx_now_seconds();
-    kx_posfeat_forward(fm->W, 1, m, d, 0.5f, 1, fm->sequences, fm->tokens, fm->x, fm->f, NULL, 0);
+    kx_posfeat_forward(fm->W, 1, m, d, 0.5f, 1, fm->sequences, fm->tokens, fm->x, fm->f, NULL, 0, NULL);
     double t = kx_now_seconds() - t0;
     if (r && t < *best) *best = t;
   }

@@ -1,6 +1,6 @@
 /* The cost of generating one token against the context length
  * (kapprox bench-inference, Figure 4): per-token latency of recurrent
- * decoding (dec_infer.h), prefill time, and memory (the allocator's count
+ * decoding (dec_infer.h) in wall-clock and in CPU time, prefill time, and memory (the allocator's count
  * of the decoding state or KV cache, and the peak resident set of the
  * process during the point, VmHWM after resetting it). */
 #ifndef KX_BENCH_INFERENCE_H
@@ -27,12 +27,12 @@ typedef struct {
 typedef struct {
   const char *kind;
   size_t length, steps, ctx;
-  double prefill_s, ms_per_token;
+  double prefill_s, ms_per_token, cpu_ms_per_token; /* cpu: the process's CPU time */
   size_t state_bytes, alloc_bytes, base_rss, peak_rss;
 } kx_bench_point;
 
 /* The checkpoint's model (kind and ctx ignored), or a freshly initialised
- * model of `kind` with context ctx. */
+ * model of `kind` ("KIND" or "KIND+wN", dec_config.h) with context ctx. */
 int kx_bench_make_model(kx_decoder *m, const char *kind, const kx_bench_model *ms, size_t ctx);
 
 /* Decoding steps at most for a prompt of `length` tokens (warm-up included). */

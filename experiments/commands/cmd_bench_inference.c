@@ -16,6 +16,8 @@
 #include "experiments/model/dec_layers.h"
 
 enum { MAX_LENGTHS = 32, MAX_KINDS = 16 };
+/* The sliding-window hybrid of the default list (docs/conversion.md). */
+#define DEFAULT_HYBRID "dijiang+w16"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -24,11 +26,15 @@ static void usage(FILE *out) {
           "length L, a prompt of L tokens is prefilled (parallel form, chunks of %d), then\n"
           "tokens are fed one at a time through the recurrent state (KV cache for softmax)\n"
           "for --seconds (after %d untimed steps; at least %d timed, at most L/16), so the\n"
-          "context stays within L .. 1.07 L.  Writes one CSV row per (kind, length), prints the crossover\n"
-          "lengths where a linear kind starts to beat softmax, and draws Figure 4.\n\n"
+          "context stays within L .. 1.07 L; the wall clock and the process's CPU time per\n"
+          "token (steadier on a shared machine) are both recorded.  Writes one CSV row per\n"
+          "(kind, length), prints the crossover lengths where a linear kind starts to beat\n"
+          "softmax, and draws Figure 4.\n\n"
           "  --checkpoint FILE    time this trained model (default: a freshly initialised\n"
           "                       model of each kind; the weights do not change the cost)\n"
-          "  --attention LIST     kinds, comma-separated (default: every kind)\n"
+          "  --attention LIST     kinds, comma-separated; KIND+wN is KIND's sliding-window\n"
+          "                       hybrid with a window of N (default: every kind and\n"
+          "                       %s)\n"
           "  --lengths LIST       context lengths [256,1024,4096,16384,65536]\n"
           "  --softmax-max N      longest length for softmax [16384]\n"
           "  --layers N --heads N --width N   model size [4, 4, 256 as kapprox train]\n"
@@ -42,7 +48,7 @@ static void usage(FILE *out) {
           "Lengths that would not fit in memory (MemAvailable) or that a kind does not\n"
           "define (cosformer, linformer beyond a checkpoint's context) are refused before\n"
           "anything runs.\n",
-          KX_DEC_INFER_CHUNK, KX_BENCH_WARMUP, KX_BENCH_MIN_STEPS);
+          KX_DEC_INFER_CHUNK, KX_BENCH_WARMUP, KX_BENCH_MIN_STEPS, DEFAULT_HYBRID);
 }
 
 /* Where a linear kind starts to beat softmax, for decoding (which = 0) or prefill. */
@@ -102,14 +108,19 @@ int cmd_bench_inference(int argc, char **argv) {
     if (bad) return kx_cli_value_error(cmd, NULL);
   }
   if (optind < argc) return kx_cli_extra_operand(cmd, argv[optind], NULL);
-  /* Kinds: the list, or every kind with recurrent decoding; a checkpoint has one. */
-  static char kbuf[256];
-  snprintf(kbuf, sizeof kbuf, "%s", kinds_arg ? kinds_arg : kx_dec_attn_names());
+  /* Kinds: the list, or every kind with recurrent decoding and a hybrid; a
+   * checkpoint has one. */
+  static char kbuf[512];
+  if (kinds_arg)
+    snprintf(kbuf, sizeof kbuf, "%s", kinds_arg);
+  else
+    snprintf(kbuf, sizeof kbuf, "%s, %s", kx_dec_attn_names(), DEFAULT_HYBRID);
   for (char *save = NULL, *t = strtok_r(kbuf, ", ", &save); t && nk < MAX_KINDS; t = strtok_r(NULL, ", ", &save)) {
-    if (!kx_dec_attn_find(t)) {
-      kx_cli_error(cmd, "unknown --attention '%s' (known: %s)", t, kx_dec_attn_names());
-      return 2;
-    }
+    kx_dec_config probe;
+    kx_dec_config_default(&probe);
+    probe.ctx = KX_BENCH_MAX_TRAINED_CTX;
+    if (kx_dec_config_set_attention(&probe, t) || kx_dec_config_check_window(&probe))
+      return kx_cli_value_error(cmd, "--attention");
     kinds[nk++] = t;
   }
   size_t max_len = 0;
@@ -126,8 +137,8 @@ int cmd_bench_inference(int argc, char **argv) {
       kx_cli_error(cmd, "%s", kx_error_message());
       return 1;
     }
-    static char kname[KX_DEC_NAME_MAX + 256];
-    kx_dec_config_label(&m.cfg, kname, sizeof kname); /* a layer hybrid: "performer+sm0" */
+    static char kname[KX_DEC_LABEL_MAX];
+    kx_dec_config_label(&m.cfg, kname, sizeof kname); /* a hybrid: "performer+sm0", "dijiang+w16" */
     kinds[0] = kname;
     nk = 1;
     kx_dec_free(&m);
@@ -137,11 +148,16 @@ int cmd_bench_inference(int argc, char **argv) {
   size_t np = 0;
   if (!pts) return 1;
   for (size_t k = 0; k < nk; k++) {
-    /* A context of one prefill chunk, except for the kinds with
-     * per-position weights (cosformer, linformer): built for the longest
-     * length, so that every length is defined for them. */
+    /* A context of one prefill chunk (or of a longer sliding window),
+     * except for the kinds with per-position weights (cosformer,
+     * linformer): built for the longest length, so that every length is
+     * defined for them. */
     kx_decoder m;
-    kctx[k] = KX_DEC_INFER_CHUNK;
+    kx_dec_config probe;
+    kx_dec_config_default(&probe);
+    kctx[k] = KX_DEC_INFER_CHUNK; /* a checkpoint brings its own */
+    if (!ms.checkpoint && !kx_dec_config_set_attention(&probe, kinds[k]) && probe.window > kctx[k])
+      kctx[k] = probe.window;
     if (kx_bench_make_model(&m, kinds[k], &ms, kctx[k])) {
       kx_cli_error(cmd, "%s", kx_error_message());
       free(pts);
@@ -181,8 +197,8 @@ int cmd_bench_inference(int argc, char **argv) {
     free(pts);
     return 2;
   }
-  printf("%-14s %8s %7s %11s %11s %12s %12s %12s\n", "kind", "length", "steps", "prefill_s", "ms/token",
-         "tokens/s", "state_MiB", "peakRSS_MiB");
+  printf("%-14s %8s %7s %11s %11s %12s %12s %12s %12s\n", "kind", "length", "steps", "prefill_s", "ms/token",
+         "tokens/s", "state_MiB", "peakRSS_MiB", "CPU_ms/token");
   int rc = 0;
   for (size_t i = 0; i < np && !rc; i++) {
     kx_decoder m;
@@ -190,9 +206,9 @@ int cmd_bench_inference(int argc, char **argv) {
     rc = kx_bench_measure(&m, pts[i].length, seconds, ms.seed, &pts[i]);
     kx_dec_free(&m);
     if (!rc)
-      printf("%-14s %8zu %7zu %11.4g %11.4g %12.5g %12.4g %12.4g\n", pts[i].kind, pts[i].length, pts[i].steps,
-             pts[i].prefill_s, pts[i].ms_per_token, 1e3 / pts[i].ms_per_token, pts[i].state_bytes / 1048576.0,
-             pts[i].peak_rss / 1048576.0);
+      printf("%-14s %8zu %7zu %11.4g %11.4g %12.5g %12.4g %12.4g %12.4g\n", pts[i].kind, pts[i].length,
+             pts[i].steps, pts[i].prefill_s, pts[i].ms_per_token, 1e3 / pts[i].ms_per_token,
+             pts[i].state_bytes / 1048576.0, pts[i].peak_rss / 1048576.0, pts[i].cpu_ms_per_token);
     fflush(stdout);
   }
   if (!rc) rc = kx_bench_write_csv(out, pts, np);

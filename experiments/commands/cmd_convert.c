@@ -35,6 +35,10 @@ static void usage(FILE *out) {
           "  --softmax-layers LIST  layer hybrid: keep these layers (0-based, comma-\n"
           "                       separated, e.g. 0,3) softmax, exactly the teacher's,\n"
           "                       and convert only the others (at least one)\n"
+          "  --window W           sliding-window hybrid: exact softmax over the last W\n"
+          "                       positions (W <= the context; 16 is a good start), KIND's\n"
+          "                       linear attention before them, one normalisation; for the\n"
+          "                       normalised linear kinds (docs/conversion.md) [none]\n"
           "attention transfer (stage 1), for the kinds with a trainable feature map:\n"
           "  %s\n"
           "(the others have nothing to train and convert without it):\n"
@@ -79,17 +83,18 @@ static void transfer_progress(uint64_t step, uint64_t steps, double loss, void *
 }
 
 int cmd_convert(int argc, char **argv) {
-  enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET, O_SMLAYERS, O_DUMP };
+  enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET, O_SMLAYERS, O_DUMP,
+         O_WINDOW };
   static const struct option lo[] = {
       {"from", 1, 0, O_FROM},           {"attention", 1, 0, O_ATTN},    {"out", 1, 0, O_OUT},
       {"seed", 1, 0, O_SEED},           {"transfer-steps", 1, 0, O_TSTEPS}, {"transfer-batch", 1, 0, O_TBATCH},
       {"transfer-lr", 1, 0, O_TLR},     {"text", 1, 0, O_TEXT},         {"quiet", 0, 0, O_QUIET},
-      {"softmax-layers", 1, 0, O_SMLAYERS}, {"dump-transfer", 1, 0, O_DUMP},
+      {"softmax-layers", 1, 0, O_SMLAYERS}, {"dump-transfer", 1, 0, O_DUMP}, {"window", 1, 0, O_WINDOW},
       {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
   const char *from = NULL, *kind = NULL, *out = NULL, *text = NULL, *sm_layers = NULL;
   kx_transfer_opts t = {.steps = 0, .batch = 8, .seed = 0, .lr = 1e-2};
   int quiet = 0, c, bad = 0;
-  size_t sz;
+  size_t sz, window = 0;
   optind = 1;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
@@ -112,6 +117,7 @@ int cmd_convert(int argc, char **argv) {
         break;
       case O_TEXT: text = optarg; break;
       case O_SMLAYERS: sm_layers = optarg; break;
+      case O_WINDOW: bad = kx_dec_parse_window(optarg, &window); break;
       case O_QUIET: quiet = 1; break;
       case O_DUMP: t.dump = optarg; break; /* test hook (tests/torch_reference.py), not in --help */
       case 'h': usage(stdout); return 0;
@@ -128,6 +134,17 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "--out %s is the teacher itself; give another file name", out);
     return 2;
   }
+  kx_dec_config want; /* the kind and window first; the sizes come with the teacher */
+  kx_dec_config_default(&want);
+  snprintf(want.attn_kind, sizeof want.attn_kind, "%s", kind);
+  want.window = window;
+  want.ctx = 8192;
+  if (kx_dec_config_check_window(&want)) return kx_cli_value_error(cmd, "see kapprox convert --help");
+  char spec[KX_DEC_NAME_MAX + 32]; /* "KIND" or "KIND+wN" for the library */
+  if (window)
+    snprintf(spec, sizeof spec, "%s+w%zu", kind, window);
+  else
+    snprintf(spec, sizeof spec, "%s", kind);
   kx_decoder teacher, student;
   kx_dec_vocab vocab;
   kx_dec_data data;
@@ -136,18 +153,20 @@ int cmd_convert(int argc, char **argv) {
   char *text_path = NULL;
   if (kx_cli_load_decoder(cmd, from, &teacher, &vocab)) return 1;
   int rc = 0;
-  /* the layer list needs the teacher's depth; a bad one is still a usage error */
+  /* the layer list and the window need the teacher's depth and context; a
+   * bad one is still a usage error */
   uint64_t mask = 0;
-  kx_dec_config want = teacher.cfg;
+  want = teacher.cfg;
   snprintf(want.attn_kind, sizeof want.attn_kind, "%s", kind);
-  if (sm_layers && (kx_dec_parse_layers(sm_layers, "--softmax-layers", teacher.cfg.layers, &mask) ||
-                    (want.softmax_layers = mask, kx_dec_config_check(&want)))) {
+  want.window = window;
+  if ((sm_layers && kx_dec_parse_layers(sm_layers, "--softmax-layers", teacher.cfg.layers, &mask)) ||
+      (want.softmax_layers = mask, kx_dec_config_check(&want))) {
     kx_cli_error(cmd, "%s (see kapprox convert --help)", kx_error_message());
     kx_dec_free(&teacher);
     kx_dec_vocab_free(&vocab);
     return 2;
   }
-  rc = kx_dec_convert_hybrid(&teacher, kind, mask, t.seed, &student);
+  rc = kx_dec_convert_hybrid(&teacher, spec, mask, t.seed, &student);
   if (rc) kx_fail_context(rc, "converting '%s': ", from);
   if (!rc && (t.steps || t.dump) && !kx_dec_transfer_supported(student.attn)) {
     fprintf(stderr,
@@ -178,13 +197,14 @@ int cmd_convert(int argc, char **argv) {
         nr += s >= 0;
         if (s >= 0) dropped[s] = 0;
       }
-      char label[KX_DEC_NAME_MAX + 256], kept[256];
+      char label[KX_DEC_LABEL_MAX], kept[256];
       kx_dec_config_label(&student.cfg, label, sizeof label);
       kx_dec_format_layers(mask, kept, sizeof kept);
       printf("%s (softmax) -> %s (%s): %zu tensors reused, %zu new (seed %llu)%s\n", from, out, label, nr,
              student.tab.n - nr, (unsigned long long)t.seed,
              t.steps ? ", feature maps trained by attention transfer" : "");
-      if (mask) printf("  layer hybrid: layers %s keep the teacher's softmax attention, the others are %s\n", kept, kind);
+      if (mask)
+        printf("  layer hybrid: layers %s keep the teacher's softmax attention, the others are %s\n", kept, spec);
       print_names("reused", &student.tab, reused);
       print_names("new", &student.tab, fresh);
       print_names("teacher tensors not used", &teacher.tab, dropped);

@@ -136,7 +136,7 @@ int cmd_eval(int argc, char **argv) {
   rc = text ? (path ? 0 : KX_ENOMEM) : kx_dec_default_corpus(&path, &generated);
   if (!rc) rc = kx_dec_data_load(path, &vocab, &data);
   kx_dec_eval_result r;
-  char label[KX_DEC_NAME_MAX + 256];
+  char label[KX_DEC_LABEL_MAX];
   kx_dec_config_label(&m.cfg, label, sizeof label);
   if (!rc) rc = kx_dec_evaluate(&m, data.val, data.n_val, windows, batch, &r);
   if (!rc) {

@@ -41,6 +41,8 @@ static void usage(FILE *out) {
           "                       the paper's cost ratio)\n"
           "  --pretrain-steps N   pre-training steps --budget refers to [%d]\n"
           "  --lr X               peak learning rate [%s]\n"
+          "  --window W           must be the model's sliding window (kapprox convert\n"
+          "                       --window sets it); normally omitted\n"
           "  every other option of kapprox train (--text, --batch, --warmup, --seed,\n"
           "  --log, --save-every, --eval-every, --stop-after, --quiet, ...)\n",
           PRETRAIN_STEPS_DEFAULT, FINETUNE_LR_DEFAULT);
@@ -58,12 +60,12 @@ static int same_configuration(const char *from, const char *resume) {
     return rc;
   }
   const kx_dec_config *x = &a.cfg, *y = &b.cfg;
-  int same = !strcmp(x->attn_kind, y->attn_kind) && x->softmax_layers == y->softmax_layers &&
+  int same = !strcmp(x->attn_kind, y->attn_kind) && x->softmax_layers == y->softmax_layers && x->window == y->window &&
              x->vocab == y->vocab && x->ctx == y->ctx &&
              x->layers == y->layers && x->heads == y->heads && x->width == y->width &&
              x->rotary_dims == y->rotary_dims && va.V == vb.V &&
              !memcmp(va.vocab, vb.vocab, va.V * sizeof *va.vocab);
-  char lx[KX_DEC_NAME_MAX + 256], ly[KX_DEC_NAME_MAX + 256];
+  char lx[KX_DEC_LABEL_MAX], ly[KX_DEC_LABEL_MAX];
   kx_dec_config_label(x, lx, sizeof lx);
   kx_dec_config_label(y, ly, sizeof ly);
   if (!same)

@@ -77,6 +77,7 @@ int kx_train_cli_option(const char *cmd, int c, const char *arg, kx_train_cli *t
     case KX_TRAIN_O_QUIET: t->quiet = 1; break;
     case KX_TRAIN_O_DUMP: t->o.dump_grads = arg; break;
     case KX_TRAIN_O_INIT_FROM: t->o.init_from = arg; break;
+    case KX_TRAIN_O_WINDOW: bad = kx_dec_parse_window(arg, &t->o.window); break;
     default: return 0;
   }
   if (bad) {
@@ -107,7 +108,7 @@ static void report(const kx_train_report *r, void *user) {
   const double ln2 = log(2.0);
   if (r->kind == KX_TRAIN_START) {
     const kx_dec_config *c = r->cfg;
-    char label[KX_DEC_NAME_MAX + 256];
+    char label[KX_DEC_LABEL_MAX];
     kx_dec_config_label(c, label, sizeof label);
     printf("text: %s%s\n", r->text_path, r->corpus_generated ? " (generated now)" : "");
     printf("characters: %zu train, %zu validation (every 20th line); vocabulary %zu\n", r->n_train, r->n_val,
@@ -162,6 +163,19 @@ static void report(const kx_train_report *r, void *user) {
 }
 
 int kx_train_cli_run(const char *cmd, const kx_train_cli *t) {
+  const kx_dec_train_opts *o = &t->o;
+  if (o->window && !o->resume && !o->init_from) { /* a fresh model: its kind and context are known now */
+    kx_dec_config c;
+    kx_dec_config_default(&c);
+    if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
+    if (o->ctx) c.ctx = o->ctx;
+    c.window = o->window;
+    if (kx_dec_config_check_window(&c)) {
+      char see_help[64];
+      snprintf(see_help, sizeof see_help, "see kapprox %s --help", cmd);
+      return kx_cli_value_error(cmd, see_help);
+    }
+  }
   ui u = {kx_stderr_is_tty(), t->quiet, 0};
   int rc = kx_dec_train(&t->o, report, &u);
   if (rc) {

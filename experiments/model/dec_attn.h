@@ -101,6 +101,11 @@ typedef struct {
    * inference, attention transfer) uses the tensors as stored in the
    * checkpoint: the draw of the last training step. */
   int (*redraw)(const kx_dec_config *cfg, size_t layer, float *const *p, uint64_t seed, uint64_t step);
+  /* 1 if the kind implements the sliding-window hybrid (cfg->window > 0,
+   * dec_window.h); otherwise no_window (may be NULL) says why it cannot,
+   * for the message. */
+  int window;
+  const char *no_window;
 } kx_attn_kind;
 
 /* The entries of a kind file whose hooks are static functions named as the

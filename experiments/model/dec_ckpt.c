@@ -14,9 +14,10 @@
 
 #define FORMAT "kapprox-decoder"
 /* Version 2 marks a checkpoint whose /config carries an attribute that
- * changes the model (softmax_layers): a reader of version 1 would ignore it
- * and build another model, so it must refuse the file.  Checkpoints without
- * such attributes keep version 1, and this reader takes both. */
+ * changes the model (softmax_layers, window): a reader of version 1 would
+ * ignore it and build another model, so it must refuse the file.
+ * Checkpoints without such attributes keep version 1, and this reader takes
+ * both. */
 #define FORMAT_VERSION 1
 #define FORMAT_VERSION_HYBRID 2
 
@@ -60,7 +61,8 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   H5Pset_create_intermediate_group(lcpl, 1);
   const kx_dec_config *c = &m->cfg;
   int rc = attr_str(f, "format", FORMAT);
-  if (!rc) rc = attr_u64(f, "format_version", c->softmax_layers ? FORMAT_VERSION_HYBRID : FORMAT_VERSION);
+  if (!rc)
+    rc = attr_u64(f, "format_version", c->softmax_layers || c->window ? FORMAT_VERSION_HYBRID : FORMAT_VERSION);
   hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0 && !rc) rc = kx_fail(KX_EIO, "cannot create group /config");
   if (!rc) rc = attr_u64(g, "vocab", c->vocab);
@@ -73,6 +75,8 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   if (!rc) rc = attr_f64(g, "ln_eps", c->ln_eps);
   if (!rc) rc = attr_str(g, "attention", c->attn_kind);
   if (!rc && c->softmax_layers) rc = attr_u64(g, "softmax_layers", c->softmax_layers);
+  /* only when set: a model without it writes the file it always did */
+  if (!rc && c->window) rc = attr_u64(g, "window", c->window);
   if (!rc) rc = attr_u64(g, "parallel_residual", 1);
   if (!rc) rc = attr_u64(g, "tied_embeddings", 0);
   if (g >= 0) H5Gclose(g);
@@ -177,9 +181,12 @@ static int read_config(hid_t f, unsigned long long file_bytes, kx_dec_config *c)
   /* absent: every layer has `attention` (checkpoints before layer hybrids) */
   if (!rc && H5Aexists(g, "softmax_layers") > 0)
     rc = kx_h5_attr_scalar(g, "softmax_layers", H5T_NATIVE_UINT64, &c->softmax_layers);
+  uint64_t window = 0; /* absent: no sliding window (every older checkpoint) */
+  if (!rc && H5Aexists(g, "window") > 0) rc = kx_h5_attr_scalar(g, "window", H5T_NATIVE_UINT64, &window);
   H5Gclose(g);
   if (rc) return kx_fail_context(rc, "/config: ");
   c->vocab = u[0], c->ctx = u[1], c->layers = u[2], c->heads = u[3], c->width = u[4], c->rotary_dims = u[5];
+  c->window = window;
   if (!isfinite(c->rope_base) || !isfinite(c->ln_eps))
     return kx_fail(KX_EIO, "/config: rope_base = %g, ln_eps = %g; both must be finite", c->rope_base, c->ln_eps);
   if ((rc = kx_dec_config_check(c))) return kx_fail_context(KX_EIO, "/config: ");

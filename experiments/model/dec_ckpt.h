@@ -1,12 +1,15 @@
 /* Checkpoints of the decoder in HDF5 (layout in docs/file-formats.md,
  * "Decoder checkpoint"):
  *   /                   attrs format = "kapprox-decoder", format_version = 1
- *                       (2 for a layer hybrid, which older readers refuse)
+ *                       (2 for a layer or sliding-window hybrid, which
+ *                       older readers refuse)
  *   /config             attrs vocab, ctx, layers, heads, width, rotary_dims
  *                       (uint64), rope_base, ln_eps (double), attention
  *                       (string), parallel_residual = 1, tied_embeddings = 0,
  *                       and for a layer hybrid softmax_layers (uint64 mask,
- *                       bit l = layer l keeps softmax; absent = 0)
+ *                       bit l = layer l keeps softmax; absent = 0), and for a
+ *                       sliding window window (uint64, only when > 0, the
+ *                       hybrid, dec_window.h; absent = 0)
  *   /vocab              uint32 (V): Unicode code point of each token id
  *   /param/<name>       float32, (rows, cols) or (rows,), names of the
  *                       parameter table (embed, layer<l>/ln1_w, ...)

@@ -1,6 +1,7 @@
 #include "experiments/model/dec_config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/kx_cli.h"
@@ -34,9 +35,8 @@ int kx_dec_config_check(const kx_dec_config *c) {
                    c->rotary_dims);
   if (!(c->rope_base > 1.0)) return kx_fail(KX_EINVAL, "rotary base must be > 1, got %g", c->rope_base);
   if (!(c->ln_eps > 0.0)) return kx_fail(KX_EINVAL, "LayerNorm epsilon must be > 0, got %g", c->ln_eps);
-  if (!kx_dec_attn_find(c->attn_kind)) {
-    return kx_fail(KX_EINVAL, "unknown attention kind '%s' (known: %s)", c->attn_kind, kx_dec_attn_names());
-  }
+  int rc = kx_dec_config_check_window(c);
+  if (rc) return rc;
   if (c->softmax_layers) {
     char kept[256];
     kx_dec_format_layers(c->softmax_layers, kept, sizeof kept);
@@ -52,6 +52,57 @@ int kx_dec_config_check(const kx_dec_config *c) {
                      "fewer layers, or use the softmax model itself)",
                      kept, c->attn_kind);
   }
+  return 0;
+}
+
+int kx_dec_config_check_window(const kx_dec_config *c) {
+  const kx_attn_kind *k = kx_dec_attn_find(c->attn_kind);
+  if (!k) {
+    return kx_fail(KX_EINVAL, "unknown attention kind '%s' (known: %s)", c->attn_kind, kx_dec_attn_names());
+  }
+  if (c->window && !k->window)
+    return kx_fail(KX_EINVAL, "attention '%s' cannot take a sliding window (--window %zu): %s", k->name, c->window,
+                   k->no_window ? k->no_window : "it does not implement the hybrid");
+  if (c->window > c->ctx)
+    return kx_fail(KX_EINVAL,
+                   "--window %zu is beyond the context %zu; give at most %zu (a window of the whole context is "
+                   "softmax attention)",
+                   c->window, c->ctx, c->ctx);
+  return 0;
+}
+
+int kx_dec_parse_window(const char *s, size_t *window) {
+  char *end;
+  unsigned long long w = s && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+  if (!s || *s < '0' || *s > '9' || *end || w == 0 || w > 8192)
+    return kx_fail(KX_EINVAL,
+                   "--window '%s': give the window's length in positions, a whole number in [1, 8192] (at most "
+                   "the context); a window of 0 is the kind alone: omit --window",
+                   s ? s : "");
+  *window = (size_t)w;
+  return 0;
+}
+
+int kx_dec_config_set_attention(kx_dec_config *c, const char *spec) {
+  const char *plus = strstr(spec, "+w");
+  size_t len = plus ? (size_t)(plus - spec) : strlen(spec), window = 0;
+  if (plus) {
+    char *end;
+    const char *digits = plus + 2;
+    unsigned long long w = *digits >= '0' && *digits <= '9' ? strtoull(digits, &end, 10) : 0;
+    if (*digits < '0' || *digits > '9' || *end || w == 0 || w > 1u << 20)
+      return kx_fail(KX_EINVAL,
+                     "'%s': a sliding window is written KIND+wN with a whole number N >= 1 of positions (e.g. "
+                     "dijiang+w16); a window of 0 is the kind alone: write KIND",
+                     spec);
+    window = (size_t)w;
+  }
+  char name[KX_DEC_NAME_MAX];
+  snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), spec);
+  if (len >= sizeof name || !kx_dec_attn_find(name))
+    return kx_fail(KX_EINVAL, "unknown attention kind '%.*s' (known: %s)", (int)len, spec, kx_dec_attn_names());
+  snprintf(c->attn_kind, sizeof c->attn_kind, "%s", name);
+  c->window = window;
   return 0;
 }
 
@@ -104,7 +155,8 @@ void kx_dec_hybrid_suffix(uint64_t mask, char *buf, size_t cap) {
 }
 
 void kx_dec_config_label(const kx_dec_config *c, char *buf, size_t cap) {
-  char kept[256];
+  char kept[256], window[32] = "";
   kx_dec_hybrid_suffix(c->softmax_layers, kept, sizeof kept);
-  snprintf(buf, cap, "%s%s", c->attn_kind, kept);
+  if (c->window) snprintf(window, sizeof window, "+w%zu", c->window);
+  snprintf(buf, cap, "%s%s%s", c->attn_kind, window, kept);
 }

@@ -34,6 +34,10 @@ typedef struct {
    * converted from softmax with some layers left as they were); 0 = every
    * layer has attn_kind.  Layers <= 64, so one word holds every layer. */
   uint64_t softmax_layers;
+  size_t window;       /* sliding-window hybrid (dec_window.h) in the layers of
+                          attn_kind: exact softmax over the last `window`
+                          positions, the kind's linear attention before them;
+                          0 = off (the kind alone) */
 } kx_dec_config;
 
 /* Defaults of `kapprox train`: 4 layers, 4 heads, width 256 (d = 64),
@@ -42,6 +46,19 @@ void kx_dec_config_default(kx_dec_config *cfg);
 
 /* Checks ranges and divisibility; message names the offending option. */
 int kx_dec_config_check(const kx_dec_config *cfg);
+/* Its last part: the attention kind is known and takes cfg->window (a kind
+ * with the hybrid, a window within ctx).  Commands call it to refuse a bad
+ * --window before reading or writing anything. */
+int kx_dec_config_check_window(const kx_dec_config *cfg);
+
+/* The value of a --window option: a whole number in [1, 8192]; message
+ * otherwise (0 included: no window is written by omitting the option). */
+int kx_dec_parse_window(const char *s, size_t *window);
+
+/* Sets attn_kind and window from "KIND" or "KIND+wN" (N >= 1, the
+ * sliding-window hybrid); message if the kind is unknown or N malformed.
+ * The combination itself is checked by kx_dec_config_check. */
+int kx_dec_config_set_attention(kx_dec_config *cfg, const char *spec);
 
 /* Attention kind name of block `layer`: "softmax" for a kept layer, else
  * attn_kind. */
@@ -62,8 +79,11 @@ void kx_dec_format_layers(uint64_t mask, char *buf, size_t cap);
 void kx_dec_hybrid_suffix(uint64_t mask, char *buf, size_t cap);
 /* The model's attention for labels (CSV, table rows, messages):
  * "performer", or "performer+sm0.3" for a hybrid that keeps softmax in
- * layers 0 and 3. */
+ * layers 0 and 3, with "+wN" after the kind for a sliding window
+ * ("dijiang+w16", as kx_dec_config_set_attention reads it). */
 void kx_dec_config_label(const kx_dec_config *cfg, char *buf, size_t cap);
+/* Room for any label. */
+#define KX_DEC_LABEL_MAX 320
 
 
 #endif

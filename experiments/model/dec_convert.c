@@ -1,6 +1,5 @@
 #include "experiments/model/dec_convert.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "core/kx_error.h"
@@ -24,12 +23,11 @@ int kx_dec_convert_hybrid(const kx_decoder *teacher, const char *kind, uint64_t 
                    "the source model has attention '%s'; conversion starts from a softmax teacher (a checkpoint "
                    "of kapprox train with the default --attention softmax)",
                    teacher->cfg.attn_kind);
-  if (!kx_dec_attn_find(kind))
-    return kx_fail(KX_EINVAL, "unknown attention kind '%s' (known: %s)", kind, kx_dec_attn_names());
   kx_dec_config cfg = teacher->cfg;
-  snprintf(cfg.attn_kind, sizeof cfg.attn_kind, "%s", kind);
+  int rc = kx_dec_config_set_attention(&cfg, kind);
+  if (rc) return rc;
   cfg.softmax_layers = softmax_layers;
-  int rc = kx_dec_create(student, &cfg);
+  rc = kx_dec_create(student, &cfg);
   if (!rc) rc = kx_dec_init_params(student, seed);
   for (size_t i = 0; !rc && i < student->tab.n; i++) {
     const kx_tensor_info *t = &student->tab.t[i];

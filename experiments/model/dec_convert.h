@@ -13,8 +13,9 @@
 #include "experiments/model/dec_model.h"
 
 /* Builds *student (created here) with the teacher's sizes and attention
- * `kind`.  Fails with a message when the teacher is not a softmax model or
- * the kind is unknown. */
+ * `kind` ("KIND" or "KIND+wN", a sliding-window hybrid: dec_config.h).
+ * Fails with a message when the teacher is not a softmax model or the kind
+ * is unknown or cannot take the window. */
 int kx_dec_convert(const kx_decoder *teacher, const char *kind, uint64_t seed, kx_decoder *student);
 /* The same keeping softmax in the layers of `softmax_layers` (bit l = layer
  * l; kx_dec_config.softmax_layers): those blocks are the teacher's, tensor

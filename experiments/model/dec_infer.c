@@ -96,7 +96,7 @@ int kx_dec_infer_check(const kx_decoder *m, size_t capacity) {
   if (capacity > SIZE_MAX / 64 / (m->cfg.width * m->cfg.layers + 1))
     return kx_fail(KX_ENOMEM, "decoding %zu tokens would need more memory than can be addressed", capacity);
   size_t state_bytes, bytes = kx_dec_infer_bytes(m, capacity, &state_bytes), avail = kx_dec_infer_available_bytes();
-  char label[KX_DEC_NAME_MAX + 256];
+  char label[KX_DEC_LABEL_MAX];
   kx_dec_config_label(&m->cfg, label, sizeof label);
   if (avail && bytes > avail)
     return kx_fail(KX_ENOMEM,

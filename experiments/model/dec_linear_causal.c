@@ -109,12 +109,18 @@ size_t kx_lin_causal_scratch_floats(const kx_lin_causal *p) {
   return 2 * p->T * w + sweep_floats(ch, max_sz(p->m, w), max_sz(p->m, w));
 }
 
+void kx_lin_causal_sums(const kx_lin_causal *p, const float *fq, const float *fk, const float *v, float *num,
+                        float *den, float *scratch) {
+  if (!p->T) return;
+  sweep(0, p->T, p->m, p->dv, p->decay, chunk_of(p), fq, p->ld_f, fk, p->ld_f, v, p->ld_v, num, p->ld_o, den,
+        scratch, p->state);
+}
+
 void kx_lin_causal_forward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
                            float *o, float *den, float *scratch) {
   size_t T = p->T;
   if (!T) return;
-  sweep(0, T, p->m, p->dv, p->decay, chunk_of(p), fq, p->ld_f, fk, p->ld_f, v, p->ld_v, o, p->ld_o,
-        p->normalise ? den : NULL, scratch, p->state);
+  kx_lin_causal_sums(p, fq, fk, v, o, p->normalise ? den : NULL, scratch);
   if (!p->normalise) return;
   for (size_t t = 0; t < T; t++) {
     float r = 1.0f / (den[t] + p->eps);
@@ -135,10 +141,9 @@ void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float
     sweep(1, T, m, d, g, ch, fk, p->ld_f, fq, p->ld_f, dout, p->ld_o, dv, p->ld_v, NULL, ws, NULL);
     return;
   }
-  /* dnum and dden side by side (gn), against v with a column of ones (vx):
-   * dnum_i . v_j + dden_i = gn_i . vx_j. */
+  /* dnum and dden side by side (gn) */
   size_t w = d + 1;
-  float *vx = scratch, *gn = vx + T * w, *ws = gn + T * w;
+  float *gn = scratch + T * w;
   for (size_t t = 0; t < T; t++) {
     const float *go = dout + t * p->ld_o, *ot = o + t * p->ld_o;
     float r = 1.0f / (den[t] + p->eps), dot = 0.0f;
@@ -147,6 +152,18 @@ void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float
       dot += go[k] * ot[k];
     }
     gn[t * w + d] = -dot * r;
+  }
+  kx_lin_causal_backward_sums(p, fq, fk, v, gn, dfq, dfk, dv, scratch);
+}
+
+void kx_lin_causal_backward_sums(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
+                                 const float *gn, float *dfq, float *dfk, float *dv, float *scratch) {
+  size_t T = p->T, m = p->m, d = p->dv, ch = chunk_of(p), w = d + 1;
+  float g = p->decay;
+  if (!T) return;
+  /* against v with a column of ones (vx): dnum_i . v_j + dden_i = gn_i . vx_j */
+  float *vx = scratch, *ws = vx + 2 * T * w;
+  for (size_t t = 0; t < T; t++) {
     memcpy(vx + t * w, v + t * p->ld_v, d * sizeof(float));
     vx[t * w + d] = 1.0f;
   }

@@ -69,12 +69,27 @@ size_t kx_lin_causal_forward_scratch_floats(const kx_lin_causal *p);
 void kx_lin_causal_forward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
                            float *o, float *den, float *scratch);
 
+/* The unnormalised sums of the forward pass: num (T, dv) overwritten with
+ * num_i and den (T) with den_i, whatever p->normalise says (the sliding-window
+ * hybrid, dec_window.h, combines them with its softmax part).  Uses and
+ * updates p->state as the forward pass does. */
+void kx_lin_causal_sums(const kx_lin_causal *p, const float *fq, const float *fk, const float *v, float *num,
+                        float *den, float *scratch);
+
 /* From dout (T, dv) and the forward's o and den (both unused when not
  * normalised; may be NULL then): dfq, dfk (T, m) and dv (T, dv) are
  * OVERWRITTEN (not accumulated); dout is not modified. */
 void kx_lin_causal_backward(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
                             const float *o, const float *den, const float *dout, float *dfq, float *dfk,
                             float *dv, float *scratch);
+
+/* The backward pass of kx_lin_causal_sums: from gn (T, dv + 1) holding per
+ * row the gradients [dnum_i (dv floats), dden_i] of the loss with respect
+ * to num_i and den_i, dfq, dfk (T, m) and dv (T, dv) are OVERWRITTEN.
+ * scratch: kx_lin_causal_scratch_floats(p) floats (its second T (dv + 1)
+ * are not used, so gn may live there). */
+void kx_lin_causal_backward_sums(const kx_lin_causal *p, const float *fq, const float *fk, const float *v,
+                                 const float *gn, float *dfq, float *dfk, float *dv, float *scratch);
 
 /* Floating-point operations of the chunked forward (backward = 0) or
  * backward (1) pass for `p` as this file computes them (masked-out halves

@@ -167,6 +167,9 @@ static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
   if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
   if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
     rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it", o->attn_kind, c->attn_kind);
+  if (!rc && o->window && o->window != c->window)
+    rc = kx_fail(KX_EINVAL, "--window %zu differs from the checkpoint's %zu (0: none); omit it, or convert the "
+                 "teacher again with kapprox convert --window", o->window, c->window);
   return rc;
 }
 
@@ -248,6 +251,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     /* Pythia: rotary on 25% of each head's dimensions. */
     c.rotary_dims = o->rotary_dims ? o->rotary_dims : ((c.width / (c.heads ? c.heads : 1)) / 4) & ~(size_t)1;
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
+    c.window = o->window;
     if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto out;
     st.steps = o->steps ? o->steps : 2500;
     st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);

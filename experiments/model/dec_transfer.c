@@ -16,18 +16,22 @@ int kx_dec_transfer_supported(const kx_attn_kind *kind) {
   return kind->transfer_tensors && kind->transfer_tensors[0];
 }
 
-int kx_dec_transfer_target(const kx_attn_kind *kind, kx_transfer_target *target) {
+int kx_dec_transfer_target(const kx_dec_config *cfg, kx_transfer_target *target) {
+  const kx_attn_kind *kind = kx_dec_attn_find(cfg->attn_kind);
+  if (!kind) return kx_fail(KX_EINVAL, "unknown attention kind '%s'", cfg->attn_kind);
   if (!kx_dec_transfer_supported(kind))
     return kx_fail(KX_EINVAL, "attention kind '%s' has no trainable feature map: attention transfer has nothing to train",
                    kind->name);
-  *target = kind->attn_weights && kind->attn_weights_backward ? KX_TRANSFER_KL : KX_TRANSFER_MSE;
+  *target = kind->attn_weights && kind->attn_weights_backward && !cfg->window ? KX_TRANSFER_KL : KX_TRANSFER_MSE;
   return 0;
 }
 
-/* 1 if tensor `name` ("layer<l>/<suffix>") is one of the kind's map tensors. */
-static int is_map_tensor(const kx_attn_kind *kind, const char *name) {
+/* 1 if tensor `name` ("layer<l>/<suffix>") is one of the kind's map tensors
+ * (with a sliding window, its weight win_beta too). */
+static int is_map_tensor(const kx_dec_config *cfg, const kx_attn_kind *kind, const char *name) {
   const char *slash = strchr(name, '/');
   if (!slash || strncmp(name, "layer", 5)) return 0;
+  if (cfg->window && !strcmp(slash + 1, "win_beta")) return 1;
   for (const char *const *s = kind->transfer_tensors; *s; s++)
     if (!strcmp(slash + 1, *s)) return 1;
   return 0;
@@ -38,8 +42,9 @@ static int is_map_tensor(const kx_attn_kind *kind, const char *name) {
  * kind's attn_weights_backward gives their gradient.  The output target
  * goes through the block's backward, which leaves frozen tensors at zero
  * gradient, so it trains only the listed tensors that are not frozen. */
-static int trained(const kx_attn_kind *kind, const kx_tensor_info *t, kx_transfer_target target) {
-  return is_map_tensor(kind, t->name) && (target == KX_TRANSFER_KL || !t->frozen);
+static int trained(const kx_dec_config *cfg, const kx_attn_kind *kind, const kx_tensor_info *t,
+                   kx_transfer_target target) {
+  return is_map_tensor(cfg, kind, t->name) && (target == KX_TRANSFER_KL || !t->frozen);
 }
 
 typedef struct {
@@ -109,7 +114,7 @@ static int batch_loss(kx_decoder *t, kx_decoder *s, const kx_param_table *tab, c
 int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data *data, const kx_transfer_opts *o,
                     kx_transfer_callback cb, void *user) {
   kx_transfer_target target;
-  int rc = kx_dec_transfer_target(student->attn, &target);
+  int rc = kx_dec_transfer_target(&student->cfg, &target);
   if (rc) return rc;
   if (o->match_outputs) target = KX_TRANSFER_MSE;
   const kx_dec_config *c = &student->cfg;
@@ -141,7 +146,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
     if (li->attn != student->attn) continue;
     converted++;
     for (size_t i = li->attn_first; i < li->attn_first + li->attn_n; i++) {
-      tab.t[i].frozen = !trained(student->attn, &student->tab.t[i], target);
+      tab.t[i].frozen = !trained(c, student->attn, &student->tab.t[i], target);
       n_map += !tab.t[i].frozen;
     }
   }

@@ -5,7 +5,8 @@
  * and, when that succeeds, as `train --resume` does (with the optimizer).
  * A checkpoint the loader accepts must hold what every command assumes:
  * finite parameters and moments, and a vocabulary of Unicode scalar values
- * (no surrogates, nothing above U+10FFFF), strictly increasing.  The
+ * (no surrogates, nothing above U+10FFFF), strictly increasing, and a
+ * sliding window within the context, on a kind that takes one.  The
  * loader's child process is turned off: libFuzzer needs the coverage and
  * the crash in its own process. */
 #include "core/kx_error.h"
@@ -30,6 +31,8 @@ static void check_loaded(const kx_decoder *m, const kx_dec_vocab *v) {
     if (i && cp <= v->vocab[i - 1]) broken_promise(ACCEPTED "its vocabulary is not strictly increasing");
   }
   kx_fuzz_check_finite_f(harness, m->params, m->tab.total, ACCEPTED "a parameter is not finite");
+  if (m->cfg.window > m->cfg.ctx || (m->cfg.window && !m->attn->window))
+    broken_promise(ACCEPTED "its sliding window does not fit its context or its attention kind");
 }
 
 static int refused(void) { return kx_fuzz_refused(harness); }

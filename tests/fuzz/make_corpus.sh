@@ -31,6 +31,10 @@ while [ $i -lt 40 ]; do echo "in the beginning $i"; i=$((i + 1)); done >text.txt
 # softmax, layer 1 performer
 "$kapprox" convert --from "$out/ckpt/tiny-2layers.h5" --attention performer --softmax-layers 0 \
   --out "$out/ckpt/tiny-2layers-hybrid.h5" --quiet >/dev/null
+# and a sliding-window hybrid (format version 2, /config/window)
+"$kapprox" train --text text.txt --out "$out/ckpt/tiny-window.h5" --layers 1 --heads 1 --width 4 --ctx 4 \
+  --rotary 2 --attention performer --window 2 --steps 2 --batch 1 --eval-every 1000 --eval-batches 1 \
+  --no-final-eval --quiet >/dev/null
 "$kapprox" dump-qk --checkpoint "$out/ckpt/tiny-1layer.h5" --text text.txt --out "$out/qk/dump-tiny.h5" \
   --tokens 2 >/dev/null
 

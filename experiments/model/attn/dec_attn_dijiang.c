@@ -50,6 +50,7 @@
 #include "experiments/model/attn/dec_attn_gated.h"
 #include "experiments/model/attn/dec_attn_rows.h"
 #include "experiments/model/dec_fastmath.h"
+#include "experiments/model/dec_window.h"
 #include "experiments/model/attn/dec_gate.h"
 #include "experiments/model/dec_layers.h"
 #include "samplers/transforms.h"
@@ -73,13 +74,16 @@ static void dct_rows(int type, size_t d, size_t R, const float *in, float *out) 
 
 static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->heads; }
 
-/* Saved per side: e = exp(l - c) / sqrt(d) (B,H,T,d); f = D e. */
-static size_t aux_floats(const kx_dec_config *cfg, size_t B, size_t T) { return B * T * cfg->width; }
+/* Saved per side: e = exp(l - c) / sqrt(d) (B,H,T,d), f = D e; then the
+ * stabiliser c of every row (B,H,T). */
+static size_t aux_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  return B * T * cfg->width + B * cfg->heads * T;
+}
 
 static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, const float *x, float *f,
                         float *aux) {
   size_t d = head_dim(c->cfg), H = c->cfg->heads, T = c->T, R = c->B * H * T;
-  float *y = f, *e = aux; /* C x lands in f, then each row is replaced by its features */
+  float *y = f, *e = aux, *row_shift = aux + R * d; /* C x lands in f, then each row is replaced by its features */
   float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)d);
   const float *t = p[FEAT_T];
   dct_rows(2, d, R, x, y);
@@ -96,6 +100,7 @@ static void map_forward(const kx_attn_ctx *c, float *const *p, int is_query, con
       mx = er[i] > mx ? er[i] : mx;
     }
     float shift = is_query ? mx : 0.0f;
+    row_shift[r] = shift;
     for (size_t i = 0; i < d; i++) {
       er[i] = kx_expf(er[i] - shift) * inv_sqrt_m;
       fr[i] = D[i] * er[i];
@@ -137,11 +142,20 @@ static void map_backward(const kx_attn_ctx *c, float *const *p, float *const *dp
 
 static size_t weights_scratch_floats(const kx_dec_config *cfg, size_t T);
 
+/* The sliding window's lam: the queries' stabiliser (the keys have none). */
+static void log_scale(const kx_attn_ctx *c, int is_query, const float *aux, float *lam) {
+  size_t R = c->B * c->cfg->heads * c->T;
+  const float *row_shift = aux + R * head_dim(c->cfg);
+  if (is_query)
+    for (size_t r = 0; r < R; r++) lam[r] += row_shift[r];
+}
+
 static kx_gated_map map(const kx_dec_config *cfg) {
   (void)cfg;
   kx_gated_map g = {.decay = kx_gated_decay_dijiang, .normalise = 1, .eps = 1e-6f, .q_scale = 1.0f,
                     .aux_floats = aux_floats, .map_forward = map_forward, .map_backward = map_backward,
-                    .weights_scratch_floats = weights_scratch_floats};
+                    .weights_scratch_floats = weights_scratch_floats, .n_tensors = N_TENSORS,
+                    .log_scale = log_scale};
   return g;
 }
 
@@ -241,4 +255,5 @@ const kx_attn_kind kx_attn_dijiang = {
     KX_GATED_KIND_ENTRIES,
     .attn_weights_backward = attn_weights_backward,
     .transfer_tensors = transfer_tensors,
+    .window = 1,
 };

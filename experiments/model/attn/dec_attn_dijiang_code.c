@@ -182,4 +182,5 @@ const kx_attn_kind kx_attn_dijiang_code = {
     KX_GATED_KIND_ENTRIES,
     .attn_weights_backward = attn_weights_backward,
     .transfer_tensors = transfer_tensors,
+    .no_window = KX_GATED_NO_WINDOW,
 };

@@ -8,6 +8,7 @@
 #include "experiments/model/attn/dec_gate.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_linear_causal.h"
+#include "experiments/model/dec_window.h"
 
 float kx_gated_decay_retnet(size_t h, size_t H) {
   (void)H;
@@ -18,6 +19,18 @@ float kx_gated_decay_dijiang(size_t h, size_t H) {
   double a = log(1.0 / 32.0), b = log(1.0 / 512.0);
   double x = H > 1 ? a + (b - a) * (double)h / (double)(H - 1) : a;
   return (float)(1.0 - exp(x));
+}
+
+static kx_lin_causal head_kernel(const void *kind, const kx_dec_config *cfg, size_t T, size_t h) {
+  return kx_gated_kernel(kind, cfg, T, h);
+}
+
+/* The sliding window's view of a block (dec_window.h); q as stored carries
+ * q_scale, which the logit takes back out. */
+static kx_win_heads window_heads(const kx_gated_map *g, const kx_attn_ctx *c) {
+  float d = (float)(c->cfg->width / c->cfg->heads);
+  kx_win_heads w = {.c = c, .kernel = head_kernel, .kind = g, .scale = 1.0f / (sqrtf(d) * g->q_scale)};
+  return w;
 }
 
 int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, const kx_gated_tensor *extra,
@@ -34,7 +47,7 @@ int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab
     if (extra[i].frozen) kx_ptable_freeze(tab, index);
   }
   *n = KX_GATED_N + n_extra;
-  return 0;
+  return kx_win_declare(cfg, layer, tab, n);
 }
 
 static size_t features(const kx_gated_map *g, const kx_dec_config *cfg) {
@@ -58,9 +71,11 @@ static size_t kernel_scratch(const kx_gated_map *g, const kx_dec_config *cfg, si
 /* Saved: qkv (N,3C) | q, k, v (B,H,T,d) | fq, fk (B,H,T,m) and the map's
  * aux for q and k (only with a map) | den (B,H,T) (only normalised) |
  * o (N,C) | zg (N,C) | gn mean, rstd (N H) | gated (N,C), the input of proj
- * | kernel scratch (B H). */
+ * | with a window: lam (B,H,T) and its stats (B,H,T,KX_WIN_STATS) | kernel
+ * (or window) scratch (B H). */
 typedef struct {
-  float *qkv, *q, *k, *v, *fq, *fk, *aux_q, *aux_k, *den, *o, *zg, *gn_mean, *gn_rstd, *gated, *kscratch;
+  float *qkv, *q, *k, *v, *fq, *fk, *aux_q, *aux_k, *den, *o, *zg, *gn_mean, *gn_rstd, *gated, *lam, *stats,
+      *kscratch;
   size_t total;
 } acts_view;
 
@@ -68,13 +83,16 @@ typedef struct {
 static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
   size_t N = B * T, C = cfg->width, H = cfg->heads, m = features(g, cfg);
   size_t aux = g->map_forward && g->aux_floats ? g->aux_floats(cfg, B, T) : 0;
-  size_t fsize = g->map_forward ? N * H * m : 0, dsize = g->normalise ? N * H : 0;
+  size_t fsize = g->map_forward ? N * H * m : 0, dsize = g->normalise ? N * H : 0, win = cfg->window ? N * H : 0;
+  kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
+  kx_win_heads wh = window_heads(g, &c);
+  size_t ks = cfg->window ? kx_win_heads_act_floats(&wh, B, T) : B * H * kernel_scratch(g, cfg, T, 1);
   float *base = (float *)acts;
   acts_view a;
   size_t sizes[] = {3 * N * C, N * C, N * C, N * C, fsize, fsize, aux, aux, dsize, N * C, N * C, N * H, N * H,
-                    N * C, B * H * kernel_scratch(g, cfg, T, 1)};
+                    N * C, win, KX_WIN_STATS * win, ks};
   float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.fq, &a.fk, &a.aux_q, &a.aux_k, &a.den, &a.o, &a.zg,
-                   &a.gn_mean, &a.gn_rstd, &a.gated, &a.kscratch};
+                   &a.gn_mean, &a.gn_rstd, &a.gated, &a.lam, &a.stats, &a.kscratch};
   size_t off = 0;
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     *dst[i] = base ? base + off : NULL;
@@ -90,13 +108,33 @@ size_t kx_gated_act_floats(const kx_gated_map *g, const kx_dec_config *cfg, size
   return view(g, cfg, B, T, NULL).total;
 }
 
+/* The window's view of the acts of the last forward, with the scratch it
+ * works in. */
+static kx_win_heads window_acts(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const acts_view *a,
+                                float *scratch) {
+  kx_win_heads w = window_heads(g, c);
+  w.q = a->q, w.k = a->k, w.v = a->v, w.fq = a->fq, w.fk = a->fk;
+  w.lam = g->log_scale ? a->lam : NULL;
+  w.beta = p[g->n_tensors];
+  w.o = a->o, w.stats = a->stats, w.scratch = scratch;
+  if (c->state) {
+    size_t H = c->cfg->heads, m = features(g, c->cfg), d = c->cfg->width / H;
+    w.state = c->state;
+    w.win_state = c->state + H * (m * d + m);
+  }
+  return w;
+}
+
 /* Scratch: dgated, do, dzg (N,C) | dq, dk, dv (B,H,T,d) | dqkv (N,3C) |
  * dfq, dfk and the map's scratch (B,H,T,m) (only with a map) | kernel
  * scratch (B H). */
 size_t kx_gated_scratch_floats(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T) {
   size_t N = B * T, C = cfg->width, H = cfg->heads;
   size_t f = g->map_forward ? 3 * N * H * features(g, cfg) : 0;
-  size_t body = 9 * N * C + f + B * H * kernel_scratch(g, cfg, T, 0);
+  kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
+  kx_win_heads wh = window_heads(g, &c);
+  size_t kernel = cfg->window ? kx_win_heads_scratch_floats(&wh, B, T) : B * H * kernel_scratch(g, cfg, T, 0);
+  size_t body = 9 * N * C + f + kernel;
   size_t weights = g->weights_scratch_floats ? g->weights_scratch_floats(cfg, T) : 0;
   return body > weights ? body : weights;
 }
@@ -113,13 +151,23 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
     g->map_forward(c, p, 1, a.q, a.fq, a.aux_q);
     g->map_forward(c, p, 0, a.k, a.fk, a.aux_k);
   }
+  if (cfg->window) {
+    if (g->log_scale) {
+      memset(a.lam, 0, N * H * sizeof(float));
+      g->log_scale(c, 1, a.aux_q, a.lam);
+      g->log_scale(c, 0, a.aux_k, a.lam);
+    }
+    kx_win_heads w = window_acts(g, c, p, &a, a.kscratch);
+    kx_win_heads_forward(&w);
+  } else {
 #pragma omp parallel for schedule(dynamic, 1) if (N * C * m >= 262144)
-  for (size_t bh = 0; bh < B * H; bh++) {
-    size_t b = bh / H, h = bh % H;
-    kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
-    k.state = c->state ? c->state + bh * (m * d + m) : NULL;
-    kx_lin_causal_forward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
-                          a.den ? a.den + bh * T : NULL, a.kscratch + bh * ks);
+    for (size_t bh = 0; bh < B * H; bh++) {
+      size_t b = bh / H, h = bh % H;
+      kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
+      k.state = c->state ? c->state + bh * (m * d + m) : NULL;
+      kx_lin_causal_forward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
+                            a.den ? a.den + bh * T : NULL, a.kscratch + bh * ks);
+    }
   }
   kx_gate_forward(a.gated, a.zg, a.gn_mean, a.gn_rstd, x, p[KX_GATED_GATE_W], a.o, N, C, H, (float)cfg->ln_eps);
   kx_matmul_forward(y, a.gated, p[KX_GATED_PROJ_W], p[KX_GATED_PROJ_B], N, C, C);
@@ -141,18 +189,24 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
   kx_matmul_backward(dgated, dp[KX_GATED_PROJ_W], dp[KX_GATED_PROJ_B], dy, a.gated, p[KX_GATED_PROJ_W], N, C, C);
   kx_gate_backward(dx, dp[KX_GATED_GATE_W], d_o, dzg, dgated, x, p[KX_GATED_GATE_W], a.o, a.zg, a.gn_mean,
                    a.gn_rstd, N, C, H);
+  kx_win_heads w = window_acts(g, c, p, &a, kscratch);
+  if (cfg->window) {
+    kx_win_heads_backward_linear(&w, d_o, dfq, dfk, dv);
+  } else {
 #pragma omp parallel for schedule(dynamic, 1) if (N * C * m >= 262144)
-  for (size_t bh = 0; bh < B * H; bh++) {
-    size_t b = bh / H, h = bh % H;
-    kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
-    kx_lin_causal_backward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
-                           a.den ? a.den + bh * T : NULL, d_o + b * T * C + h * d, dfq + bh * T * m,
-                           dfk + bh * T * m, dv + bh * T * d, kscratch + bh * ks);
+    for (size_t bh = 0; bh < B * H; bh++) {
+      size_t b = bh / H, h = bh % H;
+      kx_lin_causal k = kx_gated_kernel(g, cfg, T, h);
+      kx_lin_causal_backward(&k, a.fq + bh * T * m, a.fk + bh * T * m, a.v + bh * T * d, a.o + b * T * C + h * d,
+                             a.den ? a.den + bh * T : NULL, d_o + b * T * C + h * d, dfq + bh * T * m,
+                             dfk + bh * T * m, dv + bh * T * d, kscratch + bh * ks);
+    }
   }
   if (g->map_forward) {
     g->map_backward(c, p, dp, 1, a.q, a.fq, a.aux_q, dfq, dq, map_scratch);
     g->map_backward(c, p, dp, 0, a.k, a.fk, a.aux_k, dfk, dk, map_scratch);
   }
+  if (cfg->window) kx_win_heads_backward_window(&w, d_o, dq, dk, dv, dp[g->n_tensors]);
   kx_heads_merge_all(c, dq, dk, dv, g->q_scale, dqkv);
   kx_matmul_backward(dx, dp[KX_GATED_QKV_W], dp[KX_GATED_QKV_B], dqkv, x, p[KX_GATED_QKV_W], N, C, 3 * C);
 }
@@ -176,9 +230,14 @@ void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float 
   *aux_k = a.aux_k;
 }
 
-void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
-                           float *A) {
+void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *acts, size_t b,
+                           size_t h, float *A) {
   acts_view a = view(g, c->cfg, c->B, c->T, acts);
+  if (c->cfg->window) {
+    kx_win_heads w = window_acts(g, c, p, &a, NULL);
+    kx_win_heads_weights(&w, b, h, A);
+    return;
+  }
   size_t m = features(g, c->cfg), off = (b * c->cfg->heads + h) * c->T * m;
   kx_lin_causal k = kx_gated_kernel(g, c->cfg, c->T, h);
   kx_lin_causal_weights(&k, a.fq + off, a.fk + off, A);
@@ -186,5 +245,5 @@ void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const fl
 
 size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg) {
   size_t m = features(g, cfg), d = cfg->width / cfg->heads;
-  return cfg->heads * (m * d + m);
+  return cfg->heads * (m * d + m) + (cfg->window ? kx_win_state_floats(cfg, m) : 0);
 }

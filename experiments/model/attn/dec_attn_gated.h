@@ -53,7 +53,19 @@ typedef struct {
   /* Optional: the scratch floats the kind's attn_weights_backward needs for
    * T rows (the kind's one scratch serves it and backward). */
   size_t (*weights_scratch_floats)(const kx_dec_config *cfg, size_t T);
+  /* Sliding-window hybrid (dec_window.h; normalised kinds only): the kind's
+   * tensors (the window's follows them), and optionally lam (B,H,T) += the
+   * log of the factor the map's stabiliser divided out of each row's
+   * features, from the forward's aux. */
+  size_t n_tensors;
+  void (*log_scale)(const kx_attn_ctx *c, int is_query, const float *aux, float *lam);
 } kx_gated_map;
+
+/* Why the kinds without a normaliser take no sliding window. */
+#define KX_GATED_NO_WINDOW                                                                                    \
+  "its linear attention has no normaliser (the per-head GroupNorm takes its place), so the window's "       \
+  "softmax weights and its scores have no common denominator to share; use a normalised kind "               \
+  "(performer, pff, cosformer, dijiang, hedgehog)"
 
 /* The decays of the kinds:
  *   RetNet:              g_h = 1 - 2^(-5-h)
@@ -72,7 +84,8 @@ typedef struct {
 } kx_gated_tensor;
 
 /* Declares the five shared tensors of block `layer` (gate_w KX_INIT_KIND),
- * then the n_extra of `extra`; *n = 5 + n_extra. */
+ * then the n_extra of `extra`, then with a sliding window its win_beta
+ * (dec_window.h); *n counts them all (5 + n_extra [+ 1]). */
 int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, const kx_gated_tensor *extra,
                      size_t n_extra, size_t *n);
 
@@ -93,10 +106,11 @@ void kx_gated_features(const kx_gated_map *g, const kx_attn_ctx *c, const float 
 /* The causal kernel's parameters of head h (decay, normalisation) for T rows. */
 kx_lin_causal kx_gated_kernel(const kx_gated_map *g, const kx_dec_config *cfg, size_t T, size_t h);
 /* The kernel's effective weights of (b, h) (kx_lin_causal_weights). */
-void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, size_t b, size_t h,
-                           float *A);
+void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *acts, size_t b,
+                           size_t h, float *A);
 
-/* Recurrent decoding state of one block: H (m d + m) floats. */
+/* Recurrent decoding state of one block: H (m d + m) floats, then with a
+ * sliding window the window's. */
 size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
 
 /* The kx_attn_kind hooks of a gated kind whose map is `MAP(cfg)` (a
@@ -128,9 +142,8 @@ size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);
   }                                                                                                  \
   static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b,       \
                            size_t h, float *A) {                                                     \
-    (void)p;                                                                                         \
     kx_gated_map g = MAP(c->cfg);                                                                    \
-    kx_gated_attn_weights(&g, c, acts, b, h, A);                                                     \
+    kx_gated_attn_weights(&g, c, p, acts, b, h, A);                                                  \
   }                                                                                                \
   static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {                          \
     (void)capacity;                                                                                \

@@ -27,6 +27,7 @@
 #include "experiments/model/dec_fastmath.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_linear_causal.h"
+#include "experiments/model/dec_window.h"
 
 enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W, PROJ_B = KX_HEADS_PROJ_B,
        QMAP_W = KX_HEADS_TENSORS, QMAP_B, KMAP_W, KMAP_B, N_TENSORS };
@@ -44,7 +45,7 @@ static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, 
     rc = kx_ptable_add(tab, name, cfg->heads * d, i % 2 ? 0 : d, 0, i % 2 ? KX_INIT_ZERO : KX_INIT_KIND, NULL);
   }
   *n = N_TENSORS;
-  return rc;
+  return rc ? rc : kx_win_declare(cfg, layer, tab, n);
 }
 
 /* Each head's map starts as the identity: phi is then the plain
@@ -67,40 +68,72 @@ static kx_lin_causal kernel_params(const kx_attn_ctx *c) {
   return k;
 }
 
+static kx_lin_causal head_kernel(const void *kind, const kx_dec_config *cfg, size_t T, size_t h) {
+  (void)kind, (void)h;
+  kx_attn_ctx c = {cfg, 1, T, NULL, NULL, 0, 0, NULL};
+  return kernel_params(&c);
+}
+
+/* The sliding window's view of a block (dec_window.h): no stabiliser. */
+static kx_win_heads window_heads(const kx_attn_ctx *c) {
+  kx_win_heads w = {.c = c, .kernel = head_kernel, .scale = 1.0f / sqrtf((float)(c->cfg->width / c->cfg->heads))};
+  return w;
+}
+
 /* Saved activations: qkv (N,3C) | q, k, v (B,H,T,d) after rotary | fq, fk
  * (B,H,T,2d) features | att (N,C) heads concatenated | den (B,H,T) |
- * kernel scratch, one block per (b,h). */
-static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {
-  size_t N = B * T, C = cfg->width;
-  kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
-  kx_lin_causal k = kernel_params(&c);
-  return 3 * N * C + 3 * N * C + 4 * N * C + N * C + B * cfg->heads * T +
-         B * cfg->heads * kx_lin_causal_scratch_floats(&k);
-}
-
-/* Scratch: datt (N,C) | dq, dk, dv (B,H,T,d) | duq, duk (B,H,T,d) | dfq, dfk
- * (B,H,T,2d) | dqkv (N,3C) | (attention-weights gradient) the rows' 2 T^2. */
-static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
-  size_t N = B * T, C = cfg->width;
-  return N * C + 3 * N * C + 2 * N * C + 4 * N * C + 3 * N * C + kx_attn_rows_scratch_floats(T);
-}
-
+ * with a window its stats (B,H,T,KX_WIN_STATS) | kernel (or window)
+ * scratch, one block per (b,h). */
 typedef struct {
-  float *qkv, *q, *k, *v, *fq, *fk, *att, *den, *kscratch;
+  float *qkv, *q, *k, *v, *fq, *fk, *att, *den, *stats, *kscratch;
   size_t kscratch_floats;
 } acts_view;
 
 static acts_view view(const kx_attn_ctx *c, const float *acts) {
-  size_t N = c->B * c->T, C = c->cfg->width;
+  size_t B = c->B, N = B * c->T, C = c->cfg->width, H = c->cfg->heads;
   kx_lin_causal k = kernel_params(c);
+  kx_win_heads wh = window_heads(c);
   acts_view a;
   a.fq = kx_heads_acts((float *)acts, N, C, &a.qkv, &a.q, &a.k, &a.v);
   a.fk = a.fq + 2 * N * C;
   a.att = a.fk + 2 * N * C;
   a.den = a.att + N * C;
-  a.kscratch = a.den + c->B * c->cfg->heads * c->T;
-  a.kscratch_floats = kx_lin_causal_scratch_floats(&k);
+  a.stats = a.den + N * H;
+  a.kscratch = a.stats + (c->cfg->window ? KX_WIN_STATS * N * H : 0);
+  a.kscratch_floats =
+      c->cfg->window ? kx_win_heads_act_floats(&wh, B, c->T) / (B * H) : kx_lin_causal_scratch_floats(&k);
   return a;
+}
+
+static size_t act_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
+  acts_view a = view(&c, NULL);
+  return (size_t)(a.kscratch - a.qkv) + B * cfg->heads * a.kscratch_floats;
+}
+
+/* Scratch: datt (N,C) | dq, dk, dv (B,H,T,d) | duq, duk (B,H,T,d) | dfq, dfk
+ * (B,H,T,2d) | dqkv (N,3C) | (attention-weights gradient) the rows' 2 T^2,
+ * or with a window the window's backward scratch. */
+static size_t scratch_floats(const kx_dec_config *cfg, size_t B, size_t T) {
+  size_t N = B * T, C = cfg->width, rows = kx_attn_rows_scratch_floats(T);
+  kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
+  kx_win_heads wh = window_heads(&c);
+  size_t win = cfg->window ? kx_win_heads_scratch_floats(&wh, B, T) : 0;
+  return N * C + 3 * N * C + 2 * N * C + 4 * N * C + 3 * N * C + (win > rows ? win : rows);
+}
+
+/* The window's view of the acts of the last forward. */
+static kx_win_heads window_acts(const kx_attn_ctx *c, float *const *p, const acts_view *a, float *scratch) {
+  kx_win_heads w = window_heads(c);
+  w.q = a->q, w.k = a->k, w.v = a->v, w.fq = a->fq, w.fk = a->fk;
+  w.beta = p[N_TENSORS];
+  w.o = a->att, w.stats = a->stats, w.scratch = scratch;
+  if (c->state) {
+    size_t d = c->cfg->width / c->cfg->heads;
+    w.state = c->state;
+    w.win_state = c->state + c->cfg->heads * (2 * d * d + 2 * d);
+  }
+  return w;
 }
 
 /* phi (T, 2d) from x (T, d): u = x A^T + b, then the two softmax halves. */
@@ -162,10 +195,15 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
     float *fq = a.fq + bh * T * 2 * d, *fk = a.fk + bh * T * 2 * d;
     feature_forward(q, p[QMAP_W] + h * d * d, p[QMAP_B] + h * d, fq, T, d);
     feature_forward(k, p[KMAP_W] + h * d * d, p[KMAP_B] + h * d, fk, T, d);
+    if (cfg->window) continue; /* the hybrid runs below */
     kx_lin_causal kh = kp;
     kh.state = c->state ? c->state + bh * (2 * d * d + 2 * d) : NULL;
     kx_lin_causal_forward(&kh, fq, fk, v, a.att + b * T * C + h * d, a.den + bh * T,
                           a.kscratch + bh * a.kscratch_floats);
+  }
+  if (cfg->window) {
+    kx_win_heads w = window_acts(c, p, &a, a.kscratch);
+    kx_win_heads_forward(&w);
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
 }
@@ -193,17 +231,20 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
   kx_lin_causal kp = kernel_params(c);
   float *datt = scratch, *dq = datt + N * C, *dk = dq + N * C, *dv = dk + N * C;
   float *duq = dv + N * C, *duk = duq + N * C, *dfq = duk + N * C, *dfk = dfq + 2 * N * C;
-  float *dqkv = dfk + 2 * N * C;
+  float *dqkv = dfk + 2 * N * C, *wscratch = dqkv + 3 * N * C;
   memset(datt, 0, N * C * sizeof(float));
   kx_matmul_backward(datt, dp[PROJ_W], dp[PROJ_B], dy, a.att, p[PROJ_W], N, C, C);
+  kx_win_heads w = window_acts(c, p, &a, wscratch);
+  if (cfg->window) kx_win_heads_backward_linear(&w, datt, dfq, dfk, dv);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H * T * d >= 16384)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     size_t off = bh * T * d;
     float *fq = a.fq + 2 * off, *fk = a.fk + 2 * off;
-    kx_lin_causal_backward(&kp, fq, fk, a.v + off, a.att + b * T * C + h * d, a.den + bh * T,
-                           datt + b * T * C + h * d, dfq + 2 * off, dfk + 2 * off, dv + off,
-                           a.kscratch + bh * a.kscratch_floats);
+    if (!cfg->window)
+      kx_lin_causal_backward(&kp, fq, fk, a.v + off, a.att + b * T * C + h * d, a.den + bh * T,
+                             datt + b * T * C + h * d, dfq + 2 * off, dfk + 2 * off, dv + off,
+                             a.kscratch + bh * a.kscratch_floats);
     feature_backward(fq, dfq + 2 * off, duq + off, T, d);
     feature_backward(fk, dfk + 2 * off, duk + off, T, d);
     /* dq = du A (u = q A^T + b) */
@@ -213,6 +254,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
                 p[KMAP_W] + h * d * d, (int)d, 0.0f, dk + off, (int)d);
   }
   maps_backward(c, dp, &a, duq, duk);
+  if (cfg->window) kx_win_heads_backward_window(&w, datt, dq, dk, dv, dp[N_TENSORS]);
   kx_heads_merge_all(c, dq, dk, dv, 1.0f, dqkv);
   kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
 }
@@ -228,8 +270,12 @@ static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, c
 }
 
 static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *acts, size_t b, size_t h, float *A) {
-  (void)p;
   acts_view a = view(c, acts);
+  if (c->cfg->window) {
+    kx_win_heads w = window_acts(c, p, &a, NULL);
+    kx_win_heads_weights(&w, b, h, A);
+    return;
+  }
   kx_lin_causal kp = kernel_params(c);
   size_t off = (b * c->cfg->heads + h) * c->T * 2 * kp.dv;
   kx_lin_causal_weights(&kp, a.fq + off, a.fk + off, A);
@@ -255,11 +301,12 @@ static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *
 
 static const char *const transfer_tensors[] = {"hh_qw", "hh_qb", "hh_kw", "hh_kb", NULL};
 
-/* Recurrent state: per head S (2d, d) and z (2d). */
+/* Recurrent state: per head S (2d, d) and z (2d), then with a window the
+ * window's. */
 static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
   (void)capacity;
   size_t d = cfg->width / cfg->heads;
-  return cfg->heads * (2 * d * d + 2 * d);
+  return cfg->heads * (2 * d * d + 2 * d) + (cfg->window ? kx_win_state_floats(cfg, 2 * d) : 0);
 }
 
 const kx_attn_kind kx_attn_hedgehog = {
@@ -270,4 +317,5 @@ const kx_attn_kind kx_attn_hedgehog = {
     .attn_weights_backward = attn_weights_backward,
     .transfer_tensors = transfer_tensors,
     .max_positions = kx_attn_any_position,
+    .window = 1,
 };

@@ -248,4 +248,6 @@ const kx_attn_kind kx_attn_linformer = {
     KX_ATTN_NAMED_HOOKS,
     .init = init,
     .max_positions = kx_attn_ctx_positions,
+    .no_window = "its scores are a softmax over slots that project the whole prefix, not a product of query "
+                 "and key features, so a token leaving the window cannot be folded into a linear state",
 };

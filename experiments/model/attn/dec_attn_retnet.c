@@ -45,4 +45,5 @@ const kx_attn_kind kx_attn_retnet = {
     .name = "retnet",
     .summary = "retention: per-head decay 1-2^(-5-h), rotary, per-head GroupNorm, swish gate",
     KX_GATED_KIND_ENTRIES,
+    .no_window = KX_GATED_NO_WINDOW,
 };

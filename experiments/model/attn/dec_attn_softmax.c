@@ -214,4 +214,6 @@ const kx_attn_kind kx_attn_softmax = {
     .summary = "causal softmax attention, partial rotary (Pythia)",
     KX_ATTN_NAMED_HOOKS,
     .max_positions = kx_attn_any_position,
+    .no_window = "it is exact softmax attention over the whole context already; a window makes a linear "
+                 "kind a hybrid (e.g. --attention dijiang --window 16)",
 };

@@ -68,7 +68,7 @@ static float key_floor(const float *W, size_t m, size_t d, float alpha) {
 }
 
 void kx_posfeat_forward(const float *W, size_t heads, size_t m, size_t d, float alpha, int is_query, size_t BH,
-                        size_t T, const float *x, float *f, float *key_shift, int shift_known) {
+                        size_t T, const float *x, float *f, float *key_shift, int shift_known, float *row_shift) {
   float s = 1.0f / sqrtf(sqrtf((float)d)), inv_sqrt_m = 1.0f / sqrtf((float)m);
 #pragma omp parallel for schedule(static) if (parallel_rows(BH, T, m, d))
   for (size_t bh = 0; bh < BH; bh++) {
@@ -91,6 +91,7 @@ void kx_posfeat_forward(const float *W, size_t heads, size_t m, size_t d, float 
         c = key_shift && shift_known ? key_shift[bh] : mx > floor ? mx : floor;
         if (key_shift) key_shift[bh] = c;
       }
+      if (row_shift) row_shift[bh * T + t] = c;
       exp_shift_scale(e, m, c, inv_sqrt_m);
     }
   }
@@ -160,15 +161,23 @@ int kx_posfeat_redraw(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t 
   return draw_heads(sp, cfg, kx_seed_derive(seed, step / sp->redraw_every), p[0]);
 }
 
+size_t kx_posfeat_save_floats(const kx_dec_config *cfg, size_t B, size_t T) { return B * cfg->heads * T; }
+
 void kx_posfeat_fmap_forward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, kx_lin_role role,
                              const float *x, float *f, float *save) {
-  (void)save;
   const kx_posfeat_spec *sp = self->data;
   size_t d = c->cfg->width / c->cfg->heads;
   /* Recurrent decoding: the keys' constant is the sequence's first key's. */
   float *shift = role == KX_LIN_KEY ? kx_lin_attn_map_state(self, c) : NULL;
   kx_posfeat_forward(p[0], matrices(sp, c->cfg), d, d, sp->alpha, role == KX_LIN_QUERY, c->B * c->cfg->heads,
-                     c->T, x, f, shift, c->pos > 0);
+                     c->T, x, f, shift, c->pos > 0, save);
+}
+
+void kx_posfeat_log_scale(const kx_lin_fmap *self, const kx_attn_ctx *c, kx_lin_role role, const float *save,
+                          float *lam) {
+  (void)self, (void)role;
+  size_t n = c->B * c->cfg->heads * c->T;
+  for (size_t i = 0; i < n; i++) lam[i] += save[i];
 }
 
 void kx_posfeat_fmap_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,

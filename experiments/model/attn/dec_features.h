@@ -39,9 +39,10 @@ int kx_posfeat_matrix(const char *scheme, size_t d, size_t m, uint64_t seed, flo
  * uses matrix bh % heads (1: one shared); is_query selects the stabiliser.  key_shift (BH), keys
  * only, may be NULL: receives each sequence's key constant, or with
  * shift_known supplies it (recurrent decoding, where x continues a
- * sequence whose first key came in an earlier call). */
+ * sequence whose first key came in an earlier call).  row_shift (BH, T),
+ * may be NULL: receives the stabiliser c of every row. */
 void kx_posfeat_forward(const float *W, size_t heads, size_t m, size_t d, float alpha, int is_query, size_t BH,
-                        size_t T, const float *x, float *f, float *key_shift, int shift_known);
+                        size_t T, const float *x, float *f, float *key_shift, int shift_known, float *row_shift);
 
 /* dx (BH, T, d) overwritten from df (BH, T, m), which is overwritten with
  * df * f (the gradient of the exponents); x and f from the forward pass. */
@@ -70,6 +71,11 @@ int kx_posfeat_init(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t la
  * head when step is a positive multiple of redraw_every; otherwise nothing. */
 int kx_posfeat_redraw(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, float *const *p,
                       uint64_t seed, uint64_t step);
+/* The map saves each row's stabiliser c (B H T floats per role); the
+ * sliding-window hybrid adds them to its lam (kx_lin_fmap.log_scale). */
+size_t kx_posfeat_save_floats(const kx_dec_config *cfg, size_t B, size_t T);
+void kx_posfeat_log_scale(const kx_lin_fmap *self, const kx_attn_ctx *c, kx_lin_role role, const float *save,
+                          float *lam);
 void kx_posfeat_fmap_forward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, kx_lin_role role,
                              const float *x, float *f, float *save);
 void kx_posfeat_fmap_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, float *const *dp,
@@ -85,8 +91,9 @@ void kx_posfeat_param_backward(const kx_lin_fmap *self, const kx_attn_ctx *c, fl
 
 #define KX_POSFEAT_FMAP(spec)                                                                                   \
   {                                                                                                            \
-    .data = (spec), .features = kx_posfeat_features, .normalise = 1, .eps = 1e-6f,                             \
-    .declare = kx_posfeat_declare, .init = kx_posfeat_init, .forward = kx_posfeat_fmap_forward,                 \
+    .data = (spec), .features = kx_posfeat_features, .normalise = 1, .eps = 1e-6f, .n_tensors = 1,            \
+    .declare = kx_posfeat_declare, .init = kx_posfeat_init, .save_floats = kx_posfeat_save_floats,             \
+    .forward = kx_posfeat_fmap_forward, .log_scale = kx_posfeat_log_scale,                                      \
     .backward = kx_posfeat_fmap_backward, .redraw = kx_posfeat_redraw,                                          \
     .param_backward = kx_posfeat_param_backward                                                                \
   }

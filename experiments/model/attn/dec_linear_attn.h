@@ -44,7 +44,9 @@ struct kx_lin_fmap {
   int ctx_positions;
   /* Per-head decay g in (0,1]; NULL: no decay. */
   float (*decay)(const kx_dec_config *cfg, size_t head);
-  /* Optional: extra tensors of block `layer` (names "layer<l>/..."). */
+  /* Optional: extra tensors of block `layer` (names "layer<l>/..."), and
+   * how many (the sliding window's tensor follows them). */
+  size_t n_tensors;
   int (*declare)(const kx_lin_fmap *self, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
                  size_t *n);
   /* Optional: fills the extra tensors (KX_INIT_KIND) from `seed`. */
@@ -58,6 +60,11 @@ struct kx_lin_fmap {
    * p: the extra tensors. */
   void (*forward)(const kx_lin_fmap *self, const kx_attn_ctx *c, float *const *p, kx_lin_role role,
                   const float *x, float *f, float *save);
+  /* Optional (sliding-window hybrid, dec_window.h): lam (B,H,T) += the
+   * log of the factor the forward divided out of each row's `role`
+   * features (its stabiliser), read from the forward's `save`.  NULL: the
+   * features have no stabiliser. */
+  void (*log_scale)(const kx_lin_fmap *self, const kx_attn_ctx *c, kx_lin_role role, const float *save, float *lam);
   /* dx (B,H,T,d) OVERWRITTEN from df (B,H,T,m), which the map may
    * overwrite (it is scratch); dp (the extra tensors' gradients)
    * accumulated (+=). */
@@ -94,7 +101,8 @@ void kx_lin_attn_weights_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, fl
 /* Recurrent decoding state of one block: H (m dv + m) floats for the
  * kernel, then H for the map (a per-sequence constant of head h that must
  * outlive the call, e.g. the positive features' key stabiliser), which
- * kx_lin_attn_map_state points at (NULL outside recurrent decoding). */
+ * kx_lin_attn_map_state points at (NULL outside recurrent decoding), then
+ * with a sliding window the window's (dec_window.h). */
 size_t kx_lin_attn_state_floats(const kx_lin_fmap *f, const kx_dec_config *cfg);
 float *kx_lin_attn_map_state(const kx_lin_fmap *f, const kx_attn_ctx *c);
 /* Features fq, fk (B,H,T,m) of the last forward, for inspection. */
@@ -156,7 +164,7 @@ void kx_lin_attn_features(const kx_lin_fmap *f, const kx_attn_ctx *c, const floa
                               .state_floats = ident##_state,                                                   \
                               .max_positions = ident##_positions,                                              \
                               .redraw = ident##_redraw_features,                                               \
-                              __VA_ARGS__}
+                              .window = 1, __VA_ARGS__}
 
 /* A kind without attention transfer (nothing in its map to train). */
 #define KX_LIN_ATTN_KIND(ident, name_, summary_, fmap)                                                        \
