@@ -295,17 +295,21 @@ static void poke_window(const char *good, const char *bad, uint64_t value) {
   H5Aclose(a), H5Sclose(sp), H5Gclose(g), H5Fclose(f);
 }
 
-static int has_window_attribute(const char *path) {
+/* 1 if /config has the attribute "window"; *version: the root's format_version. */
+static int has_window_attribute(const char *path, uint64_t *version) {
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Gopen2(f, "config", H5P_DEFAULT);
   int has = H5Aexists(g, "window") > 0;
-  H5Gclose(g), H5Fclose(f);
+  hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+  ck_assert_int_ge(H5Aread(a, H5T_NATIVE_UINT64, version), 0);
+  H5Aclose(a), H5Gclose(g), H5Fclose(f);
   return has;
 }
 
 /* The sliding window in checkpoints: an attribute of /config written only
- * when set (a model without one writes the file it always did, and such
- * files load with no window); a hybrid resumes bitwise; a window the model
- * cannot take (beyond the context, or on softmax) is refused on load. */
+ * when set, with format_version 2 (a model without one writes the file it
+ * always did, version 1, and such files load with no window); a hybrid
+ * resumes bitwise; a window the model cannot take (beyond the context, or
+ * on softmax) is refused on load. */
 START_TEST(test_window_checkpoints) {
   char full[300], half[300], resumed[300], bad[300], plain[300];
   path_in(full, sizeof full, "wfull.h5");
@@ -329,7 +333,9 @@ START_TEST(test_window_checkpoints) {
   load_ok(resumed, &b, &vb, NULL, NULL);
   ck_assert_uint_eq(a.cfg.window, 5);
   ck_assert_uint_eq(b.cfg.window, 5);
-  ck_assert_int_eq(has_window_attribute(full), 1);
+  uint64_t version = 0;
+  ck_assert_int_eq(has_window_attribute(full, &version), 1);
+  ck_assert_uint_eq(version, 2); /* older readers, which would build the plain kind, refuse it */
   ck_assert_int_eq(memcmp(a.params, b.params, a.tab.total * sizeof(float)), 0);
   long beta = kx_ptable_find(&a.tab, "layer1/win_beta");
   ck_assert(beta >= 0 && kx_dec_param(&a, (size_t)beta)[0] != 0.0f); /* trained, and saved */
@@ -339,7 +345,8 @@ START_TEST(test_window_checkpoints) {
   tiny_opts(&o);
   o.steps = 2, o.out = plain;
   ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
-  ck_assert_int_eq(has_window_attribute(plain), 0);
+  ck_assert_int_eq(has_window_attribute(plain, &version), 0);
+  ck_assert_uint_eq(version, 1);
   load_ok(plain, &a, &va, NULL, NULL);
   ck_assert_uint_eq(a.cfg.window, 0);
   kx_dec_free(&a);
