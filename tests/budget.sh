@@ -1,6 +1,7 @@
 #!/bin/sh
 # kapprox reproduce budget --quick end to end on a small text: bad input
-# refused with exit 2 and nothing left behind; a well-formed table
+# refused with exit 2 and nothing left behind; a window hybrid's label reaching
+# the conversion; a well-formed table
 # (Markdown, CSV, LaTeX), rank table and figure; a study sharing Table 2's
 # runs (the same run gives the same gap in both tables); three budgets
 # giving a fit; and a run killed with SIGKILL and started again that redoes
@@ -36,6 +37,10 @@ bad "listed twice" --kinds retnet,retnet
 bad "listed twice" --kinds retnet+sm0,retnet+sm0
 bad "is not a layer index" --kinds retnet+sm0.x
 bad "unknown option '+sm'" --kinds retnet+sm
+bad "cannot take a sliding window" --kinds retnet+w16
+bad "+w0: give the window's length" --kinds performer+w0
+bad "unknown option '+w8'" --kinds performer+sm0+w8
+bad "a model trained from scratch takes no option" --scratch-kinds performer+w8
 bad "--scratch-kinds: 'nope'" --scratch-kinds nope
 bad "2 counts for 3 budgets" --budgets 1/16,1/8,1/4 --seeds 1,2
 bad "--seeds must be in" --seeds 0
@@ -58,6 +63,8 @@ expect 1 "retnet+sm0.1: softmax layers 0,1 are every layer of the model" -- repr
   --kinds retnet+sm0.1 --outdir bad/out
 expect 1 "retnet+sm2: softmax layers 2: the model has only 2 layers" -- reproduce budget $Q --teacher s.h5 \
   --kinds retnet+sm2 --outdir bad/out
+expect 1 "performer+w17: --window 17 is beyond the context 16" -- reproduce budget $Q --teacher s.h5 \
+  --kinds performer+w17 --outdir bad/out
 [ -e bad/out/runs ] && note "a refused hybrid ran"
 # +AT needs a step of transfer and one of fine-tuning: budget 1/2 of s.h5's 2 steps is 1 step
 expect 1 "budget 1/2: hedgehog+AT: a budget of 1 step cannot hold attention transfer and fine-tuning" -- \
@@ -95,6 +102,16 @@ awk -F, '$2 == "converted" && $4 <= 0.25 && $9 != 5120 { bad = 1 } END { exit ba
 grep -q 'not within the largest budget' a/budget.md || note "the scratch rows should not come within 0.1 in 80 steps"
 [ -s a/runs/b20/retnet-s0/result.txt ] && [ -s a/runs/b80/softmax-scratch-s0/result.txt ] ||
   note "runs are not under runs/b<steps>/<label>-s<seed>/"
+
+# ---- a sliding window reaches the conversion: a window of the whole context (32) is softmax
+# attention, so the converted model is the teacher (logits equal to float round-off, a KL of
+# their order squared, far below 1e-6; plain performer's KL after conversion is 0.87 here)
+mkdir w && cp a/teacher.h5 w/
+"$kx" reproduce budget $Q --budgets 1/16 --kinds performer+w32 --scratch-kinds none --no-figures --outdir w \
+  2>err.txt || { note "a study of a window hybrid failed"; cat err.txt; }
+awk '$1 == "result" && $5 >= 0 && $5 < 1e-6 { ok = 1 } END { exit !ok }' w/runs/b20/performer+w32-s0/result.txt ||
+  note "performer+w32 after conversion is not the teacher: $(cat w/runs/b20/performer+w32-s0/result.txt)"
+grep -qF '| performer+w32 | converted |' w/budget.md || note "no performer+w32 row in budget.md"
 
 # ---- shared with Table 2: its retnet run at 1/16 is the study's
 mkdir d && cp a/teacher.h5 d/

@@ -247,6 +247,29 @@ START_TEST(test_variants) {
   for (size_t i = 0; i < sizeof bad_hybrid / sizeof bad_hybrid[0]; i++)
     ck_assert_msg(kx_budget_variant_parse(bad_hybrid[i], 0, &v) != 0, "'%s' accepted", bad_hybrid[i]);
   ck_assert_int_ne(kx_budget_variant_parse("performer+sm1", 1, &v), 0);
+  /* sliding windows: before the kept layers, the label normalised; the
+   * conversion's spec carries the window, not the kept layers */
+  ck_assert_int_eq(kx_budget_variant_parse("performer+w016", 0, &v), 0);
+  ck_assert_uint_eq(v.window, 16);
+  ck_assert_uint_eq(v.softmax_layers, 0);
+  ck_assert_str_eq(v.label, "performer+w16");
+  ck_assert_int_eq(kx_budget_variant_parse("hedgehog+w8+sm1.0+AT", 0, &v), 0);
+  ck_assert(v.window == 8 && v.softmax_layers == 3 && v.transfer);
+  ck_assert_str_eq(v.label, "hedgehog+w8+sm0.1+AT");
+  char spec[KX_DEC_LABEL_MAX];
+  kx_repro_variant_spec(&v, spec, sizeof spec);
+  ck_assert_str_eq(spec, "hedgehog+w8");
+  static const char *bad_window[] = {"performer+w0", "performer+w", "performer+wx", "performer+w8193",
+                                     "performer+w-1", "performer+sm0+w8", "performer+w8+w8", "hedgehog+AT+w8"};
+  for (size_t i = 0; i < sizeof bad_window / sizeof bad_window[0]; i++)
+    ck_assert_msg(kx_budget_variant_parse(bad_window[i], 0, &v) != 0, "'%s' accepted", bad_window[i]);
+  /* a kind without the hybrid: refused with its reason */
+  static const char *no_window[] = {"retnet+w16", "dijiang-code+w16", "linformer+w16"};
+  for (size_t i = 0; i < sizeof no_window / sizeof no_window[0]; i++) {
+    ck_assert_msg(kx_budget_variant_parse(no_window[i], 0, &v) != 0, "'%s' accepted", no_window[i]);
+    ck_assert_ptr_nonnull(strstr(kx_error_message(), "cannot take a sliding window"));
+  }
+  ck_assert_int_ne(kx_budget_variant_parse("performer+w16", 1, &v), 0);
   kx_repro_variant list[KX_BUDGET_MAX_VARIANTS];
   size_t n;
   ck_assert_int_eq(kx_budget_variants("retnet,hedgehog+AT", "softmax,retnet", list, KX_BUDGET_MAX_VARIANTS, &n), 0);

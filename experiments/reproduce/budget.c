@@ -109,6 +109,19 @@ static int set_transfer(kx_repro_variant *v, const char *value, const char *labe
   return 0;
 }
 
+/* "+w16": a sliding-window hybrid of 16 positions (checked against the
+ * teacher's context once it is known). */
+static int set_window(kx_repro_variant *v, const char *value, const char *label) {
+  size_t w;
+  if (kx_parse_size(value, "+w", 1, 8192, &w))
+    return kx_fail(KX_EINVAL,
+                   "'%s': +w%s: give the window's length in positions, a whole number from 1 to the teacher's "
+                   "context (a window of 0 is the kind alone: leave +w out)",
+                   label, value);
+  v->window = w;
+  return 0;
+}
+
 /* "+sm0.3": a layer hybrid keeping softmax in layers 0 and 3 (the list is
  * checked against the teacher's layers once it is known). */
 static int set_softmax_layers(kx_repro_variant *v, const char *value, const char *label) {
@@ -121,7 +134,7 @@ static int set_softmax_layers(kx_repro_variant *v, const char *value, const char
 }
 
 /* Options a label may carry after its kind's name, in this order
- * ("hedgehog+sm0.3+AT").  An option with a value runs to the next '+'.  An option
+ * ("hedgehog+w16+sm0.3+AT").  An option with a value runs to the next '+'.  An option
  * of kx_repro_variant (a hybrid of layers or a window, say) becomes a row
  * here; kx_budget_variant_parse then makes the label from the fields. */
 static const struct {
@@ -129,6 +142,7 @@ static const struct {
   int takes_value;
   int (*apply)(kx_repro_variant *v, const char *value, const char *label);
 } variant_options[] = {
+    {"+w", "a sliding window of this many positions", 1, set_window},
     {"+sm", "softmax kept in these layers, dot-separated", 1, set_softmax_layers},
     {"+AT", "attention transfer first", 0, set_transfer},
 };
@@ -189,8 +203,9 @@ int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v)
     return kx_fail(KX_EINVAL, "'%s': softmax is the teacher; convert to another kind (or train it from scratch)",
                    label);
   uint64_t kept = v->softmax_layers;
+  size_t window = v->window;
   kx_repro_variant_set(v, k, scratch, v->transfer);
-  return kept ? kx_repro_variant_hybrid(v, kept) : 0;
+  return kept || window ? kx_repro_variant_hybrid(v, window, kept) : 0;
 }
 
 static int add_variant(const char *label, int scratch, kx_repro_variant *v, size_t cap, size_t *n) {

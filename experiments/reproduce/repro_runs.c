@@ -219,24 +219,38 @@ void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratc
   v->kind = k;
   v->scratch = scratch;
   v->transfer = transfer;
+  v->window = 0;
   v->softmax_layers = 0;
   snprintf(v->label, sizeof v->label, "%s%s", k->name, scratch ? "-scratch" : transfer ? "+AT" : "");
 }
 
-int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers) {
+int kx_repro_variant_hybrid(kx_repro_variant *v, size_t window, uint64_t softmax_layers) {
   if (v->scratch)
-    return kx_fail(KX_EINVAL, "%s: a layer hybrid is a converted model, not one trained from scratch", v->label);
-  char kept[256];
-  kx_dec_hybrid_suffix(softmax_layers, kept, sizeof kept);
+    return kx_fail(KX_EINVAL, "%s: a hybrid is a converted model, not one trained from scratch", v->label);
+  if (window && !v->kind->window)
+    return kx_fail(KX_EINVAL, "%s+w%zu: %s cannot take a sliding window: %s", v->kind->name, window, v->kind->name,
+                   v->kind->no_window ? v->kind->no_window : "it does not implement the hybrid");
+  kx_dec_config c = {.window = window, .softmax_layers = softmax_layers};
+  char attn[KX_DEC_LABEL_MAX];
+  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  kx_dec_config_label(&c, attn, sizeof attn);
+  v->window = window;
   v->softmax_layers = softmax_layers;
-  snprintf(v->label, sizeof v->label, "%s%s%s", v->kind->name, kept, v->transfer ? "+AT" : "");
+  snprintf(v->label, sizeof v->label, "%s%s", attn, v->transfer ? "+AT" : "");
   return 0;
 }
 
+void kx_repro_variant_spec(const kx_repro_variant *v, char *out, size_t cap) {
+  kx_dec_config c = {.window = v->window};
+  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  kx_dec_config_label(&c, out, cap);
+}
+
 int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v) {
-  if (!v->softmax_layers) return 0;
+  if (!v->softmax_layers && !v->window) return 0;
   kx_dec_config c = r->teacher.cfg;
   snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  c.window = v->window;
   c.softmax_layers = v->softmax_layers;
   int rc = kx_dec_config_check(&c);
   return rc ? kx_fail_context(rc, "%s: ", v->label) : 0;
@@ -410,7 +424,9 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
   } else {
     kx_repro_say(r->pg, "%s seed %llu: converting", c->v->label, (unsigned long long)c->seed);
     double t = kx_now_seconds();
-    rc = kx_dec_convert_hybrid(&r->teacher, c->v->kind->name, c->v->softmax_layers, kx_seed_derive(c->seed, 11), &m);
+    char spec[KX_DEC_LABEL_MAX];
+    kx_repro_variant_spec(c->v, spec, sizeof spec);
+    rc = kx_dec_convert_hybrid(&r->teacher, spec, c->v->softmax_layers, kx_seed_derive(c->seed, 11), &m);
     kx_transfer_opts o = {.steps = c->offset, .batch = r->batch / 2 ? r->batch / 2 : 1, .seed = c->seed,
                           .lr = TRANSFER_LR};
     if (!rc && c->v->transfer) rc = kx_dec_transfer(&r->teacher, &m, &r->data, &o, transfer_report, c);

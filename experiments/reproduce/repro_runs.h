@@ -80,19 +80,25 @@ void kx_repro_set_budget(kx_repro *r, double budget);
 void kx_repro_free(kx_repro *r);
 
 typedef struct {
-  char label[288]; /* "performer", "hedgehog+AT", "performer-scratch", "performer+sm0.3" */
+  char label[KX_DEC_LABEL_MAX + 8]; /* "performer", "hedgehog+AT", "performer-scratch", "performer+w16+sm0.3" */
   const kx_attn_kind *kind;
   int scratch, transfer;
+  size_t window;           /* a sliding-window hybrid's window (kx_dec_config); 0: none */
   uint64_t softmax_layers; /* a layer hybrid's kept layers (kx_dec_config); 0: none */
 } kx_repro_variant;
 
 void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratch, int transfer);
-/* Makes v (converted, not from scratch) a layer hybrid keeping softmax in
- * the layers of `softmax_layers`; its label gains "+sm<layers>" after the
- * kind ("hedgehog+sm0.3+AT").  Refuses a variant from scratch. */
-int kx_repro_variant_hybrid(kx_repro_variant *v, uint64_t softmax_layers);
+/* Makes v (converted, not from scratch) a hybrid: a sliding window of
+ * `window` positions (0: none) in its converted layers, softmax kept in the
+ * layers of `softmax_layers` (0: none); its label gains "+w<window>" and
+ * "+sm<layers>" after the kind ("hedgehog+w16+sm0.3+AT").  Refuses a
+ * variant from scratch and a kind without the window hybrid. */
+int kx_repro_variant_hybrid(kx_repro_variant *v, size_t window, uint64_t softmax_layers);
+/* The attention spec a conversion takes: "KIND" or "KIND+wN". */
+void kx_repro_variant_spec(const kx_repro_variant *v, char *out, size_t cap);
 /* Refuses (message naming the label) a hybrid whose kept layers the
- * loaded teacher does not have, or that keeps every layer. */
+ * loaded teacher does not have, that keeps every layer, or whose window is
+ * beyond the teacher's context. */
 int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v);
 /* Steps of attention transfer (a quarter of the budget for +AT, rounded
  * up) and of fine-tuning (the rest): together the budget. */
