@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include "core/kx_error.h"
+#include "experiments/model/attn/dec_attn_rows.h"
 #include "experiments/model/dec_attn_eval.h"
 #include "experiments/model/dec_convert.h"
 #include "experiments/model/dec_eval.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
 #include "experiments/model/dec_transfer.h"
+#include "experiments/model/dec_window.h"
 #include "tests/test_support.h"
 
 #define V 9
@@ -203,10 +205,12 @@ END_TEST
  * heads) of each transfer tensor the rows depend on: every kind with
  * attention transfer on the rows (hedgehog: its four maps; performer,
  * performer-prf, pff, dijiang-code: the projection W; dijiang: D and the
- * radii t).  Tolerance: F sums T^2/2 products of weights <= 1 computed in
+ * radii t); for a sliding-window hybrid (KIND+w5: the hybrid's rows) also
+ * head 1's win_beta.  Tolerance: F sums T^2/2 products of weights <= 1 computed in
  * float32, so its round-off is about T u |dA|max per row summed over T
  * rows, over 2h; plus 1% truncation. */
-static const char *const row_kinds[] = {"hedgehog", "dijiang", "performer", "performer-prf", "pff", "dijiang-code"};
+static const char *const row_kinds[] = {"hedgehog",    "dijiang",    "performer",  "performer-prf", "pff",
+                                        "dijiang-code", "hedgehog+w5", "dijiang+w5", "performer+w5"};
 #define N_ROW_KINDS (int)(sizeof row_kinds / sizeof row_kinds[0])
 
 START_TEST(test_weights_gradient) {
@@ -227,20 +231,31 @@ START_TEST(test_weights_gradient) {
   for (size_t i = 0; i < T * T; i++) dA[i] = (float)sin(0.37 * (double)i);
   kx_attn_ctx c = {&m.cfg, 1, T, m.rope_cos, m.rope_sin, 0, 0, NULL};
   float *scratch = malloc(m.attn->scratch_floats(&m.cfg, 1, T) * sizeof(float));
+  /* the kinds hand a hybrid's rows backward the rows' scratch */
+  ck_assert_uint_le(kx_win_rows_scratch_floats(T), kx_attn_rows_scratch_floats(T));
   ck_assert_int_eq(kx_dec_forward(&m, x, NULL, 1, T, NULL), 0);
   memset(m.grads, 0, m.tab.total * sizeof(float));
   m.attn->attn_weights_backward(&c, kx_dec_attn_p(&m, layer), kx_dec_attn_dp(&m, layer), m.blk[layer].attn_acts,
                                 0, head, dA, scratch);
   const double h = 1e-2;
   int checked = 0;
-  for (const char *const *tn = m.attn->transfer_tensors; *tn; tn++) {
-    if (!strcmp(*tn, "gate_w")) continue; /* after the rows: no row gradient */
+  const char *names[8];
+  size_t n_names = 0;
+  for (const char *const *tn = m.attn->transfer_tensors; *tn; tn++)
+    if (strcmp(*tn, "gate_w")) names[n_names++] = *tn; /* the gate is after the rows: no row gradient */
+  if (m.cfg.window) names[n_names++] = "win_beta";
+  for (size_t k = 0; k < n_names; k++) {
     char name[48];
-    snprintf(name, sizeof name, "layer%zu/%s", layer, *tn);
+    snprintf(name, sizeof name, "layer%zu/%s", layer, names[k]);
     long w = kx_ptable_find(&m.tab, name);
     ck_assert(w >= 0);
     float *p = kx_dec_param(&m, (size_t)w);
-    size_t idx = m.tab.t[w].size / H * head + 3; /* an entry of head 1 */
+    /* an entry of head 1: of the first eight, the one with the largest
+     * gradient (a hybrid's map has few rows with a linear part) */
+    size_t per_head = m.tab.t[w].size / H, idx = per_head * head;
+    const float *grad = kx_dec_grad(&m, (size_t)w);
+    for (size_t e = 1; e < per_head && e < 8; e++)
+      if (fabsf(grad[per_head * head + e]) > fabsf(grad[idx])) idx = per_head * head + e;
     float keep = p[idx];
     double F[2];
     for (int s = 0; s < 2; s++) {
@@ -271,6 +286,7 @@ END_TEST
 static int moved_by_rows(const kx_attn_kind *kind, const char *name) {
   const char *suffix = strchr(name, '/');
   if (!suffix || !strcmp(suffix + 1, "gate_w")) return 0;
+  if (!strcmp(suffix + 1, "win_beta")) return 1; /* a window hybrid's weight */
   for (const char *const *tn = kind->transfer_tensors; *tn; tn++)
     if (!strcmp(suffix + 1, *tn)) return 1;
   return 0;
@@ -304,7 +320,7 @@ START_TEST(test_transfer_lowers_kl) {
   kx_dec_free(&m);
   ck_assert_int_eq(kx_dec_convert(&t, kind, 1, &m), 0);
   kx_transfer_target target;
-  ck_assert_int_eq(kx_dec_transfer_target(&m.cfg, &target), 0);
+  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
   ck_assert_int_eq(target, KX_TRANSFER_KL);
   float *before = malloc(m.tab.total * sizeof(float));
   memcpy(before, m.params, m.tab.total * sizeof(float));
@@ -321,7 +337,7 @@ START_TEST(test_transfer_lowers_kl) {
     ck_assert_msg(same == !moved_by_rows(m.attn, ti->name), "%s %s", ti->name, same ? "unchanged" : "changed");
   }
   /* softmax has no feature map to transfer */
-  ck_assert_int_ne(kx_dec_transfer_target(&t.cfg, &target), 0);
+  ck_assert_int_ne(kx_dec_transfer_target(t.attn, &target), 0);
   kx_error_clear();
   free(before);
   free(data.train);
@@ -349,24 +365,23 @@ static double output_mse(kx_decoder *t, kx_decoder *s, const int *x, size_t B, s
 }
 
 /* Transfer by matching the attention outputs (LoLCATs' target, chosen by
- * match_outputs; dijiang's own target is its rows, but a sliding-window
- * hybrid's is always the outputs): the outputs' error on a batch the
- * transfer never draws falls, and only the transfer tensors move (D and
- * the gate; Hedgehog's maps; a hybrid's win_beta too). */
+ * match_outputs; these kinds' own target is their rows): the outputs'
+ * error on a batch the transfer never draws falls, and only the transfer
+ * tensors that fine-tuning also trains move (D and the gate; Hedgehog's
+ * maps; a sliding-window hybrid's win_beta too). */
 static const struct {
   const char *kind, *moved[3];
-  int match_outputs;
-} output_cases[] = {{"dijiang", {"/feat_d", "/gate_w", NULL}, 1},
-                    {"dijiang+w5", {"/feat_d", "/gate_w", "/win_beta"}, 0},
-                    {"hedgehog+w5", {"/hh_", "/win_beta", NULL}, 0}};
+} output_cases[] = {{"dijiang", {"/feat_d", "/gate_w", NULL}},
+                    {"dijiang+w5", {"/feat_d", "/gate_w", "/win_beta"}},
+                    {"hedgehog+w5", {"/hh_", "/win_beta", NULL}}};
 
 START_TEST(test_transfer_outputs) {
   kx_decoder t, m;
   tiny_teacher(&t, 13, 3.0f);
   ck_assert_int_eq(kx_dec_convert(&t, output_cases[_i].kind, 1, &m), 0);
   kx_transfer_target target;
-  ck_assert_int_eq(kx_dec_transfer_target(&m.cfg, &target), 0);
-  ck_assert_int_eq(target, output_cases[_i].match_outputs ? KX_TRANSFER_KL : KX_TRANSFER_MSE);
+  ck_assert_int_eq(kx_dec_transfer_target(m.attn, &target), 0);
+  ck_assert_int_eq(target, KX_TRANSFER_KL);
   kx_dec_data data = {0};
   size_t n = 4000;
   data.train = malloc(n * sizeof(int));
@@ -377,8 +392,7 @@ START_TEST(test_transfer_outputs) {
   float *before = malloc(m.tab.total * sizeof(float));
   memcpy(before, m.params, m.tab.total * sizeof(float));
   double e0 = output_mse(&t, &m, x, 4, 24);
-  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2,
-                        .match_outputs = output_cases[_i].match_outputs};
+  kx_transfer_opts o = {.steps = 60, .batch = 4, .seed = 2, .lr = 1e-2, .match_outputs = 1};
   ck_assert_int_eq(kx_dec_transfer(&t, &m, &data, &o, NULL, NULL), 0);
   double e1 = output_mse(&t, &m, x, 4, 24);
   fprintf(stderr, "attention transfer (outputs, %s): MSE %.4g -> %.4g\n", output_cases[_i].kind, e0, e1);
@@ -394,7 +408,6 @@ START_TEST(test_transfer_outputs) {
    * nothing to train and is refused with a message (once) */
   if (_i) goto done;
   kx_dec_free(&m);
-  o.match_outputs = 1;
   ck_assert_int_eq(kx_dec_convert(&t, "performer", 1, &m), 0);
   free(before);
   before = malloc(m.tab.total * sizeof(float));

@@ -164,12 +164,13 @@ def causal_linear(fq, fk, v, decay=1.0, normalise=True, eps=1e-6):
     return num / (s.sum(-1, keepdim=True) + eps) if normalise else num
 
 
-def hybrid(q, k, fq, fk, v, lam, beta, w, decay=1.0, eps=1e-6):
+def hybrid_rows(q, k, fq, fk, lam, beta, w, decay=1.0, eps=1e-6):
     """docs/conversion.md "Sliding-window hybrid", per (sequence, head), with
     W_i = {i-w < j <= i}, L_i = {j <= i-w}:
       e_ij = exp(q_i.k_j / sqrt d)                              j in W_i
       e_ij = exp(beta + lam_i) g^(i-w-j) fq_i.fk_j              j in L_i
-      y_i  = sum_j e_ij v_j / (sum_j e_ij + [L_i not empty] exp(beta + lam_i) eps)
+      a_ij = e_ij / (sum_j e_ij + [L_i not empty] exp(beta + lam_i) eps),
+    the weight a_ij that output y_i = sum_j a_ij v_j gives v_j.
     lam (B,H,T,1): the log of what the kind's stabilisers divided out of its
     features (no gradient, as in the kind); beta (H): the tensor win_beta."""
     T, d = q.shape[-2], q.shape[-1]
@@ -183,7 +184,12 @@ def hybrid(q, k, fq, fk, v, lam, beta, w, decay=1.0, eps=1e-6):
     e_lin = rho * torch.where(lin, g, torch.zeros(())) * (fq @ fk.transpose(-1, -2))
     has_lin = (i >= w).to(torch.float64)[:, None]
     den = e_win.sum(-1, keepdim=True) + e_lin.sum(-1, keepdim=True) + has_lin * rho * eps
-    return (e_win + e_lin) @ v / den
+    return (e_win + e_lin) / den
+
+
+def hybrid(q, k, fq, fk, v, lam, beta, w, decay=1.0, eps=1e-6):
+    """The hybrid's output y_i = sum_j a_ij v_j (hybrid_rows)."""
+    return hybrid_rows(q, k, fq, fk, lam, beta, w, decay, eps) @ v
 
 
 def attend(c, p, q, k, fq, fk, v, lam=None, decay=1.0):
@@ -441,11 +447,23 @@ def causal_rows(fq, fk, decay=1.0, normalise=True, eps=1e-6):
     return s.abs() / s.abs().sum(-1, keepdim=True)
 
 
+def rows(c, p, q, k, fq, fk, lam=None, decay=1.0):
+    """The kind's normalised rows (causal_rows), or with a window in the
+    model's configuration its sliding-window hybrid's (hybrid_rows)."""
+    w = int(c.get("window", 0))
+    if not w:
+        return causal_rows(fq, fk, decay)
+    lam = torch.zeros(q.shape[:-1] + (1,), dtype=torch.float64) if lam is None else lam.detach()
+    return hybrid_rows(q, k, fq, fk, lam, p("win_beta"), w, decay)
+
+
 def positive_feature_transfer(name, alpha):
     @transfer(name, ["feat_w"])
     def fn(c, p, q, k):
         W = p("feat_w")
-        return causal_rows(positive_features(q, W, alpha, True), positive_features(k, W, alpha, False))
+        fq, cq = positive_features(q, W, alpha, True, True)
+        fk, ck = positive_features(k, W, alpha, False, True)
+        return rows(c, p, q, k, fq, fk, cq + ck)
     return fn
 
 
@@ -457,7 +475,8 @@ positive_feature_transfer("pff", 1.0)
 @transfer("dijiang", ["feat_d", "feat_t"])
 def dijiang_rows(c, p, q, k):
     t, D = p("feat_t"), p("feat_d")
-    return causal_rows(dijiang_features(q, t, D, True), dijiang_features(k, t, D, False), decay_dijiang(q.shape[1]))
+    (fq, lam), fk = dijiang_features(q, t, D, True, True), dijiang_features(k, t, D, False)
+    return rows(c, p, q, k, fq, fk, lam, decay_dijiang(q.shape[1]))
 
 
 @transfer("dijiang-code", ["feat_w"])
@@ -469,7 +488,7 @@ def dijiang_code_rows(c, p, q, k):
 
 @transfer("hedgehog", ["hh_qw", "hh_qb", "hh_kw", "hh_kb"], features=lambda d: 2 * d)
 def hedgehog_rows(c, p, q, k):
-    return causal_rows(hedgehog_features(c, p, q, "hh_qw", "hh_qb"), hedgehog_features(c, p, k, "hh_kw", "hh_kb"))
+    return rows(c, p, q, k, hedgehog_features(c, p, q, "hh_qw", "hh_qb"), hedgehog_features(c, p, k, "hh_kw", "hh_kb"))
 
 
 def softmax_rows(q, k):
@@ -593,7 +612,9 @@ def compare(label, c, P, g, loss, T, features, zero, why_zero, note="", window=0
 # Layer hybrids whose attention transfer is checked by default (on the
 # 2-layer transfer teacher): performer's projection and dijiang's radii are
 # fixed in fine-tuning but trained by transfer, in the converted layer only.
-TRANSFER_HYBRIDS = ["performer+sm0", "dijiang+sm1"]
+# Sliding-window hybrids (KIND+wN, also with kept softmax layers): the rows
+# are the hybrid's (hybrid_rows), and win_beta is trained too.
+TRANSFER_HYBRIDS = ["performer+sm0", "dijiang+sm1", "performer+w5", "hedgehog+w5", "dijiang+w5+sm0"]
 
 
 def check_transfer(kapprox, kind, tmp, text, teacher):
@@ -613,9 +634,13 @@ def check_transfer(kapprox, kind, tmp, text, teacher):
     printed.  Every tensor outside the transferred ones must have an
     exactly zero C gradient.  A layer hybrid "KIND+smLIST" keeps the
     listed layers softmax: they take no part, and L is the number of
-    converted layers."""
+    converted layers.  "KIND+wN" converts with --window N: the rows are the
+    hybrid's, win_beta is one more transferred tensor, and the window's N
+    exponentials per row join K."""
     base, _, kept = kind.partition("+sm")
+    base, _, window = base.partition("+w")
     hybrid = ["--softmax-layers", kept.replace(".", ",")] if kept else []
+    hybrid += ["--window", window] if window else []
     ck, gr = os.path.join(tmp, kind + ".at.h5"), os.path.join(tmp, kind + ".at.g.h5")
     if not run(kind + " transfer", [kapprox, "convert", "--from", teacher, "--attention", base, *hybrid, "--out", ck,
                                     "--text", text, "--transfer-steps", "3", "--transfer-batch", "4", "--seed", "1",
@@ -623,7 +648,11 @@ def check_transfer(kapprox, kind, tmp, text, teacher):
         return False
     cT, PT = load(teacher)
     c, P = load(ck)
+    if int(c.get("window", 0)) != int(window or 0):
+        print(f"FAIL {kind} transfer: the checkpoint's window is {int(c.get('window', 0))}, expected {window}")
+        return False
     spec = TRANSFER[base]
+    tensors = spec["tensors"] | ({"win_beta"} if window else set())
     kinds = layer_kinds(c)
     converted = [l for l, k in enumerate(kinds) if k == base]
     want = ["softmax" if str(l) in kept.split(".") else base for l in range(len(kinds))] if kept else kinds
@@ -653,10 +682,11 @@ def check_transfer(kapprox, kind, tmp, text, teacher):
         loss = loss + (a1 * (a1.log() - ah1.log())).sum() / (B * H * T * L)
         scale += float((a1 * (a1.log().abs() + ah1.log().abs())).sum()) / (B * H * T * L)
     loss.backward()
-    not_transferred = lambda name: name.split("/")[-1] not in spec["tensors"]  # noqa: E731
+    not_transferred = lambda name: name.split("/")[-1] not in tensors  # noqa: E731
     ok, compared = compare(kind + " transfer", c, P, g, loss, T, spec["features"], not_transferred,
-                           "tensor not transferred", f"; (cross-entropy + entropy) / KL = {scale / loss.item():.1f}")
-    return ok and compared == L * len(spec["tensors"])
+                           "tensor not transferred", f"; (cross-entropy + entropy) / KL = {scale / loss.item():.1f}",
+                           window=int(window or 0))
+    return ok and compared == L * len(tensors)
 
 
 def main():
@@ -679,7 +709,7 @@ def main():
                                         "1e-2", "--seed", "2", "--out", teacher, "--quiet", "--no-final-eval"]):
             return 1
         default = len(sys.argv) == 2
-        for k in kinds + (TRANSFER_HYBRIDS if default else []):
+        for k in dict.fromkeys(kinds + (TRANSFER_HYBRIDS if default else [])):
             if k in TRANSFER or k in TRANSFER_HYBRIDS:
                 results[k + " transfer"] = check_transfer(kapprox, k, tmp, text, teacher)
     failed = [k for k, ok in results.items() if not ok]

@@ -16,13 +16,11 @@ int kx_dec_transfer_supported(const kx_attn_kind *kind) {
   return kind->transfer_tensors && kind->transfer_tensors[0];
 }
 
-int kx_dec_transfer_target(const kx_dec_config *cfg, kx_transfer_target *target) {
-  const kx_attn_kind *kind = kx_dec_attn_find(cfg->attn_kind);
-  if (!kind) return kx_fail(KX_EINVAL, "unknown attention kind '%s'", cfg->attn_kind);
+int kx_dec_transfer_target(const kx_attn_kind *kind, kx_transfer_target *target) {
   if (!kx_dec_transfer_supported(kind))
     return kx_fail(KX_EINVAL, "attention kind '%s' has no trainable feature map: attention transfer has nothing to train",
                    kind->name);
-  *target = kind->attn_weights && kind->attn_weights_backward && !cfg->window ? KX_TRANSFER_KL : KX_TRANSFER_MSE;
+  *target = kind->attn_weights && kind->attn_weights_backward ? KX_TRANSFER_KL : KX_TRANSFER_MSE;
   return 0;
 }
 
@@ -114,7 +112,7 @@ static int batch_loss(kx_decoder *t, kx_decoder *s, const kx_param_table *tab, c
 int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data *data, const kx_transfer_opts *o,
                     kx_transfer_callback cb, void *user) {
   kx_transfer_target target;
-  int rc = kx_dec_transfer_target(&student->cfg, &target);
+  int rc = kx_dec_transfer_target(student->attn, &target);
   if (rc) return rc;
   if (o->match_outputs) target = KX_TRANSFER_MSE;
   const kx_dec_config *c = &student->cfg;

@@ -13,13 +13,12 @@
  * the student's rows against the teacher's (reported as the mean row KL,
  * the same number up to the teacher's constant entropy):
  *   L = mean_{l,b,h,i} sum_{j<=i} a_ij log(a_ij / â_ij)  (Hedgehog);
- * without it, and for every sliding-window hybrid (whose rows the hooks do
- * not cover), the mean squared difference of the attention branch outputs
- * (LoLCATs, whose hybrid is trained this way), which reaches only the
- * listed tensors the table does not freeze.  A hybrid also trains its
- * weight win_beta.  AdamW (no weight decay), warm-up then cosine, on
- * batches of the training text drawn from the seed.  Which kinds have what
- * to train, and why: docs/conversion.md#attention-transfer. */
+ * without it, the mean squared difference of the attention branch outputs
+ * (LoLCATs), which reaches only the listed tensors the table does not
+ * freeze.  A sliding-window hybrid's rows are the hybrid's (dec_window.h),
+ * and it also trains its weight win_beta.  AdamW (no weight decay), warm-up
+ * then cosine, on batches of the training text drawn from the seed.  Which
+ * kinds have what to train, and why: docs/conversion.md#attention-transfer. */
 #ifndef KX_DEC_TRANSFER_H
 #define KX_DEC_TRANSFER_H
 
@@ -44,9 +43,8 @@ typedef enum { KX_TRANSFER_KL, KX_TRANSFER_MSE } kx_transfer_target;
 /* 1 if the kind has a feature map that attention transfer can train. */
 int kx_dec_transfer_supported(const kx_attn_kind *kind);
 
-/* Which target the student's attention gets; error if its kind has no
- * transfer tensors. */
-int kx_dec_transfer_target(const kx_dec_config *cfg, kx_transfer_target *target);
+/* Which target the student's kind gets; error if it has no transfer tensors. */
+int kx_dec_transfer_target(const kx_attn_kind *kind, kx_transfer_target *target);
 
 /* Called after every step with the step count and the mean loss. */
 typedef void (*kx_transfer_callback)(uint64_t step, uint64_t steps, double loss, void *user);

@@ -227,6 +227,36 @@ void kx_win_weights(const kx_win_causal *p, const float *q, const float *k, cons
   }
 }
 
+size_t kx_win_rows_scratch_floats(size_t T) { return 2 * T * T; }
+
+void kx_win_rows_backward(const kx_win_causal *p, const float *q, const float *k, const float *fq, const float *fk,
+                          const float *stats, const float *dA, float *dfq, float *dfk, float *dbeta, float *scratch) {
+  size_t T = p->lin.T, w = p->window;
+  if (!T) return;
+  float *A = scratch, *dS = A + T * T;
+  kx_win_weights(p, q, k, fq, fk, stats, A);
+  double db = 0.0;
+  for (size_t i = 0; i < T; i++) {
+    const float *st = stats + i * KX_WIN_STATS, *Ai = A + i * T, *dAi = dA + i * T;
+    float *dSi = dS + i * T;
+    memset(dSi, 0, T * sizeof(float));
+    if (i < w || !(st[KX_WIN_COEF] > -INFINITY)) continue; /* no linear part: nothing of the map here */
+    double c = 0.0, rho = exp((double)st[KX_WIN_COEF]), den = st[KX_WIN_DEN], g = 1.0;
+    for (size_t j = 0; j <= i; j++) c += (double)dAi[j] * Ai[j];
+    db -= c * rho * p->lin.eps / den;
+    for (size_t j = i + 1 - w; j-- > 0;) { /* j = i - w down to 0, g = g^(i-w-j) */
+      dSi[j] = (float)(rho * g * (dAi[j] - c) / den);
+      db += (dAi[j] - c) * Ai[j];
+      g *= p->lin.decay;
+    }
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)p->lin.m, (int)T, 1.0f, dS, (int)T, fk,
+              (int)p->lin.ld_f, 0.0f, dfq, (int)p->lin.ld_f);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)p->lin.m, (int)T, 1.0f, dS, (int)T, fq,
+              (int)p->lin.ld_f, 0.0f, dfk, (int)p->lin.ld_f);
+  *dbeta += (float)db;
+}
+
 size_t kx_win_buffer_floats(const kx_win_causal *p) {
   return (p->window + KX_WIN_SUB) * (p->dqk + p->lin.dv + p->lin.m);
 }
@@ -367,6 +397,15 @@ void kx_win_heads_weights(const kx_win_heads *w, size_t b, size_t h, float *A) {
   size_t m = p.lin.m;
   kx_win_weights(&p, w->q + off * d, w->k + off * d, w->fq + off * m, w->fk + off * m,
                  w->stats + off * KX_WIN_STATS, A);
+}
+
+void kx_win_heads_rows_backward(const kx_win_heads *w, size_t b, size_t h, const float *dA, float *dfq, float *dfk,
+                                float *dbeta, float *scratch) {
+  size_t T = w->c->T, H = w->c->cfg->heads, d = w->c->cfg->width / H, off = (b * H + h) * T;
+  kx_win_causal p = head_problem(w, T, h);
+  size_t m = p.lin.m;
+  kx_win_rows_backward(&p, w->q + off * d, w->k + off * d, w->fq + off * m, w->fk + off * m,
+                       w->stats + off * KX_WIN_STATS, dA, dfq, dfk, dbeta, scratch);
 }
 
 int kx_win_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {

@@ -106,6 +106,20 @@ void kx_win_backward_window(const kx_win_causal *p, const float *q, const float 
 void kx_win_weights(const kx_win_causal *p, const float *q, const float *k, const float *fq, const float *fk,
                     const float *stats, float *A);
 
+/* The rows' gradient for attention transfer on the rows (dec_transfer.h),
+ * past = 0: for a loss with dA_ij = dL/da_ij (T, T) of the rows above,
+ * c_i = sum_{j<=i} dA_ij a_ij and, for j in L_i,
+ *   dS_ij = rho_i g^(i-w-j) (dA_ij - c_i) / den_i,
+ *   dfq_i = sum_j dS_ij fk_j,   dfk_j = sum_i dS_ij fq_i   (OVERWRITTEN, T x m),
+ *   dbeta += sum_i [ sum_{j in L_i} (dA_ij - c_i) a_ij - c_i rho_i eps / den_i ]
+ * (rho_i, den_i after the shift, as the stats hold them; the shift and lam
+ * constant, as in the training step's backward).  The window's rows depend
+ * on q and k only, which transfer does not train: no gradient for them.
+ * Quadratic, like kx_win_weights; scratch kx_win_rows_scratch_floats(T). */
+size_t kx_win_rows_scratch_floats(size_t T);
+void kx_win_rows_backward(const kx_win_causal *p, const float *q, const float *k, const float *fq, const float *fk,
+                          const float *stats, const float *dA, float *dfq, float *dfk, float *dbeta, float *scratch);
+
 /* Decoding buffer of one head: window + KX_WIN_SUB rows of k, v and fk. */
 size_t kx_win_buffer_floats(const kx_win_causal *p);
 
@@ -158,6 +172,10 @@ void kx_win_heads_backward_window(const kx_win_heads *w, const float *dout, floa
                                   float *dbeta);
 /* attn_weights of sequence b, head h. */
 void kx_win_heads_weights(const kx_win_heads *w, size_t b, size_t h, float *A);
+/* kx_win_rows_backward of sequence b, head h: dfq, dfk (T, m) of that
+ * (b, h), *dbeta (head h's) +=. */
+void kx_win_heads_rows_backward(const kx_win_heads *w, size_t b, size_t h, const float *dA, float *dfq, float *dfk,
+                                float *dbeta, float *scratch);
 
 /* Declares the hybrid's tensor of block `layer` when cfg->window > 0:
  * win_beta (H), zero at start (exp(0) = 1: the exact combination), no

@@ -229,17 +229,15 @@ static void map_params_backward(size_t T, size_t d, const float *x, const float 
 
 static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
                                   size_t b, size_t h, const float *dA, float *scratch) {
-  (void)p;
   kx_gated_map g = map(c->cfg);
   size_t T = c->T, d = head_dim(c->cfg), off = (b * c->cfg->heads + h) * T * d, dqk, dv;
   const float *fq, *fk, *eq, *ek, *q, *k, *v;
   int scaled;
   kx_gated_features(&g, c, acts, &fq, &fk, &eq, &ek);
   kx_gated_qkv_view(&g, c, acts, &q, &k, &v, &dqk, &dv, &scaled);
-  kx_lin_causal kp = kx_gated_kernel(&g, c->cfg, T, h);
   float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * d, *y = dfk + T * d;
   float *dD = dp[FEAT_D] + h * d, *dt = dp[FEAT_T];
-  kx_attn_rows_backward(&kp, fq + off, fk + off, dA, dfq, dfk, scratch);
+  kx_gated_rows_backward(&g, c, p, dp, acts, b, h, dA, dfq, dfk, scratch);
   map_params_backward(T, d, q + off, fq + off, eq + off, dfq, y, dD, dt);
   map_params_backward(T, d, k + off, fk + off, ek + off, dfk, y, dD, dt);
 }

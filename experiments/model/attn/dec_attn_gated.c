@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "experiments/model/dec_heads.h"
+#include "experiments/model/attn/dec_attn_rows.h"
 #include "experiments/model/attn/dec_gate.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_linear_causal.h"
@@ -241,6 +242,20 @@ void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, float *c
   size_t m = features(g, c->cfg), off = (b * c->cfg->heads + h) * c->T * m;
   kx_lin_causal k = kx_gated_kernel(g, c->cfg, c->T, h);
   kx_lin_causal_weights(&k, a.fq + off, a.fk + off, A);
+}
+
+void kx_gated_rows_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                            const float *acts, size_t b, size_t h, const float *dA, float *dfq, float *dfk,
+                            float *scratch) {
+  acts_view a = view(g, c->cfg, c->B, c->T, acts);
+  if (c->cfg->window) {
+    kx_win_heads w = window_acts(g, c, p, &a, NULL);
+    kx_win_heads_rows_backward(&w, b, h, dA, dfq, dfk, dp[g->n_tensors] + h, scratch);
+    return;
+  }
+  size_t m = features(g, c->cfg), off = (b * c->cfg->heads + h) * c->T * m;
+  kx_lin_causal k = kx_gated_kernel(g, c->cfg, c->T, h);
+  kx_attn_rows_backward(&k, a.fq + off, a.fk + off, dA, dfq, dfk, scratch);
 }
 
 size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg) {

@@ -109,6 +109,15 @@ kx_lin_causal kx_gated_kernel(const kx_gated_map *g, const kx_dec_config *cfg, s
 void kx_gated_attn_weights(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, const float *acts, size_t b,
                            size_t h, float *A);
 
+/* The rows' gradient of (b, h) with respect to the features, dfq, dfk
+ * (T, m) OVERWRITTEN, for attention transfer on the rows: the kernel's rows
+ * (dec_attn_rows.h), or with a sliding window the hybrid's (dec_window.h),
+ * which also add win_beta's gradient to dp.  Scratch: the rows'
+ * (kx_attn_rows_scratch_floats). */
+void kx_gated_rows_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const *p, float *const *dp,
+                            const float *acts, size_t b, size_t h, const float *dA, float *dfq, float *dfk,
+                            float *scratch);
+
 /* Recurrent decoding state of one block: H (m d + m) floats, then with a
  * sliding window the window's. */
 size_t kx_gated_state_floats(const kx_gated_map *g, const kx_dec_config *cfg);

@@ -281,18 +281,23 @@ static void attn_weights(const kx_attn_ctx *c, float *const *p, const float *act
   kx_lin_causal_weights(&kp, a.fq + off, a.fk + off, A);
 }
 
-/* The rows' gradient with respect to the features (dec_attn_rows.h), then
- * through the feature maps to A_h and b_h (q and k themselves are not
+/* The rows' gradient with respect to the features (dec_attn_rows.h, or
+ * with a window the hybrid's rows and win_beta's gradient, dec_window.h),
+ * then through the feature maps to A_h and b_h (q and k themselves are not
  * trained here).  Scratch: the rows' (2 T^2) | dfq, dfk (T,2d) | duq, duk (T,d). */
 static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
                                   size_t b, size_t h, const float *dA, float *scratch) {
-  (void)p;
   acts_view a = view(c, acts);
   kx_lin_causal kp = kernel_params(c);
   size_t T = c->T, d = kp.dv, m = 2 * d, off = (b * c->cfg->heads + h) * T * d;
   const float *fq = a.fq + 2 * off, *fk = a.fk + 2 * off;
   float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * m, *duq = dfk + T * m, *duk = duq + T * d;
-  kx_attn_rows_backward(&kp, fq, fk, dA, dfq, dfk, scratch);
+  if (c->cfg->window) {
+    kx_win_heads w = window_acts(c, p, &a, NULL);
+    kx_win_heads_rows_backward(&w, b, h, dA, dfq, dfk, dp[N_TENSORS] + h, scratch);
+  } else {
+    kx_attn_rows_backward(&kp, fq, fk, dA, dfq, dfk, scratch);
+  }
   feature_backward(fq, dfq, duq, T, d);
   feature_backward(fk, dfk, duk, T, d);
   map_weight_backward(duq, a.q + off, dp[QMAP_W] + h * d * d, dp[QMAP_B] + h * d, T, d);

@@ -224,9 +224,11 @@ void kx_lin_attn_weights(const kx_lin_fmap *f, const kx_attn_ctx *c, float *cons
   kx_lin_causal_weights(&kp, a.fq + off, a.fk + off, A);
 }
 
-/* The rows' gradient with respect to the features (dec_attn_rows.h), then
- * the map's tensors' through param_backward (q and k are the teacher's in
- * transfer, not trained).  Scratch: the rows' | dfq, dfk (T, m). */
+/* The rows' gradient with respect to the features (dec_attn_rows.h, or
+ * with a window the hybrid's rows, dec_window.h, which also give win_beta
+ * its gradient), then the map's tensors' through param_backward (q and k
+ * are the teacher's in transfer, not trained).  Scratch: the rows' | dfq,
+ * dfk (T, m). */
 void kx_lin_attn_weights_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, float *const *dp,
                                   const float *acts, size_t b, size_t h, const float *dA, float *scratch) {
   acts_view a = view(f, c->cfg, c->B, c->T, acts);
@@ -234,7 +236,12 @@ void kx_lin_attn_weights_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, fl
   kx_lin_causal kp = kernel_params(f, c->cfg, T, h);
   float *dfq = scratch + kx_attn_rows_scratch_floats(T), *dfk = dfq + T * m;
   const float *fq = a.fq + bh * T * m, *fk = a.fk + bh * T * m;
-  kx_attn_rows_backward(&kp, fq, fk, dA, dfq, dfk, scratch);
+  if (c->cfg->window) {
+    kx_win_heads w = window_acts(f, c, p, &a, NULL);
+    kx_win_heads_rows_backward(&w, b, h, dA, dfq, dfk, dp[KX_LIN_ATTN_SHARED + f->n_tensors] + h, scratch);
+  } else {
+    kx_attn_rows_backward(&kp, fq, fk, dA, dfq, dfk, scratch);
+  }
   float *const *pf = p + KX_LIN_ATTN_SHARED, *const *dpf = dp + KX_LIN_ATTN_SHARED;
   f->param_backward(f, c, pf, dpf, KX_LIN_QUERY, h, a.q + bh * T * d, fq, dfq);
   f->param_backward(f, c, pf, dpf, KX_LIN_KEY, h, a.k + bh * T * d, fk, dfk);
