@@ -1,5 +1,6 @@
 /* kapprox: one program, many subcommands.  Each subcommand lives in the
  * folder of its concept; this file only dispatches. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,10 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   kx_init_library();
+  /* Past a file size limit (ulimit -f) a write fails with EFBIG, reported
+   * and cleaned up like a full disk, instead of SIGXFSZ ending the process
+   * with a temporary file left behind. */
+  signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     usage(stderr);
     return 2;

@@ -16,7 +16,8 @@ typedef enum {
   KX_ENOMEM = 2,   /* allocation failed */
   KX_EIO = 3,      /* file missing, unreadable, truncated, foreign */
   KX_ERANGE = 4,   /* beyond a generator's or algorithm's range */
-  KX_ENUM = 5      /* numerical failure (non-finite result, no convergence) */
+  KX_ENUM = 5,     /* numerical failure (non-finite result, no convergence) */
+  KX_EBUSY = 6     /* claimed by another process (core/kx_lock.h) */
 } kx_status;
 
 /* Records a printf-style message and returns `status` (so callers can write

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/kx_error.h"
+#include "core/kx_input.h"
 
 enum { FRAME_DATA = 1, FRAME_END = 2 };
 
@@ -36,7 +38,9 @@ struct kx_channel {
   int reaped, child_status;
   uint64_t frame_left; /* DATA bytes of the current frame not yet received */
   const char *path;
-  rlim_t cpu_seconds; /* the child's CPU limit */
+  rlim_t cpu_seconds;   /* the child's CPU limit */
+  unsigned wall_seconds; /* and its wall-clock limit */
+  pid_t caller;         /* the process that started the child */
   /* in-process: the reader's bytes */
   unsigned char *buf;
   size_t len, cap, pos;
@@ -121,6 +125,10 @@ static int child_died(kx_channel *c) {
   if (WIFSIGNALED(st) && WTERMSIG(st) == SIGXCPU)
     return kx_fail(KX_EIO, "malformed HDF5 file '%s': the HDF5 library did not finish reading it within %llu s "
                    "of CPU (an endless loop on a damaged file?)", c->path, (unsigned long long)c->cpu_seconds);
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+    return kx_fail(KX_EIO, "reading '%s' did not finish within %u s: the reading process waited without "
+                   "computing (a file system that stopped answering?); copy the file to a local disk and give "
+                   "that", c->path, c->wall_seconds);
   if (WIFSIGNALED(st)) snprintf(how, sizeof how, "%s", strsignal(WTERMSIG(st)));
   else snprintf(how, sizeof how, "exit status %d; a sanitizer report above would say where",
                 WIFEXITED(st) ? WEXITSTATUS(st) : -1);
@@ -175,11 +183,16 @@ int kx_channel_recv(kx_channel *c, void *data, size_t bytes) {
 }
 
 static void child_main(kx_channel *c, kx_sandbox_reader reader, const void *arg) {
+  /* dies with the caller (which may have died before this was armed) */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != c->caller) _exit(1);
   /* a crash on a hostile file is expected: no core file for it; and a file
-   * that sends libhdf5 into an endless loop (some do) ends too */
+   * that sends libhdf5 into an endless loop (some do) ends too, as does a
+   * read that waits forever */
   struct rlimit no_core = {0, 0}, cpu = {c->cpu_seconds, c->cpu_seconds + 5};
   setrlimit(RLIMIT_CORE, &no_core);
   setrlimit(RLIMIT_CPU, &cpu);
+  signal(SIGALRM, SIG_DFL);
+  alarm(c->wall_seconds);
   kx_error_clear();
   int rc = reader(arg, c);
   const char *msg = rc ? kx_error_message() : "";
@@ -192,6 +205,7 @@ static void child_main(kx_channel *c, kx_sandbox_reader reader, const void *arg)
 
 int kx_sandbox_run(const char *path, kx_sandbox_reader reader, const void *read_arg,
                    kx_sandbox_receiver receiver, void *recv_arg) {
+  if (kx_input_check(path, "input file")) return KX_EIO;
   kx_channel c;
   memset(&c, 0, sizeof c);
   c.path = path;
@@ -210,6 +224,12 @@ int kx_sandbox_run(const char *path, kx_sandbox_reader reader, const void *read_
   struct stat st;
   c.cpu_seconds = (rlim_t)(base && atoi(base) > 0 ? atoi(base) : 30);
   if (stat(path, &st) == 0) c.cpu_seconds += (rlim_t)(st.st_size / 100000000);
+  /* wall clock: 120 s, plus 40 s per GB (a disk or network share read at
+   * 25 MB/s); KX_SANDBOX_WALL_SECONDS replaces the 120 */
+  const char *wall = getenv("KX_SANDBOX_WALL_SECONDS");
+  c.wall_seconds = (unsigned)(wall && atoi(wall) > 0 ? atoi(wall) : 120);
+  if (stat(path, &st) == 0) c.wall_seconds += (unsigned)(st.st_size / 25000000);
+  c.caller = getpid();
   int fds[2];
   if (pipe(fds)) return kx_fail(KX_EIO, "cannot read '%s': no pipe for its reader: %s", path, strerror(errno));
   c.child = fork();

@@ -10,6 +10,12 @@
  * instead of dying with it.  The child leaves no core file, and has 30 s of
  * CPU plus 10 s per GB of file (KX_SANDBOX_CPU_SECONDS replaces the 30): a
  * file that loops libhdf5 forever ends with "did not finish reading it".
+ * It also has 120 s of wall-clock time plus 40 s per GB
+ * (KX_SANDBOX_WALL_SECONDS replaces the 120), for a reader that waits
+ * without computing (a file system that stopped answering), and it dies
+ * with the caller (a killed caller leaves no reader behind).  Paths that
+ * are not regular files are refused before any child starts
+ * (core/kx_input.h).
  *
  * The reader sends with kx_channel_send and ends by returning a kx_status (its
  * message travels to the caller too); the receiver takes exactly the bytes the

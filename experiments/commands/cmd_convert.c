@@ -10,6 +10,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
+#include "core/kx_lock.h"
 #include "experiments/commands/commands.h"
 #include "experiments/commands/decoder_cli.h"
 #include "experiments/model/dec_ckpt.h"
@@ -145,13 +146,21 @@ int cmd_convert(int argc, char **argv) {
     snprintf(spec, sizeof spec, "%s+w%zu", kind, window);
   else
     snprintf(spec, sizeof spec, "%s", kind);
+  kx_lock lock; /* the student is this run's until it is written */
+  if (kx_lock_file(&lock, out)) {
+    kx_cli_error(cmd, "%s", kx_error_message());
+    return 1;
+  }
   kx_decoder teacher, student;
   kx_dec_vocab vocab;
   kx_dec_data data;
   memset(&student, 0, sizeof student);
   memset(&data, 0, sizeof data);
   char *text_path = NULL;
-  if (kx_cli_load_decoder(cmd, from, &teacher, &vocab)) return 1;
+  if (kx_cli_load_decoder(cmd, from, &teacher, &vocab)) {
+    kx_lock_release(&lock);
+    return 1;
+  }
   int rc = 0;
   /* the layer list and the window need the teacher's depth and context; a
    * bad one is still a usage error */
@@ -164,6 +173,7 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "%s (see kapprox convert --help)", kx_error_message());
     kx_dec_free(&teacher);
     kx_dec_vocab_free(&vocab);
+    kx_lock_release(&lock);
     return 2;
   }
   rc = kx_dec_convert_hybrid(&teacher, spec, mask, t.seed, &student);
@@ -219,5 +229,6 @@ int cmd_convert(int argc, char **argv) {
   kx_dec_vocab_free(&vocab);
   kx_dec_data_free(&data);
   free(text_path);
+  kx_lock_release(&lock);
   return rc ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_input.h"
 #include "experiments/commands/commands.h"
 #include "experiments/reproduce/reproduce_all.h"
 
@@ -83,6 +84,7 @@ int cmd_reproduce_all(int argc, char **argv) {
     kx_cli_error(cmd, "--text '%s' cannot be read: %s", o.text, strerror(errno));
     return 2;
   }
+  if (o.text && kx_input_check(o.text, "--text")) return kx_cli_value_error(cmd, NULL);
   static ra_driver d;
   ra_init(&d, &o);
   describe_command(&d.run, argc, argv);
@@ -112,6 +114,6 @@ int cmd_reproduce_all(int argc, char **argv) {
       fprintf(stderr, "kapprox %s: %zu of %zu stages done, %zu failed; index: %s/index.md (%.0f s)\n", cmd, done,
               (size_t)RA_N_STAGES, failed, o.outdir, kx_now_seconds() - d.progress.start);
   }
-  ra_plan_free(&d);
+  ra_free(&d);
   return rc;
 }

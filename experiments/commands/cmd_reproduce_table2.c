@@ -67,7 +67,7 @@ int cmd_reproduce_table2(int argc, char **argv) {
     if (kx_repro_option(c, optarg, argv, KX_TABLE2_MAX_SEEDS, &o, &rc)) continue;
     switch (c) {
       case O_KINDS: kinds_arg = optarg; break;
-      case O_MAPS: maps_arg = optarg; break;
+      case O_MAPS: maps_arg = optarg, t.maps_given = 1; break;
       case O_SCRATCH: rc = kx_parse_size(optarg, "--scratch-seeds", 0, KX_TABLE2_MAX_SEEDS, &t.scratch_seeds); break;
       default: usage(stdout); return 0; /* 'h' */
     }
@@ -75,17 +75,14 @@ int cmd_reproduce_table2(int argc, char **argv) {
   if (!rc && optind < argc) rc = kx_fail(KX_EINVAL, "unexpected argument '%s'", argv[optind]);
   if (!rc && kinds_arg) rc = kx_split_list(kinds_arg, "--kinds", &kinds, &n_kinds);
   if (!rc) rc = kx_split_list(maps_arg, "--maps", &maps, &n_maps);
-  if (rc) {
-    kx_cli_error(cmd, "%s (see kapprox reproduce table2 --help)", kx_error_message());
-    kx_free_strings(kinds, n_kinds);
-    return 2;
-  }
   t.quick = o.quick, t.figures = o.figures, t.quiet = o.quiet, t.budget = o.budget, t.seeds = o.seeds;
   t.outdir = o.outdir, t.teacher = o.teacher, t.text = o.text;
   t.kinds = kinds, t.n_kinds = n_kinds, t.maps = maps, t.n_maps = n_maps;
-  rc = kx_table2_run(&t);
-  if (rc) kx_cli_error(cmd, "%s", kx_error_message());
+  int usage_error = 1;
+  if (!rc) rc = kx_table2_run(&t, &usage_error);
+  if (rc && usage_error) kx_cli_error(cmd, "%s (see kapprox reproduce table2 --help)", kx_error_message());
+  else if (rc) kx_cli_error(cmd, "%s", kx_error_message());
   kx_free_strings(kinds, n_kinds);
   kx_free_strings(maps, n_maps);
-  return rc ? 1 : 0;
+  return rc ? usage_error ? 2 : 1 : 0;
 }

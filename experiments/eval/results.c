@@ -7,6 +7,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_input.h"
 #include "experiments/eval/metrics.h"
 #include "experiments/eval/summary.h"
 
@@ -88,8 +89,8 @@ static size_t split_fields(char *line, char **fields, size_t cap) {
 }
 
 int kx_results_read_csv(const char *path, kx_results *r) {
-  FILE *fp = fopen(path, "r");
-  if (!fp) return kx_fail(KX_EIO, "cannot open '%s': %s", path, strerror(errno));
+  FILE *fp = kx_input_fopen(path, "results file");
+  if (!fp) return KX_EIO;
   char line[4096];
   int rc = 0;
   size_t lineno = 0;

@@ -10,6 +10,7 @@
 
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
+#include "core/kx_input.h"
 #include "core/kx_sandbox.h"
 
 #define FORMAT "kapprox-decoder"
@@ -395,6 +396,7 @@ int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_ad
   memset(m, 0, sizeof *m);
   memset(vocab, 0, sizeof *vocab);
   if (opt) memset(opt, 0, sizeof *opt);
+  if (kx_input_check(path, "checkpoint")) return KX_EIO;
   kx_h5_quiet(); /* the library initialised once here, not in every child */
   load_request rq = {path, opt || st, opt != NULL};
   load_receipt r = {&rq, m, vocab, opt, st};

@@ -11,6 +11,7 @@
 #include "core/kx_atomic.h"
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
+#include "core/kx_input.h"
 #include "core/kx_seed.h"
 
 /* Decodes one UTF-8 character at s[*i] (n bytes total); -1 if malformed. */
@@ -81,8 +82,8 @@ static void describe_cp(uint32_t cp, char *buf, size_t n) {
 
 int kx_dec_data_load(const char *path, const kx_dec_vocab *vocab, kx_dec_data *d) {
   memset(d, 0, sizeof *d);
-  FILE *f = fopen(path, "rb");
-  if (!f) return kx_fail(KX_EIO, "cannot open text file '%s': %s", path, strerror(errno));
+  FILE *f = kx_input_fopen(path, "text file");
+  if (!f) return KX_EIO;
   size_t cap = 1 << 20, n = 0;
   unsigned char *buf = kx_malloc(cap);
   if (!buf) {

@@ -10,6 +10,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
+#include "core/kx_lock.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_adamw.h"
 #include "experiments/model/dec_ckpt.h"
@@ -200,11 +201,18 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   kx_train_log log = {0};
   const char *good_ckpt = NULL; /* newest checkpoint with finite parameters */
   uint64_t good_step = 0;
+  kx_lock lock; /* the checkpoint is this run's until it ends */
+  kx_lock_init(&lock);
+  if (o->out && (rc = kx_lock_file(&lock, o->out))) return rc;
 
   if (o->text) {
     text_path = strdup(o->text);
-    if (!text_path) return kx_fail(KX_ENOMEM, "out of memory");
+    if (!text_path) {
+      kx_lock_release(&lock);
+      return kx_fail(KX_ENOMEM, "out of memory");
+    }
   } else if ((rc = kx_dec_default_corpus(&text_path, &generated))) {
+    kx_lock_release(&lock);
     return rc;
   }
 
@@ -391,6 +399,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   if (cb) cb(&r, user);
 out:
   if (kx_train_log_close(&log) && !rc) rc = KX_EIO;
+  kx_lock_release(&lock);
   free(x);
   free(y);
   free(text_path);

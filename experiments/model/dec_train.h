@@ -69,7 +69,9 @@ typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
 
 /* Runs training; returns 0 or a kx_status with a message.  A step whose
  * loss or gradient is not finite stops training with KX_ENUM before the
- * update; the checkpoint on disk is then the last one written. */
+ * update; the checkpoint on disk is then the last one written.  The
+ * checkpoint `out` is claimed for the whole run (core/kx_lock.h): a run
+ * whose `out` another process is writing is refused with KX_EBUSY. */
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
 
 /* Test hook of the float64 references (tests/torch_reference.py): writes

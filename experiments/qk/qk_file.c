@@ -18,6 +18,7 @@
 
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
+#include "core/kx_input.h"
 #include "core/kx_sandbox.h"
 
 #define QK_FORMAT "kapprox-qk"
@@ -311,6 +312,7 @@ static int receive_header(void *arg, kx_channel *ch) {
 }
 
 kx_qk_file *kx_qk_open(const char *path) {
+  if (kx_input_check(path, "Q/K file")) return NULL;
   kx_h5_quiet(); /* the library initialised once here, not in every child */
   kx_qk_file *f = kx_calloc(1, sizeof *f);
   if (!f) return NULL;

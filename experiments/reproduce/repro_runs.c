@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
@@ -77,6 +80,60 @@ void kx_repro_job_end(kx_repro_progress *pg, int fresh) {
 }
 
 /* ---------- files ---------- */
+
+/* Length of the shortest prefix of `path` (cut at a '/') that does not
+ * exist: what kx_mkdir_p creates; 0 if the whole path exists. */
+static size_t missing_from(const char *path) {
+  char buf[PATH_CAP];
+  size_t n = strlen(path);
+  if (n >= sizeof buf) return 0;
+  for (size_t i = 1; i <= n; i++) {
+    if (i < n && path[i] != '/') continue;
+    memcpy(buf, path, i);
+    buf[i] = '\0';
+    struct stat st;
+    if (stat(buf, &st) != 0) return i;
+  }
+  return 0;
+}
+
+/* Removes `dir` if it holds nothing but empty folders (never a file). */
+static int remove_if_empty(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    char sub[PATH_CAP];
+    struct stat st;
+    if (snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name) >= (int)sizeof sub || lstat(sub, &st) != 0 ||
+        !S_ISDIR(st.st_mode) || remove_if_empty(sub) != 0)
+      break;
+  }
+  closedir(d);
+  return rmdir(dir);
+}
+
+int kx_repro_claimed(const char *dir, int (*run)(void *arg), void *arg) {
+  size_t created = missing_from(dir);
+  kx_lock claim;
+  kx_lock_init(&claim);
+  int rc = kx_mkdir_p(dir);
+  if (!rc) rc = kx_lock_dir(&claim, dir);
+  if (!rc) rc = run(arg);
+  kx_lock_release(&claim);
+  /* the folders made here, innermost first, each only if it holds no file */
+  char buf[PATH_CAP];
+  size_t n = (size_t)snprintf(buf, sizeof buf, "%s", dir);
+  while (created && n >= created && n < sizeof buf) {
+    while (n > 1 && buf[n - 1] == '/') buf[--n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (n < created || remove_if_empty(buf) != 0 || !slash) break;
+    *slash = '\0';
+    n = strlen(buf);
+  }
+  return rc;
+}
 
 int kx_repro_write_text(const char *path, const char *fmt, ...) {
   kx_atomic_file f;
@@ -480,21 +537,13 @@ static int train_stage(run_ctx *c, const char *dir) {
   return kx_dec_train(&o, run_report, c);
 }
 
-int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh) {
-  char dir[PATH_CAP], result[PATH_CAP + 32], ft[PATH_CAP + 32], map[PATH_CAP + 32];
-  kx_repro_run_dir(r, v->label, seed, dir, sizeof dir);
+/* The run of kx_repro_run in folder `dir`, claimed. */
+static int compute_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, const char *dir, kx_repro_result *res) {
+  char result[PATH_CAP + 32], ft[PATH_CAP + 32], map[PATH_CAP + 32];
   snprintf(result, sizeof result, "%s/result.txt", dir);
   snprintf(ft, sizeof ft, "%s/ft.h5", dir);
   snprintf(map, sizeof map, "%s/map.txt", dir);
-  *fresh = 0;
-  int rc = kx_repro_budget_check(r, v);
-  if (rc) return rc;
-  if (read_result(result, res) == 0) {
-    kx_repro_say(r->pg, "%s seed %llu: finished earlier, kept", v->label, (unsigned long long)seed);
-    return 0;
-  }
-  *fresh = 1;
-  if ((rc = kx_mkdir_p(dir))) return rc;
+  int rc;
   run_ctx c = {.r = r, .v = v, .seed = seed, .offset = kx_repro_transfer_steps(r, v)};
   snprintf(c.curve, sizeof c.curve, "%s/curve.txt", dir);
   for (int i = 0; i < KX_R_FIELDS; i++) res->f[i] = NAN;
@@ -518,5 +567,32 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
     remove(ft);
     remove(student);
   }
+  return rc;
+}
+
+int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh) {
+  char dir[PATH_CAP], result[PATH_CAP + 32];
+  kx_repro_run_dir(r, v->label, seed, dir, sizeof dir);
+  snprintf(result, sizeof result, "%s/result.txt", dir);
+  *fresh = 0;
+  int rc = kx_repro_budget_check(r, v);
+  if (rc) return rc;
+  if (read_result(result, res) == 0) {
+    kx_repro_say(r->pg, "%s seed %llu: finished earlier, kept", v->label, (unsigned long long)seed);
+    return 0;
+  }
+  *fresh = 1;
+  kx_lock claim;
+  rc = kx_mkdir_p(dir);
+  if (!rc) rc = kx_lock_dir(&claim, dir);
+  if (rc) return rc;
+  /* finished by another process between the first look and the claim */
+  if (read_result(result, res) == 0) {
+    kx_lock_release(&claim);
+    *fresh = 0;
+    return 0;
+  }
+  rc = compute_run(r, v, seed, dir, res);
+  kx_lock_release(&claim);
   return rc;
 }

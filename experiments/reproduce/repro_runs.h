@@ -7,13 +7,20 @@
  *   runs/b<budget steps>/<label>-s<seed>/result.txt   a finished run
  * and a run's checkpoints while it is under way, so a rerun of the same
  * command keeps every finished teacher and run and resumes an interrupted
- * one exactly (kapprox train's resume).  Every file is written atomically. */
+ * one exactly (kapprox train's resume).  Every file is written atomically.
+ *
+ * Claims (core/kx_lock.h): a command claims its output folder for as long
+ * as it runs (kx_repro_claim), a run claims its run folder while it
+ * computes (kx_repro_run; the teacher's checkpoint is claimed by its
+ * training), so a second process writing into the same folder is refused
+ * at once instead of interleaving its files with the first one's. */
 #ifndef KX_REPRO_RUNS_H
 #define KX_REPRO_RUNS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/kx_lock.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_data.h"
 #include "experiments/model/dec_model.h"
@@ -131,7 +138,9 @@ void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char 
 /* Converts (unless scratch), transfers (if +AT), fine-tunes and scores
  * variant v with `seed`, or reads the finished run's result; *fresh = 1 if
  * it did work now.  Seed 0 of a kind with attention weights also leaves
- * map.txt (kx_repro_write_map). */
+ * map.txt (kx_repro_write_map).  The run folder is claimed while the run
+ * computes: KX_EBUSY if another process computes it (a sharded
+ * reproduction skips it). */
 int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh);
 /* Validation loss/accuracy on eval_windows windows and the attention KL
  * against the teacher on kl_windows (NaN when the kind has no attention
@@ -147,6 +156,12 @@ int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path);
 /* Mean and standard error (NaN for n < 2) of field f over n results. */
 void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se);
 
+/* Runs run(arg) with output folder `dir` claimed: creates it (and its
+ * parents) if missing, claims it (KX_EBUSY, with a message naming the
+ * holder, if another process writes into it), runs, drops the claim, and
+ * removes the folders it made again if they hold no file (a run refused
+ * before its first file).  Returns the claim's or run's status. */
+int kx_repro_claimed(const char *dir, int (*run)(void *arg), void *arg);
 /* Writes a small text file atomically. */
 int kx_repro_write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

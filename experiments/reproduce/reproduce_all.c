@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,6 +28,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
+#include "core/kx_lock.h"
 #include "experiments/reproduce/child_command.h"
 
 /* the experiment commands' "finished, but some points failed" (docs/commands.md) */
@@ -568,21 +568,8 @@ static int run_stage(ra_driver *d, size_t k) {
   return 1;
 }
 
-/* One run at a time per folder: two would write the same journals. */
-static int lock_outdir(const char *outdir) {
-  char path[RA_PATH + 16];
-  snprintf(path, sizeof path, "%s/.lock", outdir);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return kx_fail(KX_EIO, "cannot open '%s': %s", path, strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
-    return kx_fail(KX_EIO, "another kapprox reproduce all is writing into '%s'; wait for it or use another --outdir",
-                   outdir);
-  }
-  return 0; /* held until the process ends */
-}
-
-void ra_plan_free(ra_driver *d) {
+void ra_free(ra_driver *d) {
+  kx_lock_release(&d->lock);
   for (size_t k = 0; k < N_STAGES; k++)
     for (int i = 0; i < d->stages[k].n_steps; i++)
       for (int a = 0; a < d->stages[k].steps[i].argc; a++) free(d->stages[k].steps[i].argv[a]);
@@ -648,6 +635,7 @@ void ra_count(const ra_driver *d, size_t *done, size_t *failed) {
 
 int ra_init(ra_driver *d, const ra_plan_options *o) {
   memset(d, 0, sizeof *d);
+  kx_lock_init(&d->lock);
   d->run.outdir = o->outdir;
   d->run.quick = o->quick;
   ssize_t len = readlink("/proc/self/exe", d->self, sizeof d->self - 1);
@@ -668,12 +656,14 @@ int ra_start(ra_driver *d, int quiet) {
   if (!d->self[0]) return kx_fail(KX_EIO, "cannot find this program through /proc/self/exe (is /proc mounted?)");
   char dir[2 * RA_PATH];
   int rc = kx_mkdir_p(outdir);
+  if (!rc) rc = kx_check_output_dir(outdir, "--outdir");
+  /* one run at a time per folder (two would write the same journals),
+   * claimed before anything is written into it */
+  if (!rc) rc = kx_lock_dir(&d->lock, outdir);
   snprintf(dir, sizeof dir, "%s/logs", outdir);
   if (!rc) rc = kx_mkdir_p(dir);
   snprintf(dir, sizeof dir, "%s/stages", outdir);
   if (!rc) rc = kx_mkdir_p(dir);
-  if (!rc) rc = kx_check_output_dir(outdir, "--outdir");
-  if (!rc) rc = lock_outdir(outdir);
   if (rc) return rc;
   for (size_t k = 0; k < N_STAGES; k++) load_state(d, k);
   kx_run_progress_init(&d->progress, quiet, N_STAGES);

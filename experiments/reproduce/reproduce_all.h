@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 
+#include "core/kx_lock.h"
 #include "experiments/reproduce/run_progress.h"
 
 #define RA_MAX_ARGS 40
@@ -68,6 +69,7 @@ typedef struct {
   double expected_done, actual_done; /* stages finished in this run: for the pace of the estimate */
   int some_points_failed;
   char self[RA_PATH]; /* this program ("" if /proc/self/exe cannot say) */
+  kx_lock lock;       /* the claim of the run's folder (ra_start) */
   /* an error that does not stop the run (the index could not be written) */
   void (*on_error)(void *user, const char *message);
   void *on_error_user;
@@ -76,10 +78,11 @@ typedef struct {
 /* Plans every stage's commands and outputs (the driver's run.command is
  * left to the caller). */
 int ra_init(ra_driver *d, const ra_plan_options *o);
-void ra_plan_free(ra_driver *d);
+/* Frees the plan and drops the folder's claim. */
+void ra_free(ra_driver *d);
 
-/* Creates OUTDIR (logs/, stages/), takes its lock (one run per folder),
- * reads the stages' markers and writes the first index. */
+/* Creates OUTDIR, claims it (one run per folder, core/kx_lock.h), creates
+ * logs/ and stages/, reads the stages' markers and writes the first index. */
 int ra_start(ra_driver *d, int quiet);
 
 /* Runs every stage not done yet, with the progress display and the index

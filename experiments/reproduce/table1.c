@@ -340,6 +340,8 @@ static int run_all(table1 *tb) {
   return rc;
 }
 
+static int run_claimed(void *tb) { return run_all(tb); }
+
 /* --kinds: attention kinds other than softmax. */
 static int parse_kinds(table1 *tb, const char *list) {
   char **names = NULL;
@@ -369,8 +371,7 @@ static int match_teacher(table1 *tb) {
     i++;
   if (i == tb->n_sizes)
     rc = kx_fail(KX_EINVAL,
-                 "--teacher: '%s' has %zu layers, %zu heads, width %zu, not the shape of one of the%s sizes "
-                 "(see --help)",
+                 "--teacher: '%s' has %zu layers, %zu heads, width %zu, not the shape of one of the%s sizes",
                  tb->teacher_in, m.cfg.layers, m.cfg.heads, m.cfg.width, tb->quick ? " --quick" : "");
   tb->teacher_size = i;
   kx_dec_free(&m);
@@ -417,7 +418,7 @@ int kx_table1_run(const kx_table1_opts *o, int *usage_error) {
   }
   kx_repro_progress_init(&tb->pg, "table1", o->quiet);
   kx_dec_threads_init();
-  rc = run_all(tb);
+  rc = kx_repro_claimed(tb->outdir, run_claimed, tb);
   free(tb);
   return rc;
 }

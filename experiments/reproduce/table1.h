@@ -36,7 +36,8 @@ typedef struct {
 } kx_table1_opts;
 
 /* The whole pipeline, resuming what an earlier run of the same options
- * left; progress on stderr unless quiet.  *usage_error = 1 when the
+ * left, with the output folder claimed (kx_repro_claimed); progress on
+ * stderr unless quiet.  *usage_error = 1 when the
  * options were refused before anything ran (a kind, a size, the teacher's
  * shape). */
 int kx_table1_run(const kx_table1_opts *o, int *usage_error);

@@ -87,6 +87,21 @@ static int make_variants(table2 *tb) {
   return rc;
 }
 
+/* --maps as given: every label a variant of this run whose kind has
+ * attention weights to draw (the default list keeps those that are). */
+static int check_maps(const table2 *tb) {
+  for (size_t j = 0; j < tb->n_maps; j++) {
+    size_t i = 0;
+    while (i < tb->nv && strcmp(tb->v[i].label, tb->maps[j])) i++;
+    if (i == tb->nv)
+      return kx_fail(KX_EINVAL, "--maps: '%s' is not a variant of this run (a kind of --kinds, with +AT or -scratch "
+                     "where the table has that row)", tb->maps[j]);
+    if (!tb->v[i].kind->attn_weights)
+      return kx_fail(KX_EINVAL, "--maps: '%s' has no attention weights to draw", tb->maps[j]);
+  }
+  return 0;
+}
+
 /* ---------- throughput ---------- */
 
 /* Training tokens per second of `kind` at context T with the teacher's
@@ -378,7 +393,7 @@ static int variant_row(table2 *tb, size_t i, kx_repro_result *res, row *r) {
 
 static int run_all(table2 *tb) {
   int rc = kx_mkdir_p(tb->outdir);
-  if (rc || (rc = make_variants(tb))) return rc;
+  if (rc) return rc;
   for (size_t i = 0; i < tb->nv; i++) tb->pg.jobs += seeds_of(tb, &tb->v[i]);
   tb->pg.units_total = (double)tb->pg.jobs;
   kx_repro_shape shape = {.name = tb->quick ? "--quick" : "default", .run_name = tb->quick ? "--quick" : "full"};
@@ -404,7 +419,10 @@ static int run_all(table2 *tb) {
   return rc;
 }
 
-int kx_table2_run(const kx_table2_opts *o) {
+static int run_claimed(void *tb) { return run_all(tb); }
+
+int kx_table2_run(const kx_table2_opts *o, int *usage_error) {
+  *usage_error = 0;
   table2 *tb = kx_calloc(1, sizeof *tb);
   if (!tb) return KX_ENOMEM;
   tb->quick = o->quick, tb->figures = o->figures, tb->budget = o->budget;
@@ -419,9 +437,16 @@ int kx_table2_run(const kx_table2_opts *o) {
   tb->rp.eval_windows = tb->quick ? 32 : 256;
   tb->rp.kl_windows = tb->quick ? 4 : 16;
   tb->rp.pg = &tb->pg;
+  int rc = make_variants(tb);
+  if (!rc && o->maps_given) rc = check_maps(tb);
+  if (rc) {
+    *usage_error = 1;
+    free(tb);
+    return rc;
+  }
   kx_repro_progress_init(&tb->pg, "table2", o->quiet);
   kx_dec_threads_init();
-  int rc = run_all(tb);
+  rc = kx_repro_claimed(tb->outdir, run_claimed, tb);
   if (rc) kx_repro_say_done(&tb->pg);
   kx_repro_free(&tb->rp);
   free(tb);

@@ -30,12 +30,15 @@ typedef struct {
   size_t scratch_seeds; /* seeds of the rows trained from scratch; 0: no such rows */
   char *const *kinds;  /* kinds to convert to; n_kinds 0: every kind but softmax */
   size_t n_kinds;
-  char *const *maps;   /* variants in Figure 3 besides the teacher (those that exist) */
+  char *const *maps;   /* variants in Figure 3 besides the teacher */
   size_t n_maps;
+  int maps_given;      /* 0: the default list, keeping the variants that exist; 1: each must exist */
 } kx_table2_opts;
 
 /* The whole pipeline, resuming what an earlier run of the same options
- * left; progress on stderr unless quiet. */
-int kx_table2_run(const kx_table2_opts *o);
+ * left, with the output folder claimed (kx_repro_claimed); progress on
+ * stderr unless quiet.  *usage_error = 1 when the options were refused
+ * before anything ran (--kinds, --maps). */
+int kx_table2_run(const kx_table2_opts *o, int *usage_error);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_input.h"
 
 static const char header_end[] = "records:\n";
 
@@ -125,8 +126,8 @@ static int slurp_fd(int fd, const char *path, char **buf, size_t *len) {
 
 int kx_journal_read(const char *path, kx_journal_contents *c) {
   memset(c, 0, sizeof *c);
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return kx_fail(KX_EIO, "cannot open '%s': %s", path, strerror(errno));
+  int fd = kx_input_open(path, "journal");
+  if (fd < 0) return KX_EIO;
   char *buf;
   size_t len;
   int rc = slurp_fd(fd, path, &buf, &len);

@@ -13,6 +13,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_input.h"
 #include "experiments/sweep/journal.h"
 #include "experiments/eval/metrics.h"
 #include "experiments/qk/qk_file.h"
@@ -93,8 +94,8 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len) {
 /* A file enters the fingerprint by its bytes, not its name or date: a
  * regenerated identical file is the same input, an edited one is not. */
 static int hash_file(const char *path, uint64_t *h, uint64_t *size) {
-  FILE *fp = fopen(path, "rb");
-  if (!fp) return kx_fail(KX_EIO, "cannot open '%s': %s", path, strerror(errno));
+  FILE *fp = kx_input_fopen(path, "input");
+  if (!fp) return KX_EIO;
   unsigned char buf[1 << 16];
   size_t got;
   *h = FNV_OFFSET;
