@@ -5,6 +5,9 @@
 # dir   a scratch directory, removed on exit
 # fail  0, set to 1 by any failed check; the test ends with `exit $fail`
 # note MESSAGE: a failed check.
+# one_writer WHAT A B ERR_A ERR_B OUTPUT: of two writers of OUTPUT that
+# exited with A and B, exactly one succeeded and the other was refused (exit
+# 1 or 2) with a message naming the first (stderr in ERR_A, ERR_B).
 # expect CODE NEEDLE -- ARGS...: kapprox ARGS must exit with CODE and name
 # the problem on stderr (NEEDLE); ok ARGS...: kapprox ARGS must succeed.
 # Both leave the command's output in $dir/out and $dir/err.
@@ -23,6 +26,15 @@ expect() {
     echo "      (wanted a message containing '$needle')"
     fail=1
   fi
+}
+one_writer() {
+  case "$2,$3" in
+    0,1 | 0,2) refused=$5 ;;
+    1,0 | 2,0) refused=$4 ;;
+    *) note "$1: exit codes $2 and $3 (want one 0, one 1 or 2)"; cat "$4" "$5"; return ;;
+  esac
+  grep -q "'$6' is being written by kapprox process [0-9]* on host" "$refused" ||
+    note "$1: the refusal does not name the writer: $(cat "$refused")"
 }
 ok() {
   if ! "$kx" "$@" >"$dir/out" 2>"$dir/err"; then

@@ -76,6 +76,11 @@ ok eval --checkpoint "$dir/hh.h5" $T --recall-strings 0
 F="--batch 4 --quiet --no-final-eval"
 expect 2 "--budget must be > 0" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --budget 0
 expect 2 "give --steps or --budget" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --budget 0.1 --steps 3
+# a budget of less than one step, a warm-up longer than the run: said, not rounded or ignored
+expect 2 "is 0.25 steps, less than one" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --budget 0.0001
+expect 2 "--warmup 1000 is longer than the run's 156 steps" -- finetune --from "$dir/hh.h5" --out "$dir/ft.h5" --warmup 1000
+expect 2 "--warmup 20 is longer than the run's 10 steps" -- train $T --steps 10 --warmup 20 --out "$dir/ft.h5"
+[ ! -e "$dir/ft.h5" ] || note "a refused finetune wrote --out"
 expect 2 "--out FILE is required" -- finetune --from "$dir/hh.h5"
 expect 2 "is the model to fine-tune itself" -- finetune --from "$dir/hh.h5" --out "$dir/hh.h5"
 ok finetune --from "$dir/hh.h5" --out "$dir/ft.h5" $T $F --steps 12 --log "$dir/full.csv"

@@ -10,6 +10,7 @@
 tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --quiet --no-final-eval --steps 2"
 ok train $tiny --out "$dir/soft.h5"
 ok train $tiny --attention cosformer --out "$dir/cos.h5"
+ok train $tiny --attention performer --out "$dir/perf.h5"
 
 expect 2 "not in the model's vocabulary" -- sample --checkpoint "$dir/soft.h5" --prompt "XYZ"
 # cosformer's features depend on the position through ctx: at most 16 tokens.
@@ -20,13 +21,18 @@ ok sample --checkpoint "$dir/soft.h5" --prompt "and the" --length 100 --seed 3
 cp "$dir/out" "$dir/s1"
 ok sample --checkpoint "$dir/soft.h5" --prompt "and the" --length 100 --seed 3
 cmp -s "$dir/out" "$dir/s1" || { echo "FAIL: sample is not reproducible with a fixed seed"; fail=1; }
-# ... but not past memory: refused before anything is allocated.
+# ... but not past memory: refused before anything is allocated, also when
+# the state is of fixed size and only the generated ids would not fit.
 expect 2 "MiB of memory is available" -- sample --checkpoint "$dir/soft.h5" --length 1000000000000
+expect 2 "MiB of token ids) but only" -- sample --checkpoint "$dir/perf.h5" --length 1000000000000
 
 if "$kx" bench-inference --help >/dev/null 2>&1; then
   expect 2 "defines only 16 positions" -- bench-inference --checkpoint "$dir/cos.h5" --lengths 16,32 --out "$dir/b.csv"
   expect 2 "MiB of memory is available" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 1000000000000 --softmax-max 1000000000000 --out "$dir/b.csv"
   [ ! -e "$dir/b.csv" ] || { echo "FAIL: a refused benchmark wrote its CSV"; fail=1; }
+  expect 2 "MiB of token ids) but only" -- bench-inference --checkpoint "$dir/perf.h5" --lengths 1000000000000 --out "$dir/b.csv"
+  expect 2 "--attention '' names no attention kind" -- bench-inference --attention "" --out "$dir/b.csv"
+  grep -q "softmax-max" "$dir/err" && { echo "FAIL: an empty --attention blames --softmax-max"; fail=1; }
   expect 2 "nothing to measure" -- bench-inference --checkpoint "$dir/soft.h5" --lengths 64 --softmax-max 32 --out "$dir/b.csv"
   ok bench-inference --checkpoint "$dir/soft.h5" --lengths 16,64 --seconds 0.05 --out "$dir/b.csv" --no-figure
   [ "$(wc -l <"$dir/b.csv")" -eq 3 ] || { echo "FAIL: CSV has $(wc -l <"$dir/b.csv") lines, want 3"; cat "$dir/b.csv"; fail=1; }

@@ -257,17 +257,23 @@ static void expect_refused(const char *bad, int with_optimizer, const char *need
   ck_assert_ptr_null(v.vocab);
 }
 
+/* The vocabulary size of a loadable checkpoint. */
+static size_t vocab_of(const char *path) {
+  kx_decoder m;
+  kx_dec_vocab v;
+  load_ok(path, &m, &v, NULL, NULL);
+  size_t n = v.V;
+  kx_dec_free(&m);
+  kx_dec_vocab_free(&v);
+  return n;
+}
+
 /* Non-finite parameters or moments, negative second moments and code
  * points that are not characters: refused on load, naming the tensor. */
 START_TEST(test_bad_values) {
   char good[300], bad[300];
   train_good(good, bad);
-  kx_decoder m;
-  kx_dec_vocab v;
-  load_ok(good, &m, &v, NULL, NULL);
-  hsize_t last = v.V - 1;
-  kx_dec_free(&m);
-  kx_dec_vocab_free(&v);
+  hsize_t last = vocab_of(good) - 1;
   poke(good, bad, "param/layer0/ln1_w", 3, NAN, 0);
   expect_refused(bad, 0, "parameter layer0/ln1_w holds nan at index 3");
   poke(good, bad, "param/embed", 17, INFINITY, 0);
@@ -363,6 +369,47 @@ START_TEST(test_window_checkpoints) {
 }
 END_TEST
 
+/* Parameters that are finite but absurd: the loader's probe run refuses
+ * them, naming the tensor of the largest parameter; a LayerNorm whose
+ * variance overflows (outputs finite but blind) is refused too, whatever
+ * token brings it (the probe feeds every token); and a model with a
+ * non-finite parameter is not saved at all. */
+static void save_altered(const char *good, const char *bad, const char *tensor, size_t row) {
+  kx_decoder m;
+  kx_dec_vocab v;
+  load_ok(good, &m, &v, NULL, NULL);
+  for (size_t i = 0; i < m.tab.n; i++) {
+    const kx_tensor_info *t = &m.tab.t[i];
+    if (strcmp(t->name, tensor)) continue;
+    size_t from = row == SIZE_MAX ? 0 : row * t->cols, to = row == SIZE_MAX ? t->size : from + t->cols;
+    for (size_t j = from; j < to; j++) m.params[t->offset + j] = j % 2 ? -3e38f : 3e38f;
+  }
+  ck_assert_int_eq(kx_dec_ckpt_save(bad, &m, &v, NULL, NULL), 0);
+  kx_dec_free(&m);
+  kx_dec_vocab_free(&v);
+}
+
+START_TEST(test_absurd_values) {
+  char good[300], bad[300];
+  train_good(good, bad);
+  save_altered(good, bad, "unembed", SIZE_MAX);
+  expect_refused(bad, 0, "in the logits");
+  expect_refused(bad, 0, "the largest parameter is 3e+38, in unembed");
+  save_altered(good, bad, "embed", vocab_of(good) - 1);
+  expect_refused(bad, 0, "the variance in block 0's first LayerNorm overflows");
+  kx_decoder m;
+  kx_dec_vocab v;
+  load_ok(good, &m, &v, NULL, NULL);
+  m.params[m.tab.t[m.unembed].offset + 3] = NAN;
+  unlink(bad);
+  ck_assert_int_eq(kx_dec_ckpt_save(bad, &m, &v, NULL, NULL), KX_ENUM);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "parameter unembed holds nan at index 3"));
+  ck_assert_int_ne(access(bad, F_OK), 0);
+  kx_dec_free(&m);
+  kx_dec_vocab_free(&v);
+}
+END_TEST
+
 START_TEST(test_resume_mismatch) {
   char ck[300], out[300];
   path_in(ck, sizeof ck, "m.h5");
@@ -404,6 +451,6 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_loop_test(tc, test_resume_bitwise, 0, sizeof resume_cases / sizeof resume_cases[0]);
   kx_test_add(tc, (const TTest *const[]){test_roundtrip_same_loss, test_bad_files, test_bad_values,
-                                         test_resume_mismatch, test_window_checkpoints, NULL});
+                                         test_absurd_values, test_resume_mismatch, test_window_checkpoints, NULL});
   return kx_test_run(s);
 }

@@ -170,6 +170,27 @@ START_TEST(test_bad_input) {
 }
 END_TEST
 
+/* Logits that are not finite (an unembedding of +-3e38, which a loaded
+ * checkpoint's probe refuses, here set in memory) stop generation and Q/K
+ * extraction with KX_ENUM instead of drawing from them. */
+START_TEST(test_absurd_logits) {
+  kx_decoder m;
+  make_model(&m, "softmax", SHORT_CTX, 1);
+  float *u = kx_dec_param(&m, m.unembed);
+  for (size_t j = 0; j < m.tab.t[m.unembed].size; j++) u[j] = j % 2 ? -3e38f : 3e38f;
+  int prompt[3] = {1, 2, 3}, out[4];
+  ck_assert_int_eq(kx_dec_infer_generate(&m, prompt, 3, 4, 0.8, 0, 1, out), KX_ENUM);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "logits before generated character 1 are not finite"));
+  ck_assert_int_eq(kx_dec_generate(&m, prompt, 3, 4, 0.0, 0, 1, out), KX_ENUM);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "not finite"));
+  kx_qk_layer layers[2];
+  int scaled;
+  ck_assert_int_eq(kx_dec_extract_qk(&m, prompt, 3, layers, &scaled), KX_ENUM);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "in the logits"));
+  kx_dec_free(&m);
+}
+END_TEST
+
 int main(void) {
   Suite *s = kx_test_suite("decoder_infer");
   TCase *tc = kx_test_case(s, "infer");
@@ -178,5 +199,6 @@ int main(void) {
   tcase_add_loop_test(tc, test_beyond_ctx, 0, N_KINDS);
   tcase_add_loop_test(tc, test_greedy_same_text, 0, N_KINDS);
   tcase_add_test(tc, test_bad_input);
+  tcase_add_test(tc, test_absurd_logits);
   return kx_test_run(s);
 }

@@ -2,12 +2,20 @@
  * both modes, a reader's error arrives with its message, a reader that dies
  * (as libhdf5 does on some malformed files) becomes KX_EIO with "malformed
  * HDF5 file", one that loops forever (as libhdf5 does on others) is stopped,
- * and a receiver that stops early does not hang. */
+ * one that waits forever without computing (a blocked open) is stopped by
+ * the wall clock, a reader whose caller is killed dies with it, a path
+ * that is a named pipe never reaches a reader, and a receiver that stops
+ * early does not hang. */
 #include <check.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/kx_error.h"
 #include "core/kx_sandbox.h"
@@ -16,11 +24,17 @@
 enum { N_VALUES = 300000 }; /* > a pipe's buffer: the two sides must overlap */
 
 typedef struct {
-  int behaviour; /* 0 send all, 1 fail after half, 2 die by SIGSEGV after half, 3 abort, 4 loop */
+  int behaviour; /* 0 send all, 1 fail after half, 2 die by SIGSEGV after half, 3 abort, 4 loop, 5 wait */
+  int report_fd; /* behaviour 5: the reader's pid goes here first (-1: not) */
 } reader_arg;
 
 static int reader(const void *arg, kx_channel *ch) {
   const reader_arg *a = arg;
+  if (a->behaviour == 5) {
+    pid_t self = getpid();
+    if (a->report_fd >= 0 && write(a->report_fd, &self, sizeof self) != sizeof self) return KX_EIO;
+    for (;;) pause(); /* a read that never returns, using no CPU */
+  }
   uint64_t n = N_VALUES;
   int rc = kx_channel_send(ch, &n, sizeof n);
   double block[1000]; /* sent in blocks, received 7 values at a time */
@@ -57,7 +71,7 @@ static int receiver(void *arg, kx_channel *ch) {
 
 static int run(int isolated, int behaviour, int stop_early, receipt *r) {
   kx_sandbox_set_isolation(isolated);
-  reader_arg a = {behaviour};
+  reader_arg a = {behaviour, -1};
   memset(r, 0, sizeof *r);
   r->stop_early = stop_early;
   kx_error_clear();
@@ -110,6 +124,73 @@ START_TEST(an_endless_reader_is_stopped) {
 }
 END_TEST
 
+START_TEST(a_waiting_reader_is_stopped_by_the_wall_clock) {
+  setenv("KX_SANDBOX_WALL_SECONDS", "1", 1);
+  receipt r;
+  ck_assert_int_eq(run(1, 5, 0, &r), KX_EIO);
+  unsetenv("KX_SANDBOX_WALL_SECONDS");
+  ck_assert_msg(strstr(kx_error_message(), "did not finish within 1 s"), "message: %s", kx_error_message());
+}
+END_TEST
+
+/* Gone, or a zombie nobody reaps (a container's init may not). */
+static int dead(pid_t pid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' && p[2] == 'Z';
+}
+
+START_TEST(a_reader_dies_with_its_caller) {
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t caller = fork();
+  ck_assert_int_ge(caller, 0);
+  if (caller == 0) {
+    close(fds[0]);
+    reader_arg a = {5, fds[1]};
+    receipt r = {0};
+    kx_sandbox_run("some.h5", reader, &a, receiver, &r);
+    _exit(0);
+  }
+  close(fds[1]);
+  pid_t child;
+  ck_assert_int_eq(read(fds[0], &child, sizeof child), (int)sizeof child);
+  close(fds[0]);
+  ck_assert(!dead(child));
+  kill(caller, SIGKILL);
+  waitpid(caller, NULL, 0);
+  int gone = 0;
+  for (int i = 0; i < 100 && !(gone = dead(child)); i++) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (!gone) kill(child, SIGKILL);
+  ck_assert_msg(gone, "the reader %ld outlived its killed caller by 5 s", (long)child);
+}
+END_TEST
+
+START_TEST(a_fifo_never_reaches_a_reader) {
+  char dir[] = "/tmp/kx_sandbox_XXXXXX", path[64];
+  ck_assert_ptr_nonnull(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/pipe.h5", dir);
+  ck_assert_int_eq(mkfifo(path, 0600), 0);
+  reader_arg a = {0, -1};
+  receipt r = {0};
+  kx_error_clear();
+  ck_assert_int_eq(kx_sandbox_run(path, reader, &a, receiver, &r), KX_EIO);
+  ck_assert_msg(strstr(kx_error_message(), "is a named pipe (FIFO)"), "message: %s", kx_error_message());
+  ck_assert_ptr_null(r.values); /* the receiver never ran */
+  unlink(path);
+  rmdir(dir);
+}
+END_TEST
+
 START_TEST(a_receiver_stopping_early_ends_the_reader) {
   receipt r;
   ck_assert_int_eq(run(1, 0, 1, &r), KX_EINVAL);
@@ -122,6 +203,8 @@ int main(void) {
   TCase *tc = kx_test_case(s, "sandbox");
   kx_test_add(tc, (const TTest *const[]){values_arrive_in_both_modes, reader_errors_keep_their_message,
                                          a_dying_reader_is_a_malformed_file, an_endless_reader_is_stopped,
-                                         a_receiver_stopping_early_ends_the_reader, NULL});
+                                         a_receiver_stopping_early_ends_the_reader,
+                                         a_waiting_reader_is_stopped_by_the_wall_clock, a_reader_dies_with_its_caller,
+                                         a_fifo_never_reaches_a_reader, NULL});
   return kx_test_run(s);
 }

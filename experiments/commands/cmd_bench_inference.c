@@ -123,6 +123,10 @@ int cmd_bench_inference(int argc, char **argv) {
       return kx_cli_value_error(cmd, "--attention");
     kinds[nk++] = t;
   }
+  if (!nk) {
+    kx_cli_error(cmd, "--attention '%s' names no attention kind (known: %s)", kinds_arg, kx_dec_attn_names());
+    return 2;
+  }
   size_t max_len = 0;
   for (size_t i = 0; i < n_len; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
   if (kx_check_output_path(out, "--out")) {

@@ -117,6 +117,9 @@ int cmd_finetune(int argc, char **argv) {
   if (!rc && !isnan(budget) && !(budget > 0 && budget <= 1e6))
     rc = kx_fail(KX_EINVAL, "--budget must be > 0 (a fraction of the pre-training steps), got %g", budget);
   if (!rc && !isnan(budget) && t.steps_given) rc = kx_fail(KX_EINVAL, "give --steps or --budget, not both");
+  if (!rc && !isnan(budget) && budget * (double)pretrain < 1)
+    rc = kx_fail(KX_EINVAL, "--budget %g of %zu pre-training steps is %.3g steps, less than one; give a larger "
+                 "--budget or --steps", budget, pretrain, budget * (double)pretrain);
   if (!rc && !from && !resume) rc = kx_fail(KX_EINVAL, "--from STUDENT.h5 (or --resume FT.h5) is required");
   if (!rc && !out) rc = kx_fail(KX_EINVAL, "--out FILE is required (the fine-tuning checkpoint)");
   if (!rc && from && kx_same_file(from, out))

@@ -164,6 +164,13 @@ static void report(const kx_train_report *r, void *user) {
 
 int kx_train_cli_run(const char *cmd, const kx_train_cli *t) {
   const kx_dec_train_opts *o = &t->o;
+  uint64_t steps = o->steps ? o->steps : KX_DEC_DEFAULT_STEPS;
+  if (!o->resume && o->warmup > steps) {
+    kx_cli_error(cmd, "--warmup %llu is longer than the run's %llu steps: the learning rate would never reach its "
+                 "peak; give a --warmup of at most the steps (see kapprox %s --help)",
+                 (unsigned long long)o->warmup, (unsigned long long)steps, cmd);
+    return 2;
+  }
   if (o->window && !o->resume && !o->init_from) { /* a fresh model: its kind and context are known now */
     kx_dec_config c;
     kx_dec_config_default(&c);

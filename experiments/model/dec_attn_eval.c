@@ -53,6 +53,9 @@ int kx_dec_attn_kl(kx_decoder *teacher, kx_decoder *student, const int *stream, 
         sum += rows_kl(A, S, T);
       }
   }
+  if (!rc && !isfinite(sum))
+    rc = kx_fail(KX_ENUM, "the attention KL is not finite (%g): a model's parameters are beyond what float32 "
+                 "arithmetic can carry on this text", sum);
   if (!rc) *kl = sum / (double)(windows * L * H * T);
   free(A);
   free(S);
@@ -75,5 +78,9 @@ int kx_dec_attn_map(kx_decoder *m, const int *tokens, size_t T, size_t layer, fl
     for (size_t k = 0; k < T * T; k++) map[k] += A[k] / (float)H;
   }
   free(A);
+  for (size_t k = 0; k < T * T; k++)
+    if (!isfinite(map[k]))
+      return kx_fail(KX_ENUM, "the attention map of block %zu is not finite (%g): the model's parameters are "
+                     "beyond what float32 arithmetic can carry on this text", layer, (double)map[k]);
   return 0;
 }

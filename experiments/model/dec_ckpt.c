@@ -56,6 +56,12 @@ static int write_f32(hid_t file, hid_t lcpl, const char *path, const float *data
 
 int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *vocab, const kx_adamw *opt,
                      const kx_dec_train_state *st) {
+  /* a file the loader would refuse is not written */
+  for (size_t i = 0; i < m->tab.n; i++)
+    for (size_t j = 0; j < m->tab.t[i].size; j++)
+      if (!isfinite(m->params[m->tab.t[i].offset + j]))
+        return kx_fail(KX_ENUM, "checkpoint '%s' not written: parameter %s holds %g at index %zu", path,
+                       m->tab.t[i].name, (double)m->params[m->tab.t[i].offset + j], j);
   hid_t f = kx_h5_create_in_memory();
   if (f < 0) return kx_fail_context(KX_ENOMEM, "writing checkpoint '%s': ", path);
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -391,6 +397,32 @@ static int receive_checkpoint(void *arg, kx_channel *ch) {
   return check_values(r, r->opt->v, "second moment of", 1);
 }
 
+/* Parameters that are finite but absurd (a damaged file, or one no
+ * training run wrote: an unembedding of +-3e38) make the model compute inf
+ * and NaN from the first token, and a command would carry on with them.
+ * So the loaded model runs once on a probe input, every token of the
+ * vocabulary in order in windows of up to 64 positions, and every
+ * activation and logit must be finite. */
+#define PROBE_TOKENS 64
+
+static int probe(const char *path, kx_decoder *m) {
+  size_t T = m->cfg.ctx < PROBE_TOKENS ? m->cfg.ctx : PROBE_TOKENS, B = (m->cfg.vocab + T - 1) / T;
+  int *tokens = kx_malloc(B * T * sizeof(int));
+  if (!tokens) return KX_ENOMEM;
+  for (size_t t = 0; t < B * T; t++) tokens[t] = (int)(t % m->cfg.vocab);
+  int rc = kx_dec_forward(m, tokens, NULL, B, T, NULL);
+  free(tokens);
+  if (!rc) rc = kx_dec_check_finite(m);
+  if (rc != KX_ENUM) return rc;
+  char what[512];
+  snprintf(what, sizeof what, "%s", kx_error_message());
+  double big;
+  const char *name = kx_dec_largest_param(m, &big);
+  return kx_fail(KX_EINVAL, "checkpoint '%s': its parameters are finite, but on a probe input (the vocabulary in "
+                 "order) %s; the largest parameter is %g, in %s: the file is damaged or was not written by a "
+                 "training run", path, what, big, name);
+}
+
 int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
                      kx_dec_train_state *st) {
   memset(m, 0, sizeof *m);
@@ -401,6 +433,7 @@ int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_ad
   load_request rq = {path, opt || st, opt != NULL};
   load_receipt r = {&rq, m, vocab, opt, st};
   int rc = kx_sandbox_run(path, read_checkpoint, &rq, receive_checkpoint, &r);
+  if (!rc) rc = probe(path, m);
   if (rc) {
     kx_dec_free(m);
     kx_dec_vocab_free(vocab);

@@ -20,8 +20,9 @@
  * so a crash or a full disk never leaves a half-written checkpoint under the
  * final name.  Loading runs libhdf5 in a child process (core/kx_sandbox.h)
  * and refuses non-finite parameters or moments, negative second moments,
- * code points that are not Unicode characters and declared sizes the file
- * does not hold. */
+ * code points that are not Unicode characters, declared sizes the file
+ * does not hold, and parameters with which the model computes inf or NaN
+ * on a probe input. */
 #ifndef KX_DEC_CKPT_H
 #define KX_DEC_CKPT_H
 

@@ -95,14 +95,17 @@ int kx_dec_infer_check(const kx_decoder *m, size_t capacity) {
    * smaller product. */
   if (capacity > SIZE_MAX / 64 / (m->cfg.width * m->cfg.layers + 1))
     return kx_fail(KX_ENOMEM, "decoding %zu tokens would need more memory than can be addressed", capacity);
-  size_t state_bytes, bytes = kx_dec_infer_bytes(m, capacity, &state_bytes), avail = kx_dec_infer_available_bytes();
+  /* the caller keeps the token ids too (prompt and output) */
+  size_t state_bytes, bytes = kx_dec_infer_bytes(m, capacity, &state_bytes) + capacity * sizeof(int),
+                      avail = kx_dec_infer_available_bytes();
   char label[KX_DEC_LABEL_MAX];
   kx_dec_config_label(&m->cfg, label, sizeof label);
   if (avail && bytes > avail)
     return kx_fail(KX_ENOMEM,
-                   "decoding %zu tokens with '%s' needs %.1f MiB (%.1f MiB of state or KV cache) but only %.1f "
-                   "MiB of memory is available; ask for fewer tokens",
-                   capacity, label, bytes / 1048576.0, state_bytes / 1048576.0, avail / 1048576.0);
+                   "decoding %zu tokens with '%s' needs %.1f MiB (%.1f MiB of state or KV cache, %.1f MiB of token "
+                   "ids) but only %.1f MiB of memory is available; ask for fewer tokens",
+                   capacity, label, bytes / 1048576.0, state_bytes / 1048576.0,
+                   capacity * sizeof(int) / 1048576.0, avail / 1048576.0);
   return 0;
 }
 
@@ -207,6 +210,7 @@ int kx_dec_infer_generate(kx_decoder *m, const int *prompt, size_t n, size_t len
   rc = kx_dec_infer_feed(&s, prompt, n, NULL);
   for (size_t i = 0; i < length && !rc; i++) {
     double u = (double)(kx_seed_derive(seed, i) >> 11) * 0x1.0p-53;
+    if ((rc = kx_dec_logits_finite(s.last_logits, m->cfg.vocab, i))) break;
     out[i] = kx_dec_pick(s.last_logits, m->cfg.vocab, temperature, top_k, u);
     if (i + 1 < length) rc = kx_dec_infer_feed(&s, out + i, 1, NULL);
   }

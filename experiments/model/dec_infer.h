@@ -47,7 +47,8 @@ size_t kx_dec_infer_bytes(const kx_decoder *m, size_t capacity, size_t *state_by
 size_t kx_dec_max_positions(const kx_decoder *m);
 
 /* Checks that the kinds support recurrent decoding and `capacity`
- * positions, and that the memory is available (MemAvailable); message and
+ * positions, and that the memory is available (MemAvailable) for the state,
+ * the work buffers and the caller's capacity token ids; message and
  * non-zero if not.  kx_dec_infer_create checks first, then allocates. */
 int kx_dec_infer_check(const kx_decoder *m, size_t capacity);
 int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity);

@@ -264,3 +264,73 @@ int kx_dec_backward(kx_decoder *m) {
   kx_embed_backward(kx_dec_grad(m, m->embed), dres, m->tokens, N, C, V);
   return 0;
 }
+
+/* Checks n = positions x width values of one activation; `layer` -1: after
+ * the blocks. */
+static int check_part(const float *x, size_t width, size_t positions, size_t T, long layer, const char *what) {
+  for (size_t i = 0; i < positions * width; i++) {
+    if (isfinite(x[i])) continue;
+    char where[48] = "";
+    snprintf(where, sizeof where, layer >= 0 ? "block %ld's " : "the ", layer);
+    return kx_fail(KX_ENUM, "the model computes %g in %s%s at position %zu (parameters beyond what float32 "
+                   "arithmetic can carry)", (double)x[i], where, what, i / width % T);
+  }
+  return 0;
+}
+
+/* A LayerNorm whose variance overflowed has rstd 0 and outputs its bias,
+ * finite but blind to its input. */
+static int check_norm(const float *mean, const float *rstd, size_t N, size_t T, long layer, const char *what) {
+  for (size_t n = 0; n < N; n++) {
+    if (isfinite(mean[n]) && isfinite(rstd[n]) && rstd[n] > 0) continue;
+    char where[48];
+    snprintf(where, sizeof where, layer >= 0 ? "block %ld's " : "the ", layer);
+    return kx_fail(KX_ENUM, "the variance in %s%s overflows at position %zu (parameters beyond what float32 "
+                   "arithmetic can carry)", where, what, n % T);
+  }
+  return 0;
+}
+
+int kx_dec_check_norms(const kx_decoder *m) {
+  if (!m->acts) return 0;
+  size_t N = m->B * m->T, T = m->T;
+  int rc = 0;
+  for (size_t l = 0; !rc && l < m->cfg.layers; l++) {
+    rc = check_norm(m->blk[l].ln1_mean, m->blk[l].ln1_rstd, N, T, (long)l, "first LayerNorm");
+    if (!rc) rc = check_norm(m->blk[l].ln2_mean, m->blk[l].ln2_rstd, N, T, (long)l, "second LayerNorm");
+  }
+  return rc ? rc : check_norm(m->lnf_mean, m->lnf_rstd, N, T, -1, "final LayerNorm");
+}
+
+int kx_dec_check_finite(const kx_decoder *m) {
+  if (!m->acts) return 0;
+  size_t N = m->B * m->T, C = m->cfg.width, T = m->T;
+  int rc = kx_dec_check_norms(m);
+  for (size_t l = 0; !rc && l < m->cfg.layers; l++) {
+    const kx_dec_block_acts *a = &m->blk[l];
+    long b = (long)l;
+    rc = check_part(a->x, C, N, T, b, "input");
+    if (!rc) rc = check_part(a->ln1, C, N, T, b, "first LayerNorm");
+    if (!rc) rc = check_part(a->attn_y, C, N, T, b, "attention output");
+    if (!rc) rc = check_part(a->ln2, C, N, T, b, "second LayerNorm");
+    if (!rc) rc = check_part(a->fc, 4 * C, N, T, b, "MLP hidden layer");
+    if (!rc) rc = check_part(a->gelu, 4 * C, N, T, b, "MLP activation");
+    if (!rc) rc = check_part(a->mlp_y, C, N, T, b, "MLP output");
+  }
+  if (!rc) rc = check_part(m->x_final, C, N, T, -1, "residual stream after the last block");
+  if (!rc) rc = check_part(m->lnf, C, N, T, -1, "final LayerNorm");
+  if (!rc) rc = check_part(m->logits, m->cfg.vocab, N, T, -1, "logits");
+  return rc;
+}
+
+const char *kx_dec_largest_param(const kx_decoder *m, double *magnitude) {
+  const char *name = m->tab.n ? m->tab.t[0].name : "";
+  double best = -1.0;
+  for (size_t k = 0; k < m->tab.n; k++) {
+    const float *p = m->params + m->tab.t[k].offset;
+    for (size_t j = 0; j < m->tab.t[k].size; j++)
+      if (fabs((double)p[j]) > best) best = fabs((double)p[j]), name = m->tab.t[k].name;
+  }
+  *magnitude = best < 0 ? 0.0 : best;
+  return name;
+}

@@ -80,6 +80,22 @@ int kx_dec_backward(kx_decoder *m);
 const kx_attn_kind *kx_dec_kind_lacking(const kx_decoder *m, size_t hook_offset);
 #define KX_DEC_KIND_LACKING(m, hook) kx_dec_kind_lacking((m), offsetof(kx_attn_kind, hook))
 
+/* After a forward: 0 when every activation of it (each block's input,
+ * LayerNorm, attention, MLP and residual outputs, the final LayerNorm) and
+ * every logit is finite and no LayerNorm's variance overflowed; else
+ * KX_ENUM with a message naming the first value that is not (parameters
+ * beyond what float32 arithmetic carries). */
+int kx_dec_check_finite(const kx_decoder *m);
+
+/* The part of kx_dec_check_finite that costs O(positions): no LayerNorm's
+ * variance overflowed (which leaves the outputs finite but blind to the
+ * input); training checks it at every step. */
+int kx_dec_check_norms(const kx_decoder *m);
+
+/* The tensor holding the parameter of largest magnitude, and that
+ * magnitude (for messages about absurd parameters). */
+const char *kx_dec_largest_param(const kx_decoder *m, double *magnitude);
+
 /* Logits of the last forward at (b, t): V floats. */
 static inline const float *kx_dec_logits(const kx_decoder *m, size_t b, size_t t) {
   return m->logits + (b * m->T + t) * m->cfg.vocab;

@@ -1,6 +1,7 @@
 #include "experiments/model/dec_sample.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,15 @@ int kx_dec_pick(const float *logits, size_t V, double temperature, size_t top_k,
   return (int)last;
 }
 
+int kx_dec_logits_finite(const float *logits, size_t V, size_t i) {
+  for (size_t v = 0; v < V; v++)
+    if (!isfinite(logits[v]))
+      return kx_fail(KX_ENUM, "the model's logits before generated character %zu are not finite (%g at token id "
+                     "%zu): its parameters are beyond what float32 arithmetic can carry on this input", i + 1,
+                     (double)logits[v], v);
+  return 0;
+}
+
 int kx_dec_generate(kx_decoder *m, const int *prompt, size_t n, size_t length, double temperature, size_t top_k,
                     uint64_t seed, int *out) {
   if (n == 0) return kx_fail(KX_EINVAL, "the prompt must have at least one token");
@@ -58,6 +68,10 @@ int kx_dec_generate(kx_decoder *m, const int *prompt, size_t n, size_t length, d
       return rc;
     }
     double u = (double)(kx_seed_derive(seed, i) >> 11) * 0x1.0p-53;
+    if ((rc = kx_dec_logits_finite(kx_dec_logits(m, 0, T - 1), m->cfg.vocab, i))) {
+      free(seq);
+      return rc;
+    }
     seq[len] = kx_dec_pick(kx_dec_logits(m, 0, T - 1), m->cfg.vocab, temperature, top_k, u);
     out[i] = seq[len];
   }
@@ -69,6 +83,7 @@ int kx_dec_extract_qk(kx_decoder *m, const int *tokens, size_t T, kx_qk_layer *l
   const kx_attn_kind *lacking = KX_DEC_KIND_LACKING(m, qkv_view);
   if (lacking) return kx_fail(KX_EINVAL, "attention kind '%s' has no queries and keys to dump", lacking->name);
   int rc = kx_dec_forward(m, tokens, NULL, 1, T, NULL);
+  if (!rc) rc = kx_dec_check_finite(m);
   if (rc) return rc;
   size_t H = m->cfg.heads;
   kx_attn_ctx ac = {&m->cfg, 1, T, m->rope_cos, m->rope_sin, 0, 0, NULL};
@@ -105,6 +120,17 @@ int kx_dec_extract_qk(kx_decoder *m, const int *tokens, size_t T, kx_qk_layer *l
     for (size_t i = 0; i < H * T * dqk; i++) L->q[i] = q[i] * qscale, L->k[i] = k[i];
     if (v)
       for (size_t i = 0; i < H * T * dv; i++) L->v[i] = v[i];
+    char what[48];
+    snprintf(what, sizeof what, "block %zu's queries", l);
+    int finite = kx_all_finite(L->q, H * T * dqk, what);
+    snprintf(what, sizeof what, "block %zu's keys", l);
+    finite = finite && kx_all_finite(L->k, H * T * dqk, what);
+    snprintf(what, sizeof what, "block %zu's values", l);
+    finite = finite && (!v || kx_all_finite(L->v, H * T * dv, what));
+    if (!finite) {
+      for (size_t i = 0; i <= l; i++) kx_qk_layer_free(&layers[i]);
+      return KX_ENUM;
+    }
   }
   return 0;
 }

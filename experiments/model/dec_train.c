@@ -261,7 +261,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
     c.window = o->window;
     if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto out;
-    st.steps = o->steps ? o->steps : 2500;
+    st.steps = o->steps ? o->steps : KX_DEC_DEFAULT_STEPS;
     st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);
     st.batch = o->batch ? o->batch : 16;
     st.seed = o->seed;
@@ -336,6 +336,10 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
     if (!isfinite(loss)) {
       rc = diverged(st.step + 1, "training loss", loss, good_ckpt, good_step);
+      goto out;
+    }
+    if (kx_dec_check_norms(&m)) { /* finite loss, but from a blind LayerNorm */
+      rc = diverged(st.step + 1, "variance in a LayerNorm", INFINITY, good_ckpt, good_step);
       goto out;
     }
     if ((rc = kx_dec_backward(&m))) goto out;

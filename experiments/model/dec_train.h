@@ -36,6 +36,9 @@ typedef struct {
   int final_eval;        /* loss on the whole validation text at the end */
 } kx_dec_train_opts;
 
+/* Steps of a run that does not give them. */
+#define KX_DEC_DEFAULT_STEPS 2500
+
 /* Marks every option "not given". */
 void kx_dec_train_opts_init(kx_dec_train_opts *o);
 
