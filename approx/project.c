@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "core/kx_simd.h"
+
 #define COLS 16
 
 size_t kx_project_width(size_t m) { return (m + COLS - 1) / COLS * COLS; }
@@ -16,7 +18,7 @@ void kx_project_transpose(size_t m, size_t d, const double *W, double *Wt) {
     for (size_t j = 0; j < d; j++) Wt[j * mp + i] = W[i * d + j];
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+KX_SIMD_CLONES
 void kx_project(size_t rows, size_t d, size_t mp, const double *x, const double *Wt, double *out) {
   for (size_t i0 = 0; i0 < mp; i0 += COLS)
     for (size_t r = 0; r < rows; r += KX_PROJECT_ROWS) {

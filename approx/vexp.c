@@ -7,6 +7,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/kx_simd.h"
+
 #pragma omp declare simd notinbranch
 extern double exp(double);
 #pragma omp declare simd notinbranch
@@ -14,9 +16,7 @@ extern double log(double);
 #pragma omp declare simd notinbranch
 extern float expf(float);
 
-/* One clone per SIMD width; the loader's resolver picks the widest the CPU
- * has, so one binary runs everywhere. */
-#define KX_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* One clone per SIMD width (core/kx_simd.h). */
 
 /* Elements go in fixed chunks of LANES, the tail through a padded chunk:
  * a plain `omp simd` loop would finish with a scalar epilogue calling

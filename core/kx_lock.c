@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,7 +105,9 @@ static void read_holder(int fd, holder *h) {
     else if (!strcmp(line, "since")) snprintf(h->since, sizeof h->since, "%s", value);
     else if (!strcmp(line, "command")) snprintf(h->command, sizeof h->command, "%s", value);
   }
-  h->present = h->pid > 0 && h->host[0];
+  /* a pid that pid_t cannot hold names no process (and would make kill(2)
+   * address a process group) */
+  h->present = h->pid > 0 && h->pid <= INT_MAX && h->host[0];
 }
 
 static int same_host(const holder *h) {

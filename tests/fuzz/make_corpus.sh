@@ -8,7 +8,7 @@
 set -eu
 kapprox=$(realpath "$1")
 out=${2:-$(dirname "$0")/corpus}
-mkdir -p "$out/qk" "$out/ckpt" "$out/journal" "$out/merge"
+mkdir -p "$out/qk" "$out/ckpt" "$out/journal" "$out/merge" "$out/lock"
 out=$(realpath "$out")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -57,4 +57,12 @@ sep=$(printf '\036')
 { cat part1.csv.journal; printf '%s' "$sep"; cat part2.csv.journal; } >"$out/merge/two-shards"
 { cat part2.csv.journal; printf '%s' "$sep"; cat part1.csv.journal; } >"$out/merge/two-shards-reversed"
 cp whole.csv.journal "$out/merge/one-whole"
+# lock files: a dead process's claim on this host, another host's, an
+# unfinished record (core/kx_lock.c)
+host=$(hostname)
+printf 'kapprox lock\npid 4194000\nhost %s\nboot unknown\nstart 12\nsince 2024-01-01 00:00:00 UTC\ncommand kapprox train --out x.h5\n' \
+  "$host" >"$out/lock/dead-here"
+printf 'kapprox lock\npid 17\nhost elsewhere\nboot 1-2-3\nstart 99\nsince 2024-01-01 00:00:00 UTC\ncommand kapprox reproduce table2\n' \
+  >"$out/lock/other-host"
+printf 'kapprox lock\npid 12' >"$out/lock/torn"
 ls -l "$out"/*
