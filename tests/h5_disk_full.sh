@@ -2,10 +2,14 @@
 # A full disk while an HDF5 file is written: a clear message, exit 1, no
 # crash at exit (libhdf5 1.10 dies in H5F__close_cb when a close failed),
 # the previous file intact and no temporary left behind.  The full disk is a
-# file size limit (ulimit -f): kapprox ignores SIGXFSZ itself (this shell
-# does not), so its writes fail with EFBIG as they would with ENOSPC.
+# file size limit (ulimit -f): kapprox ignores SIGXFSZ itself, so its writes
+# fail with EFBIG as they would with ENOSPC.  It starts with the signal at
+# its default action (env --default-signal: a parent, Python for one, may
+# have left it ignored, and this shell could not undo that).
 # usage: h5_disk_full.sh /path/to/kapprox
 kx="$1"
+dflt=
+env --default-signal=XFSZ true 2>/dev/null && dflt="env --default-signal=XFSZ"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail=0
@@ -18,7 +22,7 @@ tiny="--text $dir/t.txt --layers 1 --heads 2 --width 16 --ctx 16 --batch 2 --qui
 limited() {
   blocks="$1"; out="$2"; shift 2
   before=$(cksum "$out" 2>/dev/null)
-  (ulimit -f "$blocks"; exec "$kx" "$@") >"$dir/stdout" 2>"$dir/err"
+  (ulimit -f "$blocks"; exec $dflt "$kx" "$@") >"$dir/stdout" 2>"$dir/err"
   got=$?
   if [ "$got" -ne 1 ] || ! grep -q "File too large" "$dir/err"; then
     echo "FAIL: kapprox $* under ulimit -f $blocks: exit $got (want 1 and 'File too large'):"; cat "$dir/err"; fail=1
