@@ -4,9 +4,10 @@
 # the conversion; a well-formed table
 # (Markdown, CSV, LaTeX), rank table and figure; a study sharing Table 2's
 # runs (the same run gives the same gap in both tables); three budgets
-# giving a fit; and a run killed with SIGKILL and started again that redoes
-# no finished run and ends with the uninterrupted run's files byte for byte
-# (the study has no timing columns).
+# giving a fit; a second study into a folder a running one claims, refused
+# naming it; and a run killed with SIGKILL and started again that takes its
+# claims over, redoes no finished run and ends with the uninterrupted run's
+# files byte for byte (the study has no timing columns).
 # usage: budget.sh /path/to/kapprox
 . "$(dirname "$0")/cli_test.sh"
 cd "$dir" || exit 1
@@ -142,19 +143,27 @@ mkdir b && cp a/teacher.h5 b/
 mkfifo progress
 "$kx" reproduce budget --quick --text "$dir/t.txt" --outdir b 2>progress &
 pid=$!
-while IFS= read -r line; do
-  case "$line" in *"hedgehog+AT seed 0: fine-tuning step 4/"*) kill -9 $pid; break ;; esac
-done <progress
+exec 3<progress
+while IFS= read -r line <&3; do
+  case "$line" in *"hedgehog+AT seed 0: fine-tuning step 4/"*) break ;; esac
+done
+# while it runs (the pipe kept open, so it is held at worst on a full pipe), a second study into
+# its folder is refused, naming it
+expect 1 "'b' is being written by kapprox process $pid on host" -- reproduce budget $Q --outdir b
+kill -9 $pid
 wait $pid 2>/dev/null
+exec 3<&-
 done_before=$(ls b/runs/*/*/result.txt 2>/dev/null | wc -l)
 [ "$done_before" -ge 1 ] || note "the killed run had not finished its first run"
 [ -e b/budget.md ] && note "the killed run got to its table"
 [ -e b/runs/b20/hedgehog+AT-s0/ft.h5 ] || note "the killed run left no fine-tuning checkpoint to resume"
 ls -l --time-style=+%s.%N b/runs/*/*/result.txt >before.txt
+[ -e b/.lock ] || note "the killed study left no claim of its folder (nothing to take over)"
 "$kx" reproduce budget --quick --text "$dir/t.txt" --outdir b 2>resume.txt || { note "resumed run failed"; cat resume.txt; }
 kept=$(grep -c "finished earlier, kept" resume.txt)
 [ "$kept" -ge "$done_before" ] || note "the resumed run kept $kept finished runs, want $done_before"
 ls -l --time-style=+%s.%N $(awk '{print $NF}' before.txt) | cmp -s - before.txt || note "a finished run was redone"
+[ -z "$(find b -name .lock)" ] || note "the resumed study did not take over and release the claims: $(find b -name .lock)"
 for f in budget.md budget.csv budget.tex budget_ranks.md budget_ranks.csv budget_ranks.tex figdata/budget.vars \
          figdata/budget-1.txt figdata/budget-4.txt; do
   cmp -s "a/$f" "b/$f" || { note "the resumed $f differs from the uninterrupted one"; diff "a/$f" "b/$f" | head; }

@@ -71,7 +71,9 @@ fed reproduce table2 --quick --quiet --text p.txt --outdir r2
 fed reproduce table1 --quick --quiet --teacher p.h5 --text t.txt --outdir r1
 fed reproduce table1 --quick --quiet --text p.txt --outdir r1
 fed reproduce all --quick --quiet --text p.txt --outdir ra
-for f in s.csv m.csv maps.h5 a.h5 b.csv d.h5 c.h5 f.h5 r1 r2; do
+fed reproduce budget --quick --quiet --teacher p.h5 --text t.txt --outdir rb
+fed reproduce budget --quick --quiet --text p.txt --outdir rb
+for f in s.csv m.csv maps.h5 a.h5 b.csv d.h5 c.h5 f.h5 r1 r2 rb; do
   [ ! -e "$f" ] || note "a refused command left $f"
 done
 exit $fail

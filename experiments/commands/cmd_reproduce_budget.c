@@ -9,6 +9,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_input.h"
 #include "experiments/commands/commands.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/reproduce/budget.h"
@@ -84,10 +85,12 @@ static int parse_seeds(const char *arg, kx_budget_study *s) {
   return rc;
 }
 
+/* An input that exists, can be read and is a regular file (a named pipe
+ * would block the study until someone writes into it). */
 static int check_readable(const char *path, const char *what) {
   if (path && access(path, R_OK))
     return kx_fail(KX_EINVAL, "%s: cannot read '%s' (give an existing file)", what, path);
-  return 0;
+  return path ? kx_input_check(path, what) : 0;
 }
 
 /* Every check that needs no work, so that bad input writes nothing. */

@@ -430,34 +430,6 @@ int kx_budget_check_outdir(const char *dir) {
   }
 }
 
-/* Creates `dir` (mkdir -p) and remembers the first folder it made, so that
- * a failed study can take away the folders it created and left empty. */
-static int make_outdir(const char *dir, char *first_made, size_t cap) {
-  first_made[0] = '\0';
-  char path[PATH_CAP];
-  snprintf(path, sizeof path, "%s", dir);
-  for (char *p = path + 1;; p++)
-    if (*p == '/' || !*p) {
-      char ch = *p;
-      *p = '\0';
-      if (!first_made[0] && access(path, F_OK)) snprintf(first_made, cap, "%s", path);
-      if (!(*p = ch)) break;
-    }
-  return kx_mkdir_p(dir);
-}
-
-static void remove_empty_outdir(const char *dir, const char *first_made) {
-  if (!first_made[0]) return;
-  char path[PATH_CAP];
-  snprintf(path, sizeof path, "%s", dir);
-  while (strlen(path) >= strlen(first_made)) {
-    if (rmdir(path)) return; /* not empty: it holds work to resume */
-    char *slash = strrchr(path, '/');
-    if (!slash) return;
-    *slash = '\0';
-  }
-}
-
 /* ---------- the study ---------- */
 
 uint64_t kx_budget_planned_pretrain_steps(int quick) { return quick ? QUICK_STEPS : DEFAULT_PRETRAIN_STEPS; }
@@ -822,6 +794,8 @@ static int run_study(study *st) {
   return rc;
 }
 
+static int run_claimed(void *st) { return run_study(st); }
+
 int kx_budget_study_run(kx_budget_study *s) {
   study st = {.s = s};
   kx_repro *rp = &st.rp;
@@ -845,10 +819,7 @@ int kx_budget_study_run(kx_budget_study *s) {
     return KX_ENOMEM;
   }
   for (size_t i = 0; i < s->nv * s->n_budgets; i++) st.cells[i].gap = gaps + i * (maxseeds ? maxseeds : 1);
-  char first_made[PATH_CAP];
-  int rc = make_outdir(s->outdir, first_made, sizeof first_made);
-  if (!rc) rc = run_study(&st);
-  if (rc) remove_empty_outdir(s->outdir, first_made);
+  int rc = kx_repro_claimed(s->outdir, run_claimed, &st);
   kx_repro_free(rp);
   free(gaps);
   free(st.cells);

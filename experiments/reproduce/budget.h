@@ -121,8 +121,11 @@ int kx_budget_check_outdir(const char *dir);
  * smallest budget first, so an interrupted study has its cheap runs), and
  * writes outdir/budget.{md,csv,tex}, budget_ranks.{md,csv,tex} and the
  * figure budget_gap.{png,svg} (data in outdir/figdata/).  A rerun keeps
- * every finished run.  On failure, an output folder it created and left
- * empty is removed. */
+ * every finished run.  The output folder is claimed for the whole study
+ * and each run folder while its run computes (kx_repro_claimed,
+ * kx_repro_run): a second writer into the same folder, a Table 2 run
+ * included, is refused naming the first.  On failure, an output folder it
+ * created and left empty is removed. */
 int kx_budget_study_run(kx_budget_study *s);
 
 #endif
