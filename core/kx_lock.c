@@ -35,9 +35,12 @@ static void read_line_file(const char *path, char *out, size_t cap) {
 }
 
 /* Field 22 of /proc/PID/stat: when the process started, in clock ticks
- * after boot; with the pid it names one process for the whole boot. */
-static unsigned long long start_ticks(long pid) {
+ * after boot; with the pid it names one process for the whole boot.  0 if
+ * unknown.  *state (may be NULL): field 3, the process state ('Z': a zombie,
+ * '\0' if unknown). */
+static unsigned long long proc_stat(long pid, char *state) {
   char path[64], buf[1024];
+  if (state) *state = '\0';
   snprintf(path, sizeof path, "/proc/%ld/stat", pid);
   FILE *f = fopen(path, "r");
   if (!f) return 0;
@@ -46,6 +49,7 @@ static unsigned long long start_ticks(long pid) {
   buf[n] = '\0';
   const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
   if (!p) return 0;
+  if (state && p[1] == ' ') *state = p[2];
   unsigned long long v = 0;
   int field = 2;
   for (p++; *p && field < 22; p++)
@@ -83,7 +87,7 @@ static void self_record(char *buf, size_t cap) {
   strftime(since, sizeof since, "%Y-%m-%d %H:%M:%S UTC", &tm);
   long pid = (long)getpid();
   snprintf(buf, cap, "kapprox lock\npid %ld\nhost %s\nboot %s\nstart %llu\nsince %s\ncommand %s\n", pid, host,
-           boot[0] ? boot : "unknown", start_ticks(pid), since, command[0] ? command : "unknown");
+           boot[0] ? boot : "unknown", proc_stat(pid, NULL), since, command[0] ? command : "unknown");
 }
 
 static void read_holder(int fd, holder *h) {
@@ -117,13 +121,17 @@ static int same_host(const holder *h) {
 }
 
 /* The holder, on this host, still runs: its pid exists (EPERM: under
- * another user), in the same boot, with the recorded start time. */
+ * another user), in the same boot, with the recorded start time, and is not
+ * a zombie.  A killed process whose parent died first stays a zombie until
+ * init reaps it (a second or more in some containers), and kill(pid, 0)
+ * still finds it. */
 static int holder_alive(const holder *h) {
-  char boot[64];
+  char boot[64], state;
   read_line_file("/proc/sys/kernel/random/boot_id", boot, sizeof boot);
   if (boot[0] && h->boot[0] && strcmp(boot, h->boot)) return 0;
   if (kill((pid_t)h->pid, 0) != 0 && errno == ESRCH) return 0;
-  unsigned long long now = start_ticks(h->pid);
+  unsigned long long now = proc_stat(h->pid, &state);
+  if (state == 'Z' || state == 'X') return 0;
   return !(h->start && now && now != h->start);
 }
 

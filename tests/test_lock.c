@@ -1,6 +1,7 @@
 /* Claims of output files and folders (core/kx_lock.h): a claim held by
  * another process is refused naming it; a claim left by a dead process is
- * taken over; one recorded by another host is refused with the advice to
+ * taken over, also while nobody has reaped it yet; one recorded by another
+ * host is refused with the advice to
  * remove it; releasing removes the lock file; devices and FIFOs need no
  * claim. */
 #include <check.h>
@@ -70,6 +71,21 @@ START_TEST(a_second_writer_is_refused_naming_the_first) {
 }
 END_TEST
 
+/* A killed holder that nobody has reaped yet (a zombie: its parent died
+ * first and init reaps late) holds nothing: its claim is taken over. */
+START_TEST(a_killed_holder_not_yet_reaped_is_taken_over) {
+  const char *out = kx_test_path("z.h5");
+  pid_t pid = holder(out);
+  kill(pid, SIGKILL);
+  siginfo_t info;
+  ck_assert_int_eq(waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT), 0); /* dead, not reaped */
+  kx_lock l;
+  ck_assert_msg(kx_lock_file(&l, out) == 0, "refused: %s", kx_error_message());
+  kx_lock_release(&l);
+  waitpid(pid, NULL, 0);
+}
+END_TEST
+
 START_TEST(a_claim_recorded_by_a_live_process_without_flock_is_refused) {
   /* as a file system without locks leaves it: a record, no flock; the
    * recorded process is this test's parent, alive */
@@ -125,6 +141,7 @@ int main(void) {
   TCase *tc = kx_test_case(s, "lock");
   tcase_add_checked_fixture(tc, setup, teardown);
   kx_test_add(tc, (const TTest *const[]){a_second_writer_is_refused_naming_the_first,
+                                         a_killed_holder_not_yet_reaped_is_taken_over,
                                          a_claim_recorded_by_a_live_process_without_flock_is_refused,
                                          another_hosts_claim_is_refused_with_advice,
                                          streams_need_no_claim_and_links_are_claimed_at_their_target, NULL});
