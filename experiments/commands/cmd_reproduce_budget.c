@@ -17,7 +17,7 @@
 
 static const char cmd[] = "reproduce budget";
 
-#define DEFAULT_KINDS "performer,retnet,dijiang,dijiang-code,hedgehog+AT"
+#define DEFAULT_KINDS "performer,retnet,dijiang,dijiang-code,hedgehog+AT,hedgehog+w16+AT"
 #define DEFAULT_SCRATCH "softmax,retnet"
 #define DEFAULT_BUDGETS "1/64,1/16,1/4,1"
 #define QUICK_KINDS "retnet,hedgehog+AT"
@@ -62,11 +62,11 @@ static void usage(FILE *out) {
           "  --text FILE         the text (default: the KJV corpus)\n"
           "  --no-figures        do not run gnuplot (the figure's data are still written)\n"
           "  --quiet             no progress output\n\n"
-          "Time: the default study is 48 runs, 25190 training steps besides the\n"
-          "teacher's 2500: about 2 h 10 min on the quiet 2-core machine (estimated\n"
+          "Time: the default study is 56 runs, 28900 training steps besides the\n"
+          "teacher's 2500: about 2 h 25 min on the quiet 2-core machine (estimated\n"
           "from each kind's measured 0.23-0.31 s a fine-tuning step and the runs'\n"
           "evaluations; docs/reproduce.md).  With --outdir of a finished reproduce\n"
-          "table2 it reuses the teacher and the 1/16 runs: about 1 h 45 min.\n"
+          "table2 it reuses the teacher and the 1/16 runs: about 2 h.\n"
           "--quick: 25 s on the KJV on one thread of the busy machine, less idle.\n",
           QUICK_BUDGETS, QUICK_KINDS, DEFAULT_BUDGETS, SMALL_SEEDS, DEFAULT_KINDS, DEFAULT_SCRATCH);
 }
