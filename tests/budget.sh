@@ -137,8 +137,7 @@ fitted=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 [ "$fitted" -ge 1 ] || { note "no variant fitted with three budgets"; cat c/budget.csv; }
 
 # ---- killed in the middle of a fine-tuning (the second run: hedgehog+AT at 1/16, after a
-# checkpoint), then resumed: the uninterrupted files.  The study's progress goes through a FIFO
-# that this shell reads, so the kill lands at that line, not at a time.
+# checkpoint), then resumed: the uninterrupted files.
 mkdir b && cp a/teacher.h5 b/
 mkfifo progress
 "$kx" reproduce budget --quick --text "$dir/t.txt" --outdir b 2>progress &

@@ -41,3 +41,29 @@ ok() {
     echo "FAIL: kapprox $* failed:"; cat "$dir/err"; fail=1
   fi
 }
+# killed_at NEEDLE ARGS...: runs kapprox ARGS with its progress (stderr)
+# through a FIFO this shell reads, and SIGKILLs it at the first line that
+# contains NEEDLE (so the kill lands at that line, not at a time).
+killed_at() {
+  needle="$1"; shift
+  rm -f "$dir/progress" && mkfifo "$dir/progress"
+  "$kx" "$@" 2>"$dir/progress" &
+  pid=$!
+  while IFS= read -r line; do
+    case "$line" in *"$needle"*) kill -9 $pid; break ;; esac
+  done <"$dir/progress"
+  wait $pid 2>/dev/null
+}
+# resumed OUT ARGS...: after killed_at, runs kapprox ARGS again (a study
+# writing into OUT) and checks that it kept every run that had finished
+# (OUT/runs/*/*/result.txt untouched) and said so.
+resumed() {
+  out="$1"; shift
+  before=$(ls "$out"/runs/*/*/result.txt 2>/dev/null | wc -l)
+  ls -l --time-style=+%s.%N "$out"/runs/*/*/result.txt >"$dir/before.txt" 2>/dev/null
+  "$kx" "$@" 2>"$dir/resume.txt" || { note "kapprox $* (resumed) failed"; cat "$dir/resume.txt"; }
+  kept=$(grep -c "finished earlier, kept" "$dir/resume.txt")
+  [ "$kept" -ge "$before" ] || note "the resumed run kept $kept finished runs, want $before"
+  ls -l --time-style=+%s.%N $(awk '{print $NF}' "$dir/before.txt") | cmp -s - "$dir/before.txt" ||
+    note "a finished run was redone"
+}

@@ -209,7 +209,8 @@ START_TEST(test_variants) {
   /* every kind with a feature map to train takes +AT, a hybrid of it too;
    * the others are refused, the message naming the kind and the kinds
    * that do take it */
-  static const char *with_map[] = {"performer", "performer-prf", "pff", "dijiang", "dijiang-code", "hedgehog"};
+  static const char *with_map[] = {"performer",    "performer-prf",    "pff",     "dijiang",
+                                   "dijiang-code", "dijiang-released", "hedgehog"};
   for (size_t i = 0; i < sizeof with_map / sizeof with_map[0]; i++) {
     char label[64];
     snprintf(label, sizeof label, "%s+AT", with_map[i]);

@@ -1,6 +1,7 @@
 /* Decoder checkpoints: save/load round trip to the last bit, exact resume
- * (N steps == N/2 steps + resume to N, bitwise), and clear errors for
- * truncated, foreign and mismatched files. */
+ * (N steps == N/2 steps + resume to N, bitwise), the DiJiang form in
+ * /config/dijiang_form, and clear errors for truncated, foreign and
+ * mismatched files. */
 #include <check.h>
 #include <hdf5.h>
 #include <math.h>
@@ -58,7 +59,12 @@ static void load_ok(const char *path, kx_decoder *m, kx_dec_vocab *v, kx_adamw *
 static const struct {
   const char *kind;
   uint64_t steps, stop;
-} resume_cases[] = {{"softmax", 8, 4}, {"performer-redraw", 20, 16}, {"performer-redraw", 20, 10}};
+  const char *form; /* --dijiang-form, or NULL */
+} resume_cases[] = {{"softmax", 8, 4, NULL},
+                    {"performer-redraw", 20, 16, NULL},
+                    {"performer-redraw", 20, 10, NULL},
+                    {"dijiang", 8, 4, "softmax,gnd,gatexavier"},
+                    {"dijiang-released", 8, 4, "exp,D,den,sq"}};
 
 START_TEST(test_resume_bitwise) {
   const char *kind = resume_cases[_i].kind;
@@ -70,11 +76,13 @@ START_TEST(test_resume_bitwise) {
   kx_dec_train_opts o;
   tiny_opts(&o);
   snprintf(o.attn_kind, sizeof o.attn_kind, "%s", kind);
+  o.dijiang_form = resume_cases[_i].form;
   o.steps = steps;
   o.out = full;
   ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
   tiny_opts(&o);
   snprintf(o.attn_kind, sizeof o.attn_kind, "%s", kind);
+  o.dijiang_form = resume_cases[_i].form;
   o.steps = steps;
   o.out = half;
   o.stop_after = stop;
@@ -109,7 +117,9 @@ START_TEST(test_resume_bitwise) {
   /* and the halfway state really is different (the test is not vacuous) */
   ck_assert_int_ne(memcmp(a.params, h.params, a.tab.total * sizeof(float)), 0);
   long w = kx_ptable_find(&a.tab, "layer1/feat_w");
-  if (strcmp(kind, "softmax")) { /* the features were redrawn between the halfway and the end */
+  ck_assert_uint_eq(a.cfg.dijiang_flips, h.cfg.dijiang_flips);
+  ck_assert_int_eq(!a.cfg.dijiang_flips, !resume_cases[_i].form);
+  if (!strcmp(kind, "performer-redraw")) { /* the features were redrawn between the halfway and the end */
     ck_assert(w >= 0);
     size_t bytes = a.tab.t[w].size * sizeof(float);
     ck_assert_int_ne(memcmp(kx_dec_param(&a, (size_t)w), kx_dec_param(&h, (size_t)w), bytes), 0);
@@ -410,6 +420,83 @@ START_TEST(test_absurd_values) {
 }
 END_TEST
 
+/* A copy of `good` with string attribute /config/<name> set to `value`. */
+static void set_config_string(const char *good, const char *bad, const char *name, const char *value) {
+  copy_prefix(good, bad, 1L << 40);
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT), g = H5Gopen2(f, "config", H5P_DEFAULT);
+  if (H5Aexists(g, name) > 0) H5Adelete(g, name);
+  hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+  H5Tset_size(t, strlen(value) + 1);
+  hid_t a = H5Acreate2(g, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+  ck_assert_int_ge(H5Awrite(a, t, value), 0);
+  H5Aclose(a), H5Sclose(sp), H5Tclose(t), H5Gclose(g), H5Fclose(f);
+}
+
+static void read_form(const char *path, char *form, size_t cap, uint64_t *version) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5Gopen2(f, "config", H5P_DEFAULT);
+  hid_t a = H5Aopen(g, "dijiang_form", H5P_DEFAULT), t = H5Aget_type(a), mt = H5Tcopy(H5T_C_S1);
+  ck_assert_uint_lt(H5Tget_size(t), cap);
+  H5Tset_size(mt, cap);
+  ck_assert_int_ge(H5Aread(a, mt, form), 0);
+  hid_t v = H5Aopen(f, "format_version", H5P_DEFAULT);
+  ck_assert_int_ge(H5Aread(v, H5T_NATIVE_UINT64, version), 0);
+  H5Aclose(v), H5Tclose(mt), H5Tclose(t), H5Aclose(a), H5Gclose(g), H5Fclose(f);
+}
+
+/* /config/dijiang_form lists the form's nine values; a preset's file keeps
+ * format version 1 (an older reader builds the same model from the kind),
+ * a flipped form's is version 2; the form reads back; a damaged attribute
+ * is refused with a message, and so is one on a kind without switches. */
+START_TEST(test_dijiang_form_attribute) {
+  char good[300], bad[300], form[256];
+  uint64_t version = 0;
+  path_in(good, sizeof good, "form.h5");
+  path_in(bad, sizeof bad, "bad.h5");
+  kx_dec_train_opts o;
+  tiny_opts(&o);
+  o.out = good, o.steps = 2;
+  snprintf(o.attn_kind, sizeof o.attn_kind, "dijiang-code");
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  read_form(good, form, sizeof form, &version);
+  ck_assert_str_eq(form, "softmax,normal,dct3,noD,nosq,noprescale,noden,gnhead,gatenormal");
+  ck_assert_uint_eq(version, 1);
+  o.dijiang_form = "exp,gnd";
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), 0);
+  read_form(good, form, sizeof form, &version);
+  ck_assert_str_eq(form, "exp,normal,dct3,noD,nosq,noprescale,noden,gnd,gatenormal");
+  ck_assert_uint_eq(version, 2);
+  kx_decoder m;
+  kx_dec_vocab v;
+  load_ok(good, &m, &v, NULL, NULL);
+  ck_assert_uint_eq(m.cfg.dijiang_flips, 1u << 0 | 1u << 7);
+  kx_dec_free(&m), kx_dec_vocab_free(&v);
+  /* resuming with another form is refused, the same form is not */
+  tiny_opts(&o);
+  o.resume = good, o.out = bad, o.steps = 2, o.dijiang_form = "softmax";
+  ck_assert_int_eq(kx_dec_train(&o, NULL, NULL), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "--dijiang-form softmax differs from the checkpoint's form"));
+  set_config_string(good, bad, "dijiang_form", "exp,normal");
+  expect_refused(bad, 0, "gives no value of factor dct");
+  set_config_string(good, bad, "dijiang_form", "exp,normal,dct3,noD,nosq,noprescale,noden,gnd,bogus");
+  expect_refused(bad, 0, "'bogus' is not a DiJiang form switch");
+  /* with tensors of another form than the file's (gnhead has no gn_w) */
+  set_config_string(good, bad, "dijiang_form", "exp,normal,dct3,noD,nosq,noprescale,noden,gnhead,gatenormal");
+  kx_decoder m2;
+  kx_dec_vocab v2;
+  load_ok(bad, &m2, &v2, NULL, NULL); /* a valid form: the extra tensors are simply not read */
+  ck_assert_int_lt(kx_ptable_find(&m2.tab, "layer0/gn_w"), 0);
+  kx_dec_free(&m2), kx_dec_vocab_free(&v2);
+  set_config_string(good, bad, "dijiang_form", "exp,normal,dct3,D,nosq,noprescale,noden,gnd,gatenormal");
+  expect_refused(bad, 0, "feat_d is missing");
+  char plain[300];
+  train_good(plain, bad);
+  set_config_string(plain, bad, "dijiang_form", "exp,chi,dct2,D,sq,prescale,den,gnhead,gatenormal");
+  expect_refused(bad, 0, "attention 'softmax' with a dijiang_form attribute");
+}
+END_TEST
+
 START_TEST(test_resume_mismatch) {
   char ck[300], out[300];
   path_in(ck, sizeof ck, "m.h5");
@@ -451,6 +538,7 @@ int main(void) {
   tcase_set_timeout(tc, 600);
   tcase_add_loop_test(tc, test_resume_bitwise, 0, sizeof resume_cases / sizeof resume_cases[0]);
   kx_test_add(tc, (const TTest *const[]){test_roundtrip_same_loss, test_bad_files, test_bad_values,
-                                         test_absurd_values, test_resume_mismatch, test_window_checkpoints, NULL});
+                                         test_absurd_values, test_resume_mismatch, test_window_checkpoints,
+                                         test_dijiang_form_attribute, NULL});
   return kx_test_run(s);
 }

@@ -165,6 +165,11 @@ START_TEST(test_fastmath) {
     }
   }
   fprintf(stderr, "fastmath: exp worst relative error %.2e, Phi %.2e\n", worst_e, worst_c);
+  /* the ends: clamped, never inf or 0; NaN stays NaN (and, under UBSan,
+   * never reaches the float-to-int conversion) */
+  ck_assert(kx_expf(INFINITY) == kx_expf(88.3f) && isfinite(kx_expf(INFINITY)) && kx_expf(88.3f) > 2e38f);
+  ck_assert(kx_expf(-INFINITY) == kx_expf(-87.3f) && kx_expf(-INFINITY) > 0.0f);
+  ck_assert(isnan(kx_expf(NAN)) && isnan(kx_expf(-NAN)));
   ck_assert(worst_e < 4 * 5.96e-8);
   /* Phi's error is dominated by exp(-z^2) of a rounded z^2: relative error
    * ~ z^2 u, i.e. 6e-6 at z = 10 where Phi ~ 1e-23 (GELU there is ~0). */

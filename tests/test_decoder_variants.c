@@ -1,4 +1,4 @@
-/* The linear-attention kinds retnet, dijiang, dijiang-code and linformer
+/* The linear-attention kinds retnet, the DiJiang forms and linformer
  * (loss and every gradient against the float64 PyTorch quadratic forms is
  * tests/torch_reference.py; this file checks what does not need torch):
  *
@@ -12,8 +12,12 @@
  *     every gradient finite;
  *   - initialisation: reproducible from the seed, the documented values
  *     (DiJiang radii = the chi_d inverse-CDF grid, D = 1; the released
- *     code's matrix = diag(t) C^T with C orthonormal; Linformer E, F
- *     around 1), and frozen tensors untouched by an AdamW step;
+ *     code's matrix = diag(t) C^T with C orthonormal, and diag(t) C for
+ *     the DCT-II switch; its xavier gate within gain sqrt(6/2C) and
+ *     GroupNorm affine 1, 0; Linformer E, F around 1), and frozen tensors
+ *     untouched by an AdamW step;
+ *   - DiJiang attention specs: switches after the kind, labels that read
+ *     back as the same form, refused bad switches;
  *   - the float DCT (approx/dct.h): FFTW path and matrix path (through the
  *     decoder's sgemm) against the double-precision FFTW DCT, all four
  *     types, and their speed at d = 64 (printed). */
@@ -28,18 +32,30 @@
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_adamw.h"
+#include "experiments/model/dec_dijiang_form.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
 #include "samplers/transforms.h"
 #include "tests/test_support.h"
 
-static const char *const kinds[] = {"retnet", "dijiang", "dijiang-code", "linformer"};
+/* The DiJiang presets and two mixtures: softmax features with a
+ * denominator and no D; exp features without the prescale, with the
+ * released GroupNorm and gate. */
+static const char *const kinds[] = {"retnet",
+                                    "dijiang",
+                                    "dijiang-code",
+                                    "dijiang-released",
+                                    "dijiang+softmax+noD+normal",
+                                    "dijiang-released+exp+D+den+sq",
+                                    "linformer"};
 enum { N_KINDS = sizeof kinds / sizeof kinds[0] };
 static const double U = 5.96e-8; /* 2^-24 */
 
+/* kind: an attention spec (kx_dec_config_set_attention). */
 static void small_model(kx_decoder *m, const char *kind, uint64_t seed) {
   kx_dec_config c;
-  kx_test_config(&c, kind, 11, 80, 32, 4);
+  kx_test_config(&c, "softmax", 11, 80, 32, 4);
+  ck_assert_msg(kx_dec_config_set_attention(&c, kind) == 0, "%s: %s", kind, kx_error_message());
   kx_test_model(m, &c, seed);
 }
 
@@ -83,9 +99,10 @@ END_TEST
 
 /* Rows of A: non-negative, zero above the diagonal, summing to 1 up to the
  * round-off of a float sum of at most T terms (T u, worst case).  For the
- * normalised dijiang the sum is den/(den + eps), eps = 1e-6: at least 0.999
- * while den >= 1e-3, which holds at init (the diagonal term alone is
- * phi(q_i).phi(k_i) ~ e^(-|x~|^2/2 + ...) / sqrt(d) with |x~| of order 1). */
+ * DiJiang forms with a denominator the sum is den/(den + eps), eps = 1e-6:
+ * at least 0.999 while den >= 1e-3, which holds at init (the diagonal term
+ * alone is phi(q_i).phi(k_i) ~ e^(-|x~|^2/2 + ...) / sqrt(d) with |x~| of
+ * order 1 for exp features, and at least 1/d for softmax features). */
 START_TEST(test_attn_weights) {
   enum { B = 2, T = 70 };
   kx_decoder m;
@@ -110,7 +127,9 @@ START_TEST(test_attn_weights) {
           /* dijiang is normalised: its rows sum to den_i / (den_i + 1e-6),
            * just below 1 (the weights o_i really gives); the others are
            * normalised by the hook itself */
-          double lo = strcmp(kinds[_i], "dijiang") ? 1.0 - T * U : 0.999;
+          const kx_dijiang_preset *pr = kx_dijiang_preset_of(m.cfg.attn_kind);
+          int den = pr && !kx_dj_released(pr->form ^ m.cfg.dijiang_flips, KX_DJ_NORMALISER);
+          double lo = den ? 0.999 : 1.0 - T * U;
           ck_assert_msg(sum >= lo && sum <= 1.0 + T * U, "%s: row %zu sums to %.9g", kinds[_i], i, sum);
         }
       }
@@ -129,7 +148,8 @@ START_TEST(test_init_and_frozen) {
   ck_assert(!memcmp(a.params, b.params, a.tab.total * sizeof(float)));
   for (size_t i = 0; i < a.tab.n; i++) {
     const kx_tensor_info *t = &a.tab.t[i];
-    if (t->init != KX_INIT_KIND || strstr(t->name, "feat_d")) continue; /* feat_d is 1, not drawn */
+    /* feat_d is 1 and the GroupNorm's affine part 1 and 0: not drawn */
+    if (t->init != KX_INIT_KIND || strstr(t->name, "feat_d") || strstr(t->name, "/gn_")) continue;
     ck_assert_msg(memcmp(kx_dec_param(&a, i), kx_dec_param(&c, i), t->size * sizeof(float)),
                   "%s: %s does not depend on the seed", kinds[_i], t->name);
   }
@@ -231,6 +251,140 @@ START_TEST(test_init_values) {
 }
 END_TEST
 
+/* The switches' tensors (layer 1, d = 16, C = 32). */
+START_TEST(test_form_values) {
+  size_t d = 16, C = 32;
+  kx_decoder m;
+  double C_[16 * 16];
+  ck_assert_int_eq(kx_dct_matrix(2, d, C_), 0);
+  /* feat_w = diag(t) M: row j is t_j times row j of M, M = C^T (dct3, the
+   * released code) or C (dct2); t read back as <W_j, M_j> (M orthonormal),
+   * each entry within the float rounding of t_j M_jk (u |t_j|, |M_jk| <= 1);
+   * the released code's scales are signed, chi radii are the grid */
+  const struct {
+    const char *spec;
+    int dct3, chi;
+  } cases[] = {{"dijiang-released", 1, 0}, {"dijiang-released+dct2", 0, 0}, {"dijiang-released+chi", 1, 1}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    small_model(&m, cases[c].spec, 5);
+    const float *W = param(&m, "layer1/feat_w");
+    float t[16];
+    int negative = 0;
+    for (size_t j = 0; j < d; j++) {
+      double tj = 0.0;
+      for (size_t k = 0; k < d; k++) tj += W[j * d + k] * (cases[c].dct3 ? C_[k * d + j] : C_[j * d + k]);
+      for (size_t k = 0; k < d; k++)
+        ck_assert_msg(fabs(W[j * d + k] - tj * (cases[c].dct3 ? C_[k * d + j] : C_[j * d + k])) <= 4 * d * U * fabs(tj),
+                      "%s: feat_w row %zu is not t_j times the %s row", cases[c].spec, j, cases[c].dct3 ? "C^T" : "C");
+      t[j] = (float)tj;
+      negative += tj < 0;
+    }
+    if (cases[c].chi) {
+      qsort(t, d, sizeof *t, cmp_float);
+      for (size_t i = 0; i < d; i++) ck_assert_double_eq_tol(t[i], kx_chi_inv((i + 0.5) / d, (double)d), 1e-5);
+    } else {
+      ck_assert_int_gt(negative, 0);
+      ck_assert_int_lt(negative, (int)d);
+    }
+    ck_assert_int_lt(kx_ptable_find(&m.tab, "layer1/feat_d"), 0); /* no D in the released form */
+    kx_dec_free(&m);
+  }
+  /* the paper form's scales switched to signed normals: both signs */
+  small_model(&m, "dijiang+normal", 5);
+  int negative = 0;
+  for (size_t j = 0; j < d; j++) negative += param(&m, "layer1/feat_t")[j] < 0;
+  ck_assert_int_gt(negative, 0);
+  ck_assert_int_lt(negative, (int)d);
+  ck_assert_int_lt(kx_ptable_find(&m.tab, "layer1/gn_w"), 0);
+  kx_dec_free(&m);
+  /* The released gate: uniform on (-a, a), a = 2^-2.5 sqrt(6 / 2C).  Of
+   * 1024 draws the largest |w| is above 0.99 a unless all miss the outer
+   * 1 % (probability 0.99^1024 = 3e-5); the mean square is a^2/3 within 5
+   * standard errors (w^2 has variance 4 a^4 / 45).  GroupNorm: weight 1,
+   * bias 0. */
+  small_model(&m, "dijiang-released", 5);
+  const float *g = param(&m, "layer1/gate_w"), *gw = param(&m, "layer1/gn_w"), *gb = param(&m, "layer1/gn_b");
+  double a = pow(2.0, -2.5) * sqrt(6.0 / (2.0 * (double)C)), big = 0.0, ms = 0.0;
+  for (size_t k = 0; k < C * C; k++) {
+    ck_assert_double_lt(fabs(g[k]), a);
+    big = fmax(big, fabs(g[k]));
+    ms += (double)g[k] * g[k] / (double)(C * C);
+  }
+  ck_assert_double_gt(big, 0.99 * a);
+  ck_assert_double_le(fabs(ms - a * a / 3.0), 5.0 * a * a * sqrt(4.0 / 45.0 / (double)(C * C)));
+  for (size_t c = 0; c < C; c++) ck_assert(gw[c] == 1.0f && gb[c] == 0.0f);
+  kx_dec_free(&m);
+  /* the paper form's gate, N(0, 2/(5C)): its mean square is 2/(5C) within
+   * 5 standard errors (w^2 has variance 2 sd^4) -- far from xavier's a^2/3 */
+  small_model(&m, "dijiang", 5);
+  g = param(&m, "layer1/gate_w");
+  ms = 0.0;
+  for (size_t k = 0; k < C * C; k++) ms += (double)g[k] * g[k] / (double)(C * C);
+  double var = 2.0 / (5.0 * (double)C);
+  ck_assert_double_le(fabs(ms - var), 5.0 * var * sqrt(2.0 / (double)(C * C)));
+  kx_dec_free(&m);
+}
+END_TEST
+
+/* Attention specs: the switches after the kind, in any order, give the
+ * canonical label; restating a preset's value flips nothing; bad specs are
+ * refused with a message; every form prints and parses back. */
+START_TEST(test_form_specs) {
+  kx_dec_config c;
+  char label[KX_DEC_NAME_MAX + 256];
+  const struct {
+    const char *spec, *label;
+    uint32_t flips;
+  } good[] = {
+      {"dijiang", "dijiang", 0},
+      {"dijiang+noden+softmax", "dijiang+softmax+noden", 1u << KX_DJ_FEATURES | 1u << KX_DJ_NORMALISER},
+      {"dijiang+exp+chi", "dijiang", 0},
+      {"dijiang-code+gnd+gatexavier", "dijiang-code+gnd+gatexavier", 1u << KX_DJ_GROUPNORM | 1u << KX_DJ_GATE},
+      {"dijiang-released+exp", "dijiang-released+exp", 1u << KX_DJ_FEATURES},
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    kx_dec_config_default(&c);
+    c.vocab = 5;
+    ck_assert_msg(kx_dec_config_set_attention(&c, good[i].spec) == 0, "%s: %s", good[i].spec, kx_error_message());
+    ck_assert_uint_eq(c.dijiang_flips, good[i].flips);
+    ck_assert_int_eq(kx_dec_config_check(&c), 0);
+    kx_dec_config_label(&c, label, sizeof label);
+    ck_assert_str_eq(label, good[i].label);
+  }
+  /* dijiang-code with the released GroupNorm and gate is the released form */
+  ck_assert_uint_eq(kx_dijiang_preset_of("dijiang-code")->form ^ good[3].flips,
+                    kx_dijiang_preset_of("dijiang-released")->form);
+  const struct {
+    const char *spec, *needle;
+  } bad[] = {{"dijiang+bogus", "'bogus' is not a DiJiang form switch"},
+             {"dijiang+exp+softmax", "factor features is given twice"},
+             {"retnet+softmax", "attention 'retnet' has no DiJiang form switches"},
+             {"nope+softmax", "unknown attention kind 'nope'"},
+             {"dijiang+", "empty"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    kx_dec_config_default(&c);
+    ck_assert_int_eq(kx_dec_config_set_attention(&c, bad[i].spec), KX_EINVAL);
+    ck_assert_msg(strstr(kx_error_message(), bad[i].needle), "%s: '%s' lacks '%s'", bad[i].spec, kx_error_message(),
+                  bad[i].needle);
+    ck_assert_str_eq(c.attn_kind, "softmax"); /* untouched */
+  }
+  kx_dec_config_default(&c);
+  c.vocab = 5;
+  c.dijiang_flips = 1;
+  ck_assert_int_eq(kx_dec_config_check(&c), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "no DiJiang form switches"));
+  for (kx_dijiang_form f = 0; f <= KX_DJ_ALL; f++) {
+    char text[256];
+    kx_dijiang_form back;
+    kx_dijiang_form_format(f, ",", text, sizeof text);
+    ck_assert_int_eq(kx_dijiang_form_parse_full(text, "form", &back), 0);
+    ck_assert_uint_eq(back, f);
+  }
+  ck_assert_int_eq(kx_dijiang_form_parse_full("exp,chi", "form", &(kx_dijiang_form){0}), KX_EINVAL);
+  ck_assert_ptr_nonnull(strstr(kx_error_message(), "gives no value of factor dct"));
+}
+END_TEST
+
 static double seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -307,6 +461,6 @@ int main(void) {
   tcase_add_loop_test(tc, test_attn_weights, 0, N_KINDS);
   tcase_add_loop_test(tc, test_init_and_frozen, 0, N_KINDS);
   tcase_add_loop_test(tc, test_large_inputs_finite, 0, N_KINDS);
-  kx_test_add(tc, (const TTest *const[]){test_init_values, test_float_dct, NULL});
+  kx_test_add(tc, (const TTest *const[]){test_init_values, test_form_values, test_form_specs, test_float_dct, NULL});
   return kx_test_run(s);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent float64 PyTorch reference for the C decoder.
 
-usage: /usr/bin/python3 tests/torch_reference.py /path/to/kapprox [KIND,...]
+usage: /usr/bin/python3 tests/torch_reference.py /path/to/kapprox [KIND,...|dijiang-forms]
 
 For each attention kind (default: every variant registered below, then the
 layer hybrids in HYBRIDS), trains a tiny decoder for 3 steps with `kapprox
@@ -12,6 +12,11 @@ and 1) is a 3-layer softmax model trained for 3 steps, converted with
 `kapprox convert --softmax-layers LIST` and fine-tuned for 3 steps with the
 gradient dump; the reference reads the per-layer kinds from the
 checkpoint's /config/softmax_layers mask (bit l = layer l is softmax).
+A DiJiang kind with form switches, "dijiang+softmax" (kapprox's label), is
+trained with `--dijiang-form softmax`; `dijiang-forms` checks every single
+factor flipped from the paper form (dijiang) and from the released form
+(dijiang-released), and the attention transfer of a few switched forms;
+the reference reads the form from the checkpoint's /config/dijiang_form.
 This script loads the checkpoint with h5py, rebuilds the model from
 scratch in PyTorch in float64 (the architecture as documented in
 experiments/model/dec_config.h and docs/file-formats.md), recomputes loss and
@@ -109,15 +114,15 @@ def load(ck):
 VARIANTS = {}
 
 
-def variant(name, features=lambda d: d, frozen=(), ctx=16, steps=3):
+def variant(name, features=lambda d: d, frozen=(), ctx=16, steps=3, heads=2, width=32):
     """Registers fn(c, p, h, rope) -> (B,T,C) as attention kind `name`;
     features(d): features per head (the m of the tolerance); frozen: tensor
-    names (without "layer<l>/") that must have a zero C gradient; ctx: the
-    context of the test model; steps: training steps before the compared
-    batch."""
+    names (without "layer<l>/") that must have a zero C gradient; ctx,
+    heads, width: the shape of the test model; steps: training steps before
+    the compared batch."""
     def reg(fn):
         VARIANTS[name] = {"fn": fn, "features": features, "frozen": set(frozen), "ctx": ctx, "steps": steps,
-                          "kind": name, "window": 0}
+                          "kind": name, "window": 0, "heads": heads, "width": width}
         return fn
     return reg
 
@@ -309,20 +314,6 @@ def retnet_attention(c, p, h, rope):
     return gate_proj(c, p, h, causal_linear(q / math.sqrt(d), k, v, decay_retnet(H), normalise=False))
 
 
-def dijiang_code_features(x, W):
-    """docs/attention-kinds.md, "Gated linear kinds" (dijiang-code):
-    softmax_j((W x)_j), W = feat_w (d, d)."""
-    return torch.softmax(x @ W.T, -1)
-
-
-@variant("dijiang-code", ctx=80, frozen=("feat_w",))
-def dijiang_code_attention(c, p, h, rope):
-    q, k, v = heads_qkv(c, p, h, rope)
-    W = p("feat_w").detach()
-    fq, fk = dijiang_code_features(q, W), dijiang_code_features(k, W)
-    return gate_proj(c, p, h, causal_linear(fq, fk, v, decay_dijiang(q.shape[1]), normalise=False))
-
-
 def dct2_matrix(d):
     """Orthonormal DCT-II: C_ij = s_i cos(pi (2j+1) i / 2d)."""
     i = torch.arange(d, dtype=torch.float64)[:, None]
@@ -332,26 +323,140 @@ def dct2_matrix(d):
     return s * torch.cos(math.pi * (2 * j + 1) * i / (2 * d))
 
 
-def dijiang_features(x, t, D, query, with_shift=False):
-    """docs/attention-kinds.md, "Gated linear kinds" (dijiang):
-    D_h * exp(t_i (C x~)_i - |x~|^2/2 - c) / sqrt(d), x~ = x / d^(1/4),
-    c the row max of the exponent for queries (no gradient: it cancels in
-    the ratio; a sliding window's lam), none for keys.  with_shift: also c,
-    (B,H,T,1)."""
+# The DiJiang form (docs/dijiang-factors.md): per factor the paper's token
+# and the released code's; /config/dijiang_form lists one token of each.
+DIJIANG_FACTORS = [("features", "exp", "softmax"), ("scales", "chi", "normal"), ("dct", "dct2", "dct3"),
+                   ("weights", "D", "noD"), ("square", "sq", "nosq"), ("prescale", "prescale", "noprescale"),
+                   ("normaliser", "den", "noden"), ("groupnorm", "gnhead", "gnd"), ("gate", "gatenormal", "gatexavier")]
+DIJIANG_PRESETS = {"dijiang": "paper", "dijiang-code": "code", "dijiang-released": "released"}
+
+
+def dijiang_form(c):
+    """{factor: token} from the checkpoint; every factor exactly once."""
+    tokens = str(c["dijiang_form"]).split(",")
+    form = {}
+    for name, paper, released in DIJIANG_FACTORS:
+        hits = [t for t in tokens if t in (paper, released)]
+        assert len(hits) == 1, f"dijiang_form {c['dijiang_form']}: factor {name} given {len(hits)} times"
+        form[name] = hits[0]
+    assert len(tokens) == len(DIJIANG_FACTORS), c["dijiang_form"]
+    return form
+
+
+def chi_quantile(p, d):
+    """F^-1 of the chi distribution with d degrees of freedom, by bisection
+    on the regularised incomplete gamma function P(d/2, r^2/2)."""
+    lo, hi = torch.zeros_like(p), torch.full_like(p, 10.0 + 4.0 * math.sqrt(d))
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        below = torch.special.gammainc(torch.full_like(mid, d / 2), mid * mid / 2) < p
+        lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+def check_scales(c, p, d):
+    """The frozen scales are what the form says: the stratified chi_d radii
+    in some order, or signed normals (some negative); the kinds that store a
+    matrix store W = diag(t) M for the form's DCT M."""
+    f = dijiang_form(c)
+    M = dct2_matrix(d) if f["dct"] == "dct2" else dct2_matrix(d).T
+    if c["attention"] == "dijiang":
+        t = p("feat_t").detach()
+    else:
+        T = p("feat_w").detach() @ M.T  # diag(t) M M^T = diag(t)
+        t = torch.diagonal(T)
+        off = (T - torch.diag(t)).abs().max().item()
+        assert off < 1e-5 * t.abs().max().item(), f"feat_w is not diag(t) M for {f['dct']} (off-diagonal {off:.2e})"
+    if f["scales"] == "chi":
+        want = chi_quantile((torch.arange(d, dtype=torch.float64) + 0.5) / d, d)
+        err = (t.sort().values - want).abs().max().item()
+        assert err < 1e-5 * want.max().item(), f"chi radii off by {err:.2e}"
+    else:
+        assert (t < 0).any() and (t > 0).any(), "signed normal scales should have both signs"
+
+
+def has(p, name):
+    try:
+        p(name)
+        return True
+    except KeyError:
+        return False
+
+
+def dijiang_features(c, p, x, query, detach=True):
+    """Every DiJiang form, docs/dijiang-factors.md: with x~ = x/d^(1/4)
+    [prescale] or x, y = C x~ [dct2] or C^T x~ [dct3], l = t (.) y - |x~|^2/2
+    [sq] or t (.) y; phi = D_h (.) exp(l - c)/sqrt(d) [exp; queries c = the
+    row max, no gradient (it cancels in the ratio or in GroupNorm, and is a
+    sliding window's lam); keys c = 0] or D_h (.) softmax(l) [softmax, no c],
+    D_h = 1 [noD].  The kind dijiang stores t (feat_t), the others
+    W = diag(t) M (feat_w, used as it is: transfer trains all of it).
+    detach: the scales as constants (frozen in training).  Returns phi and
+    c (B,H,T,1)."""
+    f = dijiang_form(c)
     d = x.shape[-1]
-    xs = x * d ** -0.25
-    l = t * (xs @ dct2_matrix(d).T) - xs.pow(2).sum(-1, keepdim=True) / 2
-    shift = l.max(-1, keepdim=True).values.detach() if query else torch.zeros(l.shape[:-1] + (1,))
-    f = D[None, :, None, :] * torch.exp(l - shift) / math.sqrt(d)
-    return (f, shift) if with_shift else f
+    assert has(p, "feat_d") == (f["weights"] == "D") and has(p, "gn_w") == (f["groupnorm"] == "gnd")
+    xs = x * (d ** -0.25 if f["prescale"] == "prescale" else 1.0)
+    if c["attention"] == "dijiang":
+        t = p("feat_t").detach() if detach else p("feat_t")
+        M = dct2_matrix(d) if f["dct"] == "dct2" else dct2_matrix(d).T
+        l = t * (xs @ M.T)
+    else:
+        W = p("feat_w").detach() if detach else p("feat_w")
+        l = xs @ W.T
+    if f["square"] == "sq":
+        l = l - xs.pow(2).sum(-1, keepdim=True) / 2
+    shift = torch.zeros(l.shape[:-1] + (1,), dtype=torch.float64)
+    if f["features"] == "softmax":
+        e = torch.softmax(l, -1)
+    else:
+        if query:
+            shift = l.max(-1, keepdim=True).values.detach()
+        e = torch.exp(l - shift) / math.sqrt(d)
+    return (p("feat_d")[None, :, None, :] * e if f["weights"] == "D" else e), shift
 
 
-@variant("dijiang", ctx=80, frozen=("feat_t",))
+def gate_proj_groups(c, p, h, o):
+    """proj( SiLU(h Wg^T) * GroupNorm(o) ) with the released code's
+    nn.GroupNorm(d, C): d groups of C/d consecutive channels per token,
+    affine gn_w, gn_b."""
+    B, H, T, d = o.shape
+    x = o.transpose(1, 2).reshape(B * T, H * d)
+    n = F.group_norm(x, d, p("gn_w"), p("gn_b"), float(c["ln_eps"])).reshape(B, T, H * d)
+    return (F.silu(h @ p("gate_w").T) * n) @ p("proj_w").T + p("proj_b")
+
+
 def dijiang_attention(c, p, h, rope):
+    """o = decayed causal sum of phi(q).phi(k) v, normalised [den] (or with a
+    window the sliding-window hybrid, which only the forms with den take) or
+    not [noden]; then the gate with GroupNorm per head [gnhead] or
+    nn.GroupNorm(d, C) [gnd]."""
+    f = dijiang_form(c)
     q, k, v = heads_qkv(c, p, h, rope)
-    t, D = p("feat_t").detach(), p("feat_d")
-    (fq, lam), fk = dijiang_features(q, t, D, True, True), dijiang_features(k, t, D, False)
-    return gate_proj(c, p, h, attend(c, p, q, k, fq, fk, v, lam, decay_dijiang(q.shape[1])))
+    check_scales(c, p, q.shape[3])
+    (fq, lam), (fk, _) = dijiang_features(c, p, q, True), dijiang_features(c, p, k, False)
+    if f["normaliser"] == "den":
+        o = attend(c, p, q, k, fq, fk, v, lam, decay_dijiang(q.shape[1]))
+    else:
+        o = causal_linear(fq, fk, v, decay_dijiang(q.shape[1]), normalise=False)
+    return gate_proj_groups(c, p, h, o) if f["groupnorm"] == "gnd" else gate_proj(c, p, h, o)
+
+
+# 4 heads of d = 16: the released GroupNorm's groups (C/d channels) then hold
+# 4 channels, as at kapprox's default shape (d = 64, 4 heads).  With groups
+# of 2 (2 heads) each normalised value is +-(a - b)/sqrt((a - b)^2 + 4 eps), a
+# difference of two outputs whose float32 round-off the cancellation
+# amplifies beyond the sqrt(K) u model of the tolerance (measured: 7e-5
+# against 2.4e-5 at 2 heads, 1e-6 at 4).
+for _kind in DIJIANG_PRESETS:
+    variant(_kind, ctx=80, frozen=("feat_t", "feat_w"), heads=4, width=64)(dijiang_attention)
+
+
+def dijiang_flips():
+    """Every single factor flipped from the paper form and from the released
+    form: "dijiang+softmax", ..., "dijiang-released+exp", ..."""
+    return ([f"dijiang+{r}" for _, _, r in DIJIANG_FACTORS] +
+            [f"dijiang-released+{pp}" for _, pp, _ in DIJIANG_FACTORS])
 
 
 @variant("linformer", ctx=80, features=lambda d: 32)
@@ -430,10 +535,12 @@ TRANSFER = {}
 
 def transfer(name, tensors, features=lambda d: d):
     """Registers fn(c, p, q, k) -> rows as kind `name`'s transfer; tensors:
-    the names (without "layer<l>/") that get a row gradient; features(d):
-    features per head (the m of the tolerance)."""
+    the names (without "layer<l>/") that get a row gradient, or a function
+    of the checkpoint's config giving them; features(d): features per head
+    (the m of the tolerance)."""
     def reg(fn):
-        TRANSFER[name] = {"fn": fn, "tensors": set(tensors), "features": features}
+        TRANSFER[name] = {"fn": fn, "tensors": tensors if callable(tensors) else lambda c: set(tensors),
+                          "features": features}
         return fn
     return reg
 
@@ -472,18 +579,31 @@ positive_feature_transfer("performer-prf", 0.5)
 positive_feature_transfer("pff", 1.0)
 
 
-@transfer("dijiang", ["feat_d", "feat_t"])
 def dijiang_rows(c, p, q, k):
-    t, D = p("feat_t"), p("feat_d")
-    (fq, lam), fk = dijiang_features(q, t, D, True, True), dijiang_features(k, t, D, False)
-    return rows(c, p, q, k, fq, fk, lam, decay_dijiang(q.shape[1]))
+    """The rows of every DiJiang form: normalised with the denominator (or
+    the window's hybrid rows), else |s| / sum |s| (s > 0 here: positive
+    features, positive decay)."""
+    f = dijiang_form(c)
+    (fq, lam), (fk, _) = dijiang_features(c, p, q, True, detach=False), dijiang_features(c, p, k, False, detach=False)
+    if f["normaliser"] == "den":
+        return rows(c, p, q, k, fq, fk, lam, decay_dijiang(q.shape[1]))
+    return causal_rows(fq, fk, decay_dijiang(q.shape[1]), normalise=False)
 
 
-@transfer("dijiang-code", ["feat_w"])
-def dijiang_code_rows(c, p, q, k):
-    W = p("feat_w")
-    return causal_rows(dijiang_code_features(q, W), dijiang_code_features(k, W), decay_dijiang(q.shape[1]),
-                       normalise=False)
+def dijiang_transferred(c):
+    """Transfer trains the scales (feat_t, or all of feat_w) and D if the
+    form has it (docs/conversion.md#attention-transfer)."""
+    scales = "feat_t" if c["attention"] == "dijiang" else "feat_w"
+    return {scales, "feat_d"} if dijiang_form(c)["weights"] == "D" else {scales}
+
+
+for _kind in DIJIANG_PRESETS:
+    transfer(_kind, dijiang_transferred)(dijiang_rows)
+
+# Switched forms whose transfer `dijiang-forms` checks: vector scales with
+# softmax features and without D; matrix scales with D and the prescale;
+# exp features with a denominator on matrix scales.
+DIJIANG_TRANSFER_FORMS = ["dijiang+softmax+noD", "dijiang-released+D+prescale", "dijiang-released+exp+den+sq"]
 
 
 @transfer("hedgehog", ["hh_qw", "hh_qb", "hh_kw", "hh_kb"], features=lambda d: 2 * d)
@@ -527,28 +647,60 @@ def run(kind, cmd):
     return res.returncode == 0
 
 
+def split_spec(kind):
+    """"dijiang+softmax+w7+sm0.1" -> ("dijiang+w7", ["softmax"], "0,1"): the
+    registered variant (the kind, with its window), a DiJiang kind's form
+    switches and a hybrid's kept layers."""
+    base, *tokens = kind.split("+")
+    kept, switches = "", []
+    for t in tokens:
+        if t.startswith("sm") and t[2:3].isdigit():
+            kept = t[2:].replace(".", ",")
+        elif t.startswith("w") and t[1:].isdigit():
+            base += "+" + t
+        else:
+            switches.append(t)
+    return base, switches, kept
+
+
+def expected_form(base, switches):
+    """The tokens a checkpoint of DiJiang kind `base` with `switches` must list."""
+    preset = DIJIANG_PRESETS[base]
+    form = [r if preset == "released" or (preset == "code" and n not in ("groupnorm", "gate")) else pp
+            for n, pp, r in DIJIANG_FACTORS]
+    for s in switches:
+        i = next(i for i, (_, pp, r) in enumerate(DIJIANG_FACTORS) if s in (pp, r))
+        form[i] = s
+    return form
+
+
 def check(kapprox, kind, tmp, text):
-    base, _, kept = kind.partition("+sm")
-    kept = kept.replace(".", ",")
+    base, switches, kept = split_spec(kind)
+    form_opt = ["--dijiang-form", ",".join(switches)] if switches else []
     ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
     spec = VARIANTS[base]
     common = ["--text", text, "--batch", "4", "--warmup", "1", "--lr", "1e-2", "--seed", "1", "--quiet",
               "--no-final-eval"]
-    shape = ["--heads", "2", "--width", "32", "--ctx", str(spec["ctx"])]
+    shape = ["--heads", str(spec["heads"]), "--width", str(spec["width"]), "--ctx", str(spec["ctx"])]
     window = ["--window", str(spec["window"])] if spec["window"] else []
     if not kept:
         ok = run(kind, [kapprox, "train", "--layers", "2", *shape, "--steps", str(spec["steps"]),
-                        "--attention", spec["kind"], *window, "--out", ck, "--dump-grads", gr, *common])
+                        "--attention", spec["kind"], *form_opt, *window, "--out", ck, "--dump-grads", gr, *common])
     else:
         teacher, student = os.path.join(tmp, kind + ".t.h5"), os.path.join(tmp, kind + ".s.h5")
         ok = (run(kind, [kapprox, "train", "--layers", "3", *shape, "--steps", "3", "--out", teacher, *common])
-              and run(kind, [kapprox, "convert", "--from", teacher, "--attention", spec["kind"], *window,
+              and run(kind, [kapprox, "convert", "--from", teacher, "--attention", spec["kind"], *form_opt, *window,
                              "--softmax-layers", kept, "--out", student, "--seed", "2", "--quiet"])
               and run(kind, [kapprox, "finetune", "--from", student, "--steps", str(spec["steps"]), "--out", ck,
                              "--dump-grads", gr, *common]))
     if not ok:
         return False
     c, P = load(ck)
+    if spec["kind"] in DIJIANG_PRESETS and str(c.get("dijiang_form")).split(",") != expected_form(spec["kind"],
+                                                                                                 switches):
+        print(f"FAIL {kind}: the checkpoint's dijiang_form is {c.get('dijiang_form')}, expected "
+              f"{','.join(expected_form(spec['kind'], switches))}")
+        return False
     if kept:
         want = ["softmax" if str(l) in kept.split(",") else spec["kind"] for l in range(3)]
         if layer_kinds(c) != want:
@@ -637,10 +789,11 @@ def check_transfer(kapprox, kind, tmp, text, teacher):
     converted layers.  "KIND+wN" converts with --window N: the rows are the
     hybrid's, win_beta is one more transferred tensor, and the window's N
     exponentials per row join K."""
-    base, _, kept = kind.partition("+sm")
+    base, switches, kept = split_spec(kind)
     base, _, window = base.partition("+w")
-    hybrid = ["--softmax-layers", kept.replace(".", ",")] if kept else []
+    hybrid = ["--softmax-layers", kept] if kept else []
     hybrid += ["--window", window] if window else []
+    hybrid += ["--dijiang-form", ",".join(switches)] if switches else []
     ck, gr = os.path.join(tmp, kind + ".at.h5"), os.path.join(tmp, kind + ".at.g.h5")
     if not run(kind + " transfer", [kapprox, "convert", "--from", teacher, "--attention", base, *hybrid, "--out", ck,
                                     "--text", text, "--transfer-steps", "3", "--transfer-batch", "4", "--seed", "1",
@@ -652,10 +805,10 @@ def check_transfer(kapprox, kind, tmp, text, teacher):
         print(f"FAIL {kind} transfer: the checkpoint's window is {int(c.get('window', 0))}, expected {window}")
         return False
     spec = TRANSFER[base]
-    tensors = spec["tensors"] | ({"win_beta"} if window else set())
+    tensors = spec["tensors"](c) | ({"win_beta"} if window else set())
     kinds = layer_kinds(c)
     converted = [l for l, k in enumerate(kinds) if k == base]
-    want = ["softmax" if str(l) in kept.split(".") else base for l in range(len(kinds))] if kept else kinds
+    want = ["softmax" if str(l) in kept.split(",") else base for l in range(len(kinds))] if kept else kinds
     if kinds != want or not converted:
         print(f"FAIL {kind} transfer: the checkpoint's layers are {kinds}, expected {want}")
         return False
@@ -695,7 +848,10 @@ def main():
         return 2
     kapprox = sys.argv[1]
     kinds = sys.argv[2].split(",") if len(sys.argv) == 3 else list(VARIANTS) + HYBRIDS
-    unknown = [k for k in kinds if k.partition("+sm")[0] not in VARIANTS]
+    forms = kinds == ["dijiang-forms"]
+    if forms:
+        kinds = dijiang_flips()
+    unknown = [k for k in kinds if split_spec(k)[0] not in VARIANTS]
     if unknown:
         print(f"error: no reference for {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
         return 2
@@ -709,8 +865,8 @@ def main():
                                         "1e-2", "--seed", "2", "--out", teacher, "--quiet", "--no-final-eval"]):
             return 1
         default = len(sys.argv) == 2
-        for k in dict.fromkeys(kinds + (TRANSFER_HYBRIDS if default else [])):
-            if k in TRANSFER or k in TRANSFER_HYBRIDS:
+        for k in dict.fromkeys(kinds + (TRANSFER_HYBRIDS if default else []) + (DIJIANG_TRANSFER_FORMS if forms else [])):
+            if k in TRANSFER or k in TRANSFER_HYBRIDS or k in DIJIANG_TRANSFER_FORMS:
                 results[k + " transfer"] = check_transfer(kapprox, k, tmp, text, teacher)
     failed = [k for k, ok in results.items() if not ok]
     print("PASS" if not failed else "FAIL: " + ", ".join(failed))

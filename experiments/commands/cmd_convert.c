@@ -31,6 +31,8 @@ static void usage(FILE *out) {
           "(the zero-shot loss) with kapprox eval.\n\n"
           "  --from FILE          softmax teacher checkpoint (required)\n"
           "  --attention KIND     one of: %s (required)\n"
+          "  --dijiang-form LIST  a DiJiang kind's switches, comma-separated, e.g.\n"
+          "                       softmax,noden (docs/dijiang-factors.md) [the kind's own]\n"
           "  --out FILE           student checkpoint to write (required; atomically)\n"
           "  --seed N             seed of the new tensors and of transfer batches [0]\n"
           "  --softmax-layers LIST  layer hybrid: keep these layers (0-based, comma-\n"
@@ -85,14 +87,15 @@ static void transfer_progress(uint64_t step, uint64_t steps, double loss, void *
 
 int cmd_convert(int argc, char **argv) {
   enum { O_FROM = 256, O_ATTN, O_OUT, O_SEED, O_TSTEPS, O_TBATCH, O_TLR, O_TEXT, O_QUIET, O_SMLAYERS, O_DUMP,
-         O_WINDOW };
+         O_WINDOW, O_DJFORM };
   static const struct option lo[] = {
       {"from", 1, 0, O_FROM},           {"attention", 1, 0, O_ATTN},    {"out", 1, 0, O_OUT},
       {"seed", 1, 0, O_SEED},           {"transfer-steps", 1, 0, O_TSTEPS}, {"transfer-batch", 1, 0, O_TBATCH},
       {"transfer-lr", 1, 0, O_TLR},     {"text", 1, 0, O_TEXT},         {"quiet", 0, 0, O_QUIET},
       {"softmax-layers", 1, 0, O_SMLAYERS}, {"dump-transfer", 1, 0, O_DUMP}, {"window", 1, 0, O_WINDOW},
+      {"dijiang-form", 1, 0, O_DJFORM},
       {"help", 0, 0, 'h'},              {0, 0, 0, 0}};
-  const char *from = NULL, *kind = NULL, *out = NULL, *text = NULL, *sm_layers = NULL;
+  const char *from = NULL, *kind = NULL, *out = NULL, *text = NULL, *sm_layers = NULL, *form = NULL;
   kx_transfer_opts t = {.steps = 0, .batch = 8, .seed = 0, .lr = 1e-2};
   int quiet = 0, c, bad = 0;
   size_t sz, window = 0;
@@ -119,6 +122,7 @@ int cmd_convert(int argc, char **argv) {
       case O_TEXT: text = optarg; break;
       case O_SMLAYERS: sm_layers = optarg; break;
       case O_WINDOW: bad = kx_dec_parse_window(optarg, &window); break;
+      case O_DJFORM: form = optarg; break;
       case O_QUIET: quiet = 1; break;
       case O_DUMP: t.dump = optarg; break; /* test hook (tests/torch_reference.py), not in --help */
       case 'h': usage(stdout); return 0;
@@ -135,17 +139,19 @@ int cmd_convert(int argc, char **argv) {
     kx_cli_error(cmd, "--out %s is the teacher itself; give another file name", out);
     return 2;
   }
-  kx_dec_config want; /* the kind and window first; the sizes come with the teacher */
+  /* the kind, its form switches and the window first (the sizes come with
+   * the teacher), as one spec for the library ("dijiang+softmax+noden+w16") */
+  kx_dec_config want;
   kx_dec_config_default(&want);
   snprintf(want.attn_kind, sizeof want.attn_kind, "%s", kind);
+  if (form && kx_dec_config_set_form(&want, form, "--dijiang-form"))
+    return kx_cli_value_error(cmd, "see kapprox convert --help");
   want.window = window;
   want.ctx = 8192;
   if (kx_dec_config_check_window(&want)) return kx_cli_value_error(cmd, "see kapprox convert --help");
-  char spec[KX_DEC_NAME_MAX + 32]; /* "KIND" or "KIND+wN" for the library */
-  if (window)
-    snprintf(spec, sizeof spec, "%s+w%zu", kind, window);
-  else
-    snprintf(spec, sizeof spec, "%s", kind);
+  char spec[KX_DEC_LABEL_MAX];
+  kx_dec_config_label(&want, spec, sizeof spec);
+  uint32_t flips = want.dijiang_flips;
   kx_lock lock; /* the student is this run's until it is written */
   if (kx_lock_file(&lock, out)) {
     kx_cli_error(cmd, "%s", kx_error_message());
@@ -168,6 +174,7 @@ int cmd_convert(int argc, char **argv) {
   want = teacher.cfg;
   snprintf(want.attn_kind, sizeof want.attn_kind, "%s", kind);
   want.window = window;
+  want.dijiang_flips = flips;
   if ((sm_layers && kx_dec_parse_layers(sm_layers, "--softmax-layers", teacher.cfg.layers, &mask)) ||
       (want.softmax_layers = mask, kx_dec_config_check(&want))) {
     kx_cli_error(cmd, "%s (see kapprox convert --help)", kx_error_message());

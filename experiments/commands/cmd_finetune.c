@@ -61,6 +61,7 @@ static int same_configuration(const char *from, const char *resume) {
   }
   const kx_dec_config *x = &a.cfg, *y = &b.cfg;
   int same = !strcmp(x->attn_kind, y->attn_kind) && x->softmax_layers == y->softmax_layers && x->window == y->window &&
+             x->dijiang_flips == y->dijiang_flips &&
              x->vocab == y->vocab && x->ctx == y->ctx &&
              x->layers == y->layers && x->heads == y->heads && x->width == y->width &&
              x->rotary_dims == y->rotary_dims && va.V == vb.V &&

@@ -142,6 +142,7 @@ static const struct {
     {"table1", cmd_reproduce_table1, "softmax teachers of three sizes converted to DiJiang: quality, speed-up"},
     {"table2", cmd_reproduce_table2, "the decoder converted to every linear-attention kind and fine-tuned"},
     {"budget", cmd_reproduce_budget, "the gap to the teacher of converted kinds at several fine-tuning budgets"},
+    {"factors", cmd_reproduce_factors, "what makes the released DiJiang better: each factor flipped, with seeds"},
     {"all", cmd_reproduce_all, "every table and figure of the toolkit into one folder, with an index"},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])

@@ -35,6 +35,8 @@ static void usage(FILE *out) {
           "  --window W           sliding-window hybrid: softmax over the last W positions,\n"
           "                       KIND's linear attention before them (a normalised linear\n"
           "                       kind; docs/conversion.md)\n"
+          "  --dijiang-form LIST  a DiJiang kind's switches, comma-separated, e.g.\n"
+          "                       softmax,noden (docs/dijiang-factors.md) [the kind's own]\n"
           "training (defaults in brackets):\n"
           "  --steps N            planned steps; the schedule spans them [2500]\n"
           "  --batch N            sequences per step [16]\n"

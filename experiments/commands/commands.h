@@ -29,5 +29,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_reproduce_table1(int argc, char **argv);
 int cmd_reproduce_table2(int argc, char **argv);
 int cmd_reproduce_budget(int argc, char **argv);
+int cmd_reproduce_factors(int argc, char **argv);
 
 #endif

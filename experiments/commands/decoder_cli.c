@@ -8,6 +8,7 @@
 #include "core/kx_error.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_ckpt.h"
+#include "experiments/model/dec_dijiang_form.h"
 #include "experiments/model/dec_layers.h"
 
 int kx_cli_load_decoder(const char *cmd, const char *path, kx_decoder *m, kx_dec_vocab *v) {
@@ -78,6 +79,12 @@ int kx_train_cli_option(const char *cmd, int c, const char *arg, kx_train_cli *t
     case KX_TRAIN_O_DUMP: t->o.dump_grads = arg; break;
     case KX_TRAIN_O_INIT_FROM: t->o.init_from = arg; break;
     case KX_TRAIN_O_WINDOW: bad = kx_dec_parse_window(arg, &t->o.window); break;
+    case KX_TRAIN_O_DJFORM: {
+      kx_dijiang_form f; /* the list alone; the kind is checked when known */
+      bad = kx_dijiang_form_apply(arg, "--dijiang-form", 0, &f);
+      t->o.dijiang_form = arg;
+      break;
+    }
     default: return 0;
   }
   if (bad) {
@@ -171,13 +178,14 @@ int kx_train_cli_run(const char *cmd, const kx_train_cli *t) {
                  (unsigned long long)o->warmup, (unsigned long long)steps, cmd);
     return 2;
   }
-  if (o->window && !o->resume && !o->init_from) { /* a fresh model: its kind and context are known now */
+  if ((o->window || o->dijiang_form) && !o->resume && !o->init_from) { /* a fresh model: its kind is known now */
     kx_dec_config c;
     kx_dec_config_default(&c);
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
     if (o->ctx) c.ctx = o->ctx;
     c.window = o->window;
-    if (kx_dec_config_check_window(&c)) {
+    if ((o->dijiang_form && kx_dec_config_set_form(&c, o->dijiang_form, "--dijiang-form")) ||
+        kx_dec_config_check_window(&c)) {
       char see_help[64];
       snprintf(see_help, sizeof see_help, "see kapprox %s --help", cmd);
       return kx_cli_value_error(cmd, see_help);

@@ -20,6 +20,7 @@ enum {
   KX_TRAIN_O_LR, KX_TRAIN_O_LRMIN, KX_TRAIN_O_WARMUP, KX_TRAIN_O_WD, KX_TRAIN_O_B1, KX_TRAIN_O_B2, KX_TRAIN_O_CLIP,
   KX_TRAIN_O_SEED, KX_TRAIN_O_MAXMIN, KX_TRAIN_O_STOP, KX_TRAIN_O_EVERY, KX_TRAIN_O_EVALB, KX_TRAIN_O_SAVE,
   KX_TRAIN_O_NOFINAL, KX_TRAIN_O_QUIET, KX_TRAIN_O_DUMP, KX_TRAIN_O_HELP, KX_TRAIN_O_INIT_FROM, KX_TRAIN_O_WINDOW,
+  KX_TRAIN_O_DJFORM,
   KX_TRAIN_O_END
 };
 
@@ -36,7 +37,7 @@ enum {
       {"eval-batches", 1, 0, KX_TRAIN_O_EVALB}, {"save-every", 1, 0, KX_TRAIN_O_SAVE},                             \
       {"no-final-eval", 0, 0, KX_TRAIN_O_NOFINAL}, {"quiet", 0, 0, KX_TRAIN_O_QUIET},                              \
       {"dump-grads", 1, 0, KX_TRAIN_O_DUMP}, {"help", 0, 0, KX_TRAIN_O_HELP}, {"init-from", 1, 0, KX_TRAIN_O_INIT_FROM}, \
-      {"window", 1, 0, KX_TRAIN_O_WINDOW}
+      {"window", 1, 0, KX_TRAIN_O_WINDOW}, {"dijiang-form", 1, 0, KX_TRAIN_O_DJFORM}
 
 typedef struct {
   kx_dec_train_opts o;
@@ -56,8 +57,8 @@ int kx_train_cli_option(const char *cmd, int c, const char *arg, kx_train_cli *t
 
 /* Trains with train's progress output (stdout: data, model, baselines and
  * the final loss; stderr: the progress unless quiet); the exit status (2
- * for a --window a fresh model of the given kind and context cannot take,
- * before anything is read or written). */
+ * for a --window or a --dijiang-form that a fresh model of the given kind
+ * and context cannot take, before anything is read or written). */
 int kx_train_cli_run(const char *cmd, const kx_train_cli *t);
 
 #endif

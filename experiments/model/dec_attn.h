@@ -79,8 +79,9 @@ typedef struct {
   void (*attn_weights_backward)(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *acts,
                                 size_t b, size_t h, const float *dA, float *scratch);
   /* Optional: NULL-terminated names (after "layer<l>/") of the tensors that
-   * attention transfer trains (the feature map); NULL: the kind has
-   * nothing to train there, and `convert --transfer-steps` converts it
+   * attention transfer trains (the feature map); a name the model's form
+   * does not declare (a DiJiang form without D) is skipped.  NULL: the kind
+   * has nothing to train there, and `convert --transfer-steps` converts it
    * without transfer (saying so). */
   const char *const *transfer_tensors;
   /* Optional (NULL: no recurrent decoding): floats of one block's decoding

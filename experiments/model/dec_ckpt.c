@@ -12,13 +12,15 @@
 #include "core/kx_h5.h"
 #include "core/kx_input.h"
 #include "core/kx_sandbox.h"
+#include "experiments/model/dec_dijiang_form.h"
 
 #define FORMAT "kapprox-decoder"
 /* Version 2 marks a checkpoint whose /config carries an attribute that
- * changes the model (softmax_layers, window): a reader of version 1 would
- * ignore it and build another model, so it must refuse the file.
- * Checkpoints without such attributes keep version 1, and this reader takes
- * both. */
+ * changes the model (softmax_layers, window; a DiJiang form other than
+ * its kind's preset): a reader of version 1 would ignore it and build
+ * another model, so it must refuse the file.  Checkpoints without such
+ * attributes keep version 1 (a DiJiang preset's dijiang_form only restates
+ * the kind), and this reader takes both. */
 #define FORMAT_VERSION 1
 #define FORMAT_VERSION_HYBRID 2
 
@@ -69,7 +71,8 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   const kx_dec_config *c = &m->cfg;
   int rc = attr_str(f, "format", FORMAT);
   if (!rc)
-    rc = attr_u64(f, "format_version", c->softmax_layers || c->window ? FORMAT_VERSION_HYBRID : FORMAT_VERSION);
+    rc = attr_u64(f, "format_version",
+                  c->softmax_layers || c->window || c->dijiang_flips ? FORMAT_VERSION_HYBRID : FORMAT_VERSION);
   hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0 && !rc) rc = kx_fail(KX_EIO, "cannot create group /config");
   if (!rc) rc = attr_u64(g, "vocab", c->vocab);
@@ -84,6 +87,12 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   if (!rc && c->softmax_layers) rc = attr_u64(g, "softmax_layers", c->softmax_layers);
   /* only when set: a model without it writes the file it always did */
   if (!rc && c->window) rc = attr_u64(g, "window", c->window);
+  const kx_dijiang_preset *pr = kx_dijiang_preset_of(c->attn_kind);
+  if (!rc && pr) {
+    char form[160];
+    kx_dijiang_form_format(pr->form ^ c->dijiang_flips, ",", form, sizeof form);
+    rc = attr_str(g, "dijiang_form", form);
+  }
   if (!rc) rc = attr_u64(g, "parallel_residual", 1);
   if (!rc) rc = attr_u64(g, "tied_embeddings", 0);
   if (g >= 0) H5Gclose(g);
@@ -190,8 +199,20 @@ static int read_config(hid_t f, unsigned long long file_bytes, kx_dec_config *c)
     rc = kx_h5_attr_scalar(g, "softmax_layers", H5T_NATIVE_UINT64, &c->softmax_layers);
   uint64_t window = 0; /* absent: no sliding window (every older checkpoint) */
   if (!rc && H5Aexists(g, "window") > 0) rc = kx_h5_attr_scalar(g, "window", H5T_NATIVE_UINT64, &window);
+  /* absent: the kind's preset (checkpoints before the form switches) */
+  char form[256] = "";
+  if (!rc && H5Aexists(g, "dijiang_form") > 0) rc = kx_h5_attr_string(g, "dijiang_form", form, sizeof form);
   H5Gclose(g);
   if (rc) return kx_fail_context(rc, "/config: ");
+  if (form[0]) {
+    const kx_dijiang_preset *pr = kx_dijiang_preset_of(c->attn_kind);
+    kx_dijiang_form f;
+    if (!pr)
+      return kx_fail(KX_EIO, "/config: attention '%s' with a dijiang_form attribute, which only the DiJiang kinds "
+                     "have", c->attn_kind);
+    if ((rc = kx_dijiang_form_parse_full(form, "/config/dijiang_form", &f))) return rc;
+    c->dijiang_flips = f ^ pr->form;
+  }
   c->vocab = u[0], c->ctx = u[1], c->layers = u[2], c->heads = u[3], c->width = u[4], c->rotary_dims = u[5];
   c->window = window;
   if (!isfinite(c->rope_base) || !isfinite(c->ln_eps))
@@ -405,7 +426,7 @@ static int receive_checkpoint(void *arg, kx_channel *ch) {
  * activation and logit must be finite. */
 #define PROBE_TOKENS 64
 
-static int probe(const char *path, kx_decoder *m) {
+int kx_dec_ckpt_probe(kx_decoder *m) {
   size_t T = m->cfg.ctx < PROBE_TOKENS ? m->cfg.ctx : PROBE_TOKENS, B = (m->cfg.vocab + T - 1) / T;
   int *tokens = kx_malloc(B * T * sizeof(int));
   if (!tokens) return KX_ENOMEM;
@@ -418,13 +439,21 @@ static int probe(const char *path, kx_decoder *m) {
   snprintf(what, sizeof what, "%s", kx_error_message());
   double big;
   const char *name = kx_dec_largest_param(m, &big);
-  return kx_fail(KX_EINVAL, "checkpoint '%s': its parameters are finite, but on a probe input (the vocabulary in "
-                 "order) %s; the largest parameter is %g, in %s: the file is damaged or was not written by a "
-                 "training run", path, what, big, name);
+  return kx_fail(KX_ENUM, "on a probe input (the vocabulary in order) %s; the largest parameter is %g, in %s", what,
+                 big, name);
 }
 
-int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
-                     kx_dec_train_state *st) {
+static int probe(const char *path, kx_decoder *m) {
+  int rc = kx_dec_ckpt_probe(m);
+  if (rc != KX_ENUM) return rc;
+  char what[768];
+  snprintf(what, sizeof what, "%s", kx_error_message());
+  return kx_fail(KX_EINVAL, "checkpoint '%s': its parameters are finite, but %s: the file is damaged or was not "
+                 "written by a training run", path, what);
+}
+
+static int load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt, kx_dec_train_state *st,
+                int unprobed) {
   memset(m, 0, sizeof *m);
   memset(vocab, 0, sizeof *vocab);
   if (opt) memset(opt, 0, sizeof *opt);
@@ -433,11 +462,20 @@ int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_ad
   load_request rq = {path, opt || st, opt != NULL};
   load_receipt r = {&rq, m, vocab, opt, st};
   int rc = kx_sandbox_run(path, read_checkpoint, &rq, receive_checkpoint, &r);
-  if (!rc) rc = probe(path, m);
+  if (!rc && !unprobed) rc = probe(path, m);
   if (rc) {
     kx_dec_free(m);
     kx_dec_vocab_free(vocab);
     if (opt) kx_adamw_free(opt);
   }
   return rc;
+}
+
+int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
+                     kx_dec_train_state *st) {
+  return load(path, m, vocab, opt, st, 0);
+}
+
+int kx_dec_ckpt_load_unprobed(const char *path, kx_decoder *m, kx_dec_vocab *vocab) {
+  return load(path, m, vocab, NULL, NULL, 1);
 }

@@ -53,4 +53,15 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
 int kx_dec_ckpt_load(const char *path, kx_decoder *m, kx_dec_vocab *vocab, kx_adamw *opt,
                      kx_dec_train_state *st);
 
+/* The load's last check on its own: the model runs once on a probe input
+ * (every token of the vocabulary in order) and every activation and logit
+ * must be finite; KX_ENUM with a message otherwise.  kx_dec_ckpt_load
+ * refuses such a file as damaged (KX_EINVAL). */
+int kx_dec_ckpt_probe(kx_decoder *m);
+/* The load without that check, for a file this process has just written
+ * (weights only), whose caller runs kx_dec_ckpt_probe itself: a study in
+ * which a model that computes non-finite values is a result, diverged,
+ * not a damaged file. */
+int kx_dec_ckpt_load_unprobed(const char *path, kx_decoder *m, kx_dec_vocab *vocab);
+
 #endif

@@ -7,6 +7,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_dijiang_form.h"
 
 void kx_dec_config_default(kx_dec_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
@@ -37,6 +38,12 @@ int kx_dec_config_check(const kx_dec_config *c) {
   if (!(c->ln_eps > 0.0)) return kx_fail(KX_EINVAL, "LayerNorm epsilon must be > 0, got %g", c->ln_eps);
   int rc = kx_dec_config_check_window(c);
   if (rc) return rc;
+  if (c->dijiang_flips & ~KX_DJ_ALL)
+    return kx_fail(KX_EINVAL, "DiJiang form flips 0x%x name factors beyond the %d known", (unsigned)c->dijiang_flips,
+                   KX_DJ_FACTORS);
+  if (c->dijiang_flips && !kx_dijiang_preset_of(c->attn_kind))
+    return kx_fail(KX_EINVAL, "attention '%s' has no DiJiang form switches (only dijiang, dijiang-code and "
+                   "dijiang-released do)", c->attn_kind);
   if (c->softmax_layers) {
     char kept[256];
     kx_dec_format_layers(c->softmax_layers, kept, sizeof kept);
@@ -60,7 +67,20 @@ int kx_dec_config_check_window(const kx_dec_config *c) {
   if (!k) {
     return kx_fail(KX_EINVAL, "unknown attention kind '%s' (known: %s)", c->attn_kind, kx_dec_attn_names());
   }
-  if (c->window && !k->window)
+  /* a DiJiang form takes the window when it has the denominator */
+  const kx_dijiang_preset *pr = kx_dijiang_preset_of(c->attn_kind);
+  if (c->window && pr && kx_dj_released(pr->form ^ c->dijiang_flips, KX_DJ_NORMALISER)) {
+    char label[KX_DEC_LABEL_MAX];
+    kx_dec_config bare = *c;
+    bare.window = 0, bare.softmax_layers = 0;
+    kx_dec_config_label(&bare, label, sizeof label);
+    return kx_fail(KX_EINVAL,
+                   "attention '%s' cannot take a sliding window (--window %zu): its linear attention has no "
+                   "normaliser (noden: the GroupNorm takes its place), so the window's softmax weights and its "
+                   "scores have no common denominator to share; use a DiJiang form with the denominator (den)",
+                   label, c->window);
+  }
+  if (c->window && !pr && !k->window)
     return kx_fail(KX_EINVAL, "attention '%s' cannot take a sliding window (--window %zu): %s", k->name, c->window,
                    k->no_window ? k->no_window : "it does not implement the hybrid");
   if (c->window > c->ctx)
@@ -84,26 +104,54 @@ int kx_dec_parse_window(const char *s, size_t *window) {
 }
 
 int kx_dec_config_set_attention(kx_dec_config *c, const char *spec) {
-  const char *plus = strstr(spec, "+w");
-  size_t len = plus ? (size_t)(plus - spec) : strlen(spec), window = 0;
-  if (plus) {
-    char *end;
-    const char *digits = plus + 2;
-    unsigned long long w = *digits >= '0' && *digits <= '9' ? strtoull(digits, &end, 10) : 0;
-    if (*digits < '0' || *digits > '9' || *end || w == 0 || w > 1u << 20)
-      return kx_fail(KX_EINVAL,
-                     "'%s': a sliding window is written KIND+wN with a whole number N >= 1 of positions (e.g. "
-                     "dijiang+w16); a window of 0 is the kind alone: write KIND",
-                     spec);
-    window = (size_t)w;
-  }
+  size_t len = strcspn(spec, "+");
   char name[KX_DEC_NAME_MAX];
   snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), spec);
   if (len >= sizeof name || !kx_dec_attn_find(name))
     return kx_fail(KX_EINVAL, "unknown attention kind '%.*s' (known: %s)", (int)len, spec, kx_dec_attn_names());
-  snprintf(c->attn_kind, sizeof c->attn_kind, "%s", name);
-  c->window = window;
+  kx_dec_config t = *c;
+  snprintf(t.attn_kind, sizeof t.attn_kind, "%s", name);
+  t.dijiang_flips = 0;
+  t.window = 0;
+  /* "+a+b+w16": the window's token, and the others as "a,b" for the switches' parser */
+  char list[256] = "", what[320];
+  snprintf(what, sizeof what, "'%s'", spec);
+  for (const char *p = spec + len; *p == '+';) {
+    size_t n = strcspn(p + 1, "+");
+    if (p[1] == 'w') {
+      char *end;
+      const char *digits = p + 2;
+      unsigned long long w = *digits >= '0' && *digits <= '9' ? strtoull(digits, &end, 10) : 0;
+      if (*digits < '0' || *digits > '9' || end != p + 1 + n || w == 0 || w > 1u << 20)
+        return kx_fail(KX_EINVAL,
+                       "'%s': a sliding window is written KIND+wN with a whole number N >= 1 of positions (e.g. "
+                       "dijiang+w16); a window of 0 is the kind alone: write KIND",
+                       spec);
+      t.window = (size_t)w;
+    } else {
+      if (strlen(list) + n + 2 > sizeof list) return kx_fail(KX_EINVAL, "%s: too many switches", what);
+      snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.*s", list[0] ? "," : "", (int)n, p + 1);
+    }
+    p += 1 + n;
+  }
+  if (spec[len] && spec[strlen(spec) - 1] == '+') return kx_fail(KX_EINVAL, "%s: an empty item after '+'", what);
+  if (list[0]) {
+    int rc = kx_dec_config_set_form(&t, list, what);
+    if (rc) return rc;
+  }
+  *c = t;
   return 0;
+}
+
+int kx_dec_config_set_form(kx_dec_config *c, const char *list, const char *what) {
+  const kx_dijiang_preset *pr = kx_dijiang_preset_of(c->attn_kind);
+  if (!pr)
+    return kx_fail(KX_EINVAL, "%s: attention '%s' has no DiJiang form switches (only dijiang, dijiang-code and "
+                   "dijiang-released do)", what, c->attn_kind);
+  kx_dijiang_form form;
+  int rc = kx_dijiang_form_apply(list, what, pr->form ^ c->dijiang_flips, &form);
+  if (!rc) c->dijiang_flips = form ^ pr->form;
+  return rc;
 }
 
 const char *kx_dec_config_layer_kind(const kx_dec_config *c, size_t layer) {
@@ -155,8 +203,10 @@ void kx_dec_hybrid_suffix(uint64_t mask, char *buf, size_t cap) {
 }
 
 void kx_dec_config_label(const kx_dec_config *c, char *buf, size_t cap) {
-  char kept[256], window[32] = "";
+  char kept[256], window[32] = "", form[160] = "";
+  const kx_dijiang_preset *pr = kx_dijiang_preset_of(c->attn_kind);
   kx_dec_hybrid_suffix(c->softmax_layers, kept, sizeof kept);
+  if (pr) kx_dijiang_flips_suffix(pr->form, c->dijiang_flips, form, sizeof form);
   if (c->window) snprintf(window, sizeof window, "+w%zu", c->window);
-  snprintf(buf, cap, "%s%s%s", c->attn_kind, window, kept);
+  snprintf(buf, cap, "%s%s%s%s", c->attn_kind, form, window, kept);
 }

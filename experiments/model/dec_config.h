@@ -38,6 +38,10 @@ typedef struct {
                           attn_kind: exact softmax over the last `window`
                           positions, the kind's linear attention before them;
                           0 = off (the kind alone) */
+  /* A DiJiang kind's switches (dec_dijiang_form.h): bit f set = factor f
+   * takes the other value than the kind's preset; 0 = the preset (and for
+   * every other kind). */
+  uint32_t dijiang_flips;
 } kx_dec_config;
 
 /* Defaults of `kapprox train`: 4 layers, 4 heads, width 256 (d = 64),
@@ -55,10 +59,18 @@ int kx_dec_config_check_window(const kx_dec_config *cfg);
  * otherwise (0 included: no window is written by omitting the option). */
 int kx_dec_parse_window(const char *s, size_t *window);
 
-/* Sets attn_kind and window from "KIND" or "KIND+wN" (N >= 1, the
- * sliding-window hybrid); message if the kind is unknown or N malformed.
- * The combination itself is checked by kx_dec_config_check. */
+/* Sets attn_kind, dijiang_flips and window from an attention spec "KIND",
+ * "KIND+wN" (N >= 1, the sliding-window hybrid) or a DiJiang kind with
+ * form switches first, "KIND+TOKEN+...[+wN]" (dec_dijiang_form.h;
+ * "dijiang+softmax+noden+w16"); message if the kind is unknown, a token is
+ * not a switch of it or N is malformed.  The combination itself is checked
+ * by kx_dec_config_check. */
 int kx_dec_config_set_attention(kx_dec_config *cfg, const char *spec);
+/* Applies a --dijiang-form list ("softmax,noden") to cfg's DiJiang kind:
+ * the listed factors take the listed values, the others keep theirs.
+ * Refuses (message naming `what`) a bad list or a kind that is not a
+ * DiJiang kind. */
+int kx_dec_config_set_form(kx_dec_config *cfg, const char *list, const char *what);
 
 /* Attention kind name of block `layer`: "softmax" for a kept layer, else
  * attn_kind. */
@@ -79,11 +91,12 @@ void kx_dec_format_layers(uint64_t mask, char *buf, size_t cap);
 void kx_dec_hybrid_suffix(uint64_t mask, char *buf, size_t cap);
 /* The model's attention for labels (CSV, table rows, messages):
  * "performer", or "performer+sm0.3" for a hybrid that keeps softmax in
- * layers 0 and 3, with "+wN" after the kind for a sliding window
- * ("dijiang+w16", as kx_dec_config_set_attention reads it). */
+ * layers 0 and 3, with a DiJiang kind's form switches after the kind and
+ * then "+wN" for a sliding window ("dijiang+softmax+w16+sm0", as
+ * kx_dec_config_set_attention reads the part before "+sm"). */
 void kx_dec_config_label(const kx_dec_config *cfg, char *buf, size_t cap);
 /* Room for any label. */
-#define KX_DEC_LABEL_MAX 320
+#define KX_DEC_LABEL_MAX 448
 
 
 #endif

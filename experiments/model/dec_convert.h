@@ -13,7 +13,8 @@
 #include "experiments/model/dec_model.h"
 
 /* Builds *student (created here) with the teacher's sizes and attention
- * `kind` ("KIND" or "KIND+wN", a sliding-window hybrid: dec_config.h).
+ * `kind` ("KIND", "KIND+wN", a sliding-window hybrid, or a DiJiang kind
+ * with form switches, "dijiang+softmax+w16": kx_dec_config_set_attention).
  * Fails with a message when the teacher is not a softmax model or the kind
  * is unknown or cannot take the window. */
 int kx_dec_convert(const kx_decoder *teacher, const char *kind, uint64_t seed, kx_decoder *student);

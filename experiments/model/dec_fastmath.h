@@ -18,11 +18,13 @@
 #pragma GCC optimize("no-trapping-math")
 
 /* e^x for float x, relative error below 3 ulp (tested); x is clamped to
- * [-87.3, 88.7] (results stay normal: no overflow, no denormal).
+ * [-87.3, 88.3] (results stay normal: no overflow, no denormal; above
+ * 88.38 the 2^n below would be 2^128, which is inf), and NaN gives NaN (a
+ * diverging model's NaN must reach its loss).
  * Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then a degree-7 Taylor
  * polynomial (remainder r^8/8! < 6e-9 relative) and 2^n by exponent bits. */
 static inline float kx_expf(float x) {
-  x = x < -87.3f ? -87.3f : (x > 88.7f ? 88.7f : x);
+  x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
   /* round to nearest by the 1.5*2^23 trick: roundf is a libm call on
    * baseline x86-64 and would stop vectorisation */
   float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -36,7 +38,13 @@ static inline float kx_expf(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  int32_t bits = ((int32_t)n + 127) << 23;
+  /* 2^n from the low bits of 1.5*2^23 + 127 + n, where n + 127 is in
+   * [1, 255]: integer operations on the bits, so a NaN n (a NaN x) is no
+   * float-to-int conversion (undefined) but scale 0, and p (NaN) * 0 is NaN */
+  float biased = n + (12582912.0f + 127.0f);
+  uint32_t bits;
+  memcpy(&bits, &biased, sizeof bits);
+  bits = (bits & 0xFFu) << 23;
   float scale;
   memcpy(&scale, &bits, sizeof scale);
   return p * scale;

@@ -171,6 +171,16 @@ static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
   if (!rc && o->window && o->window != c->window)
     rc = kx_fail(KX_EINVAL, "--window %zu differs from the checkpoint's %zu (0: none); omit it, or convert the "
                  "teacher again with kapprox convert --window", o->window, c->window);
+  if (!rc && o->dijiang_form) {
+    kx_dec_config want = *c;
+    rc = kx_dec_config_set_form(&want, o->dijiang_form, "--dijiang-form");
+    if (!rc && want.dijiang_flips != c->dijiang_flips) {
+      char have[KX_DEC_LABEL_MAX];
+      kx_dec_config_label(c, have, sizeof have);
+      rc = kx_fail(KX_EINVAL, "--dijiang-form %s differs from the checkpoint's form (%s); omit it", o->dijiang_form,
+                   have);
+    }
+  }
   return rc;
 }
 
@@ -260,6 +270,8 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     c.rotary_dims = o->rotary_dims ? o->rotary_dims : ((c.width / (c.heads ? c.heads : 1)) / 4) & ~(size_t)1;
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
     c.window = o->window;
+    if (!o->init_from && o->dijiang_form && (rc = kx_dec_config_set_form(&c, o->dijiang_form, "--dijiang-form")))
+      goto out;
     if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto out;
     st.steps = o->steps ? o->steps : KX_DEC_DEFAULT_STEPS;
     st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);

@@ -17,6 +17,8 @@ typedef struct {
   size_t ctx, layers, heads, width, rotary_dims;
   char attn_kind[KX_DEC_NAME_MAX]; /* "" = not given */
   size_t window;        /* sliding-window hybrid (0 = not given) */
+  const char *dijiang_form; /* --dijiang-form list applied to a DiJiang kind's
+                               preset (dec_dijiang_form.h); NULL = not given */
   const char *text;     /* NULL: KJV corpus in the cache directory */
   const char *out;      /* checkpoint to write (NULL: none) */
   const char *log;      /* CSV row per step (dec_train_log.h; NULL: none) */

@@ -5,7 +5,6 @@
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_multifit_nlinear.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,20 +16,14 @@
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
 #include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_dijiang_form.h"
 #include "experiments/model/dec_transfer.h"
 #include "experiments/plot/gnuplot.h"
 #include "experiments/reproduce/repro_table.h"
 
 #define PATH_CAP KX_REPRO_PATH_CAP
-/* The --quick teacher: Table 2's (same shape and steps), so that a study
- * and a Table 2 run in one folder share it. */
-enum { QUICK_LAYERS = 2, QUICK_HEADS = 2, QUICK_WIDTH = 32, QUICK_CTX = 32, QUICK_BATCH = 8, QUICK_STEPS = 320 };
-/* kapprox train's default number of steps: the teacher the study trains. */
-#define DEFAULT_PRETRAIN_STEPS 2500
-/* A run's evaluations (scores after conversion and after fine-tuning, the
- * curve's eight estimates) cost about as much as this many training steps:
- * the weight of a run beyond its steps in the time-left estimate. */
-#define RUN_OVERHEAD_STEPS 25
+/* The weight of a run beyond its steps in the time-left estimate. */
+#define RUN_OVERHEAD_STEPS KX_REPRO_RUN_OVERHEAD_STEPS
 /* The thresholds of the "tokens to come within" columns (nats). */
 static const double thresholds[2] = {0.1, 0.25};
 
@@ -180,6 +173,27 @@ int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v)
     return kx_fail(KX_EINVAL, "'%s' is not an attention kind (known: %s; a converted kind may add options: %s)",
                    label, kx_dec_attn_names(), known);
   v->kind = k;
+  /* a DiJiang kind's form switches come first ("dijiang+softmax+noden+AT") */
+  char switches[256] = "";
+  for (int value; *rest == '+';) {
+    size_t len = strcspn(rest + 1, "+");
+    char token[64];
+    snprintf(token, sizeof token, "%.*s", (int)(len < sizeof token ? len : sizeof token - 1), rest + 1);
+    if (len >= sizeof token || kx_dijiang_token(token, &value) < 0) break;
+    if (strlen(switches) + len + 2 >= sizeof switches) return kx_fail(KX_EINVAL, "'%s': too many switches", label);
+    strcat(strcat(switches, switches[0] ? "," : ""), token);
+    rest += 1 + len;
+  }
+  if (switches[0]) {
+    kx_dec_config c;
+    kx_dec_config_default(&c);
+    snprintf(c.attn_kind, sizeof c.attn_kind, "%s", k->name);
+    char what[360];
+    snprintf(what, sizeof what, "'%s'", label);
+    int rc = kx_dec_config_set_form(&c, switches, what);
+    if (rc) return rc;
+    v->dijiang_flips = c.dijiang_flips;
+  }
   for (size_t i = 0; *rest && i < N_VARIANT_OPTIONS; i++) {
     size_t len = strlen(variant_options[i].prefix), vlen;
     if (strncmp(rest, variant_options[i].prefix, len)) continue;
@@ -197,15 +211,20 @@ int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v)
     rest += len + vlen;
   }
   if (*rest)
-    return kx_fail(KX_EINVAL, "'%s': unknown option '%s' after the kind %s (known, in this order: %s)", label, rest,
-                   k->name, known);
+    return kx_fail(KX_EINVAL, "'%s': unknown option '%s' after the kind %s (known, in this order: %s%s)", label, rest,
+                   k->name, kx_dijiang_preset_of(k->name) ? "the form switches of docs/dijiang-factors.md, e.g. "
+                                                             "+softmax+noden; " : "", known);
   if (!scratch && !strcmp(k->name, "softmax"))
     return kx_fail(KX_EINVAL, "'%s': softmax is the teacher; convert to another kind (or train it from scratch)",
                    label);
+  if (scratch && v->dijiang_flips)
+    return kx_fail(KX_EINVAL, "'%s': a model trained from scratch takes no option (the form switches)", label);
   uint64_t kept = v->softmax_layers;
   size_t window = v->window;
+  uint32_t flips = v->dijiang_flips;
   kx_repro_variant_set(v, k, scratch, v->transfer);
-  return kept || window ? kx_repro_variant_hybrid(v, window, kept) : 0;
+  int rc = flips ? kx_repro_variant_form(v, flips) : 0;
+  return !rc && (kept || window) ? kx_repro_variant_hybrid(v, window, kept) : rc;
 }
 
 static int add_variant(const char *label, int scratch, kx_repro_variant *v, size_t cap, size_t *n) {
@@ -432,7 +451,7 @@ int kx_budget_check_outdir(const char *dir) {
 
 /* ---------- the study ---------- */
 
-uint64_t kx_budget_planned_pretrain_steps(int quick) { return quick ? QUICK_STEPS : DEFAULT_PRETRAIN_STEPS; }
+uint64_t kx_budget_planned_pretrain_steps(int quick) { return kx_repro_table2_pretrain_steps(quick); }
 
 /* One variant at one budget: its seeds' gaps and their summary. */
 typedef struct {
@@ -506,35 +525,6 @@ static size_t order_at(study *st, size_t b, size_t *idx) {
   return n;
 }
 
-/* A printf into a growing buffer (the footnote). */
-typedef struct {
-  char *p;
-  size_t len, cap;
-} strbuf;
-
-static void sb_add(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_add(strbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int need = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (need < 0 || !b->p) return;
-  if (b->len + (size_t)need + 1 > b->cap) {
-    size_t cap = 2 * (b->len + (size_t)need + 1);
-    char *p = realloc(b->p, cap);
-    if (!p) {
-      free(b->p);
-      b->p = NULL;
-      return;
-    }
-    b->p = p, b->cap = cap;
-  }
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)need;
-}
-
 static void setup_text(study *st, char *out, size_t cap) {
   const kx_dec_config *c = &st->rp.teacher.cfg;
   kx_budget_study *s = st->s;
@@ -551,9 +541,9 @@ static void setup_text(study *st, char *out, size_t cap) {
                                          s->scratch_seeds == 1 ? "" : "s");
 }
 
-static void footnote(study *st, strbuf *fn) {
+static void footnote(study *st, kx_strbuf *fn) {
   kx_budget_study *s = st->s;
-  sb_add(fn,
+  kx_sb_add(fn,
          "gap: validation loss minus the teacher's (nats/char), mean ± standard error over seeds; tokens = steps × "
          "batch × context of the budget (a +AT variant spends the first quarter of its steps on attention transfer "
          "at half the batch). Tokens to gap ≤ x: where the mean gap first comes within x nats of the teacher, "
@@ -569,7 +559,7 @@ static void footnote(study *st, strbuf *fn) {
   size_t idx[KX_BUDGET_MAX_VARIANTS];
   for (size_t b = 0; b < s->n_budgets; b++) {
     size_t n = order_at(st, b, idx);
-    sb_add(fn, "- %s (%llu steps, %.0f tokens):", s->budgets[b].text, (unsigned long long)st->steps[b],
+    kx_sb_add(fn, "- %s (%llu steps, %.0f tokens):", s->budgets[b].text, (unsigned long long)st->steps[b],
            st->tokens[b]);
     for (size_t i = 0; i < n; i++) {
       const cell_t *c = cell_at(st, idx[i], b);
@@ -579,24 +569,24 @@ static void footnote(study *st, strbuf *fn) {
         double comb = sqrt(c->se * c->se + p->se * p->se);
         sep = isfinite(comb) && c->mean - p->mean < 2 * comb ? " ≈ " : " < ";
       }
-      sb_add(fn, "%s%s %.4f", sep, s->v[idx[i]].label, c->mean);
+      kx_sb_add(fn, "%s%s %.4f", sep, s->v[idx[i]].label, c->mean);
     }
-    sb_add(fn, "\n");
+    kx_sb_add(fn, "\n");
   }
   int any = 0;
   for (size_t v = 0; v < s->nv; v++) {
     const kx_budget_fit *f = &st->fits[v];
     if (f->levels_off) continue;
-    char model[64];
+    char model[sizeof s->v[v].label];
     const char *init;
     init_label(&s->v[v], model, sizeof model, &init);
-    sb_add(fn, "%s %s (%s): %s", any ? ";" : "\nFits without a plateau to report:", model, init,
+    kx_sb_add(fn, "%s %s (%s): %s", any ? ";" : "\nFits without a plateau to report:", model, init,
            !f->ok        ? f->why
            : f->dof == 0 ? "as many points as parameters, no interval"
                          : "α's interval reaches 0, the gap is not seen to level off, so c is an extrapolation");
     any = 1;
   }
-  if (any) sb_add(fn, ".\n");
+  if (any) kx_sb_add(fn, ".\n");
 }
 
 /* Column j of the gap at budget b, then the thresholds, then the fit. */
@@ -629,8 +619,8 @@ static int write_tables(study *st) {
   kx_table_row *rows = kx_calloc(s->nv, sizeof *rows);
   char (*text)[KX_TABLE_MAX_COLS][64] = kx_calloc(s->nv, sizeof *text);
   const char *(*cells)[KX_TABLE_MAX_COLS] = kx_calloc(s->nv, sizeof *cells);
-  char (*model)[64] = kx_calloc(s->nv, sizeof *model);
-  strbuf fn = {malloc(4096), 0, 4096};
+  char (*model)[sizeof s->v[0].label] = kx_calloc(s->nv, sizeof *model);
+  kx_strbuf fn = {malloc(4096), 0, 4096};
   int rc = rows && text && cells && model && fn.p ? 0 : KX_ENOMEM;
   for (size_t v = 0; !rc && v < s->nv; v++) {
     kx_table_row *r = &rows[v];
@@ -754,10 +744,8 @@ static int figure(study *st) {
 static int run_study(study *st) {
   kx_budget_study *s = st->s;
   kx_repro *rp = &st->rp;
-  kx_repro_shape shape = {.name = s->quick ? "--quick" : "default", .run_name = s->quick ? "--quick" : "full"};
-  if (s->quick)
-    shape = (kx_repro_shape){QUICK_LAYERS, QUICK_HEADS, QUICK_WIDTH, QUICK_CTX, QUICK_BATCH, QUICK_STEPS, 80,
-                             "--quick", "--quick"};
+  kx_repro_shape shape;
+  kx_repro_table2_setup(rp, s->quick, &shape);
   int rc = kx_repro_teacher(rp, &shape);
   for (size_t v = 0; !rc && v < s->nv; v++) rc = kx_repro_variant_check(rp, &s->v[v]);
   if (!rc) rc = kx_budget_steps(s->budgets, s->n_budgets, rp->pretrain_steps, st->steps);
@@ -803,9 +791,6 @@ int kx_budget_study_run(kx_budget_study *s) {
   rp->text = s->text;
   rp->teacher_in = s->teacher_in;
   rp->table = "the budget study";
-  /* Table 2's evaluation, so that a run both make is the same run */
-  rp->eval_windows = s->quick ? 32 : 256;
-  rp->kl_windows = s->quick ? 4 : 16;
   rp->pg = s->pg;
   size_t maxseeds = s->scratch_seeds;
   for (size_t b = 0; b < s->n_budgets; b++) maxseeds = s->seeds[b] > maxseeds ? s->seeds[b] : maxseeds;

@@ -45,7 +45,9 @@ int kx_budget_steps(const kx_budget *b, size_t n, uint64_t pretrain_steps, uint6
 /* ---------- variants ---------- */
 
 /* A variant from its label: an attention kind's name followed by options,
- * "hedgehog+AT" (attention transfer for the first quarter of the budget).
+ * "hedgehog+AT" (attention transfer for the first quarter of the budget);
+ * a DiJiang kind's form switches come first ("dijiang+softmax+noden+AT",
+ * dec_dijiang_form.h).
  * scratch = 1: the kind trained from scratch (no options).  Softmax is the
  * teacher, so it is refused unless scratch. */
 int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v);

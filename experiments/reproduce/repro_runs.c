@@ -19,6 +19,7 @@
 #include "experiments/model/dec_attn_eval.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_convert.h"
+#include "experiments/model/dec_dijiang_form.h"
 #include "experiments/model/dec_eval.h"
 #include "experiments/model/dec_train.h"
 #include "experiments/model/dec_transfer.h"
@@ -152,6 +153,55 @@ int kx_repro_write_text(const char *path, const char *fmt, ...) {
 
 /* ---------- the teacher ---------- */
 
+/* Table 2's --quick teacher and kapprox train's default pre-training. */
+enum { QUICK_LAYERS = 2, QUICK_HEADS = 2, QUICK_WIDTH = 32, QUICK_CTX = 32, QUICK_BATCH = 8, QUICK_STEPS = 320 };
+#define DEFAULT_PRETRAIN_STEPS 2500
+
+void kx_repro_table2_setup(kx_repro *r, int quick, kx_repro_shape *shape) {
+  *shape = (kx_repro_shape){.name = "default", .run_name = "full"};
+  if (quick)
+    *shape = (kx_repro_shape){QUICK_LAYERS, QUICK_HEADS, QUICK_WIDTH, QUICK_CTX, QUICK_BATCH, QUICK_STEPS, 80,
+                              "--quick", "--quick"};
+  r->eval_windows = quick ? 32 : 256;
+  r->kl_windows = quick ? 4 : 16;
+}
+
+uint64_t kx_repro_table2_pretrain_steps(int quick) { return quick ? QUICK_STEPS : DEFAULT_PRETRAIN_STEPS; }
+
+int kx_repro_step_seconds(const kx_dec_config *cfg, const kx_dec_data *data, size_t B, int steps, double *seconds) {
+  size_t T = cfg->ctx;
+  kx_decoder m;
+  kx_adamw opt = {0};
+  if (steps < 1 || steps > 7) return kx_fail(KX_EINVAL, "time 1 to 7 steps, not %d", steps);
+  if (data->n_train < T + 2) return kx_fail(KX_EINVAL, "the training text is shorter than context %zu", T);
+  int rc = kx_dec_create(&m, cfg);
+  if (rc) return rc;
+  int *x = kx_malloc(B * T * sizeof(int)), *y = kx_malloc(B * T * sizeof(int));
+  rc = x && y ? kx_dec_init_params(&m, 1) : KX_ENOMEM;
+  if (!rc) rc = kx_adamw_create(&opt, m.tab.total, 0.9, 0.95, 1e-8, 0.1);
+  double dt[8];
+  for (int s = 0; !rc && s <= steps; s++) {
+    double loss, t0 = kx_now_seconds();
+    kx_dec_batch(data->train, data->n_train, B, T, 5, (uint64_t)s, x, y);
+    rc = kx_dec_forward(&m, x, y, B, T, &loss);
+    if (!rc) rc = kx_dec_backward(&m);
+    if (!rc) kx_adamw_step(&opt, &m.tab, m.params, m.grads, 1e-4);
+    if (s) { /* insertion: dt[0 .. s-1] ascending */
+      int k = s - 1;
+      for (dt[k] = kx_now_seconds() - t0; k > 0 && dt[k - 1] > dt[k]; k--) {
+        double t = dt[k];
+        dt[k] = dt[k - 1], dt[k - 1] = t;
+      }
+    }
+  }
+  if (!rc) *seconds = dt[steps / 2];
+  kx_adamw_free(&opt);
+  free(x);
+  free(y);
+  kx_dec_free(&m);
+  return rc;
+}
+
 typedef struct {
   kx_repro *r;
   const char *name;
@@ -272,43 +322,75 @@ void kx_repro_free(kx_repro *r) {
 
 /* ---------- variants ---------- */
 
+/* The model's configuration of a variant: `base` (the teacher's) with the
+ * variant's attention. */
+static kx_dec_config variant_config(const kx_dec_config *base, const kx_repro_variant *v) {
+  kx_dec_config c = *base;
+  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  c.softmax_layers = v->softmax_layers;
+  c.window = v->window;
+  c.dijiang_flips = v->dijiang_flips;
+  return c;
+}
+
+/* "<kind><switches><+wN><+sm...>" then "-scratch" or "+AT". */
+static void variant_label(kx_repro_variant *v) {
+  kx_dec_config c;
+  kx_dec_config_default(&c);
+  c = variant_config(&c, v);
+  char model[KX_DEC_LABEL_MAX];
+  kx_dec_config_label(&c, model, sizeof model);
+  snprintf(v->label, sizeof v->label, "%s%s", model, v->scratch ? "-scratch" : v->transfer ? "+AT" : "");
+}
+
 void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratch, int transfer) {
   v->kind = k;
   v->scratch = scratch;
   v->transfer = transfer;
   v->window = 0;
   v->softmax_layers = 0;
-  snprintf(v->label, sizeof v->label, "%s%s", k->name, scratch ? "-scratch" : transfer ? "+AT" : "");
+  v->dijiang_flips = 0;
+  variant_label(v);
 }
 
 int kx_repro_variant_hybrid(kx_repro_variant *v, size_t window, uint64_t softmax_layers) {
   if (v->scratch)
     return kx_fail(KX_EINVAL, "%s: a hybrid is a converted model, not one trained from scratch", v->label);
-  if (window && !v->kind->window)
-    return kx_fail(KX_EINVAL, "%s+w%zu: %s cannot take a sliding window: %s", v->kind->name, window, v->kind->name,
-                   v->kind->no_window ? v->kind->no_window : "it does not implement the hybrid");
-  kx_dec_config c = {.window = window, .softmax_layers = softmax_layers};
-  char attn[KX_DEC_LABEL_MAX];
-  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
-  kx_dec_config_label(&c, attn, sizeof attn);
+  if (window) { /* the kind (a DiJiang form: its denominator) takes the window? */
+    kx_dec_config c = variant_config(&(kx_dec_config){.ctx = SIZE_MAX}, v);
+    c.window = window;
+    char spec[KX_DEC_LABEL_MAX];
+    kx_dec_config_label(&c, spec, sizeof spec);
+    if (kx_dec_config_check_window(&c)) return kx_fail_context(KX_EINVAL, "%s: ", spec);
+  }
   v->window = window;
   v->softmax_layers = softmax_layers;
-  snprintf(v->label, sizeof v->label, "%s%s", attn, v->transfer ? "+AT" : "");
+  variant_label(v);
+  return 0;
+}
+
+int kx_repro_variant_form(kx_repro_variant *v, uint32_t flips) {
+  kx_dec_config c;
+  kx_dec_config_default(&c);
+  c.vocab = 2;
+  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  c.dijiang_flips = flips;
+  int rc = kx_dec_config_check(&c);
+  if (rc) return kx_fail_context(rc, "%s: ", v->label);
+  v->dijiang_flips = flips;
+  variant_label(v);
   return 0;
 }
 
 void kx_repro_variant_spec(const kx_repro_variant *v, char *out, size_t cap) {
-  kx_dec_config c = {.window = v->window};
-  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
+  kx_dec_config c = variant_config(&(kx_dec_config){0}, v);
+  c.softmax_layers = 0; /* converted separately */
   kx_dec_config_label(&c, out, cap);
 }
 
 int kx_repro_variant_check(const kx_repro *r, const kx_repro_variant *v) {
-  if (!v->softmax_layers && !v->window) return 0;
-  kx_dec_config c = r->teacher.cfg;
-  snprintf(c.attn_kind, sizeof c.attn_kind, "%s", v->kind->name);
-  c.window = v->window;
-  c.softmax_layers = v->softmax_layers;
+  if (!v->softmax_layers && !v->window && !v->dijiang_flips) return 0;
+  kx_dec_config c = variant_config(&r->teacher.cfg, v);
   int rc = kx_dec_config_check(&c);
   return rc ? kx_fail_context(rc, "%s: ", v->label) : 0;
 }
@@ -348,6 +430,18 @@ void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mea
 }
 
 /* ---------- one run ---------- */
+
+void kx_repro_diverged(const kx_repro *r, const char *label, uint64_t seed, char *buf, size_t cap) {
+  char dir[PATH_CAP], path[PATH_CAP + 32];
+  kx_repro_run_dir(r, label, seed, dir, sizeof dir);
+  snprintf(path, sizeof path, "%s/diverged.txt", dir);
+  FILE *fp = fopen(path, "r");
+  if (cap) buf[0] = '\0';
+  if (!fp) return;
+  if (!fgets(buf, (int)cap, fp)) buf[0] = '\0';
+  buf[strcspn(buf, "\n")] = '\0';
+  fclose(fp);
+}
 
 /* "result" and the fields; the first KX_R_FIELDS_V1 are required, the
  * later ones (recall) NaN when an older run did not write them. */
@@ -475,9 +569,12 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
   FILE *fp = kx_path_exists(student) ? fopen(conv, "r") : NULL;
   int rc = 0, have = fp && fscanf(fp, "%lf", conv_s) == 1;
   if (fp) fclose(fp);
+  /* the run's own files: a model that computes non-finite values is a
+   * diverged run (KX_ENUM), not a damaged file */
   if (have) {
-    rc = kx_dec_ckpt_load(student, &m, &vocab, NULL, NULL);
+    rc = kx_dec_ckpt_load_unprobed(student, &m, &vocab);
     kx_dec_vocab_free(&vocab);
+    if (!rc && (rc = kx_dec_ckpt_probe(&m))) kx_dec_free(&m);
   } else {
     kx_repro_say(r->pg, "%s seed %llu: converting", c->v->label, (unsigned long long)c->seed);
     double t = kx_now_seconds();
@@ -488,6 +585,7 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
                           .lr = TRANSFER_LR};
     if (!rc && c->v->transfer) rc = kx_dec_transfer(&r->teacher, &m, &r->data, &o, transfer_report, c);
     *conv_s = kx_now_seconds() - t;
+    if (!rc) rc = kx_dec_ckpt_probe(&m); /* before the file: fine-tuning's load would refuse it */
     if (!rc) rc = kx_dec_ckpt_save(student, &m, &r->vocab, NULL, NULL);
     if (!rc) rc = kx_repro_write_text(conv, "%.6f\n", *conv_s);
     if (rc) kx_dec_free(&m);
@@ -504,7 +602,7 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
 static int train_stage(run_ctx *c, const char *dir) {
   kx_repro *r = c->r;
   const kx_repro_variant *v = c->v;
-  char ft[PATH_CAP + 32], student[PATH_CAP + 32];
+  char ft[PATH_CAP + 32], student[PATH_CAP + 32], form[256];
   snprintf(ft, sizeof ft, "%s/ft.h5", dir);
   snprintf(student, sizeof student, "%s/student.h5", dir);
   kx_dec_train_opts o;
@@ -522,6 +620,13 @@ static int train_stage(run_ctx *c, const char *dir) {
       const kx_dec_config *t = &r->teacher.cfg;
       o.ctx = t->ctx, o.layers = t->layers, o.heads = t->heads, o.width = t->width, o.rotary_dims = t->rotary_dims;
       snprintf(o.attn_kind, sizeof o.attn_kind, "%s", v->kind->name);
+      const kx_dijiang_preset *pr = kx_dijiang_preset_of(v->kind->name);
+      if (pr && v->dijiang_flips) { /* "+a+b" -> "a,b" */
+        kx_dijiang_flips_suffix(pr->form, v->dijiang_flips, form, sizeof form);
+        for (char *p = form; *p; p++)
+          if (*p == '+') *p = ',';
+        o.dijiang_form = form + 1;
+      }
     } else {
       o.init_from = student;
     }
@@ -543,23 +648,41 @@ static int compute_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, co
   snprintf(result, sizeof result, "%s/result.txt", dir);
   snprintf(ft, sizeof ft, "%s/ft.h5", dir);
   snprintf(map, sizeof map, "%s/map.txt", dir);
-  int rc;
+  int rc = 0;
   run_ctx c = {.r = r, .v = v, .seed = seed, .offset = kx_repro_transfer_steps(r, v)};
   snprintf(c.curve, sizeof c.curve, "%s/curve.txt", dir);
   for (int i = 0; i < KX_R_FIELDS; i++) res->f[i] = NAN;
   double conv_s = 0.0;
-  if (!v->scratch && (rc = convert_stage(&c, dir, res, &conv_s))) return rc;
-  if ((rc = train_stage(&c, dir))) return rc;
-  kx_repro_say(r->pg, "%s seed %llu: scoring", v->label, (unsigned long long)seed);
-  kx_decoder m;
-  kx_dec_vocab vocab;
-  if ((rc = kx_dec_ckpt_load(ft, &m, &vocab, NULL, NULL))) return rc;
-  kx_dec_vocab_free(&vocab);
-  rc = kx_repro_score(r, &m, &res->f[KX_R_LOSS], &res->f[KX_R_ACC], &res->f[KX_R_KLF]);
-  if (!rc) rc = kx_repro_recall(r, &m, &res->f[KX_R_RCL]);
-  if (!rc && !KX_DEC_KIND_LACKING(&m, attn_weights) && seed == 0) rc = kx_repro_write_map(r, &m, map);
-  kx_dec_free(&m);
+  const char *stage = "conversion";
+  if (!v->scratch) rc = convert_stage(&c, dir, res, &conv_s);
+  if (!rc) stage = v->scratch ? "training" : "fine-tuning", rc = train_stage(&c, dir);
+  if (!rc) {
+    kx_repro_say(r->pg, "%s seed %llu: scoring", v->label, (unsigned long long)seed);
+    stage = "scoring";
+    kx_decoder m;
+    kx_dec_vocab vocab;
+    if ((rc = kx_dec_ckpt_load_unprobed(ft, &m, &vocab))) return rc;
+    kx_dec_vocab_free(&vocab);
+    rc = kx_dec_ckpt_probe(&m);
+    if (!rc) rc = kx_repro_score(r, &m, &res->f[KX_R_LOSS], &res->f[KX_R_ACC], &res->f[KX_R_KLF]);
+    if (!rc) rc = kx_repro_recall(r, &m, &res->f[KX_R_RCL]);
+    if (!rc && !KX_DEC_KIND_LACKING(&m, attn_weights) && seed == 0) rc = kx_repro_write_map(r, &m, map);
+    kx_dec_free(&m);
+  }
   res->f[KX_R_WALL] = conv_s + c.elapsed;
+  if (rc == KX_ENUM && r->keep_diverged) {
+    /* a point of the study: the fields not reached stay NaN */
+    char why[PATH_CAP + 32];
+    snprintf(why, sizeof why, "%s/diverged.txt", dir);
+    kx_repro_say(r->pg, "%s seed %llu: diverged in %s (%s), recorded", v->label, (unsigned long long)seed, stage,
+                 kx_error_message());
+    res->f[KX_R_LOSS] = res->f[KX_R_ACC] = res->f[KX_R_KLF] = NAN;
+    res->f[KX_R_RCL] = res->f[KX_R_RACC] = res->f[KX_R_RFIRST] = NAN;
+    rc = kx_repro_write_text(why, "diverged in %s: %s\n", stage, kx_error_message());
+    kx_error_clear();
+  } else if (rc) {
+    return rc;
+  }
   if (!rc) rc = write_result(result, res);
   if (!rc) {
     char student[PATH_CAP + 32];

@@ -66,6 +66,12 @@ typedef struct {
   const char *table;       /* "Table 2": in messages */
   size_t eval_windows, kl_windows;
   kx_dec_recall_opts recall; /* the probe of every model (zero: its defaults) */
+  /* 1: a run that diverges (a non-finite loss or gradient: KX_ENUM from
+   * scoring, attention transfer or fine-tuning) is a result, not an error:
+   * its folder gets diverged.txt (the stage and the message) and a
+   * result.txt whose fields from that stage on are NaN, and kx_repro_run
+   * returns 0.  0: the run's error is returned. */
+  int keep_diverged;
   kx_repro_progress *pg;
   /* filled by kx_repro_teacher */
   kx_decoder teacher;
@@ -78,6 +84,24 @@ typedef struct {
   int teacher_trained; /* 1 if this call pre-trained (some of) it */
 } kx_repro;
 
+/* Table 2's teacher (kapprox train's default shape, or the --quick one) and
+ * evaluation (validation and KL windows), for every table that shares
+ * Table 2's runs: a run two tables make is then the same run. */
+void kx_repro_table2_setup(kx_repro *r, int quick, kx_repro_shape *shape);
+/* The teacher's pre-training steps in that setup (quick or kapprox train's
+ * default), for checking budgets before any work. */
+uint64_t kx_repro_table2_pretrain_steps(int quick);
+/* A run's evaluations (scores after conversion and after fine-tuning, the
+ * curve's eight estimates) cost about as much as this many training steps:
+ * the weight of a run beyond its steps in time estimates. */
+#define KX_REPRO_RUN_OVERHEAD_STEPS 25
+
+/* The median seconds of one training step (forward, backward, AdamW) of a
+ * fresh model of configuration `cfg` on B sequences of cfg->ctx tokens of
+ * `data`, after one untimed warm-up step, over `steps` steps (the median:
+ * robust to a step slowed down by other processes; steps <= 7). */
+int kx_repro_step_seconds(const kx_dec_config *cfg, const kx_dec_data *data, size_t B, int steps, double *seconds);
+
 /* Trains dir/teacher.h5 (resuming a partial one) unless it is complete or
  * teacher_in gives one; loads it and the text; checks it has the shape
  * (unless teacher_in) and softmax attention. */
@@ -87,21 +111,28 @@ void kx_repro_set_budget(kx_repro *r, double budget);
 void kx_repro_free(kx_repro *r);
 
 typedef struct {
-  char label[KX_DEC_LABEL_MAX + 8]; /* "performer", "hedgehog+AT", "performer-scratch", "performer+w16+sm0.3" */
+  char label[KX_DEC_LABEL_MAX + 8]; /* "performer", "hedgehog+AT", "performer-scratch", "performer+w16+sm0.3",
+                                       "dijiang+softmax" */
   const kx_attn_kind *kind;
   int scratch, transfer;
   size_t window;           /* a sliding-window hybrid's window (kx_dec_config); 0: none */
   uint64_t softmax_layers; /* a layer hybrid's kept layers (kx_dec_config); 0: none */
+  uint32_t dijiang_flips;  /* a DiJiang kind's form switches (kx_dec_config); 0: its preset */
 } kx_repro_variant;
 
 void kx_repro_variant_set(kx_repro_variant *v, const kx_attn_kind *k, int scratch, int transfer);
+/* Gives v (a DiJiang kind) the form switches `flips`; its label gains them
+ * right after the kind ("dijiang+softmax+noden"), as the runs' folders do. */
+int kx_repro_variant_form(kx_repro_variant *v, uint32_t flips);
 /* Makes v (converted, not from scratch) a hybrid: a sliding window of
  * `window` positions (0: none) in its converted layers, softmax kept in the
  * layers of `softmax_layers` (0: none); its label gains "+w<window>" and
- * "+sm<layers>" after the kind ("hedgehog+w16+sm0.3+AT").  Refuses a
- * variant from scratch and a kind without the window hybrid. */
+ * "+sm<layers>" after the kind and its switches ("hedgehog+w16+sm0.3+AT").
+ * Refuses a variant from scratch and a kind (or DiJiang form) without the
+ * window hybrid. */
 int kx_repro_variant_hybrid(kx_repro_variant *v, size_t window, uint64_t softmax_layers);
-/* The attention spec a conversion takes: "KIND" or "KIND+wN". */
+/* The attention spec a conversion takes: "KIND", "KIND+wN", with a DiJiang
+ * kind's switches first ("dijiang+softmax+w16"). */
 void kx_repro_variant_spec(const kx_repro_variant *v, char *out, size_t cap);
 /* Refuses (message naming the label) a hybrid whose kept layers the
  * loaded teacher does not have, that keeps every layer, or whose window is
@@ -132,6 +163,10 @@ enum {
 typedef struct {
   double f[KX_R_FIELDS];
 } kx_repro_result;
+
+/* The text of a diverged run's diverged.txt into buf ("" if the run did not
+ * diverge or is not there). */
+void kx_repro_diverged(const kx_repro *r, const char *label, uint64_t seed, char *buf, size_t cap);
 
 /* dir/runs/b<budget steps>/<label>-s<seed> */
 void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,28 @@ int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows) {
     }
   }
   return rc;
+}
+
+void kx_sb_add(kx_strbuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int need = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (need < 0 || !b->p) return;
+  if (b->len + (size_t)need + 1 > b->cap) {
+    size_t cap = 2 * (b->len + (size_t)need + 1);
+    char *p = realloc(b->p, cap);
+    if (!p) {
+      free(b->p);
+      b->p = NULL;
+      return;
+    }
+    b->p = p, b->cap = cap;
+  }
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)need;
 }
 
 /* ---------- figures ---------- */

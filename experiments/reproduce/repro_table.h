@@ -52,4 +52,12 @@ typedef struct {
 /* Writes the three files atomically; message and non-zero on failure. */
 int kx_table_write(const kx_table *t, const kx_table_row *rows, size_t n_rows);
 
+/* A growing string, for a table's footnote: start with {malloc(n), 0, n};
+ * after a failed allocation p is NULL (and further appends do nothing). */
+typedef struct {
+  char *p;
+  size_t len, cap;
+} kx_strbuf;
+void kx_sb_add(kx_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -23,7 +23,6 @@
  * curves (repro_runs.c): the teacher's line in Figure 2. */
 #define CURVE_BATCHES 4
 /* The --quick teacher. */
-enum { QUICK_LAYERS = 2, QUICK_HEADS = 2, QUICK_WIDTH = 32, QUICK_CTX = 32, QUICK_BATCH = 8, QUICK_STEPS = 320 };
 
 typedef struct {
   /* options */
@@ -106,50 +105,16 @@ static int check_maps(const table2 *tb) {
 
 /* Training tokens per second of `kind` at context T with the teacher's
  * sizes: forward, backward and AdamW on about as many tokens per step as
- * pre-training (batch x context), one untimed warm-up step, then the
- * median of 5 steps (--quick: 3). */
+ * pre-training (batch x context), the median of 5 steps (--quick: 3). */
 static int throughput(table2 *tb, const kx_attn_kind *kind, size_t T, double *tok_s) {
   kx_dec_config cfg = tb->rp.teacher.cfg;
   cfg.ctx = T;
   snprintf(cfg.attn_kind, sizeof cfg.attn_kind, "%s", kind->name);
   size_t B = tb->rp.batch * tb->rp.teacher.cfg.ctx / T;
   if (B == 0) B = 1;
-  int steps = tb->quick ? 3 : 5;
-  kx_decoder m;
-  kx_adamw opt;
-  int rc = kx_dec_create(&m, &cfg);
-  if (rc) return rc;
-  int *x = kx_malloc(B * T * sizeof(int)), *y = kx_malloc(B * T * sizeof(int));
-  rc = x && y ? kx_dec_init_params(&m, 1) : KX_ENOMEM;
-  if (!rc) rc = kx_adamw_create(&opt, m.tab.total, 0.9, 0.95, 1e-8, 0.1);
-  if (rc) goto out;
-  if (tb->rp.data.n_train < T + 2) {
-    rc = kx_fail(KX_EINVAL, "the training text is shorter than context %zu", T);
-    goto out_opt;
-  }
-  /* the median step: robust to a step slowed down by other processes */
-  double dt[8];
-  for (int s = 0; !rc && s <= steps; s++) {
-    double loss, t0 = kx_now_seconds();
-    kx_dec_batch(tb->rp.data.train, tb->rp.data.n_train, B, T, 5, (uint64_t)s, x, y);
-    rc = kx_dec_forward(&m, x, y, B, T, &loss);
-    if (!rc) rc = kx_dec_backward(&m);
-    if (!rc) kx_adamw_step(&opt, &m.tab, m.params, m.grads, 1e-4);
-    if (s) {
-      int k = s - 1;
-      for (dt[k] = kx_now_seconds() - t0; k > 0 && dt[k - 1] > dt[k]; k--) {
-        double t = dt[k];
-        dt[k] = dt[k - 1], dt[k - 1] = t;
-      }
-    }
-  }
-  if (!rc) *tok_s = (double)(B * T) / dt[steps / 2];
-out_opt:
-  kx_adamw_free(&opt);
-out:
-  free(x);
-  free(y);
-  kx_dec_free(&m);
+  double s = 0;
+  int rc = kx_repro_step_seconds(&cfg, &tb->rp.data, B, tb->quick ? 3 : 5, &s);
+  if (!rc) *tok_s = (double)(B * T) / s;
   return rc;
 }
 
@@ -396,10 +361,8 @@ static int run_all(table2 *tb) {
   if (rc) return rc;
   for (size_t i = 0; i < tb->nv; i++) tb->pg.jobs += seeds_of(tb, &tb->v[i]);
   tb->pg.units_total = (double)tb->pg.jobs;
-  kx_repro_shape shape = {.name = tb->quick ? "--quick" : "default", .run_name = tb->quick ? "--quick" : "full"};
-  if (tb->quick)
-    shape = (kx_repro_shape){QUICK_LAYERS, QUICK_HEADS, QUICK_WIDTH, QUICK_CTX, QUICK_BATCH, QUICK_STEPS, 80,
-                             "--quick", "--quick"};
+  kx_repro_shape shape;
+  kx_repro_table2_setup(&tb->rp, tb->quick, &shape);
   if ((rc = kx_repro_teacher(&tb->rp, &shape))) return rc;
   kx_repro_set_budget(&tb->rp, tb->budget);
   row *rows = kx_calloc(tb->nv + 1, sizeof *rows);
@@ -434,8 +397,6 @@ int kx_table2_run(const kx_table2_opts *o, int *usage_error) {
   tb->outdir = o->outdir ? o->outdir : tb->quick ? "table2-quick" : "table2";
   tb->rp.dir = tb->outdir;
   tb->rp.table = "Table 2";
-  tb->rp.eval_windows = tb->quick ? 32 : 256;
-  tb->rp.kl_windows = tb->quick ? 4 : 16;
   tb->rp.pg = &tb->pg;
   int rc = make_variants(tb);
   if (!rc && o->maps_given) rc = check_maps(tb);

@@ -35,6 +35,11 @@ while [ $i -lt 40 ]; do echo "in the beginning $i"; i=$((i + 1)); done >text.txt
 "$kapprox" train --text text.txt --out "$out/ckpt/tiny-window.h5" --layers 1 --heads 1 --width 4 --ctx 4 \
   --rotary 2 --attention performer --window 2 --steps 2 --batch 1 --eval-every 1000 --eval-batches 1 \
   --no-final-eval --quiet >/dev/null
+# a DiJiang form other than its kind's preset (format version 2,
+# /config/dijiang_form) with the released GroupNorm's affine tensors
+"$kapprox" train --text text.txt --out "$out/ckpt/tiny-dijiang-form.h5" --layers 1 --heads 1 --width 4 --ctx 4 \
+  --rotary 2 --attention dijiang --dijiang-form softmax,gnd --steps 2 --batch 1 --eval-every 1000 --eval-batches 1 \
+  --no-final-eval --quiet >/dev/null
 "$kapprox" dump-qk --checkpoint "$out/ckpt/tiny-1layer.h5" --text text.txt --out "$out/qk/dump-tiny.h5" \
   --tokens 2 >/dev/null
 

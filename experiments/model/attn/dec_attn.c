@@ -6,8 +6,10 @@
 /* The linear kinds (dec_linear_attn.h). */
 extern const kx_attn_kind kx_attn_performer, kx_attn_performer_prf, kx_attn_performer_redraw, kx_attn_pff,
     kx_attn_cosformer;
-/* The gated kinds (dec_attn_gated.h) and causal Linformer. */
-extern const kx_attn_kind kx_attn_retnet, kx_attn_dijiang, kx_attn_dijiang_code, kx_attn_linformer;
+/* The gated kinds (dec_attn_gated.h; the DiJiang presets of
+ * dec_dijiang_form.h) and causal Linformer. */
+extern const kx_attn_kind kx_attn_retnet, kx_attn_dijiang, kx_attn_dijiang_code, kx_attn_dijiang_released,
+    kx_attn_linformer;
 
 /* One line per attention kind. */
 static const kx_attn_kind *const kinds[] = {
@@ -20,6 +22,7 @@ static const kx_attn_kind *const kinds[] = {
     &kx_attn_retnet,
     &kx_attn_dijiang,
     &kx_attn_dijiang_code,
+    &kx_attn_dijiang_released,
     &kx_attn_linformer,
     &kx_attn_hedgehog,
     NULL,

@@ -51,6 +51,16 @@ int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab
   return kx_win_declare(cfg, layer, tab, n);
 }
 
+static size_t gn_groups(const kx_gated_map *g, const kx_dec_config *cfg) {
+  return g->gn_groups ? g->gn_groups : cfg->heads;
+}
+
+static kx_gate_norm gate_norm(const kx_gated_map *g, const kx_dec_config *cfg, float *const *p) {
+  kx_gate_norm n = {gn_groups(g, cfg), NULL, NULL};
+  if (g->gn_affine) n.w = p[g->gn_affine], n.b = p[g->gn_affine + 1];
+  return n;
+}
+
 static size_t features(const kx_gated_map *g, const kx_dec_config *cfg) {
   return g->features ? g->features(cfg) : cfg->width / cfg->heads;
 }
@@ -71,7 +81,7 @@ static size_t kernel_scratch(const kx_gated_map *g, const kx_dec_config *cfg, si
 
 /* Saved: qkv (N,3C) | q, k, v (B,H,T,d) | fq, fk (B,H,T,m) and the map's
  * aux for q and k (only with a map) | den (B,H,T) (only normalised) |
- * o (N,C) | zg (N,C) | gn mean, rstd (N H) | gated (N,C), the input of proj
+ * o (N,C) | zg (N,C) | gn mean, rstd (N G) | gated (N,C), the input of proj
  * | with a window: lam (B,H,T) and its stats (B,H,T,KX_WIN_STATS) | kernel
  * (or window) scratch (B H). */
 typedef struct {
@@ -82,7 +92,7 @@ typedef struct {
 
 /* acts == NULL: only .total is meaningful (no pointer arithmetic on NULL). */
 static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B, size_t T, const float *acts) {
-  size_t N = B * T, C = cfg->width, H = cfg->heads, m = features(g, cfg);
+  size_t N = B * T, C = cfg->width, H = cfg->heads, m = features(g, cfg), G = gn_groups(g, cfg);
   size_t aux = g->map_forward && g->aux_floats ? g->aux_floats(cfg, B, T) : 0;
   size_t fsize = g->map_forward ? N * H * m : 0, dsize = g->normalise ? N * H : 0, win = cfg->window ? N * H : 0;
   kx_attn_ctx c = {cfg, B, T, NULL, NULL, 0, 0, NULL};
@@ -90,7 +100,7 @@ static acts_view view(const kx_gated_map *g, const kx_dec_config *cfg, size_t B,
   size_t ks = cfg->window ? kx_win_heads_act_floats(&wh, B, T) : B * H * kernel_scratch(g, cfg, T, 1);
   float *base = (float *)acts;
   acts_view a;
-  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, fsize, fsize, aux, aux, dsize, N * C, N * C, N * H, N * H,
+  size_t sizes[] = {3 * N * C, N * C, N * C, N * C, fsize, fsize, aux, aux, dsize, N * C, N * C, N * G, N * G,
                     N * C, win, KX_WIN_STATS * win, ks};
   float **dst[] = {&a.qkv, &a.q, &a.k, &a.v, &a.fq, &a.fk, &a.aux_q, &a.aux_k, &a.den, &a.o, &a.zg,
                    &a.gn_mean, &a.gn_rstd, &a.gated, &a.lam, &a.stats, &a.kscratch};
@@ -170,7 +180,8 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
                             a.den ? a.den + bh * T : NULL, a.kscratch + bh * ks);
     }
   }
-  kx_gate_forward(a.gated, a.zg, a.gn_mean, a.gn_rstd, x, p[KX_GATED_GATE_W], a.o, N, C, H, (float)cfg->ln_eps);
+  kx_gate_norm gn = gate_norm(g, cfg, p);
+  kx_gate_forward(a.gated, a.zg, a.gn_mean, a.gn_rstd, x, p[KX_GATED_GATE_W], a.o, N, C, &gn, (float)cfg->ln_eps);
   kx_matmul_forward(y, a.gated, p[KX_GATED_PROJ_W], p[KX_GATED_PROJ_B], N, C, C);
 }
 
@@ -188,8 +199,10 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
   if (!g->map_forward) dfq = dq;
   memset(dgated, 0, N * C * sizeof(float));
   kx_matmul_backward(dgated, dp[KX_GATED_PROJ_W], dp[KX_GATED_PROJ_B], dy, a.gated, p[KX_GATED_PROJ_W], N, C, C);
-  kx_gate_backward(dx, dp[KX_GATED_GATE_W], d_o, dzg, dgated, x, p[KX_GATED_GATE_W], a.o, a.zg, a.gn_mean,
-                   a.gn_rstd, N, C, H);
+  kx_gate_norm gn = gate_norm(g, cfg, p);
+  kx_gate_backward(dx, dp[KX_GATED_GATE_W], g->gn_affine ? dp[g->gn_affine] : NULL,
+                   g->gn_affine ? dp[g->gn_affine + 1] : NULL, d_o, dzg, dgated, x, p[KX_GATED_GATE_W], a.o, a.zg,
+                   a.gn_mean, a.gn_rstd, N, C, &gn);
   kx_win_heads w = window_acts(g, c, p, &a, kscratch);
   if (cfg->window) {
     kx_win_heads_backward_linear(&w, d_o, dfq, dfk, dv);

@@ -4,7 +4,7 @@
  *   q, k, v = heads of x Wqkv^T + b, rotary on q and k   (dec_heads.h)
  *   fq = phi_q(q), fk = phi_k(k)                           (the kind's map)
  *   o_i = sum_{j<=i} g_h^(i-j) (fq_i . fk_j) v_j  [/ (den_i + eps)]
- *   y   = proj( SiLU(x Wg^T) (.) GroupNorm_H(o) )          (dec_gate.h)
+ *   y   = proj( SiLU(x Wg^T) (.) GroupNorm(o) )            (dec_gate.h)
  *
  * the causal sum through dec_linear_causal.h (chunked, linear in T).  A
  * kind is a kx_gated_map, its extra tensors (kx_gated_declare: tensors 0..4
@@ -59,6 +59,10 @@ typedef struct {
    * features, from the forward's aux. */
   size_t n_tensors;
   void (*log_scale)(const kx_attn_ctx *c, int is_query, const float *aux, float *lam);
+  /* The GroupNorm: gn_groups groups of C / gn_groups channels (0: one a
+   * head, H), with an affine part from the kind's tensors gn_affine (the
+   * weights, C) and gn_affine + 1 (the biases, C), or none (gn_affine 0). */
+  size_t gn_groups, gn_affine;
 } kx_gated_map;
 
 /* Why the kinds without a normaliser take no sliding window. */
