@@ -44,7 +44,14 @@ expect 2 "attention 'softmax' has no DiJiang form switches" -- train --text t.tx
   --steps 1 --out x.h5
 expect 2 "empty item" -- convert --from s.h5 --attention dijiang --dijiang-form softmax, --out x.h5
 expect 2 "attention 'performer' has no DiJiang form switches" -- convert --from s.h5 --attention performer --dijiang-form D --out x.h5
+# a sliding window needs the denominator: refused for noden forms, taken by a den form of any preset
+expect 2 "attention 'dijiang+noden' cannot take a sliding window" -- convert --from s.h5 --attention dijiang \
+  --dijiang-form noden --window 4 --out x.h5
+expect 2 "attention 'dijiang-code' cannot take a sliding window" -- convert --from s.h5 --attention dijiang-code \
+  --window 4 --out x.h5
 [ -e x.h5 ] && note "a refused --dijiang-form wrote x.h5"
+ok convert --from s.h5 --attention dijiang-code --dijiang-form den --window 4 --out w.h5
+grep -q "(dijiang-code+den+w4)" out || note "convert does not name the windowed form: $(cat out)"
 # a flipped form converts, records its form and names it in the label
 ok convert --from s.h5 --attention dijiang --dijiang-form softmax,noden --out c.h5
 grep -q "(dijiang+softmax+noden)" out || note "convert does not name the form: $(cat out)"

@@ -454,9 +454,11 @@ for _kind in DIJIANG_PRESETS:
 
 def dijiang_flips():
     """Every single factor flipped from the paper form and from the released
-    form: "dijiang+softmax", ..., "dijiang-released+exp", ..."""
+    form: "dijiang+softmax", ..., "dijiang-released+exp", ...; and two
+    switched forms with a sliding window (forms with the denominator)."""
     return ([f"dijiang+{r}" for _, _, r in DIJIANG_FACTORS] +
-            [f"dijiang-released+{pp}" for _, pp, _ in DIJIANG_FACTORS])
+            [f"dijiang-released+{pp}" for _, pp, _ in DIJIANG_FACTORS] +
+            ["dijiang+softmax+w7", "dijiang-released+den+w7"])
 
 
 @variant("linformer", ctx=80, features=lambda d: 32)
@@ -663,6 +665,16 @@ def split_spec(kind):
     return base, switches, kept
 
 
+def variant_spec(base):
+    """The registered variant `base`, or "KIND+wN" made from KIND's."""
+    if base in VARIANTS:
+        return VARIANTS[base]
+    kind, _, w = base.partition("+w")
+    if kind in VARIANTS and w.isdigit():
+        return dict(VARIANTS[kind], window=int(w))
+    return None
+
+
 def expected_form(base, switches):
     """The tokens a checkpoint of DiJiang kind `base` with `switches` must list."""
     preset = DIJIANG_PRESETS[base]
@@ -678,7 +690,7 @@ def check(kapprox, kind, tmp, text):
     base, switches, kept = split_spec(kind)
     form_opt = ["--dijiang-form", ",".join(switches)] if switches else []
     ck, gr = os.path.join(tmp, kind + ".h5"), os.path.join(tmp, kind + ".g.h5")
-    spec = VARIANTS[base]
+    spec = variant_spec(base)
     common = ["--text", text, "--batch", "4", "--warmup", "1", "--lr", "1e-2", "--seed", "1", "--quiet",
               "--no-final-eval"]
     shape = ["--heads", str(spec["heads"]), "--width", str(spec["width"]), "--ctx", str(spec["ctx"])]
@@ -851,7 +863,7 @@ def main():
     forms = kinds == ["dijiang-forms"]
     if forms:
         kinds = dijiang_flips()
-    unknown = [k for k in kinds if split_spec(k)[0] not in VARIANTS]
+    unknown = [k for k in kinds if not variant_spec(split_spec(k)[0])]
     if unknown:
         print(f"error: no reference for {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
         return 2

@@ -452,29 +452,18 @@ static void attn_weights_backward(const kx_attn_ctx *c, float *const *p, float *
 static const char *const transfer_vector[] = {"feat_d", "feat_t", "gate_w", NULL};
 static const char *const transfer_matrix[] = {"feat_w", "feat_d", NULL};
 
-const kx_attn_kind kx_attn_dijiang = {
-    .name = "dijiang",
-    .summary = "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
-    KX_GATED_KIND_ENTRIES,
-    .attn_weights_backward = attn_weights_backward,
-    .transfer_tensors = transfer_vector,
-    .window = 1,
-};
+/* The presets: one implementation, three names (dec_dijiang_form.h). */
+#define DIJIANG_KIND(NAME, SUMMARY, TRANSFER)                                                                   \
+  {.name = NAME, .summary = SUMMARY, KX_GATED_KIND_ENTRIES, .attn_weights_backward = attn_weights_backward,    \
+   .transfer_tensors = TRANSFER, .window = 1}
 
-const kx_attn_kind kx_attn_dijiang_code = {
-    .name = "dijiang-code",
-    .summary = "released DiJiang code: softmax of signed-normal-scaled DCT features, decay, no denominator, GroupNorm+SiLU gate",
-    KX_GATED_KIND_ENTRIES,
-    .attn_weights_backward = attn_weights_backward,
-    .transfer_tensors = transfer_matrix,
-    .window = 1,
-};
-
-const kx_attn_kind kx_attn_dijiang_released = {
-    .name = "dijiang-released",
-    .summary = "dijiang-code with the released code's GroupNorm (d groups, affine) and xavier gate",
-    KX_GATED_KIND_ENTRIES,
-    .attn_weights_backward = attn_weights_backward,
-    .transfer_tensors = transfer_matrix,
-    .window = 1,
-};
+const kx_attn_kind kx_attn_dijiang = DIJIANG_KIND(
+    "dijiang", "DiJiang paper form: WDCF features (DCT, chi radii, learnable D), normalised, decay, GroupNorm+SiLU gate",
+    transfer_vector);
+const kx_attn_kind kx_attn_dijiang_code = DIJIANG_KIND(
+    "dijiang-code",
+    "released DiJiang code: softmax of signed-normal-scaled DCT features, decay, no denominator, GroupNorm+SiLU gate",
+    transfer_matrix);
+const kx_attn_kind kx_attn_dijiang_released = DIJIANG_KIND(
+    "dijiang-released", "dijiang-code with the released code's GroupNorm (d groups, affine) and xavier gate",
+    transfer_matrix);
