@@ -49,8 +49,9 @@ static void usage(FILE *out) {
           "                      study's estimated time; runs nothing\n"
           "  --quiet             no progress output\n\n"
           "Time: the default study is 20 forms x 3 seeds = 60 runs of 156 fine-tuning\n"
-          "steps (9360 steps) besides the teacher's 2500; --estimate measures it\n"
-          "(docs/dijiang-factors.md gives the measured figures).\n",
+          "steps (9360 steps) besides the teacher's 2500: about 1 h on the quiet 2-core\n"
+          "machine, 2 h 14 min measured at load average 3 on one thread (run it with\n"
+          "OMP_NUM_THREADS=1 on a busy machine); --estimate measures it now.\n",
           QUICK_FACTORS, DEFAULT_SEEDS);
 }
 
