@@ -61,7 +61,8 @@ static void usage(FILE *out) {
           "  --teacher FILE      use this softmax checkpoint as the teacher\n"
           "  --text FILE         the text (default: the KJV corpus)\n"
           "  --no-figures        do not run gnuplot (the figure's data are still written)\n"
-          "  --quiet             no progress output\n\n"
+          "  --quiet             no progress output\n"
+          KX_REPRO_SHARD_HELP "\n"
           "Time: the default study is 56 runs, 28900 training steps besides the\n"
           "teacher's 2500: about 2 h 25 min on the quiet 2-core machine (estimated\n"
           "from each kind's measured 0.23-0.31 s a fine-tuning step and the runs'\n"
@@ -126,6 +127,8 @@ int cmd_reproduce_budget(int argc, char **argv) {
                                      {"text", 1, 0, KX_REPRO_O_TEXT},
                                      {"no-figures", 0, 0, KX_REPRO_O_NOFIG},
                                      {"quiet", 0, 0, KX_REPRO_O_QUIET},
+                                     {"shard", 1, 0, KX_REPRO_O_SHARD},
+                                     {"dry-run", 0, 0, KX_REPRO_O_DRY},
                                      {"help", 0, 0, 'h'},
                                      {0, 0, 0, 0}};
   kx_budget_study *s = kx_calloc(1, sizeof *s);
@@ -153,6 +156,7 @@ int cmd_reproduce_budget(int argc, char **argv) {
   }
   if (!rc && optind < argc) rc = kx_fail(KX_EINVAL, "unexpected argument '%s'", argv[optind]);
   s->quick = o.quick, s->figures = o.figures, s->teacher_in = o.teacher, s->text = o.text;
+  s->shard_i = o.shard_i, s->shard_n = o.shard_n, s->dry_run = o.dry_run;
   s->outdir = o.outdir ? o.outdir : s->quick ? "budget-quick" : "budget";
   if (!rc)
     rc = check_options(s, budgets ? budgets : s->quick ? QUICK_BUDGETS : DEFAULT_BUDGETS, seeds,
@@ -163,7 +167,7 @@ int cmd_reproduce_budget(int argc, char **argv) {
     return 2;
   }
   kx_repro_progress pg;
-  kx_repro_progress_init(&pg, "budget", o.quiet);
+  kx_repro_progress_init(&pg, "budget", o.quiet || o.dry_run);
   s->pg = &pg;
   kx_dec_threads_init();
   rc = kx_budget_study_run(s);

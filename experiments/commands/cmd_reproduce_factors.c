@@ -47,7 +47,8 @@ static void usage(FILE *out) {
           "  --text FILE         the text (default: the KJV corpus)\n"
           "  --estimate          measure this machine's training step now and print the\n"
           "                      study's estimated time; runs nothing\n"
-          "  --quiet             no progress output\n\n"
+          "  --quiet             no progress output\n"
+          KX_REPRO_SHARD_HELP "\n"
           "Time: the default study is 20 forms x 3 seeds = 60 runs of 156 fine-tuning\n"
           "steps (9360 steps) besides the teacher's 2500: about 1 h on the quiet 2-core\n"
           "machine, 2 h 14 min measured at load average 3 on one thread (run it with\n"
@@ -96,6 +97,7 @@ int cmd_reproduce_factors(int argc, char **argv) {
   }
   if (!rc && optind < argc) rc = kx_fail(KX_EINVAL, "unexpected argument '%s'", argv[optind]);
   s.quick = o.quick, s.teacher_in = o.teacher, s.text = o.text, s.budget = o.budget;
+  s.shard_i = o.shard_i, s.shard_n = o.shard_n, s.dry_run = o.dry_run;
   s.seeds = o.seeds ? o.seeds : s.quick ? 1 : DEFAULT_SEEDS;
   s.outdir = o.outdir ? o.outdir : s.quick ? "factors-quick" : "factors";
   if (!rc) rc = kx_factors_parse(factors ? factors : s.quick ? QUICK_FACTORS : "all", &s.factors);
@@ -117,7 +119,7 @@ int cmd_reproduce_factors(int argc, char **argv) {
     return 0;
   }
   kx_repro_progress pg;
-  kx_repro_progress_init(&pg, "factors", o.quiet);
+  kx_repro_progress_init(&pg, "factors", o.quiet || o.dry_run);
   s.pg = &pg;
   rc = kx_factors_study_run(&s);
   kx_repro_say_done(&pg);

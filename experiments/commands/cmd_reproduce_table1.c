@@ -41,7 +41,7 @@ static void usage(FILE *out) {
           "  --sizes LIST        only the teachers of these widths [128,256,512; --quick:\n"
           "                      16,32,64]\n"
           "  --no-figures        do not run gnuplot (the figures' data are still written)\n"
-          "  --quiet             no progress output\n");
+          "  --quiet             no progress output\n" KX_REPRO_SHARD_HELP);
 }
 
 int cmd_reproduce_table1(int argc, char **argv) {
@@ -67,6 +67,7 @@ int cmd_reproduce_table1(int argc, char **argv) {
   if (!rc && optind < argc) rc = kx_fail(KX_EINVAL, "unexpected argument '%s'", argv[optind]);
   t.quick = o.quick, t.figures = o.figures, t.quiet = o.quiet, t.budget = o.budget, t.seeds = o.seeds;
   t.outdir = o.outdir, t.teacher = o.teacher, t.text = o.text;
+  t.shard_i = o.shard_i, t.shard_n = o.shard_n, t.dry_run = o.dry_run;
   int usage_error = 1;
   if (!rc) rc = kx_table1_run(&t, &usage_error);
   if (rc && usage_error) {

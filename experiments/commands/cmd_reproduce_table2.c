@@ -45,7 +45,8 @@ static void usage(FILE *out) {
           "                      dijiang, dijiang-code, hedgehog+AT, those that exist]\n"
           "  --scratch-seeds N   seeds of the rows trained from scratch [1; 0: no such rows]\n"
           "  --no-figures        do not run gnuplot (the figures' data are still written)\n"
-          "  --quiet             no progress output\n",
+          "  --quiet             no progress output\n"
+          KX_REPRO_SHARD_HELP,
           strncmp(kx_dec_attn_names(), "softmax, ", 9) ? kx_dec_attn_names() : kx_dec_attn_names() + 9);
 }
 
@@ -77,6 +78,7 @@ int cmd_reproduce_table2(int argc, char **argv) {
   if (!rc) rc = kx_split_list(maps_arg, "--maps", &maps, &n_maps);
   t.quick = o.quick, t.figures = o.figures, t.quiet = o.quiet, t.budget = o.budget, t.seeds = o.seeds;
   t.outdir = o.outdir, t.teacher = o.teacher, t.text = o.text;
+  t.shard_i = o.shard_i, t.shard_n = o.shard_n, t.dry_run = o.dry_run;
   t.kinds = kinds, t.n_kinds = n_kinds, t.maps = maps, t.n_maps = n_maps;
   int usage_error = 1;
   if (!rc) rc = kx_table2_run(&t, &usage_error);

@@ -741,12 +741,33 @@ static int figure(study *st) {
   return kx_plot_run(scripts, "budget_gap.gp", datadir, path);
 }
 
+/* Every run, budget by budget (the plan pass's order too). */
+static int run_cells(study *st) {
+  kx_budget_study *s = st->s;
+  int rc = 0;
+  for (size_t b = 0; !rc && b < s->n_budgets; b++) {
+    kx_repro_set_budget(&st->rp, s->budgets[b].value);
+    for (size_t v = 0; !rc && v < s->nv; v++) rc = run_cell(st, v, b);
+  }
+  return rc;
+}
+
 static int run_study(study *st) {
   kx_budget_study *s = st->s;
   kx_repro *rp = &st->rp;
+  kx_repro_shard *sh = rp->shard;
   kx_repro_shape shape;
   kx_repro_table2_setup(rp, s->quick, &shape);
-  int rc = kx_repro_teacher(rp, &shape);
+  int rc = 0;
+  if (sh) { /* the plan pass: every run of every shard */
+    rc = kx_repro_teacher_plan(rp, &shape);
+    if (!rc) rc = kx_budget_steps(s->budgets, s->n_budgets, rp->pretrain_steps, st->steps);
+    if (!rc) rc = run_cells(st);
+    if (!rc) rc = kx_repro_shard_checked(sh);
+    kx_repro_progress_restart(s->pg);
+    if (rc || sh->dry) return rc;
+  }
+  rc = kx_repro_teacher(rp, &shape);
   for (size_t v = 0; !rc && v < s->nv; v++) rc = kx_repro_variant_check(rp, &s->v[v]);
   if (!rc) rc = kx_budget_steps(s->budgets, s->n_budgets, rp->pretrain_steps, st->steps);
   for (size_t b = 0; !rc && b < s->n_budgets; b++) {
@@ -754,7 +775,8 @@ static int run_study(study *st) {
     for (size_t v = 0; !rc && v < s->nv; v++)
       if ((rc = kx_repro_budget_check(rp, &s->v[v]))) rc = kx_fail_context(rc, "budget %s: ", s->budgets[b].text);
   }
-  if (!rc) rc = kx_repro_score(rp, &rp->teacher, &st->teacher_loss, NULL, NULL);
+  if (!rc && sh) rc = kx_repro_shard_publish(sh);
+  else if (!rc) rc = kx_repro_score(rp, &rp->teacher, &st->teacher_loss, NULL, NULL);
   if (rc) return rc;
   double runs = 0, steps = 0;
   for (size_t b = 0; b < s->n_budgets; b++) {
@@ -768,9 +790,10 @@ static int run_study(study *st) {
   }
   s->pg->jobs = (size_t)runs;
   kx_repro_say(s->pg, "%zu variants at %zu budgets: %.0f runs, %.0f training steps", s->nv, s->n_budgets, runs, steps);
-  for (size_t b = 0; !rc && b < s->n_budgets; b++) {
-    kx_repro_set_budget(rp, s->budgets[b].value);
-    for (size_t v = 0; !rc && v < s->nv; v++) rc = run_cell(st, v, b);
+  rc = run_cells(st);
+  if (sh) {
+    if (!rc) kx_repro_shard_report(sh, s->pg->quiet);
+    return rc;
   }
   for (size_t v = 0; !rc && v < s->nv; v++) rc = fit_variant(st, v, &st->fits[v]);
   if (!rc) rc = write_tables(st);
@@ -804,7 +827,10 @@ int kx_budget_study_run(kx_budget_study *s) {
     return KX_ENOMEM;
   }
   for (size_t i = 0; i < s->nv * s->n_budgets; i++) st.cells[i].gap = gaps + i * (maxseeds ? maxseeds : 1);
-  int rc = kx_repro_claimed(s->outdir, run_claimed, &st);
+  kx_repro_shard sh = {.table = "budget", .root = s->outdir, .i = s->shard_i, .n = s->shard_n, .dry = s->dry_run};
+  if (sh.n || sh.dry) rp->shard = &sh;
+  int rc = kx_repro_claimed(s->outdir, rp->shard, run_claimed, &st);
+  kx_repro_shard_free(&sh);
   kx_repro_free(rp);
   free(gaps);
   free(st.cells);

@@ -110,6 +110,8 @@ typedef struct {
   kx_repro_variant v[KX_BUDGET_MAX_VARIANTS]; /* kx_budget_variants */
   size_t nv;
   kx_repro_progress *pg;
+  size_t shard_i, shard_n; /* shard i of N (repro_shard.h); N 0: every run, then the tables */
+  int dry_run;             /* list the runs and their state; do nothing */
 } kx_budget_study;
 
 /* The teacher's pre-training steps when the study trains it (quick or

@@ -293,12 +293,23 @@ static int run_rows(study *st) {
 static int run_study(study *st) {
   kx_factors_study *s = st->s;
   kx_repro *rp = &st->rp;
+  kx_repro_shard *sh = rp->shard;
   kx_repro_shape shape;
   kx_repro_table2_setup(rp, s->quick, &shape);
-  int rc = kx_repro_teacher(rp, &shape);
+  int rc = 0;
+  if (sh) { /* the plan pass: every run of every shard */
+    rc = kx_repro_teacher_plan(rp, &shape);
+    kx_repro_set_budget(rp, s->budget);
+    if (!rc) rc = run_rows(st);
+    if (!rc) rc = kx_repro_shard_checked(sh);
+    kx_repro_progress_restart(s->pg);
+    if (rc || sh->dry) return rc;
+  }
+  rc = kx_repro_teacher(rp, &shape);
   for (size_t i = 0; !rc && i < st->n_rows; i++) rc = kx_repro_variant_check(rp, &st->rows[i].v);
-  if (!rc) rc = kx_repro_score(rp, &rp->teacher, &st->teacher_loss, NULL, NULL);
-  if (!rc) rc = kx_repro_recall(rp, &rp->teacher, st->teacher_recall);
+  if (!rc && sh) rc = kx_repro_shard_publish(sh);
+  if (!rc && !sh) rc = kx_repro_score(rp, &rp->teacher, &st->teacher_loss, NULL, NULL);
+  if (!rc && !sh) rc = kx_repro_recall(rp, &rp->teacher, st->teacher_recall);
   if (rc) return rc;
   kx_repro_set_budget(rp, s->budget);
   s->pg->jobs = st->n_rows * s->seeds;
@@ -306,6 +317,10 @@ static int run_study(study *st) {
   kx_repro_say(s->pg, "%zu forms, %zu seed%s: %zu runs of %llu fine-tuning steps", st->n_rows, s->seeds,
                s->seeds == 1 ? "" : "s", s->pg->jobs, (unsigned long long)rp->budget_steps);
   if ((rc = run_rows(st))) return rc;
+  if (sh) {
+    kx_repro_shard_report(sh, s->pg->quiet);
+    return 0;
+  }
   rc = write_tables(st);
   if (!rc) kx_repro_say(s->pg, "done: %s/factors.md, .csv, .tex", s->outdir);
   return rc;
@@ -331,7 +346,10 @@ int kx_factors_study_run(kx_factors_study *s) {
   for (size_t i = 0; !rc && i < st.n_rows; i++) st.rows[i].res = res + i * s->seeds;
   /* the output folder is this run's while it writes into it (made if
    * missing, and taken away again if a refused study left it empty) */
-  if (!rc) rc = kx_repro_claimed(s->outdir, run_claimed, &st);
+  kx_repro_shard sh = {.table = "factors", .root = s->outdir, .i = s->shard_i, .n = s->shard_n, .dry = s->dry_run};
+  if (sh.n || sh.dry) rp->shard = &sh;
+  if (!rc) rc = kx_repro_claimed(s->outdir, rp->shard, run_claimed, &st);
+  kx_repro_shard_free(&sh);
   kx_repro_free(rp);
   free(res);
   free(st.rows);

@@ -35,6 +35,8 @@ typedef struct {
   size_t seeds;     /* seeds 0 .. seeds-1 of every row */
   uint32_t factors; /* the factors to flip (bit f: factor f of dec_dijiang_form.h) */
   kx_repro_progress *pg;
+  size_t shard_i, shard_n; /* shard i of N (repro_shard.h); N 0: every run, then the tables */
+  int dry_run;             /* list the runs and their state; do nothing */
 } kx_factors_study;
 
 /* "features,normaliser" (the factors' names, dec_dijiang_form.h) or "all"

@@ -5,6 +5,7 @@
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "experiments/reproduce/repro_shard.h"
 
 void kx_repro_opts_init(kx_repro_opts *o) {
   *o = (kx_repro_opts){.figures = 1, .budget = 1.0 / 16.0};
@@ -27,6 +28,13 @@ int kx_repro_option(int c, const char *arg, char **argv, size_t max_seeds, kx_re
     case KX_REPRO_O_TEXT: o->text = arg; break;
     case KX_REPRO_O_NOFIG: o->figures = 0; break;
     case KX_REPRO_O_QUIET: o->quiet = 1; break;
+    case KX_REPRO_O_SHARD: {
+      kx_repro_shard sh = {0};
+      *rc = kx_repro_shard_parse(arg, &sh);
+      o->shard_i = sh.i, o->shard_n = sh.n;
+      break;
+    }
+    case KX_REPRO_O_DRY: o->dry_run = 1; break;
     case ':': *rc = kx_fail(KX_EINVAL, "option %s needs a value", argv[optind - 1]); break;
     case '?': *rc = kx_fail(KX_EINVAL, "unknown option '%s'", argv[optind - 1]); break;
     default: return 0;

@@ -80,6 +80,11 @@ void kx_repro_job_end(kx_repro_progress *pg, int fresh) {
   pg->units_done += pg->job_units;
 }
 
+void kx_repro_progress_restart(kx_repro_progress *pg) {
+  pg->job = 0;
+  pg->units_done = pg->fresh_units = pg->fresh_seconds = 0.0;
+}
+
 /* ---------- files ---------- */
 
 /* Length of the shortest prefix of `path` (cut at a '/') that does not
@@ -115,12 +120,19 @@ static int remove_if_empty(const char *dir) {
   return rmdir(dir);
 }
 
-int kx_repro_claimed(const char *dir, int (*run)(void *arg), void *arg) {
+int kx_repro_claimed(const char *dir, const kx_repro_shard *sh, int (*run)(void *arg), void *arg) {
+  if (sh && sh->dry) return run(arg);
   size_t created = missing_from(dir);
   kx_lock claim;
   kx_lock_init(&claim);
   int rc = kx_mkdir_p(dir);
-  if (!rc) rc = kx_lock_dir(&claim, dir);
+  if (!rc && sh && sh->n) {
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/.shard-%s-%zuof%zu.lock", dir, sh->table, sh->i, sh->n);
+    rc = kx_lock_path(&claim, path, dir);
+  } else if (!rc) {
+    rc = kx_lock_dir(&claim, dir);
+  }
   if (!rc) rc = run(arg);
   kx_lock_release(&claim);
   /* the folders made here, innermost first, each only if it holds no file */
@@ -149,6 +161,27 @@ int kx_repro_write_text(const char *path, const char *fmt, ...) {
     return kx_fail(KX_EIO, "writing '%s' failed", path);
   }
   return kx_atomic_commit(&f);
+}
+
+/* ---------- claims waited for ---------- */
+
+/* Claims lock file `path` (of `target`), waiting while another process
+ * holds it (nowait: KX_EBUSY at once).  The holder is named at once and
+ * then once a minute: a claim of a dead process on another host is never
+ * released, and the message says how to remove it. */
+static int claim_waiting(kx_repro *r, kx_lock *l, const char *path, const char *target, int nowait) {
+  double t0 = kx_now_seconds(), said = -1e9;
+  for (;;) {
+    int rc = kx_lock_path(l, path, target);
+    if (rc != KX_EBUSY || nowait) return rc;
+    double now = kx_now_seconds();
+    if (now - said >= 60) {
+      kx_repro_say(r->pg, "waiting (%.0f s so far): %s", now - t0, kx_error_message());
+      said = now;
+    }
+    kx_error_clear();
+    sleep(now - t0 < 10 ? 1 : 5);
+  }
 }
 
 /* ---------- the teacher ---------- */
@@ -216,7 +249,7 @@ static void teacher_progress(const kx_train_report *rep, void *user) {
 }
 
 /* Pre-trains (or resumes) `path` unless it holds a finished teacher. */
-static int train_teacher(kx_repro *r, const kx_repro_shape *s, const char *path) {
+static int train_teacher_claimed(kx_repro *r, const kx_repro_shape *s, const char *path) {
   kx_dec_train_state st;
   kx_adamw opt = {0};
   int rc = 0, complete = 0;
@@ -251,6 +284,19 @@ static int train_teacher(kx_repro *r, const kx_repro_shape *s, const char *path)
   teacher_ctx c = {r, s->name};
   if ((rc = kx_dec_train(&o, teacher_progress, &c))) return kx_fail_context(rc, "pre-training the teacher: ");
   return 0;
+}
+
+/* train_teacher_claimed with the teacher's training claimed, from the look
+ * at the file on: two processes never both find it unfinished and train. */
+static int train_teacher(kx_repro *r, const kx_repro_shape *s, const char *path) {
+  char lock[PATH_CAP + 32];
+  snprintf(lock, sizeof lock, "%s/.teacher.lock", r->dir);
+  kx_lock claim;
+  int rc = claim_waiting(r, &claim, lock, path, r->teacher_nowait);
+  if (rc) return rc;
+  rc = train_teacher_claimed(r, s, path);
+  kx_lock_release(&claim);
+  return rc;
 }
 
 /* Loads the teacher; a weights-only --teacher is taken as trained with
@@ -305,6 +351,46 @@ int kx_repro_teacher(kx_repro *r, const kx_repro_shape *s) {
   if (!rc && r->data.n_val < tc->ctx + 2)
     rc = kx_fail(KX_EINVAL, "the validation text is shorter than the teacher's context");
   return rc;
+}
+
+int kx_repro_final(const kx_repro *r) { return !r->shard; }
+
+int kx_repro_teacher_plan(kx_repro *r, const kx_repro_shape *s) {
+  kx_repro_shard *sh = r->shard;
+  char path[PATH_CAP], state[160];
+  snprintf(path, sizeof path, "%s/teacher.h5", r->dir);
+  int rc = 0;
+  if (r->teacher_in) {
+    if ((rc = load_teacher(r, r->teacher_in))) return kx_fail_context(rc, "--teacher: ");
+    snprintf(state, sizeof state, "given (--teacher), %llu pre-training steps", (unsigned long long)r->pretrain_steps);
+  } else if (kx_path_exists(path)) {
+    kx_dec_train_state st;
+    kx_adamw opt = {0};
+    if ((rc = kx_dec_ckpt_load(path, &r->teacher, &r->vocab, &opt, &st))) return rc;
+    kx_adamw_free(&opt);
+    r->pretrain_steps = st.steps, r->batch = st.batch;
+    snprintf(state, sizeof state, st.step >= st.steps ? "finished, %llu steps" : "partial, step %llu of %llu",
+             (unsigned long long)(st.step >= st.steps ? st.steps : st.step), (unsigned long long)st.steps);
+  } else {
+    r->pretrain_steps = s->steps ? s->steps : DEFAULT_PRETRAIN_STEPS;
+    r->batch = s->batch ? s->batch : 16;
+    snprintf(state, sizeof state, "to be pre-trained, %llu steps", (unsigned long long)r->pretrain_steps);
+  }
+  kx_dec_free(&r->teacher);
+  kx_dec_vocab_free(&r->vocab);
+  memset(&r->teacher, 0, sizeof r->teacher);
+  memset(&r->vocab, 0, sizeof r->vocab);
+  kx_repro_shard_header(sh);
+  if (sh->dry) printf("teacher %s (%s): %s\n", s->name, r->teacher_in ? r->teacher_in : path, state);
+  /* what makes two shards' runs the same runs besides their folders */
+  char *text = r->text ? realpath(r->text, NULL) : NULL;
+  size_t root = strlen(sh->root);
+  const char *rel = !r->teacher_in && !strncmp(path, sh->root, root) ? path + root + 1 : path;
+  kx_repro_shard_line(sh, "teacher %s", r->teacher_in ? r->teacher_in : rel);
+  kx_repro_shard_line(sh, "text %s", text ? text : r->text ? r->text : "(the KJV corpus)");
+  kx_repro_shard_line(sh, "scores %zu windows, attention KL %zu windows", r->eval_windows, r->kl_windows);
+  free(text);
+  return 0;
 }
 
 void kx_repro_set_budget(kx_repro *r, double budget) {
@@ -700,22 +786,42 @@ int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro
   *fresh = 0;
   int rc = kx_repro_budget_check(r, v);
   if (rc) return rc;
+  kx_repro_shard *sh = r->shard;
+  if (sh) { /* a run not done here: NaN, never a table's value */
+    for (int i = 0; i < KX_R_FIELDS; i++) res->f[i] = NAN;
+    size_t j = sh->next++;
+    if (sh->mode == KX_SHARD_PLAN) kx_repro_shard_record(sh, dir);
+    if (sh->mode == KX_SHARD_PLAN || !kx_repro_shard_mine(sh, j)) return 0;
+    sh->runs++;
+  }
   if (read_result(result, res) == 0) {
     kx_repro_say(r->pg, "%s seed %llu: finished earlier, kept", v->label, (unsigned long long)seed);
+    if (sh) sh->done++;
     return 0;
   }
   *fresh = 1;
   kx_lock claim;
+  char lock[PATH_CAP + 32];
+  snprintf(lock, sizeof lock, "%s/.lock", dir);
   rc = kx_mkdir_p(dir);
-  if (!rc) rc = kx_lock_dir(&claim, dir);
+  if (!rc) rc = claim_waiting(r, &claim, lock, dir, sh != NULL);
+  if (rc == KX_EBUSY && sh) { /* another process computes it: its result, not a second one */
+    kx_repro_say(r->pg, "%s seed %llu: skipped, %s", v->label, (unsigned long long)seed, kx_error_message());
+    kx_error_clear();
+    sh->skipped++;
+    *fresh = 0;
+    return 0;
+  }
   if (rc) return rc;
   /* finished by another process between the first look and the claim */
   if (read_result(result, res) == 0) {
     kx_lock_release(&claim);
     *fresh = 0;
+    if (sh) sh->done++;
     return 0;
   }
   rc = compute_run(r, v, seed, dir, res);
   kx_lock_release(&claim);
+  if (!rc && sh) sh->done++;
   return rc;
 }

@@ -25,6 +25,7 @@
 #include "experiments/model/dec_data.h"
 #include "experiments/model/dec_model.h"
 #include "experiments/model/dec_recall.h"
+#include "experiments/reproduce/repro_shard.h"
 
 #define KX_REPRO_PATH_CAP 4096
 
@@ -49,6 +50,8 @@ void kx_repro_say_done(const kx_repro_progress *pg);
 void kx_repro_job_begin(kx_repro_progress *pg, double units);
 /* fresh: the job did work now (not reused), so it counts in the time left. */
 void kx_repro_job_end(kx_repro_progress *pg, int fresh);
+/* Back to no job done (after a shard's plan pass visited every job). */
+void kx_repro_progress_restart(kx_repro_progress *pg);
 
 /* The teacher's shape; 0 = kapprox train's default. */
 typedef struct {
@@ -73,6 +76,12 @@ typedef struct {
    * returns 0.  0: the run's error is returned. */
   int keep_diverged;
   kx_repro_progress *pg;
+  /* NULL: the command does every run and writes its tables; else a shard's
+   * or a dry run's passes (repro_shard.h) */
+  kx_repro_shard *shard;
+  /* 1: kx_repro_teacher returns KX_EBUSY at once when another process
+   * trains the teacher; 0: it waits for that process */
+  int teacher_nowait;
   /* filled by kx_repro_teacher */
   kx_decoder teacher;
   kx_dec_vocab vocab;
@@ -104,8 +113,20 @@ int kx_repro_step_seconds(const kx_dec_config *cfg, const kx_dec_data *data, siz
 
 /* Trains dir/teacher.h5 (resuming a partial one) unless it is complete or
  * teacher_in gives one; loads it and the text; checks it has the shape
- * (unless teacher_in) and softmax attention. */
+ * (unless teacher_in) and softmax attention.  The training is claimed
+ * (dir/.teacher.lock) from the look at the file to the end of training:
+ * when several processes (shards) want one teacher, the first trains it
+ * and the others wait for the claim (saying who holds it, once a minute),
+ * then find it finished; a holder that died leaves a claim taken over, and
+ * its partial teacher resumed. */
 int kx_repro_teacher(kx_repro *r, const kx_repro_shape *shape);
+/* The plan pass's teacher (repro_shard.h): r->pretrain_steps and r->batch
+ * from teacher_in, an existing dir/teacher.h5 or the shape, without
+ * training or keeping anything; adds the teacher, text and score lines to
+ * the plan, and prints the teacher's state in a dry run. */
+int kx_repro_teacher_plan(kx_repro *r, const kx_repro_shape *shape);
+/* 1 if this command writes the tables: neither a shard nor a plan pass. */
+int kx_repro_final(const kx_repro *r);
 /* budget_steps = round(budget x pre-training steps), at least 1. */
 void kx_repro_set_budget(kx_repro *r, double budget);
 void kx_repro_free(kx_repro *r);
@@ -174,8 +195,10 @@ void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char 
  * variant v with `seed`, or reads the finished run's result; *fresh = 1 if
  * it did work now.  Seed 0 of a kind with attention weights also leaves
  * map.txt (kx_repro_write_map).  The run folder is claimed while the run
- * computes: KX_EBUSY if another process computes it (a sharded
- * reproduction skips it). */
+ * computes; a run another process computes is waited for (the claim said
+ * once a minute), except by a shard, which leaves it to that process.
+ * With r->shard: the plan pass records the run folder, the work pass does
+ * the shard's runs; a run not done now has NaN fields. */
 int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh);
 /* Validation loss/accuracy on eval_windows windows and the attention KL
  * against the teacher on kl_windows (NaN when the kind has no attention
@@ -195,8 +218,11 @@ void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mea
  * parents) if missing, claims it (KX_EBUSY, with a message naming the
  * holder, if another process writes into it), runs, drops the claim, and
  * removes the folders it made again if they hold no file (a run refused
- * before its first file).  Returns the claim's or run's status. */
-int kx_repro_claimed(const char *dir, int (*run)(void *arg), void *arg);
+ * before its first file).  Returns the claim's or run's status.  A shard
+ * (sh->n > 0) claims only its own share (dir/.shard-<table>-<i>of<N>.lock),
+ * so that shards run side by side and two copies of one shard do not; a
+ * dry run (sh->dry) claims and creates nothing. */
+int kx_repro_claimed(const char *dir, const kx_repro_shard *sh, int (*run)(void *arg), void *arg);
 /* Writes a small text file atomically. */
 int kx_repro_write_text(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -58,6 +58,7 @@ typedef struct {
   int quick, figures;
   double budget;
   size_t seeds, length;
+  kx_repro_shard *shard; /* NULL: every run, then the tables */
   const kx_attn_kind *kinds[MAX_KINDS];
   size_t n_kinds;
   size_t teacher_size; /* the size --teacher has */
@@ -158,6 +159,7 @@ static int size_teacher(table1 *tb, size_t i, kx_repro *rp) {
   if (rc) return kx_fail_context(rc, "teacher %s: ", out->name);
   kx_repro_job_end(&tb->pg, rp->teacher_trained);
   kx_repro_set_budget(rp, tb->budget);
+  if (!kx_repro_final(rp)) return 0;
   kx_repro_say(&tb->pg, "teacher %s: scoring", out->name);
   if ((rc = kx_repro_score(rp, &rp->teacher, &out->teacher_loss, &out->teacher_acc, NULL))) return rc;
   out->teacher_s = rp->teacher_elapsed;
@@ -184,18 +186,23 @@ static int size_runs(table1 *tb, size_t i, kx_repro *rp) {
     }
     static const int fields[3] = {KX_R_LOSS, KX_R_ACC, KX_R_WALL};
     for (int f = 0; f < 3; f++) kx_repro_summarise(res, tb->seeds, fields[f], &out->mean[k][f], &out->se[k][f]);
-    rc = cached_speed(tb, rp, tb->kinds[k]->name, &out->tok_s[k + 1], &out->params[k + 1]);
+    if (kx_repro_final(rp)) rc = cached_speed(tb, rp, tb->kinds[k]->name, &out->tok_s[k + 1], &out->params[k + 1]);
   }
   out->n = tb->seeds;
   return rc;
 }
 
-static int one_size(table1 *tb, size_t i) {
+/* What one_size does: the plan pass of a shard or dry run, a shard's
+ * first look at the teachers (train the size's teacher unless another
+ * process is training it), or the size's teacher and runs. */
+enum { SIZE_PLAN, SIZE_TEACHER_TRY, SIZE_ALL };
+
+static int one_size(table1 *tb, size_t i, int what) {
   kx_repro rp = {0};
   char dir[PATH_CAP];
   size_name(&tb->sizes[i], tb->res[i].name, sizeof tb->res[i].name);
   snprintf(dir, sizeof dir, "%s/%s", tb->outdir, tb->res[i].name);
-  int rc = kx_mkdir_p(dir);
+  int rc = what == SIZE_PLAN ? 0 : kx_mkdir_p(dir);
   rp.dir = dir;
   rp.text = tb->text;
   rp.table = "Table 1";
@@ -203,8 +210,20 @@ static int one_size(table1 *tb, size_t i) {
   rp.kl_windows = tb->quick ? 4 : 16;
   rp.pg = &tb->pg;
   if (tb->teacher_in && i == tb->teacher_size) rp.teacher_in = tb->teacher_in;
-  if (!rc) rc = size_teacher(tb, i, &rp);
-  if (!rc) rc = size_runs(tb, i, &rp);
+  rp.shard = tb->shard;
+  if (what == SIZE_PLAN) {
+    const size_spec *s = &tb->sizes[i];
+    kx_repro_shape shape = {s->layers, s->heads, s->width, s->ctx, s->batch, s->steps, 0, tb->res[i].name, ""};
+    rc = kx_repro_teacher_plan(&rp, &shape);
+    kx_repro_set_budget(&rp, tb->budget);
+    if (!rc) rc = size_runs(tb, i, &rp);
+  } else if (what == SIZE_TEACHER_TRY) {
+    rp.teacher_nowait = 1;
+    if (!rc && !rp.teacher_in && (rc = size_teacher(tb, i, &rp)) == KX_EBUSY) rc = 0, kx_error_clear();
+  } else if (!rc) {
+    rc = size_teacher(tb, i, &rp);
+    if (!rc) rc = size_runs(tb, i, &rp);
+  }
   kx_repro_free(&rp);
   return rc;
 }
@@ -322,20 +341,34 @@ static int figures(const table1 *tb) {
 /* ---------- driver ---------- */
 
 static int run_all(table1 *tb) {
-  int rc = kx_mkdir_p(tb->outdir);
-  if (rc) return rc;
+  int rc = 0;
   for (size_t i = 0; i < tb->n_sizes; i++) {
     double u = step_units(&tb->sizes[i]), steps = (double)pretrain_steps_of(&tb->sizes[i]);
     tb->pg.jobs += 1 + tb->n_kinds * tb->seeds;
     tb->pg.units_total += u * steps * (1.0 + tb->budget * (double)(tb->n_kinds * tb->seeds));
   }
-  for (size_t i = 0; !rc && i < tb->n_sizes; i++) rc = one_size(tb, i);
+  kx_repro_shard *sh = tb->shard;
+  if (sh) { /* the plan pass; then a shard trains the teachers nobody else is training */
+    for (size_t i = 0; !rc && i < tb->n_sizes; i++) rc = one_size(tb, i, SIZE_PLAN);
+    if (!rc) rc = kx_repro_shard_checked(sh);
+    kx_repro_progress_restart(&tb->pg);
+    if (rc || sh->dry) goto out;
+    for (size_t i = 0; !rc && i < tb->n_sizes; i++) rc = one_size(tb, i, SIZE_TEACHER_TRY);
+    kx_repro_progress_restart(&tb->pg);
+    if (!rc) rc = kx_repro_shard_publish(sh);
+  }
+  for (size_t i = 0; !rc && i < tb->n_sizes; i++) rc = one_size(tb, i, SIZE_ALL);
+  if (sh) {
+    if (!rc) kx_repro_shard_report(sh, tb->pg.quiet);
+    goto out;
+  }
   if (!rc) rc = write_tables(tb);
   if (!rc) {
     kx_repro_say(&tb->pg, "figures");
     rc = figures(tb);
   }
   if (!rc) kx_repro_say(&tb->pg, "done: %s/table1.md, .csv, .tex; figures table1_gap, table1_speedup", tb->outdir);
+out:
   kx_repro_say_done(&tb->pg);
   return rc;
 }
@@ -416,9 +449,12 @@ int kx_table1_run(const kx_table1_opts *o, int *usage_error) {
     free(tb);
     return rc;
   }
-  kx_repro_progress_init(&tb->pg, "table1", o->quiet);
+  kx_repro_shard sh = {.table = "table1", .root = tb->outdir, .i = o->shard_i, .n = o->shard_n, .dry = o->dry_run};
+  if (sh.n || sh.dry) tb->shard = &sh;
+  kx_repro_progress_init(&tb->pg, "table1", o->quiet || sh.dry);
   kx_dec_threads_init();
-  rc = kx_repro_claimed(tb->outdir, run_claimed, tb);
+  rc = kx_repro_claimed(tb->outdir, tb->shard, run_claimed, tb);
+  kx_repro_shard_free(&sh);
   free(tb);
   return rc;
 }

@@ -30,6 +30,8 @@ typedef struct {
   int quick;           /* three toy models, one seed, length 256 */
   int figures;         /* run gnuplot (the figures' data are written anyway) */
   int quiet;           /* no progress on stderr */
+  size_t shard_i, shard_n; /* shard i of N (repro_shard.h); N 0: every run, then the tables */
+  int dry_run;         /* list the runs (and each shard's) and their state; do nothing */
   double budget;       /* fine-tuning steps / pre-training steps */
   size_t seeds;        /* seeds per variant; 0: 3 (--quick: 1) */
   size_t length;       /* tokens generated for the throughput; 0: 2048 (--quick: 256) */

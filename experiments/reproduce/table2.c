@@ -353,29 +353,45 @@ static int variant_row(table2 *tb, size_t i, kx_repro_result *res, row *r) {
   summarise(res, seeds_of(tb, v), r);
   snprintf(r->label, sizeof r->label, "%s", v->kind->name);
   snprintf(r->init, sizeof r->init, "%s", v->scratch ? "scratch" : v->transfer ? "converted + AT" : "converted");
-  return kind_throughput(tb, v->kind, r->tok);
+  return kx_repro_final(&tb->rp) ? kind_throughput(tb, v->kind, r->tok) : 0;
 }
 
 static int run_all(table2 *tb) {
-  int rc = kx_mkdir_p(tb->outdir);
-  if (rc) return rc;
+  int rc = 0;
+  kx_repro_shard *sh = tb->rp.shard;
   for (size_t i = 0; i < tb->nv; i++) tb->pg.jobs += seeds_of(tb, &tb->v[i]);
   tb->pg.units_total = (double)tb->pg.jobs;
   kx_repro_shape shape;
   kx_repro_table2_setup(&tb->rp, tb->quick, &shape);
-  if ((rc = kx_repro_teacher(&tb->rp, &shape))) return rc;
-  kx_repro_set_budget(&tb->rp, tb->budget);
   row *rows = kx_calloc(tb->nv + 1, sizeof *rows);
   kx_repro_result *res = kx_calloc(tb->seeds > tb->scratch_seeds ? tb->seeds : tb->scratch_seeds, sizeof *res);
+  if (!rows || !res) rc = KX_ENOMEM;
+  if (!rc && sh) { /* the plan pass: every run of every shard, in this order */
+    rc = kx_repro_teacher_plan(&tb->rp, &shape);
+    kx_repro_set_budget(&tb->rp, tb->budget);
+    for (size_t i = 0; !rc && i < tb->nv; i++) rc = variant_row(tb, i, res, &rows[i + 1]);
+    if (!rc) rc = kx_repro_shard_checked(sh);
+    kx_repro_progress_restart(&tb->pg);
+    if (rc || sh->dry) goto out;
+  }
+  if (!rc) rc = kx_repro_teacher(&tb->rp, &shape);
+  if (rc) goto out;
+  kx_repro_set_budget(&tb->rp, tb->budget);
   double tcurve = 0;
-  rc = rows && res ? teacher_row(tb, &rows[0], &tcurve) : KX_ENOMEM;
+  if (sh) rc = kx_repro_shard_publish(sh);
+  else rc = teacher_row(tb, &rows[0], &tcurve);
   for (size_t i = 0; !rc && i < tb->nv; i++) rc = variant_row(tb, i, res, &rows[i + 1]);
+  if (sh) {
+    if (!rc) kx_repro_shard_report(sh, tb->pg.quiet);
+    goto out;
+  }
   if (!rc) rc = write_tables(tb, rows, tb->nv + 1);
   if (!rc) {
     kx_repro_say(&tb->pg, "figures");
     rc = figures(tb, tcurve);
   }
   if (!rc) kx_repro_say(&tb->pg, "done: %s/table2.md, .csv, .tex; figures fig2_curves, fig3_attention_maps", tb->outdir);
+out:
   kx_repro_say_done(&tb->pg);
   free(rows);
   free(res);
@@ -405,9 +421,12 @@ int kx_table2_run(const kx_table2_opts *o, int *usage_error) {
     free(tb);
     return rc;
   }
-  kx_repro_progress_init(&tb->pg, "table2", o->quiet);
+  kx_repro_shard sh = {.table = "table2", .root = tb->outdir, .i = o->shard_i, .n = o->shard_n, .dry = o->dry_run};
+  if (sh.n || sh.dry) tb->rp.shard = &sh;
+  kx_repro_progress_init(&tb->pg, "table2", o->quiet || sh.dry);
   kx_dec_threads_init();
-  rc = kx_repro_claimed(tb->outdir, run_claimed, tb);
+  rc = kx_repro_claimed(tb->outdir, tb->rp.shard, run_claimed, tb);
+  kx_repro_shard_free(&sh);
   if (rc) kx_repro_say_done(&tb->pg);
   kx_repro_free(&tb->rp);
   free(tb);

@@ -33,6 +33,8 @@ typedef struct {
   char *const *maps;   /* variants in Figure 3 besides the teacher */
   size_t n_maps;
   int maps_given;      /* 0: the default list, keeping the variants that exist; 1: each must exist */
+  size_t shard_i, shard_n; /* shard i of N (repro_shard.h); N 0: every run, then the tables */
+  int dry_run;         /* list the runs (and each shard's) and their state; do nothing */
 } kx_table2_opts;
 
 /* The whole pipeline, resuming what an earlier run of the same options
