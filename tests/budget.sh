@@ -106,11 +106,12 @@ grep -q 'not within the largest budget' a/budget.md || note "the scratch rows sh
 
 # ---- a sliding window reaches the conversion: a window of the whole context (32) is softmax
 # attention, so the converted model is the teacher (logits equal to float round-off, a KL of
-# their order squared, far below 1e-6; plain performer's KL after conversion is 0.87 here)
+# their order squared, far below 1e-6 in size; the KL's own float sum may round it just below
+# zero; plain performer's KL after conversion is 0.87 here)
 mkdir w && cp a/teacher.h5 w/
 "$kx" reproduce budget $Q --budgets 1/16 --kinds performer+w32 --scratch-kinds none --no-figures --outdir w \
   2>err.txt || { note "a study of a window hybrid failed"; cat err.txt; }
-awk '$1 == "result" && $5 >= 0 && $5 < 1e-6 { ok = 1 } END { exit !ok }' w/runs/b20/performer+w32-s0/result.txt ||
+awk '$1 == "result" && $5 > -1e-6 && $5 < 1e-6 { ok = 1 } END { exit !ok }' w/runs/b20/performer+w32-s0/result.txt ||
   note "performer+w32 after conversion is not the teacher: $(cat w/runs/b20/performer+w32-s0/result.txt)"
 grep -qF '| performer+w32 | converted |' w/budget.md || note "no performer+w32 row in budget.md"
 

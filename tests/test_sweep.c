@@ -385,7 +385,13 @@ START_TEST(commit_group_all_old_or_all_new) {
   snprintf(p2, sizeof p2, "%s", kx_test_path("grp.slopes.csv"));
   const char *paths[] = {out, p1, p2};
   size_t saw_old = 0, saw_new = 0;
-  for (int round = 0; round < 40; round++) {
+  /* Kill delays from 0 up in 1.5 ms steps; on a loaded machine the writer
+   * may need longer than 40 steps to reach its commit, so the delays keep
+   * growing (by half each round after the 40th, up to about 10 s) until
+   * both outcomes have been seen. */
+  useconds_t delay = 0;
+  for (int round = 0; round < 40 || ((!saw_old || !saw_new) && delay < 10000000u); round++) {
+    delay = round < 40 ? (useconds_t)(round * 1500) : delay + delay / 2;
     for (size_t i = 0; i < 3; i++) fill(paths[i], 'o', 10);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -396,7 +402,7 @@ START_TEST(commit_group_all_old_or_all_new) {
         for (size_t k = 0; k < 200000; k++) fputc('n', g.fp[i]);
       _exit(kx_commit_finish(&g) ? 2 : 0);
     }
-    usleep((useconds_t)(round * 1500));
+    usleep(delay);
     kill(pid, SIGKILL);
     int status;
     waitpid(pid, &status, 0);
