@@ -28,6 +28,7 @@ static const command commands[] = {
     {"plot", cmd_plot, "figures (gnuplot, PNG and SVG) of sweeps, attention maps and samplers"},
     {"attn-maps", cmd_attn_maps, "dump exact and approximate attention maps of one head"},
     {"points", cmd_points, "write the points of a sampler (CSV or HDF5)"},
+    {"features", cmd_features, "write one head's features under a feature map (HDF5)"},
     {"synth-qk", cmd_synth_qk, "write synthetic Q/K/V with controlled norms as a Q/K file"},
     {"bench-features", cmd_bench_features, "feature-map throughput: FFTW DCT maps vs dense BLAS"},
     {"bench-attention", cmd_bench_attention, "time exact vs linear attention as the context grows"},

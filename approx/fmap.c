@@ -283,6 +283,10 @@ int kx_fmap_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
   return apply_blocks(f, n, x, phi, 1);
 }
 
+size_t kx_fmap_input_dim(const kx_fmap *f) { return f->d; }
+size_t kx_fmap_feature_count(const kx_fmap *f) { return f->m; }
+int kx_fmap_estimates_kernel(const kx_fmap *f) { return f->type->kernel_estimator; }
+
 void kx_fmap_free(kx_fmap *f) {
   if (!f) return;
   if (f->type && f->type->release) f->type->release(f);

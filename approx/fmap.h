@@ -21,20 +21,8 @@
 #include <stdint.h>
 
 #include "approx/kernel.h"
-
-typedef struct {
-  kx_kernel kernel;
-  const char *radii;      /* "sequence" (default) or "stratified" for PFF-like maps */
-  /* Calibration inputs for schemes with fitted weights D (rows, n x d, in
-   * the same scaling as the data).  Pairs (q_a, k_b) are drawn from them. */
-  const double *calib_q, *calib_k;
-  size_t n_calib_q, n_calib_k;
-  size_t n_calib_pairs;   /* 0: default max(4m, 2048) */
-  int calib_all_pairs;    /* use every (q_a, k_b) pair once instead of random pairs */
-  double ridge;           /* pull of fitted weights toward D = 1; <0: default 1e-3 */
-} kx_fmap_options;
-
-typedef struct kx_fmap kx_fmap;
+/* the options, the opaque kx_fmap and create/apply/free: public */
+#include "kapprox/fmap.h"
 
 typedef struct kx_fmap_type {
   const char *name;
@@ -67,30 +55,10 @@ struct kx_fmap {
 
 extern const kx_fmap_type *const kx_fmap_types[];
 const kx_fmap_type *kx_fmap_lookup(const char *name);
-/* Comma-separated list of all scheme names (static storage). */
-const char *kx_fmap_names(void);
-
-void kx_fmap_default_options(kx_fmap_options *opt);
 
 /* "softmax" or "gauss" (the names used on every command line); messages
  * name the value `what` (e.g. "--kernel"). */
 int kx_parse_kernel(const char *name, const char *what, kx_kernel *out);
-
-/* NULL with a message on an unknown scheme, d = 0, m = 0, a dimension
- * beyond a generator's range, or missing calibration data. */
-kx_fmap *kx_fmap_create(const char *scheme, size_t d, size_t m, uint64_t seed,
-                        const kx_fmap_options *opt);
-/* The same, also giving the kx_status of a failure in *status (KX_ENUM for
- * a weight fit that did not converge, ...), so callers can tell a failed
- * point from a failed run. */
-kx_fmap *kx_fmap_create_status(const char *scheme, size_t d, size_t m, uint64_t seed,
-                               const kx_fmap_options *opt, int *status);
-/* x: n x d (row-major), logphi: n x m.  Thread-safe: one map may be applied
- * from many threads at once. */
-int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi);
-/* phi itself (exp of the above); overflows to inf for very large inputs. */
-int kx_fmap_apply(const kx_fmap *f, size_t n, const double *x, double *phi);
-void kx_fmap_free(kx_fmap *f);
 
 /* Helper for maps: adds -c(x) and log_weight to rows already holding W x. */
 void kx_fmap_finish_log(const kx_fmap *f, size_t n, const double *x, double *logphi);

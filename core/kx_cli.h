@@ -34,6 +34,8 @@ int kx_cli_extra_operand(const char *cmd, const char *operand, const char *hint)
 /* Strict parsers: the whole string must be a number in range; on failure they
  * record a message naming `what` and return non-zero. */
 int kx_parse_size(const char *s, const char *what, size_t min, size_t max, size_t *out);
+/* 1 if s ends with suffix (an output file's kind from its name: ".csv", ".h5"). */
+int kx_has_suffix(const char *s, const char *suffix);
 int kx_parse_u64(const char *s, const char *what, uint64_t *out);
 int kx_parse_double(const char *s, const char *what, double *out);
 /* A double that must be >= 0 (--ridge, ...). */

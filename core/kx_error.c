@@ -36,6 +36,8 @@ void kx_error_clear(void) { message[0] = '\0'; }
 
 void kx_init_library(void) { gsl_set_error_handler_off(); }
 
+const char *kx_version(void) { return KX_VERSION; }
+
 void *kx_malloc(size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   if (!p) kx_fail(KX_ENOMEM, "out of memory allocating %zu bytes", bytes);

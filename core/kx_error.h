@@ -10,15 +10,8 @@
 
 #include <stddef.h>
 
-typedef enum {
-  KX_OK = 0,
-  KX_EINVAL = 1,   /* impossible parameter or bad input values */
-  KX_ENOMEM = 2,   /* allocation failed */
-  KX_EIO = 3,      /* file missing, unreadable, truncated, foreign */
-  KX_ERANGE = 4,   /* beyond a generator's or algorithm's range */
-  KX_ENUM = 5,     /* numerical failure (non-finite result, no convergence) */
-  KX_EBUSY = 6     /* claimed by another process (core/kx_lock.h) */
-} kx_status;
+/* kx_status, kx_error_message, kx_error_clear, kx_init_library: public */
+#include "kapprox/status.h"
 
 /* Records a printf-style message and returns `status` (so callers can write
  * `return kx_fail(KX_EINVAL, "m must be > 0, got %zu", m);`). */
@@ -28,13 +21,6 @@ kx_status kx_fail(kx_status status, const char *fmt, ...)
 /* Prefixes the current message with context ("loading q.h5: " + old). */
 kx_status kx_fail_context(kx_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-
-const char *kx_error_message(void);
-void kx_error_clear(void);
-
-/* Turns off GSL's default handler (which aborts) so GSL failures come back
- * as return codes; call once at program start (tests and CLI do). */
-void kx_init_library(void);
 
 /* malloc/calloc that record a message on failure. */
 void *kx_malloc(size_t bytes);

@@ -90,6 +90,11 @@ size_t kx_sequence_dim(const kx_sequence *q) { return q->dim; }
 
 const kx_sequence_type *kx_sequence_get_type(const kx_sequence *q) { return q->type; }
 
+const char *kx_sequence_type_name(const kx_sequence_type *t) { return t->name; }
+const char *kx_sequence_type_description(const kx_sequence_type *t) { return t->description; }
+size_t kx_sequence_type_max_dim(const kx_sequence_type *t) { return t->max_dim; }
+int kx_sequence_type_randomised(const kx_sequence_type *t) { return t->randomised; }
+
 void kx_sequence_free(kx_sequence *q) {
   if (!q) return;
   if (q->type->release) q->type->release(q->state);

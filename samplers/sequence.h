@@ -22,9 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct kx_sequence kx_sequence;
+/* the public half: the opaque types, the table, alloc/next/fill/skip/free */
+#include "kapprox/sequence.h"
 
-typedef struct kx_sequence_type {
+struct kx_sequence_type {
   const char *name;
   const char *description;
   size_t max_dim;       /* largest supported s */
@@ -37,24 +38,6 @@ typedef struct kx_sequence_type {
   /* Optional: moves past n points without drawing them (NULL: draw and
    * discard).  Sobol' and Halton jump directly to the index. */
   int (*skip)(void *state, size_t dim, uint64_t n);
-} kx_sequence_type;
-
-/* NULL-terminated table of every generator. */
-extern const kx_sequence_type *const kx_sequence_types[];
-
-const kx_sequence_type *kx_sequence_lookup(const char *name);
-
-/* Returns NULL with a message (unknown name, dim = 0, dim beyond the
- * generator's range, out of memory). */
-kx_sequence *kx_sequence_alloc(const char *spec, size_t dim, uint64_t seed);
-int kx_sequence_next(kx_sequence *q, double *x);
-/* Skips n points (e.g. the origin of an unscrambled sequence). */
-int kx_sequence_skip(kx_sequence *q, size_t n);
-size_t kx_sequence_dim(const kx_sequence *q);
-const kx_sequence_type *kx_sequence_get_type(const kx_sequence *q);
-void kx_sequence_free(kx_sequence *q);
-
-/* Writes n points (row-major n x dim) in one call. */
-int kx_sequence_fill(kx_sequence *q, size_t n, double *x);
+};
 
 #endif

@@ -19,15 +19,7 @@ double kx_normal_inv(double u);
  * sqrt(gsl_cdf_chisq_Pinv(t, d)) for t <= 1/2, sqrt(Qinv(1 - t, d)) above. */
 double kx_chi_inv(double t, double d);
 
-/* m directions (rows of the m x d output, unit norm) and, if radii != NULL,
- * m radii r_i = F^-1_chi_d(u_{d+1}) from m points of a (d+1)-dimensional
- * sequence `spec` (a d-dimensional one when radii == NULL).  Unscrambled
- * sequences skip their first point if it is the origin, and any point whose
- * Gaussian image is 0 (Sobol's (1/2,...,1/2)).  radii_mode "sequence" uses
- * the extra coordinate; "stratified" uses t_i = (i + 1/2)/m in a random
- * order drawn from `seed`. */
-int kx_sphere_directions(const char *spec, size_t d, size_t m, uint64_t seed,
-                         double *dirs, double *radii, const char *radii_mode);
+/* kx_sphere_directions (directions and chi radii) is public: kapprox/sequence.h */
 
 /* m x d matrix of blocks of d orthonormal rows (QR of a Gaussian matrix;
  * last block truncated), drawn from `seed`.  Rows have unit norm. */

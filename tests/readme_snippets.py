@@ -239,7 +239,69 @@ def check_hybrid_kinds(code, work):
         fail(f"hybrid-kinds snippet: layer kinds {ns['kinds']}")
 
 
-HANDLERS = {"qk-write": check_qk_write, "pandas-summary": check_pandas, "qk-read": check_qk_read,
+# docs/library.md: the Python module, from the build tree beside the program
+# (build/python), against the program's own outputs
+sys.path.insert(0, os.path.join(os.path.dirname(KX), "python"))
+
+
+def check_python_points(code, work):
+    ns, value = run_snippet(code, work, {})
+    if not kapprox(work, "points", "--sequence", "sobol-lms", "--dim", "8", "-n", "1024", "--seed", "3",
+                   "--out", "pts.h5"):
+        return
+    with h5py.File(os.path.join(work, "pts.h5"), "r") as f:
+        want = f["points"][()]
+    if not np.array_equal(ns["x"], want):
+        fail("python-points snippet: its points differ from kapprox points --sequence sobol-lms")
+    # chi_64 radii lie around sqrt(64) = 8: unit directions times radii
+    norms = np.linalg.norm(ns["w"], axis=1)
+    if ns["w"].shape != (256, 64) or not 6 < np.median(norms) < 10:
+        fail(f"python-points snippet: w of shape {ns['w'].shape}, median norm {np.median(norms)}, "
+             "want (256, 64) and about 8")
+    if value != ["gsl-halton", "gsl-niederreiter", "gsl-reversehalton", "gsl-sobol"]:
+        fail(f"python-points snippet: the first sequences are {value}")
+
+
+def check_python_fmap(code, work):
+    _, (err, fro) = run_snippet(code, work, {})
+    # the same |K^ - K|_F / |K|_F twice: NumPy's products against the library's log-domain
+    # GEMM; 512^2 terms summed in other orders, relative round-off ~1e-13
+    if not (math.isclose(err, fro, rel_tol=1e-9) and 0 < err < 0.5):
+        fail(f"python-fmap snippet: NumPy's kernel error {err}, the module's kernel_rel_fro {fro}")
+
+
+def check_python_torch(code, work):
+    ns, value = run_snippet(code, work, {})
+    if value is not True or not isinstance(ns["phi"], torch.Tensor) or tuple(ns["phi"].shape) != (4096, 128):
+        fail(f"python-torch snippet: {value!r}, phi a {type(ns['phi']).__name__}")
+
+
+def check_python_qk(code, work):
+    if not (kapprox(work, "synth-qk", "--out", "qk.h5", "--layers", "1", "--heads", "2", "--tokens", "64",
+                    "--dim", "16") and
+            kapprox(work, "kernel-error", "--input", "qk.h5", "--layers", "0", "--heads", "0", "--schemes",
+                    "wpff-sobol", "--m", "64", "--seeds", "0", "--quiet", "--out", "ke-qk.csv")):
+        return
+    _, value = run_snippet(code, work, {})
+    want = [float(r["value"]) for r in read_rows(os.path.join(work, "ke-qk.csv")) if r["metric"] == "kernel_rel_fro"]
+    # the CSV prints %.17g: the same double, so equality
+    if want != [value]:
+        fail(f"python-qk snippet: kernel_rel_fro {value!r}, kapprox kernel-error wrote {want}")
+
+
+def check_python_errors(code, work):
+    printed = []
+    run_snippet(code, work, {"print": lambda *a: printed.append(" ".join(map(str, a)))})
+    want = ["prf: the number of features m must be at least 1",
+            "x must be float64, got float32 (convert it with .astype(numpy.float64))"]
+    if printed != want:
+        fail(f"python-errors snippet printed {printed}, the page says {want}")
+
+
+HANDLERS = {"python-points": check_python_points, "python-fmap": check_python_fmap,
+            "python-torch": check_python_torch, "python-qk": check_python_qk,
+            "python-errors": check_python_errors,
+            "qk-write": check_qk_write, "pandas-summary": check_pandas, "qk-read": check_qk_read,
             "ckpt-read": check_ckpt_read, "hybrid-kinds": check_hybrid_kinds}
 
 BLOCKS = [b for page in PAGES for b in doc_blocks(page)]

@@ -46,11 +46,6 @@ static void points_usage(FILE *out) {
           "  kapprox points --sequence sobol-lms --dim 64 -n 256 --directions --out dirs.h5\n");
 }
 
-static int has_suffix(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && !strcmp(s + n - k, suffix);
-}
-
 static int write_csv(FILE *fp, const double *x, size_t n, size_t s) {
   for (size_t j = 0; j < s; j++) fprintf(fp, "%sx%zu", j ? "," : "", j + 1);
   fputc('\n', fp);
@@ -148,7 +143,7 @@ int cmd_points(int argc, char **argv) {
     kx_cli_error(CMD, "%s", kx_error_message());
     return 2;
   }
-  if (out && !has_suffix(out, ".csv") && !has_suffix(out, ".h5")) {
+  if (out && !kx_has_suffix(out, ".csv") && !kx_has_suffix(out, ".h5")) {
     kx_cli_error(CMD, "--out '%s': the file name must end in .csv or .h5", out);
     return 2;
   }
@@ -185,7 +180,7 @@ int cmd_points(int argc, char **argv) {
   if (!out) {
     rc = write_csv(stdout, x, count, dim);
     if (!rc && fflush(stdout) != 0) rc = kx_fail(KX_EIO, "writing standard output");
-  } else if (has_suffix(out, ".csv")) {
+  } else if (kx_has_suffix(out, ".csv")) {
     kx_atomic_file f;
     rc = kx_atomic_open(&f, out);
     if (!rc) {

@@ -4,6 +4,7 @@
 
 int cmd_bench_features(int argc, char **argv);
 int cmd_points(int argc, char **argv);
+int cmd_features(int argc, char **argv);
 
 int cmd_kernel_error(int argc, char **argv);
 int cmd_attn_fidelity(int argc, char **argv);

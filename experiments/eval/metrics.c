@@ -158,6 +158,10 @@ const kx_metric_def kx_metrics[KX_N_METRICS] = {
     [KX_METRIC_OUT_REL_ERR] = {"out_rel_err", "relative output error ||A^V - AV||_F / ||AV||_F", 0, out_rel_err},
 };
 
+const char *kx_metric_name(int metric) {
+  return metric >= 0 && metric < KX_N_METRICS ? kx_metrics[metric].name : NULL;
+}
+
 int kx_metric_lookup(const char *name) {
   for (int i = 0; i < KX_N_METRICS; i++)
     if (!strcmp(kx_metrics[i].name, name)) return i;
@@ -206,5 +210,16 @@ int kx_evaluate_map(const kx_head_reference *r, const kx_fmap *f, double metrics
   free(lq);
   free(lk);
   free(logK_hat);
+  return rc;
+}
+
+int kx_fmap_metrics(const kx_fmap *f, size_t n, size_t dv, const double *q, const double *k,
+                    const double *v, int causal, double metrics[KX_N_METRICS]) {
+  if (!f || !q || !k || !v || !metrics) return kx_fail(KX_EINVAL, "kx_fmap_metrics: a NULL argument");
+  kx_head_reference r;
+  int rc = kx_head_reference_init(&r, n, f->d, dv, q, k, v, causal, f->opt.kernel);
+  if (rc) return rc;
+  rc = kx_evaluate_map(&r, f, metrics);
+  kx_head_reference_free(&r);
   return rc;
 }

@@ -8,16 +8,8 @@
 
 #include "approx/fmap.h"
 
-typedef enum {
-  KX_METRIC_KERNEL_REL_FRO, /* |K^ - K|_F / |K|_F over all pairs */
-  KX_METRIC_KERNEL_REL_MSE, /* mean over pairs of (K^_ij / K_ij - 1)^2 */
-  KX_METRIC_ATTN_KL,        /* mean over rows of KL(a_i || a^_i) */
-  KX_METRIC_ATTN_TV,        /* mean over rows of total variation 1/2 |a_i - a^_i|_1 */
-  KX_METRIC_ATTN_MAX_ABS,   /* max over entries |a_ij - a^_ij| */
-  KX_METRIC_OUT_REL_ERR,    /* |AV - A^V|_F / |AV|_F */
-  KX_N_METRICS
-} kx_metric;
-
+/* kx_metric, kx_metric_name, kx_metric_lookup, kx_fmap_metrics: public */
+#include "kapprox/metrics.h"
 
 typedef struct {
   size_t n, d, dv;
@@ -54,8 +46,6 @@ typedef struct {
 } kx_metric_def;
 
 extern const kx_metric_def kx_metrics[KX_N_METRICS];
-/* Index of a metric name, or -1. */
-int kx_metric_lookup(const char *name);
 /* The names, comma-separated ("kernel_rel_fro, kernel_rel_mse, ..."; static storage). */
 const char *kx_metric_list(void);
 /* Whether metric k has a value for a map (kernel metrics need a kernel estimator). */
