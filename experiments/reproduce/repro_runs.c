@@ -54,7 +54,7 @@ void kx_repro_say(const kx_repro_progress *pg, const char *fmt, ...) {
   char count[96] = "";
   if (pg->job) {
     int n = snprintf(count, sizeof count, "[%zu/%zu", pg->job, pg->jobs);
-    if (pg->fresh_units > 0 && pg->units_total > pg->units_done) {
+    if (!pg->no_eta && pg->fresh_units > 0 && pg->units_total > pg->units_done) {
       long left = (long)(pg->fresh_seconds / pg->fresh_units * (pg->units_total - pg->units_done));
       n += snprintf(count + n, sizeof count - (size_t)n, ", about %ld:%02ld left", left / 60, left % 60);
     }
@@ -82,6 +82,7 @@ void kx_repro_job_end(kx_repro_progress *pg, int fresh) {
 
 void kx_repro_progress_restart(kx_repro_progress *pg) {
   pg->job = 0;
+  pg->no_eta = 1;
   pg->units_done = pg->fresh_units = pg->fresh_seconds = 0.0;
 }
 

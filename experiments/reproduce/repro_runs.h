@@ -36,7 +36,7 @@
  * invocation x units not yet done. */
 typedef struct {
   const char *name;
-  int quiet, tty;
+  int quiet, tty, no_eta;
   double t0;
   size_t job, jobs;
   double units_total, units_done, fresh_units, fresh_seconds;
@@ -50,7 +50,9 @@ void kx_repro_say_done(const kx_repro_progress *pg);
 void kx_repro_job_begin(kx_repro_progress *pg, double units);
 /* fresh: the job did work now (not reused), so it counts in the time left. */
 void kx_repro_job_end(kx_repro_progress *pg, int fresh);
-/* Back to no job done (after a shard's plan pass visited every job). */
+/* Back to no job done, after a shard's plan pass visited every job; no
+ * estimate of the time left from then on (a shard's jobs include the other
+ * shards' runs and the waits for their teachers). */
 void kx_repro_progress_restart(kx_repro_progress *pg);
 
 /* The teacher's shape; 0 = kapprox train's default. */

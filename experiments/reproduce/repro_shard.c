@@ -69,7 +69,9 @@ static void plan_path(const kx_repro_shard *sh, char *out, size_t cap) {
   snprintf(out, cap, "%s/shards-%s.txt", sh->root, sh->table);
 }
 
-static char *read_all(const char *path) {
+/* The whole file, NUL-terminated, and its length (which a NUL byte inside
+ * does not cut short). */
+static char *read_all(const char *path, size_t *length) {
   FILE *fp = fopen(path, "r");
   if (!fp) return NULL;
   size_t cap = 4096, len = 0;
@@ -85,6 +87,7 @@ static char *read_all(const char *path) {
   }
   fclose(fp);
   if (t) t[len] = '\0';
+  *length = len;
   return t;
 }
 
@@ -106,13 +109,14 @@ static int compare_plan(const kx_repro_shard *sh, int *found) {
   char path[4096];
   plan_path(sh, path, sizeof path);
   *found = 0;
-  char *have = read_all(path);
+  size_t have_len = 0;
+  char *have = read_all(path, &have_len);
   if (!have) return errno == ENOENT ? 0 : kx_fail(KX_EIO, "cannot read '%s': %s", path, strerror(errno));
   *found = 1;
   char *want = plan_text(sh);
   int rc = 0;
   if (!want) rc = KX_ENOMEM;
-  else if (strcmp(have, want)) {
+  else if (have_len != strlen(want) || memcmp(have, want, have_len)) {
     char a[512], b[512];
     first_difference(have, want, a, b, sizeof a);
     rc = kx_fail(KX_EINVAL,

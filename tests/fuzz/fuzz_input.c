@@ -63,3 +63,11 @@ const char *kx_fuzz_write(const char *name, const uint8_t *data, size_t size) {
 }
 
 const char *kx_fuzz_file(const uint8_t *data, size_t size) { return kx_fuzz_write("input", data, size); }
+
+long kx_fuzz_read(const char *path, char *buf, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, cap, f);
+  fclose(f);
+  return (long)n;
+}

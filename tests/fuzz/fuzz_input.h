@@ -25,6 +25,9 @@ const char *kx_fuzz_dir(void);
  * Returns the path (static buffer, valid until the next call). */
 const char *kx_fuzz_write(const char *name, const uint8_t *data, size_t size);
 
+/* Reads file `path` into buf (cap bytes at most): its length, or -1. */
+long kx_fuzz_read(const char *path, char *buf, size_t cap);
+
 /* Every harness defines the libFuzzer entry point. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -19,15 +19,6 @@
 
 __attribute__((noreturn)) static void broken_promise(const char *what) { kx_fuzz_broken_promise("fuzz_lock", what); }
 
-/* Whole file into buf (cap bytes at most); its length, or -1. */
-static long slurp(const char *path, char *buf, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return -1;
-  size_t n = fread(buf, 1, cap, f);
-  fclose(f);
-  return (long)n;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 4096) return 0; /* a record is a few hundred bytes */
   char folder[512], lock[600];
@@ -37,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   kx_lock l;
   int rc = kx_lock_dir(&l, folder);
   static char after[8192];
-  long n = slurp(lock, after, sizeof after);
+  long n = kx_fuzz_read(lock, after, sizeof after);
   if (rc == 0) {
     char mine[64];
     int len = snprintf(mine, sizeof mine, "kapprox lock\npid %ld\n", (long)getpid());

@@ -8,7 +8,7 @@
 set -eu
 kapprox=$(realpath "$1")
 out=${2:-$(dirname "$0")/corpus}
-mkdir -p "$out/qk" "$out/ckpt" "$out/journal" "$out/merge" "$out/lock"
+mkdir -p "$out/qk" "$out/ckpt" "$out/journal" "$out/merge" "$out/lock" "$out/shard"
 out=$(realpath "$out")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -70,4 +70,14 @@ printf 'kapprox lock\npid 4194000\nhost %s\nboot unknown\nstart 12\nsince 2024-0
 printf 'kapprox lock\npid 17\nhost elsewhere\nboot 1-2-3\nstart 99\nsince 2024-01-01 00:00:00 UTC\ncommand kapprox reproduce table2\n' \
   >"$out/lock/other-host"
 printf 'kapprox lock\npid 12' >"$out/lock/torn"
+# shard plans (fuzz_shard.c): the harness's own plan, another N's, a torn
+# one, one with a NUL byte, the own plan with a NUL byte and more after it,
+# an empty file
+printf 'kapprox reproduce shards 1\nshards 2\nteacher teacher.h5\ntext (the KJV corpus)\nscores 32 windows, attention KL 4 windows\nrun runs/b20/performer-s0\nrun runs/b20/performer+AT-s0\nrun runs/b20/softmax-scratch-s0\n' \
+  >"$out/shard/same"
+sed 's/shards 2/shards 3/' "$out/shard/same" >"$out/shard/other-n"
+head -c 100 "$out/shard/same" >"$out/shard/torn"
+printf 'kapprox reproduce shards 1\nshards 2\nteacher teacher.h5\000\nrun x\n' >"$out/shard/nul"
+{ cat "$out/shard/same"; printf '\000tail\n'; } >"$out/shard/same-nul-tail"
+: >"$out/shard/empty"
 ls -l "$out"/*
