@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/kx_cli.h"
+#include "core/kx_dp.h"
 #include "core/kx_error.h"
 #include "experiments/commands/commands.h"
 
@@ -53,6 +54,7 @@ static void usage(FILE *out) {
 
 int main(int argc, char **argv) {
   kx_init_library();
+  kx_dp_init(&argc, &argv);
   /* Past a file size limit (ulimit -f) a write fails with EFBIG, reported
    * and cleaned up like a full disk, instead of SIGXFSZ ending the process
    * with a temporary file left behind. */
@@ -70,7 +72,18 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (const command *c = commands; c->name; c++)
-    if (!strcmp(argv[1], c->name)) return c->run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], c->name)) {
+      if (kx_dp_size() > 1 && strcmp(c->name, "train") && strcmp(c->name, "finetune")) {
+        /* every rank would do the whole command into the same files */
+        fprintf(stderr, "kapprox: error: '%s' does not run on several processes; start it without mpirun (train and "
+                        "finetune do: docs/decoder.md#data-parallel-training-over-mpi)\n", c->name);
+        kx_dp_finalize();
+        return 2;
+      }
+      int rc = c->run(argc - 1, argv + 1);
+      kx_dp_finalize();
+      return rc;
+    }
   fprintf(stderr, "kapprox: error: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "core/kx_cli.h"
+#include "core/kx_dp.h"
 #include "core/kx_error.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_ckpt.h"
@@ -166,6 +167,10 @@ static void report(const kx_train_report *r, void *user) {
   char el[32];
   fmt_time(r->elapsed, el, sizeof el);
   printf("training time: %s\n", el);
+  if (kx_dp_active())
+    printf("data parallel: %d process%s, %.0f training tokens/s, gradient reduction %.2f s (%.1f %% of %.1f s)\n",
+           r->dp_size, r->dp_size == 1 ? "" : "es", r->run_tokens_per_s, r->dp_reduce_s,
+           r->elapsed > 0 ? 100.0 * r->dp_reduce_s / r->elapsed : 0.0, r->elapsed);
   fflush(stdout);
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/kx_cli.h"
+#include "core/kx_dp.h"
 #include "core/kx_error.h"
 #include "core/kx_h5.h"
 #include "core/kx_lock.h"
@@ -194,6 +195,133 @@ static int load_initial(const kx_dec_train_opts *o, kx_decoder *m, kx_dec_vocab 
   return rc;
 }
 
+
+/* ---------- data parallelism (dec_train.h) ---------- */
+
+typedef struct {
+  int on;              /* started by mpirun (any world size) */
+  size_t leaves, mine, first, P;
+  float *stack;        /* partial sums of the tree, (log2(mine) + 1) x P */
+  size_t *count;       /* leaves in each stack entry */
+  float *gathered;     /* every rank's sum, N x P */
+  double *loss, *losses; /* this rank's leaves' losses + its LayerNorm flag; every rank's */
+  double reduce_s;
+} dp_state;
+
+static void dp_free(dp_state *d) {
+  free(d->stack), free(d->count), free(d->gathered), free(d->loss), free(d->losses);
+}
+
+/* FNV-1a of n bytes, continuing h. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *c = p;
+  for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
+  return h;
+}
+
+/* The leaves of batch B and this rank's share; the ranks' options, text,
+ * model and starting point compared. */
+static int dp_setup(dp_state *d, const kx_dec_train_opts *o, const kx_dec_train_state *st, const kx_decoder *m,
+                    uint64_t data_hash) {
+  int N = kx_dp_size(), r = kx_dp_rank();
+  /* what makes two ranks' runs the same run: compared first, so that every
+   * later check fails on every rank alike */
+  char label[KX_DEC_LABEL_MAX], text[768];
+  kx_dec_config_label(&m->cfg, label, sizeof label);
+  snprintf(text, sizeof text, "%s|%zu %zu %zu %zu %zu %zu|%llu %llu %llu %llu %llu|%.17g %.17g %.17g %.17g %.17g "
+           "%.17g %.17g|%llu|%s|%llu %llu %llu %zu %d",
+           label, m->cfg.layers, m->cfg.heads, m->cfg.width, m->cfg.ctx, m->cfg.vocab, m->cfg.rotary_dims,
+           (unsigned long long)st->steps, (unsigned long long)st->step, (unsigned long long)st->warmup,
+           (unsigned long long)st->batch, (unsigned long long)st->seed, st->lr, st->lr_min, st->weight_decay,
+           st->beta1, st->beta2, st->eps, st->clip, (unsigned long long)data_hash, o->out ? o->out : "",
+           (unsigned long long)o->eval_every, (unsigned long long)o->save_every, (unsigned long long)o->stop_after,
+           o->eval_batches, o->dump_grads != NULL);
+  uint64_t h = fnv(0xcbf29ce484222325ull, text, strlen(text));
+  h = fnv(h, m->params, m->tab.total * sizeof(float));
+  int rc = kx_dp_same(h, "options, text or starting model");
+  if (rc) return rc;
+  size_t B = st->batch;
+  d->leaves = 1;
+  while (d->leaves < KX_DP_LEAVES_MAX && B % (2 * d->leaves) == 0) d->leaves *= 2;
+  if (d->leaves % (size_t)N)
+    return kx_fail(KX_EINVAL,
+                   "%d processes cannot share the batch of %zu sequences: it is cut into %zu equal parts (the largest "
+                   "power of two dividing it, at most %d), and the number of processes must divide that (1, 2, 4, "
+                   "..., %zu); change -np or --batch",
+                   N, B, d->leaves, KX_DP_LEAVES_MAX, d->leaves);
+  if (o->dump_grads) return kx_fail(KX_EINVAL, "--dump-grads is not available under mpirun");
+  d->mine = d->leaves / (size_t)N;
+  d->first = (size_t)r * d->mine;
+  d->P = m->tab.total;
+  size_t depth = 1;
+  while (((size_t)1 << (depth - 1)) < d->mine) depth++;
+  d->stack = kx_malloc(depth * d->P * sizeof(float));
+  d->count = kx_calloc(depth, sizeof(size_t));
+  d->gathered = kx_malloc((size_t)N * d->P * sizeof(float));
+  d->loss = kx_malloc((d->mine + 1) * sizeof(double));
+  d->losses = kx_malloc((size_t)N * (d->mine + 1) * sizeof(double));
+  rc = d->stack && d->count && d->gathered && d->loss && d->losses ? 0 : KX_ENOMEM;
+  return kx_dp_agree(rc);
+}
+
+/* Pairwise sums in place: a[0] = the balanced binary tree's sum of n
+ * vectors of P floats (n a power of two), the tree every N shares. */
+static void tree_sum_f(float *a, size_t n, size_t P) {
+  for (size_t w = 1; w < n; w *= 2)
+    for (size_t i = 0; i + w < n; i += 2 * w) {
+      float *x = a + i * P;
+      const float *y = a + (i + w) * P;
+#pragma omp parallel for schedule(static)
+      for (size_t k = 0; k < P; k++) x[k] += y[k];
+    }
+}
+
+/* One step's gradient (m->grads, of the whole batch's mean loss) and loss
+ * over the data-parallel world; *bad_norm: some leaf's LayerNorm went
+ * blind. */
+static int dp_gradient(dp_state *d, kx_decoder *m, const int *x, const int *y, size_t B, size_t T, double *loss,
+                       int *bad_norm) {
+  size_t g = B / d->leaves, depth = 0, P = d->P;
+  int rc = 0, bad = 0;
+  for (size_t k = 0; !rc && k < d->mine; k++) {
+    size_t off = (d->first + k) * g * T;
+    rc = kx_dec_forward(m, x + off, y + off, g, T, &d->loss[k]);
+    if (!rc) bad |= kx_dec_check_norms(m) != 0;
+    if (!rc) rc = kx_dec_backward(m);
+    if (rc) break;
+    /* push the leaf; merge equal subtrees: the tree of leaves in order */
+    memcpy(d->stack + depth * P, m->grads, P * sizeof(float));
+    d->count[depth++] = 1;
+    while (depth >= 2 && d->count[depth - 1] == d->count[depth - 2]) {
+      tree_sum_f(d->stack + (depth - 2) * P, 2, P);
+      d->count[depth - 2] *= 2;
+      depth--;
+    }
+  }
+  d->loss[d->mine] = bad;
+  double t0 = kx_now_seconds();
+  if ((rc = kx_dp_agree(rc))) return rc;
+  int N = kx_dp_size();
+  if ((rc = kx_dp_allgather_f(d->stack, P, d->gathered))) return rc;
+  if ((rc = kx_dp_allgather_d(d->loss, d->mine + 1, d->losses))) return rc;
+  tree_sum_f(d->gathered, (size_t)N, P);
+  const float scale = (float)(1.0 / (double)d->leaves); /* a power of two: exact */
+#pragma omp parallel for schedule(static)
+  for (size_t k = 0; k < P; k++) m->grads[k] = d->gathered[k] * scale;
+  /* the losses in leaf order, then the same tree */
+  double l[KX_DP_LEAVES_MAX];
+  *bad_norm = 0;
+  for (int r = 0; r < N; r++) {
+    for (size_t k = 0; k < d->mine; k++) l[(size_t)r * d->mine + k] = d->losses[(size_t)r * (d->mine + 1) + k];
+    *bad_norm |= d->losses[(size_t)r * (d->mine + 1) + d->mine] != 0;
+  }
+  for (size_t w = 1; w < d->leaves; w *= 2)
+    for (size_t i = 0; i + w < d->leaves; i += 2 * w) l[i] += l[i + w];
+  *loss = l[0] / (double)d->leaves;
+  d->reduce_s += kx_now_seconds() - t0;
+  return 0;
+}
+
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   kx_dec_threads_init();
   kx_decoder m;
@@ -213,7 +341,12 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   uint64_t good_step = 0;
   kx_lock lock; /* the checkpoint is this run's until it ends */
   kx_lock_init(&lock);
-  if (o->out && (rc = kx_lock_file(&lock, o->out))) return rc;
+  int dp = kx_dp_active(), rank0 = kx_dp_rank() == 0;
+  size_t B = 0, T = 0;
+  dp_state d = {0};
+  if (o->out && rank0) rc = kx_lock_file(&lock, o->out); /* the writer's claim */
+  if (dp) rc = kx_dp_agree(rc);
+  if (rc) return rc;
 
   if (o->text) {
     text_path = strdup(o->text);
@@ -227,7 +360,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   }
 
   if (o->resume) {
-    if ((rc = kx_dec_ckpt_load(o->resume, &m, &ck_vocab, &opt, &st))) goto out;
+    if ((rc = kx_dec_ckpt_load(o->resume, &m, &ck_vocab, &opt, &st))) goto setup_end;
     rc = same_model(o, &m.cfg);
     if (!rc) rc = same_u64("--steps", o->steps, st.steps);
     if (!rc) rc = same_u64("--warmup", o->warmup, st.warmup);
@@ -243,21 +376,21 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     if (!rc) rc = same_f64("--clip", o->clip, st.clip);
     if (rc) {
       kx_fail_context(rc, "resuming from '%s': ", o->resume);
-      goto out;
+      goto setup_end;
     }
     good_ckpt = o->resume, good_step = st.step;
-    if ((rc = kx_dec_data_load(text_path, &ck_vocab, &data))) goto out;
+    if ((rc = kx_dec_data_load(text_path, &ck_vocab, &data))) goto setup_end;
     if (data.hash != st.data_hash) {
       rc = kx_fail(KX_EINVAL, "the text '%s' is not the one checkpoint '%s' was trained on; give the same --text",
                    text_path, o->resume);
-      goto out;
+      goto setup_end;
     }
   } else {
-    if (o->init_from && (rc = load_initial(o, &m, &ck_vocab))) goto out;
-    if ((rc = kx_dec_data_load(text_path, o->init_from ? &ck_vocab : NULL, &data))) goto out;
+    if (o->init_from && (rc = load_initial(o, &m, &ck_vocab))) goto setup_end;
+    if ((rc = kx_dec_data_load(text_path, o->init_from ? &ck_vocab : NULL, &data))) goto setup_end;
     if (data.vocab.V < 2) {
       rc = kx_fail(KX_EINVAL, "the text '%s' has a single distinct character; a model needs at least two", text_path);
-      goto out;
+      goto setup_end;
     }
     kx_dec_config c;
     kx_dec_config_default(&c);
@@ -271,8 +404,8 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
     c.window = o->window;
     if (!o->init_from && o->dijiang_form && (rc = kx_dec_config_set_form(&c, o->dijiang_form, "--dijiang-form")))
-      goto out;
-    if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto out;
+      goto setup_end;
+    if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto setup_end;
     st.steps = o->steps ? o->steps : KX_DEC_DEFAULT_STEPS;
     st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);
     st.batch = o->batch ? o->batch : 16;
@@ -285,31 +418,37 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     st.eps = GIVEN(o->eps) ? o->eps : 1e-8;
     st.clip = GIVEN(o->clip) ? o->clip : 1.0;
     st.data_hash = data.hash;
-    if (!o->init_from && (rc = kx_dec_init_params(&m, kx_seed_derive(st.seed, STREAM_INIT)))) goto out;
-    if ((rc = kx_adamw_create(&opt, m.tab.total, st.beta1, st.beta2, st.eps, st.weight_decay))) goto out;
+    if (!o->init_from && (rc = kx_dec_init_params(&m, kx_seed_derive(st.seed, STREAM_INIT)))) goto setup_end;
+    if ((rc = kx_adamw_create(&opt, m.tab.total, st.beta1, st.beta2, st.eps, st.weight_decay))) goto setup_end;
   }
-  size_t B = st.batch, T = m.cfg.ctx;
+  B = st.batch, T = m.cfg.ctx;
   if (data.n_train < T + 2) {
     rc = kx_fail(KX_EINVAL, "the training text has %zu characters; it needs more than --ctx + 1 = %zu", data.n_train,
                  T + 1);
-    goto out;
+    goto setup_end;
   }
   if (data.n_val < T + 2) {
     rc = kx_fail(KX_EINVAL,
                  "the validation text (every %d-th line) has %zu characters; it needs more than --ctx + 1 = %zu "
                  "(use a longer text or a smaller --ctx)",
                  KX_DEC_VAL_EVERY, data.n_val, T + 1);
-    goto out;
+    goto setup_end;
   }
   x = kx_malloc(B * T * sizeof(int));
   y = kx_malloc(B * T * sizeof(int));
   if (!x || !y) {
     rc = KX_ENOMEM;
-    goto out;
+    goto setup_end;
   }
   /* an unwritable --out is found now, not after the training */
-  if (o->out && (rc = kx_atomic_check(o->out))) goto out;
-  if (o->log && (rc = kx_train_log_open(&log, o->log, o->resume != NULL, st.step))) goto out;
+  if (o->out && rank0 && (rc = kx_atomic_check(o->out))) goto setup_end;
+  if (o->log && rank0 && (rc = kx_train_log_open(&log, o->log, o->resume != NULL, st.step))) goto setup_end;
+setup_end:
+  if (dp) { /* every rank gets here, with its own status: all go on or all stop */
+    rc = kx_dp_agree(rc);
+    if (!rc) rc = dp_setup(&d, o, &st, &m, data.hash);
+  }
+  if (rc) goto out;
   kx_train_report r;
   memset(&r, 0, sizeof r);
   r.kind = KX_TRAIN_START;
@@ -345,16 +484,19 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     double loss;
     kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
     if ((rc = redraw_features(&m, st.seed, st.step))) goto out;
-    if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
+    int bad_norm = 0;
+    if (dp) rc = dp_gradient(&d, &m, x, y, B, T, &loss, &bad_norm);
+    else if (!(rc = kx_dec_forward(&m, x, y, B, T, &loss))) bad_norm = kx_dec_check_norms(&m) != 0;
+    if (rc) goto out;
     if (!isfinite(loss)) {
       rc = diverged(st.step + 1, "training loss", loss, good_ckpt, good_step);
       goto out;
     }
-    if (kx_dec_check_norms(&m)) { /* finite loss, but from a blind LayerNorm */
+    if (bad_norm) { /* finite loss, but from a blind LayerNorm */
       rc = diverged(st.step + 1, "variance in a LayerNorm", INFINITY, good_ckpt, good_step);
       goto out;
     }
-    if ((rc = kx_dec_backward(&m))) goto out;
+    if (!dp && (rc = kx_dec_backward(&m))) goto out;
     double norm = kx_grad_clip(m.grads, m.tab.total, st.clip);
     if (!isfinite(norm)) {
       rc = diverged(st.step + 1, "gradient norm", norm, good_ckpt, good_step);
@@ -385,16 +527,19 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     double run_s = now - t_start;
     r.tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
     r.eta = st.step > step_last ? run_s / (double)(st.step - step_last) * (double)(st.steps - st.step) : 0.0;
-    if ((rc = kx_train_log_row(&log, r.step, r.lr, r.train_loss, r.val_loss, r.grad_norm, r.tokens_per_s,
-                               r.elapsed)))
-      goto out;
-    if (cb) cb(&r, user);
-    if (o->out && o->save_every && st.step % o->save_every == 0 && st.step < st.steps) {
-      if ((rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
+    if (rank0)
+      rc = kx_train_log_row(&log, r.step, r.lr, r.train_loss, r.val_loss, r.grad_norm, r.tokens_per_s, r.elapsed);
+    if (!rc && cb) cb(&r, user);
+    if (!rc && o->out && o->save_every && st.step % o->save_every == 0 && st.step < st.steps) {
+      if (rank0) rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st);
       good_ckpt = o->out, good_step = st.step;
     }
+    if (dp) rc = kx_dp_agree(rc); /* rank 0's files: every rank stops if one failed */
+    if (rc) goto out;
   }
-  if (o->out && (rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st))) goto out;
+  if (o->out && rank0) rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st);
+  if (dp) rc = kx_dp_agree(rc);
+  if (rc) goto out;
   if (o->dump_grads) {
     /* The next batch at the final parameters (what the reference recomputes). */
     double loss;
@@ -410,10 +555,15 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   r.elapsed = st.elapsed;
   r.final_val_loss = NAN;
   r.stopped_early = stopped;
+  r.dp_size = kx_dp_size();
+  r.dp_reduce_s = d.reduce_s;
+  double run_s = kx_now_seconds() - t_start;
+  r.run_tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
   if (o->final_eval && !stopped && (rc = eval_full(&m, data.val, data.n_val, B, T, x, y, &r.final_val_loss)))
     goto out;
   if (cb) cb(&r, user);
 out:
+  dp_free(&d);
   if (kx_train_log_close(&log) && !rc) rc = KX_EIO;
   kx_lock_release(&lock);
   free(x);

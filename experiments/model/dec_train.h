@@ -68,10 +68,26 @@ typedef struct {
   /* FINAL */
   double final_val_loss; /* whole validation text; NaN if skipped */
   int stopped_early;
+  int dp_size;         /* processes of the data-parallel world (1: alone) */
+  double dp_reduce_s;  /* seconds this run spent combining their gradients */
+  double run_tokens_per_s; /* training tokens of this run / its wall time (evaluations included) */
 } kx_train_report;
 
 typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
 
+/* Data parallelism (core/kx_dp.h): started by mpirun, every process runs
+ * kx_dec_train with the same options.  The batch of B sequences is cut
+ * into L leaves (L the largest power of two dividing B, at most
+ * KX_DP_LEAVES_MAX) of B/L sequences; rank r of N computes the gradients of
+ * leaves [rL/N, (r+1)L/N) one by one and sums them as a balanced binary
+ * tree, the ranks exchange their sums (MPI_Allgather) and every rank
+ * finishes the same tree and takes the same AdamW step.  The tree does not
+ * depend on N, so 1, 2, 4 ... L processes (N a power of two dividing L)
+ * compute bit-identical parameters; a run without mpirun sums the whole
+ * batch in one pass and differs from them in the last bits.  Rank 0 alone
+ * claims and writes the checkpoint and the log; the ranks check that they
+ * were given the same options and files. */
+#define KX_DP_LEAVES_MAX 64
 /* Runs training; returns 0 or a kx_status with a message.  A step whose
  * loss or gradient is not finite stops training with KX_ENUM before the
  * update; the checkpoint on disk is then the last one written.  The
