@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approx/dct_simd.h"
 #include "core/kx_error.h"
 
 struct kx_dct {
@@ -38,8 +39,10 @@ struct kx_dct {
   fftw_plan plan;   /* NULL for d = 1 (identity) */
   fftw_plan batch;  /* KX_DCT_BATCH rows of kx_dct_batch_ld(d); NULL for d = 1 or the dense route */
   double *dense;    /* d x d unnormalised matrix T (row k = output k) for the dense route, or NULL */
+  double *simd_tw;  /* the batch kernels' cosines (dct_simd.h) for the SIMD route, or NULL */
   double *in_scale; /* d factors applied before FFTW */
   double *out_scale;
+  double *simd_in, *simd_out; /* the SIMD route's factors, or NULL */
 };
 
 /* FFTW's planner (and plan destruction) share global state; every call
@@ -72,8 +75,13 @@ static fftw_r2r_kind fftw_kind(int type) {
 
 size_t kx_dct_batch_ld(size_t d) { return work_stride(d ? d : 1); }
 
+/* The in and out halves, then the SIMD kernels' scratch. */
+static size_t batch_work_doubles(size_t d) {
+  return 2 * KX_DCT_BATCH * kx_dct_batch_ld(d) + kx_dct_simd_scratch(d ? d : 1);
+}
+
 double *kx_dct_batch_work_alloc(size_t d) {
-  double *w = fftw_malloc(2 * KX_DCT_BATCH * kx_dct_batch_ld(d) * sizeof *w);
+  double *w = fftw_malloc(batch_work_doubles(d) * sizeof *w);
   if (!w) kx_fail(KX_ENOMEM, "out of memory for a DCT batch workspace of length %zu", d);
   return w;
 }
@@ -94,7 +102,7 @@ static int plan_batch(kx_dct *p) {
   const double fftw_ops = adds + muls + 2 * fmas, gemm_ops = 2.0 * (double)d * (double)d;
   double *work = kx_dct_batch_work_alloc(d);
   if (!work) return KX_ENOMEM;
-  memset(work, 0, 2 * KX_DCT_BATCH * ld * sizeof *work);
+  memset(work, 0, batch_work_doubles(d) * sizeof *work);
   if (gemm_ops <= KX_DCT_DENSE_FLOP_RATIO * fftw_ops) {
     /* T e_j through the one-vector plan: the same unnormalised sums. */
     p->dense = kx_malloc(d * d * sizeof *p->dense);
@@ -124,14 +132,54 @@ static int plan_batch(kx_dct *p) {
   return 0;
 }
 
-const double *kx_dct_in_scale(const kx_dct *p) { return p->in_scale; }
-const double *kx_dct_out_scale(const kx_dct *p) { return p->out_scale; }
+/* The SIMD route: orthonormal y = out .* S(in .* x), S the plain cosine
+ * sums of dct_simd.h and C the matrices of dct.h:
+ *   II:  C = diag(s) S,  s_0 = sqrt(1/d), s_k = sqrt(2/d)  -> in = 1, out = s
+ *   III: C = S diag(s)                                    -> in = s, out = 1
+ *   IV:  C = sqrt(2/d) S                                  -> in = 1, out = sqrt(2/d) */
+static int plan_simd(kx_dct *p) {
+  const size_t d = p->d;
+  p->simd_tw = kx_malloc(2 * d * sizeof *p->simd_tw);
+  p->simd_in = kx_malloc(d * sizeof *p->simd_in);
+  p->simd_out = kx_malloc(d * sizeof *p->simd_out);
+  if (!p->simd_tw || !p->simd_in || !p->simd_out) return KX_ENOMEM;
+  kx_dct_simd_twiddles(d, p->simd_tw);
+  const double s0 = sqrt(1.0 / (double)d), s = sqrt(2.0 / (double)d);
+  for (size_t k = 0; k < d; k++) {
+    p->simd_in[k] = p->type == 3 ? s : 1.0;
+    p->simd_out[k] = p->type == 3 ? 1.0 : s;
+  }
+  if (p->type == 2) p->simd_out[0] = s0;
+  if (p->type == 3) p->simd_in[0] = s0;
+  return 0;
+}
+
+const double *kx_dct_in_scale(const kx_dct *p) { return p->simd_in ? p->simd_in : p->in_scale; }
+const double *kx_dct_out_scale(const kx_dct *p) { return p->simd_out ? p->simd_out : p->out_scale; }
 int kx_dct_batch_is_dense(const kx_dct *p) { return p->dense != NULL; }
+int kx_dct_batch_is_simd(const kx_dct *p) { return p->simd_tw != NULL; }
+
+void kx_dct_batch_layout(const kx_dct *p, size_t *row_stride, size_t *elem_stride) {
+  *row_stride = p->simd_tw ? 1 : kx_dct_batch_ld(p->d);
+  *elem_stride = p->simd_tw ? KX_DCT_BATCH : 1;
+}
+
+double kx_dct_batch_flops(const kx_dct *p) {
+  const double d = (double)p->d;
+  if (p->simd_tw) return kx_dct_simd_flops(p->type, p->d);
+  if (p->dense) return 2.0 * d * d;
+  if (!p->plan) return 0;
+  double adds, muls, fmas;
+  fftw_flops(p->plan, &adds, &muls, &fmas);
+  return adds + muls + 2 * fmas;
+}
 
 void kx_dct_execute_batch(const kx_dct *p, double *work) {
   const size_t d = p->d, ld = kx_dct_batch_ld(d);
   double *in = work, *out = work + KX_DCT_BATCH * ld;
-  if (p->batch) {
+  if (p->simd_tw) {
+    kx_dct_simd_run(p->type, d, p->simd_tw, in, out, out + KX_DCT_BATCH * ld);
+  } else if (p->batch) {
     fftw_execute_r2r(p->batch, in, out);
   } else if (p->dense) {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, KX_DCT_BATCH, (int)d, (int)d, 1.0, in,
@@ -199,7 +247,7 @@ kx_dct *kx_dct_create(int type, size_t d) {
     kx_dct_free(p);
     return NULL;
   }
-  if (plan_batch(p)) {
+  if (kx_dct_simd_supported(type, d) ? plan_simd(p) : plan_batch(p)) {
     kx_dct_free(p);
     return NULL;
   }
@@ -215,6 +263,9 @@ void kx_dct_free(kx_dct *p) {
     pthread_mutex_unlock(&planner_lock);
   }
   free(p->dense);
+  free(p->simd_tw);
+  free(p->simd_in);
+  free(p->simd_out);
   free(p->in_scale);
   free(p->out_scale);
   free(p);

@@ -28,7 +28,11 @@
  * ~8 us per vector against ~0.6 us for a 128 x 128 DGEMM row), the batch
  * goes through a dense GEMM with the same unnormalised matrix instead: the
  * route is chosen from FFTW's own operation count (fftw_flops), so it is
- * the same on every run.
+ * the same on every run.  DCT-II, III and IV of power-of-two length d >= 2
+ * take a third route, the batched kernels of dct_simd.h (rows interleaved,
+ * several rows per SIMD instruction), which beat both FFTW's batch plans
+ * and the GEMM at the head dimensions (docs/performance.md); the route
+ * depends only on (type, d).
  *
  * One kx_dct is one FFTW plan (plus its batch plan), made once (under a process-wide mutex, since
  * FFTW's planner is not thread-safe, with FFTW_ESTIMATE so the chosen
@@ -75,8 +79,9 @@ size_t kx_dct_batch_ld(size_t d);
 double *kx_dct_batch_work_alloc(size_t d);
 /* The orthonormal transform of KX_DCT_BATCH rows is
  *   y_k = out_scale_k * T(in_scale .* x)_k,
- * T the unnormalised FFTW kind; callers fold these d-vectors into their own
- * gather and scatter loops. */
+ * T the batch route's unnormalised transform (FFTW's kind, or the SIMD
+ * route's cosine sums); callers fold these d-vectors into their own
+ * gather and scatter loops.  They belong to the batch route only. */
 const double *kx_dct_in_scale(const kx_dct *p);
 const double *kx_dct_out_scale(const kx_dct *p);
 /* out = T(in) for the KX_DCT_BATCH rows of a batch workspace (in is
@@ -84,6 +89,16 @@ const double *kx_dct_out_scale(const kx_dct *p);
 void kx_dct_execute_batch(const kx_dct *p, double *work);
 /* 1 if the batches of p go through the dense GEMM route. */
 int kx_dct_batch_is_dense(const kx_dct *p);
+/* 1 if they go through the SIMD kernels (dct_simd.h). */
+int kx_dct_batch_is_simd(const kx_dct *p);
+/* Where value j of row r sits in each half of a batch workspace:
+ * half[r * row_stride + j * elem_stride].  Rows one after the other for
+ * FFTW and the GEMM; interleaved (row_stride 1, elem_stride KX_DCT_BATCH)
+ * for the SIMD route, so that its instructions work on several rows. */
+void kx_dct_batch_layout(const kx_dct *p, size_t *row_stride, size_t *elem_stride);
+/* Flops of one row's transform on the batch route (the kernels' count,
+ * 2 d^2 for the GEMM, FFTW's own count for its plans). */
+double kx_dct_batch_flops(const kx_dct *p);
 
 /* The explicit orthonormal d x d matrix of type 1..4 (row-major, rows =
  * basis vectors, the matrices above), the form the FFTW path must equal;

@@ -88,19 +88,22 @@ static void apply_batch(const kx_dct_blocks *B, size_t rows, const double *x, do
     const kx_dct_block *blk = &B->blocks[b];
     const kx_dct *plan = B->plans[blk->type - 1];
     const double *is = kx_dct_in_scale(plan), *os = kx_dct_out_scale(plan);
+    size_t rs, es;
+    kx_dct_batch_layout(plan, &rs, &es);
     for (size_t r = 0; r < KX_DCT_BATCH; r++) {
-      double *row = in + r * ld;
-      if (r >= rows) memset(row, 0, d * sizeof *row);
+      double *row = in + r * rs;
+      if (r >= rows)
+        for (size_t j = 0; j < d; j++) row[j * es] = 0;
       else if (blk->sign)
-        for (size_t j = 0; j < d; j++) row[j] = is[j] * (blk->sign[j] * x[r * d + j]);
+        for (size_t j = 0; j < d; j++) row[j * es] = is[j] * (blk->sign[j] * x[r * d + j]);
       else
-        for (size_t j = 0; j < d; j++) row[j] = is[j] * x[r * d + j];
+        for (size_t j = 0; j < d; j++) row[j * es] = is[j] * x[r * d + j];
     }
     kx_dct_execute_batch(plan, work);
     for (size_t r = 0; r < rows; r++) {
       double *zb = z + r * m + blk->offset;
-      const double *y = out + r * ld;
-      for (size_t i = 0; i < blk->rows; i++) zb[i] = blk->t[i] * (os[i] * y[i]);
+      const double *y = out + r * rs;
+      for (size_t i = 0; i < blk->rows; i++) zb[i] = blk->t[i] * (os[i] * y[i * es]);
     }
   }
 }

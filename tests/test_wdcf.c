@@ -123,6 +123,63 @@ START_TEST(dct_equals_explicit_matrix) {
 }
 END_TEST
 
+/* The batch route (the SIMD kernels for II-IV at power-of-two d, FFTW's
+ * many-plan or the GEMM otherwise) against the explicit product and
+ * FFTW's one-vector r2r, for 32 rows at once, at every length the maps
+ * meet in the tests and benchmarks.  The kernels' DCT-IV recovers each
+ * output k as a running difference of k + 1 DCT-II outputs, so in the
+ * worst case the errors of up to d of those add up: each is at most
+ * ~2 log2(2d) eps |x| (one rounding per butterfly level on values of at most
+ * |x|, plus the twiddle product), hence the extra 2 d log2(2d) eps |x|.
+ * Measured with a long-double reference: <= 9.1 eps |x| up to d = 1024
+ * (DCT-IV), so the bound holds with room, and an index or scaling error
+ * (of order |x|) fails it. */
+static double batch_tol(size_t d, double xnorm) {
+  return dct_tol(d, xnorm) + 2.0 * (double)d * log2(2.0 * (double)d) * DBL_EPSILON * xnorm;
+}
+
+static const size_t batch_lengths[] = {2, 3, 4, 8, 16, 32, 64, 100, 128, 256, 512};
+#define N_BATCH_LENGTHS (sizeof batch_lengths / sizeof *batch_lengths)
+
+START_TEST(dct_batch_equals_explicit_and_fftw) {
+  const int type = 1 + (_i % 4);
+  const size_t d = batch_lengths[_i / 4], ld = kx_dct_batch_ld(d);
+  gsl_rng *rng = test_rng(29 + (unsigned long)_i);
+  double *C = malloc(d * d * sizeof *C), *x = malloc(KX_DCT_BATCH * d * sizeof *x);
+  double *y = malloc(d * sizeof *y);
+  ref_dct(type, d, C);
+  kx_dct *p = kx_dct_create(type, d);
+  ck_assert_msg(p, "%s", kx_error_message());
+  /* the power-of-two lengths of II-IV must take the SIMD route */
+  ck_assert_int_eq(kx_dct_batch_is_simd(p), type != 1 && d >= 2 && !(d & (d - 1)));
+  double *work = kx_dct_batch_work_alloc(d);
+  const double *is = kx_dct_in_scale(p), *os = kx_dct_out_scale(p);
+  size_t rs, es;
+  kx_dct_batch_layout(p, &rs, &es);
+  random_vector(rng, KX_DCT_BATCH * d, 1.0, x);
+  for (size_t r = 0; r < KX_DCT_BATCH; r++)
+    for (size_t j = 0; j < d; j++) work[r * rs + j * es] = is[j] * x[r * d + j];
+  kx_dct_execute_batch(p, work);
+  const double *out = work + KX_DCT_BATCH * ld;
+  for (size_t r = 0; r < KX_DCT_BATCH; r++) {
+    const double *xr = x + r * d, tol = batch_tol(d, norm2(xr, d));
+    ck_assert_int_eq(kx_dct_apply(p, xr, y, NULL), 0); /* FFTW's r2r */
+    for (size_t k = 0; k < d; k++) {
+      double ref = 0;
+      for (size_t j = 0; j < d; j++) ref += C[k * d + j] * xr[j];
+      const double got = os[k] * out[r * rs + k * es];
+      ck_assert_msg(fabs(got - ref) <= tol && fabs(got - y[k]) <= tol,
+                    "DCT-%d d=%zu row %zu k %zu: %.17g, explicit %.17g, FFTW %.17g (tol %g)", type, d, r,
+                    k, got, ref, y[k], tol);
+    }
+  }
+  kx_dct_work_free(work);
+  kx_dct_free(p);
+  free(C), free(x), free(y);
+  gsl_rng_free(rng);
+}
+END_TEST
+
 /* The explicit matrices (kx_dct_matrix) use the same
  * conventions as the FFTW path: the two branches must agree. */
 START_TEST(dct_matches_kx_dct_matrix) {
@@ -598,6 +655,7 @@ int main(void) {
   TCase *tc = kx_test_case(s, "dct");
   tcase_add_loop_test(tc, dct_equals_explicit_matrix, 0, (int)(4 * N_LENGTHS));
   tcase_add_loop_test(tc, dct_inverses_in_place, 0, (int)N_LENGTHS);
+  tcase_add_loop_test(tc, dct_batch_equals_explicit_and_fftw, 0, (int)(4 * N_BATCH_LENGTHS));
   tcase_add_loop_test(tc, dct_matches_kx_dct_matrix, 0, (int)N_LENGTHS);
   kx_test_add(tc, (const TTest *const[]){dct_matrix_is_orthonormal, dct_trivial_and_bad_lengths,
                                          dct_concurrent_planning, NULL});

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "approx/dct.h"
+#include "approx/dct_blocks.h"
 #include "approx/fmap.h"
 #include "approx/fmap_wdcf.h"
 #include "core/kx_cli.h"
@@ -92,6 +94,39 @@ done:
   return rc;
 }
 
+/* The DCT maps' transforms alone (kx_dct_execute_batch on every block, no
+ * gather, scaling or exponentials), over the batch split as the map
+ * splits it, on workspaces that stay in cache: the rate the transform
+ * itself reaches, to weigh against the measured SIMD limit. */
+static int time_transforms(const kx_fmap *f, const kx_bench_fmaps *b, double *best, double *flops) {
+  const kx_dct_blocks *B = kx_fmap_wdcf_blocks(f);
+  const size_t n_batches = (b->batch + KX_DCT_BATCH - 1) / KX_DCT_BATCH;
+  *flops = 0;
+  for (size_t k = 0; k < B->n_blocks; k++) *flops += kx_dct_batch_flops(B->plans[B->blocks[k].type - 1]);
+  *best = INFINITY;
+  int failed = 0;
+  for (size_t r = 0; r <= b->reps; r++) { /* run 0 warms up */
+    double t0 = kx_now_seconds();
+#pragma omp parallel
+    {
+      double *work = kx_dct_batch_work_alloc(B->d);
+      if (!work) {
+#pragma omp atomic write
+        failed = 1;
+      } else {
+        for (size_t i = 0; i < 2 * KX_DCT_BATCH * kx_dct_batch_ld(B->d); i++) work[i] = 1e-3 * (double)(i % 97);
+#pragma omp for schedule(static)
+        for (size_t s = 0; s < n_batches; s++)
+          for (size_t k = 0; k < B->n_blocks; k++) kx_dct_execute_batch(B->plans[B->blocks[k].type - 1], work);
+      }
+      kx_dct_work_free(work);
+    }
+    double t = kx_now_seconds() - t0;
+    if (r && t < *best) *best = t;
+  }
+  return failed ? kx_fail(KX_ENOMEM, "out of memory for DCT workspaces") : 0;
+}
+
 /* The machine's own limit: n x n products on `threads` OpenMP threads, each
  * a single-threaded call on its share of the rows -- the way the kernels
  * measured against it use the cores.  (OpenBLAS's own thread pool would
@@ -174,11 +209,13 @@ int kx_bench_fmap_time(kx_bench_fmaps *b, const char *scheme, size_t d, size_t m
   fo.calib_k = b->ck;
   fo.n_calib_q = fo.n_calib_k = b->n_calib;
   fo.n_calib_pairs = b->calib_pairs;
-  *t = (kx_bench_fmap_times){.native_s = NAN, .phi_s = NAN, .dense_s = NAN, .max_diff = NAN};
+  *t = (kx_bench_fmap_times){.native_s = NAN, .phi_s = NAN, .dense_s = NAN, .max_diff = NAN,
+                             .transform_s = NAN};
   kx_fmap *f = kx_fmap_create(scheme, d, m, b->seed, &fo);
   int rc = f ? 0 : KX_EINVAL;
   if (!rc) rc = time_native(f, b, 0, &t->native_s);
   if (!rc) rc = time_native(f, b, 1, &t->phi_s);
+  if (!rc && kx_fmap_is_wdcf(f)) rc = time_transforms(f, b, &t->transform_s, &t->transform_flops);
   if (!rc && !native_only && kx_fmap_is_wdcf(f) && time_dense(f, b, &t->dense_s, &t->max_diff)) {
     snprintf(t->dense_error, sizeof t->dense_error, "%s", kx_error_message());
     t->dense_s = t->max_diff = NAN;

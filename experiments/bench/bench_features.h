@@ -41,6 +41,8 @@ typedef struct {
   double dense_s;         /* best seconds of the dense product; NaN: not timed */
   double max_diff;        /* largest |native - dense| */
   char dense_error[512];  /* why the dense path failed ("" if it did not) */
+  double transform_s;     /* DCT maps: best seconds of the batch's transforms alone; NaN otherwise */
+  double transform_flops; /* their flops per vector (kx_dct_batch_flops summed over the blocks) */
 } kx_bench_fmap_times;
 
 /* Times `scheme` at (d, m) on the inputs of kx_bench_fmaps_inputs(b, d);

@@ -114,6 +114,13 @@ static void bench_map(const bench_settings *o, kx_bench_fmaps *b, const char *sc
   else
     printf("%-12s %5zu %6zu %14.4g %8.2f %6.1f %12.4g %14.4g %9.2f %10.2g\n", scheme, d, m, vn, gf,
            100 * gf / peak, ve, vd, vn / vd, diff);
+  if (!isnan(t.transform_s)) {
+    /* The transform's own flops: FMA-free additions and multiplications
+     * against the DGEMM's FMAs counted twice, the same SIMD limit. */
+    const double tgf = (double)o->batch * t.transform_flops / t.transform_s / 1e9;
+    printf("  transform: %.0f flops/vector, %.2f GF/s = %.1f%% of the DGEMM peak, %.1f%% of native time\n",
+           t.transform_flops, tgf, 100 * tgf / peak, 100 * t.transform_s / tn);
+  }
   fflush(stdout);
   if (csv) {
     fprintf(csv, "%s,native,%zu,%zu,%zu,%zu,%zu,%.6g,%.6g,,%.4g,%.4g\n", scheme, d, m, o->batch, o->threads,
