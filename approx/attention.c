@@ -11,14 +11,27 @@
 #include "approx/vexp.h"
 #include "core/kx_error.h"
 
+static double row_max_until(const double *row, size_t end) {
+  double mx = -INFINITY;
+  for (size_t j = 0; j < end; j++)
+    if (row[j] > mx) mx = row[j];
+  return mx;
+}
+
+static int dead_row(size_t i) { return kx_fail(KX_ENUM, "attention row %zu has no finite logit", i); }
+
+int kx_attention_rows_check(size_t n, int causal, const double *L) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(row_max_until(L + i * n, causal ? i + 1 : n))) return dead_row(i);
+  return 0;
+}
+
 int kx_attention_log_weights(size_t n, int causal, double *L) {
   for (size_t i = 0; i < n; i++) {
     double *row = L + i * n;
     size_t end = causal ? i + 1 : n;
-    double mx = -INFINITY;
-    for (size_t j = 0; j < end; j++)
-      if (row[j] > mx) mx = row[j];
-    if (!isfinite(mx)) return kx_fail(KX_ENUM, "attention row %zu has no finite logit", i);
+    double mx = row_max_until(row, end);
+    if (!isfinite(mx)) return dead_row(i);
     double s = 0;
     for (size_t j = 0; j < end; j++) s += exp(row[j] - mx);
     double lse = mx + log(s);

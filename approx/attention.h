@@ -11,5 +11,8 @@
 
 /* every function here is public: kapprox/attention.h */
 #include "kapprox/attention.h"
+/* The failure kx_attention_log_weights would report for L, without
+ * computing the weights. */
+int kx_attention_rows_check(size_t n, int causal, const double *L);
 
 #endif

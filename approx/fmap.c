@@ -277,6 +277,18 @@ int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logph
   return apply_blocks(f, n, x, logphi, 0);
 }
 
+size_t kx_fmap_pad_size(size_t d, size_t m) { return KX_FMAP_BLOCK * (d + kx_project_width(m)); }
+
+int kx_fmap_apply_log_pad(const kx_fmap *f, size_t n, const double *x, double *logphi, double *pad) {
+  if (!pad || f->type->apply_log) return kx_fmap_apply_log(f, n, x, logphi);
+  if (n == 0) return 0;
+  if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;
+  for (size_t r0 = 0; r0 < n; r0 += KX_FMAP_BLOCK)
+    dense_block(f, n - r0 < KX_FMAP_BLOCK ? n - r0 : KX_FMAP_BLOCK, x + r0 * f->d, logphi + r0 * f->m, pad,
+                pad + KX_FMAP_BLOCK * f->d);
+  return 0;
+}
+
 int kx_fmap_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
   if (n == 0) return 0;
   if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;

@@ -60,6 +60,13 @@ const kx_fmap_type *kx_fmap_lookup(const char *name);
  * name the value `what` (e.g. "--kernel"). */
 int kx_parse_kernel(const char *name, const char *what, kx_kernel *out);
 
+/* kx_fmap_apply_log on the calling thread, with the dense maps' block
+ * buffers in the caller's `pad` of kx_fmap_pad_size(d, m) doubles, 64-byte
+ * aligned (NULL: kx_fmap_apply_log): a worker evaluating many maps
+ * allocates them once.  Same bits as kx_fmap_apply_log. */
+size_t kx_fmap_pad_size(size_t d, size_t m);
+int kx_fmap_apply_log_pad(const kx_fmap *f, size_t n, const double *x, double *logphi, double *pad);
+
 /* Helper for maps: adds -c(x) and log_weight to rows already holding W x. */
 void kx_fmap_finish_log(const kx_fmap *f, size_t n, const double *x, double *logphi);
 

@@ -55,18 +55,12 @@ static double log_sum_exp_pair(size_t m, const double *a, const double *b) {
   return mx + log(s);
 }
 
-int kx_log_kernel_estimate(size_t nq, size_t nk, size_t m, const double *lq, const double *lk,
-                           double *logK) {
-  if (nq == 0 || nk == 0) return 0;
-  double *sq = kx_malloc(nq * m * sizeof *sq), *sk = kx_malloc(nk * m * sizeof *sk);
-  double *aq = kx_malloc(nq * sizeof *aq), *ak = kx_malloc(nk * sizeof *ak);
-  if (!sq || !sk || !aq || !ak) {
-    free(sq);
-    free(sk);
-    free(aq);
-    free(ak);
-    return KX_ENOMEM;
-  }
+size_t kx_log_kernel_work_size(size_t nq, size_t nk, size_t m) { return (nq + nk) * (m + 1); }
+
+void kx_log_kernel_estimate_work(size_t nq, size_t nk, size_t m, const double *lq, const double *lk,
+                                 double *logK, double *work) {
+  if (nq == 0 || nk == 0) return;
+  double *sq = work, *sk = sq + nq * m, *aq = sk + nk * m, *ak = aq + nq;
   shift_rows(nq, m, lq, sq, aq);
   shift_rows(nk, m, lk, sk, ak);
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)m, 1.0, sq, (int)m,
@@ -78,9 +72,14 @@ int kx_log_kernel_estimate(size_t nq, size_t nk, size_t m, const double *lq, con
       else if (g > 1e-290) logK[i * nk + j] = aq[i] + ak[j] + log(g);
       else logK[i * nk + j] = log_sum_exp_pair(m, lq + i * m, lk + j * m);
     }
-  free(sq);
-  free(sk);
-  free(aq);
-  free(ak);
+}
+
+int kx_log_kernel_estimate(size_t nq, size_t nk, size_t m, const double *lq, const double *lk,
+                           double *logK) {
+  if (nq == 0 || nk == 0) return 0;
+  double *work = kx_malloc(kx_log_kernel_work_size(nq, nk, m) * sizeof *work);
+  if (!work) return KX_ENOMEM;
+  kx_log_kernel_estimate_work(nq, nk, m, lq, lk, logK, work);
+  free(work);
   return 0;
 }

@@ -9,5 +9,11 @@
 
 /* kx_kernel, kx_log_kernel_exact, kx_log_kernel_estimate: public */
 #include "kapprox/kernel.h"
+/* kx_log_kernel_estimate in the caller's workspace of
+ * kx_log_kernel_work_size(nq, nk, m) doubles, so a grid of many estimates
+ * touches its memory once. */
+size_t kx_log_kernel_work_size(size_t nq, size_t nk, size_t m);
+void kx_log_kernel_estimate_work(size_t nq, size_t nk, size_t m, const double *lq, const double *lk,
+                                 double *logK, double *work);
 
 #endif

@@ -250,11 +250,14 @@ void kx_free_strings(char **items, size_t n) {
 
 int kx_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
 
-double kx_now_seconds(void) {
+static double clock_seconds(clockid_t id) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(id, &ts);
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+double kx_now_seconds(void) { return clock_seconds(CLOCK_MONOTONIC); }
+double kx_thread_cpu_seconds(void) { return clock_seconds(CLOCK_THREAD_CPUTIME_ID); }
 
 int kx_has_suffix(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);

@@ -64,5 +64,8 @@ void kx_free_strings(char **items, size_t n);
 /* Whether stderr is a terminal (progress bars are drawn only then). */
 int kx_stderr_is_tty(void);
 double kx_now_seconds(void);
+/* CPU seconds of the calling thread: phases timed on a loaded machine
+ * count their own work, not the time other processes ran. */
+double kx_thread_cpu_seconds(void);
 
 #endif

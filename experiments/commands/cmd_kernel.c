@@ -1,12 +1,14 @@
 /* Front ends of the kernel experiments: kernel-error, attn-fidelity and
  * compare share one option set and the grid runner; they differ in
  * defaults and in which metrics they show. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "experiments/bench/bench_features.h"
 #include "experiments/commands/commands.h"
 #include "experiments/eval/metrics.h"
 #include "experiments/eval/runner.h"
@@ -56,6 +58,8 @@ static void usage(const command_kind *k, FILE *out) {
           "\nOutput:\n"
           "  --out FILE.csv      every (input, layer, head, scheme, m, seed, metric) as CSV\n"
           "  --quiet             no progress and no table\n"
+          "  --profile           print where the time went (maps, exact side, metrics, CSV)\n"
+          "                      and the share of the DGEMM rate reached, on stderr\n"
           "  -h, --help          this text\n"
           "\nExit status: 0 success, 1 runtime error, 2 usage error, 3 finished but some\n"
           "points failed (e.g. a weight fit that did not converge: value NaN, reason listed).\n"
@@ -68,24 +72,49 @@ static void usage(const command_kind *k, FILE *out) {
 typedef struct {
   const command_kind *kind;
   const char *out;
-  int quiet;
+  int quiet, profile;
 } kernel_cli;
 
 static void usage_of(FILE *out, void *ctx) { usage(((kernel_cli *)ctx)->kind, out); }
 
-enum { O_OUT, O_QUIET };
+enum { O_OUT, O_QUIET, O_PROFILE };
 
 static int on_option(void *ctx, int id, const char *arg) {
   kernel_cli *c = ctx;
-  if (id == O_QUIET) {
-    c->quiet = 1;
+  if (id == O_QUIET || id == O_PROFILE) {
+    *(id == O_QUIET ? &c->quiet : &c->profile) = 1;
     return 0;
   }
   c->out = arg;
   return kx_check_output_path(arg, "--out");
 }
 
-static const kx_cli_option own_options[] = {{"out", 1, O_OUT}, {"quiet", 0, O_QUIET}, {NULL, 0, 0}};
+static const kx_cli_option own_options[] = {
+    {"out", 1, O_OUT}, {"quiet", 0, O_QUIET}, {"profile", 0, O_PROFILE}, {NULL, 0, 0}};
+
+/* The workers' times are summed over threads; the rate is the counted
+ * products (runner.h) over those seconds, against one thread's DGEMM
+ * measured right after the run. */
+static void print_profile(const kx_eval_profile *p, double write_s) {
+  const kx_eval_times *t = &p->t;
+  const double busy = t->map_build + t->features + t->kernel + t->attention + t->metrics;
+  const int threads = omp_get_max_threads();
+  const double peak = kx_bench_gemm_peak(0, 1), rate = busy > 0 ? p->flops / busy / 1e9 : 0;
+  fprintf(stderr,
+          "profile: %zu points of %zu head(s) on %d thread(s) in %.3f s (%.4f s wall a point and thread)\n"
+          "  heads and their exact side  %8.3f s\n"
+          "  building the maps           %8.3f s  (CPU seconds, summed over threads)\n"
+          "  features of q and k         %8.3f s\n"
+          "  estimated kernel            %8.3f s\n"
+          "  attention rows and outputs  %8.3f s\n"
+          "  metrics                     %8.3f s\n"
+          "  writing the CSV             %8.3f s\n"
+          "  products %.2f GFLOP as dense GEMMs: %.1f GFLOP/s a thread of CPU time, %.0f %% of one thread's "
+          "DGEMM (%.1f GFLOP/s, 384^3)\n",
+          p->points, p->heads, threads, p->wall + write_s, p->points ? p->wall * threads / (double)p->points : 0,
+          p->load, t->map_build, t->features, t->kernel, t->attention, t->metrics, write_s, p->flops / 1e9, rate,
+          peak > 0 ? 100 * rate / peak : 0, peak);
+}
 
 /* The table of the command's metrics, then the failed points; the exit status. */
 static int report(const command_kind *kind, int rc, const kx_results *res, const kernel_cli *c) {
@@ -135,8 +164,12 @@ static int run(const command_kind *kind, int argc, char **argv) {
               s->norms[0].lo, s->norms[0].hi, (unsigned long long)s->data_seed, s->causal > 0 ? "causal" : "non-causal");
   }
   kx_results res = {0};
+  kx_eval_profile prof = {0};
+  if (c.profile) o.profile = &prof;
   rc = kx_spec_run(s, &o, &res);
+  double t0 = omp_get_wtime();
   if (!rc && c.out) rc = kx_results_write_csv(&res, c.out);
+  if (!rc && c.profile) print_profile(&prof, omp_get_wtime() - t0);
   int code = report(kind, rc, &res, &c);
   kx_results_free(&res);
   kx_spec_free(&a.spec);

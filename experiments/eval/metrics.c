@@ -2,22 +2,22 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "approx/attention.h"
 #include "approx/kernel.h"
+#include "core/kx_cli.h"
 #include "core/kx_error.h"
 
-/* out (n x dv) = exp(logA) v */
-static int weighted_values(size_t n, size_t dv, const double *logA, const double *v, double *out) {
-  double *A = kx_malloc(n * n * sizeof *A);
-  if (!A) return KX_ENOMEM;
+/* A = exp(logA) and out (n x dv) = A v.  libm's exp, as every metric's
+ * value has always been computed with: a vector exp rounds differently
+ * and would change the published numbers. */
+static void weighted_values(size_t n, size_t dv, const double *logA, const double *v, double *A, double *out) {
   for (size_t i = 0; i < n * n; i++) A[i] = exp(logA[i]);
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)dv, (int)n, 1.0, A, (int)n,
               v, (int)dv, 0.0, out, (int)dv);
-  free(A);
-  return 0;
 }
 
 static double mean_norm(size_t n, size_t d, const double *x) {
@@ -47,14 +47,28 @@ int kx_head_reference_init(kx_head_reference *r, size_t n, size_t d, size_t dv, 
   r->v = v;
   r->logK = kx_malloc(n * n * sizeof *r->logK);
   r->logA = kx_malloc(n * n * sizeof *r->logA);
+  r->K = kx_malloc(n * n * sizeof *r->K);
+  r->A = kx_malloc(n * n * sizeof *r->A);
   r->AV = kx_malloc(n * dv * sizeof *r->AV);
-  int rc = (!r->logK || !r->logA || !r->AV) ? KX_ENOMEM : 0;
+  int rc = (!r->logK || !r->logA || !r->K || !r->A || !r->AV) ? KX_ENOMEM : 0;
   if (!rc) rc = kx_log_kernel_exact(kernel, n, n, d, q, k, r->logK);
   if (!rc) {
     memcpy(r->logA, r->logK, n * n * sizeof *r->logA);
     rc = kx_attention_log_weights(n, causal, r->logA);
   }
-  if (!rc) rc = weighted_values(n, dv, r->logA, v, r->AV);
+  if (!rc) {
+    weighted_values(n, dv, r->logA, v, r->A, r->AV);
+    /* Both kernel matrices are scaled by the same exp(-max logK) so
+     * nothing overflows; the error's ratio is unchanged. */
+    r->logK_max = -INFINITY;
+    for (size_t i = 0; i < n * n; i++)
+      if (r->logK[i] > r->logK_max) r->logK_max = r->logK[i];
+    r->K_sq = 0;
+    for (size_t i = 0; i < n * n; i++) {
+      r->K[i] = exp(r->logK[i] - r->logK_max);
+      r->K_sq += r->K[i] * r->K[i];
+    }
+  }
   if (rc) {
     kx_head_reference_free(r);
     return rc;
@@ -68,25 +82,22 @@ void kx_head_reference_free(kx_head_reference *r) {
   free(r->logK);
   free(r->logA);
   free(r->AV);
-  r->logK = r->logA = r->AV = NULL;
+  free(r->K);
+  free(r->A);
+  r->logK = r->logA = r->AV = r->K = r->A = NULL;
 }
 
 /* ---- the metrics ---------------------------------------------------------- */
 
-/* Both kernel matrices are scaled by the same exp(-max logK) so nothing
- * overflows; the ratio is unchanged. */
 static double kernel_rel_fro(const kx_head_reference *r, const kx_estimate *e) {
   const size_t nn = r->n * r->n;
-  double L = -INFINITY;
-  for (size_t i = 0; i < nn; i++)
-    if (r->logK[i] > L) L = r->logK[i];
-  double num = 0, den = 0;
+  const double L = r->logK_max;
+  double num = 0;
   for (size_t i = 0; i < nn; i++) {
-    double x = exp(r->logK[i] - L), a = exp(e->logK[i] - L);
-    num += (a - x) * (a - x);
-    den += x * x;
+    double a = exp(e->logK[i] - L);
+    num += (a - r->K[i]) * (a - r->K[i]);
   }
-  return sqrt(num / den);
+  return sqrt(num / r->K_sq);
 }
 
 static double kernel_rel_mse(const kx_head_reference *r, const kx_estimate *e) {
@@ -109,7 +120,7 @@ static double attn_kl(const kx_head_reference *r, const kx_estimate *e) {
     double kl_i = 0;
     for (size_t j = 0; j < row_end(r, i); j++) {
       double la = r->logA[i * n + j], lb = e->logA[i * n + j];
-      double a = exp(la);
+      double a = r->A[i * n + j];
       if (a > 0) kl_i += a * (la - lb);
     }
     /* KL of two distributions is >= 0; round-off can give -1e-17 */
@@ -123,7 +134,7 @@ static double attn_tv(const kx_head_reference *r, const kx_estimate *e) {
   double tv = 0;
   for (size_t i = 0; i < n; i++) {
     double tv_i = 0;
-    for (size_t j = 0; j < row_end(r, i); j++) tv_i += fabs(exp(r->logA[i * n + j]) - exp(e->logA[i * n + j]));
+    for (size_t j = 0; j < row_end(r, i); j++) tv_i += fabs(r->A[i * n + j] - e->A[i * n + j]);
     tv += 0.5 * tv_i;
   }
   return tv / (double)n;
@@ -134,7 +145,7 @@ static double attn_max_abs(const kx_head_reference *r, const kx_estimate *e) {
   double max_abs = 0;
   for (size_t i = 0; i < n; i++)
     for (size_t j = 0; j < row_end(r, i); j++) {
-      double d = fabs(exp(r->logA[i * n + j]) - exp(e->logA[i * n + j]));
+      double d = fabs(r->A[i * n + j] - e->A[i * n + j]);
       if (d > max_abs) max_abs = d;
     }
   return max_abs;
@@ -178,38 +189,123 @@ const char *kx_metric_list(void) {
 
 int kx_metric_defined(int k, int kernel_estimator) { return kernel_estimator || !kx_metrics[k].needs_kernel; }
 
+struct kx_eval_workspace {
+  size_t n, max_m;
+  double *lq, *lk;         /* n x max_m log features */
+  double *logK, *logA, *A; /* n x n estimates */
+  double *AV;              /* n x dv */
+  double *kernel_work;     /* kx_log_kernel_estimate_work's */
+  double *pad;             /* kx_fmap_apply_log_pad's */
+};
+
+void kx_eval_workspace_free(kx_eval_workspace *w) {
+  if (!w) return;
+  free(w->lq);
+  free(w->lk);
+  free(w->logK);
+  free(w->logA);
+  free(w->A);
+  free(w->AV);
+  free(w->kernel_work);
+  free(w->pad);
+  free(w);
+}
+
+kx_eval_workspace *kx_eval_workspace_new(const kx_head_reference *r, size_t max_m) {
+  const size_t n = r->n, nn = n * n;
+  kx_eval_workspace *w = kx_calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->n = n;
+  w->max_m = max_m;
+  const size_t mm = max_m ? max_m : 1;
+  const size_t pad_bytes = (kx_fmap_pad_size(r->d, mm) * sizeof *w->pad + 63) / 64 * 64;
+  w->lq = kx_malloc(n * mm * sizeof *w->lq);
+  w->lk = kx_malloc(n * mm * sizeof *w->lk);
+  w->logK = kx_malloc(nn * sizeof *w->logK);
+  w->logA = kx_malloc(nn * sizeof *w->logA);
+  w->A = kx_malloc(nn * sizeof *w->A);
+  w->AV = kx_malloc(n * r->dv * sizeof *w->AV);
+  w->kernel_work = kx_malloc(kx_log_kernel_work_size(n, n, mm) * sizeof *w->kernel_work);
+  w->pad = aligned_alloc(64, pad_bytes);
+  if (!w->lq || !w->lk || !w->logK || !w->logA || !w->A || !w->AV || !w->kernel_work || !w->pad) {
+    kx_eval_workspace_free(w);
+    kx_fail(KX_ENOMEM, "out of memory for the evaluation buffers (%zu tokens, m = %zu)", n, max_m);
+    return NULL;
+  }
+  return w;
+}
+
+unsigned kx_metric_attention_mask(void) {
+  unsigned bits = 0;
+  for (int k = 0; k < KX_N_METRICS; k++)
+    if (!kx_metrics[k].needs_kernel) bits |= 1u << k;
+  return bits;
+}
+
+/* The metrics of the estimate in w->logK. */
+static int evaluate_estimate(const kx_head_reference *r, kx_eval_workspace *w, int kernel_estimator, unsigned mask,
+                             kx_eval_times *times, double metrics[KX_N_METRICS]) {
+  const size_t n = r->n;
+  if (!mask) mask = ~0u;
+  double t0 = times ? kx_thread_cpu_seconds() : 0;
+  int rc;
+  if (mask & kx_metric_attention_mask()) {
+    memcpy(w->logA, w->logK, n * n * sizeof *w->logA);
+    rc = kx_attention_log_weights(n, r->causal, w->logA);
+    if (!rc) weighted_values(n, r->dv, w->logA, r->v, w->A, w->AV);
+  } else {
+    rc = kx_attention_rows_check(n, r->causal, w->logK);
+  }
+  double t1 = times ? kx_thread_cpu_seconds() : 0;
+  kx_estimate e = {w->logK, w->logA, w->A, w->AV};
+  for (int k = 0; k < KX_N_METRICS; k++)
+    metrics[k] = rc || !kx_metric_defined(k, kernel_estimator) || !(mask & (1u << k)) ? NAN
+                                                                                      : kx_metrics[k].value(r, &e);
+  if (times) {
+    times->attention += t1 - t0;
+    times->metrics += kx_thread_cpu_seconds() - t1;
+  }
+  return rc;
+}
+
 int kx_evaluate_log_kernel(const kx_head_reference *r, const double *logK_hat, int kernel_estimator,
                            double metrics[KX_N_METRICS]) {
-  const size_t n = r->n;
-  double *logA = kx_malloc(n * n * sizeof *logA), *out = kx_malloc(n * r->dv * sizeof *out);
-  int rc = logA && out ? 0 : KX_ENOMEM;
-  if (!rc) {
-    memcpy(logA, logK_hat, n * n * sizeof *logA);
-    rc = kx_attention_log_weights(n, r->causal, logA);
+  kx_eval_workspace *w = kx_eval_workspace_new(r, 0);
+  if (!w) return KX_ENOMEM;
+  memcpy(w->logK, logK_hat, r->n * r->n * sizeof *w->logK);
+  int rc = evaluate_estimate(r, w, kernel_estimator, 0, NULL, metrics);
+  kx_eval_workspace_free(w);
+  return rc;
+}
+
+int kx_evaluate_map_work(const kx_head_reference *r, const kx_fmap *f, unsigned mask, kx_eval_workspace *w,
+                         kx_eval_times *times, double metrics[KX_N_METRICS]) {
+  const size_t n = r->n, m = f->m;
+  for (int k = 0; k < KX_N_METRICS; k++) metrics[k] = NAN;
+  if (f->d != r->d)
+    return kx_fail(KX_EINVAL, "feature map built for d = %zu applied to data with d = %zu", f->d, r->d);
+  if (w->n != n || m > w->max_m)
+    return kx_fail(KX_EINVAL, "evaluation buffers for %zu tokens and m <= %zu used for %zu tokens and m = %zu",
+                   w->n, w->max_m, n, m);
+  double t0 = times ? kx_thread_cpu_seconds() : 0;
+  int rc = kx_fmap_apply_log_pad(f, n, r->q, w->lq, w->pad);
+  if (!rc) rc = kx_fmap_apply_log_pad(f, n, r->k, w->lk, w->pad);
+  double t1 = times ? kx_thread_cpu_seconds() : 0;
+  if (!rc) kx_log_kernel_estimate_work(n, n, m, w->lq, w->lk, w->logK, w->kernel_work);
+  if (times) {
+    double t2 = kx_thread_cpu_seconds();
+    times->features += t1 - t0;
+    times->kernel += t2 - t1;
   }
-  if (!rc) rc = weighted_values(n, r->dv, logA, r->v, out);
-  kx_estimate e = {logK_hat, logA, out};
-  for (int k = 0; k < KX_N_METRICS; k++)
-    metrics[k] = rc || !kx_metric_defined(k, kernel_estimator) ? NAN : kx_metrics[k].value(r, &e);
-  free(logA);
-  free(out);
+  if (!rc) rc = evaluate_estimate(r, w, f->type->kernel_estimator, mask, times, metrics);
   return rc;
 }
 
 int kx_evaluate_map(const kx_head_reference *r, const kx_fmap *f, double metrics[KX_N_METRICS]) {
-  const size_t n = r->n, m = f->m;
-  if (f->d != r->d)
-    return kx_fail(KX_EINVAL, "feature map built for d = %zu applied to data with d = %zu", f->d, r->d);
-  double *lq = kx_malloc(n * m * sizeof *lq), *lk = kx_malloc(n * m * sizeof *lk);
-  double *logK_hat = kx_malloc(n * n * sizeof *logK_hat);
-  int rc = (!lq || !lk || !logK_hat) ? KX_ENOMEM : 0;
-  if (!rc) rc = kx_fmap_apply_log(f, n, r->q, lq);
-  if (!rc) rc = kx_fmap_apply_log(f, n, r->k, lk);
-  if (!rc) rc = kx_log_kernel_estimate(n, n, m, lq, lk, logK_hat);
-  if (!rc) rc = kx_evaluate_log_kernel(r, logK_hat, f->type->kernel_estimator, metrics);
-  free(lq);
-  free(lk);
-  free(logK_hat);
+  kx_eval_workspace *w = kx_eval_workspace_new(r, f->m);
+  if (!w) return KX_ENOMEM;
+  int rc = kx_evaluate_map_work(r, f, 0, w, NULL, metrics);
+  kx_eval_workspace_free(w);
   return rc;
 }
 

@@ -20,6 +20,11 @@ typedef struct {
   double *logA;            /* n x n exact log attention weights (-inf where masked) */
   double *AV;              /* n x dv exact outputs */
   double q_norm, k_norm;   /* mean Euclidean norms, reported with every result */
+  /* What every point's metrics would otherwise recompute from the above:
+   * logK_max = max logK, K = exp(logK - logK_max), K_sq = sum of K^2 (the
+   * kernel error's denominator), A = exp(logA). */
+  double logK_max, K_sq;
+  double *K, *A; /* n x n */
 } kx_head_reference;
 
 int kx_head_reference_init(kx_head_reference *r, size_t n, size_t d, size_t dv, const double *q,
@@ -32,6 +37,7 @@ void kx_head_reference_free(kx_head_reference *r);
 typedef struct {
   const double *logK; /* n x n estimated log kernel */
   const double *logA; /* n x n estimated log attention weights */
+  const double *A;    /* n x n exp(logA) */
   const double *AV;   /* n x dv estimated outputs */
 } kx_estimate;
 
@@ -48,12 +54,40 @@ typedef struct {
 extern const kx_metric_def kx_metrics[KX_N_METRICS];
 /* The names, comma-separated ("kernel_rel_fro, kernel_rel_mse, ..."; static storage). */
 const char *kx_metric_list(void);
+/* The metrics defined without a kernel estimator (the attention metrics), as mask bits. */
+unsigned kx_metric_attention_mask(void);
 /* Whether metric k has a value for a map (kernel metrics need a kernel estimator). */
 int kx_metric_defined(int k, int kernel_estimator);
 
 /* All metrics of one feature map on one head; kernel metrics are NaN for
  * maps that do not estimate the kernel (wdcf-code). */
 int kx_evaluate_map(const kx_head_reference *r, const kx_fmap *f, double metrics[KX_N_METRICS]);
+
+/* A worker's buffers for evaluating maps of up to max_m features on one
+ * head: allocated once and reused by every point the worker takes, so a
+ * grid touches fresh memory once per worker rather than once per point.
+ * NULL with a message when out of memory. */
+typedef struct kx_eval_workspace kx_eval_workspace;
+kx_eval_workspace *kx_eval_workspace_new(const kx_head_reference *r, size_t max_m);
+void kx_eval_workspace_free(kx_eval_workspace *w);
+
+/* Where a worker's time went (its CPU seconds, summed over its points). */
+typedef struct {
+  double map_build;  /* creating the maps, weight fits included */
+  double features;   /* log features of q and k */
+  double kernel;     /* estimated log kernel: shift, GEMM, log */
+  double attention;  /* estimated attention rows and outputs */
+  double metrics;    /* the metrics against the exact side */
+} kx_eval_times;
+
+/* kx_evaluate_map with a workspace (made for this head and m <= its max_m)
+ * and only the metrics of `mask` (bit k: metric k; 0: all); the others are
+ * NaN.  Without an attention metric the attention rows are only checked
+ * for a finite logit (the failure kx_evaluate_map reports), not computed.
+ * The metrics it computes have the same bits as kx_evaluate_map's.  `times`
+ * may be NULL. */
+int kx_evaluate_map_work(const kx_head_reference *r, const kx_fmap *f, unsigned mask, kx_eval_workspace *w,
+                         kx_eval_times *times, double metrics[KX_N_METRICS]);
 
 /* Same from a precomputed estimated log kernel (n x n). */
 int kx_evaluate_log_kernel(const kx_head_reference *r, const double *logK_hat, int kernel_estimator,

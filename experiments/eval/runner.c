@@ -1,6 +1,7 @@
 #include "experiments/eval/runner.h"
 
 #include <cblas.h>
+#include <malloc.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -28,6 +29,23 @@ int kx_eval_point(const kx_fmap_options *base, const kx_head_reference *ref, con
   if (f) rc = kx_evaluate_map(ref, f, metrics);
   kx_fmap_free(f);
   return rc;
+}
+
+int kx_eval_point_work(const kx_fmap_options *base, const kx_head_reference *ref, const char *scheme, size_t m,
+                       uint64_t seed, unsigned mask, kx_eval_workspace *w, kx_eval_times *times,
+                       double metrics[KX_N_METRICS]) {
+  int rc;
+  double t0 = times ? kx_thread_cpu_seconds() : 0;
+  kx_fmap *f = kx_point_map(base, ref, scheme, m, seed, &rc);
+  if (times) times->map_build += kx_thread_cpu_seconds() - t0;
+  if (f) rc = kx_evaluate_map_work(ref, f, mask, w, times, metrics);
+  kx_fmap_free(f);
+  return rc;
+}
+
+void kx_eval_keep_freed_memory(void) {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
 int kx_point_failure(int status) { return status == KX_ENUM || status == KX_ERANGE; }
@@ -60,20 +78,64 @@ static void count_point(progress *pr) {
   }
 }
 
-static void evaluate_head(const kx_spec *s, const kx_head_reference *ref, head_points *hp, progress *pr) {
+static size_t largest_m(const kx_spec *s) {
+  size_t m = 0;
+  for (size_t i = 0; i < s->n_m; i++)
+    if (s->m[i] > m) m = s->m[i];
+  return m;
+}
+
+/* Each worker evaluates its points in one workspace, allocated once. */
+static void evaluate_head(const kx_spec *s, const kx_run_options *o, const kx_head_reference *ref, head_points *hp,
+                          progress *pr) {
   const size_t per_head = s->n_schemes * s->n_m * s->n_seeds;
   int stop = 0;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t p = 0; p < per_head; p++) {
-    if (stop) continue;
-    size_t si = p / (s->n_m * s->n_seeds), mi = (p / s->n_seeds) % s->n_m, ki = p % s->n_seeds;
-    int rc = kx_eval_point(&s->fmap, ref, s->schemes[si], s->m[mi], s->seeds[ki], hp->values + p * KX_N_METRICS);
-    if (rc) {
-      hp->status[p] = rc;
-      snprintf(hp->messages[p], sizeof hp->messages[p], "%s", kx_error_message());
-      if (!kx_point_failure(rc)) stop = 1;
+  kx_eval_profile *prof = o->profile;
+#pragma omp parallel
+  {
+    kx_eval_workspace *w = kx_eval_workspace_new(ref, largest_m(s));
+    int wrc = w ? 0 : KX_ENOMEM;
+    char wmsg[512];
+    if (wrc) snprintf(wmsg, sizeof wmsg, "%s", kx_error_message());
+    kx_eval_times t = {0};
+    size_t points = 0;
+#pragma omp for schedule(dynamic, 1)
+    for (size_t p = 0; p < per_head; p++) {
+      if (stop) continue;
+      size_t si = p / (s->n_m * s->n_seeds), mi = (p / s->n_seeds) % s->n_m, ki = p % s->n_seeds;
+      int rc = wrc ? wrc
+                   : kx_eval_point_work(&s->fmap, ref, s->schemes[si], s->m[mi], s->seeds[ki], o->metric_mask, w,
+                                        prof ? &t : NULL, hp->values + p * KX_N_METRICS);
+      if (rc) {
+        hp->status[p] = rc;
+        snprintf(hp->messages[p], sizeof hp->messages[p], "%s", wrc ? wmsg : kx_error_message());
+        if (!kx_point_failure(rc)) stop = 1;
+      }
+      points++;
+      count_point(pr);
     }
-    count_point(pr);
+    kx_eval_workspace_free(w);
+    if (prof) {
+#pragma omp critical(kx_runner_profile)
+      {
+        prof->t.map_build += t.map_build;
+        prof->t.features += t.features;
+        prof->t.kernel += t.kernel;
+        prof->t.attention += t.attention;
+        prof->t.metrics += t.metrics;
+        prof->points += points;
+      }
+    }
+  }
+  if (prof) {
+    const double n = (double)ref->n, d = (double)ref->d, dv = (double)ref->dv;
+    const int attention = !o->metric_mask || (o->metric_mask & kx_metric_attention_mask());
+    for (size_t mi = 0; mi < s->n_m; mi++) {
+      const double m = (double)s->m[mi], per_point = 4 * n * m * d + 2 * n * n * m + (attention ? 2 * n * n * dv : 0);
+      prof->flops += per_point * (double)(s->n_schemes * s->n_seeds);
+    }
+    prof->flops += 2 * n * n * (d + dv);
+    prof->heads++;
   }
 }
 
@@ -112,9 +174,11 @@ static int run_head(const kx_spec *s, const kx_run_options *o, kx_heads *heads, 
                     kx_calloc(per_head, sizeof *hp.messages)};
   kx_loaded_head h;
   memset(&h, 0, sizeof h);
+  double t0 = kx_thread_cpu_seconds();
   int rc = hp.values && hp.status && hp.messages ? kx_heads_load(heads, u, &h) : KX_ENOMEM;
+  if (o->profile) o->profile->load += kx_thread_cpu_seconds() - t0;
   if (!rc) {
-    evaluate_head(s, &h.ref, &hp, pr);
+    evaluate_head(s, o, &h.ref, &hp, pr);
     rc = add_rows(s, o, &heads->inputs[u], &h.ref, &hp, out);
   }
   const kx_spec_input *in = &heads->inputs[u];
@@ -134,9 +198,12 @@ int kx_spec_run(const kx_spec *s, const kx_run_options *o, kx_results *out) {
   if (!rc && !heads.n_inputs) rc = kx_fail(KX_EINVAL, "empty grid: the selected layers and heads hold no heads");
   /* Points run in parallel; nested BLAS threads would only fight them. */
   openblas_set_num_threads(1);
+  kx_eval_keep_freed_memory();
   progress pr = {.total = heads.n_inputs * s->n_schemes * s->n_m * s->n_seeds, .t0 = kx_now_seconds(),
                  .draw = o->progress};
+  double t0 = kx_now_seconds();
   for (size_t u = 0; u < heads.n_inputs && !rc; u++) rc = run_head(s, o, &heads, u, &pr, out);
+  if (o->profile) o->profile->wall += kx_now_seconds() - t0;
   if (o->progress) fprintf(stderr, "\n");
   kx_heads_close(&heads);
   return rc;

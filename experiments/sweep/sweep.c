@@ -102,48 +102,66 @@ static int run_input(const kx_sweep *sw, kx_heads *heads, size_t u, const size_t
   const char *kernel = kx_spec_kernel_name(s);
   int failed = rc;
   char message[512] = "";
-#pragma omp parallel for schedule(dynamic, 1)
-  for (size_t t = 0; t < n_todo; t++) {
-    int skip;
-#pragma omp atomic read
-    skip = failed;
-    if (skip || stop_requested) continue;
-    point_ref r = decode(sw, todo[t]);
-    double values[KX_N_METRICS];
-    int prc = kx_eval_point(&s->fmap, ref, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si], values);
-    char *payload = NULL;
-    /* a failed point is journalled as such (it would fail the same way
-     * again) and the sweep goes on */
-    int point_failed = prc && kx_point_failure(prc);
-    if (!prc || point_failed) {
-      payload = kx_sweep_format_record(todo[t], in, kernel, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si],
-                                       ref->q_norm, ref->k_norm, values, point_failed ? kx_error_message() : NULL);
-      prc = payload ? 0 : kx_fail(KX_ENOMEM, "out of memory formatting a record");
-    }
-    /* the write is serialised; the wait for the disk is not, so one
-     * thread's fdatasync overlaps the other's computing */
+  size_t max_m = 0;
+  for (size_t i = 0; i < s->n_m; i++)
+    if (s->m[i] > max_m) max_m = s->m[i];
+  /* each worker evaluates its points in one workspace, allocated once */
+#pragma omp parallel if (!rc)
+  {
+    kx_eval_workspace *w = rc ? NULL : kx_eval_workspace_new(ref, max_m);
+    if (!rc && !w) {
 #pragma omp critical(kx_sweep_journal)
-    {
-      int f;
-#pragma omp atomic read
-      f = failed;
-      if (!prc && !f) prc = kx_journal_write_record(j, payload);
-    }
-    if (!prc) prc = kx_journal_sync(j);
-#pragma omp critical(kx_sweep_journal)
-    {
-      if (prc && !failed) {
+      if (!failed) {
         snprintf(message, sizeof message, "%s", kx_error_message());
 #pragma omp atomic write
-        failed = prc;
-      }
-      if (!prc) {
-        pr->done++;
-        draw_progress(pr, 0);
+        failed = KX_ENOMEM;
       }
     }
-    free(payload);
-    if (sw->throttle_ms && !prc) usleep(sw->throttle_ms * 1000u);
+#pragma omp for schedule(dynamic, 1)
+    for (size_t t = 0; t < n_todo; t++) {
+      int skip;
+#pragma omp atomic read
+      skip = failed;
+      if (skip || stop_requested) continue;
+      point_ref r = decode(sw, todo[t]);
+      double values[KX_N_METRICS];
+      int prc =
+          kx_eval_point_work(&s->fmap, ref, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si], 0, w, NULL, values);
+      char *payload = NULL;
+      /* a failed point is journalled as such (it would fail the same way
+       * again) and the sweep goes on */
+      int point_failed = prc && kx_point_failure(prc);
+      if (!prc || point_failed) {
+        payload = kx_sweep_format_record(todo[t], in, kernel, s->schemes[r.scheme], s->m[r.mi], s->seeds[r.si],
+                                         ref->q_norm, ref->k_norm, values, point_failed ? kx_error_message() : NULL);
+        prc = payload ? 0 : kx_fail(KX_ENOMEM, "out of memory formatting a record");
+      }
+      /* the write is serialised; the wait for the disk is not, so one
+       * thread's fdatasync overlaps the other's computing */
+#pragma omp critical(kx_sweep_journal)
+      {
+        int f;
+#pragma omp atomic read
+        f = failed;
+        if (!prc && !f) prc = kx_journal_write_record(j, payload);
+      }
+      if (!prc) prc = kx_journal_sync(j);
+#pragma omp critical(kx_sweep_journal)
+      {
+        if (prc && !failed) {
+          snprintf(message, sizeof message, "%s", kx_error_message());
+#pragma omp atomic write
+          failed = prc;
+        }
+        if (!prc) {
+          pr->done++;
+          draw_progress(pr, 0);
+        }
+      }
+      free(payload);
+      if (sw->throttle_ms && !prc) usleep(sw->throttle_ms * 1000u);
+    }
+    kx_eval_workspace_free(w);
   }
   if (failed && message[0]) kx_fail(failed, "%s", message);
   if (failed && in->file >= 0)
@@ -240,6 +258,7 @@ static int compute_missing(const kx_sweep *s, kx_journal *j, const unsigned char
   sigaction(SIGTERM, &sa, &old_term);
   /* points run in parallel; nested BLAS threads would only fight them */
   openblas_set_num_threads(1);
+  kx_eval_keep_freed_memory();
   progress pr = {.done = rep->resumed, .total = rep->shard_points, .resumed = rep->resumed,
                  .t0 = kx_now_seconds(), .draw = s->progress};
   size_t per_input = s->grid.n_schemes * s->grid.n_m * s->grid.n_seeds;
