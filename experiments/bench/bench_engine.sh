@@ -7,6 +7,7 @@
 #         --seeds 0:9 --dim 64 --tokens 256, on one thread and on two;
 # attn:   attn-fidelity on every head of QK.h5 (dump-qk) with the same
 #         schemes, m and seeds, on one thread and on two.
+# BENCH_ENGINE_ONLY=attn skips the kernel grid.
 # Each figure is the best of ROUNDS [3] of CPU seconds (user + system) of
 # the whole kapprox process, against the peer's CPU seconds of its
 # computation alone (imports and reading excluded); wall seconds beside.
@@ -61,8 +62,10 @@ run() { # NAME KAPPROX-ARGS -- PEER-ARGS
       n, one, ow, np, np / one, tw, ow / tw }'
 }
 
+if [ "${BENCH_ENGINE_ONLY:-}" != attn ]; then
 echo "kernel-error $grid --dim 64 --tokens 256"
 run kernel kernel-error $grid --dim 64 --tokens 256 -- kernel --dim 64 --tokens 256
+fi
 if [ -n "$qk" ]; then
   echo "attn-fidelity --input $qk $grid"
   run attn attn-fidelity --input "$qk" $grid -- attn --input "$qk"

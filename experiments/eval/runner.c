@@ -85,9 +85,40 @@ static size_t largest_m(const kx_spec *s) {
   return m;
 }
 
+/* A map without fitted weights depends only on (scheme, d, m, seed), not
+ * on the head: the maps of a grid of many heads (a Q/K file) are built for
+ * the first head and kept for the others (built per point they were most
+ * of attn-fidelity's time on a file of 16 heads), within this budget of
+ * their matrices' bytes; beyond it every point builds its own. */
+#define KX_SHARED_MAPS_BYTES ((double)(256u << 20))
+
+static int share_maps(const kx_spec *s, size_t n_heads, size_t d) {
+  double bytes = 0;
+  for (size_t si = 0; si < s->n_schemes; si++)
+    if (!kx_fmap_lookup(s->schemes[si])->fitted_weights)
+      for (size_t mi = 0; mi < s->n_m; mi++) bytes += 2.0 * 8 * (double)s->m[mi] * (double)d * (double)s->n_seeds;
+  return n_heads > 1 && bytes <= KX_SHARED_MAPS_BYTES;
+}
+
+/* The map of point p: the shared one (built now if this is its first
+ * head), else a new one the caller frees (*own). */
+static kx_fmap *point_map(const kx_spec *s, const kx_head_reference *ref, size_t p, kx_fmap **shared, int *own,
+                          int *rc) {
+  size_t si = p / (s->n_m * s->n_seeds), mi = (p / s->n_seeds) % s->n_m, ki = p % s->n_seeds;
+  *own = !shared || kx_fmap_lookup(s->schemes[si])->fitted_weights;
+  if (!*own && shared[p] && shared[p]->d == ref->d) return shared[p];
+  kx_fmap *f = kx_point_map(&s->fmap, ref, s->schemes[si], s->m[mi], s->seeds[ki], rc);
+  if (!*own && f) {
+    /* one thread owns point p within a head, and heads run one after another */
+    kx_fmap_free(shared[p]);
+    shared[p] = f;
+  }
+  return f;
+}
+
 /* Each worker evaluates its points in one workspace, allocated once. */
-static void evaluate_head(const kx_spec *s, const kx_run_options *o, const kx_head_reference *ref, head_points *hp,
-                          progress *pr) {
+static void evaluate_head(const kx_spec *s, const kx_run_options *o, const kx_head_reference *ref, kx_fmap **shared,
+                          head_points *hp, progress *pr) {
   const size_t per_head = s->n_schemes * s->n_m * s->n_seeds;
   int stop = 0;
   kx_eval_profile *prof = o->profile;
@@ -102,10 +133,14 @@ static void evaluate_head(const kx_spec *s, const kx_run_options *o, const kx_he
 #pragma omp for schedule(dynamic, 1)
     for (size_t p = 0; p < per_head; p++) {
       if (stop) continue;
-      size_t si = p / (s->n_m * s->n_seeds), mi = (p / s->n_seeds) % s->n_m, ki = p % s->n_seeds;
-      int rc = wrc ? wrc
-                   : kx_eval_point_work(&s->fmap, ref, s->schemes[si], s->m[mi], s->seeds[ki], o->metric_mask, w,
-                                        prof ? &t : NULL, hp->values + p * KX_N_METRICS);
+      int rc = wrc, own = 1;
+      if (!rc) {
+        double t0 = prof ? kx_thread_cpu_seconds() : 0;
+        kx_fmap *f = point_map(s, ref, p, shared, &own, &rc);
+        if (prof) t.map_build += kx_thread_cpu_seconds() - t0;
+        if (f) rc = kx_evaluate_map_work(ref, f, o->metric_mask, w, prof ? &t : NULL, hp->values + p * KX_N_METRICS);
+        if (own) kx_fmap_free(f);
+      }
       if (rc) {
         hp->status[p] = rc;
         snprintf(hp->messages[p], sizeof hp->messages[p], "%s", wrc ? wmsg : kx_error_message());
@@ -167,8 +202,8 @@ static int add_rows(const kx_spec *s, const kx_run_options *o, const kx_spec_inp
   return rc;
 }
 
-static int run_head(const kx_spec *s, const kx_run_options *o, kx_heads *heads, size_t u, progress *pr,
-                    kx_results *out) {
+static int run_head(const kx_spec *s, const kx_run_options *o, kx_heads *heads, size_t u, kx_fmap **shared,
+                    progress *pr, kx_results *out) {
   const size_t per_head = s->n_schemes * s->n_m * s->n_seeds;
   head_points hp = {kx_malloc(per_head * KX_N_METRICS * sizeof *hp.values), kx_calloc(per_head, sizeof *hp.status),
                     kx_calloc(per_head, sizeof *hp.messages)};
@@ -178,7 +213,8 @@ static int run_head(const kx_spec *s, const kx_run_options *o, kx_heads *heads, 
   int rc = hp.values && hp.status && hp.messages ? kx_heads_load(heads, u, &h) : KX_ENOMEM;
   if (o->profile) o->profile->load += kx_thread_cpu_seconds() - t0;
   if (!rc) {
-    evaluate_head(s, o, &h.ref, &hp, pr);
+    evaluate_head(s, o, &h.ref, heads->n_inputs > 1 && share_maps(s, heads->n_inputs, h.ref.d) ? shared : NULL, &hp,
+                  pr);
     rc = add_rows(s, o, &heads->inputs[u], &h.ref, &hp, out);
   }
   const kx_spec_input *in = &heads->inputs[u];
@@ -201,8 +237,13 @@ int kx_spec_run(const kx_spec *s, const kx_run_options *o, kx_results *out) {
   kx_eval_keep_freed_memory();
   progress pr = {.total = heads.n_inputs * s->n_schemes * s->n_m * s->n_seeds, .t0 = kx_now_seconds(),
                  .draw = o->progress};
+  const size_t per_head = s->n_schemes * s->n_m * s->n_seeds;
+  kx_fmap **shared = rc ? NULL : kx_calloc(per_head, sizeof *shared);
+  if (!rc && !shared) rc = KX_ENOMEM;
   double t0 = kx_now_seconds();
-  for (size_t u = 0; u < heads.n_inputs && !rc; u++) rc = run_head(s, o, &heads, u, &pr, out);
+  for (size_t u = 0; u < heads.n_inputs && !rc; u++) rc = run_head(s, o, &heads, u, shared, &pr, out);
+  for (size_t p = 0; shared && p < per_head; p++) kx_fmap_free(shared[p]);
+  free(shared);
   if (o->profile) o->profile->wall += kx_now_seconds() - t0;
   if (o->progress) fprintf(stderr, "\n");
   kx_heads_close(&heads);
