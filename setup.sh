@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 packages="gcc meson ninja-build pkg-config libgsl-dev libfftw3-dev libhdf5-dev
 libopenblas-dev check gnuplot-nox bible-kjv python3-torch python3-h5py python3-numpy
-python3-pandas libopenmpi-dev openmpi-bin"
+python3-pandas python3-scipy libopenmpi-dev openmpi-bin"
 
 missing=""
 for p in $packages; do
