@@ -38,6 +38,7 @@ static const command commands[] = {
     {"bench-inference", cmd_bench_inference, "per-token decoding cost against context length (Figure 4)"},
     {"dump-qk", cmd_dump_qk, "write a trained decoder's Q/K/V on validation text as a Q/K file"},
     {"convert", cmd_convert, "turn a softmax decoder into another attention kind (+ attention transfer)"},
+    {"import", cmd_import, "read a llama2.c checkpoint (legacy or float32 export) into a kapprox checkpoint"},
     {"finetune", cmd_finetune, "fine-tune a converted decoder (train's options, exact resume)"},
     {"eval", cmd_eval, "validation loss, accuracy and attention KL of a decoder checkpoint"},
     {NULL, NULL, NULL},

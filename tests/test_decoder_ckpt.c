@@ -136,7 +136,7 @@ START_TEST(test_roundtrip_same_loss) {
   kx_decoder m, m2;
   kx_test_model(&m, &c, 3);
   uint32_t cps[9] = {'\n', ' ', 'a', 'b', 'c', 'd', 'e', 0xE9, 0x2014};
-  kx_dec_vocab v = {cps, 9}, v2;
+  kx_dec_vocab v = {cps, 9, 0}, v2;
   char path[300];
   path_in(path, sizeof path, "rt.h5");
   ck_assert_int_eq(kx_dec_ckpt_save(path, &m, &v, NULL, NULL), 0);

@@ -46,13 +46,20 @@
 static const char *const kinds[] = {"softmax",      "performer",    "performer-prf", "performer-redraw", "pff",
                                     "cosformer",    "retnet",       "dijiang",       "dijiang-code",     "linformer",
                                     "hedgehog",     "performer+w16", "pff+w1",       "cosformer+w5",     "dijiang+w7",
-                                    "hedgehog+w64"};
+                                    "hedgehog+w64",
+                                    /* the llama block (grouped-query attention, SwiGLU, RMSNorm), with
+                                     * softmax and converted kinds */
+                                    "llama:softmax", "llama:performer", "llama:dijiang", "llama:hedgehog",
+                                    "llama:linformer", "llama:cosformer", "llama:dijiang+w7"};
 enum { N_KINDS = sizeof kinds / sizeof kinds[0], T = 300, P = 100, CTX = 320, SHORT_CTX = 64 };
 static const double U = 5.96e-8; /* 2^-24 */
 
 static void make_model(kx_decoder *m, const char *kind, size_t ctx, uint64_t seed) {
   kx_dec_config c;
-  kx_test_config(&c, kind, 13, ctx, 32, 8);
+  int llama = !strncmp(kind, "llama:", 6);
+  kx_test_config(&c, llama ? kind + 6 : kind, 13, ctx, 32, 8);
+  if (llama) /* 4 query heads on 2 key/value heads of d = 8, SwiGLU width 40 */
+    c.arch = KX_ARCH_LLAMA, c.heads = 4, c.kv_heads = 2, c.ffn_hidden = 40;
   kx_test_model(m, &c, seed);
 }
 

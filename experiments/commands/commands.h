@@ -25,6 +25,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_bench_inference(int argc, char **argv);
 int cmd_dump_qk(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_reproduce_table1(int argc, char **argv);

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "core/kx_cli.h"
 #include "core/kx_dp.h"
@@ -80,6 +81,14 @@ int kx_train_cli_option(const char *cmd, int c, const char *arg, kx_train_cli *t
     case KX_TRAIN_O_DUMP: t->o.dump_grads = arg; break;
     case KX_TRAIN_O_INIT_FROM: t->o.init_from = arg; break;
     case KX_TRAIN_O_WINDOW: bad = kx_dec_parse_window(arg, &t->o.window); break;
+    case KX_TRAIN_O_ARCH:
+      if (strcmp(arg, "llama") && strcmp(arg, "pythia"))
+        bad = kx_fail(KX_EINVAL, "--arch '%s': give pythia (the default) or llama", arg);
+      t->o.llama = !strcmp(arg, "llama");
+      break;
+    case KX_TRAIN_O_KVHEADS: bad = kx_parse_size(arg, "--kv-heads", 1, 256, &t->o.kv_heads); break;
+    case KX_TRAIN_O_FFN: bad = kx_parse_size(arg, "--ffn-hidden", 1, 1u << 20, &t->o.ffn_hidden); break;
+    case KX_TRAIN_O_TIED: t->o.tied = 1; break;
     case KX_TRAIN_O_DJFORM: {
       kx_dijiang_form f; /* the list alone; the kind is checked when known */
       bad = kx_dijiang_form_apply(arg, "--dijiang-form", 0, &f);

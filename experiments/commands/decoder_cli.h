@@ -20,7 +20,7 @@ enum {
   KX_TRAIN_O_LR, KX_TRAIN_O_LRMIN, KX_TRAIN_O_WARMUP, KX_TRAIN_O_WD, KX_TRAIN_O_B1, KX_TRAIN_O_B2, KX_TRAIN_O_CLIP,
   KX_TRAIN_O_SEED, KX_TRAIN_O_MAXMIN, KX_TRAIN_O_STOP, KX_TRAIN_O_EVERY, KX_TRAIN_O_EVALB, KX_TRAIN_O_SAVE,
   KX_TRAIN_O_NOFINAL, KX_TRAIN_O_QUIET, KX_TRAIN_O_DUMP, KX_TRAIN_O_HELP, KX_TRAIN_O_INIT_FROM, KX_TRAIN_O_WINDOW,
-  KX_TRAIN_O_DJFORM,
+  KX_TRAIN_O_DJFORM, KX_TRAIN_O_ARCH, KX_TRAIN_O_KVHEADS, KX_TRAIN_O_FFN, KX_TRAIN_O_TIED,
   KX_TRAIN_O_END
 };
 
@@ -37,7 +37,9 @@ enum {
       {"eval-batches", 1, 0, KX_TRAIN_O_EVALB}, {"save-every", 1, 0, KX_TRAIN_O_SAVE},                             \
       {"no-final-eval", 0, 0, KX_TRAIN_O_NOFINAL}, {"quiet", 0, 0, KX_TRAIN_O_QUIET},                              \
       {"dump-grads", 1, 0, KX_TRAIN_O_DUMP}, {"help", 0, 0, KX_TRAIN_O_HELP}, {"init-from", 1, 0, KX_TRAIN_O_INIT_FROM}, \
-      {"window", 1, 0, KX_TRAIN_O_WINDOW}, {"dijiang-form", 1, 0, KX_TRAIN_O_DJFORM}
+      {"window", 1, 0, KX_TRAIN_O_WINDOW}, {"dijiang-form", 1, 0, KX_TRAIN_O_DJFORM},                          \
+      {"arch", 1, 0, KX_TRAIN_O_ARCH}, {"kv-heads", 1, 0, KX_TRAIN_O_KVHEADS}, {"ffn-hidden", 1, 0, KX_TRAIN_O_FFN}, \
+      {"tied", 0, 0, KX_TRAIN_O_TIED}
 
 typedef struct {
   kx_dec_train_opts o;

@@ -72,7 +72,8 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   int rc = attr_str(f, "format", FORMAT);
   if (!rc)
     rc = attr_u64(f, "format_version",
-                  c->softmax_layers || c->window || c->dijiang_flips ? FORMAT_VERSION_HYBRID : FORMAT_VERSION);
+                  c->softmax_layers || c->window || c->dijiang_flips || c->arch || c->token_ids ? FORMAT_VERSION_HYBRID
+                                                                                : FORMAT_VERSION);
   hid_t g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   if (g < 0 && !rc) rc = kx_fail(KX_EIO, "cannot create group /config");
   if (!rc) rc = attr_u64(g, "vocab", c->vocab);
@@ -93,8 +94,12 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
     kx_dijiang_form_format(pr->form ^ c->dijiang_flips, ",", form, sizeof form);
     rc = attr_str(g, "dijiang_form", form);
   }
-  if (!rc) rc = attr_u64(g, "parallel_residual", 1);
-  if (!rc) rc = attr_u64(g, "tied_embeddings", 0);
+  if (!rc) rc = attr_u64(g, "parallel_residual", !kx_dec_llama(c));
+  if (!rc) rc = attr_u64(g, "tied_embeddings", (uint64_t)c->tied);
+  if (!rc && kx_dec_llama(c)) rc = attr_str(g, "architecture", "llama");
+  if (!rc && c->token_ids) rc = attr_str(g, "tokens", "ids");
+  if (!rc && kx_dec_llama(c)) rc = attr_u64(g, "kv_heads", kx_dec_kv_heads(c));
+  if (!rc && kx_dec_llama(c)) rc = attr_u64(g, "ffn_hidden", kx_dec_ffn_hidden(c));
   if (g >= 0) H5Gclose(g);
   if (!rc) {
     hsize_t dv = vocab->V;
@@ -108,6 +113,7 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
   char name[96];
   for (size_t i = 0; !rc && i < m->tab.n; i++) {
     const kx_tensor_info *t = &m->tab.t[i];
+    if (!t->size) continue; /* an empty slot (dec_heads.h) */
     snprintf(name, sizeof name, "param/%s", t->name);
     rc = write_f32(f, lcpl, name, m->params + t->offset, t->rows, t->cols);
   }
@@ -132,6 +138,7 @@ int kx_dec_ckpt_save(const char *path, const kx_decoder *m, const kx_dec_vocab *
     if (o >= 0) H5Gclose(o);
     for (size_t i = 0; !rc && i < m->tab.n; i++) {
       const kx_tensor_info *t = &m->tab.t[i];
+      if (!t->size) continue;
       snprintf(name, sizeof name, "optim/m/%s", t->name);
       rc = write_f32(f, lcpl, name, opt->m + t->offset, t->rows, t->cols);
       snprintf(name, sizeof name, "optim/v/%s", t->name);
@@ -202,8 +209,27 @@ static int read_config(hid_t f, unsigned long long file_bytes, kx_dec_config *c)
   /* absent: the kind's preset (checkpoints before the form switches) */
   char form[256] = "";
   if (!rc && H5Aexists(g, "dijiang_form") > 0) rc = kx_h5_attr_string(g, "dijiang_form", form, sizeof form);
+  /* absent: the Pythia-like block (every checkpoint before llama) */
+  char arch[32] = "pythia";
+  uint64_t kv = 0, hidden = 0, tied = 0;
+  char tokens[16] = "characters"; /* absent: /vocab holds code points */
+  if (!rc && H5Aexists(g, "tokens") > 0) rc = kx_h5_attr_string(g, "tokens", tokens, sizeof tokens);
+  if (!rc && H5Aexists(g, "architecture") > 0) rc = kx_h5_attr_string(g, "architecture", arch, sizeof arch);
+  if (!rc && H5Aexists(g, "kv_heads") > 0) rc = kx_h5_attr_scalar(g, "kv_heads", H5T_NATIVE_UINT64, &kv);
+  if (!rc && H5Aexists(g, "ffn_hidden") > 0) rc = kx_h5_attr_scalar(g, "ffn_hidden", H5T_NATIVE_UINT64, &hidden);
+  if (!rc && H5Aexists(g, "tied_embeddings") > 0) rc = kx_h5_attr_scalar(g, "tied_embeddings", H5T_NATIVE_UINT64, &tied);
   H5Gclose(g);
   if (rc) return kx_fail_context(rc, "/config: ");
+  if (!strcmp(arch, "llama")) c->arch = KX_ARCH_LLAMA;
+  else if (strcmp(arch, "pythia"))
+    return kx_fail(KX_EIO, "/config: architecture '%s' is not one this program knows (pythia, llama)", arch);
+  if (kv > 1u << 20 || hidden > 1u << 21 || tied > 1)
+    return kx_fail(KX_EIO, "/config: kv_heads = %llu, ffn_hidden = %llu, tied_embeddings = %llu out of range",
+                   (unsigned long long)kv, (unsigned long long)hidden, (unsigned long long)tied);
+  c->kv_heads = (size_t)kv, c->ffn_hidden = (size_t)hidden, c->tied = (int)tied;
+  if (!strcmp(tokens, "ids")) c->token_ids = 1;
+  else if (strcmp(tokens, "characters"))
+    return kx_fail(KX_EIO, "/config: tokens = '%s'; known are ids and characters", tokens);
   if (form[0]) {
     const kx_dijiang_preset *pr = kx_dijiang_preset_of(c->attn_kind);
     kx_dijiang_form f;
@@ -221,6 +247,10 @@ static int read_config(hid_t f, unsigned long long file_bytes, kx_dec_config *c)
   /* Before allocating the model: every model has at least its embedding and
    * unembedding (V x C each) and per layer the MLP (2 x 4C x C) */
   double floats = 2.0 * (double)c->vocab * (double)c->width + 8.0 * (double)c->layers * (double)c->width * (double)c->width;
+  /* llama: the embedding (and a classifier of its own), per layer W1, W2, W3 */
+  if (kx_dec_llama(c))
+    floats = (2.0 - c->tied) * (double)c->vocab * (double)c->width +
+             3.0 * (double)c->layers * (double)kx_dec_ffn_hidden(c) * (double)c->width;
   double bytes = 4.0 * floats;
   int compressed = 0;
   hid_t e = H5Lexists(f, "param/embed", H5P_DEFAULT) > 0 ? H5Dopen2(f, "param/embed", H5P_DEFAULT) : -1;
@@ -287,6 +317,7 @@ static int read_checkpoint_file(const load_request *rq, hid_t f, kx_channel *ch)
   char name[96];
   for (size_t i = 0; !rc && i < m.tab.n; i++) {
     const kx_tensor_info *t = &m.tab.t[i];
+    if (!t->size) continue;
     snprintf(name, sizeof name, "param/%s", t->name);
     rc = read_f32(f, file_bytes, name, m.params + t->offset, t->rows, t->cols);
   }
@@ -311,6 +342,7 @@ static int read_checkpoint_file(const load_request *rq, hid_t f, kx_channel *ch)
     for (int mv = 0; !rc && rq->want_moments && mv < 2; mv++) {
       for (size_t i = 0; !rc && i < m.tab.n; i++) {
         const kx_tensor_info *t = &m.tab.t[i];
+        if (!t->size) continue;
         snprintf(name, sizeof name, "optim/%s/%s", mv ? "v" : "m", t->name);
         rc = read_f32(f, file_bytes, name, m.grads + t->offset, t->rows, t->cols);
       }
@@ -385,11 +417,12 @@ static int receive_checkpoint(void *arg, kx_channel *ch) {
   if (n != c.vocab) return kx_fail(KX_EIO, "checkpoint '%s': reader sent %llu vocabulary entries", path, (unsigned long long)n);
   r->vocab->vocab = kx_malloc(n * sizeof(uint32_t));
   r->vocab->V = n;
+  r->vocab->ids = c.token_ids;
   if (!r->vocab->vocab) return KX_ENOMEM;
   if ((rc = kx_channel_recv(ch, r->vocab->vocab, n * sizeof(uint32_t)))) return rc;
   for (size_t i = 0; i < n; i++) {
     uint32_t cp = r->vocab->vocab[i];
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    if (!c.token_ids && (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
       return kx_fail(KX_EINVAL, "checkpoint '%s': /vocab[%zu] = U+%04X is not a Unicode character (a surrogate "
                      "or beyond U+10FFFF); the file is damaged", path, i, (unsigned)cp);
     if (i && cp <= r->vocab->vocab[i - 1])

@@ -36,6 +36,15 @@ int kx_dec_config_check(const kx_dec_config *c) {
                    c->rotary_dims);
   if (!(c->rope_base > 1.0)) return kx_fail(KX_EINVAL, "rotary base must be > 1, got %g", c->rope_base);
   if (!(c->ln_eps > 0.0)) return kx_fail(KX_EINVAL, "LayerNorm epsilon must be > 0, got %g", c->ln_eps);
+  if (c->arch != KX_ARCH_PYTHIA && c->arch != KX_ARCH_LLAMA)
+    return kx_fail(KX_EINVAL, "unknown architecture %u (0 pythia, 1 llama)", (unsigned)c->arch);
+  if (!kx_dec_llama(c) && ((c->kv_heads && c->kv_heads != c->heads) || (c->ffn_hidden && c->ffn_hidden != 4 * c->width) || c->tied))
+    return kx_fail(KX_EINVAL, "key/value heads, a feed-forward width other than 4C and a shared classifier belong to "
+                   "the llama architecture");
+  if (c->kv_heads > c->heads || (c->kv_heads && c->heads % c->kv_heads))
+    return kx_fail(KX_EINVAL, "key/value heads (%zu) must divide the heads (%zu)", c->kv_heads, c->heads);
+  if (c->ffn_hidden > 1u << 20)
+    return kx_fail(KX_EINVAL, "feed-forward width must be in [1, 1048576], got %zu", c->ffn_hidden);
   int rc = kx_dec_config_check_window(c);
   if (rc) return rc;
   if (c->dijiang_flips & ~KX_DJ_ALL)

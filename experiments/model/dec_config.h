@@ -42,7 +42,34 @@ typedef struct {
    * takes the other value than the kind's preset; 0 = the preset (and for
    * every other kind). */
   uint32_t dijiang_flips;
+  /* The block's architecture around the attention (KX_ARCH_*); 0, the
+   * Pythia-like block above, for every checkpoint without the attribute. */
+  uint32_t arch;
+  size_t kv_heads;     /* key/value heads (grouped-query attention, llama
+                          only): query head h reads key/value head
+                          h / (heads / kv_heads); 0 = heads */
+  size_t ffn_hidden;   /* llama's SwiGLU hidden width; 0 = 4C (Pythia's MLP) */
+  int tied;            /* llama only: the classifier is the token embedding */
+  int token_ids;       /* 1: the vocabulary is token ids 0..V-1 of a tokenizer
+                          kapprox does not hold (an imported model), not
+                          Unicode code points */
 } kx_dec_config;
+
+/* The Llama block (llama2.c): RMSNorm (weight, no bias) before the
+ * attention and the feed-forward, *sequential* residual
+ *   x <- x + Attn(RMS1(x)); x <- x + W2(silu(W1 RMS2(x)) * W3 RMS2(x)),
+ * no bias anywhere, rotary embedding on interleaved pairs (2i, 2i+1) of
+ * the first rotary_dims dimensions of each head, final RMSNorm, classifier
+ * separate or the embedding itself. */
+enum { KX_ARCH_PYTHIA = 0, KX_ARCH_LLAMA = 1 };
+
+static inline size_t kx_dec_kv_heads(const kx_dec_config *c) { return c->kv_heads ? c->kv_heads : c->heads; }
+/* Rows of the fused projection qkv_w: C for q, then kv_heads * d for k and for v. */
+static inline size_t kx_dec_qkv_rows(const kx_dec_config *c) {
+  return c->width + 2 * kx_dec_kv_heads(c) * (c->width / c->heads);
+}
+static inline size_t kx_dec_ffn_hidden(const kx_dec_config *c) { return c->ffn_hidden ? c->ffn_hidden : 4 * c->width; }
+static inline int kx_dec_llama(const kx_dec_config *c) { return c->arch == KX_ARCH_LLAMA; }
 
 /* Defaults of `kapprox train`: 4 layers, 4 heads, width 256 (d = 64),
  * context 128, rotary on 25% of each head; vocab left 0 (set from data). */

@@ -64,6 +64,7 @@ int kx_dec_vocab_copy(kx_dec_vocab *dst, const kx_dec_vocab *src) {
   if (!dst->vocab) return KX_ENOMEM;
   memcpy(dst->vocab, src->vocab, src->V * sizeof(uint32_t));
   dst->V = src->V;
+  dst->ids = src->ids;
   return 0;
 }
 
@@ -116,6 +117,12 @@ int kx_dec_data_load(const char *path, const kx_dec_vocab *vocab, kx_dec_data *d
   uint64_t h = 0xcbf29ce484222325ULL;
   for (size_t i = 0; i < n; i++) h = (h ^ buf[i]) * 0x100000001b3ULL;
   d->hash = h;
+  if (vocab && vocab->ids) {
+    int rc = kx_dec_tokens_parse(buf, n, vocab->V, path, d);
+    free(buf);
+    if (!rc) d->hash = h;
+    return rc;
+  }
   /* Code points, and for each whether it belongs to a validation line. */
   uint32_t *cps = kx_malloc((n + 1) * sizeof *cps);
   unsigned char *is_val = kx_malloc(n + 1);
@@ -328,4 +335,89 @@ int kx_dec_default_corpus(char **path, int *generated) {
   *generated = 1;
   *path = p;
   return 0;
+}
+
+int kx_dec_parse_ids(const char *s, size_t V, int **ids, size_t *n) {
+  *ids = NULL;
+  *n = 0;
+  size_t cap = 0, count = 0;
+  int *out = NULL;
+  for (const char *p = s;;) {
+    while (*p == ',' || *p == ' ') p++;
+    if (!*p) break;
+    char *end;
+    unsigned long long x = *p >= '0' && *p <= '9' ? strtoull(p, &end, 10) : 0;
+    if (*p < '0' || *p > '9' || (*end && *end != ',' && *end != ' ') || x >= V) {
+      free(out);
+      return kx_fail(KX_EINVAL, "'%.*s' is not a token id of this model (a whole number from 0 to %zu)",
+                     (int)strcspn(p, ", "), p, V - 1);
+    }
+    if (kx_reserve(&out, &cap, count, sizeof *out, 16, "the token ids")) {
+      free(out);
+      return KX_ENOMEM;
+    }
+    out[count++] = (int)x;
+    p = end;
+  }
+  if (!count) return kx_fail(KX_EINVAL, "no token ids in '%s'", s);
+  *ids = out;
+  *n = count;
+  return 0;
+}
+
+int kx_dec_tokens_parse(const unsigned char *buf, size_t n, size_t V, const char *name, kx_dec_data *d) {
+  memset(d, 0, sizeof *d);
+  if (n == 0) return kx_fail(KX_EINVAL, "the token file '%s' is empty", name);
+  if (n % 2)
+    return kx_fail(KX_EINVAL, "the token file '%s' has an odd length (%zu bytes); a token file holds uint16 token "
+                   "ids", name, n);
+  size_t m = n / 2, pieces = 0;
+  for (size_t i = 0; i < m; i++) {
+    unsigned id = buf[2 * i] | (unsigned)buf[2 * i + 1] << 8;
+    if (id >= V)
+      return kx_fail(KX_EINVAL, "token %zu of '%s' is id %u, beyond the model's vocabulary of %zu", i, name, id, V);
+    pieces += id == 1 || i == 0;
+  }
+  d->vocab.vocab = kx_malloc(V * sizeof(uint32_t));
+  d->train = kx_malloc(m * sizeof(int));
+  d->val = kx_malloc(m * sizeof(int));
+  if (!d->vocab.vocab || !d->train || !d->val) {
+    kx_dec_data_free(d);
+    return KX_ENOMEM;
+  }
+  d->vocab.V = V, d->vocab.ids = 1;
+  for (size_t i = 0; i < V; i++) d->vocab.vocab[i] = (uint32_t)i;
+  size_t piece = 0;
+  for (size_t i = 0; i < m; i++) {
+    int id = buf[2 * i] | buf[2 * i + 1] << 8;
+    piece += id == 1 || i == 0;
+    int val = pieces >= KX_DEC_VAL_EVERY ? piece % KX_DEC_VAL_EVERY == 0 : i >= m - m / KX_DEC_VAL_EVERY;
+    if (val)
+      d->val[d->n_val++] = id;
+    else
+      d->train[d->n_train++] = id;
+  }
+  return 0;
+}
+
+int kx_dec_tokens_write(const char *path, const int *ids, size_t n) {
+  unsigned char *b = kx_malloc(2 * (n ? n : 1));
+  if (!b) return KX_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    if (ids[i] < 0 || ids[i] > 65535) {
+      free(b);
+      return kx_fail(KX_EINVAL, "token id %d does not fit a token file (uint16)", ids[i]);
+    }
+    b[2 * i] = (unsigned char)(ids[i] & 0xff), b[2 * i + 1] = (unsigned char)(ids[i] >> 8);
+  }
+  kx_atomic_file f;
+  int rc = kx_atomic_open(&f, path);
+  if (!rc && fwrite(b, 1, 2 * n, f.fp) != 2 * n) {
+    kx_atomic_abort(&f);
+    rc = kx_fail(KX_EIO, "cannot write the token file '%s'", path);
+  } else if (!rc) {
+    rc = kx_atomic_commit(&f);
+  }
+  free(b);
+  return rc;
 }

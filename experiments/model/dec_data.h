@@ -15,6 +15,7 @@
 typedef struct {
   uint32_t *vocab; /* sorted code points; token id = index */
   size_t V;
+  int ids;         /* 1: a model of token ids (vocab[i] = i): data are token files */
 } kx_dec_vocab;
 
 typedef struct {
@@ -26,8 +27,21 @@ typedef struct {
 
 /* Reads a UTF-8 text file, splits it and tokenizes it.  With `vocab` NULL
  * the vocabulary is every code point of the file; otherwise that vocabulary
- * is used and a character outside it is an error. */
+ * is used and a character outside it is an error.  With a vocabulary of
+ * token ids (vocab->ids) the file is a token file instead
+ * (kx_dec_tokens_parse). */
 int kx_dec_data_load(const char *path, const kx_dec_vocab *vocab, kx_dec_data *d);
+
+/* A token file (llama2.c's pre-tokenized .bin): little-endian uint16 token
+ * ids, each < V.  Split as a text's lines are: the pieces that start at
+ * each BOS (id 1) are the "lines", every KX_DEC_VAL_EVERY-th validation;
+ * with fewer than that many pieces, the last 1/KX_DEC_VAL_EVERY of the
+ * tokens.  An empty file, an odd byte count or an id beyond the vocabulary
+ * is refused (message naming `name` and the position).  d->vocab is the
+ * V token ids. */
+int kx_dec_tokens_parse(const unsigned char *buf, size_t n, size_t V, const char *name, kx_dec_data *d);
+/* Writes ids (each < 65536) as a token file, atomically. */
+int kx_dec_tokens_write(const char *path, const int *ids, size_t n);
 void kx_dec_data_free(kx_dec_data *d);
 
 int kx_dec_vocab_copy(kx_dec_vocab *dst, const kx_dec_vocab *src);
@@ -39,6 +53,10 @@ int kx_dec_vocab_id(const kx_dec_vocab *v, uint32_t cp);
 int kx_dec_encode(const kx_dec_vocab *v, const char *s, int **ids, size_t *n);
 /* Appends the UTF-8 bytes of token `id` to buf (at least 5 bytes); returns
  * the byte count. */
+/* Token ids written as decimal numbers separated by commas and/or spaces
+ * ("1,403 407"), each in [0, V); a message naming the bad item otherwise.
+ * *ids is malloc'd. */
+int kx_dec_parse_ids(const char *s, size_t V, int **ids, size_t *n);
 size_t kx_dec_decode(const kx_dec_vocab *v, int id, char *buf);
 
 /* Batch `step` of B windows of length T+1 from `stream`: window b starts at

@@ -30,7 +30,8 @@ static size_t work_floats(const kx_decoder *m, size_t chunk) {
     size_t a = m->li[l].attn->act_floats(&m->cfg, 1, chunk);
     acts = a > acts ? a : acts;
   }
-  return 5 * chunk * C + 8 * chunk * C + 2 * chunk + chunk * m->cfg.vocab + acts + 2 * chunk * rope_half(m);
+  size_t ffn = kx_dec_llama(&m->cfg) ? 3 * kx_dec_ffn_hidden(&m->cfg) : 8 * C;
+  return 5 * chunk * C + ffn * chunk + 2 * chunk + chunk * m->cfg.vocab + acts + 2 * chunk * rope_half(m);
 }
 
 /* Decoding state of block l for `capacity` tokens (0 without recurrent decoding). */
@@ -132,9 +133,11 @@ int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
   s->attn_y = s->ln1 + T * C;
   s->ln2 = s->attn_y + T * C;
   s->mlp_y = s->ln2 + T * C;
+  /* llama: fc, fc3 and the gate, F each; else fc and GELU, 4C each */
+  size_t F = kx_dec_llama(&m->cfg) ? kx_dec_ffn_hidden(&m->cfg) : 4 * C;
   s->fc = s->mlp_y + T * C;
-  s->gelu = s->fc + 4 * T * C;
-  s->mean = s->gelu + 4 * T * C;
+  s->gelu = s->fc + T * F;
+  s->mean = s->gelu + T * F + (kx_dec_llama(&m->cfg) ? T * F : 0);
   s->rstd = s->mean + T;
   s->logits = s->rstd + T;
   s->rope_cos = s->logits + T * m->cfg.vocab;
@@ -143,6 +146,30 @@ int kx_dec_infer_create(kx_dec_infer *s, kx_decoder *m, size_t capacity) {
   for (size_t i = 0; i < m->cfg.rotary_dims / 2; i++)
     s->inv_freq[i] = pow(m->cfg.rope_base, -2.0 * (double)i / (double)m->cfg.rotary_dims);
   return 0;
+}
+
+/* The llama blocks of feed_chunk (the model's llama_forward), from s->x to
+ * the logits. */
+static void llama_chunk(kx_dec_infer *s, size_t T) {
+  kx_decoder *m = s->m;
+  const kx_dec_config *cfg = &m->cfg;
+  size_t C = cfg->width, F = kx_dec_ffn_hidden(cfg);
+  float eps = (float)cfg->ln_eps, *fc3 = s->gelu + T * F;
+  for (size_t l = 0; l < cfg->layers; l++) {
+    const kx_dec_layer_index *li = &m->li[l];
+    kx_attn_ctx c = {cfg, 1, T, s->rope_cos, s->rope_sin, s->pos, s->capacity, s->state + s->state_at[l]};
+    kx_rmsnorm_forward(s->ln1, s->rstd, s->x, kx_dec_param(m, li->ln1_w), T, C, eps);
+    li->attn->forward(&c, kx_dec_attn_p(m, l), s->ln1, s->attn_y, s->acts);
+    for (size_t i = 0; i < T * C; i++) s->x[i] += s->attn_y[i];
+    kx_rmsnorm_forward(s->ln2, s->rstd, s->x, kx_dec_param(m, li->ln2_w), T, C, eps);
+    kx_matmul_forward(s->fc, s->ln2, kx_dec_param(m, li->fc_w), NULL, T, C, F);
+    kx_matmul_forward(fc3, s->ln2, kx_dec_param(m, li->fc3_w), NULL, T, C, F);
+    kx_swiglu_forward(s->gelu, s->fc, fc3, T * F);
+    kx_matmul_forward(s->mlp_y, s->gelu, kx_dec_param(m, li->fcproj_w), NULL, T, F, C);
+    for (size_t i = 0; i < T * C; i++) s->x[i] += s->mlp_y[i];
+  }
+  kx_rmsnorm_forward(s->ln1, s->rstd, s->x, kx_dec_param(m, m->lnf_w), T, C, eps);
+  kx_matmul_forward(s->logits, s->ln1, kx_dec_param(m, m->unembed), NULL, T, C, cfg->vocab);
 }
 
 /* One chunk of T <= s->chunk tokens through every block, as kx_dec_forward
@@ -161,6 +188,11 @@ static void feed_chunk(kx_dec_infer *s, const int *tokens, size_t T) {
       s->rope_sin[t * half + i] = (float)sin(angle);
     }
   kx_embed_forward(s->x, tokens, kx_dec_param(m, m->embed), T, C);
+  if (kx_dec_llama(cfg)) {
+    llama_chunk(s, T);
+    s->pos += T;
+    return;
+  }
   for (size_t l = 0; l < cfg->layers; l++) {
     const kx_dec_layer_index *li = &m->li[l];
     kx_attn_ctx c = {cfg, 1, T, s->rope_cos, s->rope_sin, s->pos, s->capacity, s->state + s->state_at[l]};

@@ -114,6 +114,59 @@ void kx_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
   }
 }
 
+void kx_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, float eps) {
+#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
+  for (size_t n = 0; n < N; n++) {
+    const float *x = inp + n * C;
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (size_t c = 0; c < C; c++) ss += x[c] * x[c];
+    float s = 1.0f / sqrtf(ss / (float)C + eps);
+    float *o = out + n * C;
+    for (size_t c = 0; c < C; c++) o[c] = w[c] * (s * x[c]);
+    rstd[n] = s;
+  }
+}
+
+void kx_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, size_t N, size_t C) {
+#pragma omp parallel if (N * C >= PAR_MIN)
+  {
+    /* y = w * s x with s = (mean x^2 + eps)^(-1/2): dx = s (g w - xhat mean(g w xhat)), xhat = s x. */
+#pragma omp for schedule(static)
+    for (size_t n = 0; n < N; n++) {
+      const float *x = inp + n * C, *g = dout + n * C;
+      float s = rstd[n], sgx = 0.0f;
+#pragma omp simd reduction(+ : sgx)
+      for (size_t c = 0; c < C; c++) sgx += g[c] * w[c] * x[c] * s;
+      sgx /= (float)C;
+      float *di = dinp + n * C;
+      for (size_t c = 0; c < C; c++) di[c] += s * (g[c] * w[c] - x[c] * s * sgx);
+    }
+    size_t lo, hi;
+    share(C, omp_get_thread_num(), omp_get_num_threads(), &lo, &hi);
+    for (size_t n = 0; n < N; n++) {
+      const float *x = inp + n * C, *g = dout + n * C;
+      float s = rstd[n];
+      for (size_t c = lo; c < hi; c++) dw[c] += g[c] * x[c] * s;
+    }
+  }
+}
+
+void kx_swiglu_forward(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (size_t i = 0; i < n; i++) out[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void kx_swiglu_backward(float *da, float *db, const float *a, const float *b, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+  for (size_t i = 0; i < n; i++) {
+    float sg = 1.0f / (1.0f + expf(-a[i]));
+    da[i] += dout[i] * b[i] * sg * (1.0f + a[i] * (1.0f - sg));
+    db[i] += dout[i] * a[i] * sg;
+  }
+}
+
 /* How many BLAS calls a matmul is cut into: a fixed number, not one per
  * thread.  OpenBLAS rounds a row of a product differently depending on
  * where the row falls in its call (the last rows of M go through edge
@@ -268,6 +321,26 @@ void kx_rope_backward(float *dx, const float *cos_t, const float *sin_t, size_t 
     float a = dx[i], b = dx[i + h];
     dx[i] = a * c[i] + b * s[i];
     dx[i + h] = b * c[i] - a * s[i];
+  }
+}
+
+void kx_rope_pairs_forward(float *x, const float *cos_t, const float *sin_t, size_t t, size_t r) {
+  size_t h = r / 2;
+  const float *c = cos_t + t * h, *s = sin_t + t * h;
+  for (size_t i = 0; i < h; i++) {
+    float a = x[2 * i], b = x[2 * i + 1];
+    x[2 * i] = a * c[i] - b * s[i];
+    x[2 * i + 1] = a * s[i] + b * c[i];
+  }
+}
+
+void kx_rope_pairs_backward(float *dx, const float *cos_t, const float *sin_t, size_t t, size_t r) {
+  size_t h = r / 2;
+  const float *c = cos_t + t * h, *s = sin_t + t * h;
+  for (size_t i = 0; i < h; i++) {
+    float a = dx[2 * i], b = dx[2 * i + 1];
+    dx[2 * i] = a * c[i] + b * s[i];
+    dx[2 * i + 1] = b * c[i] - a * s[i];
   }
 }
 

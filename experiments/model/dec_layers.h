@@ -40,6 +40,17 @@ void kx_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 void kx_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, size_t N, size_t C);
 
+/* RMSNorm (llama): out (N,C) = w * x / sqrt(mean(x^2) + eps); rstd (N) kept. */
+void kx_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, float eps);
+/* dinp (N,C), dw (C) += from dout (N,C). */
+void kx_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, size_t N, size_t C);
+
+/* SwiGLU gate (llama's feed-forward): out (n) = silu(a) * b, silu(a) = a sigmoid(a). */
+void kx_swiglu_forward(float *out, const float *a, const float *b, size_t n);
+/* da, db (n) += from dout (n). */
+void kx_swiglu_backward(float *da, float *db, const float *a, const float *b, const float *dout, size_t n);
+
 /* out (N,OC) = inp (N,C) @ W^T + bias ; W (OC,C) like torch.nn.Linear, bias (OC) or NULL */
 void kx_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                        size_t C, size_t OC);
@@ -60,6 +71,12 @@ void kx_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n
 void kx_rope_forward(float *x, const float *cos_t, const float *sin_t, size_t t, size_t r);
 /* Transpose rotation of a gradient (d) in place. */
 void kx_rope_backward(float *dx, const float *cos_t, const float *sin_t, size_t t, size_t r);
+
+/* Rotary embedding on interleaved pairs (llama2.c): pair i = (x_2i, x_2i+1)
+ * of the first r dims, y_2i = x_2i cos - x_2i+1 sin, y_2i+1 = x_2i sin +
+ * x_2i+1 cos, same angles and tables as kx_rope_forward.  In place. */
+void kx_rope_pairs_forward(float *x, const float *cos_t, const float *sin_t, size_t t, size_t r);
+void kx_rope_pairs_backward(float *dx, const float *cos_t, const float *sin_t, size_t t, size_t r);
 
 /* losses (N) = -log softmax(logits (N,V))[targets]; probs (N,V) kept.
  * Returns the mean loss, accumulated in double in index order. */

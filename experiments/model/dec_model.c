@@ -21,15 +21,20 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
   m->attn_p = kx_calloc(L * KX_ATTN_MAX_TENSORS, sizeof(float *));
   m->attn_dp = kx_calloc(L * KX_ATTN_MAX_TENSORS, sizeof(float *));
   if (!m->li || !m->attn_p || !m->attn_dp) goto fail;
+  int llama = kx_dec_llama(cfg);
+  size_t F = kx_dec_ffn_hidden(cfg);
   if ((rc = kx_ptable_add(t, "embed", V, C, 1, KX_INIT_SMALL, &m->embed))) goto fail;
   for (size_t l = 0; l < L; l++) {
     kx_dec_layer_index *li = &m->li[l];
     char nm[48];
+    li->ln1_b = li->ln2_b = li->fc_b = li->fcproj_b = li->fc3_w = SIZE_MAX;
 #define ADD(field, suffix, rows, cols, decay, init)                          \
   snprintf(nm, sizeof nm, "layer%zu/%s", l, suffix);                        \
   if ((rc = kx_ptable_add(t, nm, rows, cols, decay, init, &li->field))) goto fail;
     ADD(ln1_w, "ln1_w", C, 0, 0, KX_INIT_ONE)
-    ADD(ln1_b, "ln1_b", C, 0, 0, KX_INIT_ZERO)
+    if (!llama) {
+      ADD(ln1_b, "ln1_b", C, 0, 0, KX_INIT_ZERO)
+    }
     li->attn = kx_dec_attn_find(kx_dec_config_layer_kind(cfg, l));
     li->attn_first = t->n;
     if ((rc = li->attn->declare(cfg, l, t, &li->attn_n))) goto fail;
@@ -39,16 +44,24 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
       goto fail;
     }
     ADD(ln2_w, "ln2_w", C, 0, 0, KX_INIT_ONE)
-    ADD(ln2_b, "ln2_b", C, 0, 0, KX_INIT_ZERO)
-    ADD(fc_w, "fc_w", 4 * C, C, 1, KX_INIT_SMALL)
-    ADD(fc_b, "fc_b", 4 * C, 0, 0, KX_INIT_ZERO)
-    ADD(fcproj_w, "fcproj_w", C, 4 * C, 1, KX_INIT_WANG)
-    ADD(fcproj_b, "fcproj_b", C, 0, 0, KX_INIT_ZERO)
+    if (llama) {
+      ADD(fc_w, "fc_w", F, C, 1, KX_INIT_SMALL)
+      ADD(fc3_w, "fc3_w", F, C, 1, KX_INIT_SMALL)
+      ADD(fcproj_w, "fcproj_w", C, F, 1, KX_INIT_WANG)
+    } else {
+      ADD(ln2_b, "ln2_b", C, 0, 0, KX_INIT_ZERO)
+      ADD(fc_w, "fc_w", 4 * C, C, 1, KX_INIT_SMALL)
+      ADD(fc_b, "fc_b", 4 * C, 0, 0, KX_INIT_ZERO)
+      ADD(fcproj_w, "fcproj_w", C, 4 * C, 1, KX_INIT_WANG)
+      ADD(fcproj_b, "fcproj_b", C, 0, 0, KX_INIT_ZERO)
+    }
 #undef ADD
   }
+  m->lnf_b = SIZE_MAX;
   if ((rc = kx_ptable_add(t, "lnf_w", C, 0, 0, KX_INIT_ONE, &m->lnf_w))) goto fail;
-  if ((rc = kx_ptable_add(t, "lnf_b", C, 0, 0, KX_INIT_ZERO, &m->lnf_b))) goto fail;
-  if ((rc = kx_ptable_add(t, "unembed", V, C, 1, KX_INIT_SMALL, &m->unembed))) goto fail;
+  if (!llama && (rc = kx_ptable_add(t, "lnf_b", C, 0, 0, KX_INIT_ZERO, &m->lnf_b))) goto fail;
+  m->unembed = m->embed;
+  if (!cfg->tied && (rc = kx_ptable_add(t, "unembed", V, C, 1, KX_INIT_SMALL, &m->unembed))) goto fail;
   m->params = kx_calloc(t->total, sizeof(float));
   m->grads = kx_calloc(t->total, sizeof(float));
   size_t half = cfg->rotary_dims / 2;
@@ -57,8 +70,10 @@ int kx_dec_create(kx_decoder *m, const kx_dec_config *cfg) {
   if (!m->params || !m->grads || !m->rope_cos || !m->rope_sin) goto fail;
   for (size_t l = 0; l < L; l++)
     for (size_t i = 0; i < m->li[l].attn_n; i++) {
-      m->attn_p[l * KX_ATTN_MAX_TENSORS + i] = kx_dec_param(m, m->li[l].attn_first + i);
-      m->attn_dp[l * KX_ATTN_MAX_TENSORS + i] = kx_dec_grad(m, m->li[l].attn_first + i);
+      /* an empty slot (llama's missing biases) is a NULL tensor */
+      int empty = m->tab.t[m->li[l].attn_first + i].size == 0;
+      m->attn_p[l * KX_ATTN_MAX_TENSORS + i] = empty ? NULL : kx_dec_param(m, m->li[l].attn_first + i);
+      m->attn_dp[l * KX_ATTN_MAX_TENSORS + i] = empty ? NULL : kx_dec_grad(m, m->li[l].attn_first + i);
     }
   /* Angles in double, rounded once, so the table is the float nearest to
    * the exact rotation whatever T is. */
@@ -115,9 +130,10 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
   size_t N = B * T;
   if (m->acts && m->B == B && m->T == T) return 0;
   const kx_dec_config *c = &m->cfg;
-  size_t C = c->width, L = c->layers, V = c->vocab;
+  size_t C = c->width, L = c->layers, V = c->vocab, F = kx_dec_ffn_hidden(c), llama = kx_dec_llama(c);
   /* a hybrid's blocks differ only in the attention's share */
-  size_t per_block = N * C /* x */ + N * C + 2 * N + N * C + N * C + 2 * N + 8 * N * C + N * C;
+  size_t per_block = N * C /* x */ + N * C + 2 * N + N * C + N * C + 2 * N + 2 * N * F + N * C +
+                     llama * (N * F + N * C);
   size_t total = L * per_block + N * C + N * C + 2 * N + 2 * N * V + N, as = 0;
   for (size_t l = 0; l < L; l++) {
     const kx_attn_kind *k = m->li[l].attn;
@@ -134,7 +150,7 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
   m->blk = kx_calloc(L, sizeof *m->blk);
   m->tokens = kx_malloc(N * sizeof(int));
   m->targets = kx_malloc(N * sizeof(int));
-  m->scratch_floats = N * C + N * C + 8 * N * C + N * V + as;
+  m->scratch_floats = N * C + N * C + (llama ? 3 * N * F : 8 * N * C) + N * V + as;
   m->scratch = kx_malloc(m->scratch_floats * sizeof(float));
   if (!m->acts || !m->blk || !m->tokens || !m->targets || !m->scratch) {
     free(m->acts);
@@ -153,9 +169,11 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
     a->ln2 = p, p += N * C;
     a->ln2_mean = p, p += N;
     a->ln2_rstd = p, p += N;
-    a->fc = p, p += 4 * N * C;
-    a->gelu = p, p += 4 * N * C;
+    a->fc = p, p += N * F;
+    a->gelu = p, p += N * F;
     a->mlp_y = p, p += N * C;
+    a->fc3 = a->xmid = NULL;
+    if (llama) a->fc3 = p, p += N * F, a->xmid = p, p += N * C;
   }
   m->x_final = p, p += N * C;
   m->lnf = p, p += N * C;
@@ -172,6 +190,57 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
 static kx_attn_ctx attn_ctx(const kx_decoder *m) {
   kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin, 0, 0, NULL};
   return c;
+}
+
+/* The llama blocks (dec_config.h) and the final RMSNorm, from blk[0].x. */
+static void llama_forward(kx_decoder *m, const kx_attn_ctx *ac) {
+  const kx_dec_config *c = &m->cfg;
+  size_t N = m->B * m->T, C = c->width, F = kx_dec_ffn_hidden(c);
+  float eps = (float)c->ln_eps;
+  for (size_t l = 0; l < c->layers; l++) {
+    kx_dec_block_acts *a = &m->blk[l];
+    const kx_dec_layer_index *li = &m->li[l];
+    float *xout = l + 1 < c->layers ? m->blk[l + 1].x : m->x_final;
+    kx_rmsnorm_forward(a->ln1, a->ln1_rstd, a->x, kx_dec_param(m, li->ln1_w), N, C, eps);
+    li->attn->forward(ac, kx_dec_attn_p(m, l), a->ln1, a->attn_y, a->attn_acts);
+#pragma omp parallel for schedule(static) if (N * C >= 16384)
+    for (size_t i = 0; i < N * C; i++) a->xmid[i] = a->x[i] + a->attn_y[i];
+    kx_rmsnorm_forward(a->ln2, a->ln2_rstd, a->xmid, kx_dec_param(m, li->ln2_w), N, C, eps);
+    kx_matmul_forward(a->fc, a->ln2, kx_dec_param(m, li->fc_w), NULL, N, C, F);
+    kx_matmul_forward(a->fc3, a->ln2, kx_dec_param(m, li->fc3_w), NULL, N, C, F);
+    kx_swiglu_forward(a->gelu, a->fc, a->fc3, N * F);
+    kx_matmul_forward(a->mlp_y, a->gelu, kx_dec_param(m, li->fcproj_w), NULL, N, F, C);
+#pragma omp parallel for schedule(static) if (N * C >= 16384)
+    for (size_t i = 0; i < N * C; i++) xout[i] = a->xmid[i] + a->mlp_y[i];
+  }
+  kx_rmsnorm_forward(m->lnf, m->lnf_rstd, m->x_final, kx_dec_param(m, m->lnf_w), N, C, eps);
+}
+
+/* Gradients of the llama blocks and the final RMSNorm from dln = d lnf;
+ * leaves d blk[0].x in dres. */
+static void llama_backward(kx_decoder *m, const kx_attn_ctx *ac, float *dres, float *dln, float *work,
+                           float *attn_scratch) {
+  const kx_dec_config *c = &m->cfg;
+  size_t N = m->B * m->T, C = c->width, F = kx_dec_ffn_hidden(c);
+  float *dg = work, *dfc = dg + N * F, *dfc3 = dfc + N * F;
+  kx_rmsnorm_backward(dres, kx_dec_grad(m, m->lnf_w), dln, m->x_final, kx_dec_param(m, m->lnf_w), m->lnf_rstd, N, C);
+  for (size_t l = c->layers; l-- > 0;) {
+    kx_dec_block_acts *a = &m->blk[l];
+    const kx_dec_layer_index *li = &m->li[l];
+    /* x_out = xmid + ffn(RMS2 xmid), xmid = x + attn(RMS1 x): dres is d
+     * x_out, then d xmid, then d x. */
+    memset(dg, 0, N * F * sizeof(float));
+    kx_matmul_backward(dg, kx_dec_grad(m, li->fcproj_w), NULL, dres, a->gelu, kx_dec_param(m, li->fcproj_w), N, F, C);
+    memset(dfc, 0, 2 * N * F * sizeof(float));
+    kx_swiglu_backward(dfc, dfc3, a->fc, a->fc3, dg, N * F);
+    memset(dln, 0, N * C * sizeof(float));
+    kx_matmul_backward(dln, kx_dec_grad(m, li->fc_w), NULL, dfc, a->ln2, kx_dec_param(m, li->fc_w), N, C, F);
+    kx_matmul_backward(dln, kx_dec_grad(m, li->fc3_w), NULL, dfc3, a->ln2, kx_dec_param(m, li->fc3_w), N, C, F);
+    kx_rmsnorm_backward(dres, kx_dec_grad(m, li->ln2_w), dln, a->xmid, kx_dec_param(m, li->ln2_w), a->ln2_rstd, N, C);
+    memset(dln, 0, N * C * sizeof(float));
+    li->attn->backward(ac, kx_dec_attn_p(m, l), kx_dec_attn_dp(m, l), a->ln1, dres, a->attn_acts, dln, attn_scratch);
+    kx_rmsnorm_backward(dres, kx_dec_grad(m, li->ln1_w), dln, a->x, kx_dec_param(m, li->ln1_w), a->ln1_rstd, N, C);
+  }
 }
 
 int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t B, size_t T, double *loss) {
@@ -191,6 +260,9 @@ int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t 
   float eps = (float)c->ln_eps;
 
   kx_embed_forward(m->blk[0].x, tokens, kx_dec_param(m, m->embed), N, C);
+  if (kx_dec_llama(c)) {
+    llama_forward(m, &ac);
+  } else {
   for (size_t l = 0; l < c->layers; l++) {
     kx_dec_block_acts *a = &m->blk[l];
     const kx_dec_layer_index *li = &m->li[l];
@@ -210,6 +282,7 @@ int kx_dec_forward(kx_decoder *m, const int *tokens, const int *targets, size_t 
   }
   kx_layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, m->x_final, kx_dec_param(m, m->lnf_w),
                        kx_dec_param(m, m->lnf_b), N, C, eps);
+  }
   kx_matmul_forward(m->logits, m->lnf, kx_dec_param(m, m->unembed), NULL, N, C, V);
   if (targets) {
     m->loss = kx_crossentropy_forward(m->losses, m->probs, m->logits, targets, N, V);
@@ -230,13 +303,19 @@ int kx_dec_backward(kx_decoder *m) {
   kx_attn_ctx ac = attn_ctx(m);
   memset(m->grads, 0, m->tab.total * sizeof(float));
   float *dres = m->scratch, *dln = dres + N * C, *dg = dln + N * C, *dfc = dg + 4 * N * C;
-  float *dlogits = dfc + 4 * N * C, *attn_scratch = dlogits + N * V;
+  float *dlogits = dln + N * C + (kx_dec_llama(c) ? 3 * N * kx_dec_ffn_hidden(c) : 8 * N * C);
+  float *attn_scratch = dlogits + N * V;
   memset(dres, 0, N * C * sizeof(float));
   memset(dlogits, 0, N * V * sizeof(float));
   kx_crossentropy_backward(dlogits, m->probs, m->targets, N, V, 1.0f / (float)N);
   memset(dln, 0, N * C * sizeof(float));
   kx_matmul_backward(dln, kx_dec_grad(m, m->unembed), NULL, dlogits, m->lnf, kx_dec_param(m, m->unembed), N,
                      C, V);
+  if (kx_dec_llama(c)) {
+    llama_backward(m, &ac, dres, dln, dln + N * C, attn_scratch);
+    kx_embed_backward(kx_dec_grad(m, m->embed), dres, m->tokens, N, C, V);
+    return 0;
+  }
   kx_layernorm_backward(dres, kx_dec_grad(m, m->lnf_w), kx_dec_grad(m, m->lnf_b), dln, m->x_final,
                         kx_dec_param(m, m->lnf_w), m->lnf_mean, m->lnf_rstd, N, C);
   for (size_t l = c->layers; l-- > 0;) {
@@ -282,7 +361,7 @@ static int check_part(const float *x, size_t width, size_t positions, size_t T, 
  * finite but blind to its input. */
 static int check_norm(const float *mean, const float *rstd, size_t N, size_t T, long layer, const char *what) {
   for (size_t n = 0; n < N; n++) {
-    if (isfinite(mean[n]) && isfinite(rstd[n]) && rstd[n] > 0) continue;
+    if ((!mean || isfinite(mean[n])) && isfinite(rstd[n]) && rstd[n] > 0) continue;
     char where[48];
     snprintf(where, sizeof where, layer >= 0 ? "block %ld's " : "the ", layer);
     return kx_fail(KX_ENUM, "the variance in %s%s overflows at position %zu (parameters beyond what float32 "
@@ -294,12 +373,12 @@ static int check_norm(const float *mean, const float *rstd, size_t N, size_t T, 
 int kx_dec_check_norms(const kx_decoder *m) {
   if (!m->acts) return 0;
   size_t N = m->B * m->T, T = m->T;
-  int rc = 0;
+  int rc = 0, rms = kx_dec_llama(&m->cfg); /* RMSNorm keeps no mean */
   for (size_t l = 0; !rc && l < m->cfg.layers; l++) {
-    rc = check_norm(m->blk[l].ln1_mean, m->blk[l].ln1_rstd, N, T, (long)l, "first LayerNorm");
-    if (!rc) rc = check_norm(m->blk[l].ln2_mean, m->blk[l].ln2_rstd, N, T, (long)l, "second LayerNorm");
+    rc = check_norm(rms ? NULL : m->blk[l].ln1_mean, m->blk[l].ln1_rstd, N, T, (long)l, "first LayerNorm");
+    if (!rc) rc = check_norm(rms ? NULL : m->blk[l].ln2_mean, m->blk[l].ln2_rstd, N, T, (long)l, "second LayerNorm");
   }
-  return rc ? rc : check_norm(m->lnf_mean, m->lnf_rstd, N, T, -1, "final LayerNorm");
+  return rc ? rc : check_norm(rms ? NULL : m->lnf_mean, m->lnf_rstd, N, T, -1, "final LayerNorm");
 }
 
 int kx_dec_check_finite(const kx_decoder *m) {
@@ -313,8 +392,10 @@ int kx_dec_check_finite(const kx_decoder *m) {
     if (!rc) rc = check_part(a->ln1, C, N, T, b, "first LayerNorm");
     if (!rc) rc = check_part(a->attn_y, C, N, T, b, "attention output");
     if (!rc) rc = check_part(a->ln2, C, N, T, b, "second LayerNorm");
-    if (!rc) rc = check_part(a->fc, 4 * C, N, T, b, "MLP hidden layer");
-    if (!rc) rc = check_part(a->gelu, 4 * C, N, T, b, "MLP activation");
+    size_t F = kx_dec_ffn_hidden(&m->cfg);
+    if (!rc) rc = check_part(a->fc, F, N, T, b, "MLP hidden layer");
+    if (!rc && a->fc3) rc = check_part(a->fc3, F, N, T, b, "MLP gate");
+    if (!rc) rc = check_part(a->gelu, F, N, T, b, "MLP activation");
     if (!rc) rc = check_part(a->mlp_y, C, N, T, b, "MLP output");
   }
   if (!rc) rc = check_part(m->x_final, C, N, T, -1, "residual stream after the last block");

@@ -12,6 +12,8 @@
 
 typedef struct {
   size_t ln1_w, ln1_b, ln2_w, ln2_b, fc_w, fc_b, fcproj_w, fcproj_b; /* table indices */
+  size_t fc3_w; /* llama: W3 of the SwiGLU (fc_w is W1, fcproj_w W2); the
+                   biases and ln*_b are SIZE_MAX there (no such tensor) */
   const kx_attn_kind *attn;  /* this block's kind (softmax in a hybrid's kept layers) */
   size_t attn_first, attn_n; /* its tensors */
 } kx_dec_layer_index;
@@ -23,9 +25,10 @@ typedef struct {
   float *attn_acts;       /* attention kind's own */
   float *attn_y;          /* (N,C) attention branch output */
   float *ln2, *ln2_mean, *ln2_rstd;
-  float *fc;              /* (N,4C) pre-GELU */
-  float *gelu;            /* (N,4C) */
+  float *fc;              /* (N,F) pre-GELU (llama: W1 x) */
+  float *gelu;            /* (N,F) (llama: silu(W1 x) * W3 x) */
   float *mlp_y;           /* (N,C) MLP branch output */
+  float *fc3, *xmid;      /* llama only: (N,F) W3 x, (N,C) x + attention */
 } kx_dec_block_acts;
 
 typedef struct {
@@ -33,7 +36,8 @@ typedef struct {
   const kx_attn_kind *attn; /* cfg.attn_kind; a block's own kind is li[l].attn */
   kx_param_table tab;
   kx_dec_layer_index *li;
-  size_t embed, lnf_w, lnf_b, unembed; /* table indices */
+  size_t embed, lnf_w, lnf_b, unembed; /* table indices (llama: lnf_b SIZE_MAX;
+                                          a tied classifier: unembed = embed) */
   float *params, *grads;               /* tab.total floats each */
   float **attn_p, **attn_dp; /* KX_ATTN_MAX_TENSORS slots per layer: pointers to the kind's tensors */
   float *rope_cos, *rope_sin;          /* (ctx, rotary_dims/2) */
@@ -44,7 +48,7 @@ typedef struct {
   kx_dec_block_acts *blk;
   float *x_final, *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *losses; /* x_final (N,C) */
   int *tokens, *targets;
-  float *scratch; /* backward: dx (N,C), dln (N,C), dfc (N,4C), dlogits (N,V), attention scratch */
+  float *scratch; /* backward: dx (N,C), dln (N,C), dfc (N,4C) or (N,3F), dlogits (N,V), attention scratch */
   size_t scratch_floats;
   double loss;
   int have_targets;

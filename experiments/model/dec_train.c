@@ -104,6 +104,7 @@ int kx_dec_dump_grads(const char *path, kx_decoder *m, const int *x, const int *
   char name[96];
   for (size_t i = 0; !rc && i < m->tab.n; i++) {
     const kx_tensor_info *t = &m->tab.t[i];
+    if (!t->size) continue; /* an empty slot (dec_heads.h) */
     hsize_t dims[2] = {t->rows, t->cols};
     hid_t sp = H5Screate_simple(t->cols ? 2 : 1, dims, NULL);
     snprintf(name, sizeof name, "grad/%s", t->name);
@@ -167,6 +168,9 @@ static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
   if (!rc) rc = same_u64("--heads", o->heads, c->heads);
   if (!rc) rc = same_u64("--width", o->width, c->width);
   if (!rc) rc = same_u64("--rotary", o->rotary_dims, c->rotary_dims);
+  if (!rc && o->llama && !kx_dec_llama(c)) rc = kx_fail(KX_EINVAL, "--arch llama differs from the checkpoint's architecture; omit it");
+  if (!rc) rc = same_u64("--kv-heads", o->kv_heads, kx_dec_kv_heads(c));
+  if (!rc) rc = same_u64("--ffn-hidden", o->ffn_hidden, kx_dec_ffn_hidden(c));
   if (!rc && o->attn_kind[0] && strcmp(o->attn_kind, c->attn_kind))
     rc = kx_fail(KX_EINVAL, "--attention %s differs from the checkpoint's %s; omit it", o->attn_kind, c->attn_kind);
   if (!rc && o->window && o->window != c->window)
@@ -399,8 +403,13 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     if (o->layers) c.layers = o->layers;
     if (o->heads) c.heads = o->heads;
     if (o->width) c.width = o->width;
-    /* Pythia: rotary on 25% of each head's dimensions. */
+    /* Pythia: rotary on 25% of each head's dimensions; llama: all of them. */
     c.rotary_dims = o->rotary_dims ? o->rotary_dims : ((c.width / (c.heads ? c.heads : 1)) / 4) & ~(size_t)1;
+    if (o->llama) {
+      c.arch = KX_ARCH_LLAMA;
+      if (!o->rotary_dims) c.rotary_dims = (c.width / (c.heads ? c.heads : 1)) & ~(size_t)1;
+      c.kv_heads = o->kv_heads, c.ffn_hidden = o->ffn_hidden, c.tied = o->tied;
+    }
     if (o->attn_kind[0]) snprintf(c.attn_kind, sizeof c.attn_kind, "%s", o->attn_kind);
     c.window = o->window;
     if (!o->init_from && o->dijiang_form && (rc = kx_dec_config_set_form(&c, o->dijiang_form, "--dijiang-form")))

@@ -17,6 +17,9 @@ typedef struct {
   size_t ctx, layers, heads, width, rotary_dims;
   char attn_kind[KX_DEC_NAME_MAX]; /* "" = not given */
   size_t window;        /* sliding-window hybrid (0 = not given) */
+  int llama;            /* 1: the llama architecture (dec_config.h); 0 not given */
+  size_t kv_heads, ffn_hidden; /* llama's sizes (0 = not given: heads, 4C) */
+  int tied;             /* llama: classifier shares the embedding */
   const char *dijiang_form; /* --dijiang-form list applied to a DiJiang kind's
                                preset (dec_dijiang_form.h); NULL = not given */
   const char *text;     /* NULL: KJV corpus in the cache directory */

@@ -5,7 +5,8 @@
  * and, when that succeeds, as `train --resume` does (with the optimizer).
  * A checkpoint the loader accepts must hold what every command assumes:
  * finite parameters and moments, and a vocabulary of Unicode scalar values
- * (no surrogates, nothing above U+10FFFF), strictly increasing, and a
+ * (no surrogates, nothing above U+10FFFF; token ids for a model of token
+ * ids), strictly increasing, and a
  * sliding window within the context, on a kind that takes one.  The
  * loader's child process is turned off: libFuzzer needs the coverage and
  * the crash in its own process. */
@@ -26,7 +27,7 @@ static void check_loaded(const kx_decoder *m, const kx_dec_vocab *v) {
   if (v->V < 2 || !v->vocab) broken_promise(ACCEPTED "its vocabulary has fewer than 2 entries");
   for (size_t i = 0; i < v->V; i++) {
     uint32_t cp = v->vocab[i];
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    if (!m->cfg.token_ids && (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)))
       broken_promise(ACCEPTED "its vocabulary holds a value that is not a Unicode scalar value");
     if (i && cp <= v->vocab[i - 1]) broken_promise(ACCEPTED "its vocabulary is not strictly increasing");
   }

@@ -80,4 +80,63 @@ head -c 100 "$out/shard/same" >"$out/shard/torn"
 printf 'kapprox reproduce shards 1\nshards 2\nteacher teacher.h5\000\nrun x\n' >"$out/shard/nul"
 { cat "$out/shard/same"; printf '\000tail\n'; } >"$out/shard/same-nul-tail"
 : >"$out/shard/empty"
+# llama2.c checkpoints (fuzz_llama2c.c): one tiny model (width 8, SwiGLU
+# 12, one layer, 2 heads on 1 key/value head, 16 tokens, seq_len 8) as the
+# legacy and the version-1 export, shared and separate classifier, an int8
+# header and a truncated legacy file
+mkdir -p "$out/llama2c"
+/usr/bin/python3 - "$out/llama2c" <<'PY'
+import struct, sys
+import numpy as np
+out = sys.argv[1] + "/"
+C, Fh, L, H, Hkv, V, S = 8, 12, 1, 2, 1, 16, 8
+d = C // H
+KV = Hkv * d
+rng = np.random.default_rng(1)
+t = {"tok": rng.normal(0, .5, (V, C)), "att": np.ones((L, C)), "wq": rng.normal(0, .3, (L, C, C)),
+     "wk": rng.normal(0, .3, (L, KV, C)), "wv": rng.normal(0, .3, (L, KV, C)), "wo": rng.normal(0, .3, (L, C, C)),
+     "ffn": np.ones((L, C)), "w1": rng.normal(0, .3, (L, Fh, C)), "w2": rng.normal(0, .3, (L, C, Fh)),
+     "w3": rng.normal(0, .3, (L, Fh, C)), "norm": np.ones(C), "cls": rng.normal(0, .5, (V, C)),
+     "rope": np.zeros((2, S, d // 2))}
+legacy = ["tok", "att", "wq", "wk", "wv", "wo", "ffn", "w1", "w2", "w3", "norm", "rope"]
+v1 = ["att", "ffn", "norm", "tok", "wq", "wk", "wv", "wo", "w1", "w2", "w3"]
+body = lambda names: b"".join(np.asarray(t[n], dtype="<f4").tobytes() for n in names)
+v1_header = lambda version, shared: (lambda h: h + b"\0" * (256 - len(h)))(
+    struct.pack("<Ii7iB", 0x616B3432, version, C, Fh, L, H, Hkv, V, S, shared))
+files = {"legacy-shared": struct.pack("<7i", C, Fh, L, H, Hkv, V, S) + body(legacy),
+         "legacy-separate": struct.pack("<7i", C, Fh, L, H, Hkv, -V, S) + body(legacy + ["cls"]),
+         "v1-shared": v1_header(1, 1) + body(v1), "v1-separate": v1_header(1, 0) + body(v1 + ["cls"]),
+         "v2-int8": v1_header(2, 1) + b"\0" * 64}
+files["legacy-truncated"] = files["legacy-shared"][:-4]
+for name, data in files.items():
+    open(out + name, "wb").write(data)
+PY
+# token files (fuzz_tokens.c: 25 stories from BOS, one story, an odd
+# length, an id beyond the vocabulary of 512) and llama2.c tokenizers
+# (fuzz_tokenizer.c: byte pieces and merges, three pieces, a truncated one)
+mkdir -p "$out/tokens" "$out/tokenizer"
+/usr/bin/python3 - "$out" <<'PY'
+import struct, sys
+import numpy as np
+o = sys.argv[1] + "/tokens/"
+rng = np.random.default_rng(2)
+a = []
+for s in range(25):
+    a += [1] + rng.integers(2, 512, rng.integers(3, 12)).tolist()
+np.array(a, dtype="<u2").tofile(o + "stories-25")
+np.array([1, 5, 6, 7, 8], dtype="<u2").tofile(o + "one-story")
+open(o + "odd", "wb").write(b"\x01\x00\x05")
+np.array([1, 600], dtype="<u2").tofile(o + "beyond-vocab")
+o = sys.argv[1] + "/tokenizer/"
+def tok(pieces, path):
+    b = struct.pack("<i", max(len(p) for p, _ in pieces))
+    for p, s in pieces:
+        b += struct.pack("<fi", s, len(p)) + p
+    open(o + path, "wb").write(b)
+base = [(b"<unk>", 0.), (b"\n<s>\n", 0.), (b"\n</s>\n", 0.)] + [(f"<0x{i:02X}>".encode(), 0.) for i in range(256)]
+tok(base + [(b" ", -1.), (b"a", -2.), (b"b", -3.), (b"ab", -4.), (b" a", -5.), (b" ab", -6.), (b"\xc3\xa9", -7.)],
+    "small-byte-fallback")
+tok([(b"a", 0.), (b"b", 0.), (b"ab", 1.)], "three")
+open(o + "truncated", "wb").write(struct.pack("<ifi", 3, 0., 5) + b"ab")
+PY
 ls -l "$out"/*

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Fuzzes one loader for N minutes with libFuzzer (docs/fuzzing.md).
 #   tests/fuzz/run.sh [--report-hdf5] LOADER MINUTES [libFuzzer options...]
-#   LOADER: qk | ckpt | journal | merge | lock
+#   LOADER: qk | ckpt | journal | merge | lock | llama2c | tokens | tokenizer
 # Builds build-fuzz (clang-14, ASan + UBSan, -Dfuzz=true) when missing,
 # fuzzes in fork mode so that a crash does not stop the campaign, then
 # replays every crash input found and sorts it by where it crashed: in the
@@ -10,7 +10,7 @@
 # it with a message: save under tests/fuzz/crashes/LOADER/libhdf5/).
 # New corpus inputs and crash inputs stay in build-fuzz/fuzz-LOADER/.
 set -eu
-usage="usage: tests/fuzz/run.sh [--report-hdf5] qk|ckpt|journal|merge|lock MINUTES [libFuzzer options...]"
+usage="usage: tests/fuzz/run.sh [--report-hdf5] qk|ckpt|journal|merge|lock|llama2c|tokens|tokenizer MINUTES [libFuzzer options...]"
 # memory errors libhdf5 makes inside memcpy/strdup are suppressed unless
 # --report-hdf5 (tests/fuzz/asan.supp says why)
 suppress=1
@@ -19,7 +19,7 @@ suppress=1
 loader=$1
 minutes=$2
 shift 2
-case $loader in qk | ckpt | journal | merge | lock) ;; *) echo "$usage" >&2; exit 2 ;; esac
+case $loader in qk | ckpt | journal | merge | lock | llama2c | tokens | tokenizer) ;; *) echo "$usage" >&2; exit 2 ;; esac
 case $minutes in '' | *[!0-9]*) echo "MINUTES must be a whole number; $usage" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"

@@ -36,7 +36,7 @@ static kx_win_heads window_heads(const kx_gated_map *g, const kx_attn_ctx *c) {
 
 int kx_gated_declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, const kx_gated_tensor *extra,
                      size_t n_extra, size_t *n) {
-  int rc = kx_heads_declare(cfg->width, layer, tab);
+  int rc = kx_heads_declare(cfg, layer, tab);
   if (rc) return rc;
   char name[48];
   snprintf(name, sizeof name, "layer%zu/gate_w", layer);
@@ -156,7 +156,7 @@ void kx_gated_forward(const kx_gated_map *g, const kx_attn_ctx *c, float *const 
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, m = features(g, cfg);
   acts_view a = view(g, cfg, B, T, acts);
   size_t ks = kernel_scratch(g, cfg, T, 1);
-  kx_matmul_forward(a.qkv, x, p[KX_GATED_QKV_W], p[KX_GATED_QKV_B], N, C, 3 * C);
+  kx_matmul_forward(a.qkv, x, p[KX_GATED_QKV_W], p[KX_GATED_QKV_B], N, C, kx_dec_qkv_rows(cfg));
   kx_heads_split_all(c, a.qkv, g->q_scale, a.q, a.k, a.v);
   if (g->map_forward) {
     g->map_forward(c, p, 1, a.q, a.fq, a.aux_q);
@@ -222,7 +222,7 @@ void kx_gated_backward(const kx_gated_map *g, const kx_attn_ctx *c, float *const
   }
   if (cfg->window) kx_win_heads_backward_window(&w, d_o, dq, dk, dv, dp[g->n_tensors]);
   kx_heads_merge_all(c, dq, dk, dv, g->q_scale, dqkv);
-  kx_matmul_backward(dx, dp[KX_GATED_QKV_W], dp[KX_GATED_QKV_B], dqkv, x, p[KX_GATED_QKV_W], N, C, 3 * C);
+  kx_matmul_backward(dx, dp[KX_GATED_QKV_W], dp[KX_GATED_QKV_B], dqkv, x, p[KX_GATED_QKV_W], N, C, kx_dec_qkv_rows(cfg));
 }
 
 void kx_gated_qkv_view(const kx_gated_map *g, const kx_attn_ctx *c, const float *acts, const float **q,

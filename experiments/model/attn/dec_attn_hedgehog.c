@@ -36,7 +36,7 @@ enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W,
 
 /* The teacher's four tensors, then the maps (H*d, d) and biases (H*d). */
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  int rc = kx_heads_declare(cfg->width, layer, tab);
+  int rc = kx_heads_declare(cfg, layer, tab);
   char name[48];
   static const char *names[4] = {"hh_qw", "hh_qb", "hh_kw", "hh_kb"};
   size_t d = cfg->width / cfg->heads;
@@ -186,7 +186,7 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   size_t N = B * T;
   acts_view a = view(c, acts);
   kx_lin_causal kp = kernel_params(c);
-  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, kx_dec_qkv_rows(cfg));
   kx_heads_split_all(c, a.qkv, 1.0f, a.q, a.k, a.v);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H * T * d >= 16384)
   for (size_t bh = 0; bh < B * H; bh++) {
@@ -256,7 +256,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
   maps_backward(c, dp, &a, duq, duk);
   if (cfg->window) kx_win_heads_backward_window(&w, datt, dq, dk, dv, dp[N_TENSORS]);
   kx_heads_merge_all(c, dq, dk, dv, 1.0f, dqkv);
-  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
+  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, kx_dec_qkv_rows(cfg));
 }
 
 static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k, const float **v,

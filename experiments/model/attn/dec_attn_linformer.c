@@ -53,7 +53,7 @@ enum { LIN_E = KX_HEADS_TENSORS, LIN_F, N_TENSORS };
 /* The teacher's four tensors (dec_heads.h), then E and F: new, no weight
  * decay (it would pull them to 0, away from the prefix mean). */
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
-  int rc = kx_heads_declare(cfg->width, layer, tab);
+  int rc = kx_heads_declare(cfg, layer, tab);
   static const char *names[2] = {"lin_e", "lin_f"};
   for (int i = 0; i < 2 && !rc; i++) {
     char name[48];
@@ -123,7 +123,7 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T, S = KX_LINFORMER_SLOTS;
   acts_view a = view(cfg, B, T, acts);
   size_t ks = kernel_scratch(cfg, T, 1);
-  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, kx_dec_qkv_rows(cfg));
   kx_heads_split_all(c, a.qkv, 1.0f / sqrtf((float)d), a.q, a.k, a.v);
   /* Recurrent decoding (c->pos > 0) takes the columns of its positions;
    * there are ctx of them (max_positions). */
@@ -201,7 +201,7 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
         dp[LIN_F][s * cfg->ctx + j] += dFt[(bh * T + j) * S + s];
       }
   kx_heads_merge_all(c, dq, dk, dv, 1.0f / sqrtf((float)d), dqkv);
-  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
+  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, kx_dec_qkv_rows(cfg));
 }
 
 static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,

@@ -22,7 +22,7 @@ enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W,
 
 static int declare(const kx_dec_config *cfg, size_t layer, kx_param_table *tab, size_t *n) {
   *n = KX_HEADS_TENSORS;
-  return kx_heads_declare(cfg->width, layer, tab);
+  return kx_heads_declare(cfg, layer, tab);
 }
 
 /* Saved activations: qkv (N,3C) | q, k, v (B,H,T,d) after rotary | probs
@@ -60,16 +60,16 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
     return;
   }
   const kx_dec_config *cfg = c->cfg;
-  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H;
   size_t N = B * T;
   acts_view a = view(c, acts);
-  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, kx_dec_qkv_rows(cfg));
   float scale = 1.0f / sqrtf((float)d);
 #pragma omp parallel for schedule(dynamic, 1) if (B * H * T * T * d >= 262144)
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
     float *q = a.q + bh * T * d, *k = a.k + bh * T * d, *v = a.v + bh * T * d;
-    kx_heads_split(a.qkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, q, k, v);
+    kx_heads_split(cfg, a.qkv, b, h, T, c->rope_cos, c->rope_sin, q, k, v);
     /* Per head, S = q k^T and att = P v as single-threaded BLAS calls
      * (T x T x d): the full square is computed and the upper triangle
      * masked, which costs 2x the causal flops but runs far faster than
@@ -112,15 +112,15 @@ static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
  * i attends to the pos + i + 1 cached keys, as one row of forward. */
 static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
   const kx_dec_config *cfg = c->cfg;
-  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims, cap = c->capacity;
+  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H, cap = c->capacity;
   acts_view a = view(c, acts);
-  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], T, C, 3 * C);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], T, C, kx_dec_qkv_rows(cfg));
   float scale = 1.0f / sqrtf((float)d);
 #pragma omp parallel for schedule(static) if (H * (c->pos + T) * T * d >= 262144)
   for (size_t h = 0; h < H; h++) {
     float *kc = c->state + h * cap * d, *vc = c->state + (H + h) * cap * d;
     float *sc = c->state + 2 * cap * C + h * cap, *q = a.q + h * T * d;
-    kx_heads_split(a.qkv, 0, h, T, C, d, c->rope_cos, c->rope_sin, r, q, kc + c->pos * d, vc + c->pos * d);
+    kx_heads_split(cfg, a.qkv, 0, h, T, c->rope_cos, c->rope_sin, q, kc + c->pos * d, vc + c->pos * d);
     /* Several rows (a prefill chunk): blocks of rows through BLAS-3, the
      * scores of a block in a temporary buffer; one row (a decoding step,
      * or no memory for the block): matrix-vector products. */
@@ -151,7 +151,7 @@ static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x
 static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, const float *x,
                      const float *dy, const float *acts, float *dx, float *scratch) {
   const kx_dec_config *cfg = c->cfg;
-  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H;
   size_t N = B * T;
   acts_view a = view(c, acts);
   float *datt = scratch, *dq = datt + N * C, *dk = dq + N * C, *dv = dk + N * C;
@@ -187,9 +187,10 @@ static void backward(const kx_attn_ctx *c, float *const *p, float *const *dp, co
                 0.0f, dqh, (int)d);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)d, (int)T, 1.0f, dSh, (int)T, q, (int)d,
                 0.0f, dkh, (int)d);
-    kx_heads_merge(dqkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, dqh, dkh, dvh);
+    kx_heads_merge(cfg, dqkv, b, h, T, c->rope_cos, c->rope_sin, dqh, dkh, dvh);
   }
-  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
+  kx_heads_fold(cfg, dqkv, N);
+  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, kx_dec_qkv_rows(cfg));
 }
 
 static void qkv_view(const kx_attn_ctx *c, const float *acts, const float **q, const float **k,

@@ -12,7 +12,7 @@ enum { QKV_W = KX_HEADS_QKV_W, QKV_B = KX_HEADS_QKV_B, PROJ_W = KX_HEADS_PROJ_W,
 
 int kx_lin_attn_declare(const kx_lin_fmap *f, const kx_dec_config *cfg, size_t layer, kx_param_table *tab,
                         size_t *n) {
-  int rc = kx_heads_declare(cfg->width, layer, tab);
+  int rc = kx_heads_declare(cfg, layer, tab);
   if (rc) return rc;
   size_t extra = 0;
   if (f->declare && (rc = f->declare(f, cfg, layer, tab, &extra))) return rc;
@@ -120,14 +120,14 @@ static int parallel_heads(size_t B, size_t H, size_t T, size_t d) { return B * H
 void kx_lin_attn_forward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, const float *x, float *y,
                          float *acts) {
   const kx_dec_config *cfg = c->cfg;
-  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims, N = B * T;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T;
   size_t m = f->features(cfg);
   acts_view a = view(f, cfg, B, T, acts);
-  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, 3 * C);
+  kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], N, C, kx_dec_qkv_rows(cfg));
 #pragma omp parallel for schedule(static) if (parallel_heads(B, H, T, d))
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
-    kx_heads_split(a.qkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, a.q + bh * T * d, a.k + bh * T * d,
+    kx_heads_split(cfg, a.qkv, b, h, T, c->rope_cos, c->rope_sin, a.q + bh * T * d, a.k + bh * T * d,
                    a.v + bh * T * d);
   }
   float *const *pf = p + KX_LIN_ATTN_SHARED;
@@ -158,7 +158,7 @@ void kx_lin_attn_forward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *cons
 void kx_lin_attn_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *const *p, float *const *dp,
                           const float *x, const float *dy, const float *acts, float *dx, float *scratch) {
   const kx_dec_config *cfg = c->cfg;
-  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, r = cfg->rotary_dims, N = B * T;
+  size_t B = c->B, T = c->T, C = cfg->width, H = cfg->heads, d = C / H, N = B * T;
   size_t m = f->features(cfg);
   acts_view a = view(f, cfg, B, T, acts);
   kx_lin_causal kp0 = kernel_params(f, cfg, T, 0);
@@ -188,10 +188,11 @@ void kx_lin_attn_backward(const kx_lin_fmap *f, const kx_attn_ctx *c, float *con
 #pragma omp parallel for schedule(static) if (parallel_heads(B, H, T, d))
   for (size_t bh = 0; bh < B * H; bh++) {
     size_t b = bh / H, h = bh % H;
-    kx_heads_merge(dqkv, b, h, T, C, d, c->rope_cos, c->rope_sin, r, dq + bh * T * d, dk + bh * T * d,
+    kx_heads_merge(cfg, dqkv, b, h, T, c->rope_cos, c->rope_sin, dq + bh * T * d, dk + bh * T * d,
                    dv + bh * T * d);
   }
-  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, 3 * C);
+  kx_heads_fold(cfg, dqkv, N);
+  kx_matmul_backward(dx, dp[QKV_W], dp[QKV_B], dqkv, x, p[QKV_W], N, C, kx_dec_qkv_rows(cfg));
 }
 
 void kx_lin_attn_qkv_view(const kx_lin_fmap *f, const kx_attn_ctx *c, const float *acts, const float **q,
