@@ -23,11 +23,19 @@ sh "$here/tiny_text.sh" >t.txt
 # batch 8: 8 leaves of one sequence, shared by 1, 2, 4 (or 8) processes
 T="train --text $dir/t.txt --layers 2 --heads 2 --width 16 --ctx 16 --batch 8 --steps 12 --eval-every 4 --quiet"
 for n in 1 2 4; do
-  mpi $n "$kx" $T --out a$n.h5 >out$n.txt 2>err$n.txt || { note "mpirun -np $n failed"; cat err$n.txt; }
+  mpi $n "$kx" $T --out a$n.h5 --log a$n.csv >out$n.txt 2>err$n.txt || { note "mpirun -np $n failed"; cat err$n.txt; }
   grep -q "^data parallel: $n process" out$n.txt || note "-np $n: no data-parallel summary: $(cat out$n.txt)"
 done
 for n in 2 4; do
   "$same" a1.h5 a$n.h5 || note "the checkpoint of $n processes differs from 1 process's"
+  # the evaluations are shared by the ranks (8 batches every 4 steps, the
+  # whole validation text at the end) and added in one order: the logged
+  # losses (6 decimals; a missing or doubled batch moves them by far more)
+  # and the final validation loss are the same for every N
+  [ "$(cut -d, -f1-5 a1.csv)" = "$(cut -d, -f1-5 a$n.csv)" ] ||
+    note "-np $n logs other losses than 1 process: $(cut -d, -f1-5 a$n.csv)"
+  [ "$(grep 'whole validation text' out1.txt)" = "$(grep 'whole validation text' out$n.txt)" ] ||
+    note "-np $n: another final validation loss: $(grep 'whole validation text' out$n.txt)"
 done
 # the test can fail: a checkpoint trained one step less differs
 mpi 2 "$kx" $T --stop-after 11 --out short.h5 >/dev/null 2>&1

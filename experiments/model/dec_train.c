@@ -29,55 +29,90 @@ void kx_dec_train_opts_init(kx_dec_train_opts *o) {
   o->final_eval = 1;
 }
 
+/* The evaluations are shared by the processes of a data-parallel run (one
+ * process alone: all of it).  The n items of an evaluation (batches of
+ * windows) are cut into contiguous blocks of ceil(n / N), rank r
+ * evaluating block r; the ranks gather every item's value and each adds
+ * them in item order from 0, the sum one process makes alone, so the loss
+ * does not depend on N.  An evaluation's items share one model and cost
+ * about the same, hence equal blocks. */
+typedef struct {
+  size_t n, per_rank, lo, hi;
+  double *mine, *all; /* this rank's values; every rank's, item order */
+} eval_share;
+
+static int eval_share_begin(eval_share *e, size_t n) {
+  size_t N = (size_t)kx_dp_size(), r = (size_t)kx_dp_rank();
+  e->n = n;
+  e->per_rank = (n + N - 1) / N;
+  e->lo = r * e->per_rank < n ? r * e->per_rank : n;
+  e->hi = e->lo + e->per_rank < n ? e->lo + e->per_rank : n;
+  size_t cap = e->per_rank ? e->per_rank : 1;
+  e->mine = kx_calloc(cap, sizeof(double));
+  e->all = kx_calloc(N * cap, sizeof(double));
+  return e->mine && e->all ? 0 : KX_ENOMEM;
+}
+
+/* rc: this rank's status; *sum: the items' values added in item order. */
+static int eval_share_end(eval_share *e, int rc, double *sum) {
+  rc = kx_dp_agree(rc); /* every rank gathers, or none does */
+  if (!rc) rc = kx_dp_allgather_d(e->mine, e->per_rank ? e->per_rank : 1, e->all);
+  if (!rc) {
+    double total = 0.0;
+    for (size_t i = 0; i < e->n; i++) total += e->all[i]; /* blocks of per_rank: item i is all[i] */
+    *sum = total;
+  }
+  free(e->mine), free(e->all);
+  return rc;
+}
+
 /* Mean loss over `nb` evaluation batches at evenly spaced, fixed positions
  * of the validation stream (the same windows at every evaluation). */
 static int eval_loss(kx_decoder *m, const int *stream, size_t n, size_t B, size_t T, size_t nb, int *x, int *y,
                      double *out) {
   if (n < T + 1) return kx_fail(KX_EINVAL, "validation text has %zu characters, fewer than --ctx + 1", n);
   size_t windows = nb * B, span = n - T - 1;
-  double total = 0.0;
-  for (size_t k = 0; k < nb; k++) {
+  eval_share e;
+  int rc = eval_share_begin(&e, nb);
+  for (size_t k = e.lo; !rc && k < e.hi; k++) {
     for (size_t b = 0; b < B; b++) {
       size_t w = k * B + b;
       size_t start = windows > 1 ? (size_t)((double)w * (double)span / (double)(windows - 1)) : 0;
       memcpy(x + b * T, stream + start, T * sizeof(int));
       memcpy(y + b * T, stream + start + 1, T * sizeof(int));
     }
-    double l;
-    int rc = kx_dec_forward(m, x, y, B, T, &l);
-    if (rc) return rc;
-    total += l;
+    rc = kx_dec_forward(m, x, y, B, T, &e.mine[k - e.lo]);
   }
+  double total = 0.0;
+  if ((rc = eval_share_end(&e, rc, &total))) return rc;
   *out = total / (double)nb;
   return 0;
 }
 
-/* Whole validation text in consecutive windows of T (the last one shorter). */
+/* Whole validation text in consecutive windows of T: batches of B windows
+ * (the last one with fewer), then the tail shorter than T as one item. */
 static int eval_full(kx_decoder *m, const int *stream, size_t n, size_t B, size_t T, int *x, int *y,
                      double *out) {
-  size_t preds = n - 1, pos = 0;
-  double total = 0.0;
-  while (pos < preds) {
-    size_t b = 0;
-    while (b < B && pos + T <= preds) {
-      memcpy(x + b * T, stream + pos, T * sizeof(int));
-      memcpy(y + b * T, stream + pos + 1, T * sizeof(int));
-      b++, pos += T;
-    }
-    if (b > 0) {
-      double l;
-      int rc = kx_dec_forward(m, x, y, b, T, &l);
-      if (rc) return rc;
-      total += l * (double)(b * T);
+  size_t preds = n - 1, windows = preds / T, batches = (windows + B - 1) / B, tail = preds - windows * T;
+  eval_share e;
+  int rc = eval_share_begin(&e, batches + (tail > 0));
+  for (size_t j = e.lo; !rc && j < e.hi; j++) {
+    double l;
+    if (j < batches) {
+      size_t b = windows - j * B < B ? windows - j * B : B;
+      for (size_t i = 0; i < b; i++) {
+        size_t pos = (j * B + i) * T;
+        memcpy(x + i * T, stream + pos, T * sizeof(int));
+        memcpy(y + i * T, stream + pos + 1, T * sizeof(int));
+      }
+      if (!(rc = kx_dec_forward(m, x, y, b, T, &l))) e.mine[j - e.lo] = l * (double)(b * T);
     } else {
-      size_t t = preds - pos; /* tail shorter than T */
-      double l;
-      int rc = kx_dec_forward(m, stream + pos, stream + pos + 1, 1, t, &l);
-      if (rc) return rc;
-      total += l * (double)t;
-      pos += t;
+      size_t pos = windows * T;
+      if (!(rc = kx_dec_forward(m, stream + pos, stream + pos + 1, 1, tail, &l))) e.mine[j - e.lo] = l * (double)tail;
     }
   }
+  double total = 0.0;
+  if ((rc = eval_share_end(&e, rc, &total))) return rc;
   *out = total / (double)preds;
   return 0;
 }
@@ -287,14 +322,15 @@ static int dp_gradient(dp_state *d, kx_decoder *m, const int *x, const int *y, s
                        int *bad_norm) {
   size_t g = B / d->leaves, depth = 0, P = d->P;
   int rc = 0, bad = 0;
+  float *own = m->grads;
   for (size_t k = 0; !rc && k < d->mine; k++) {
     size_t off = (d->first + k) * g * T;
+    m->grads = d->stack + depth * P; /* the backward writes the leaf where the tree keeps it */
     rc = kx_dec_forward(m, x + off, y + off, g, T, &d->loss[k]);
     if (!rc) bad |= kx_dec_check_norms(m) != 0;
     if (!rc) rc = kx_dec_backward(m);
     if (rc) break;
     /* push the leaf; merge equal subtrees: the tree of leaves in order */
-    memcpy(d->stack + depth * P, m->grads, P * sizeof(float));
     d->count[depth++] = 1;
     while (depth >= 2 && d->count[depth - 1] == d->count[depth - 2]) {
       tree_sum_f(d->stack + (depth - 2) * P, 2, P);
@@ -302,22 +338,31 @@ static int dp_gradient(dp_state *d, kx_decoder *m, const int *x, const int *y, s
       depth--;
     }
   }
+  m->grads = own;
   d->loss[d->mine] = bad;
   double t0 = kx_now_seconds();
   if ((rc = kx_dp_agree(rc))) return rc;
-  int N = kx_dp_size();
+  size_t N = (size_t)kx_dp_size();
   if ((rc = kx_dp_allgather_f(d->stack, P, d->gathered))) return rc;
   if ((rc = kx_dp_allgather_d(d->loss, d->mine + 1, d->losses))) return rc;
-  tree_sum_f(d->gathered, (size_t)N, P);
+  /* the top of the tree; its last sum and the 1/L scale in one pass */
+  tree_sum_f(d->gathered, N / 2, P);
+  if (N > 1) tree_sum_f(d->gathered + N / 2 * P, N / 2, P);
   const float scale = (float)(1.0 / (double)d->leaves); /* a power of two: exact */
+  const float *lo = d->gathered, *hi = N > 1 ? d->gathered + N / 2 * P : NULL;
+  if (hi) {
 #pragma omp parallel for schedule(static)
-  for (size_t k = 0; k < P; k++) m->grads[k] = d->gathered[k] * scale;
+    for (size_t k = 0; k < P; k++) m->grads[k] = (lo[k] + hi[k]) * scale;
+  } else {
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < P; k++) m->grads[k] = lo[k] * scale;
+  }
   /* the losses in leaf order, then the same tree */
   double l[KX_DP_LEAVES_MAX];
   *bad_norm = 0;
-  for (int r = 0; r < N; r++) {
-    for (size_t k = 0; k < d->mine; k++) l[(size_t)r * d->mine + k] = d->losses[(size_t)r * (d->mine + 1) + k];
-    *bad_norm |= d->losses[(size_t)r * (d->mine + 1) + d->mine] != 0;
+  for (size_t r = 0; r < N; r++) {
+    for (size_t k = 0; k < d->mine; k++) l[r * d->mine + k] = d->losses[r * (d->mine + 1) + k];
+    *bad_norm |= d->losses[r * (d->mine + 1) + d->mine] != 0;
   }
   for (size_t w = 1; w < d->leaves; w *= 2)
     for (size_t i = 0; i + w < d->leaves; i += 2 * w) l[i] += l[i + w];
@@ -546,6 +591,10 @@ setup_end:
     if (dp) rc = kx_dp_agree(rc); /* rank 0's files: every rank stops if one failed */
     if (rc) goto out;
   }
+  /* the training's throughput: its steps and evaluations, without the
+   * setup before them and the final checkpoint write after them (fixed
+   * costs of a run, whatever its length) */
+  double run_s = kx_now_seconds() - t_start;
   if (o->out && rank0) rc = kx_dec_ckpt_save(o->out, &m, &data.vocab, &opt, &st);
   if (dp) rc = kx_dp_agree(rc);
   if (rc) goto out;
@@ -566,7 +615,6 @@ setup_end:
   r.stopped_early = stopped;
   r.dp_size = kx_dp_size();
   r.dp_reduce_s = d.reduce_s;
-  double run_s = kx_now_seconds() - t_start;
   r.run_tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
   if (o->final_eval && !stopped && (rc = eval_full(&m, data.val, data.n_val, B, T, x, y, &r.final_val_loss)))
     goto out;
