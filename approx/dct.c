@@ -50,19 +50,28 @@ struct kx_dct {
 static pthread_mutex_t planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The two halves of a workspace start on 64-byte boundaries relative to
- * the fftw_malloc'd base, so both have the base's SIMD alignment: the
- * new-array execute requires the alignment the plan was made with. */
+ * the base, so both have the base's alignment: FFTW's new-array execute
+ * requires the alignment the plan was made with. */
 static size_t work_stride(size_t d) { return (d + 7) & ~(size_t)7; }
 
-double *kx_dct_work_alloc(size_t d) {
-  double *w = fftw_malloc(2 * work_stride(d ? d : 1) * sizeof *w);
-  if (!w) kx_fail(KX_ENOMEM, "out of memory for a DCT workspace of length %zu", d);
+/* Workspaces start on a 64-byte boundary: a cache line, and the width of
+ * an AVX-512 register, so the SIMD kernels' full-width loads and stores of
+ * interleaved rows never straddle two lines.  fftw_malloc promises only
+ * FFTW's own SIMD alignment (32 bytes with Debian's FFTW), which left the
+ * base at 32 mod 64 or not depending on the caller's heap, and the WDCF
+ * maps up to a fifth slower when it was (docs/library.md, "Cost of a call"). */
+#define KX_DCT_WORK_ALIGN 64
+
+static double *work_alloc(size_t doubles, const char *what, size_t d) {
+  const size_t bytes = (doubles * sizeof(double) + KX_DCT_WORK_ALIGN - 1) & ~(size_t)(KX_DCT_WORK_ALIGN - 1);
+  double *w = aligned_alloc(KX_DCT_WORK_ALIGN, bytes);
+  if (!w) kx_fail(KX_ENOMEM, "out of memory for a DCT %s of length %zu", what, d);
   return w;
 }
 
-void kx_dct_work_free(double *work) {
-  if (work) fftw_free(work);
-}
+double *kx_dct_work_alloc(size_t d) { return work_alloc(2 * work_stride(d ? d : 1), "workspace", d); }
+
+void kx_dct_work_free(double *work) { free(work); }
 
 static fftw_r2r_kind fftw_kind(int type) {
   switch (type) {
@@ -80,11 +89,7 @@ static size_t batch_work_doubles(size_t d) {
   return 2 * KX_DCT_BATCH * kx_dct_batch_ld(d) + kx_dct_simd_scratch(d ? d : 1);
 }
 
-double *kx_dct_batch_work_alloc(size_t d) {
-  double *w = fftw_malloc(batch_work_doubles(d) * sizeof *w);
-  if (!w) kx_fail(KX_ENOMEM, "out of memory for a DCT batch workspace of length %zu", d);
-  return w;
-}
+double *kx_dct_batch_work_alloc(size_t d) { return work_alloc(batch_work_doubles(d), "batch workspace", d); }
 
 /* A d x d GEMM row costs 2 d^2 flops and runs ~8x more flops per second
  * than FFTW's small transforms (measured at d = 64, 128: DCT-II through

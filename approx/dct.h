@@ -55,8 +55,8 @@ typedef struct kx_dct kx_dct;
 kx_dct *kx_dct_create(int type, size_t d);
 void kx_dct_free(kx_dct *p);
 
-/* Workspace for one thread's calls on any plan of length d: SIMD-aligned
- * (fftw_malloc) with the layout the plans were made on.  Free with
+/* Workspace for one thread's calls on any plan of length d: 64-byte
+ * aligned, with the layout the plans were made on.  Free with
  * kx_dct_work_free.  NULL with a message when out of memory. */
 double *kx_dct_work_alloc(size_t d);
 void kx_dct_work_free(double *work);

@@ -99,10 +99,10 @@ def head_rows(qk, layer, head):
             None if v is None else np.ascontiguousarray(v[head]))
 
 
-def check_features(work, path, layer, head, m, tag, extra=(), **kw):
+def check_features(work, path, layer, head, m, tag, extra=(), schemes=None, **kw):
     qk = kapprox.read_qk(os.path.join(work, path))
     q, k, _ = head_rows(qk, layer, head)
-    for scheme in kapprox.schemes():
+    for scheme in schemes or kapprox.schemes():
         for log in (False, True):
             run("features", "--input", path, "--layer", layer, "--head", head, "--scheme", scheme, "--m", m,
                 "--seed", 11, "--out", "f.h5", *extra, *(["--log"] if log else []), cwd=work)
@@ -275,6 +275,13 @@ with tempfile.TemporaryDirectory() as work:
         check_features(work, "raw.h5", 3, 0, 24, "raw.h5 (scaled 0, float32) layer 3")
         check_features(work, "qk.h5", 0, 0, 16, "gauss kernel, stratified radii",
                        extra=("--kernel", "gauss", "--radii", "stratified"), kernel="gauss", radii="stratified")
+        # the module benchmark's shape (d = 64, m = 256: DCT blocks II, IV, III and I, the last on
+        # the GEMM route) over 1100 rows: two of the library's spans of 1024 rows and a padded
+        # last batch of 32, so the module's arrays go through every part of the batched path
+        run("synth-qk", "--out", "wide.h5", "--layers", 1, "--heads", 1, "--tokens", 1100, "--dim", 64,
+            "--seed", 5, cwd=work)
+        check_features(work, "wide.h5", 0, 0, 256, "wide.h5 (d = 64, m = 256, 1100 rows)",
+                       schemes=("wdcf", "wdcf-norm", "pff-sobol", "prf"))
         check_metrics(work, "qk.h5")
         check_errors(work)
         check_functions()
