@@ -177,9 +177,10 @@ static void report(const kx_train_report *r, void *user) {
   fmt_time(r->elapsed, el, sizeof el);
   printf("training time: %s\n", el);
   if (kx_dp_active())
-    printf("data parallel: %d process%s, %.0f training tokens/s, gradient reduction %.2f s (%.1f %% of %.1f s)\n",
+    printf("data parallel: %d process%s, %.0f training tokens/s, gradient reduction %.2f s (%.1f %% of %.1f s; "
+           "%.2f s of it waiting for the slowest rank)\n",
            r->dp_size, r->dp_size == 1 ? "" : "es", r->run_tokens_per_s, r->dp_reduce_s,
-           r->elapsed > 0 ? 100.0 * r->dp_reduce_s / r->elapsed : 0.0, r->elapsed);
+           r->elapsed > 0 ? 100.0 * r->dp_reduce_s / r->elapsed : 0.0, r->elapsed, r->dp_wait_s);
   fflush(stdout);
 }
 

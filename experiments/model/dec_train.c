@@ -244,7 +244,7 @@ typedef struct {
   size_t *count;       /* leaves in each stack entry */
   float *gathered;     /* every rank's sum, N x P */
   double *loss, *losses; /* this rank's leaves' losses + its LayerNorm flag; every rank's */
-  double reduce_s;
+  double reduce_s, wait_s; /* combining gradients; the part of it spent waiting for the other ranks */
 } dp_state;
 
 static void dp_free(dp_state *d) {
@@ -341,7 +341,9 @@ static int dp_gradient(dp_state *d, kx_decoder *m, const int *x, const int *y, s
   m->grads = own;
   d->loss[d->mine] = bad;
   double t0 = kx_now_seconds();
-  if ((rc = kx_dp_agree(rc))) return rc;
+  rc = kx_dp_agree(rc); /* returns when every rank has its sum: the wait for the slowest */
+  d->wait_s += kx_now_seconds() - t0;
+  if (rc) return rc;
   size_t N = (size_t)kx_dp_size();
   if ((rc = kx_dp_allgather_f(d->stack, P, d->gathered))) return rc;
   if ((rc = kx_dp_allgather_d(d->loss, d->mine + 1, d->losses))) return rc;
@@ -615,6 +617,7 @@ setup_end:
   r.stopped_early = stopped;
   r.dp_size = kx_dp_size();
   r.dp_reduce_s = d.reduce_s;
+  r.dp_wait_s = d.wait_s;
   r.run_tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
   if (o->final_eval && !stopped && (rc = eval_full(&m, data.val, data.n_val, B, T, x, y, &r.final_val_loss)))
     goto out;

@@ -73,6 +73,7 @@ typedef struct {
   int stopped_early;
   int dp_size;         /* processes of the data-parallel world (1: alone) */
   double dp_reduce_s;  /* seconds this run spent combining their gradients */
+  double dp_wait_s;    /* of which waiting for the slowest rank to finish its share */
   double run_tokens_per_s; /* training tokens of this run / the wall time of its steps and evaluations */
 } kx_train_report;
 
