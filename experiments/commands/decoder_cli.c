@@ -178,9 +178,10 @@ static void report(const kx_train_report *r, void *user) {
   printf("training time: %s\n", el);
   if (kx_dp_active())
     printf("data parallel: %d process%s, %.0f training tokens/s, gradient reduction %.2f s (%.1f %% of %.1f s; "
-           "%.2f s of it waiting for the slowest rank)\n",
+           "%.2f s of it waiting for the slowest rank), optimizer steps %.2f s, evaluations %.2f s\n",
            r->dp_size, r->dp_size == 1 ? "" : "es", r->run_tokens_per_s, r->dp_reduce_s,
-           r->elapsed > 0 ? 100.0 * r->dp_reduce_s / r->elapsed : 0.0, r->elapsed, r->dp_wait_s);
+           r->elapsed > 0 ? 100.0 * r->dp_reduce_s / r->elapsed : 0.0, r->elapsed, r->dp_wait_s, r->optimizer_s,
+           r->eval_s);
   fflush(stdout);
 }
 

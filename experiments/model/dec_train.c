@@ -553,6 +553,7 @@ setup_end:
       goto out;
     }
     if (!dp && (rc = kx_dec_backward(&m))) goto out;
+    double t_opt = kx_now_seconds();
     double norm = kx_grad_clip(m.grads, m.tab.total, st.clip);
     if (!isfinite(norm)) {
       rc = diverged(st.step + 1, "gradient norm", norm, good_ckpt, good_step);
@@ -560,10 +561,13 @@ setup_end:
     }
     double lr = kx_lr_schedule(st.step, st.steps, st.warmup, st.lr, st.lr_min);
     kx_adamw_step(&opt, &m.tab, m.params, m.grads, lr);
+    r.optimizer_s += kx_now_seconds() - t_opt; /* done whole by every rank */
     st.step++;
     double now = kx_now_seconds();
     st.elapsed = elapsed0 + (now - t_start);
+    double optimizer_s = r.optimizer_s, eval_s = r.eval_s;
     memset(&r, 0, sizeof r);
+    r.optimizer_s = optimizer_s, r.eval_s = eval_s;
     r.kind = KX_TRAIN_STEP;
     r.steps = st.steps;
     r.step = st.step;
@@ -573,7 +577,9 @@ setup_end:
     r.val_loss = NAN;
     r.elapsed = st.elapsed;
     if (st.step % eval_every == 0 || st.step == st.steps) {
+      double t_eval = kx_now_seconds();
       if ((rc = eval_loss(&m, data.val, data.n_val, B, T, eval_batches, x, y, &r.val_loss))) goto out;
+      r.eval_s += kx_now_seconds() - t_eval;
       if (!isfinite(r.val_loss)) {
         rc = diverged(st.step, "validation loss", r.val_loss, good_ckpt, good_step);
         goto out;
@@ -608,7 +614,9 @@ setup_end:
     if ((rc = kx_dec_backward(&m))) goto out;
     if ((rc = kx_dec_dump_grads(o->dump_grads, &m, x, y, B, T, loss))) goto out;
   }
+  double optimizer_s = r.optimizer_s, eval_s = r.eval_s;
   memset(&r, 0, sizeof r);
+  r.optimizer_s = optimizer_s, r.eval_s = eval_s;
   r.kind = KX_TRAIN_FINAL;
   r.step = st.step;
   r.steps = st.steps;

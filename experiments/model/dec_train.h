@@ -74,6 +74,9 @@ typedef struct {
   int dp_size;         /* processes of the data-parallel world (1: alone) */
   double dp_reduce_s;  /* seconds this run spent combining their gradients */
   double dp_wait_s;    /* of which waiting for the slowest rank to finish its share */
+  /* STEP and FINAL: seconds of this run so far in the optimizer steps
+   * (clipping and AdamW) and in the evaluations every eval_every steps */
+  double optimizer_s, eval_s;
   double run_tokens_per_s; /* training tokens of this run / the wall time of its steps and evaluations */
 } kx_train_report;
 
