@@ -4,13 +4,15 @@
 # transfer (+AT) start after their transfer steps.  The loss is kapprox
 # train's validation estimate (8 batches of evenly spaced windows), the
 # teacher's on the same windows.
-# Data: curve-<i>.txt ("step loss"), fig2.vars (n, label[], teacher, budget).
+# Data: curve-<i>.txt ("step loss"), fig2.vars (n, label[], teacher, budget,
+# unit: "char", or "token" on token data).
 load datadir."/fig2.vars"
+if (!exists("unit")) unit = "char"
 w = 900; h = 600
 load scriptdir."/common.gp"
 set title "Fine-tuning after conversion (validation loss, mean over seeds)"
 set xlabel "step of the budget (attention transfer + fine-tuning)"
-set ylabel "validation loss (nats/char)"
+set ylabel sprintf("validation loss (nats/%s)", unit)
 set key outside right top box opaque
 set grid
 set xrange [0:budget]

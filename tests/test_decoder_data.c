@@ -84,16 +84,42 @@ START_TEST(test_batches) {
   int stream[100];
   for (int i = 0; i < 100; i++) stream[i] = i;
   int x1[3 * 5], y1[3 * 5], x2[3 * 5], y2[3 * 5];
-  kx_dec_batch(stream, 100, 3, 5, 9, 4, x1, y1);
-  kx_dec_batch(stream, 100, 3, 5, 9, 4, x2, y2);
+  kx_dec_batch(stream, 100, 3, 5, 9, 4, 0, x1, y1);
+  kx_dec_batch(stream, 100, 3, 5, 9, 4, 0, x2, y2);
   ck_assert_int_eq(memcmp(x1, x2, sizeof x1), 0);
   for (int b = 0; b < 3; b++)
     for (int t = 0; t < 5; t++) {
       ck_assert_int_eq(y1[b * 5 + t], x1[b * 5 + t] + 1);
       ck_assert_int_lt(y1[b * 5 + t], 100);
     }
-  kx_dec_batch(stream, 100, 3, 5, 9, 5, x2, y2);
+  kx_dec_batch(stream, 100, 3, 5, 9, 5, 0, x2, y2);
   ck_assert_int_ne(memcmp(x1, x2, sizeof x1), 0);
+}
+END_TEST
+
+/* Token data: every window starts at its story's BOS (the last BOS at or
+ * before the drawn position); a stream without a BOS before the position
+ * keeps it. */
+START_TEST(test_story_windows) {
+  int stream[100];
+  for (int i = 0; i < 100; i++) stream[i] = 100 + i; /* a token says its position */
+  for (int i = 5; i < 100; i += 13) stream[i] = KX_DEC_BOS; /* stories at 5, 18, 31, ... */
+  ck_assert_uint_eq(kx_dec_story_start(stream, 4), 4);
+  ck_assert_uint_eq(kx_dec_story_start(stream, 5), 5);
+  ck_assert_uint_eq(kx_dec_story_start(stream, 17), 5);
+  ck_assert_uint_eq(kx_dec_story_start(stream, 18), 18);
+  ck_assert_uint_eq(kx_dec_window_start(stream, 17, 0), 17);
+  int x[8 * 6], y[8 * 6], at_bos = 0;
+  for (uint64_t step = 0; step < 4; step++) {
+    kx_dec_batch(stream, 100, 8, 6, 3, step, 1, x, y);
+    for (int b = 0; b < 8; b++) {
+      /* at a BOS, or drawn before the first story (positions 0 .. 4) */
+      at_bos += x[b * 6] == KX_DEC_BOS;
+      ck_assert(x[b * 6] == KX_DEC_BOS || x[b * 6] < 105);
+      ck_assert_int_eq(memcmp(x + b * 6 + 1, y + b * 6, 5 * sizeof(int)), 0);
+    }
+  }
+  ck_assert_int_ge(at_bos, 16); /* 32 draws, 5 of the 94 positions before the first story */
 }
 END_TEST
 
@@ -182,7 +208,7 @@ int main(void) {
   kx_dec_threads_init();
   Suite *s = kx_test_suite("decoder_data");
   TCase *tc = kx_test_case(s, "data");
-  kx_test_add(tc, (const TTest *const[]){test_utf8_split, test_baselines, test_batches, test_pick,
+  kx_test_add(tc, (const TTest *const[]){test_utf8_split, test_baselines, test_batches, test_story_windows, test_pick,
                                          test_extract_qk, test_fastmath, NULL});
   return kx_test_run(s);
 }

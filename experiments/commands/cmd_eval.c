@@ -25,7 +25,8 @@ static void usage(FILE *out) {
           "usage: kapprox eval --checkpoint FILE.h5 [options]\n\n"
           "Scores a decoder checkpoint on the validation text (every 20th line) in\n"
           "consecutive windows of its context: cross-entropy in nats and bits per\n"
-          "character and next-character accuracy; then the in-context recall probe:\n"
+          "character and next-character accuracy (a model of token ids: per token, on\n"
+          "a token file, each story scored from its BOS); then the in-context recall probe:\n"
           "random strings of the vocabulary's characters, each shown twice in a row,\n"
           "scored on the second copy (an exact look-back predicts it perfectly) and on\n"
           "the first (nothing to look back at: what a model that recalls nothing scores\n"
@@ -36,7 +37,8 @@ static void usage(FILE *out) {
           "  --text FILE          the text (default: the KJV corpus); its characters must\n"
           "                       be in the model's vocabulary\n"
           "  --windows N          score N evenly spaced context-length windows instead of\n"
-          "                       the whole validation text (kapprox train's estimate)\n"
+          "                       the whole validation text (kapprox train's estimate;\n"
+          "                       token data: each from the BOS of its story)\n"
           "  --batch N            windows per forward pass [16]\n"
           "  --teacher FILE       softmax checkpoint for the attention KL\n"
           "  --kl-windows N       validation windows of the attention KL [16]\n"
@@ -50,10 +52,10 @@ static void usage(FILE *out) {
 }
 
 /* One line of the recall probe. */
-static void print_recall(const char *who, const kx_dec_recall_result *r) {
-  printf("  recall%s: %zu random strings of %zu characters, each repeated once: second copy loss %.4f nats/char, "
-         "accuracy %.4f; first copy %.4f nats/char, accuracy %.4f\n",
-         who, r->strings, r->length, r->loss, r->accuracy, r->first_loss, r->first_accuracy);
+static void print_recall(const char *who, const char *unit, const kx_dec_recall_result *r) {
+  printf("  recall%s: %zu random strings of %zu %ss, each repeated once: second copy loss %.4f nats/%s, "
+         "accuracy %.4f; first copy %.4f nats/%s, accuracy %.4f\n",
+         who, r->strings, r->length, unit, r->loss, unit, r->accuracy, r->first_loss, unit, r->first_accuracy);
 }
 
 static int write_csv(const char *path, const char *ck, const char *label, const kx_dec_eval_result *e, double kl,
@@ -140,12 +142,13 @@ int cmd_eval(int argc, char **argv) {
   kx_dec_config_label(&m.cfg, label, sizeof label);
   if (!rc) rc = kx_dec_evaluate(&m, data.val, data.n_val, windows, batch, &r);
   if (!rc) {
-    printf("%s (attention %s) on %zu validation characters of %s:\n", ck, label, r.predictions, path);
-    printf("  loss %.4f nats/char = %.4f bits/char, next-character accuracy %.4f\n", r.loss, r.loss / log(2.0),
+    const char *u = kx_dec_unit(&vocab);
+    printf("%s (attention %s) on %zu validation %ss of %s:\n", ck, label, r.predictions, u, path);
+    printf("  loss %.4f nats/%s = %.4f bits/%s, next-%s accuracy %.4f\n", r.loss, u, r.loss / log(2.0), u, u,
            r.accuracy);
   }
   if (!rc && recall) rc = kx_dec_recall(&m, &ro, &rr);
-  if (!rc && recall) print_recall("", &rr);
+  if (!rc && recall) print_recall("", kx_dec_unit(&vocab), &rr);
   if (!rc && rstrings && !recall)
     printf("  recall: no probe, the context %zu is too short for a string and its copy\n", m.cfg.ctx);
   if (!rc && teacher_path) {
@@ -157,7 +160,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc) rc = kx_dec_attn_kl(&t, &m, data.val, data.n_val, klw, &kl);
     if (!rc) printf("  attention KL against %s: %.4f nats per query row (%zu windows)\n", teacher_path, kl, klw);
     if (!rc && recall) rc = kx_dec_recall(&t, &ro, &tr);
-    if (!rc && recall) print_recall(" of the teacher", &tr);
+    if (!rc && recall) print_recall(" of the teacher", kx_dec_unit(&vocab), &tr);
   }
   if (!rc && csv) rc = write_csv(csv, ck, label, &r, kl, klw, &rr, &tr);
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());

@@ -109,6 +109,7 @@ int kx_train_cli_option(const char *cmd, int c, const char *arg, kx_train_cli *t
 typedef struct {
   int tty, quiet;
   double last_line;
+  const char *unit; /* "char" or "token", from the start's report */
 } ui;
 
 static void fmt_time(double s, char *buf, size_t n) {
@@ -127,15 +128,16 @@ static void report(const kx_train_report *r, void *user) {
     const kx_dec_config *c = r->cfg;
     char label[KX_DEC_LABEL_MAX];
     kx_dec_config_label(c, label, sizeof label);
+    u->unit = r->unit;
     printf("text: %s%s\n", r->text_path, r->corpus_generated ? " (generated now)" : "");
-    printf("characters: %zu train, %zu validation (every 20th line); vocabulary %zu\n", r->n_train, r->n_val,
-           r->vocab);
+    printf("%ss: %zu train, %zu validation (every 20th %s); vocabulary %zu\n", r->unit, r->n_train, r->n_val,
+           strcmp(r->unit, "token") ? "line" : "story", r->vocab);
     printf("model: %zu layers, %zu heads, width %zu (head dim %zu, rotary %zu), context %zu, attention %s, "
            "%zu parameters\n",
            c->layers, c->heads, c->width, c->width / c->heads, c->rotary_dims, c->ctx, label, r->n_params);
     printf("baselines on validation (add-one smoothing, fitted on train):\n");
-    printf("  unigram %.4f nats/char = %.4f bits/char\n", r->unigram, r->unigram / ln2);
-    printf("  bigram  %.4f nats/char = %.4f bits/char\n", r->bigram, r->bigram / ln2);
+    printf("  unigram %.4f nats/%s = %.4f bits/%s\n", r->unigram, r->unit, r->unigram / ln2, r->unit);
+    printf("  bigram  %.4f nats/%s = %.4f bits/%s\n", r->bigram, r->unit, r->bigram / ln2, r->unit);
     if (r->start_step) printf("resuming at step %llu of %llu\n", (unsigned long long)r->start_step,
                               (unsigned long long)r->steps);
     fflush(stdout);
@@ -171,8 +173,8 @@ static void report(const kx_train_report *r, void *user) {
     printf("stopped at step %llu of %llu (resume with --resume)\n", (unsigned long long)r->step,
            (unsigned long long)r->steps);
   if (!isnan(r->final_val_loss))
-    printf("validation loss (whole validation text): %.4f nats/char = %.4f bits/char\n", r->final_val_loss,
-           r->final_val_loss / ln2);
+    printf("validation loss (whole validation text): %.4f nats/%s = %.4f bits/%s\n", r->final_val_loss,
+           u->unit ? u->unit : "char", r->final_val_loss / ln2, u->unit ? u->unit : "char");
   char el[32];
   fmt_time(r->elapsed, el, sizeof el);
   printf("training time: %s\n", el);
@@ -207,7 +209,7 @@ int kx_train_cli_run(const char *cmd, const kx_train_cli *t) {
       return kx_cli_value_error(cmd, see_help);
     }
   }
-  ui u = {kx_stderr_is_tty(), t->quiet, 0};
+  ui u = {kx_stderr_is_tty(), t->quiet, 0, NULL};
   int rc = kx_dec_train(&t->o, report, &u);
   if (rc) {
     if (u.tty && !t->quiet) fprintf(stderr, "\n");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
+#include "experiments/model/dec_data.h"
 
 static kx_attn_ctx ctx_of(const kx_decoder *m) {
   kx_attn_ctx c = {&m->cfg, m->B, m->T, m->rope_cos, m->rope_sin, 0, 0, NULL};
@@ -43,6 +44,7 @@ int kx_dec_attn_kl(kx_decoder *teacher, kx_decoder *student, const int *stream, 
   double sum = 0.0;
   for (size_t w = 0; !rc && w < windows; w++) {
     size_t start = windows > 1 ? (size_t)((double)w * (double)(n - T) / (double)(windows - 1)) : 0;
+    start = kx_dec_window_start(stream, start, tc->token_ids);
     rc = kx_dec_forward(teacher, stream + start, NULL, 1, T, NULL);
     if (!rc) rc = kx_dec_forward(student, stream + start, NULL, 1, T, NULL);
     kx_attn_ctx ct = ctx_of(teacher), cs = ctx_of(student);

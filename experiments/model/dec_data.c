@@ -68,6 +68,8 @@ int kx_dec_vocab_copy(kx_dec_vocab *dst, const kx_dec_vocab *src) {
   return 0;
 }
 
+const char *kx_dec_unit(const kx_dec_vocab *v) { return v->ids ? "token" : "char"; }
+
 void kx_dec_vocab_free(kx_dec_vocab *v) {
   free(v->vocab);
   v->vocab = NULL;
@@ -233,11 +235,17 @@ size_t kx_dec_decode(const kx_dec_vocab *v, int id, char *buf) {
   return 4;
 }
 
-void kx_dec_batch(const int *stream, size_t n, size_t B, size_t T, uint64_t seed, uint64_t step, int *x,
+size_t kx_dec_story_start(const int *stream, size_t s) {
+  for (size_t i = s + 1; i-- > 0;)
+    if (stream[i] == KX_DEC_BOS) return i;
+  return s;
+}
+
+void kx_dec_batch(const int *stream, size_t n, size_t B, size_t T, uint64_t seed, uint64_t step, int stories, int *x,
                   int *y) {
-  size_t span = n - T; /* starts 0 .. n-T-1 leave room for the shifted target */
+  size_t span = n - T; /* starts 0 .. n-T-1 leave room for the shifted target; moving back keeps that */
   for (size_t b = 0; b < B; b++) {
-    size_t start = (size_t)(kx_seed_derive(seed, step * B + b) % span);
+    size_t start = kx_dec_window_start(stream, (size_t)(kx_seed_derive(seed, step * B + b) % span), stories);
     memcpy(x + b * T, stream + start, T * sizeof(int));
     memcpy(y + b * T, stream + start + 1, T * sizeof(int));
   }

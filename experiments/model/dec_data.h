@@ -44,6 +44,9 @@ int kx_dec_tokens_parse(const unsigned char *buf, size_t n, size_t V, const char
 int kx_dec_tokens_write(const char *path, const int *ids, size_t n);
 void kx_dec_data_free(kx_dec_data *d);
 
+/* What one prediction is, for losses in nats (bits) per unit: "token" for
+ * a model of token ids, "char" for a character model. */
+const char *kx_dec_unit(const kx_dec_vocab *v);
 int kx_dec_vocab_copy(kx_dec_vocab *dst, const kx_dec_vocab *src);
 void kx_dec_vocab_free(kx_dec_vocab *v);
 /* Token of a code point, or -1. */
@@ -59,10 +62,25 @@ int kx_dec_encode(const kx_dec_vocab *v, const char *s, int **ids, size_t *n);
 int kx_dec_parse_ids(const char *s, size_t V, int **ids, size_t *n);
 size_t kx_dec_decode(const kx_dec_vocab *v, int id, char *buf);
 
+/* Token data are stories, each from its BOS (id KX_DEC_BOS), and a model of
+ * token ids is scored and trained on windows that start at a story's BOS,
+ * as it generates: llama2.c's stories260K predicts its own samples at 2.5-3
+ * nats/token from their BOS and at about 7 from the middle of a story
+ * (docs/llama.md#token-data).  The start of the window at position s: the
+ * last BOS at or before s, or s when there is none. */
+#define KX_DEC_BOS 1
+size_t kx_dec_story_start(const int *stream, size_t s);
+/* Where a window drawn at s starts: kx_dec_story_start for token data
+ * (stories = 1), s for characters. */
+static inline size_t kx_dec_window_start(const int *stream, size_t s, int stories) {
+  return stories ? kx_dec_story_start(stream, s) : s;
+}
+
 /* Batch `step` of B windows of length T+1 from `stream`: window b starts at
- * a position drawn from (seed, step, b) alone, so a resumed run sees the
- * same batches without any saved generator state. x, y: (B,T). */
-void kx_dec_batch(const int *stream, size_t n, size_t B, size_t T, uint64_t seed, uint64_t step, int *x,
+ * a position drawn from (seed, step, b) alone (moved back to its story's BOS
+ * when `stories`: token data), so a resumed run sees the same batches
+ * without any saved generator state. x, y: (B,T). */
+void kx_dec_batch(const int *stream, size_t n, size_t B, size_t T, uint64_t seed, uint64_t step, int stories, int *x,
                   int *y);
 
 /* Cross-entropy (nats per character) on the validation stream of add-one

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/kx_error.h"
+#include "experiments/model/dec_data.h"
 
 /* Adds the summed loss and the number of correct arg-max predictions of the
  * last forward, (B,T) positions, to *loss and *correct. */
@@ -25,6 +26,14 @@ static size_t spread_start(size_t w, size_t windows, size_t n, size_t T) {
   return windows > 1 ? (size_t)((double)w * (double)(n - T - 1) / (double)(windows - 1)) : 0;
 }
 
+/* Length of the window of token data at pos: up to the next BOS (its
+ * prediction included), at most T, within the n - 1 predictions. */
+static size_t story_window(const int *stream, size_t n, size_t pos, size_t T) {
+  size_t end = pos + 1;
+  while (end < n - 1 && end - pos < T && stream[end] != KX_DEC_BOS) end++;
+  return end - pos;
+}
+
 int kx_dec_evaluate(kx_decoder *m, const int *stream, size_t n, size_t windows, size_t batch,
                     kx_dec_eval_result *r) {
   memset(r, 0, sizeof *r);
@@ -36,15 +45,19 @@ int kx_dec_evaluate(kx_decoder *m, const int *stream, size_t n, size_t windows, 
   int rc = x && y ? 0 : KX_ENOMEM;
   double loss = 0.0;
   size_t correct = 0, preds = 0, pos = 0, w = 0;
+  /* token data in consecutive windows: each story from its BOS, alone */
+  int stories = !windows && m->cfg.token_ids;
   while (!rc && (windows ? w < windows : pos < n - 1)) {
     size_t B = 0, len = windows || n - 1 - pos >= T ? T : n - 1 - pos;
+    if (stories) len = story_window(stream, n, pos, T);
     /* full windows together; the final partial one alone */
     do {
-      size_t start = windows ? spread_start(w++, windows, n, T) : pos;
+      size_t start = pos;
+      if (windows) start = kx_dec_window_start(stream, spread_start(w++, windows, n, T), m->cfg.token_ids);
       memcpy(x + B * len, stream + start, len * sizeof(int));
       memcpy(y + B * len, stream + start + 1, len * sizeof(int));
       B++, pos += len;
-    } while (len == T && B < batch && (windows ? w < windows : pos + T <= n - 1));
+    } while (!stories && len == T && B < batch && (windows ? w < windows : pos + T <= n - 1));
     rc = kx_dec_forward(m, x, y, B, len, NULL);
     if (!rc) tally(m, B, len, y, &loss, &correct);
     preds += B * len;

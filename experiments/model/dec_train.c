@@ -78,6 +78,7 @@ static int eval_loss(kx_decoder *m, const int *stream, size_t n, size_t B, size_
     for (size_t b = 0; b < B; b++) {
       size_t w = k * B + b;
       size_t start = windows > 1 ? (size_t)((double)w * (double)span / (double)(windows - 1)) : 0;
+      start = kx_dec_window_start(stream, start, m->cfg.token_ids);
       memcpy(x + b * T, stream + start, T * sizeof(int));
       memcpy(y + b * T, stream + start + 1, T * sizeof(int));
     }
@@ -438,7 +439,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     }
   } else {
     if (o->init_from && (rc = load_initial(o, &m, &ck_vocab))) goto setup_end;
-    if ((rc = kx_dec_data_load(text_path, o->init_from ? &ck_vocab : NULL, &data))) goto setup_end;
+    if ((rc = kx_dec_data_load(text_path, o->init_from ? &ck_vocab : o->vocab, &data))) goto setup_end;
     if (data.vocab.V < 2) {
       rc = kx_fail(KX_EINVAL, "the text '%s' has a single distinct character; a model needs at least two", text_path);
       goto setup_end;
@@ -446,6 +447,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     kx_dec_config c;
     kx_dec_config_default(&c);
     c.vocab = data.vocab.V;
+    c.token_ids = data.vocab.ids;
     if (o->ctx) c.ctx = o->ctx;
     if (o->layers) c.layers = o->layers;
     if (o->heads) c.heads = o->heads;
@@ -511,6 +513,7 @@ setup_end:
   r.text_path = text_path;
   r.corpus_generated = generated;
   r.vocab = data.vocab.V;
+  r.unit = kx_dec_unit(&data.vocab);
   r.n_train = data.n_train;
   r.n_val = data.n_val;
   r.n_params = 0;
@@ -538,7 +541,7 @@ setup_end:
       break;
     }
     double loss;
-    kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
+    kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, m.cfg.token_ids, x, y);
     if ((rc = redraw_features(&m, st.seed, st.step))) goto out;
     int bad_norm = 0;
     if (dp) rc = dp_gradient(&d, &m, x, y, B, T, &loss, &bad_norm);
@@ -609,7 +612,7 @@ setup_end:
   if (o->dump_grads) {
     /* The next batch at the final parameters (what the reference recomputes). */
     double loss;
-    kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, x, y);
+    kx_dec_batch(data.train, data.n_train, B, T, batch_seed, st.step, m.cfg.token_ids, x, y);
     if ((rc = kx_dec_forward(&m, x, y, B, T, &loss))) goto out;
     if ((rc = kx_dec_backward(&m))) goto out;
     if ((rc = kx_dec_dump_grads(o->dump_grads, &m, x, y, B, T, loss))) goto out;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "experiments/model/dec_config.h"
+#include "experiments/model/dec_data.h"
 #include "experiments/model/dec_model.h"
 
 /* Options.  Sizes left 0 and doubles left NaN mean "not given": a fresh
@@ -29,6 +30,8 @@ typedef struct {
   const char *init_from; /* fresh run starting from this checkpoint's parameters
                             and configuration (fine-tuning a converted model);
                             NULL: random initialisation */
+  const kx_dec_vocab *vocab; /* a fresh random model's vocabulary (token ids: the
+                            text is a token file); NULL: the text's characters */
   const char *dump_grads; /* test hook: write batch, loss and gradients here */
   uint64_t steps, warmup, batch, seed;
   int seed_given;
@@ -60,7 +63,8 @@ typedef struct {
   const char *text_path;
   int corpus_generated;
   size_t vocab, n_train, n_val, n_params;
-  double unigram, bigram; /* nats per character on validation */
+  const char *unit; /* what a prediction is: "char", or "token" on token data (kx_dec_unit) */
+  double unigram, bigram; /* nats per unit on validation */
   const kx_dec_config *cfg;
   uint64_t batch, steps, start_step;
   /* STEP */

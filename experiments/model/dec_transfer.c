@@ -173,7 +173,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   uint64_t warmup = o->steps / 10 ? o->steps / 10 : 1;
   for (uint64_t step = 0; step < o->steps; step++) {
     double loss;
-    kx_dec_batch(data->train, data->n_train, B, T, seed, step, x, y);
+    kx_dec_batch(data->train, data->n_train, B, T, seed, step, teacher->cfg.token_ids, x, y);
     if ((rc = batch_loss(teacher, student, &tab, x, B, T, target, converted, &w, &loss))) goto out;
     if (!isfinite(loss) || !isfinite(kx_grad_clip(student->grads, tab.total, 1.0))) {
       rc = kx_fail(KX_ENUM, "attention transfer diverged at step %llu (loss %g); lower --transfer-lr",
@@ -187,7 +187,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if (o->dump) {
     /* The next batch at the final tensors, unclipped (what the reference recomputes). */
     double loss;
-    kx_dec_batch(data->train, data->n_train, B, T, seed, o->steps, x, y);
+    kx_dec_batch(data->train, data->n_train, B, T, seed, o->steps, teacher->cfg.token_ids, x, y);
     if (!(rc = batch_loss(teacher, student, &tab, x, B, T, target, converted, &w, &loss)))
       rc = kx_dec_dump_grads(o->dump, student, x, y, B, T, loss);
   }

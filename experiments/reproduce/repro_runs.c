@@ -216,7 +216,7 @@ int kx_repro_step_seconds(const kx_dec_config *cfg, const kx_dec_data *data, siz
   double dt[8];
   for (int s = 0; !rc && s <= steps; s++) {
     double loss, t0 = kx_now_seconds();
-    kx_dec_batch(data->train, data->n_train, B, T, 5, (uint64_t)s, x, y);
+    kx_dec_batch(data->train, data->n_train, B, T, 5, (uint64_t)s, cfg->token_ids, x, y);
     rc = kx_dec_forward(&m, x, y, B, T, &loss);
     if (!rc) rc = kx_dec_backward(&m);
     if (!rc) kx_adamw_step(&opt, &m.tab, m.params, m.grads, 1e-4);
@@ -706,6 +706,9 @@ static int train_stage(run_ctx *c, const char *dir) {
     if (v->scratch) {
       const kx_dec_config *t = &r->teacher.cfg;
       o.ctx = t->ctx, o.layers = t->layers, o.heads = t->heads, o.width = t->width, o.rotary_dims = t->rotary_dims;
+      if (kx_dec_llama(t)) /* the teacher's architecture; kv_heads and ffn_hidden 0 are the defaults */
+        o.llama = 1, o.kv_heads = t->kv_heads, o.ffn_hidden = t->ffn_hidden, o.tied = t->tied;
+      if (r->vocab.ids) o.vocab = &r->vocab; /* its token ids: the text is a token file */
       snprintf(o.attn_kind, sizeof o.attn_kind, "%s", v->kind->name);
       const kx_dijiang_preset *pr = kx_dijiang_preset_of(v->kind->name);
       if (pr && v->dijiang_flips) { /* "+a+b" -> "a,b" */

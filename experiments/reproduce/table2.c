@@ -161,7 +161,7 @@ static const struct {
   int field; /* KX_R_* or C_* */
 } columns[] = {
     {{"val. loss (nats)", "loss (nats)", "val_loss", 4, 0}, KX_R_LOSS},
-    {{"bits/char", "bits/char", "val_bits", 4, 0}, C_BITS},
+    {{"bits/char", "bits/char", "val_bits", 4, 0}, C_BITS}, /* "bits/token" on token data */
     {{"accuracy", "accuracy", "accuracy", 4, 0}, KX_R_ACC},
     {{"gap to teacher", "gap", "gap", 4, 0}, C_GAP},
     {{"loss after conversion", "loss conv.", "conv_loss", 4, 0}, KX_R_CONV},
@@ -183,22 +183,45 @@ static void cell_value(const row *r, int field, double teacher_loss, double *mea
   }
 }
 
-static int write_tables(table2 *tb, const row *rows, size_t nr) {
+/* The teacher in the table's setup line: its sizes, and its pre-training
+ * when the checkpoint records it; a weights-only teacher (an imported
+ * model) by its file and architecture. */
+static void teacher_text(const table2 *tb, char *out, size_t cap) {
   const kx_dec_config *c = &tb->rp.teacher.cfg;
-  char setup[512], stem[PATH_CAP], caption[160];
+  int n = snprintf(out, cap, "teacher: %zu layers, %zu heads", c->layers, c->heads);
+  if (kx_dec_kv_heads(c) != c->heads) n += snprintf(out + n, cap - (size_t)n, " (%zu key/value)", c->kv_heads);
+  n += snprintf(out + n, cap - (size_t)n, ", width %zu, context %zu", c->width, c->ctx);
+  if (isnan(tb->rp.teacher_elapsed))
+    snprintf(out + n, cap - (size_t)n, ", %s block, vocabulary %zu%s, weights only (%s, pre-training not recorded)",
+             kx_dec_llama(c) ? "Llama" : "Pythia-like", c->vocab, tb->rp.vocab.ids ? " token ids" : "", tb->rp.teacher_in);
+  else
+    snprintf(out + n, cap - (size_t)n, ", %llu pre-training steps", (unsigned long long)tb->rp.pretrain_steps);
+}
+
+static int write_tables(table2 *tb, const row *rows, size_t nr) {
+  const char *unit = kx_dec_unit(&tb->rp.vocab);
+  char setup[1024], teacher[512], stem[PATH_CAP], caption[160];
+  teacher_text(tb, teacher, sizeof teacher);
   snprintf(setup, sizeof setup,
-           "teacher: %zu layers, %zu heads, width %zu, context %zu, %llu pre-training steps; budget %llu steps "
-           "(%.4g of pre-training); %zu seed%s (scratch rows: %zu); validation: %zu windows, attention KL: %zu windows",
-           c->layers, c->heads, c->width, c->ctx, (unsigned long long)tb->rp.pretrain_steps,
-           (unsigned long long)tb->rp.budget_steps, tb->budget, tb->seeds, tb->seeds > 1 ? "s" : "", tb->scratch_seeds,
-           tb->rp.eval_windows, tb->rp.kl_windows);
+           "%s; budget %llu steps of batch %llu (%.4g of %llu%s); %zu seed%s (scratch rows: %zu); losses in nats per "
+           "%s; validation: %zu windows, attention KL: %zu windows",
+           teacher, (unsigned long long)tb->rp.budget_steps, (unsigned long long)tb->rp.batch, tb->budget,
+           (unsigned long long)tb->rp.pretrain_steps,
+           isnan(tb->rp.teacher_elapsed) ? " steps, kapprox train's default, taken for a weights-only teacher"
+                                         : " pre-training steps",
+           tb->seeds, tb->seeds > 1 ? "s" : "", tb->scratch_seeds, unit, tb->rp.eval_windows, tb->rp.kl_windows);
   snprintf(stem, sizeof stem, "%s/table2", tb->outdir);
   snprintf(caption, sizeof caption,
            "Conversion of a softmax decoder to linear attention: mean $\\pm$ standard error over %zu seed(s), rows "
            "from scratch %zu.",
            tb->seeds, tb->scratch_seeds);
   kx_table_column cols[N_COLUMNS];
-  for (size_t j = 0; j < N_COLUMNS; j++) cols[j] = columns[j].c;
+  char bits[32];
+  snprintf(bits, sizeof bits, "bits/%s", unit);
+  for (size_t j = 0; j < N_COLUMNS; j++) {
+    cols[j] = columns[j].c;
+    if (columns[j].field == C_BITS) cols[j].head_md = cols[j].head_tex = bits;
+  }
   kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                 .cols = cols, .n_cols = N_COLUMNS, .title = "Table 2", .command = "kapprox reproduce table2",
                 .setup = setup, .tex_caption = caption,
@@ -259,8 +282,8 @@ static int figures(table2 *tb, double teacher_curve_loss) {
   size_t nc = 0;
   for (size_t i = 0; i < tb->nv; i++) nc += !tb->v[i].scratch;
   fprintf(f.fp, "# written by kapprox reproduce table2; read by table2_curves.gp\nn = %zu\nteacher = %.9g\n"
-                "budget = %llu\narray label[%zu]\n",
-          nc, teacher_curve_loss, (unsigned long long)tb->rp.budget_steps, nc ? nc : 1);
+                "budget = %llu\nunit = \"%s\"\narray label[%zu]\n",
+          nc, teacher_curve_loss, (unsigned long long)tb->rp.budget_steps, kx_dec_unit(&tb->rp.vocab), nc ? nc : 1);
   size_t k = 0;
   for (size_t i = 0; i < tb->nv && !rc; i++) {
     if (tb->v[i].scratch) continue;
