@@ -52,10 +52,12 @@ static void usage(FILE *out) {
 }
 
 /* One line of the recall probe. */
-static void print_recall(const char *who, const char *unit, const kx_dec_recall_result *r) {
+static void print_recall(const char *who, const kx_dec_vocab *v, const kx_dec_recall_result *r) {
+  const char *unit = kx_dec_unit(v);
   printf("  recall%s: %zu random strings of %zu %ss, each repeated once: second copy loss %.4f nats/%s, "
          "accuracy %.4f; first copy %.4f nats/%s, accuracy %.4f\n",
-         who, r->strings, r->length, unit, r->loss, unit, r->accuracy, r->first_loss, unit, r->first_accuracy);
+         who, r->strings, r->length, v->ids ? "token" : "character", r->loss, unit, r->accuracy, r->first_loss, unit,
+         r->first_accuracy);
 }
 
 static int write_csv(const char *path, const char *ck, const char *label, const kx_dec_eval_result *e, double kl,
@@ -142,13 +144,13 @@ int cmd_eval(int argc, char **argv) {
   kx_dec_config_label(&m.cfg, label, sizeof label);
   if (!rc) rc = kx_dec_evaluate(&m, data.val, data.n_val, windows, batch, &r);
   if (!rc) {
-    const char *u = kx_dec_unit(&vocab);
-    printf("%s (attention %s) on %zu validation %ss of %s:\n", ck, label, r.predictions, u, path);
-    printf("  loss %.4f nats/%s = %.4f bits/%s, next-%s accuracy %.4f\n", r.loss, u, r.loss / log(2.0), u, u,
+    const char *u = kx_dec_unit(&vocab), *noun = vocab.ids ? "token" : "character";
+    printf("%s (attention %s) on %zu validation %ss of %s:\n", ck, label, r.predictions, noun, path);
+    printf("  loss %.4f nats/%s = %.4f bits/%s, next-%s accuracy %.4f\n", r.loss, u, r.loss / log(2.0), u, noun,
            r.accuracy);
   }
   if (!rc && recall) rc = kx_dec_recall(&m, &ro, &rr);
-  if (!rc && recall) print_recall("", kx_dec_unit(&vocab), &rr);
+  if (!rc && recall) print_recall("", &vocab, &rr);
   if (!rc && rstrings && !recall)
     printf("  recall: no probe, the context %zu is too short for a string and its copy\n", m.cfg.ctx);
   if (!rc && teacher_path) {
@@ -160,7 +162,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc) rc = kx_dec_attn_kl(&t, &m, data.val, data.n_val, klw, &kl);
     if (!rc) printf("  attention KL against %s: %.4f nats per query row (%zu windows)\n", teacher_path, kl, klw);
     if (!rc && recall) rc = kx_dec_recall(&t, &ro, &tr);
-    if (!rc && recall) print_recall(" of the teacher", kx_dec_unit(&vocab), &tr);
+    if (!rc && recall) print_recall(" of the teacher", &vocab, &tr);
   }
   if (!rc && csv) rc = write_csv(csv, ck, label, &r, kl, klw, &rr, &tr);
   if (rc) kx_cli_error(cmd, "%s", kx_error_message());

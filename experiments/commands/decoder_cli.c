@@ -130,8 +130,9 @@ static void report(const kx_train_report *r, void *user) {
     kx_dec_config_label(c, label, sizeof label);
     u->unit = r->unit;
     printf("text: %s%s\n", r->text_path, r->corpus_generated ? " (generated now)" : "");
-    printf("%ss: %zu train, %zu validation (every 20th %s); vocabulary %zu\n", r->unit, r->n_train, r->n_val,
-           strcmp(r->unit, "token") ? "line" : "story", r->vocab);
+    int tokens = !strcmp(r->unit, "token");
+    printf("%s: %zu train, %zu validation (every 20th %s); vocabulary %zu\n", tokens ? "tokens" : "characters",
+           r->n_train, r->n_val, tokens ? "story" : "line", r->vocab);
     printf("model: %zu layers, %zu heads, width %zu (head dim %zu, rotary %zu), context %zu, attention %s, "
            "%zu parameters\n",
            c->layers, c->heads, c->width, c->width / c->heads, c->rotary_dims, c->ctx, label, r->n_params);

@@ -544,7 +544,7 @@ static void setup_text(study *st, char *out, size_t cap) {
 static void footnote(study *st, kx_strbuf *fn) {
   kx_budget_study *s = st->s;
   kx_sb_add(fn,
-         "gap: validation loss minus the teacher's (nats/char), mean ± standard error over seeds; tokens = steps × "
+         "gap: validation loss minus the teacher's (nats/%s), mean ± standard error over seeds; tokens = steps × "
          "batch × context of the budget (a +AT variant spends the first quarter of its steps on attention transfer "
          "at half the batch). Tokens to gap ≤ x: where the mean gap first comes within x nats of the teacher, "
          "linear in log tokens between the two budgets around the crossing; ≤ T: already within at the smallest "
@@ -555,7 +555,8 @@ static void footnote(study *st, kx_strbuf *fn) {
          "Budget 1: a converted model has had twice the teacher's training compute (its pre-training, then as many "
          "steps of fine-tuning); budget b: 1 + b times. Rows from scratch: random initialisation, the same budgets, "
          "pre-training's learning rate.\n\nRank order at each budget (converted variants, smallest mean gap first; "
-         "≈: the two means differ by less than twice their combined standard error):\n\n");
+         "≈: the two means differ by less than twice their combined standard error):\n\n",
+         kx_dec_unit(&st->rp.vocab));
   size_t idx[KX_BUDGET_MAX_VARIANTS];
   for (size_t b = 0; b < s->n_budgets; b++) {
     size_t n = order_at(st, b, idx);
@@ -656,14 +657,17 @@ static int write_tables(study *st) {
   }
   if (!rc) {
     snprintf(stem, sizeof stem, "%s/budget", s->outdir);
+    char caption[512];
+    snprintf(caption, sizeof caption,
+             "Gap to the softmax teacher (validation loss, nats/%s) after fine-tuning a converted model at several "
+             "budgets, mean $\\pm$ standard error over seeds; tokens to come within 0.1 and 0.25 nats; fit $c + "
+             "a\\,\\mathrm{tokens}^{-\\alpha}$ with 95\\%% intervals. At budget 1 a converted model has had "
+             "twice the teacher's training compute.",
+             kx_dec_unit(&st->rp.vocab));
     kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                   .cols = cols, .n_cols = ncols, .title = "Budget study", .command = "kapprox reproduce budget",
                   .setup = setup, .md_footnote = fn.p, .err_csv = err_csv, .text = cells,
-                  .tex_caption = "Gap to the softmax teacher (validation loss, nats/char) after fine-tuning a converted "
-                                 "model at several budgets, mean $\\pm$ standard error over seeds; tokens to come "
-                                 "within 0.1 and 0.25 nats; fit $c + a\\,\\mathrm{tokens}^{-\\alpha}$ with 95\\% "
-                                 "intervals. At budget 1 a converted model has had twice the teacher's training "
-                                 "compute."};
+                  .tex_caption = caption};
     rc = kx_table_write(&t, rows, s->nv);
   }
   /* the ranks, one column a budget */

@@ -144,11 +144,11 @@ static void setup_text(const study *st, char *out, size_t cap) {
   const kx_dec_config *c = &st->rp.teacher.cfg;
   snprintf(out, cap,
            "teacher: %zu layers, %zu heads, width %zu (head dim %zu), context %zu, %llu pre-training steps of batch "
-           "%llu, validation loss %.4f nats/char on %zu windows, recall probe (second copy) loss %.3f, accuracy "
+           "%llu, validation loss %.4f nats/%s on %zu windows, recall probe (second copy) loss %.3f, accuracy "
            "%.3f (first copy %.3f); each form converted and fine-tuned for %llu steps (%g of the pre-training, "
            "Table 2's schedule), %zu seed%s",
            c->layers, c->heads, c->width, c->width / c->heads, c->ctx, (unsigned long long)st->rp.pretrain_steps,
-           (unsigned long long)st->rp.batch, st->teacher_loss, st->rp.eval_windows, st->teacher_recall[0],
+           (unsigned long long)st->rp.batch, st->teacher_loss, kx_dec_unit(&st->rp.vocab), st->rp.eval_windows, st->teacher_recall[0],
            st->teacher_recall[1], st->teacher_recall[2], (unsigned long long)st->rp.budget_steps, st->s->budget,
            st->s->seeds, st->s->seeds == 1 ? "" : "s");
 }
@@ -157,12 +157,13 @@ static void footnote(const study *st, kx_strbuf *fn) {
   size_t seeds = st->s->seeds;
   const row_t *paper = end_row(st, 0), *rel = end_row(st, 1);
   kx_sb_add(fn,
-         "gap: validation loss after fine-tuning minus the teacher's (nats/char). recall: the probe of kapprox eval "
+         "gap: validation loss after fine-tuning minus the teacher's (nats/%s). recall: the probe of kapprox eval "
          "(random strings of the vocabulary shown twice; loss and accuracy on the second copy), after fine-tuning. "
          "Δ: the row minus its end point (the form it flips one factor of), seed by seed (the same seed gives both "
          "runs the same batches), mean ± standard error of those differences; positive Δgap: the flip makes the gap "
          "larger. diverged: seeds whose loss or gradient became non-finite (left out of the means). "
-         "Factors (docs/dijiang-factors.md), the paper's value → the released code's:");
+         "Factors (docs/dijiang-factors.md), the paper's value → the released code's:",
+         kx_dec_unit(&st->rp.vocab));
   for (int f = 0; f < KX_DJ_FACTORS; f++)
     kx_sb_add(fn, "%s %s: %s (%s) → %s (%s)", f ? ";" : "", kx_dijiang_factors[f].name, kx_dijiang_factors[f].value[0],
            kx_dijiang_factors[f].meaning[0], kx_dijiang_factors[f].value[1], kx_dijiang_factors[f].meaning[1]);
@@ -247,14 +248,17 @@ static int write_tables(study *st) {
   }
   if (!rc) {
     snprintf(stem, sizeof stem, "%s/factors", s->outdir);
+    char caption[512];
+    snprintf(caption, sizeof caption,
+             "The paper's DiJiang and the released code's form, each with one factor flipped: gap to the softmax "
+             "teacher (validation loss, nats/%s) and recall probe after the same fine-tuning, mean $\\pm$ standard "
+             "error over seeds; $\\Delta$: the difference to the end point, paired by seed.",
+             kx_dec_unit(&st->rp.vocab));
     kx_table t = {.stem = stem, .n_keys = 3, .key_md = {"from", "factor", "form"},
                   .key_csv = {"from", "factor", "form"}, .cols = cols, .n_cols = N_COLS,
                   .title = "DiJiang factor study", .command = "kapprox reproduce factors", .setup = setup,
                   .md_footnote = fn.p, .text = cells,
-                  .tex_caption = "The paper's DiJiang and the released code's form, each with one factor flipped: "
-                                 "gap to the softmax teacher (validation loss, nats/char) and recall probe after the "
-                                 "same fine-tuning, mean $\\pm$ standard error over seeds; $\\Delta$: the difference "
-                                 "to the end point, paired by seed."};
+                  .tex_caption = caption};
     rc = kx_table_write(&t, rows, st->n_rows);
   }
   free(fn.p);
