@@ -4,8 +4,9 @@
  *
  * C the orthonormal DCT-II (rows c_i, docs/methods.md#the-dct), t_i = F^-1_chi_d(u_i)
  * radial inverse-CDF values, D_i >= 0 fitted on calibration pairs
- * (weight_fit.c).  C x is one FFTW transform, so a feature vector costs
- * O(d log d) and no m x d matrix is ever stored.
+ * (weight_fit.c).  C x is a fast transform (dct.h picks the route per type
+ * and length: batched SIMD kernels, FFTW, or a GEMM where FFTW is slow), so
+ * a feature vector costs O(d log d) and no m x d matrix is ever stored.
  *
  * Entries of this file:
  *   "wdcf"       the paper's form: c(x) dropped ("since x is normalized"), D fitted
