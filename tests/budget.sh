@@ -33,7 +33,7 @@ bad "'nope' is not an attention kind" --kinds retnet,nope
 for k in cosformer retnet linformer performer-redraw; do
   bad "'$k+AT': $k has nothing trainable in its feature map, so attention transfer (+AT) has nothing to train" --kinds $k+AT
 done
-bad "softmax is the teacher" --kinds softmax
+bad "softmax converted is the teacher itself, fine-tuned further (the control); it takes no option" --kinds softmax+w16
 bad "listed twice" --kinds retnet,retnet
 bad "listed twice" --kinds retnet+sm0,retnet+sm0
 bad "is not a layer index" --kinds retnet+sm0.x
@@ -114,6 +114,25 @@ mkdir w && cp a/teacher.h5 w/
 awk '$1 == "result" && $5 > -1e-6 && $5 < 1e-6 { ok = 1 } END { exit !ok }' w/runs/b20/performer+w32-s0/result.txt ||
   note "performer+w32 after conversion is not the teacher: $(cat w/runs/b20/performer+w32-s0/result.txt)"
 grep -qF '| performer+w32 | converted |' w/budget.md || note "no performer+w32 row in budget.md"
+
+# ---- the control: softmax "converted" is the teacher copied, so its attention after conversion
+# is the teacher's (KL exactly 0: the same weights give the same bits), then fine-tuned like the
+# others.  A variant's "beyond the continued teacher" is its gap minus the control's, seed by
+# seed; with one seed the CSV holds the exact difference of two gaps each printed to 9
+# significant digits (gaps below 1 here: each off by at most 5e-10), so they agree within 2e-9.
+mkdir ctl && cp a/teacher.h5 ctl/
+"$kx" reproduce budget $Q --budgets 1/16 --kinds softmax,retnet --scratch-kinds none --no-figures --outdir ctl \
+  2>err.txt || { note "a study with the control failed"; cat err.txt; }
+awk '$1 == "result" && $5 == 0 { ok = 1 } END { exit !ok }' ctl/runs/b20/softmax-s0/result.txt ||
+  note "the control after conversion is not the teacher: $(cat ctl/runs/b20/softmax-s0/result.txt)"
+grep -qF '| softmax | continued |' ctl/budget.md || note "no control row in budget.md"
+awk -F, '$1 == "softmax" { g = $4 } $1 == "retnet" { r = $4; b = $6 }
+  END { d = b - (r - g); exit !(g != "" && b != "" && d < 2e-9 && d > -2e-9) }' ctl/budget.csv ||
+  note "retnet's gap beyond the continued teacher is not its gap minus the control's: $(cat ctl/budget.csv)"
+grep -q 'beyond_continued_b20' ctl/budget.csv || note "no beyond_continued column in budget.csv"
+[ "$(grep -c '^| ' ctl/budget_ranks.md)" -eq 2 ] || note "budget_ranks.md ranks the control: $(cat ctl/budget_ranks.md)"
+grep -q '^- 1/16 (20 steps, 5120 tokens): retnet [0-9.-]*; the teacher continued: ' ctl/budget.md ||
+  note "the rank line does not give the continued teacher"
 
 # ---- shared with Table 2: its retnet run at 1/16 is the study's
 mkdir d && cp a/teacher.h5 d/

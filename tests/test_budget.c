@@ -231,7 +231,12 @@ START_TEST(test_variants) {
     ck_assert_msg(strstr(kx_error_message(), want), "%s", kx_error_message());
     ck_assert_ptr_nonnull(strstr(kx_error_message(), "+AT applies to performer, performer-prf"));
   }
-  static const char *bad[] = {"cosformer+AT", "softmax", "nope", "hedgehog+XY", "hedgehog+AT+AT", "retnetx", ""};
+  /* softmax converted: the control, the teacher fine-tuned further; it takes no option */
+  ck_assert_int_eq(kx_budget_variant_parse("softmax", 0, &v), 0);
+  ck_assert_str_eq(v.label, "softmax");
+  ck_assert(!v.scratch && !v.transfer && !v.window && !v.softmax_layers);
+  static const char *bad[] = {"cosformer+AT", "softmax+AT", "softmax+w16", "softmax+sm0", "nope", "hedgehog+XY",
+                              "hedgehog+AT+AT", "retnetx", ""};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(kx_budget_variant_parse(bad[i], 0, &v) != 0, "'%s' accepted", bad[i]);
   ck_assert_int_ne(kx_budget_variant_parse("hedgehog+AT", 1, &v), 0);

@@ -214,8 +214,12 @@ int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v)
     return kx_fail(KX_EINVAL, "'%s': unknown option '%s' after the kind %s (known, in this order: %s%s)", label, rest,
                    k->name, kx_dijiang_preset_of(k->name) ? "the form switches of docs/dijiang-factors.md, e.g. "
                                                              "+softmax+noden; " : "", known);
-  if (!scratch && !strcmp(k->name, "softmax"))
-    return kx_fail(KX_EINVAL, "'%s': softmax is the teacher; convert to another kind (or train it from scratch)",
+  /* converted to softmax, the teacher is copied and fine-tuned like every
+   * variant: the control that says how much the extra tokens alone buy */
+  if (!scratch && !strcmp(k->name, "softmax") && (v->transfer || v->window || v->softmax_layers || v->dijiang_flips))
+    return kx_fail(KX_EINVAL,
+                   "'%s': softmax converted is the teacher itself, fine-tuned further (the control); it takes no "
+                   "option",
                    label);
   if (scratch && v->dijiang_flips)
     return kx_fail(KX_EINVAL, "'%s': a model trained from scratch takes no option (the form switches)", label);
@@ -506,17 +510,44 @@ static int fit_variant(study *st, size_t v, kx_budget_fit *f) {
   return kx_budget_fit_power(x, y, n, f);
 }
 
+/* softmax "converted": the teacher copied and fine-tuned like the others */
+static int is_control(const kx_repro_variant *v) { return !v->scratch && !strcmp(v->kind->name, "softmax"); }
+
+static const kx_repro_variant *control_of(const kx_budget_study *s, size_t *at) {
+  for (size_t v = 0; v < s->nv; v++)
+    if (is_control(&s->v[v])) return *at = v, &s->v[v];
+  return NULL;
+}
+
 static void init_label(const kx_repro_variant *v, char *model, size_t cap, const char **init) {
   /* the converted form's label ("hedgehog+AT"); scratch rows say so in init */
   snprintf(model, cap, "%s", v->scratch ? v->kind->name : v->label);
-  *init = v->scratch ? "scratch" : "converted";
+  *init = v->scratch ? "scratch" : is_control(v) ? "continued" : "converted";
+}
+
+/* Variant v's loss minus the control's at budget b, seed by seed over the
+ * seeds both have (the same seed: the same batches), mean and standard
+ * error of those differences; NaN without a control or a common seed. */
+static void beyond_control(study *st, size_t v, size_t b, double *mean, double *se) {
+  size_t ci;
+  *mean = *se = NAN;
+  if (!control_of(st->s, &ci) || ci == v) return;
+  const cell_t *c = cell_at(st, v, b), *k = cell_at(st, ci, b);
+  size_t n = c->n < k->n ? c->n : k->n;
+  if (n == 0) return;
+  double d[KX_BUDGET_MAX_SEEDS], m = 0.0, ss = 0.0;
+  for (size_t i = 0; i < n; i++) d[i] = c->gap[i] - k->gap[i], m += d[i];
+  m /= (double)n;
+  for (size_t i = 0; i < n; i++) ss += (d[i] - m) * (d[i] - m);
+  *mean = m;
+  *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : NAN;
 }
 
 /* The variants' order at budget b: converted rows by mean gap. */
 static size_t order_at(study *st, size_t b, size_t *idx) {
   size_t n = 0;
   for (size_t v = 0; v < st->s->nv; v++) {
-    if (st->s->v[v].scratch) continue;
+    if (st->s->v[v].scratch || is_control(&st->s->v[v])) continue;
     size_t k = n++;
     double m = cell_at(st, v, b)->mean;
     for (; k > 0 && cell_at(st, idx[k - 1], b)->mean > m; k--) idx[k] = idx[k - 1];
@@ -554,9 +585,18 @@ static void footnote(study *st, kx_strbuf *fn) {
          "degrees of freedom; n/a without a spare point); n/a: no fit (the reasons are listed below). "
          "Budget 1: a converted model has had twice the teacher's training compute (its pre-training, then as many "
          "steps of fine-tuning); budget b: 1 + b times. Rows from scratch: random initialisation, the same budgets, "
-         "pre-training's learning rate.\n\nRank order at each budget (converted variants, smallest mean gap first; "
-         "≈: the two means differ by less than twice their combined standard error):\n\n",
+         "pre-training's learning rate.",
          kx_dec_unit(&st->rp.vocab));
+  size_t ci;
+  if (control_of(s, &ci))
+    kx_sb_add(fn,
+           " softmax continued: the control, the teacher itself fine-tuned with the same schedule, budgets and seeds "
+           "(the same batches), so its gap is what the extra tokens buy with no change of attention. Beyond the "
+           "continued teacher: a variant's validation loss minus the control's at the same budget, seed by seed, "
+           "mean ± standard error of the differences: the cost of the variant's attention once both have had the "
+           "same training.");
+  kx_sb_add(fn, "\n\nRank order at each budget (converted variants, smallest mean gap first; ≈: the two means differ by "
+                "less than twice their combined standard error):\n\n");
   size_t idx[KX_BUDGET_MAX_VARIANTS];
   for (size_t b = 0; b < s->n_budgets; b++) {
     size_t n = order_at(st, b, idx);
@@ -572,6 +612,8 @@ static void footnote(study *st, kx_strbuf *fn) {
       }
       kx_sb_add(fn, "%s%s %.4f", sep, s->v[idx[i]].label, c->mean);
     }
+    size_t ci;
+    if (control_of(s, &ci)) kx_sb_add(fn, "; the teacher continued: %.4f", cell_at(st, ci, b)->mean);
     kx_sb_add(fn, "\n");
   }
   int any = 0;
@@ -593,8 +635,9 @@ static void footnote(study *st, kx_strbuf *fn) {
 /* Column j of the gap at budget b, then the thresholds, then the fit. */
 static int write_tables(study *st) {
   kx_budget_study *s = st->s;
-  size_t nb = s->n_budgets, nt = sizeof thresholds / sizeof thresholds[0];
-  size_t ncols = nb + nt + 3;
+  size_t nb = s->n_budgets, nt = sizeof thresholds / sizeof thresholds[0], ci;
+  size_t nx = control_of(s, &ci) ? nb : 0; /* the columns beyond the continued teacher */
+  size_t o = nb + nx, ncols = o + nt + 3;
   char heads[KX_TABLE_MAX_COLS][3][64];
   kx_table_column cols[KX_TABLE_MAX_COLS];
   if (ncols > KX_TABLE_MAX_COLS) return kx_fail(KX_EINVAL, "too many budgets for one table");
@@ -605,18 +648,25 @@ static int write_tables(study *st) {
     snprintf(heads[b][2], 64, "gap_b%llu", (unsigned long long)st->steps[b]);
     cols[b] = (kx_table_column){heads[b][0], heads[b][1], heads[b][2], 4, 0};
   }
+  for (size_t b = 0; b < nx; b++) {
+    size_t j = nb + b;
+    snprintf(heads[j][0], 64, "beyond the continued teacher at %s", s->budgets[b].text);
+    snprintf(heads[j][1], 64, "$-$cont. %s", s->budgets[b].text);
+    snprintf(heads[j][2], 64, "beyond_continued_b%llu", (unsigned long long)st->steps[b]);
+    cols[j] = (kx_table_column){heads[j][0], heads[j][1], heads[j][2], 4, 0};
+  }
   for (size_t t = 0; t < nt; t++) {
-    size_t j = nb + t;
+    size_t j = o + t;
     snprintf(heads[j][0], 64, "tokens to gap ≤ %g", thresholds[t]);
     snprintf(heads[j][1], 64, "tokens to $\\le %g$", thresholds[t]);
     snprintf(heads[j][2], 64, "tokens_within_%g", thresholds[t]);
     cols[j] = (kx_table_column){heads[j][0], heads[j][1], heads[j][2], 0, 1};
   }
-  cols[nb + nt] = (kx_table_column){"c (± 95 % interval)", "$c$", "c", 3, 0};
-  cols[nb + nt + 1] = (kx_table_column){"α (± 95 % interval)", "$\\alpha$", "alpha", 3, 0};
+  cols[o + nt] = (kx_table_column){"c (± 95 % interval)", "$c$", "c", 3, 0};
+  cols[o + nt + 1] = (kx_table_column){"α (± 95 % interval)", "$\\alpha$", "alpha", 3, 0};
   const char *err_csv[KX_TABLE_MAX_COLS] = {0};
-  err_csv[nb + nt] = err_csv[nb + nt + 1] = "_ci95";
-  cols[nb + nt + 2] = (kx_table_column){"a", "$a$", "a", 0, 1};
+  err_csv[o + nt] = err_csv[o + nt + 1] = "_ci95";
+  cols[o + nt + 2] = (kx_table_column){"a", "$a$", "a", 0, 1};
   kx_table_row *rows = kx_calloc(s->nv, sizeof *rows);
   char (*text)[KX_TABLE_MAX_COLS][64] = kx_calloc(s->nv, sizeof *text);
   const char *(*cells)[KX_TABLE_MAX_COLS] = kx_calloc(s->nv, sizeof *cells);
@@ -635,8 +685,9 @@ static int write_tables(study *st) {
       r->mean[b] = mean[b] = c->mean, r->se[b] = c->se;
       r->n = r->n > c->n ? r->n : c->n;
     }
+    for (size_t b = 0; b < nx; b++) beyond_control(st, v, b, &r->mean[nb + b], &r->se[nb + b]);
     for (size_t t = 0; t < nt; t++) {
-      size_t j = nb + t;
+      size_t j = o + t;
       int how = kx_budget_tokens_within(st->tokens, mean, nb, thresholds[t], &r->mean[j]);
       if (how == KX_WITHIN_SMALLEST) snprintf(text[v][j], 64, "≤ %.0f", r->mean[j]);
       else if (how == KX_WITHIN_NOT) snprintf(text[v][j], 64, "not within the largest budget");
@@ -644,10 +695,10 @@ static int write_tables(study *st) {
       cells[v][j] = text[v][j];
     }
     const kx_budget_fit *f = &st->fits[v];
-    r->mean[nb + nt] = f->c, r->se[nb + nt] = f->c_hw;
-    r->mean[nb + nt + 1] = f->alpha, r->se[nb + nt + 1] = f->alpha_hw;
-    r->mean[nb + nt + 2] = f->a;
-    if (f->ok) snprintf(text[v][nb + nt + 2], 64, "%.3g", f->a), cells[v][nb + nt + 2] = text[v][nb + nt + 2];
+    r->mean[o + nt] = f->c, r->se[o + nt] = f->c_hw;
+    r->mean[o + nt + 1] = f->alpha, r->se[o + nt + 1] = f->alpha_hw;
+    r->mean[o + nt + 2] = f->a;
+    if (f->ok) snprintf(text[v][o + nt + 2], 64, "%.3g", f->a), cells[v][o + nt + 2] = text[v][o + nt + 2];
   }
   char setup[2048], stem[PATH_CAP];
   if (!rc) {
@@ -684,8 +735,10 @@ static int write_tables(study *st) {
     snprintf(heads[b][2], 64, "rank_b%llu", (unsigned long long)st->steps[b]);
     cols[b] = (kx_table_column){heads[b][0], heads[b][1], heads[b][2], 0, 1};
   }
-  if (!rc) {
-    for (size_t v = 0; v < nr; v++) rows[v].rule_after = 0;
+  if (!rc) { /* the ranked rows, in the study's order (rows from scratch and the control have no rank) */
+    size_t k = 0;
+    for (size_t v = 0; v < s->nv; v++)
+      if (!s->v[v].scratch && !is_control(&s->v[v])) rows[k] = rows[v], rows[k++].rule_after = 0;
     snprintf(stem, sizeof stem, "%s/budget_ranks", s->outdir);
     kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                   .cols = cols, .n_cols = nb, .title = "Budget study, rank order", .command = "kapprox reproduce budget",
@@ -694,7 +747,7 @@ static int write_tables(study *st) {
                                  "budget (budget.md lists the gaps and which differences are within the seeds' spread).",
                   .tex_caption = "Rank of each converted variant by its mean gap to the teacher at each budget (1: "
                                  "closest)."};
-    rc = kx_table_write(&t, rows, nr); /* converted rows come first */
+    rc = kx_table_write(&t, rows, nr);
   }
   free(fn.p);
   free(rows);
@@ -731,7 +784,7 @@ static int figure(study *st) {
   for (size_t v = 0; v < s->nv; v++) {
     const kx_budget_fit *fit = &st->fits[v];
     fprintf(f.fp, "label[%zu] = \"%s%s\"\nscratch[%zu] = %d\n", v + 1, s->v[v].scratch ? s->v[v].kind->name : s->v[v].label,
-            s->v[v].scratch ? " (scratch)" : "", v + 1, s->v[v].scratch);
+            s->v[v].scratch ? " (scratch)" : is_control(&s->v[v]) ? " (teacher continued)" : "", v + 1, s->v[v].scratch);
     /* NaN (gnuplot's): no fitted curve for the variant */
     if (fit->ok)
       fprintf(f.fp, "fit_c[%zu] = %.9g\nfit_a[%zu] = %.9g\nfit_alpha[%zu] = %.9g\n", v + 1, fit->c, v + 1, fit->a,

@@ -48,8 +48,10 @@ int kx_budget_steps(const kx_budget *b, size_t n, uint64_t pretrain_steps, uint6
  * "hedgehog+AT" (attention transfer for the first quarter of the budget);
  * a DiJiang kind's form switches come first ("dijiang+softmax+noden+AT",
  * dec_dijiang_form.h).
- * scratch = 1: the kind trained from scratch (no options).  Softmax is the
- * teacher, so it is refused unless scratch. */
+ * scratch = 1: the kind trained from scratch (no options).  Softmax
+ * converted (no options) is the control: the teacher copied and fine-tuned
+ * like every variant, unranked, and the table's "beyond the continued
+ * teacher" columns give every row's loss minus its own, seed by seed. */
 int kx_budget_variant_parse(const char *label, int scratch, kx_repro_variant *v);
 /* The variants of a study: `kinds` converted ("all": every kind but
  * softmax, and +AT for the kinds with a feature map to transfer), then
