@@ -38,7 +38,11 @@ static void share(size_t n, int id, int nt, size_t *lo, size_t *hi) {
 }
 
 void kx_embed_forward(float *out, const int *tokens, const float *wte, size_t N, size_t C) {
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
+  if (N * C < PAR_MIN) { /* no parallel region: see kx_rmsnorm_forward */
+    for (size_t n = 0; n < N; n++) memcpy(out + n * C, wte + (size_t)tokens[n] * C, C * sizeof *out);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (size_t n = 0; n < N; n++) memcpy(out + n * C, wte + (size_t)tokens[n] * C, C * sizeof *out);
 }
 
@@ -114,18 +118,28 @@ void kx_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
   }
 }
 
-void kx_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, float eps) {
-#pragma omp parallel for schedule(static) if (N * C >= PAR_MIN)
-  for (size_t n = 0; n < N; n++) {
-    const float *x = inp + n * C;
-    float ss = 0.0f;
+static inline void rmsnorm_row(float *out, float *rstd, const float *inp, const float *w, size_t n, size_t C,
+                               float eps) {
+  const float *x = inp + n * C;
+  float ss = 0.0f;
 #pragma omp simd reduction(+ : ss)
-    for (size_t c = 0; c < C; c++) ss += x[c] * x[c];
-    float s = 1.0f / sqrtf(ss / (float)C + eps);
-    float *o = out + n * C;
-    for (size_t c = 0; c < C; c++) o[c] = w[c] * (s * x[c]);
-    rstd[n] = s;
+  for (size_t c = 0; c < C; c++) ss += x[c] * x[c];
+  float s = 1.0f / sqrtf(ss / (float)C + eps);
+  float *o = out + n * C;
+  for (size_t c = 0; c < C; c++) o[c] = w[c] * (s * x[c]);
+  rstd[n] = s;
+}
+
+void kx_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, size_t N, size_t C, float eps) {
+  /* Below PAR_MIN no parallel region at all: even one that runs on one
+   * thread allocates and frees its team, which at one token (recurrent
+   * decoding) costs as much as the row. */
+  if (N * C < PAR_MIN) {
+    for (size_t n = 0; n < N; n++) rmsnorm_row(out, rstd, inp, w, n, C, eps);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (size_t n = 0; n < N; n++) rmsnorm_row(out, rstd, inp, w, n, C, eps);
 }
 
 void kx_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
@@ -153,9 +167,15 @@ void kx_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
   }
 }
 
+static inline float swiglu(float a, float b) { return a / (1.0f + expf(-a)) * b; }
+
 void kx_swiglu_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-  for (size_t i = 0; i < n; i++) out[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+  if (n < PAR_MIN) { /* no parallel region: see kx_rmsnorm_forward */
+    for (size_t i = 0; i < n; i++) out[i] = swiglu(a[i], b[i]);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < n; i++) out[i] = swiglu(a[i], b[i]);
 }
 
 void kx_swiglu_backward(float *da, float *db, const float *a, const float *b, const float *dout, size_t n) {
@@ -181,6 +201,15 @@ static int matmul_parts(size_t flops) { return blas_threads == 1 && flops >= PAR
 void kx_matmul_forward(float *out, const float *inp, const float *W, const float *bias, size_t N,
                        size_t C, size_t OC) {
   double t0 = kx_now_seconds();
+  if (N == 1) {
+    /* One row (recurrent decoding): a matrix-vector product.  SGEMM would
+     * spend more time packing W into panels than multiplying, and a
+     * parallel region would cost more than the product. */
+    if (bias) memcpy(out, bias, OC * sizeof *out);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)OC, (int)C, 1.0f, W, (int)C, inp, 1, bias ? 1.0f : 0.0f, out, 1);
+    matmul_seconds += kx_now_seconds() - t0;
+    return;
+  }
   int parts = matmul_parts(N * C * OC);
 #pragma omp parallel for schedule(static) if (parts > 1)
   for (int part = 0; part < parts; part++) {

@@ -23,8 +23,9 @@ void kx_dec_threads_init(void);
  * pthreads, called from serial code, and OpenMP does the rest. */
 void kx_dec_threads_blas(int n);
 
-/* Time spent inside cblas_sgemm (seconds) since the last reset: the
- * benchmark's "share of time in matmuls". */
+/* Time spent inside kx_matmul_forward and kx_matmul_backward (their BLAS
+ * calls, seconds) since the last reset: the benchmark's "share of time in
+ * matmuls". */
 double kx_dec_matmul_seconds(void);
 void kx_dec_matmul_reset(void);
 

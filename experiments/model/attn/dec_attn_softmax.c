@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 
+#include "core/kx_simd.h"
 #include "experiments/model/dec_attn.h"
 #include "experiments/model/dec_fastmath.h"
 #include "experiments/model/dec_heads.h"
@@ -51,6 +52,7 @@ static acts_view view(const kx_attn_ctx *c, const float *acts) {
 }
 
 static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts);
+static void cache_store(const kx_attn_ctx *c, size_t h, size_t pos, const float *k, const float *v, size_t T);
 
 /* x (B,T,C) -> y (B,T,C); per (b,h): S = q k^T / sqrt(d) masked to j <= i,
  * P = softmax_j(S), att = P v. */
@@ -95,16 +97,107 @@ static void forward(const kx_attn_ctx *c, float *const *p, const float *x, float
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], N, C, C);
   if (c->state) /* prefill: the KV cache starts with this forward's k, v */
-    for (size_t h = 0; h < H; h++) {
-      memcpy(c->state + h * c->capacity * d, a.k + h * T * d, T * d * sizeof(float));
-      memcpy(c->state + (H + h) * c->capacity * d, a.v + h * T * d, T * d * sizeof(float));
+    for (size_t h = 0; h < H; h++) cache_store(c, h, 0, a.k + h * T * d, a.v + h * T * d, T);
+}
+
+/* The KV cache of one block: per head, k and v after rotary, each stored
+ * transposed, (d, capacity): dimension i of the keys of every position is
+ * one contiguous row, so one query's scores q.k_j and its output
+ * sum_j p_j v_j are loops over contiguous positions that vectorise (with
+ * rows of d floats they would be sums of d = 8 or so products each); then
+ * one row of capacity scores per head. */
+static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
+  return 2 * capacity * cfg->width + cfg->heads * capacity;
+}
+
+/* Head h's keys and values in the cache, (d, capacity) each. */
+static float *cache_k(const kx_attn_ctx *c, size_t h) {
+  return c->state + h * c->capacity * (c->cfg->width / c->cfg->heads);
+}
+static float *cache_v(const kx_attn_ctx *c, size_t h) {
+  return cache_k(c, c->cfg->heads + h);
+}
+
+/* Head h's k, v (T, d) of positions pos .. pos+T-1 into the cache. */
+static void cache_store(const kx_attn_ctx *c, size_t h, size_t pos, const float *k, const float *v, size_t T) {
+  size_t d = c->cfg->width / c->cfg->heads, cap = c->capacity;
+  float *kt = cache_k(c, h) + pos, *vt = cache_v(c, h) + pos;
+  for (size_t t = 0; t < T; t++)
+    for (size_t i = 0; i < d; i++) {
+      kt[i * cap + t] = k[t * d + i];
+      vt[i * cap + t] = v[t * d + i];
     }
 }
 
-/* The KV cache of one block: k (H, capacity, d), v (H, capacity, d) after
- * rotary, and one row of capacity scores per head. */
-static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
-  return 2 * capacity * cfg->width + cfg->heads * capacity;
+/* Causal softmax over the first n of the row's scores, in place.  The
+ * exponentials in a loop of their own, which vectorises; the sum after
+ * them, in order. */
+static inline void softmax_row(float *S, size_t n) {
+  float mx = S[0], sum = 0.0f;
+  for (size_t j = 1; j < n; j++) mx = S[j] > mx ? S[j] : mx;
+  for (size_t j = 0; j < n; j++) S[j] = kx_expf(S[j] - mx);
+  for (size_t j = 0; j < n; j++) sum += S[j];
+  float inv = 1.0f / sum;
+  for (size_t j = 0; j < n; j++) S[j] *= inv;
+}
+
+/* One query q (d) against the n cached positions of a head (kt, vt: (d,
+ * cap) transposed), scores in S (n), output (d).  Plain loops: with one
+ * query, BLAS-3 would pack the whole cache into panels for d multiply-adds
+ * per position.  The scores accumulate over i in order, as q.k_j would. */
+KX_SIMD_CLONES
+static void attend_one(const float *restrict q, const float *restrict kt, const float *restrict vt, size_t cap,
+                       size_t n, size_t d, float scale, float *restrict S, float *restrict out) {
+  for (size_t j = 0; j < n; j++) S[j] = 0.0f;
+  for (size_t i = 0; i < d; i++) {
+    const float *k = kt + i * cap;
+    float qi = q[i];
+    for (size_t j = 0; j < n; j++) S[j] += qi * k[j];
+  }
+  for (size_t j = 0; j < n; j++) S[j] *= scale;
+  softmax_row(S, n);
+  for (size_t i = 0; i < d; i++) {
+    const float *v = vt + i * cap;
+    float o = 0.0f;
+#pragma omp simd reduction(+ : o)
+    for (size_t j = 0; j < n; j++) o += S[j] * v[j];
+    out[i] = o;
+  }
+}
+
+/* Head h of forward_cached. */
+static void cached_head(const kx_attn_ctx *c, const acts_view *a, size_t h) {
+  const kx_dec_config *cfg = c->cfg;
+  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H, cap = c->capacity;
+  float scale = 1.0f / sqrtf((float)d);
+  float *kt = cache_k(c, h), *vt = cache_v(c, h), *sc = c->state + 2 * cap * C + h * cap;
+  float *q = a->q + h * T * d, *k = a->k + h * T * d, *v = a->v + h * T * d;
+  kx_heads_split(cfg, a->qkv, 0, h, T, c->rope_cos, c->rope_sin, q, k, v);
+  cache_store(c, h, c->pos, k, v, T);
+  /* Several rows (a prefill chunk): blocks of rows through BLAS-3, the
+   * scores of a block in a temporary buffer; one row (a decoding step), or
+   * no memory for the block: one row at a time. */
+  enum { ROWS = 32 };
+  float *blk = T > 1 ? malloc(ROWS * (c->pos + T) * sizeof(float)) : NULL;
+  if (!blk) {
+    for (size_t i = 0; i < T; i++)
+      attend_one(q + i * d, kt, vt, cap, c->pos + i + 1, d, scale, sc, a->att + i * C + h * d);
+    return;
+  }
+  for (size_t i0 = 0; i0 < T; i0 += ROWS) {
+    size_t nb = T - i0 < ROWS ? T - i0 : ROWS, n_all = c->pos + i0 + nb;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)n_all, (int)d, scale, q + i0 * d, (int)d,
+                kt, (int)cap, 0.0f, blk, (int)n_all);
+    for (size_t i = 0; i < nb; i++) {
+      float *Si = blk + i * n_all;
+      size_t n = c->pos + i0 + i + 1;
+      softmax_row(Si, n);
+      for (size_t j = n; j < n_all; j++) Si[j] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)d, (int)n_all, 1.0f, blk, (int)n_all, vt,
+                (int)cap, 0.0f, a->att + i0 * C + h * d, (int)C);
+  }
+  free(blk);
 }
 
 /* x (T,C) -> y (T,C) for positions pos .. pos+T-1 against the cache of the
@@ -112,38 +205,16 @@ static size_t state_floats(const kx_dec_config *cfg, size_t capacity) {
  * i attends to the pos + i + 1 cached keys, as one row of forward. */
 static void forward_cached(const kx_attn_ctx *c, float *const *p, const float *x, float *y, float *acts) {
   const kx_dec_config *cfg = c->cfg;
-  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H, cap = c->capacity;
+  size_t T = c->T, C = cfg->width, H = cfg->heads, d = C / H;
   acts_view a = view(c, acts);
   kx_matmul_forward(a.qkv, x, p[QKV_W], p[QKV_B], T, C, kx_dec_qkv_rows(cfg));
-  float scale = 1.0f / sqrtf((float)d);
-#pragma omp parallel for schedule(static) if (H * (c->pos + T) * T * d >= 262144)
-  for (size_t h = 0; h < H; h++) {
-    float *kc = c->state + h * cap * d, *vc = c->state + (H + h) * cap * d;
-    float *sc = c->state + 2 * cap * C + h * cap, *q = a.q + h * T * d;
-    kx_heads_split(cfg, a.qkv, 0, h, T, c->rope_cos, c->rope_sin, q, kc + c->pos * d, vc + c->pos * d);
-    /* Several rows (a prefill chunk): blocks of rows through BLAS-3, the
-     * scores of a block in a temporary buffer; one row (a decoding step,
-     * or no memory for the block): matrix-vector products. */
-    enum { ROWS = 32 };
-    float *blk = T > 1 ? malloc(ROWS * (c->pos + T) * sizeof(float)) : NULL;
-    for (size_t i0 = 0; i0 < T; i0 += blk ? ROWS : 1) {
-      size_t nb = blk ? (T - i0 < ROWS ? T - i0 : ROWS) : 1, n_all = c->pos + i0 + nb;
-      float *S = blk ? blk : sc;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n_all, (int)d, scale, q + i0 * d, (int)d,
-                  kc, (int)d, 0.0f, S, (int)n_all);
-      for (size_t i = 0; i < nb; i++) {
-        float *Si = S + i * n_all, mx = Si[0], sum = 0.0f;
-        size_t n = c->pos + i0 + i + 1;
-        for (size_t j = 1; j < n; j++) mx = Si[j] > mx ? Si[j] : mx;
-        for (size_t j = 0; j < n; j++) sum += Si[j] = kx_expf(Si[j] - mx);
-        float inv = 1.0f / sum;
-        for (size_t j = 0; j < n; j++) Si[j] *= inv;
-        for (size_t j = n; j < n_all; j++) Si[j] = 0.0f;
-      }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n_all, 1.0f, S, (int)n_all, vc,
-                  (int)d, 0.0f, a.att + i0 * C + h * d, (int)C);
-    }
-    free(blk);
+  /* A parallel region only where it pays: even on one thread one allocates
+   * and frees its team, as much as a short step's attention costs. */
+  if (H * (c->pos + T) * T * d >= 262144) {
+#pragma omp parallel for schedule(static)
+    for (size_t h = 0; h < H; h++) cached_head(c, &a, h);
+  } else {
+    for (size_t h = 0; h < H; h++) cached_head(c, &a, h);
   }
   kx_matmul_forward(y, a.att, p[PROJ_W], p[PROJ_B], T, C, C);
 }
