@@ -8,12 +8,13 @@
 # Data: budget-<i>.txt ("tokens gap se"), budget.vars (n, label[],
 # scratch[], fit_c[], fit_a[], fit_alpha[], tmin, tmax).
 load datadir."/budget.vars"
-w = 900; h = 600
+w = 1000; h = 760
 load scriptdir."/common.gp"
 set title "Gap to the teacher against the fine-tuning budget"
 set xlabel "fine-tuning budget (tokens = steps × batch × context)"
 set ylabel "gap to the teacher (nats/char), mean ± s.e."
-set key outside right top box opaque
+# below the plot, in columns: eight or more long labels beside it would squeeze the axes
+set key below maxrows 4 box opaque width 1
 set grid
 set logscale x
 # SI prefixes: 100k, 1M (labels are plain text)
