@@ -13,8 +13,11 @@ load scriptdir."/common.gp"
 set title "Gap to the teacher against the fine-tuning budget"
 set xlabel "fine-tuning budget (tokens = steps × batch × context)"
 set ylabel "gap to the teacher (nats/char), mean ± s.e."
-# below the plot, in columns: eight or more long labels beside it would squeeze the axes
-set key below maxrows 4 box opaque width 1
+# below the plot, in two columns: eight or more long labels beside it would squeeze the axes;
+# the bottom margin is sized to the key's rows (variants, the fit, the teacher), since gnuplot's
+# own estimate lets the box ride over the x label
+set key below maxcols 2 box opaque width 1
+set bmargin 5 + ceil((n + 2) / 2.0)
 set grid
 set logscale x
 # SI prefixes: 100k, 1M (labels are plain text)
