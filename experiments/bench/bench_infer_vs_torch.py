@@ -3,9 +3,9 @@
 bench-inference --attention softmax) against the same model in PyTorch.
 
 usage: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 experiments/bench/bench_infer_vs_torch.py \
-           build/kapprox [--lengths 1024,4096 --seconds 2 --threads 1]
+           build/kapprox [--lengths 1024,4096 --seconds 2 --threads 1 --torch-threads 2]
 
-PyTorch side: float32, torch.set_num_threads(2), no autograd, the model of
+PyTorch side: float32, torch.set_num_threads(--torch-threads, 2), no autograd, the model of
 bench_vs_torch.py (the C decoder's architecture, default size 4 layers, 4
 heads, width 256, vocab 64) decoding one token at a time against a
 preallocated KV cache that already holds L positions (the cost of a step
@@ -58,7 +58,7 @@ def step(m, tok, pos, kc, vc):
 
 def time_torch(L, a):
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.torch_threads)
     steps_max = 4 + max(16, L // 16)
     m = Model(a.vocab, a.width, a.heads, a.layers, L + steps_max)
     d = a.width // a.heads
@@ -94,6 +94,8 @@ def main():
     p.add_argument("--lengths", default="1024,4096")
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=1)
+    # one thread on each side is the steadier comparison on a machine that other jobs share
+    p.add_argument("--torch-threads", type=int, default=2)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--width", type=int, default=256)
