@@ -53,13 +53,8 @@ static void usage(FILE *out) {
   for (const command *c = commands; c->name; c++) fprintf(out, "  %-16s %s\n", c->name, c->summary);
 }
 
-int main(int argc, char **argv) {
-  kx_init_library();
-  kx_dp_init(&argc, &argv);
-  /* Past a file size limit (ulimit -f) a write fails with EFBIG, reported
-   * and cleaned up like a full disk, instead of SIGXFSZ ending the process
-   * with a temporary file left behind. */
-  signal(SIGXFSZ, SIG_IGN);
+/* The command's exit status; main leaves the MPI world after it, on every path. */
+static int run_command(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -74,18 +69,27 @@ int main(int argc, char **argv) {
   }
   for (const command *c = commands; c->name; c++)
     if (!strcmp(argv[1], c->name)) {
-      if (kx_dp_size() > 1 && strcmp(c->name, "train") && strcmp(c->name, "finetune")) {
+      if (kx_dp_size() > 1 && strcmp(c->name, "train") && strcmp(c->name, "finetune") && strcmp(c->name, "reproduce")) {
         /* every rank would do the whole command into the same files */
-        fprintf(stderr, "kapprox: error: '%s' does not run on several processes; start it without mpirun (train and "
-                        "finetune do: docs/decoder.md#data-parallel-training-over-mpi)\n", c->name);
-        kx_dp_finalize();
+        fprintf(stderr, "kapprox: error: '%s' does not run on several processes; start it without mpirun (train, "
+                        "finetune and reproduce do: docs/decoder.md#data-parallel-training-over-mpi)\n", c->name);
         return 2;
       }
-      int rc = c->run(argc - 1, argv + 1);
-      kx_dp_finalize();
-      return rc;
+      return c->run(argc - 1, argv + 1);
     }
   fprintf(stderr, "kapprox: error: unknown command '%s'\n\n", argv[1]);
   usage(stderr);
   return 2;
+}
+
+int main(int argc, char **argv) {
+  kx_init_library();
+  kx_dp_init(&argc, &argv);
+  /* Past a file size limit (ulimit -f) a write fails with EFBIG, reported
+   * and cleaned up like a full disk, instead of SIGXFSZ ending the process
+   * with a temporary file left behind. */
+  signal(SIGXFSZ, SIG_IGN);
+  int rc = run_command(argc, argv);
+  kx_dp_finalize();
+  return rc;
 }

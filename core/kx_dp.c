@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/kx_error.h"
@@ -121,3 +122,65 @@ static int allgather(const void *mine, size_t n, size_t elem, MPI_Datatype type,
 int kx_dp_allgather_f(const float *mine, size_t n, float *all) { return ALLGATHER(mine, n, MPI_FLOAT, all); }
 
 int kx_dp_allgather_d(const double *mine, size_t n, double *all) { return ALLGATHER(mine, n, MPI_DOUBLE, all); }
+
+int kx_dp_same_args(int argc, char **argv) {
+  if (kx_dp_size() == 1) return 0;
+  uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the arguments, each with its 0, and the folder */
+  char cwd[4096];
+  const char *folder = getcwd(cwd, sizeof cwd) ? cwd : "";
+  for (int i = 0; i <= argc; i++) {
+    const char *s = i < argc ? argv[i] : folder;
+    for (size_t k = 0, n = strlen(s) + 1; k < n; k++) h = (h ^ (unsigned char)s[k]) * 0x100000001b3ull;
+  }
+  return kx_dp_same(h, "options or working folder");
+}
+
+#ifdef KX_HAVE_MPI
+static int bcast_check(size_t bytes) {
+  return bytes > (size_t)1 << 30 ? kx_fail(KX_EINVAL, "%zu bytes is beyond one MPI message", bytes) : 0;
+}
+#endif
+
+int kx_dp_bcast(void *buf, size_t bytes) {
+#ifdef KX_HAVE_MPI
+  if (!dp_active || dp_size == 1) return 0;
+  int rc = bcast_check(bytes);
+  if (!rc) MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD);
+  return rc;
+#else
+  (void)buf, (void)bytes;
+  return 0;
+#endif
+}
+
+int kx_dp_bcast_idle(void *buf, size_t bytes) {
+#ifdef KX_HAVE_MPI
+  if (!dp_active || dp_size == 1) return 0;
+  int rc = bcast_check(bytes);
+  if (rc) return rc;
+  MPI_Request req;
+  MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
+  if (dp_rank == 0) return MPI_Wait(&req, MPI_STATUS_IGNORE), 0;
+  /* looks 10 times a second at most once idle: a message comes at the end
+   * of rank 0's work (seconds to hours), so waiting 0.1 s more is nothing */
+  long nap_us = 100;
+  for (int done = 0;;) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) return 0;
+    struct timespec ts = {0, nap_us * 1000};
+    nanosleep(&ts, NULL);
+    if (nap_us < 100000) nap_us *= 2;
+  }
+#else
+  (void)buf, (void)bytes;
+  return 0;
+#endif
+}
+
+void kx_dp_abort(const char *why) {
+  fprintf(stderr, "kapprox: error: rank %d of %d: %s\n", dp_rank, dp_size, why);
+#ifdef KX_HAVE_MPI
+  if (dp_active) MPI_Abort(MPI_COMM_WORLD, 1);
+#endif
+  exit(1);
+}

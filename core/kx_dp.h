@@ -32,6 +32,22 @@ int kx_dp_agree(int rc);
 /* Every rank passes `value`; 0 if all are equal, else KX_EINVAL naming the
  * first rank whose value differs from rank 0's and `what`. */
 int kx_dp_same(uint64_t value, const char *what);
+/* Every rank passes its command line; 0 if the ranks' arguments and
+ * working folders are the same, else KX_EINVAL as kx_dp_same ("options or
+ * working folder"). */
+int kx_dp_same_args(int argc, char **argv);
+/* Rank 0's `bytes` bytes at buf, on every rank (MPI_Bcast). */
+int kx_dp_bcast(void *buf, size_t bytes);
+/* The same for a message a rank may wait for a long time (rank 0 working
+ * alone meanwhile): a waiting rank looks for it every few milliseconds and
+ * sleeps in between, leaving its core to the others, instead of spinning
+ * in MPI.  Every rank of one message calls this one (a non-blocking
+ * broadcast matches no blocking one). */
+int kx_dp_bcast_idle(void *buf, size_t bytes);
+/* Ends every rank at once (MPI_Abort) after printing "kapprox: error:
+ * <why>" on this one: for a rank that can no longer take part in the
+ * collectives the others wait in (out of memory for a message). */
+void kx_dp_abort(const char *why) __attribute__((noreturn));
 /* all[r * n .. r * n + n) = rank r's `mine` (n floats), on every rank. */
 int kx_dp_allgather_f(const float *mine, size_t n, float *all);
 /* all[r * n ..] = rank r's `mine` (n doubles), on every rank. */

@@ -4,20 +4,11 @@
 # checkpoints (parameters and AdamW moments: tests/ckpt_same.c), and so does
 # a run stopped on 2 processes and resumed on 4; a world size that does not
 # divide the batch, ranks started with different options and a command
-# other than train or finetune stop every rank with one message and a
+# other than train, finetune or reproduce stop every rank with one message and a
 # non-zero exit, never a hang.
 # usage: mpi_train.sh /path/to/kapprox /path/to/ckpt_same yes|no (built with MPI)
 . "$(dirname "$0")/cli_test.sh"
-same="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
-if [ "$3" != yes ]; then
-  echo "skipped: kapprox was built without MPI (apt-get install libopenmpi-dev openmpi-bin; meson setup)"
-  exit 77
-fi
-mpirun=$(command -v mpirun) || { echo "skipped: mpirun not found (apt-get install openmpi-bin)"; exit 77; }
-cd "$dir" || exit 1
-# OpenMPI refuses to start as root unless told; the test may run in a container as root
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-mpi() { n=$1; shift; timeout 300 "$mpirun" --oversubscribe -np "$n" "$@"; }
+. "$here/mpi_test.sh"
 
 sh "$here/tiny_text.sh" >t.txt
 # batch 8: 8 leaves of one sequence, shared by 1, 2, 4 (or 8) processes
@@ -60,9 +51,9 @@ rc=$?
 [ "$(grep -c 'started with different options' err.txt)" -eq 1 ] ||
   note "ranks with different seeds: want the message once: $(cat err.txt)"
 # a command that does not split its work is refused on several processes, not run twice
-mpi 2 "$kx" reproduce table2 --quick --dry-run >out.txt 2>err.txt
+mpi 2 "$kx" eval --help >out.txt 2>err.txt
 rc=$?
-[ $rc -ne 0 ] && [ $rc -ne 124 ] || note "reproduce on 2 processes: exit $rc (want a refusal)"
-[ "$(grep -c "'reproduce' does not run on several processes" err.txt)" -eq 1 ] ||
-  note "reproduce on 2 processes: want the message once: $(cat err.txt)"
+[ $rc -ne 0 ] && [ $rc -ne 124 ] || note "eval on 2 processes: exit $rc (want a refusal)"
+[ "$(grep -c "'eval' does not run on several processes" err.txt)" -eq 1 ] ||
+  note "eval on 2 processes: want the message once: $(cat err.txt)"
 exit $fail

@@ -22,17 +22,7 @@ for s in 0/2 3/2 1/0 2 1/x; do
 done
 [ -e bad ] && note "a refused --shard left an output folder"
 
-# the run files that are results (not timings), one line each
-runfiles() {
-  (cd "$1" && for f in $(find runs -type f | LC_ALL=C sort); do
-    case "$f" in
-      */result.txt) echo "$f $(awk '{ $7 = ""; print }' "$f")" ;; # field 7: wall time
-      */convert.txt | */.lock) ;;                                   # wall time; a claim
-      *) echo "$f $(cksum <"$f")" ;;
-    esac
-  done)
-}
-strip() { awk -F, -v OFS=, '{ NF -= 4; print }' "$1"; } # tokens/s and wall time columns
+. "$here/table2_files.sh"
 same_as_ref() {
   strip "$1/table2.csv" >"$1.csv"
   cmp -s ref.csv "$1.csv" || { note "$2: the table differs from the unsharded one"; diff ref.csv "$1.csv"; }

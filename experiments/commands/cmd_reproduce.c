@@ -7,10 +7,12 @@
 
 #include "core/kx_atomic.h"
 #include "core/kx_cli.h"
+#include "core/kx_dp.h"
 #include "core/kx_error.h"
 #include "experiments/commands/commands.h"
 #include "experiments/eval/metrics.h"
 #include "experiments/eval/spec_options.h"
+#include "experiments/model/dec_train.h"
 #include "experiments/reproduce/kernel_table.h"
 
 static const char cmd[] = "reproduce kernel";
@@ -137,15 +139,45 @@ static const struct {
   const char *name;
   kx_command_fn run;
   const char *summary;
+  int data_parallel; /* under mpirun: its training runs split over the processes */
 } targets[] = {
-    {"kernel", reproduce_kernel, "kernel-approximation error of each scheme at m = d and m = 4d"},
-    {"table1", cmd_reproduce_table1, "softmax teachers of three sizes converted to DiJiang: quality, speed-up"},
-    {"table2", cmd_reproduce_table2, "the decoder converted to every linear-attention kind and fine-tuned"},
-    {"budget", cmd_reproduce_budget, "the gap to the teacher of converted kinds at several fine-tuning budgets"},
-    {"factors", cmd_reproduce_factors, "what makes the released DiJiang better: each factor flipped, with seeds"},
-    {"all", cmd_reproduce_all, "every table and figure of the toolkit into one folder, with an index"},
+    {"kernel", reproduce_kernel, "kernel-approximation error of each scheme at m = d and m = 4d", 0},
+    {"table1", cmd_reproduce_table1, "softmax teachers of three sizes converted to DiJiang: quality, speed-up", 1},
+    {"table2", cmd_reproduce_table2, "the decoder converted to every linear-attention kind and fine-tuned", 1},
+    {"budget", cmd_reproduce_budget, "the gap to the teacher of converted kinds at several fine-tuning budgets", 1},
+    {"factors", cmd_reproduce_factors, "what makes the released DiJiang better: each factor flipped, with seeds", 1},
+    {"all", cmd_reproduce_all, "every table and figure of the toolkit into one folder, with an index", 0},
 };
 #define N_TARGETS (sizeof targets / sizeof targets[0])
+
+/* A target under mpirun on several processes: rank 0 runs it, and its
+ * training runs are split over every process (kx_dec_train_led). */
+typedef struct {
+  size_t target;
+  int argc;
+  char **argv;
+} led_target;
+
+static int run_led(void *arg) {
+  led_target *t = arg;
+  return targets[t->target].run(t->argc - 1, t->argv + 1);
+}
+
+static int run_data_parallel(size_t i, int argc, char **argv) {
+  char what[64];
+  snprintf(what, sizeof what, "reproduce %s", targets[i].name);
+  if (!targets[i].data_parallel) { /* every rank would do the whole target into the same files */
+    kx_cli_error(what, "does not run on several processes; start it without mpirun (table1, table2, budget and "
+                 "factors do: docs/reproduce.md#data-parallel-reproductions-over-mpi)");
+    return 2;
+  }
+  if (kx_dp_same_args(argc, argv)) {
+    kx_cli_error(what, "%s", kx_error_message());
+    return 2;
+  }
+  led_target t = {i, argc, argv};
+  return kx_dec_train_led(run_led, &t);
+}
 
 /* "kernel, table1, table2, all" */
 static const char *target_names(void) {
@@ -179,7 +211,10 @@ int cmd_reproduce(int argc, char **argv) {
     return 0;
   }
   for (size_t i = 0; i < N_TARGETS; i++)
-    if (!strcmp(argv[1], targets[i].name)) return targets[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], targets[i].name)) {
+      if (kx_dp_size() == 1) return targets[i].run(argc - 1, argv + 1);
+      return run_data_parallel(i, argc, argv);
+    }
   kx_cli_error("reproduce", "unknown target '%s' (known: %s)", argv[1], target_names());
   return 2;
 }

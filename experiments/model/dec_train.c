@@ -374,8 +374,12 @@ static int dp_gradient(dp_state *d, kx_decoder *m, const int *x, const int *y, s
   return 0;
 }
 
+static int lead_job(const kx_dec_train_opts *o);
+
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   kx_dec_threads_init();
+  int lead_rc = lead_job(o); /* the followers start the same run */
+  if (lead_rc) return lead_rc;
   kx_decoder m;
   kx_adamw opt;
   kx_dec_data data;
@@ -400,15 +404,15 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   if (dp) rc = kx_dp_agree(rc);
   if (rc) return rc;
 
+  /* from here every failure goes through setup_end: the ranks agree */
   if (o->text) {
     text_path = strdup(o->text);
     if (!text_path) {
-      kx_lock_release(&lock);
-      return kx_fail(KX_ENOMEM, "out of memory");
+      rc = kx_fail(KX_ENOMEM, "out of memory");
+      goto setup_end;
     }
   } else if ((rc = kx_dec_default_corpus(&text_path, &generated))) {
-    kx_lock_release(&lock);
-    return rc;
+    goto setup_end;
   }
 
   if (o->resume) {
@@ -645,4 +649,96 @@ out:
   kx_dec_data_free(&data);
   kx_dec_vocab_free(&ck_vocab);
   return rc;
+}
+
+/* ---------- runs led by rank 0 (dec_train.h) ---------- */
+
+/* One message from the leader: a run's options, or the end.  The option
+ * strings travel in fixed fields; a path too long for them is refused on
+ * rank 0 before anything is sent. */
+enum { JOB_RUN = 1, JOB_END = 2, JOB_STRINGS = 7, JOB_STRING_CAP = 4096 };
+typedef struct {
+  int32_t kind, status;
+  kx_dec_train_opts o;                        /* its pointers are rank 0's: rebuilt from the fields below */
+  int32_t given[JOB_STRINGS];                 /* 1: the string was not NULL */
+  char str[JOB_STRINGS][JOB_STRING_CAP];
+  uint64_t vocab_n;                           /* o.vocab's code points, sent after this message */
+  int32_t vocab_given, vocab_ids;
+} train_job;
+
+static int leading;
+
+/* The option strings of o, in the order of train_job.str. */
+static void job_strings(kx_dec_train_opts *o, const char **s[JOB_STRINGS]) {
+  s[0] = &o->dijiang_form, s[1] = &o->text, s[2] = &o->out, s[3] = &o->log, s[4] = &o->resume;
+  s[5] = &o->init_from, s[6] = &o->dump_grads;
+}
+
+static int lead_job(const kx_dec_train_opts *o) {
+  if (!leading) return 0;
+  train_job *j = kx_calloc(1, sizeof *j);
+  if (!j) return KX_ENOMEM;
+  j->kind = JOB_RUN;
+  j->o = *o;
+  const char **s[JOB_STRINGS];
+  job_strings(&j->o, s);
+  int rc = 0;
+  for (int i = 0; i < JOB_STRINGS && !rc; i++) {
+    if (!(j->given[i] = *s[i] != NULL)) continue;
+    if (strlen(*s[i]) >= JOB_STRING_CAP)
+      rc = kx_fail(KX_EINVAL, "the path '%.80s...' is longer than %d bytes, the most a data-parallel run passes on",
+                   *s[i], JOB_STRING_CAP - 1);
+    else
+      snprintf(j->str[i], JOB_STRING_CAP, "%s", *s[i]);
+  }
+  if (o->vocab) j->vocab_given = 1, j->vocab_n = o->vocab->V, j->vocab_ids = o->vocab->ids;
+  if (!rc) rc = kx_dp_bcast_idle(j, sizeof *j);
+  if (!rc && o->vocab) rc = kx_dp_bcast(o->vocab->vocab, o->vocab->V * sizeof(uint32_t));
+  free(j);
+  return rc;
+}
+
+/* A follower's side of kx_dec_train_led: returns rank 0's value. */
+static int serve(void) {
+  train_job *j = kx_calloc(1, sizeof *j);
+  if (!j) kx_dp_abort("out of memory"); /* never a leader waiting for a follower that gave up */
+  int status = 0;
+  for (;;) {
+    if (kx_dp_bcast_idle(j, sizeof *j)) break; /* cannot fail: a fixed size */
+    if (j->kind != JOB_RUN) {
+      status = j->status;
+      break;
+    }
+    const char **s[JOB_STRINGS];
+    job_strings(&j->o, s);
+    for (int i = 0; i < JOB_STRINGS; i++) *s[i] = j->given[i] ? j->str[i] : NULL;
+    kx_dec_vocab vocab = {0};
+    j->o.vocab = NULL;
+    if (j->vocab_given) {
+      vocab.V = j->vocab_n, vocab.ids = j->vocab_ids;
+      vocab.vocab = kx_malloc((vocab.V ? vocab.V : 1) * sizeof(uint32_t));
+      if (!vocab.vocab) kx_dp_abort("out of memory");
+      kx_dp_bcast(vocab.vocab, vocab.V * sizeof(uint32_t));
+      j->o.vocab = &vocab;
+    }
+    /* a run that fails fails on every rank alike (kx_dp_agree): the leader
+     * reports it and decides what comes next */
+    kx_dec_train(&j->o, NULL, NULL);
+    kx_error_clear();
+    kx_dec_vocab_free(&vocab);
+  }
+  free(j);
+  return status;
+}
+
+int kx_dec_train_led(int (*lead)(void *arg), void *arg) {
+  if (kx_dp_size() == 1) return lead(arg);
+  if (kx_dp_rank() != 0) return serve();
+  leading = 1;
+  int status = lead(arg);
+  leading = 0;
+  static train_job end; /* static: the end is sent even without memory */
+  end.kind = JOB_END, end.status = status;
+  kx_dp_bcast_idle(&end, sizeof end);
+  return status;
 }

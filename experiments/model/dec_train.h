@@ -106,6 +106,22 @@ typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
  * whose `out` another process is writing is refused with KX_EBUSY. */
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
 
+/* Runs led by rank 0.  A command that does more than train (kapprox
+ * reproduce: conversions, evaluations, tables, claims on shared folders)
+ * runs on rank 0 alone, and each of its kx_dec_train calls is data
+ * parallel over the whole world: kx_dec_train_led runs lead(arg) on rank
+ * 0, where every kx_dec_train call first sends its options (paths, sizes,
+ * a vocabulary) to the other ranks, which meanwhile serve: each waits
+ * (asleep, kx_dp_bcast_idle) for the next run, trains it with rank 0
+ * (without a callback; rank 0 alone writes), and waits again.  When
+ * lead(arg) returns, the followers are released and every rank returns its
+ * value.  A run that fails fails on every rank (kx_dp_agree) and rank 0
+ * decides what follows; the files a run reads (text, checkpoints to resume
+ * or start from) are read by every rank, so they must be visible to every
+ * host, as the output folder of kapprox train is.  With one process,
+ * lead(arg) alone. */
+int kx_dec_train_led(int (*lead)(void *arg), void *arg);
+
 /* Test hook of the float64 references (tests/torch_reference.py): writes
  * /tokens, /targets (B, T) int32, the attribute loss and /grad/<name> (the
  * model's gradient buffer, as the checkpoint's /param) to `path`,
