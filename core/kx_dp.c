@@ -161,7 +161,7 @@ int kx_dp_bcast_idle(void *buf, size_t bytes) {
   MPI_Request req;
   MPI_Ibcast(buf, (int)bytes, MPI_BYTE, 0, MPI_COMM_WORLD, &req);
   if (dp_rank == 0) return MPI_Wait(&req, MPI_STATUS_IGNORE), 0;
-  /* looks 10 times a second at most once idle: a message comes at the end
+  /* looks at least 10 times a second: a message comes at the end
    * of rank 0's work (seconds to hours), so waiting 0.1 s more is nothing */
   long nap_us = 100;
   for (int done = 0;;) {
