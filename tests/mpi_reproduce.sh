@@ -39,6 +39,21 @@ mpi_killed_at() {
   [ $killed -eq 1 ] || note "the run to kill never printed '$needle'"
 }
 
+# claims_gone DIR: waits (at most 30 s) until no process holding a claim
+# under DIR runs: mpirun can return before its killed ranks are gone (seen
+# in the sanitizer build), and a claim of a live rank refuses the rerun
+claims_gone() {
+  for f in $(find "$1" -name '*.lock'); do
+    p=$(sed -n 's/^pid //p' "$f")
+    i=0
+    while [ -n "$p" ] && [ $i -lt 300 ] && kill -0 "$p" 2>/dev/null &&
+      [ "$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -c1)" != Z ]; do
+      sleep 0.1
+      i=$((i + 1))
+    done
+  done
+}
+
 # 1 process: the reference
 seed_throughput one
 mpi 1 "$kx" reproduce table2 $Q --outdir one >out1.txt 2>err1.txt || { note "-np 1 failed"; cat err1.txt; }
@@ -50,6 +65,7 @@ grep -q "performer+AT seed 0: attention transfer step 5/5" err1.txt || note "-np
 # steps) and resumed by the same command
 seed_throughput two
 mpi_killed_at "pre-training step 100/320" 2 reproduce table2 $Q --outdir two
+claims_gone two
 [ -e two/teacher.h5 ] || note "no teacher checkpoint before the kill in its pre-training"
 mpi 2 "$kx" reproduce table2 $Q --outdir two >out2.txt 2>err2.txt || { note "-np 2 failed"; cat err2.txt; }
 grep -q "teacher --quick: pre-training (resumed)" err2.txt || note "-np 2 did not resume the teacher"
