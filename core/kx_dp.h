@@ -39,8 +39,8 @@ int kx_dp_same_args(int argc, char **argv);
 /* Rank 0's `bytes` bytes at buf, on every rank (MPI_Bcast). */
 int kx_dp_bcast(void *buf, size_t bytes);
 /* The same for a message a rank may wait for a long time (rank 0 working
- * alone meanwhile): a waiting rank looks for it every few milliseconds and
- * sleeps in between, leaving its core to the others, instead of spinning
+ * alone meanwhile): a waiting rank looks for it at least ten times a second
+ * (backing off from 0.1 ms to 0.1 s) and sleeps in between, leaving its core to the others, instead of spinning
  * in MPI.  Every rank of one message calls this one (a non-blocking
  * broadcast matches no blocking one). */
 int kx_dp_bcast_idle(void *buf, size_t bytes);
