@@ -24,8 +24,10 @@ Q="--quick --text $dir/t.txt --kinds performer --scratch-seeds 0 --no-figures"
 seed_throughput() { mkdir -p "$1/throughput" && for k in softmax performer; do echo "1 1" >"$1/throughput/$k.txt"; done; }
 
 # mpi_killed_at NEEDLE N ARGS...: mpirun -np N kapprox ARGS with its
-# progress through a FIFO, stopped by SIGTERM to mpirun (which ends every
-# rank) at the first line containing NEEDLE
+# progress through a FIFO, stopped at the first line containing NEEDLE by
+# SIGKILL to the ranks (children of mpirun, the child of timeout) and to
+# mpirun: a SIGTERM forwarded by mpirun can arrive after a fast machine has
+# finished the run, leaving nothing to resume
 mpi_killed_at() {
   needle="$1" n="$2"; shift 2
   rm -f progress && mkfifo progress
@@ -33,7 +35,12 @@ mpi_killed_at() {
   pid=$!
   killed=0
   while IFS= read -r line; do
-    case "$line" in *"$needle"*) kill -TERM $pid; killed=1; break ;; esac
+    case "$line" in *"$needle"*)
+      m=$(pgrep -P $pid)
+      [ -n "$m" ] && kill -KILL $(pgrep -P "$m") "$m" 2>/dev/null
+      killed=1
+      break ;;
+    esac
   done <progress
   wait $pid 2>/dev/null
   [ $killed -eq 1 ] || note "the run to kill never printed '$needle'"
