@@ -16,7 +16,8 @@
 . "$here/table2_files.sh"
 
 sh "$here/tiny_text.sh" 1500 17 >t.txt
-# one kind, converted and converted + AT (attention transfer, on rank 0),
+# one kind, converted and converted + AT (attention transfer, split over the
+# ranks as fine-tuning is),
 # no rows from scratch: 2 runs of 20 steps after a teacher of 320
 Q="--quick --text $dir/t.txt --kinds performer --scratch-seeds 0 --no-figures"
 # tokens/s is measured once per folder, by rank 0 alone, and is a timing

@@ -12,6 +12,7 @@
 #include "experiments/commands/commands.h"
 #include "experiments/eval/metrics.h"
 #include "experiments/eval/spec_options.h"
+#include "experiments/model/dec_led.h"
 #include "experiments/model/dec_train.h"
 #include "experiments/reproduce/kernel_table.h"
 

@@ -16,6 +16,8 @@
 #include "experiments/model/dec_adamw.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_data.h"
+#include "experiments/model/dec_dp_tree.h"
+#include "experiments/model/dec_led.h"
 #include "experiments/model/dec_layers.h"
 #include "experiments/model/dec_model.h"
 #include "experiments/model/dec_train_log.h"
@@ -239,18 +241,10 @@ static int load_initial(const kx_dec_train_opts *o, kx_decoder *m, kx_dec_vocab 
 /* ---------- data parallelism (dec_train.h) ---------- */
 
 typedef struct {
-  int on;              /* started by mpirun (any world size) */
-  size_t leaves, mine, first, P;
-  float *stack;        /* partial sums of the tree, (log2(mine) + 1) x P */
-  size_t *count;       /* leaves in each stack entry */
-  float *gathered;     /* every rank's sum, N x P */
-  double *loss, *losses; /* this rank's leaves' losses + its LayerNorm flag; every rank's */
-  double reduce_s, wait_s; /* combining gradients; the part of it spent waiting for the other ranks */
+  kx_dp_tree tree;
 } dp_state;
 
-static void dp_free(dp_state *d) {
-  free(d->stack), free(d->count), free(d->gathered), free(d->loss), free(d->losses);
-}
+static void dp_free(dp_state *d) { kx_dp_tree_free(&d->tree); }
 
 /* FNV-1a of n bytes, continuing h. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
@@ -263,7 +257,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
  * model and starting point compared. */
 static int dp_setup(dp_state *d, const kx_dec_train_opts *o, const kx_dec_train_state *st, const kx_decoder *m,
                     uint64_t data_hash) {
-  int N = kx_dp_size(), r = kx_dp_rank();
+  int N = kx_dp_size();
   /* what makes two ranks' runs the same run: compared first, so that every
    * later check fails on every rank alike */
   char label[KX_DEC_LABEL_MAX], text[768];
@@ -280,40 +274,15 @@ static int dp_setup(dp_state *d, const kx_dec_train_opts *o, const kx_dec_train_
   h = fnv(h, m->params, m->tab.total * sizeof(float));
   int rc = kx_dp_same(h, "options, text or starting model");
   if (rc) return rc;
-  size_t B = st->batch;
-  d->leaves = 1;
-  while (d->leaves < KX_DP_LEAVES_MAX && B % (2 * d->leaves) == 0) d->leaves *= 2;
-  if (d->leaves % (size_t)N)
+  if (o->dump_grads) return kx_fail(KX_EINVAL, "--dump-grads is not available under mpirun");
+  rc = kx_dp_tree_setup(&d->tree, st->batch, m->tab.total);
+  if (rc == KX_EINVAL)
     return kx_fail(KX_EINVAL,
-                   "%d processes cannot share the batch of %zu sequences: it is cut into %zu equal parts (the largest "
+                   "%d processes cannot share the batch of %llu sequences: it is cut into %zu equal parts (the largest "
                    "power of two dividing it, at most %d), and the number of processes must divide that (1, 2, 4, "
                    "..., %zu); change -np or --batch",
-                   N, B, d->leaves, KX_DP_LEAVES_MAX, d->leaves);
-  if (o->dump_grads) return kx_fail(KX_EINVAL, "--dump-grads is not available under mpirun");
-  d->mine = d->leaves / (size_t)N;
-  d->first = (size_t)r * d->mine;
-  d->P = m->tab.total;
-  size_t depth = 1;
-  while (((size_t)1 << (depth - 1)) < d->mine) depth++;
-  d->stack = kx_malloc(depth * d->P * sizeof(float));
-  d->count = kx_calloc(depth, sizeof(size_t));
-  d->gathered = kx_malloc((size_t)N * d->P * sizeof(float));
-  d->loss = kx_malloc((d->mine + 1) * sizeof(double));
-  d->losses = kx_malloc((size_t)N * (d->mine + 1) * sizeof(double));
-  rc = d->stack && d->count && d->gathered && d->loss && d->losses ? 0 : KX_ENOMEM;
+                   N, (unsigned long long)st->batch, d->tree.leaves, KX_DP_LEAVES_MAX, d->tree.leaves);
   return kx_dp_agree(rc);
-}
-
-/* Pairwise sums in place: a[0] = the balanced binary tree's sum of n
- * vectors of P floats (n a power of two), the tree every N shares. */
-static void tree_sum_f(float *a, size_t n, size_t P) {
-  for (size_t w = 1; w < n; w *= 2)
-    for (size_t i = 0; i + w < n; i += 2 * w) {
-      float *x = a + i * P;
-      const float *y = a + (i + w) * P;
-#pragma omp parallel for schedule(static)
-      for (size_t k = 0; k < P; k++) x[k] += y[k];
-    }
 }
 
 /* One step's gradient (m->grads, of the whole batch's mean loss) and loss
@@ -321,64 +290,26 @@ static void tree_sum_f(float *a, size_t n, size_t P) {
  * blind. */
 static int dp_gradient(dp_state *d, kx_decoder *m, const int *x, const int *y, size_t B, size_t T, double *loss,
                        int *bad_norm) {
-  size_t g = B / d->leaves, depth = 0, P = d->P;
+  kx_dp_tree *t = &d->tree;
+  size_t g = B / t->leaves;
   int rc = 0, bad = 0;
   float *own = m->grads;
-  for (size_t k = 0; !rc && k < d->mine; k++) {
-    size_t off = (d->first + k) * g * T;
-    m->grads = d->stack + depth * P; /* the backward writes the leaf where the tree keeps it */
-    rc = kx_dec_forward(m, x + off, y + off, g, T, &d->loss[k]);
+  for (size_t k = 0; !rc && k < t->mine; k++) {
+    size_t off = (t->first + k) * g * T;
+    double l;
+    m->grads = kx_dp_tree_leaf(t); /* the backward writes the leaf where the tree keeps it */
+    rc = kx_dec_forward(m, x + off, y + off, g, T, &l);
     if (!rc) bad |= kx_dec_check_norms(m) != 0;
     if (!rc) rc = kx_dec_backward(m);
-    if (rc) break;
-    /* push the leaf; merge equal subtrees: the tree of leaves in order */
-    d->count[depth++] = 1;
-    while (depth >= 2 && d->count[depth - 1] == d->count[depth - 2]) {
-      tree_sum_f(d->stack + (depth - 2) * P, 2, P);
-      d->count[depth - 2] *= 2;
-      depth--;
-    }
+    if (!rc) kx_dp_tree_push(t, l);
   }
   m->grads = own;
-  d->loss[d->mine] = bad;
-  double t0 = kx_now_seconds();
-  rc = kx_dp_agree(rc); /* returns when every rank has its sum: the wait for the slowest */
-  d->wait_s += kx_now_seconds() - t0;
-  if (rc) return rc;
-  size_t N = (size_t)kx_dp_size();
-  if ((rc = kx_dp_allgather_f(d->stack, P, d->gathered))) return rc;
-  if ((rc = kx_dp_allgather_d(d->loss, d->mine + 1, d->losses))) return rc;
-  /* the top of the tree; its last sum and the 1/L scale in one pass */
-  tree_sum_f(d->gathered, N / 2, P);
-  if (N > 1) tree_sum_f(d->gathered + N / 2 * P, N / 2, P);
-  const float scale = (float)(1.0 / (double)d->leaves); /* a power of two: exact */
-  const float *lo = d->gathered, *hi = N > 1 ? d->gathered + N / 2 * P : NULL;
-  if (hi) {
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < P; k++) m->grads[k] = (lo[k] + hi[k]) * scale;
-  } else {
-#pragma omp parallel for schedule(static)
-    for (size_t k = 0; k < P; k++) m->grads[k] = lo[k] * scale;
-  }
-  /* the losses in leaf order, then the same tree */
-  double l[KX_DP_LEAVES_MAX];
-  *bad_norm = 0;
-  for (size_t r = 0; r < N; r++) {
-    for (size_t k = 0; k < d->mine; k++) l[r * d->mine + k] = d->losses[r * (d->mine + 1) + k];
-    *bad_norm |= d->losses[r * (d->mine + 1) + d->mine] != 0;
-  }
-  for (size_t w = 1; w < d->leaves; w *= 2)
-    for (size_t i = 0; i + w < d->leaves; i += 2 * w) l[i] += l[i + w];
-  *loss = l[0] / (double)d->leaves;
-  d->reduce_s += kx_now_seconds() - t0;
-  return 0;
+  return kx_dp_tree_reduce(t, rc, bad, m->grads, loss, bad_norm);
 }
-
-static int lead_job(const kx_dec_train_opts *o);
 
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
   kx_dec_threads_init();
-  int lead_rc = lead_job(o); /* the followers start the same run */
+  int lead_rc = kx_dec_lead_train(o); /* the followers start the same run */
   if (lead_rc) return lead_rc;
   kx_decoder m;
   kx_adamw opt;
@@ -631,8 +562,8 @@ setup_end:
   r.final_val_loss = NAN;
   r.stopped_early = stopped;
   r.dp_size = kx_dp_size();
-  r.dp_reduce_s = d.reduce_s;
-  r.dp_wait_s = d.wait_s;
+  r.dp_reduce_s = d.tree.reduce_s;
+  r.dp_wait_s = d.tree.wait_s;
   r.run_tokens_per_s = run_s > 0 ? (double)((st.step - step_last) * B * T) / run_s : 0.0;
   if (o->final_eval && !stopped && (rc = eval_full(&m, data.val, data.n_val, B, T, x, y, &r.final_val_loss)))
     goto out;
@@ -649,96 +580,4 @@ out:
   kx_dec_data_free(&data);
   kx_dec_vocab_free(&ck_vocab);
   return rc;
-}
-
-/* ---------- runs led by rank 0 (dec_train.h) ---------- */
-
-/* One message from the leader: a run's options, or the end.  The option
- * strings travel in fixed fields; a path too long for them is refused on
- * rank 0 before anything is sent. */
-enum { JOB_RUN = 1, JOB_END = 2, JOB_STRINGS = 7, JOB_STRING_CAP = 4096 };
-typedef struct {
-  int32_t kind, status;
-  kx_dec_train_opts o;                        /* its pointers are rank 0's: rebuilt from the fields below */
-  int32_t given[JOB_STRINGS];                 /* 1: the string was not NULL */
-  char str[JOB_STRINGS][JOB_STRING_CAP];
-  uint64_t vocab_n;                           /* o.vocab's code points, sent after this message */
-  int32_t vocab_given, vocab_ids;
-} train_job;
-
-static int leading;
-
-/* The option strings of o, in the order of train_job.str. */
-static void job_strings(kx_dec_train_opts *o, const char **s[JOB_STRINGS]) {
-  s[0] = &o->dijiang_form, s[1] = &o->text, s[2] = &o->out, s[3] = &o->log, s[4] = &o->resume;
-  s[5] = &o->init_from, s[6] = &o->dump_grads;
-}
-
-static int lead_job(const kx_dec_train_opts *o) {
-  if (!leading) return 0;
-  train_job *j = kx_calloc(1, sizeof *j);
-  if (!j) return KX_ENOMEM;
-  j->kind = JOB_RUN;
-  j->o = *o;
-  const char **s[JOB_STRINGS];
-  job_strings(&j->o, s);
-  int rc = 0;
-  for (int i = 0; i < JOB_STRINGS && !rc; i++) {
-    if (!(j->given[i] = *s[i] != NULL)) continue;
-    if (strlen(*s[i]) >= JOB_STRING_CAP)
-      rc = kx_fail(KX_EINVAL, "the path '%.80s...' is longer than %d bytes, the most a data-parallel run passes on",
-                   *s[i], JOB_STRING_CAP - 1);
-    else
-      snprintf(j->str[i], JOB_STRING_CAP, "%s", *s[i]);
-  }
-  if (o->vocab) j->vocab_given = 1, j->vocab_n = o->vocab->V, j->vocab_ids = o->vocab->ids;
-  if (!rc) rc = kx_dp_bcast_idle(j, sizeof *j);
-  if (!rc && o->vocab) rc = kx_dp_bcast(o->vocab->vocab, o->vocab->V * sizeof(uint32_t));
-  free(j);
-  return rc;
-}
-
-/* A follower's side of kx_dec_train_led: returns rank 0's value. */
-static int serve(void) {
-  train_job *j = kx_calloc(1, sizeof *j);
-  if (!j) kx_dp_abort("out of memory"); /* never a leader waiting for a follower that gave up */
-  int status = 0;
-  for (;;) {
-    if (kx_dp_bcast_idle(j, sizeof *j)) break; /* cannot fail: a fixed size */
-    if (j->kind != JOB_RUN) {
-      status = j->status;
-      break;
-    }
-    const char **s[JOB_STRINGS];
-    job_strings(&j->o, s);
-    for (int i = 0; i < JOB_STRINGS; i++) *s[i] = j->given[i] ? j->str[i] : NULL;
-    kx_dec_vocab vocab = {0};
-    j->o.vocab = NULL;
-    if (j->vocab_given) {
-      vocab.V = j->vocab_n, vocab.ids = j->vocab_ids;
-      vocab.vocab = kx_malloc((vocab.V ? vocab.V : 1) * sizeof(uint32_t));
-      if (!vocab.vocab) kx_dp_abort("out of memory");
-      kx_dp_bcast(vocab.vocab, vocab.V * sizeof(uint32_t));
-      j->o.vocab = &vocab;
-    }
-    /* a run that fails fails on every rank alike (kx_dp_agree): the leader
-     * reports it and decides what comes next */
-    kx_dec_train(&j->o, NULL, NULL);
-    kx_error_clear();
-    kx_dec_vocab_free(&vocab);
-  }
-  free(j);
-  return status;
-}
-
-int kx_dec_train_led(int (*lead)(void *arg), void *arg) {
-  if (kx_dp_size() == 1) return lead(arg);
-  if (kx_dp_rank() != 0) return serve();
-  leading = 1;
-  int status = lead(arg);
-  leading = 0;
-  static train_job end; /* static: the end is sent even without memory */
-  end.kind = JOB_END, end.status = status;
-  kx_dp_bcast_idle(&end, sizeof end);
-  return status;
 }

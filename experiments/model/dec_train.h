@@ -87,18 +87,14 @@ typedef struct {
 typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
 
 /* Data parallelism (core/kx_dp.h): started by mpirun, every process runs
- * kx_dec_train with the same options.  The batch of B sequences is cut
- * into L leaves (L the largest power of two dividing B, at most
- * KX_DP_LEAVES_MAX) of B/L sequences; rank r of N computes the gradients of
- * leaves [rL/N, (r+1)L/N) one by one and sums them as a balanced binary
- * tree, the ranks exchange their sums (MPI_Allgather) and every rank
- * finishes the same tree and takes the same AdamW step.  The tree does not
- * depend on N, so 1, 2, 4 ... L processes (N a power of two dividing L)
- * compute bit-identical parameters; a run without mpirun sums the whole
- * batch in one pass and differs from them in the last bits.  Rank 0 alone
- * claims and writes the checkpoint and the log; the ranks check that they
- * were given the same options and files. */
-#define KX_DP_LEAVES_MAX 64
+ * kx_dec_train with the same options.  Each step's gradient is the tree of
+ * leaves of dec_dp_tree.h (the batch cut into equal parts, each rank
+ * computing its share, the same sum for every number of processes), and
+ * every rank takes the same AdamW step, so 1, 2, 4 ... processes compute
+ * bit-identical parameters; a run without mpirun sums the whole batch in
+ * one pass and differs from them in the last bits.  Rank 0 alone claims
+ * and writes the checkpoint and the log; the ranks check that they were
+ * given the same options and files. */
 /* Runs training; returns 0 or a kx_status with a message.  A step whose
  * loss or gradient is not finite stops training with KX_ENUM before the
  * update; the checkpoint on disk is then the last one written.  The
@@ -106,21 +102,6 @@ typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
  * whose `out` another process is writing is refused with KX_EBUSY. */
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
 
-/* Runs led by rank 0.  A command that does more than train (kapprox
- * reproduce: conversions, evaluations, tables, claims on shared folders)
- * runs on rank 0 alone, and each of its kx_dec_train calls is data
- * parallel over the whole world: kx_dec_train_led runs lead(arg) on rank
- * 0, where every kx_dec_train call first sends its options (paths, sizes,
- * a vocabulary) to the other ranks, which meanwhile serve: each waits
- * (asleep, kx_dp_bcast_idle) for the next run, trains it with rank 0
- * (without a callback; rank 0 alone writes), and waits again.  When
- * lead(arg) returns, the followers are released and every rank returns its
- * value.  A run that fails fails on every rank (kx_dp_agree) and rank 0
- * decides what follows; the files a run reads (text, checkpoints to resume
- * or start from) are read by every rank, so they must be visible to every
- * host, as the output folder of kapprox train is.  With one process,
- * lead(arg) alone. */
-int kx_dec_train_led(int (*lead)(void *arg), void *arg);
 
 /* Test hook of the float64 references (tests/torch_reference.py): writes
  * /tokens, /targets (B, T) int32, the attribute loss and /grad/<name> (the

@@ -4,10 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kx_dp.h"
 #include "core/kx_error.h"
 #include "core/kx_seed.h"
 #include "experiments/model/dec_adamw.h"
 #include "experiments/model/dec_attn_eval.h"
+#include "experiments/model/dec_dp_tree.h"
+#include "experiments/model/dec_led.h"
 #include "experiments/model/dec_train.h"
 
 enum { STREAM_TRANSFER_BATCH = 7 };
@@ -109,11 +112,31 @@ static int batch_loss(kx_decoder *t, kx_decoder *s, const kx_param_table *tab, c
   return 0;
 }
 
+/* batch_loss over the data-parallel world: each rank its leaves of the
+ * batch (dec_dp_tree.h), the mean gradient and loss on every rank. */
+static int dp_batch_loss(kx_dp_tree *tree, kx_decoder *t, kx_decoder *s, const kx_param_table *tab, const int *x,
+                         size_t B, size_t T, kx_transfer_target target, size_t converted, buffers *w, double *loss) {
+  size_t g = B / tree->leaves;
+  float *own = s->grads;
+  int rc = 0, any;
+  for (size_t k = 0; !rc && k < tree->mine; k++) {
+    double l;
+    s->grads = kx_dp_tree_leaf(tree);
+    rc = batch_loss(t, s, tab, x + (tree->first + k) * g * T, g, T, target, converted, w, &l);
+    if (!rc) kx_dp_tree_push(tree, l);
+  }
+  s->grads = own;
+  return kx_dp_tree_reduce(tree, rc, 0, s->grads, loss, &any);
+}
+
 int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data *data, const kx_transfer_opts *o,
                     kx_transfer_callback cb, void *user) {
-  kx_transfer_target target;
-  int rc = kx_dec_transfer_target(student->attn, &target);
+  /* under mpirun every rank does its share; rank 0 of a led command
+   * (dec_led.h) first brings the others in */
+  int rc = kx_dec_lead_transfer(teacher, student, data, o), dp = kx_dp_active();
   if (rc) return rc;
+  kx_transfer_target target;
+  if ((rc = kx_dec_transfer_target(student->attn, &target))) return rc;
   if (o->match_outputs) target = KX_TRANSFER_MSE;
   const kx_dec_config *c = &student->cfg;
   if (strcmp(teacher->cfg.attn_kind, "softmax") || teacher->cfg.softmax_layers || teacher->cfg.layers != c->layers ||
@@ -123,18 +146,20 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if (data->n_train < T + 2)
     return kx_fail(KX_EINVAL, "the training text has %zu characters; attention transfer needs more than %zu",
                    data->n_train, T + 1);
+  if (dp && o->dump) return kx_fail(KX_EINVAL, "the transfer's gradient dump is not available under mpirun");
   /* the optimiser sees a copy of the table in which every other tensor is frozen */
   kx_param_table tab = student->tab;
   tab.t = kx_malloc(tab.n * sizeof *tab.t);
   buffers w = {0};
   kx_adamw opt = {0};
+  kx_dp_tree tree = {0};
   int *x = kx_malloc(N * sizeof(int)), *y = kx_malloc(N * sizeof(int));
+  size_t n_map = 0, converted = 0;
   if (!tab.t || !x || !y) {
     rc = KX_ENOMEM;
-    goto out;
+    goto ready;
   }
   /* a hybrid's softmax layers are the teacher's own: nothing to transfer */
-  size_t n_map = 0, converted = 0;
   for (size_t i = 0; i < tab.n; i++) {
     tab.t[i] = student->tab.t[i];
     tab.t[i].frozen = 1;
@@ -154,8 +179,17 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
                                   "(they are fixed in fine-tuning); use the row target",
                        c->attn_kind)
              : kx_fail(KX_EINVAL, "attention kind '%s' declares no tensor named in its transfer list", c->attn_kind);
-    goto out;
+    goto ready;
   }
+  if (dp && (rc = kx_dp_tree_setup(&tree, B, tab.total)) == KX_EINVAL) {
+    rc = kx_fail(KX_EINVAL,
+                 "%d processes cannot share attention transfer's batch of %zu sequences: it is cut into %zu equal "
+                 "parts (the largest power of two dividing it, at most %d), and the number of processes must "
+                 "divide that",
+                 kx_dp_size(), B, tree.leaves, KX_DP_LEAVES_MAX);
+    goto ready;
+  }
+  if (rc) goto ready;
   w.acts = kx_malloc(student->attn->act_floats(c, B, T) * sizeof(float));
   w.scratch = kx_malloc((student->attn->scratch_floats(c, B, T) + 1) * sizeof(float));
   w.y = kx_malloc(N * C * sizeof(float));
@@ -166,15 +200,20 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   w.dA = kx_malloc(T * T * sizeof(float));
   if (!w.acts || !w.scratch || !w.y || !w.dy || !w.dx || !w.A || !w.S || !w.dA) {
     rc = KX_ENOMEM;
-    goto out;
+    goto ready;
   }
-  if ((rc = kx_adamw_create(&opt, tab.total, 0.9, 0.95, 1e-8, 0.0))) goto out;
+  rc = kx_adamw_create(&opt, tab.total, 0.9, 0.95, 1e-8, 0.0);
+ready:
+  if (dp) rc = kx_dp_agree(rc); /* every rank goes on, or none */
+  if (rc) goto out;
   uint64_t seed = kx_seed_derive(o->seed, STREAM_TRANSFER_BATCH);
   uint64_t warmup = o->steps / 10 ? o->steps / 10 : 1;
   for (uint64_t step = 0; step < o->steps; step++) {
     double loss;
     kx_dec_batch(data->train, data->n_train, B, T, seed, step, teacher->cfg.token_ids, x, y);
-    if ((rc = batch_loss(teacher, student, &tab, x, B, T, target, converted, &w, &loss))) goto out;
+    rc = dp ? dp_batch_loss(&tree, teacher, student, &tab, x, B, T, target, converted, &w, &loss)
+            : batch_loss(teacher, student, &tab, x, B, T, target, converted, &w, &loss);
+    if (rc) goto out;
     if (!isfinite(loss) || !isfinite(kx_grad_clip(student->grads, tab.total, 1.0))) {
       rc = kx_fail(KX_ENUM, "attention transfer diverged at step %llu (loss %g); lower --transfer-lr",
                    (unsigned long long)step + 1, loss);
@@ -192,6 +231,7 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
       rc = kx_dec_dump_grads(o->dump, student, x, y, B, T, loss);
   }
 out:
+  kx_dp_tree_free(&tree);
   free(tab.t);
   free(x);
   free(y);
