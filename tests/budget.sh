@@ -146,10 +146,21 @@ bs=$(awk -F, '$1 == "retnet" { print $4 }' d/budget.csv)
 [ -n "$t2" ] && [ "$t2" = "$bs" ] || note "Table 2's gap ($t2) is not the study's ($bs)"
 head -1 d/table2.csv | cut -d, -f10 | grep -qx gap || note "table2.csv's 10th column is not the gap"
 
-# ---- three budgets: a fit (three points, one seed: no interval)
+# ---- three budgets: a fit (three points, one seed: no interval), with the control
 mkdir c && cp a/teacher.h5 c/ && cp -r a/runs c/
-"$kx" reproduce budget $Q --budgets 1/32,1/16,1/4 --kinds retnet,hedgehog+AT --scratch-kinds none --no-figures \
-  --outdir c 2>err.txt || { note "a three-budget study failed"; cat err.txt; }
+"$kx" reproduce budget $Q --budgets 1/32,1/16,1/4 --kinds softmax,retnet,hedgehog+AT --scratch-kinds none \
+  --no-figures --outdir c 2>err.txt || { note "a three-budget study failed"; cat err.txt; }
+# the same fit beyond the continued teacher: none for the control itself; every other row has
+# its c or is listed with the reason
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+  { print $1, $2, (col["c_beyond"] ? $col["c_beyond"] : "missing") }' c/budget.csv >beyond.txt
+grep -qx 'softmax continued nan' beyond.txt || note "the control's fit beyond itself: $(cat beyond.txt)"
+for k in retnet hedgehog+AT; do
+  grep -qx "$k converted nan" beyond.txt || grep -q "^$k converted [-0-9.e]*$" beyond.txt ||
+    note "no c beyond the continued teacher for $k: $(cat beyond.txt)"
+  grep -q "^$k converted nan" beyond.txt && ! grep '^Fits beyond the continued teacher' c/budget.md | grep -qF " $k (" &&
+    note "$k has no fit beyond the continued teacher and no reason in budget.md"
+done
 # a fitted alpha > 0 without an interval (no degree of freedom left) for at least one variant
 fitted=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
   $col["alpha"] != "nan" && $col["alpha"] > 0 && $col["alpha_ci95"] == "nan" && $col["c"] != "nan" { n++ }

@@ -472,6 +472,7 @@ typedef struct {
   double teacher_loss;
   cell_t *cells; /* [variant][budget] */
   kx_budget_fit *fits;
+  kx_budget_fit *fits_beyond; /* the same fit of the gap beyond the continued teacher (with the control) */
 } study;
 
 static cell_t *cell_at(study *st, size_t v, size_t b) { return &st->cells[v * st->s->n_budgets + b]; }
@@ -500,6 +501,15 @@ static int run_cell(study *st, size_t v, size_t b) {
   return 0;
 }
 
+/* softmax "converted": the teacher copied and fine-tuned like the others */
+static int is_control(const kx_repro_variant *v) { return !v->scratch && !strcmp(v->kind->name, "softmax"); }
+
+static const kx_repro_variant *control_of(const kx_budget_study *s, size_t *at) {
+  for (size_t v = 0; v < s->nv; v++)
+    if (is_control(&s->v[v])) return *at = v, &s->v[v];
+  return NULL;
+}
+
 static int fit_variant(study *st, size_t v, kx_budget_fit *f) {
   size_t n = 0, nb = st->s->n_budgets;
   double x[KX_BUDGET_MAX * KX_BUDGET_MAX_SEEDS], y[KX_BUDGET_MAX * KX_BUDGET_MAX_SEEDS];
@@ -510,14 +520,22 @@ static int fit_variant(study *st, size_t v, kx_budget_fit *f) {
   return kx_budget_fit_power(x, y, n, f);
 }
 
-/* softmax "converted": the teacher copied and fine-tuned like the others */
-static int is_control(const kx_repro_variant *v) { return !v->scratch && !strcmp(v->kind->name, "softmax"); }
-
-static const kx_repro_variant *control_of(const kx_budget_study *s, size_t *at) {
-  for (size_t v = 0; v < s->nv; v++)
-    if (is_control(&s->v[v])) return *at = v, &s->v[v];
-  return NULL;
+/* The fit of variant v's gap beyond the continued teacher: every seed's
+ * loss minus the control's with the same seed (the same batches) at every
+ * budget, so c is what the attention itself costs once fine-tuning has
+ * done what it can (the control's own gain from the extra tokens taken
+ * out).  Not fitted (n/a) without a control, for the control itself. */
+static int fit_beyond(study *st, size_t v, kx_budget_fit *f) {
+  size_t n = 0, nb = st->s->n_budgets, ci;
+  double x[KX_BUDGET_MAX * KX_BUDGET_MAX_SEEDS], y[KX_BUDGET_MAX * KX_BUDGET_MAX_SEEDS];
+  if (!control_of(st->s, &ci) || ci == v) return kx_budget_fit_power(NULL, NULL, 0, f);
+  for (size_t b = 0; b < nb; b++) {
+    const cell_t *c = cell_at(st, v, b), *k = cell_at(st, ci, b);
+    for (size_t i = 0; i < c->n && i < k->n; i++) x[n] = st->tokens[b], y[n++] = c->gap[i] - k->gap[i];
+  }
+  return kx_budget_fit_power(x, y, n, f);
 }
+
 
 static void init_label(const kx_repro_variant *v, char *model, size_t cap, const char **init) {
   /* the converted form's label ("hedgehog+AT"); scratch rows say so in init */
@@ -572,6 +590,32 @@ static void setup_text(study *st, char *out, size_t cap) {
                                          s->scratch_seeds == 1 ? "" : "s");
 }
 
+/* The variants whose fit (fits[v]) has no plateau to report, and why; the
+ * control has no fit beyond itself. */
+static void no_plateau(study *st, const kx_budget_fit *fits, const char *title, kx_strbuf *fn) {
+  kx_budget_study *s = st->s;
+  int any = 0;
+  for (size_t v = 0; v < s->nv; v++) {
+    const kx_budget_fit *f = &fits[v];
+    int beyond = fits == st->fits_beyond;
+    /* beyond the continued teacher a floor below 0 would make the new
+     * attention better than softmax's own: the curve is still falling */
+    int below = beyond && f->ok && f->levels_off && f->c < 0;
+    if ((f->levels_off && !below) || (beyond && is_control(&s->v[v]))) continue;
+    char model[sizeof s->v[v].label];
+    const char *init;
+    init_label(&s->v[v], model, sizeof model, &init);
+    kx_sb_add(fn, "%s %s (%s): %s", any ? ";" : title, model, init,
+              !f->ok        ? f->why
+              : below       ? "c < 0, below the continued teacher: no floor is seen within these budgets, the gap "
+                              "is still falling"
+              : f->dof == 0 ? "as many points as parameters, no interval"
+                            : "α's interval reaches 0, the gap is not seen to level off, so c is an extrapolation");
+    any = 1;
+  }
+  if (any) kx_sb_add(fn, ".\n");
+}
+
 static void footnote(study *st, kx_strbuf *fn) {
   kx_budget_study *s = st->s;
   kx_sb_add(fn,
@@ -594,7 +638,9 @@ static void footnote(study *st, kx_strbuf *fn) {
            "(the same batches), so its gap is what the extra tokens buy with no change of attention. Beyond the "
            "continued teacher: a variant's validation loss minus the control's at the same budget, seed by seed, "
            "mean ± standard error of the differences: the cost of the variant's attention once both have had the "
-           "same training.");
+           "same training. c and α beyond the continued teacher: the same fit to those differences, every seed's "
+           "point (c: what the attention would still cost after unlimited fine-tuning, the extra tokens' own gain "
+           "taken out).");
   kx_sb_add(fn, "\n\nRank order at each budget (converted variants, smallest mean gap first; ≈: the two means differ by "
                 "less than twice their combined standard error):\n\n");
   size_t idx[KX_BUDGET_MAX_VARIANTS];
@@ -616,20 +662,8 @@ static void footnote(study *st, kx_strbuf *fn) {
     if (control_of(s, &ci)) kx_sb_add(fn, "; the teacher continued: %.4f", cell_at(st, ci, b)->mean);
     kx_sb_add(fn, "\n");
   }
-  int any = 0;
-  for (size_t v = 0; v < s->nv; v++) {
-    const kx_budget_fit *f = &st->fits[v];
-    if (f->levels_off) continue;
-    char model[sizeof s->v[v].label];
-    const char *init;
-    init_label(&s->v[v], model, sizeof model, &init);
-    kx_sb_add(fn, "%s %s (%s): %s", any ? ";" : "\nFits without a plateau to report:", model, init,
-           !f->ok        ? f->why
-           : f->dof == 0 ? "as many points as parameters, no interval"
-                         : "α's interval reaches 0, the gap is not seen to level off, so c is an extrapolation");
-    any = 1;
-  }
-  if (any) kx_sb_add(fn, ".\n");
+  no_plateau(st, st->fits, "\nFits without a plateau to report:", fn);
+  if (control_of(s, &ci)) no_plateau(st, st->fits_beyond, "\nFits beyond the continued teacher without a plateau:", fn);
 }
 
 /* Column j of the gap at budget b, then the thresholds, then the fit. */
@@ -637,7 +671,7 @@ static int write_tables(study *st) {
   kx_budget_study *s = st->s;
   size_t nb = s->n_budgets, nt = sizeof thresholds / sizeof thresholds[0], ci;
   size_t nx = control_of(s, &ci) ? nb : 0; /* the columns beyond the continued teacher */
-  size_t o = nb + nx, ncols = o + nt + 3;
+  size_t o = nb + nx, nfx = nx ? 2 : 0, ncols = o + nt + 3 + nfx; /* nfx: the fit beyond the continued teacher */
   char heads[KX_TABLE_MAX_COLS][3][64];
   kx_table_column cols[KX_TABLE_MAX_COLS];
   if (ncols > KX_TABLE_MAX_COLS) return kx_fail(KX_EINVAL, "too many budgets for one table");
@@ -667,6 +701,12 @@ static int write_tables(study *st) {
   const char *err_csv[KX_TABLE_MAX_COLS] = {0};
   err_csv[o + nt] = err_csv[o + nt + 1] = "_ci95";
   cols[o + nt + 2] = (kx_table_column){"a", "$a$", "a", 0, 1};
+  if (nfx) {
+    cols[o + nt + 3] = (kx_table_column){"c beyond the continued teacher (± 95 %)", "$c$ $-$cont.", "c_beyond", 3, 0};
+    cols[o + nt + 4] = (kx_table_column){"α beyond the continued teacher (± 95 %)", "$\\alpha$ $-$cont.",
+                                         "alpha_beyond", 3, 0};
+    err_csv[o + nt + 3] = err_csv[o + nt + 4] = "_ci95";
+  }
   kx_table_row *rows = kx_calloc(s->nv, sizeof *rows);
   char (*text)[KX_TABLE_MAX_COLS][64] = kx_calloc(s->nv, sizeof *text);
   const char *(*cells)[KX_TABLE_MAX_COLS] = kx_calloc(s->nv, sizeof *cells);
@@ -699,6 +739,11 @@ static int write_tables(study *st) {
     r->mean[o + nt + 1] = f->alpha, r->se[o + nt + 1] = f->alpha_hw;
     r->mean[o + nt + 2] = f->a;
     if (f->ok) snprintf(text[v][o + nt + 2], 64, "%.3g", f->a), cells[v][o + nt + 2] = text[v][o + nt + 2];
+    if (nfx) {
+      const kx_budget_fit *g = &st->fits_beyond[v];
+      r->mean[o + nt + 3] = g->c, r->se[o + nt + 3] = g->c_hw;
+      r->mean[o + nt + 4] = g->alpha, r->se[o + nt + 4] = g->alpha_hw;
+    }
   }
   char setup[2048], stem[PATH_CAP];
   if (!rc) {
@@ -853,6 +898,7 @@ static int run_study(study *st) {
     return rc;
   }
   for (size_t v = 0; !rc && v < s->nv; v++) rc = fit_variant(st, v, &st->fits[v]);
+  for (size_t v = 0; !rc && v < s->nv; v++) rc = fit_beyond(st, v, &st->fits_beyond[v]);
   if (!rc) rc = write_tables(st);
   if (!rc) {
     kx_repro_say(s->pg, "figure");
@@ -878,9 +924,10 @@ int kx_budget_study_run(kx_budget_study *s) {
   if (maxseeds > KX_BUDGET_MAX_SEEDS) return kx_fail(KX_EINVAL, "more than %d seeds", KX_BUDGET_MAX_SEEDS);
   st.cells = kx_calloc(s->nv * s->n_budgets, sizeof *st.cells);
   st.fits = kx_calloc(s->nv, sizeof *st.fits);
+  st.fits_beyond = kx_calloc(s->nv, sizeof *st.fits_beyond);
   double *gaps = kx_calloc(s->nv * s->n_budgets * (maxseeds ? maxseeds : 1), sizeof *gaps);
-  if (!st.cells || !st.fits || !gaps) {
-    free(st.cells), free(st.fits), free(gaps);
+  if (!st.cells || !st.fits || !st.fits_beyond || !gaps) {
+    free(st.cells), free(st.fits), free(st.fits_beyond), free(gaps);
     return KX_ENOMEM;
   }
   for (size_t i = 0; i < s->nv * s->n_budgets; i++) st.cells[i].gap = gaps + i * (maxseeds ? maxseeds : 1);
@@ -892,5 +939,6 @@ int kx_budget_study_run(kx_budget_study *s) {
   free(gaps);
   free(st.cells);
   free(st.fits);
+  free(st.fits_beyond);
   return rc;
 }
