@@ -43,5 +43,13 @@ if "$kx" bench-inference --help >/dev/null 2>&1; then
   ok bench-inference --attention softmax,dijiang+w4 --layers 1 --heads 2 --width 64 --lengths 16,64 --seconds 0.05 \
     --out "$dir/c.csv" --no-figure
   grep -q "^dijiang+w4,64," "$dir/c.csv" || { echo "FAIL: no dijiang+w4 row"; cat "$dir/c.csv"; fail=1; }
+  # --generate: Table 1's generation speed, a row per kind, softmax's speed-up exactly 1
+  ok bench-inference --generate 64 --attention softmax,dijiang,cosformer --layers 1 --heads 2 --width 32 --out "$dir/g.csv"
+  awk -F, 'NR == 1 { ok = $0 == "kind,generate,tokens_per_s,speedup" } NR > 1 && !($2 == 64 && $3 > 0 && $4 > 0) { ok = 0 }
+    $1 == "softmax" && $4 != 1 { ok = 0 } END { exit !(ok && NR == 4) }' "$dir/g.csv" ||
+    { echo "FAIL: bench-inference --generate CSV"; cat "$dir/g.csv"; fail=1; }
+  expect 2 "defines at most 8192 positions" -- bench-inference --generate 9000 --attention cosformer --out "$dir/g2.csv"
+  expect 2 "--generate must be" -- bench-inference --generate 0 --out "$dir/g2.csv"
+  [ -e "$dir/g2.csv" ] && { echo "FAIL: a refused --generate wrote its CSV"; fail=1; }
 fi
 exit $fail

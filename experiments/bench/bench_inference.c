@@ -1,6 +1,7 @@
 #include "experiments/bench/bench_inference.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,22 @@ int kx_bench_measure(kx_decoder *m, size_t L, double seconds, uint64_t seed, kx_
   pt->peak_rss = rss_bytes("VmHWM");
   kx_dec_infer_free(&s);
   free(tok);
+  return rc;
+}
+
+int kx_bench_generation(kx_decoder *m, size_t length, const int *tok, size_t n_tok, int repeats, double *tok_s) {
+  double best = INFINITY;
+  int rc = 0;
+  for (int r = 0; !rc && r < repeats; r++) {
+    kx_dec_infer s;
+    if ((rc = kx_dec_infer_create(&s, m, length))) break;
+    double t0 = now();
+    for (size_t i = 0; !rc && i < length; i++) rc = kx_dec_infer_feed(&s, &tok[i % n_tok], 1, NULL);
+    double t = now() - t0;
+    kx_dec_infer_free(&s);
+    if (t < best) best = t;
+  }
+  if (!rc) *tok_s = (double)length / best;
   return rc;
 }
 

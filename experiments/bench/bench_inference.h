@@ -47,6 +47,13 @@ size_t kx_bench_position_ctx(size_t max_length);
  * the step bounds above) and fills pt's measurements. */
 int kx_bench_measure(kx_decoder *m, size_t L, double seconds, uint64_t seed, kx_bench_point *pt);
 
+/* Generation speed as Table 1 measures it: `length` tokens fed one at a
+ * time into a fresh decoding state (one token of prompt, then each token
+ * as if generated: the context grows from 1 to length), all timed;
+ * *tok_s = length / the fastest of `repeats` runs (another process can
+ * only slow one down).  The tokens are tok[i % n_tok]. */
+int kx_bench_generation(kx_decoder *m, size_t length, const int *tok, size_t n_tok, int repeats, double *tok_s);
+
 /* One CSV row per point, written atomically. */
 int kx_bench_write_csv(const char *path, const kx_bench_point *pts, size_t n);
 

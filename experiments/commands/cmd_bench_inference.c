@@ -2,20 +2,23 @@
  * context length, for every attention kind (Figure 4;
  * experiments/bench/bench_inference.h measures). */
 #include <getopt.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/kx_atomic.h"
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
+#include "core/kx_seed.h"
 #include "experiments/bench/bench_inference.h"
 #include "experiments/commands/commands.h"
 #include "experiments/model/dec_infer.h"
 #include "experiments/model/dec_layers.h"
 
-enum { MAX_LENGTHS = 32, MAX_KINDS = 16 };
+enum { MAX_LENGTHS = 32, MAX_KINDS = 16, GEN_REPEATS = 3, GEN_CTX = 128 };
 /* The sliding-window hybrid of the default list (docs/conversion.md). */
 #define DEFAULT_HYBRID "dijiang+w16"
 
@@ -44,11 +47,16 @@ static void usage(FILE *out) {
           "  --seed N             weights and tokens [0]\n"
           "  --out FILE           CSV [inference.csv]\n"
           "  --figure BASE        Figure 4 as BASE.png and BASE.svg (gnuplot) [figure4]\n"
-          "  --no-figure          only the CSV\n\n"
+          "  --no-figure          only the CSV\n"
+          "  --generate N         instead: tokens/s generating N tokens from a one-token\n"
+          "                       prompt (context 1 .. N, all timed, the fastest of %d),\n"
+          "                       as Table 1 measures, and each kind's speed-up over\n"
+          "                       softmax; CSV kind,generate,tokens_per_s,speedup\n"
+          "                       [--out generation.csv]\n\n"
           "Lengths that would not fit in memory (MemAvailable) or that a kind does not\n"
           "define (cosformer, linformer beyond a checkpoint's context) are refused before\n"
           "anything runs.\n",
-          KX_DEC_INFER_CHUNK, KX_BENCH_WARMUP, KX_BENCH_MIN_STEPS, DEFAULT_HYBRID);
+          KX_DEC_INFER_CHUNK, KX_BENCH_WARMUP, KX_BENCH_MIN_STEPS, DEFAULT_HYBRID, GEN_REPEATS);
 }
 
 /* Where a linear kind starts to beat softmax, for decoding (which = 0) or prefill. */
@@ -63,6 +71,81 @@ static void print_crossover(const kx_bench_point *pts, size_t n, const char *kin
            which ? "prefill" : "decoding");
 }
 
+/* --generate: Table 1's generation speed of each kind at the model size
+ * (context GEN_CTX, or the length for the kinds with per-position
+ * weights), every model built and checked before any is timed. */
+static int run_generation(const char *cmd, const char *const *kinds, size_t nk, const kx_bench_model *ms,
+                          size_t length, const char *out) {
+  double tok_s[MAX_KINDS];
+  size_t ctx[MAX_KINDS];
+  for (size_t k = 0; k < nk; k++) {
+    kx_decoder m;
+    ctx[k] = GEN_CTX;
+    if (kx_bench_make_model(&m, kinds[k], ms, ctx[k])) {
+      kx_cli_error(cmd, "%s", kx_error_message());
+      return 1;
+    }
+    if (!ms->checkpoint && kx_dec_max_positions(&m) != SIZE_MAX) { /* cosformer, linformer */
+      kx_dec_free(&m);
+      ctx[k] = length > GEN_CTX ? length : GEN_CTX;
+      if (ctx[k] > KX_BENCH_MAX_TRAINED_CTX) {
+        kx_cli_error(cmd, "%s defines at most %d positions (the longest trainable context); --generate %zu is "
+                     "longer: leave %s out of --attention", kinds[k], KX_BENCH_MAX_TRAINED_CTX, length, kinds[k]);
+        return 2;
+      }
+      if (kx_bench_make_model(&m, kinds[k], ms, ctx[k])) {
+        kx_cli_error(cmd, "%s", kx_error_message());
+        return 1;
+      }
+    }
+    int bad = kx_dec_infer_check(&m, length);
+    kx_dec_free(&m);
+    if (bad) {
+      kx_cli_error(cmd, "--generate %zu with %s: %s", length, kinds[k], kx_error_message());
+      return 2;
+    }
+  }
+  int *tok = kx_malloc(length * sizeof(int));
+  if (!tok) {
+    kx_cli_error(cmd, "out of memory");
+    return 1;
+  }
+  kx_decoder probe;
+  int rc = kx_bench_make_model(&probe, kinds[0], ms, ctx[0]);
+  if (!rc) {
+    for (size_t i = 0; i < length; i++) tok[i] = (int)(kx_seed_derive(ms->seed, i) % probe.cfg.vocab);
+    kx_dec_free(&probe);
+  }
+  printf("%-16s %9s %12s %10s\n", "kind", "generate", "tokens/s", "speed-up");
+  double softmax = NAN;
+  for (size_t k = 0; !rc && k < nk; k++) {
+    kx_decoder m;
+    if ((rc = kx_bench_make_model(&m, kinds[k], ms, ctx[k]))) break;
+    rc = kx_bench_generation(&m, length, tok, length, GEN_REPEATS, &tok_s[k]);
+    kx_dec_free(&m);
+    if (rc) break;
+    if (!strcmp(kinds[k], "softmax")) softmax = tok_s[k];
+    printf("%-16s %9zu %12.5g", kinds[k], length, tok_s[k]);
+    if (isfinite(softmax)) printf(" %10.3f", tok_s[k] / softmax);
+    printf("\n");
+    fflush(stdout);
+  }
+  free(tok);
+  kx_atomic_file f;
+  if (!rc) rc = kx_atomic_open(&f, out);
+  if (!rc) {
+    fprintf(f.fp, "kind,generate,tokens_per_s,speedup\n");
+    for (size_t k = 0; k < nk; k++) fprintf(f.fp, "%s,%zu,%.9g,%.9g\n", kinds[k], length, tok_s[k], tok_s[k] / softmax);
+    rc = kx_atomic_commit(&f);
+  }
+  if (rc) {
+    kx_cli_error(cmd, "%s", kx_error_message());
+    return 1;
+  }
+  if (!isfinite(softmax)) printf("(no speed-up column: softmax is not in --attention)\n");
+  return 0;
+}
+
 int cmd_bench_inference(int argc, char **argv) {
   const char *cmd = "bench-inference", *out = "inference.csv", *fig = "figure4", *kinds_arg = NULL;
   const char *kinds[MAX_KINDS];
@@ -72,14 +155,16 @@ int cmd_bench_inference(int argc, char **argv) {
   kx_bench_model ms = {NULL, 4, 4, 256, 64, 0};
   double seconds = 2.0;
   size_t threads = 1;
-  int no_fig = 0;
-  enum { O_CK = 256, O_ATTN, O_LEN, O_SMAX, O_LAYERS, O_HEADS, O_WIDTH, O_SEC, O_SEED, O_OUT, O_FIG, O_NOFIG, O_THREADS };
+  int no_fig = 0, out_given = 0;
+  size_t generate = 0;
+  enum { O_CK = 256, O_ATTN, O_LEN, O_SMAX, O_LAYERS, O_HEADS, O_WIDTH, O_SEC, O_SEED, O_OUT, O_FIG, O_NOFIG, O_THREADS,
+         O_GEN };
   static const struct option lo[] = {
       {"checkpoint", 1, 0, O_CK}, {"attention", 1, 0, O_ATTN}, {"lengths", 1, 0, O_LEN},
       {"softmax-max", 1, 0, O_SMAX}, {"layers", 1, 0, O_LAYERS}, {"heads", 1, 0, O_HEADS},
       {"width", 1, 0, O_WIDTH}, {"seconds", 1, 0, O_SEC}, {"seed", 1, 0, O_SEED},
       {"out", 1, 0, O_OUT}, {"figure", 1, 0, O_FIG}, {"no-figure", 0, 0, O_NOFIG}, {"threads", 1, 0, O_THREADS},
-      {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"generate", 1, 0, O_GEN}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
   int c;
@@ -98,10 +183,11 @@ int cmd_bench_inference(int argc, char **argv) {
         if (!bad && !(seconds > 0 && seconds <= 3600)) bad = kx_fail(KX_EINVAL, "--seconds must be in (0, 3600]");
         break;
       case O_SEED: bad = kx_parse_u64(optarg, "--seed", &ms.seed); break;
-      case O_OUT: out = optarg; break;
+      case O_OUT: out = optarg, out_given = 1; break;
       case O_FIG: fig = optarg; break;
       case O_NOFIG: no_fig = 1; break;
       case O_THREADS: bad = kx_parse_size(optarg, "--threads", 1, 256, &threads); break;
+      case O_GEN: bad = kx_parse_size(optarg, "--generate", 1, (size_t)1 << 24, &generate); break;
       case 'h': usage(stdout); return 0;
       default: return kx_cli_option_error(cmd, c, argv);
     }
@@ -127,6 +213,7 @@ int cmd_bench_inference(int argc, char **argv) {
     kx_cli_error(cmd, "--attention '%s' names no attention kind (known: %s)", kinds_arg, kx_dec_attn_names());
     return 2;
   }
+  if (generate && !out_given) out = "generation.csv";
   size_t max_len = 0;
   for (size_t i = 0; i < n_len; i++) max_len = lengths[i] > max_len ? lengths[i] : max_len;
   if (kx_check_output_path(out, "--out")) {
@@ -147,6 +234,7 @@ int cmd_bench_inference(int argc, char **argv) {
     nk = 1;
     kx_dec_free(&m);
   }
+  if (generate) return run_generation(cmd, kinds, nk, &ms, generate, out);
   /* Every point is checked (positions, memory) before any runs. */
   kx_bench_point *pts = kx_calloc(nk * n_len, sizeof *pts);
   size_t np = 0;

@@ -10,6 +10,7 @@
 #include "core/kx_cli.h"
 #include "core/kx_error.h"
 #include "core/kx_fs.h"
+#include "experiments/bench/bench_inference.h"
 #include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_infer.h"
 #include "experiments/model/dec_layers.h"
@@ -82,21 +83,6 @@ static uint64_t pretrain_steps_of(const size_spec *s) { return s->steps ? s->ste
 
 /* ---------- inference throughput ---------- */
 
-/* Seconds to feed `length` tokens one at a time into a fresh decoding state. */
-static int generation_seconds(kx_repro *rp, kx_decoder *m, size_t length, double *seconds) {
-  kx_dec_infer s;
-  int rc = kx_dec_infer_create(&s, m, length);
-  if (rc) return rc;
-  double t0 = kx_now_seconds();
-  for (size_t i = 0; !rc && i < length; i++) {
-    int tok = rp->data.val[i % rp->data.n_val];
-    rc = kx_dec_infer_feed(&s, &tok, 1, NULL);
-  }
-  *seconds = kx_now_seconds() - t0;
-  kx_dec_infer_free(&s);
-  return rc;
-}
-
 /* Generation tokens/s of a freshly initialised model of the teacher's
  * sizes and `kind` (the weights do not change the cost): one token of
  * prompt, then length - 1 tokens fed one at a time through the decoding
@@ -120,13 +106,8 @@ static int generation_speed(kx_repro *rp, const char *kind, size_t length, doubl
   }
   int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  double best = INFINITY;
-  for (int r = 0; !rc && r < GEN_REPEATS; r++) {
-    double t;
-    if (!(rc = generation_seconds(rp, &m, length, &t)) && t < best) best = t;
-  }
+  rc = kx_bench_generation(&m, length, rp->data.val, rp->data.n_val, GEN_REPEATS, tok_s);
   omp_set_num_threads(threads);
-  if (!rc) *tok_s = (double)length / best;
   kx_dec_free(&m);
   return rc;
 }
