@@ -92,9 +92,30 @@ static int load_synthetic(const kx_spec *s, const kx_spec_input *in, kx_loaded_h
   return rc;
 }
 
-/* Only the input's head, its first max_tokens tokens, leaves the file
- * (after the reader has checked the sizes it declares). */
-static int load_file_head(kx_heads *it, const kx_spec_input *in, kx_loaded_head *h) {
+/* Heads read from a file in one go, at most this many bytes of them: each
+ * read runs in a sandboxed process (core/kx_sandbox.h), whose start costs
+ * about as much as evaluating a small head, and it runs alone while the
+ * workers wait. */
+#define KX_HEADS_READ_BYTES ((size_t)64 << 20)
+
+/* How many of the inputs from u on are the next heads of u's layer in u's
+ * file (u's head, its successor, ...), at most `cap`. */
+static size_t heads_in_run(const kx_heads *it, size_t u, size_t cap) {
+  const kx_spec_input *in = &it->inputs[u];
+  size_t n = 1;
+  while (n < cap && u + n < it->n_inputs) {
+    const kx_spec_input *next = &it->inputs[u + n];
+    if (next->file != in->file || next->layer_pos != in->layer_pos || next->head != in->head + (int)n) break;
+    n++;
+  }
+  return n;
+}
+
+/* Only the input's head and the next heads of its layer the grid uses
+ * (within KX_HEADS_READ_BYTES; one head while their size is unknown),
+ * their first max_tokens tokens, leave the file (after the reader has
+ * checked the sizes it declares). */
+static int load_file_head(kx_heads *it, size_t u, const kx_spec_input *in, kx_loaded_head *h) {
   const kx_spec *s = it->spec;
   if (it->file_index != in->file) {
     close_file(it);
@@ -102,14 +123,19 @@ static int load_file_head(kx_heads *it, const kx_spec_input *in, kx_loaded_head 
     if (!it->file) return KX_EIO;
     it->file_index = in->file;
   }
-  if (!it->have_layer || it->layer_pos != in->layer_pos || it->head != (size_t)in->head) {
+  const kx_qk_layer *have = &it->layer;
+  if (!it->have_layer || it->layer_pos != in->layer_pos || (size_t)in->head < have->head_first ||
+      (size_t)in->head >= have->head_first + have->heads) {
+    size_t cap = it->head_bytes ? KX_HEADS_READ_BYTES / it->head_bytes : 1;
+    size_t count = heads_in_run(it, u, cap ? cap : 1);
     if (it->have_layer) kx_qk_layer_free(&it->layer);
     it->have_layer = 0;
-    int rc = kx_qk_read_heads(it->file, in->layer_pos, (size_t)in->head, 1, s->max_tokens, &it->layer);
+    int rc = kx_qk_read_heads(it->file, in->layer_pos, (size_t)in->head, count, s->max_tokens, &it->layer);
     if (rc) return rc;
     it->have_layer = 1;
     it->layer_pos = in->layer_pos;
-    it->head = (size_t)in->head;
+    it->head_bytes = it->layer.tokens * (2 * it->layer.d + it->layer.dv) * sizeof(double);
+    if (!it->head_bytes) it->head_bytes = 1;
   }
   const kx_qk_layer *L = &it->layer;
   size_t n, dv;
@@ -124,7 +150,7 @@ static int load_file_head(kx_heads *it, const kx_spec_input *in, kx_loaded_head 
 int kx_heads_load(kx_heads *it, size_t u, kx_loaded_head *h) {
   memset(h, 0, sizeof *h);
   const kx_spec_input *in = &it->inputs[u];
-  int rc = in->file < 0 ? load_synthetic(it->spec, in, h) : load_file_head(it, in, h);
+  int rc = in->file < 0 ? load_synthetic(it->spec, in, h) : load_file_head(it, u, in, h);
   if (rc) kx_loaded_head_free(h);
   return rc;
 }

@@ -16,12 +16,13 @@ typedef struct {
   const kx_spec *spec;
   kx_spec_input *inputs; /* owned */
   size_t n_inputs;
-  /* the open file and the head last read from it */
+  /* the open file and the heads last read from it (layer.head_first ...) */
   kx_qk_file *file;
   int file_index;
-  size_t layer_pos, head;
+  size_t layer_pos;
   kx_qk_layer layer;
   int have_layer;
+  size_t head_bytes; /* q, k and v of one head of this file, as read (0: none read yet) */
 } kx_heads;
 
 /* One loaded head: q, k (n x d, scaled so q.k is the logit), v (n x dv)
