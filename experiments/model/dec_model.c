@@ -141,22 +141,31 @@ static int ensure_acts(kx_decoder *m, size_t B, size_t T) {
     total += k->act_floats(c, B, T);
     as = s > as ? s : as;
   }
-  free(m->acts);
-  free(m->blk);
-  free(m->tokens);
-  free(m->targets);
-  free(m->scratch);
-  m->acts = kx_malloc(total * sizeof(float));
-  m->blk = kx_calloc(L, sizeof *m->blk);
-  m->tokens = kx_malloc(N * sizeof(int));
-  m->targets = kx_malloc(N * sizeof(int));
-  m->scratch_floats = N * C + N * C + (llama ? 3 * N * F : 8 * N * C) + N * V + as;
-  m->scratch = kx_malloc(m->scratch_floats * sizeof(float));
-  if (!m->acts || !m->blk || !m->tokens || !m->targets || !m->scratch) {
+  size_t scratch = N * C + N * C + (llama ? 3 * N * F : 8 * N * C) + N * V + as;
+  if (!m->acts || total > m->cap_acts || N > m->cap_tokens || scratch > m->cap_scratch) {
+    size_t ca = total > m->cap_acts ? total : m->cap_acts, cn = N > m->cap_tokens ? N : m->cap_tokens;
+    size_t cs = scratch > m->cap_scratch ? scratch : m->cap_scratch;
     free(m->acts);
-    m->acts = NULL;
-    return KX_ENOMEM;
+    free(m->blk);
+    free(m->tokens);
+    free(m->targets);
+    free(m->scratch);
+    m->acts = kx_malloc(ca * sizeof(float));
+    m->blk = kx_calloc(L, sizeof *m->blk);
+    m->tokens = kx_malloc(cn * sizeof(int));
+    m->targets = kx_malloc(cn * sizeof(int));
+    m->scratch = kx_malloc(cs * sizeof(float));
+    if (!m->acts || !m->blk || !m->tokens || !m->targets || !m->scratch) {
+      free(m->acts);
+      m->acts = NULL;
+      m->cap_acts = m->cap_tokens = m->cap_scratch = 0;
+      return KX_ENOMEM;
+    }
+    m->cap_acts = ca, m->cap_tokens = cn, m->cap_scratch = cs;
+  } else {
+    memset(m->blk, 0, L * sizeof *m->blk);
   }
+  m->scratch_floats = scratch;
   float *p = m->acts;
   for (size_t l = 0; l < L; l++) {
     kx_dec_block_acts *a = &m->blk[l];

@@ -42,8 +42,11 @@ typedef struct {
   float **attn_p, **attn_dp; /* KX_ATTN_MAX_TENSORS slots per layer: pointers to the kind's tensors */
   float *rope_cos, *rope_sin;          /* (ctx, rotary_dims/2) */
 
-  /* Sized for the largest (B,T) seen; reallocated on demand. */
-  size_t cap_tokens, B, T;
+  /* Laid out for the current (B,T) in buffers sized for the largest layout
+   * seen (capacities in elements): a forward of another batch size, an
+   * evaluation between data-parallel training leaves, reuses them instead
+   * of touching fresh memory. */
+  size_t cap_acts, cap_tokens, cap_scratch, B, T;
   float *acts;
   kx_dec_block_acts *blk;
   float *x_final, *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *losses; /* x_final (N,C) */
