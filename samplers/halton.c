@@ -34,6 +34,12 @@ typedef struct {
   uint32_t *ndigits;  /* K_j (halton-perm) */
   size_t *perm_start; /* offset of sigma_j0 in perm (halton-perm) */
   uint16_t *perm;     /* sigma_jk(a) = perm[perm_start[j] + k * b_j + a] */
+  /* halton-perm: tail[perm_start-like offset tail_start[j] + k] = the Horner
+   * value after digits K_j - 1 .. k when all of them are 0, the leading
+   * zeros every index below b_j^k has, so a point's expansion starts at
+   * its own digits (the same operations, so the same bits) */
+  size_t *tail_start;
+  double *tail;
 } halton_state;
 
 static size_t halton_state_size(size_t dim) {
@@ -68,6 +74,8 @@ static void halton_release(void *vs) {
   free(st->ndigits);
   free(st->perm_start);
   free(st->perm);
+  free(st->tail_start);
+  free(st->tail);
   memset(st, 0, sizeof *st);
 }
 
@@ -91,20 +99,24 @@ static int halton_perm_init(void *vs, size_t dim, uint64_t seed) {
   if (rc) return rc;
   st->ndigits = kx_malloc(dim * sizeof *st->ndigits);
   st->perm_start = kx_malloc(dim * sizeof *st->perm_start);
-  if (!st->ndigits || !st->perm_start) {
+  st->tail_start = kx_malloc(dim * sizeof *st->tail_start);
+  if (!st->ndigits || !st->perm_start || !st->tail_start) {
     halton_release(st);
     return KX_ENOMEM;
   }
-  size_t total = 0;
+  size_t total = 0, tails = 0;
   for (size_t j = 0; j < dim; j++) {
     uint32_t b = st->base[j], k = 0;
     for (double reach = 1; reach < 0x1p53; reach *= b) k++;
     st->ndigits[j] = k;
     st->perm_start[j] = total;
     total += (size_t)k * b;
+    st->tail_start[j] = tails;
+    tails += (size_t)k + 1;
   }
   st->perm = kx_malloc(total * sizeof *st->perm);
-  if (!st->perm) {
+  st->tail = kx_malloc(tails * sizeof *st->tail);
+  if (!st->perm || !st->tail) {
     halton_release(st);
     return KX_ENOMEM;
   }
@@ -123,6 +135,11 @@ static int halton_perm_init(void *vs, size_t dim, uint64_t seed) {
         sigma[r] = t;
       }
     }
+    /* the expansion of halton_perm_next over zero digits, from the deepest */
+    const uint16_t *perm = st->perm + st->perm_start[j];
+    double *tail = st->tail + st->tail_start[j], fb = (double)b;
+    tail[st->ndigits[j]] = 0.5;
+    for (uint32_t k = st->ndigits[j]; k-- > 0;) tail[k] = ((double)perm[(size_t)k * b] + tail[k + 1]) / fb;
   }
   return 0;
 }
@@ -159,13 +176,14 @@ static int halton_perm_next(void *vs, size_t dim, double *x) {
   uint32_t digit[64];
   for (size_t j = 0; j < dim; j++) {
     uint64_t n = st->index, b = st->base[j];
-    uint32_t K = st->ndigits[j];
-    for (uint32_t k = 0; k < K; k++, n /= b) digit[k] = (uint32_t)(n % b);
+    uint32_t k = 0;
+    for (; n; n /= b) digit[k++] = (uint32_t)(n % b);
     const uint16_t *perm = st->perm + st->perm_start[j];
     /* Horner from the deepest digit, starting from half a grid step so
-     * the result is never 0: r = sum_k sigma_k(a_k) b^-(k+1) + b^-K / 2 */
-    double r = 0.5, fb = (double)b;
-    for (uint32_t k = K; k-- > 0;) r = ((double)perm[(size_t)k * b + digit[k]] + r) / fb;
+     * the result is never 0: r = sum_k sigma_k(a_k) b^-(k+1) + b^-K / 2;
+     * the K - k leading zeros' part is the precomputed tail */
+    double r = st->tail[st->tail_start[j] + k], fb = (double)b;
+    while (k-- > 0) r = ((double)perm[(size_t)k * b + digit[k]] + r) / fb;
     x[j] = r < 1.0 ? r : 1.0 - 0x1p-53; /* rounding of an all-(b-1) point */
   }
   st->index++;
