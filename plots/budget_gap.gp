@@ -1,18 +1,20 @@
 # The figure of kapprox reproduce budget: the gap to the softmax teacher
-# (validation loss minus the teacher's, nats/char) against the fine-tuning
+# (validation loss minus the teacher's, nats per char or token) against the fine-tuning
 # budget in tokens (steps x batch x context), log x axis.  One line per
 # variant through its mean gaps, error bars one standard error over seeds
 # (none with one seed), dashed for the rows trained from scratch; the
 # fitted curve c + a tokens^-alpha of each variant (where the fit exists)
 # thin and dotted in the same colour; the teacher is the zero line.
 # Data: budget-<i>.txt ("tokens gap se"), budget.vars (n, label[],
-# scratch[], fit_c[], fit_a[], fit_alpha[], tmin, tmax).
+# scratch[], fit_c[], fit_a[], fit_alpha[], tmin, tmax; unit: "char", or
+# "token" on token data).
 load datadir."/budget.vars"
+if (!exists("unit")) unit = "char"
 w = 1000; h = 760
 load scriptdir."/common.gp"
 set title "Gap to the teacher against the fine-tuning budget"
 set xlabel "fine-tuning budget (tokens = steps × batch × context)"
-set ylabel "gap to the teacher (nats/char), mean ± s.e."
+set ylabel sprintf("gap to the teacher (nats/%s), mean ± s.e.", unit)
 # below the plot, in two columns: eight or more long labels beside it would squeeze the axes;
 # the bottom margin is sized to the key's rows (variants, the fit, the teacher), since gnuplot's
 # own estimate lets the box ride over the x label

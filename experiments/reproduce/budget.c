@@ -822,8 +822,10 @@ static int figure(study *st) {
   kx_atomic_file f;
   snprintf(path, sizeof path, "%s/budget.vars", datadir);
   if (rc || (rc = kx_atomic_open(&f, path))) return rc;
-  fprintf(f.fp, "# written by kapprox reproduce budget; read by budget_gap.gp\nn = %zu\ntmin = %.0f\ntmax = %.0f\n",
-          s->nv, st->tokens[0], st->tokens[s->n_budgets - 1]);
+  fprintf(f.fp,
+          "# written by kapprox reproduce budget; read by budget_gap.gp\nn = %zu\ntmin = %.0f\ntmax = %.0f\n"
+          "unit = \"%s\"\n",
+          s->nv, st->tokens[0], st->tokens[s->n_budgets - 1], kx_dec_unit(&st->rp.vocab));
   fprintf(f.fp, "array label[%zu]\narray scratch[%zu]\narray fit_c[%zu]\narray fit_a[%zu]\narray fit_alpha[%zu]\n",
           s->nv, s->nv, s->nv, s->nv, s->nv);
   for (size_t v = 0; v < s->nv; v++) {
