@@ -28,7 +28,8 @@
 
 int kx_dec_train_led(int (*lead)(void *arg), void *arg);
 
-/* Called by kx_dec_train and kx_dec_transfer first: on the leading rank 0,
+/* Called first by kx_dec_train and kx_dec_transfer (the latter after refusing
+ * the gradient dump, which a follower never sees): on the leading rank 0,
  * sends the job to the followers (0 or an error, on rank 0 only: nothing
  * was sent); elsewhere, nothing. */
 int kx_dec_lead_train(const kx_dec_train_opts *o);

@@ -133,7 +133,9 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
                     kx_transfer_callback cb, void *user) {
   /* under mpirun every rank does its share; rank 0 of a led command
    * (dec_led.h) first brings the others in */
-  int rc = kx_dec_lead_transfer(teacher, student, data, o), dp = kx_dp_active();
+  int dp = kx_dp_active();
+  if (dp && o->dump) return kx_fail(KX_EINVAL, "the transfer's gradient dump is not available under mpirun");
+  int rc = kx_dec_lead_transfer(teacher, student, data, o);
   if (rc) return rc;
   kx_transfer_target target;
   if ((rc = kx_dec_transfer_target(student->attn, &target))) return rc;
@@ -146,7 +148,6 @@ int kx_dec_transfer(kx_decoder *teacher, kx_decoder *student, const kx_dec_data 
   if (data->n_train < T + 2)
     return kx_fail(KX_EINVAL, "the training text has %zu characters; attention transfer needs more than %zu",
                    data->n_train, T + 1);
-  if (dp && o->dump) return kx_fail(KX_EINVAL, "the transfer's gradient dump is not available under mpirun");
   /* the optimiser sees a copy of the table in which every other tensor is frozen */
   kx_param_table tab = student->tab;
   tab.t = kx_malloc(tab.n * sizeof *tab.t);
