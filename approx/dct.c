@@ -39,6 +39,8 @@ struct kx_dct {
   fftw_plan plan;   /* NULL for d = 1 (identity) */
   fftw_plan batch;  /* KX_DCT_BATCH rows of kx_dct_batch_ld(d); NULL for d = 1 or the dense route */
   double *dense;    /* d x d unnormalised matrix T (row k = output k) for the dense route, or NULL */
+  double *folded;   /* DCT-I of even d on the dense route: T's even rows, then its odd rows, on the
+                       first d/2 columns (2 x d/2 x d/2), or NULL */
   double *simd_tw;  /* the batch kernels' cosines (dct_simd.h) for the SIMD route, or NULL */
   double *in_scale; /* d factors applied before FFTW */
   double *out_scale;
@@ -123,6 +125,16 @@ static int plan_batch(kx_dct *p) {
       for (size_t k = 0; k < d; k++) p->dense[k * d + j] = out[k];
     }
     kx_dct_work_free(work);
+    if (p->type == 1 && d % 2 == 0) {
+      /* T_{k, d-1-j} = (-1)^k T_kj: even outputs see x_j + x_{d-1-j}, odd
+       * ones x_j - x_{d-1-j}, so two half-size products do the work of one
+       * full one at half the flops (a DCT-I of length 2^k has no power-of-two
+       * fast transform: its FFT has length 2(d - 1)). */
+      const size_t h = d / 2;
+      if (!(p->folded = kx_malloc(2 * h * h * sizeof *p->folded))) return KX_ENOMEM;
+      for (size_t k = 0; k < d; k++)
+        for (size_t j = 0; j < h; j++) p->folded[(k % 2) * h * h + (k / 2) * h + j] = p->dense[k * d + j];
+    }
     return 0;
   }
   int n[1] = {(int)d};
@@ -142,8 +154,11 @@ static int plan_batch(kx_dct *p) {
  *   II:  C = diag(s) S,  s_0 = sqrt(1/d), s_k = sqrt(2/d)  -> in = 1, out = s
  *   III: C = S diag(s)                                    -> in = s, out = 1
  *   IV:  C = sqrt(2/d) S                                  -> in = 1, out = sqrt(2/d) */
+static int plan_simd_dct1(kx_dct *p);
+
 static int plan_simd(kx_dct *p) {
   const size_t d = p->d;
+  if (p->type == 1) return plan_simd_dct1(p);
   p->simd_tw = kx_malloc(2 * d * sizeof *p->simd_tw);
   p->simd_in = kx_malloc(d * sizeof *p->simd_in);
   p->simd_out = kx_malloc(d * sizeof *p->simd_out);
@@ -156,6 +171,32 @@ static int plan_simd(kx_dct *p) {
   }
   if (p->type == 2) p->simd_out[0] = s0;
   if (p->type == 3) p->simd_in[0] = s0;
+  return 0;
+}
+
+/* DCT-I on the SIMD route: the folded matrix (dct_simd.h) taken from the
+ * one-vector plan's own sums (T e_j, as the dense route builds T), and
+ * FFTW's in and out factors. */
+static int plan_simd_dct1(kx_dct *p) {
+  const size_t d = p->d, h = d / 2;
+  p->simd_tw = kx_malloc(2 * h * h * sizeof *p->simd_tw);
+  p->simd_in = kx_malloc(d * sizeof *p->simd_in);
+  p->simd_out = kx_malloc(d * sizeof *p->simd_out);
+  double *work = kx_dct_work_alloc(d);
+  if (!p->simd_tw || !p->simd_in || !p->simd_out || !work) {
+    kx_dct_work_free(work);
+    return KX_ENOMEM;
+  }
+  memcpy(p->simd_in, p->in_scale, d * sizeof *p->simd_in);
+  memcpy(p->simd_out, p->out_scale, d * sizeof *p->simd_out);
+  double *in = work, *out = work + work_stride(d);
+  for (size_t j = 0; j < h; j++) {
+    memset(in, 0, d * sizeof *in);
+    in[j] = 1.0;
+    fftw_execute_r2r(p->plan, in, out);
+    for (size_t k = 0; k < d; k++) p->simd_tw[(k % 2) * h * h + (k / 2) * h + j] = out[k];
+  }
+  kx_dct_work_free(work);
   return 0;
 }
 
@@ -172,6 +213,7 @@ void kx_dct_batch_layout(const kx_dct *p, size_t *row_stride, size_t *elem_strid
 double kx_dct_batch_flops(const kx_dct *p) {
   const double d = (double)p->d;
   if (p->simd_tw) return kx_dct_simd_flops(p->type, p->d);
+  if (p->folded) return d * d + d;
   if (p->dense) return 2.0 * d * d;
   if (!p->plan) return 0;
   double adds, muls, fmas;
@@ -186,6 +228,22 @@ void kx_dct_execute_batch(const kx_dct *p, double *work) {
     kx_dct_simd_run(p->type, d, p->simd_tw, in, out, out + KX_DCT_BATCH * ld);
   } else if (p->batch) {
     fftw_execute_r2r(p->batch, in, out);
+  } else if (p->folded) {
+    const size_t h = d / 2;
+    double *u = out + KX_DCT_BATCH * ld, *w = u + KX_DCT_BATCH * h, *e = w + KX_DCT_BATCH * h,
+           *o = e + KX_DCT_BATCH * h;
+    for (size_t r = 0; r < KX_DCT_BATCH; r++)
+      for (size_t j = 0; j < h; j++) {
+        const double a = in[r * ld + j], b = in[r * ld + d - 1 - j];
+        u[r * h + j] = a + b;
+        w[r * h + j] = a - b;
+      }
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, KX_DCT_BATCH, (int)h, (int)h, 1.0, u, (int)h,
+                p->folded, (int)h, 0.0, e, (int)h);
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, KX_DCT_BATCH, (int)h, (int)h, 1.0, w, (int)h,
+                p->folded + h * h, (int)h, 0.0, o, (int)h);
+    for (size_t r = 0; r < KX_DCT_BATCH; r++)
+      for (size_t k = 0; k < h; k++) out[r * ld + 2 * k] = e[r * h + k], out[r * ld + 2 * k + 1] = o[r * h + k];
   } else if (p->dense) {
     cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, KX_DCT_BATCH, (int)d, (int)d, 1.0, in,
                 (int)ld, p->dense, (int)d, 0.0, out, (int)ld);
@@ -268,6 +326,7 @@ void kx_dct_free(kx_dct *p) {
     pthread_mutex_unlock(&planner_lock);
   }
   free(p->dense);
+  free(p->folded);
   free(p->simd_tw);
   free(p->simd_in);
   free(p->simd_out);

@@ -26,10 +26,11 @@
  * thread count.  Where FFTW's algorithm is slow for the length (measured:
  * DCT-I at d = 128, a length-254 real transform with the prime factor 127,
  * ~8 us per vector against ~0.6 us for a 128 x 128 DGEMM row), the batch
- * goes through a dense GEMM with the same unnormalised matrix instead: the
- * route is chosen from FFTW's own operation count (fftw_flops), so it is
- * the same on every run.  DCT-II, III and IV of power-of-two length d >= 2
- * take a third route, the batched kernels of dct_simd.h (rows interleaved,
+ * goes through a dense GEMM with the same unnormalised matrix instead (for
+ * DCT-I of even length folded into two half-size GEMMs): the route is
+ * chosen from FFTW's own operation count (fftw_flops), so it is the same
+ * on every run.  All four types of power-of-two length d >= 2 take a
+ * third route, the batched kernels of dct_simd.h (rows interleaved,
  * several rows per SIMD instruction), which beat both FFTW's batch plans
  * and the GEMM at the head dimensions (docs/performance.md); the route
  * depends only on (type, d).

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "approx/dct_simd.h"
 #include "core/kx_error.h"
 #include "core/kx_rng.h"
 
@@ -79,31 +80,48 @@ fail:
 /* KX_DCT_BATCH rows x (d each) -> z (m each) through one batch call per
  * block; rows >= `rows` of the batch are zero padding whose results are
  * dropped.  Each kept value is t_i (out_scale_i T(in_scale .* S x)_i), the
- * same products for every row whatever the batch around it. */
+ * same products for every row whatever the batch around it, plus
+ * (bias_i - c_r) when a shift is given. */
 static void apply_batch(const kx_dct_blocks *B, size_t rows, const double *x, double *z,
-                        double *work) {
+                        const kx_dct_blocks_shift *shift, double *work) {
   const size_t d = B->d, m = B->m, ld = kx_dct_batch_ld(d);
   double *in = work, *out = work + KX_DCT_BATCH * ld;
+  double c[KX_DCT_BATCH] = {0}; /* kx_fmap_finish_log's c(x), the same sums */
+  for (size_t r = 0; shift && shift->norm_coef != 0 && r < rows; r++) {
+    for (size_t j = 0; j < d; j++) c[r] += x[r * d + j] * x[r * d + j];
+    c[r] *= shift->norm_coef;
+  }
   for (size_t b = 0; b < B->n_blocks; b++) {
     const kx_dct_block *blk = &B->blocks[b];
     const kx_dct *plan = B->plans[blk->type - 1];
     const double *is = kx_dct_in_scale(plan), *os = kx_dct_out_scale(plan);
+    const double *bias = shift ? shift->bias + blk->offset : NULL;
     size_t rs, es;
     kx_dct_batch_layout(plan, &rs, &es);
-    for (size_t r = 0; r < KX_DCT_BATCH; r++) {
-      double *row = in + r * rs;
-      if (r >= rows)
-        for (size_t j = 0; j < d; j++) row[j * es] = 0;
-      else if (blk->sign)
-        for (size_t j = 0; j < d; j++) row[j * es] = is[j] * (blk->sign[j] * x[r * d + j]);
-      else
-        for (size_t j = 0; j < d; j++) row[j * es] = is[j] * x[r * d + j];
+    size_t done = 0; /* values of each row already written */
+    if (kx_dct_batch_is_simd(plan) && rows == KX_DCT_BATCH && kx_dct_simd_tiles(d)) {
+      /* a full batch on the interleaved layout: tiled transposes, same products */
+      kx_dct_simd_gather(d, is, blk->sign, x, in);
+      kx_dct_execute_batch(plan, work);
+      done = blk->rows - blk->rows % 8;
+      kx_dct_simd_scatter(done, os, blk->t, bias, c, out, z + blk->offset, m);
+    } else {
+      for (size_t r = 0; r < KX_DCT_BATCH; r++) {
+        double *row = in + r * rs;
+        if (r >= rows)
+          for (size_t j = 0; j < d; j++) row[j * es] = 0;
+        else if (blk->sign)
+          for (size_t j = 0; j < d; j++) row[j * es] = is[j] * (blk->sign[j] * x[r * d + j]);
+        else
+          for (size_t j = 0; j < d; j++) row[j * es] = is[j] * x[r * d + j];
+      }
+      kx_dct_execute_batch(plan, work);
     }
-    kx_dct_execute_batch(plan, work);
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t r = 0; r < rows && done < blk->rows; r++) {
       double *zb = z + r * m + blk->offset;
       const double *y = out + r * rs;
-      for (size_t i = 0; i < blk->rows; i++) zb[i] = blk->t[i] * (os[i] * y[i * es]);
+      for (size_t i = done; i < blk->rows; i++) zb[i] = blk->t[i] * (os[i] * y[i * es]);
+      for (size_t i = done; bias && i < blk->rows; i++) zb[i] += bias[i] - c[r];
     }
   }
 }
@@ -112,11 +130,11 @@ static void apply_batch(const kx_dct_blocks *B, size_t rows, const double *x, do
 #define KX_DCT_BLOCKS_PARALLEL_BATCHES 8
 
 int kx_dct_blocks_apply(const kx_dct_blocks *B, size_t n, const double *x, double *z) {
-  return kx_dct_blocks_apply_finish(B, n, x, z, NULL, NULL);
+  return kx_dct_blocks_apply_finish(B, n, x, z, NULL, NULL, NULL);
 }
 
 int kx_dct_blocks_apply_finish(const kx_dct_blocks *B, size_t n, const double *x, double *z,
-                               kx_dct_blocks_finish finish, const void *ctx) {
+                               const kx_dct_blocks_shift *shift, kx_dct_blocks_finish finish, const void *ctx) {
   const size_t d = B->d, m = B->m, n_batches = (n + KX_DCT_BATCH - 1) / KX_DCT_BATCH;
   int failed = 0;
 #pragma omp parallel if (n_batches >= KX_DCT_BLOCKS_PARALLEL_BATCHES)
@@ -131,7 +149,7 @@ int kx_dct_blocks_apply_finish(const kx_dct_blocks *B, size_t n, const double *x
         continue;
       }
       const size_t r0 = s * KX_DCT_BATCH, rows = n - r0 < KX_DCT_BATCH ? n - r0 : KX_DCT_BATCH;
-      apply_batch(B, rows, x + r0 * d, z + r0 * m, work);
+      apply_batch(B, rows, x + r0 * d, z + r0 * m, shift, work);
       if (finish) finish(ctx, rows, x + r0 * d, z + r0 * m);
     }
     kx_dct_work_free(work);

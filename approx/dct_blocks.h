@@ -52,9 +52,19 @@ int kx_dct_blocks_apply(const kx_dct_blocks *B, size_t n, const double *x, doubl
  * most KX_DCT_BATCH rows at a time, on the thread that computed them; the
  * same rows go to the same call whatever n and the thread count. */
 typedef void (*kx_dct_blocks_finish)(const void *ctx, size_t rows, const double *x, double *z);
-/* kx_dct_blocks_apply with finish(ctx, ...) on every batch (NULL: none). */
+/* A shift added to each value as it is written, z_ri = (L x_r)_i +
+ * (bias_i - c_r) with c_r = norm_coef |x_r|^2 (0 when norm_coef is 0):
+ * the feature maps' log weights and norm term, the same operations as
+ * kx_fmap_finish_log, so the same bits, without another pass over z. */
+typedef struct {
+  const double *bias; /* m values */
+  double norm_coef;
+} kx_dct_blocks_shift;
+
+/* kx_dct_blocks_apply with the shift (NULL: none) and then finish(ctx, ...)
+ * on every batch (NULL: none). */
 int kx_dct_blocks_apply_finish(const kx_dct_blocks *B, size_t n, const double *x, double *z,
-                               kx_dct_blocks_finish finish, const void *ctx);
+                               const kx_dct_blocks_shift *shift, kx_dct_blocks_finish finish, const void *ctx);
 
 /* The equivalent dense m x d matrix L (row-major), built column by column
  * through the same transforms (L e_j). */

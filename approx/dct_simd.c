@@ -8,8 +8,14 @@
 
 #include "approx/dct.h"
 
+/* Every variant must round as the others: no a * b + c fused into one FMA
+ * where the instruction set has it. */
+#pragma GCC optimize("fp-contract=off")
+
 #define KX_ISA base
+#define KX_VW 2
 #include "approx/dct_simd_body.h"
+#undef KX_VW
 #undef KX_ISA
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -17,19 +23,23 @@
 #pragma GCC push_options
 #pragma GCC target("avx2")
 #define KX_ISA avx2
+#define KX_VW 4
 #include "approx/dct_simd_body.h"
+#undef KX_VW
 #undef KX_ISA
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f")
 #define KX_ISA avx512
+#define KX_VW 8
 #include "approx/dct_simd_body.h"
+#undef KX_VW
 #undef KX_ISA
 #pragma GCC pop_options
 #endif
 
 int kx_dct_simd_supported(int type, size_t n) {
-  return type >= 2 && type <= 4 && n >= 2 && (n & (n - 1)) == 0;
+  return type >= 1 && type <= 4 && n >= 2 && (n & (n - 1)) == 0;
 }
 
 void kx_dct_simd_twiddles(size_t n, double *tw) {
@@ -41,21 +51,66 @@ void kx_dct_simd_twiddles(size_t n, double *tw) {
 
 size_t kx_dct_simd_scratch(size_t n) { return 4 * n * KX_DCT_BATCH; }
 
-void kx_dct_simd_run(int type, size_t n, const double *tw, const double *x, double *y, double *tmp) {
+/* The widest variant this CPU runs, chosen once per call. */
+static int best_variant(void) {
 #ifdef KX_DCT_SIMD_X86
-  if (__builtin_cpu_supports("avx512f")) {
-    run_avx512(type, n, tw, x, y, tmp);
-    return;
-  }
-  if (__builtin_cpu_supports("avx2")) {
-    run_avx2(type, n, tw, x, y, tmp);
-    return;
-  }
+  if (__builtin_cpu_supports("avx512f")) return KX_DCT_SIMD_AVX512;
+  if (__builtin_cpu_supports("avx2")) return KX_DCT_SIMD_AVX2;
 #endif
-  run_base(type, n, tw, x, y, tmp);
+  return KX_DCT_SIMD_BASE;
+}
+
+int kx_dct_simd_variant_runs(int variant) {
+  switch (variant) {
+    case KX_DCT_SIMD_BASE: return 1;
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX2: return __builtin_cpu_supports("avx2");
+    case KX_DCT_SIMD_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+    default: return 0;
+  }
+}
+
+void kx_dct_simd_run_variant(int variant, int type, size_t n, const double *tw, const double *x, double *y,
+                             double *tmp) {
+  switch (variant) {
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX512: run_avx512(type, n, tw, x, y, tmp); return;
+    case KX_DCT_SIMD_AVX2: run_avx2(type, n, tw, x, y, tmp); return;
+#endif
+    default: run_base(type, n, tw, x, y, tmp); return;
+  }
+}
+
+void kx_dct_simd_run(int type, size_t n, const double *tw, const double *x, double *y, double *tmp) {
+  kx_dct_simd_run_variant(best_variant(), type, n, tw, x, y, tmp);
+}
+
+int kx_dct_simd_tiles(size_t n) { return n % 8 == 0; }
+
+void kx_dct_simd_gather(size_t d, const double *scale, const double *sign, const double *x, double *in) {
+  switch (best_variant()) {
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX512: gather_avx512(d, scale, sign, x, in); return;
+    case KX_DCT_SIMD_AVX2: gather_avx2(d, scale, sign, x, in); return;
+#endif
+    default: gather_base(d, scale, sign, x, in); return;
+  }
+}
+
+void kx_dct_simd_scatter(size_t rows_out, const double *scale, const double *t, const double *bias, const double *c,
+                         const double *y, double *z, size_t ldz) {
+  switch (best_variant()) {
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX512: scatter_avx512(rows_out, scale, t, bias, c, y, z, ldz); return;
+    case KX_DCT_SIMD_AVX2: scatter_avx2(rows_out, scale, t, bias, c, y, z, ldz); return;
+#endif
+    default: scatter_base(rows_out, scale, t, bias, c, y, z, ldz); return;
+  }
 }
 
 double kx_dct_simd_flops(int type, size_t n) {
+  if (type == 1) return (double)n * (double)n + (double)n;
   const double f = 2.0 * (double)n * log2((double)n);
   return type == 4 ? f + 2.0 * (double)n : f;
 }

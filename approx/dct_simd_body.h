@@ -1,20 +1,107 @@
 /* The batched power-of-two DCT kernels of dct_simd.c, included once per
- * instruction set with KX_ISA naming the variant.  Every loop runs over
- * the KX_DCT_BATCH vectors of one row of an interleaved block (value j of
- * vector v at [j * KX_DCT_BATCH + v]), so the compiler puts vectors, not
- * frequencies, in the SIMD lanes; each lane does the same additions and
- * multiplications in the same order (no FMA is enabled), so every
- * variant gives the same bits. */
+ * instruction set with KX_ISA naming the variant and KX_VW its lanes of
+ * doubles.  Every loop runs over the KX_DCT_BATCH vectors of one row of an
+ * interleaved block (value j of vector v at [j * KX_DCT_BATCH + v]), so
+ * the compiler puts vectors, not frequencies, in the SIMD lanes; each lane
+ * does the same additions and multiplications in the same order (no FMA
+ * contraction, dct_simd.c), so every variant gives the same bits.
+ *
+ * Lengths up to LEAF run as straight-line code on KX_VW lanes at a time
+ * with the whole sub-transform in registers: the same operations as the
+ * in-memory recursion above them, without its loads and stores, which
+ * bound a radix-2 pass (two loads and two stores per two operations). */
 #define KX_CAT2(a, b) a##_##b
 #define KX_CAT(a, b) KX_CAT2(a, b)
+#define VD KX_CAT(vd, KX_ISA)
+#define VDU KX_CAT(vdu, KX_ISA)
 #define S2 KX_CAT(s2, KX_ISA)
 #define S3 KX_CAT(s3, KX_ISA)
 #define S4 KX_CAT(s4, KX_ISA)
 #define BFLY KX_CAT(bfly, KX_ISA)
+#define LEAF2 KX_CAT(leaf2, KX_ISA)
+#define LEAF3 KX_CAT(leaf3, KX_ISA)
+#define LEAF4 KX_CAT(leaf4, KX_ISA)
+#define TRANSPOSE KX_CAT(transpose, KX_ISA)
 #define NB KX_DCT_BATCH
+#define VW KX_VW
+#define INLINE static inline __attribute__((always_inline))
+
+/* VW doubles; VDU the same at any 8-byte alignment, for callers' arrays. */
+typedef double VD __attribute__((vector_size(VW * sizeof(double))));
+typedef double VDU __attribute__((vector_size(VW * sizeof(double)), aligned(sizeof(double))));
+
+/* ---------- register codelets: x[n] -> y[n], n <= LEAF ---------- */
+
+#define LEAF 16
+/* r2: plain DCT-II sums, r4: DCT-IV sums through a DCT-II, r3: the
+ * transpose of r2, each exactly as S2, S4 and S3 below compute them. */
+#define R2(n) KX_CAT(r2_##n, KX_ISA)
+#define R3(n) KX_CAT(r3_##n, KX_ISA)
+#define R4(n) KX_CAT(r4_##n, KX_ISA)
+
+INLINE void R2(1)(const double *tw, const VD *x, VD *y) { (void)tw, y[0] = x[0]; }
+INLINE void R3(1)(const double *tw, const VD *x, VD *y) { (void)tw, y[0] = x[0]; }
+INLINE void R4(1)(const double *tw, const VD *x, VD *y) { y[0] = (tw[1] * x[0]) * 0.5; }
+
+#define KX_DCT_CODELETS(n, h)                                                                            \
+  INLINE void R4(n)(const double *tw, const VD *x, VD *y);                                              \
+  INLINE void R2(n)(const double *tw, const VD *x, VD *y) {                                             \
+    VD u[h], w[h], e[h], o[h];                                                                          \
+    _Pragma("GCC unroll 16") for (int j = 0; j < h; j++) u[j] = x[j] + x[n - 1 - j],                   \
+                                                        w[j] = x[j] - x[n - 1 - j];                     \
+    R2(h)(tw, u, e);                                                                                    \
+    R4(h)(tw, w, o);                                                                                    \
+    _Pragma("GCC unroll 16") for (int k = 0; k < h; k++) y[2 * k] = e[k], y[2 * k + 1] = o[k];        \
+  }                                                                                                     \
+  INLINE void R4(n)(const double *tw, const VD *x, VD *y) {                                             \
+    VD w[n];                                                                                            \
+    _Pragma("GCC unroll 16") for (int j = 0; j < n; j++) w[j] = tw[n + j] * x[j];                      \
+    R2(n)(tw, w, y);                                                                                    \
+    y[0] = y[0] * 0.5;                                                                                  \
+    _Pragma("GCC unroll 16") for (int k = 1; k < n; k++) y[k] = y[k] - y[k - 1];                       \
+  }                                                                                                     \
+  INLINE void R3(n)(const double *tw, const VD *x, VD *y) {                                             \
+    VD ev[h], od[h], u[h], w[h];                                                                        \
+    _Pragma("GCC unroll 16") for (int k = 0; k < h; k++) ev[k] = x[2 * k], od[k] = x[2 * k + 1];        \
+    R3(h)(tw, ev, u);                                                                                   \
+    R4(h)(tw, od, w);                                                                                   \
+    _Pragma("GCC unroll 16") for (int j = 0; j < h; j++) y[j] = u[j] + w[j], y[n - 1 - j] = u[j] - w[j]; \
+  }
+
+KX_DCT_CODELETS(2, 1)
+KX_DCT_CODELETS(4, 2)
+KX_DCT_CODELETS(8, 4)
+KX_DCT_CODELETS(16, 8)
+
+/* One codelet over the batch, VW vectors at a time: input row j at
+ * x + j xs, output row k at y + k ys (rows of NB, 64-byte aligned). */
+#define KX_DCT_LEAF_LOOP(R, n)                                                                          \
+  for (size_t v = 0; v < NB; v += VW) {                                                                 \
+    VD a[n], b[n];                                                                                      \
+    _Pragma("GCC unroll 16") for (int j = 0; j < n; j++) a[j] = *(const VD *)(x + j * xs + v);         \
+    R(n)(tw, a, b);                                                                                     \
+    _Pragma("GCC unroll 16") for (int k = 0; k < n; k++) * (VD *)(y + k * ys + v) = b[k];              \
+  }
+
+#define KX_DCT_LEAF(NAME, R)                                                                             \
+  static void NAME(size_t n, const double *tw, const double *restrict x, size_t xs, double *restrict y, \
+                   size_t ys) {                                                                        \
+    switch (n) {                                                                                        \
+      case 1: KX_DCT_LEAF_LOOP(R, 1) break;                                                             \
+      case 2: KX_DCT_LEAF_LOOP(R, 2) break;                                                             \
+      case 4: KX_DCT_LEAF_LOOP(R, 4) break;                                                             \
+      case 8: KX_DCT_LEAF_LOOP(R, 8) break;                                                             \
+      default: KX_DCT_LEAF_LOOP(R, 16) break;                                                           \
+    }                                                                                                   \
+  }
+KX_DCT_LEAF(LEAF2, R2)
+KX_DCT_LEAF(LEAF3, R3)
+KX_DCT_LEAF(LEAF4, R4)
+
+/* ---------- the in-memory recursion above LEAF ---------- */
 
 /* p = a + b, q = a - b on one row of the batch. */
-static inline void BFLY(const double *a, const double *b, double *restrict p, double *restrict q) {
+INLINE void BFLY(const double *a, const double *b, double *restrict p, double *restrict q) {
   for (size_t v = 0; v < NB; v++) {
     p[v] = a[v] + b[v];
     q[v] = a[v] - b[v];
@@ -27,10 +114,7 @@ static void S4(size_t n, const double *tw, const double *restrict x, size_t xs, 
 /* y_{k ys} = sum_j x_j cos(pi (2j+1) k / (2n)); x contiguous rows. */
 static void S2(size_t n, const double *tw, const double *restrict x, double *restrict y, size_t ys,
                double *restrict tmp) {
-  if (n == 1) { /* the length-1 sum is the value itself */
-    memcpy(y, x, NB * sizeof *y);
-    return;
-  }
+  if (n <= LEAF) return LEAF2(n, tw, x, NB, y, ys);
   const size_t h = n / 2;
   double *restrict u = tmp, *restrict w = tmp + h * NB;
   for (size_t j = 0; j < h; j++) BFLY(x + j * NB, x + (n - 1 - j) * NB, u + j * NB, w + j * NB);
@@ -44,6 +128,7 @@ static void S2(size_t n, const double *tw, const double *restrict x, double *res
  * difference recovers them. */
 static void S4(size_t n, const double *tw, const double *restrict x, size_t xs, double *restrict y,
                size_t ys, double *restrict tmp) {
+  if (n <= LEAF) return LEAF4(n, tw, x, xs, y, ys);
   const double *c = tw + n; /* 2 cos(pi (2j+1) / (4n)), j < n */
   double *restrict w = tmp;
   for (size_t j = 0; j < n; j++) {
@@ -64,7 +149,7 @@ static void S4(size_t n, const double *tw, const double *restrict x, size_t xs, 
  * y contiguous rows. */
 static void S3(size_t n, const double *tw, const double *restrict x, size_t xs, double *restrict y,
                double *restrict tmp) {
-  if (n == 1) return (void)memcpy(y, x, NB * sizeof *y);
+  if (n <= LEAF) return LEAF3(n, tw, x, xs, y, NB);
   const size_t h = n / 2;
   double *restrict u = tmp, *restrict w = tmp + h * NB;
   S3(h, tw, x, 2 * xs, u, tmp + n * NB);
@@ -72,19 +157,147 @@ static void S3(size_t n, const double *tw, const double *restrict x, size_t xs, 
   for (size_t j = 0; j < h; j++) BFLY(u + j * NB, w + j * NB, y + j * NB, y + (n - 1 - j) * NB);
 }
 
+/* DCT-I sums (FFTW's REDFT00: y_k = x_0 + (-1)^k x_{n-1} + 2 sum_{0<j<n-1}
+ * x_j cos(pi j k / (n-1))) for even n through the fold T_{k,n-1-j} =
+ * (-1)^k T_kj: the even outputs are an h x h product (h = n/2) with
+ * x_j + x_{n-1-j}, the odd ones another with x_j - x_{n-1-j}; M holds the
+ * two matrices (even rows, then odd rows, on the first h columns).  A
+ * length-2^k DCT-I has no power-of-two fast transform (its FFT has length
+ * 2(n-1)), so this is n^2 + n flops, half the plain product's, with
+ * KB x QV vector accumulators per step over j. */
+#if KX_VW == 8
+#define QV 4
+#else
+#define QV 2
+#endif
+#define KB 4
+static void KX_CAT(s1, KX_ISA)(size_t n, const double *M, const double *restrict x, double *restrict y,
+                               double *restrict tmp) {
+  const size_t h = n / 2;
+  double *restrict u = tmp, *restrict w = tmp + h * NB;
+  for (size_t j = 0; j < h; j++) BFLY(x + j * NB, x + (n - 1 - j) * NB, u + j * NB, w + j * NB);
+  for (size_t odd = 0; odd < 2; odd++) {
+    const double *Mh = M + odd * h * h, *in = odd ? w : u;
+    for (size_t v = 0; v < NB; v += QV * VW) {
+      size_t k = 0;
+      for (; k + KB <= h; k += KB) {
+        VD acc[KB][QV];
+        _Pragma("GCC unroll 4") for (int a = 0; a < KB; a++)
+          _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++) acc[a][q] = (VD){0};
+        for (size_t j = 0; j < h; j++) {
+          VD xj[QV];
+          _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++) xj[q] = *(const VD *)(in + j * NB + v + q * VW);
+          _Pragma("GCC unroll 4") for (int a = 0; a < KB; a++) {
+            const double c = Mh[(k + a) * h + j];
+            _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++) acc[a][q] = acc[a][q] + c * xj[q];
+          }
+        }
+        _Pragma("GCC unroll 4") for (int a = 0; a < KB; a++)
+          _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++)
+            *(VD *)(y + (2 * (k + a) + odd) * NB + v + q * VW) = acc[a][q];
+      }
+      for (; k < h; k++) {
+        VD acc[QV];
+        _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++) acc[q] = (VD){0};
+        for (size_t j = 0; j < h; j++) {
+          const double c = Mh[k * h + j];
+          _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++)
+            acc[q] = acc[q] + c * *(const VD *)(in + j * NB + v + q * VW);
+        }
+        _Pragma("GCC unroll 4") for (int q = 0; q < QV; q++) *(VD *)(y + (2 * k + odd) * NB + v + q * VW) = acc[q];
+      }
+    }
+  }
+}
+#undef QV
+#undef KB
+
 static void KX_CAT(run, KX_ISA)(int type, size_t n, const double *tw, const double *x, double *y,
                                 double *tmp) {
   switch (type) {
+    case 1: KX_CAT(s1, KX_ISA)(n, tw, x, y, tmp); break;
     case 2: S2(n, tw, x, y, NB, tmp); break;
     case 3: S3(n, tw, x, NB, y, tmp); break;
     default: S4(n, tw, x, NB, y, NB, tmp); break;
   }
 }
 
+/* ---------- between callers' rows and the interleaved layout ---------- */
+
+/* r[0..VW) := its transpose, by swapping the off-diagonal b x b blocks of
+ * every 2b x 2b block for b = VW/2, ..., 1. */
+INLINE void TRANSPOSE(VD *r) {
+#if KX_VW == 8
+  typedef long long vm __attribute__((vector_size(64)));
+  static const vm lo[3] = {{0, 1, 2, 3, 8, 9, 10, 11}, {0, 1, 8, 9, 4, 5, 12, 13}, {0, 8, 2, 10, 4, 12, 6, 14}};
+  static const vm hi[3] = {{4, 5, 6, 7, 12, 13, 14, 15}, {2, 3, 10, 11, 6, 7, 14, 15}, {1, 9, 3, 11, 5, 13, 7, 15}};
+#elif KX_VW == 4
+  typedef long long vm __attribute__((vector_size(32)));
+  static const vm lo[2] = {{0, 1, 4, 5}, {0, 4, 2, 6}}, hi[2] = {{2, 3, 6, 7}, {1, 5, 3, 7}};
+#else
+  typedef long long vm __attribute__((vector_size(16)));
+  static const vm lo[1] = {{0, 2}}, hi[1] = {{1, 3}};
+#endif
+  int s = 0;
+  _Pragma("GCC unroll 4") for (int b = VW / 2; b >= 1; b /= 2, s++)
+    _Pragma("GCC unroll 8") for (int i = 0; i < VW; i++) if (!(i & b)) {
+      const VD p = __builtin_shuffle(r[i], r[i + b], lo[s]), q = __builtin_shuffle(r[i], r[i + b], hi[s]);
+      r[i] = p, r[i + b] = q;
+    }
+}
+
+/* in[j NB + r] = scale_j (sign_j x[r d + j]) (sign NULL: scale_j x[r d + j])
+ * for the NB rows of x; d a multiple of VW. */
+static void KX_CAT(gather, KX_ISA)(size_t d, const double *scale, const double *sign, const double *x,
+                                   double *restrict in) {
+  for (size_t r = 0; r < NB; r += VW)
+    for (size_t j = 0; j < d; j += VW) {
+      VD t[VW];
+      _Pragma("GCC unroll 8") for (int a = 0; a < VW; a++) t[a] = *(const VDU *)(x + (r + a) * d + j);
+      TRANSPOSE(t);
+      _Pragma("GCC unroll 8") for (int b = 0; b < VW; b++) {
+        const VD v = sign ? sign[j + b] * t[b] : t[b];
+        *(VD *)(in + (j + b) * NB + r) = scale[j + b] * v;
+      }
+    }
+}
+
+/* z[r ldz + i] = t_i (scale_i y[i NB + r]) (+ (bias_i - c_r) when bias is
+ * given) for the NB rows and rows_out values i (a multiple of VW). */
+static void KX_CAT(scatter, KX_ISA)(size_t rows_out, const double *scale, const double *t, const double *bias,
+                                    const double *c, const double *y, double *z, size_t ldz) {
+  for (size_t r = 0; r < NB; r += VW)
+    for (size_t i = 0; i < rows_out; i += VW) {
+      VD v[VW];
+      _Pragma("GCC unroll 8") for (int a = 0; a < VW; a++) v[a] = t[i + a] * (scale[i + a] * *(const VD *)(y + (i + a) * NB + r));
+      TRANSPOSE(v);
+      if (bias) {
+        const VD bv = *(const VDU *)(bias + i);
+        _Pragma("GCC unroll 8") for (int b = 0; b < VW; b++) v[b] = v[b] + (bv - c[r + b]);
+      }
+      _Pragma("GCC unroll 8") for (int b = 0; b < VW; b++) *(VDU *)(z + (r + b) * ldz + i) = v[b];
+    }
+}
+
+#undef VD
+#undef VDU
 #undef S2
 #undef S3
 #undef S4
 #undef BFLY
+#undef LEAF2
+#undef LEAF3
+#undef LEAF4
+#undef TRANSPOSE
 #undef NB
+#undef VW
+#undef INLINE
+#undef LEAF
+#undef R2
+#undef R3
+#undef R4
+#undef KX_DCT_CODELETS
+#undef KX_DCT_LEAF_LOOP
+#undef KX_DCT_LEAF
 #undef KX_CAT
 #undef KX_CAT2

@@ -235,10 +235,19 @@ static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out
    * needed, as in kx_linear_attention. */
   const int blas_threads = openblas_get_num_threads();
   if (blas_threads != 1) openblas_set_num_threads(1);
+  /* The input check runs on the threads too, each on the blocks it will
+   * map (the same static schedule), and all of it before any output is
+   * written. */
+  size_t first_bad = SIZE_MAX;
 #pragma omp parallel if (n_blocks >= 4 || (span > KX_FMAP_BLOCK && n_blocks >= 2))
   {
+#pragma omp for schedule(static) reduction(min : first_bad)
+    for (size_t b = 0; b < n_blocks; b++) {
+      const size_t r0 = b * span, rows = n - r0 < span ? n - r0 : span;
+      if (!kx_all_finite_quiet(x + r0 * d, rows * d)) first_bad = b;
+    }
     double *pad_x = NULL, *pad_out = NULL;
-    int brc = 0;
+    int brc = first_bad != SIZE_MAX ? KX_EINVAL : 0;
     if (!f->type->apply_log) {
       pad_x = aligned_alloc(64, KX_FMAP_BLOCK * d * sizeof *pad_x);
       pad_out = aligned_alloc(64, KX_FMAP_BLOCK * kx_project_width(m) * sizeof *pad_out);
@@ -266,14 +275,17 @@ static int apply_blocks(const kx_fmap *f, size_t n, const double *x, double *out
     free(pad_out);
   }
   if (blas_threads != 1) openblas_set_num_threads(blas_threads);
-  /* Messages are thread-local; what can fail here is memory. */
+  /* Messages are thread-local: made here, on the caller's thread. */
+  if (first_bad != SIZE_MAX) {
+    kx_all_finite(x, n * d, "feature-map input");
+    return KX_EINVAL;
+  }
   if (rc) return kx_fail(rc, "%s: out of memory applying the feature map", f->type->name);
   return 0;
 }
 
 int kx_fmap_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
   if (n == 0) return 0;
-  if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;
   return apply_blocks(f, n, x, logphi, 0);
 }
 
@@ -291,7 +303,6 @@ int kx_fmap_apply_log_pad(const kx_fmap *f, size_t n, const double *x, double *l
 
 int kx_fmap_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
   if (n == 0) return 0;
-  if (!kx_all_finite(x, n * f->d, "feature-map input")) return KX_EINVAL;
   return apply_blocks(f, n, x, phi, 1);
 }
 

@@ -117,25 +117,24 @@ static int wdcf_norm_init(kx_fmap *f) { return blocks_init(f, 0); }
  * seed and the first-order error term averages out over seeds. */
 static int dcf_signed_init(kx_fmap *f) { return blocks_init(f, 1); }
 
-/* The -c(x) and weight terms (and for the features their exponentials)
- * on each FFTW batch while it is in cache: per row the same operations as
- * over the whole call, so the same bits. */
-static void finish_log_batch(const void *f, size_t rows, const double *x, double *z) {
-  kx_fmap_finish_log(f, rows, x, z);
-}
-
-static void finish_features_batch(const void *ctx, size_t rows, const double *x, double *z) {
+/* The -c(x) and weight terms go in as each value is written (the shift
+ * of dct_blocks.h); the features' exponentials follow on each batch while
+ * it is in cache: per row the same operations as over the whole call, so
+ * the same bits. */
+static void exp_batch(const void *ctx, size_t rows, const double *x, double *z) {
   const kx_fmap *f = ctx;
-  kx_fmap_finish_log(f, rows, x, z);
+  (void)x;
   kx_vexp(rows * f->m, z, z);
 }
 
 static int wdcf_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
-  return kx_dct_blocks_apply_finish(f->state, n, x, logphi, finish_log_batch, f);
+  const kx_dct_blocks_shift shift = {f->log_weight, f->norm_coef};
+  return kx_dct_blocks_apply_finish(f->state, n, x, logphi, &shift, NULL, NULL);
 }
 
 static int wdcf_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
-  return kx_dct_blocks_apply_finish(f->state, n, x, phi, finish_features_batch, f);
+  const kx_dct_blocks_shift shift = {f->log_weight, f->norm_coef};
+  return kx_dct_blocks_apply_finish(f->state, n, x, phi, &shift, exp_batch, f);
 }
 
 void kx_fmap_wdcf_release(kx_fmap *f) {

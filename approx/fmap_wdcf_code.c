@@ -82,13 +82,13 @@ static void softmax_batch(const void *ctx, size_t rows, const double *x, double 
 }
 
 static int code_apply_log(const kx_fmap *f, size_t n, const double *x, double *logphi) {
-  return kx_dct_blocks_apply_finish(f->state, n, x, logphi, log_softmax_batch, f);
+  return kx_dct_blocks_apply_finish(f->state, n, x, logphi, NULL, log_softmax_batch, f);
 }
 
 /* The features exp(log-softmax), not the softmax itself, so that they are
  * exactly kx_vexp of code_apply_log's result. */
 static int code_apply(const kx_fmap *f, size_t n, const double *x, double *phi) {
-  return kx_dct_blocks_apply_finish(f->state, n, x, phi, softmax_batch, f);
+  return kx_dct_blocks_apply_finish(f->state, n, x, phi, NULL, softmax_batch, f);
 }
 
 const kx_fmap_type kx_fmap_wdcf_code = {

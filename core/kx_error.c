@@ -1,6 +1,7 @@
 #include "core/kx_error.h"
 
 #include <gsl/gsl_errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -63,11 +64,36 @@ int kx_reserve(void *items, size_t *cap, size_t n, size_t elem_size, size_t firs
   return 0;
 }
 
+int kx_all_finite_quiet(const double *x, size_t n) {
+  /* Two lanes per compare and no early exit (an early-exit loop stays
+   * scalar: 0.6 ns a value, a tenth of a DCT map's time at d = 64). */
+  typedef double v2 __attribute__((vector_size(16)));
+  typedef long long m2 __attribute__((vector_size(16)));
+  const m2 abs_mask = {0x7fffffffffffffffLL, 0x7fffffffffffffffLL};
+  const v2 big = {DBL_MAX, DBL_MAX};
+  m2 ok = {-1, -1};
+  size_t i = 0;
+  for (; i + 2 <= n; i += 2) {
+    v2 v;
+    memcpy(&v, x + i, sizeof v);
+    ok &= (v2)((m2)v & abs_mask) <= big; /* |v| <= DBL_MAX: false for inf and NaN */
+  }
+  int good = (ok[0] & ok[1]) != 0;
+  for (; i < n; i++) good &= fabs(x[i]) <= DBL_MAX;
+  return good;
+}
+
 int kx_all_finite(const double *x, size_t n, const char *what) {
-  for (size_t i = 0; i < n; i++)
-    if (!isfinite(x[i])) {
-      kx_fail(KX_EINVAL, "%s contains a non-finite value (%g) at flat index %zu", what, x[i], i);
-      return 0;
-    }
+  /* the first bad index is looked for only in a failing chunk */
+  enum { CHUNK = 512 };
+  for (size_t c = 0; c < n; c += CHUNK) {
+    const size_t e = n - c < CHUNK ? n : c + CHUNK;
+    if (kx_all_finite_quiet(x + c, e - c)) continue;
+    for (size_t j = c; j < e; j++)
+      if (!isfinite(x[j])) {
+        kx_fail(KX_EINVAL, "%s contains a non-finite value (%g) at flat index %zu", what, x[j], j);
+        return 0;
+      }
+  }
   return 1;
 }

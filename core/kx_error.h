@@ -35,5 +35,7 @@ int kx_reserve(void *items, size_t *cap, size_t n, size_t elem_size, size_t firs
 /* Returns 1 if all n values are finite, else 0 and sets a message naming
  * `what` and the first bad index. */
 int kx_all_finite(const double *x, size_t n, const char *what);
+/* The same test without a message: 1 if all n values are finite. */
+int kx_all_finite_quiet(const double *x, size_t n);
 
 #endif

@@ -26,7 +26,7 @@ for row in "prf" "wdcf" "PyTorch float64 vec/s (load)" "bound: $num GFLOP/s / (2
            "C float32 decoder map / PyTorch float32"; do
   grep -q "^| $row | $num.* | $num.* |$" s1.txt || note "the feature table has no figures in its '$row' row"
 done
-sed -n '/^DCT maps through FFTW/,/^bench-features DGEMM/p' s1.txt >dct.txt
+sed -n '/^DCT maps (batched DCT)/,/^bench-features DGEMM/p' s1.txt >dct.txt
 grep -q "^| wdcf | $num | $num |$" dct.txt || note "no DCT/dense ratios for wdcf"
 grep -q "^| wdcf native vec/s | $num | $num |$" dct.txt || note "no native rates for wdcf"
 grep -q "^| 1, 1 | $num ($num) | $num | $num ($num) | $num | $num .* | $num | $num |$" s1.txt ||

@@ -2,7 +2,9 @@
 #include <check.h>
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,6 +371,36 @@ START_TEST(gaussian_kernel_exact) {
 }
 END_TEST
 
+/* The input check finds the first non-finite value wherever it is (the
+ * vector lanes, a chunk's scalar tail, the last chunk), names its index,
+ * and passes every finite value, the extremes included. */
+START_TEST(all_finite_names_the_first_bad_value) {
+  static const size_t lengths[] = {1, 2, 3, 511, 512, 513, 1025};
+  const double bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+  for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+    const size_t n = lengths[l];
+    double *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = i % 4 == 0 ? DBL_MAX : i % 4 == 1 ? -DBL_MAX : i % 4 == 2 ? -0.0 : 4.9e-324;
+    ck_assert_int_eq(kx_all_finite(x, n, "x"), 1);
+    for (size_t at = 0; at < n; at += (at < 8 || n - at < 8) ? 1 : 61)
+      for (size_t b = 0; b < sizeof bad / sizeof *bad; b++) {
+        const double keep = x[at];
+        x[at] = bad[b];
+        if (at + 3 < n) x[at + 3] = NAN; /* a later bad value is not the one named */
+        ck_assert_int_eq(kx_all_finite(x, n, "x"), 0);
+        char want[64];
+        snprintf(want, sizeof want, "at flat index %zu", at);
+        ck_assert_msg(strstr(kx_error_message(), want), "n = %zu, bad at %zu: %s", n, at, kx_error_message());
+        x[at] = keep;
+        if (at + 3 < n) x[at + 3] = (at + 3) % 4 == 0 ? DBL_MAX : (at + 3) % 4 == 1 ? -DBL_MAX : (at + 3) % 4 == 2 ? -0.0 : 4.9e-324;
+      }
+    ck_assert_int_eq(kx_all_finite(x, n, "x"), 1);
+    free(x);
+  }
+  ck_assert_int_eq(kx_all_finite(NULL, 0, "x"), 1);
+}
+END_TEST
+
 int main(void) {
   Suite *s = kx_test_suite("approx");
   TCase *tc = kx_test_case(s, "core");
@@ -379,6 +411,7 @@ int main(void) {
                                          softmax_attention_blocks_and_threads,
                                          linear_attention_matches_weight_matrix, nnls_satisfies_kkt,
                                          bad_parameters_are_refused, gaussian_kernel_exact,
-                                         fitted_weights_lower_calibration_error, NULL});
+                                         fitted_weights_lower_calibration_error,
+                                         all_finite_names_the_first_bad_value, NULL});
   return kx_test_run(s);
 }

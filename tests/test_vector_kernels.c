@@ -167,10 +167,10 @@ static void set_threads(int t) {
   openblas_set_num_threads(t);
 }
 
-/* Sizes that reach every route: d = 32 (II-IV through the SIMD kernels,
- * DCT-I through the dense GEMM, m = 5d: four types and a signed repeat,
- * the last block partial), d = 128 (SIMD and DCT-I dense) and d = 100
- * (II-IV through FFTW's batch plans). */
+/* Sizes that reach every route: d = 32 (every type through the SIMD
+ * kernels, m = 5d: four types and a signed repeat, the last block
+ * partial), d = 128 (SIMD) and d = 100 (II-IV through FFTW's batch plans,
+ * DCT-I through the folded dense GEMM). */
 static const size_t case_d[] = {32, 128, 100}, case_m[] = {150, 256, 200};
 
 START_TEST(features_do_not_depend_on_batch_or_threads) {

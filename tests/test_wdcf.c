@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "approx/dct.h"
+#include "approx/dct_simd.h"
 #include "approx/fmap.h"
 #include "approx/fmap_wdcf.h"
 #include "core/kx_error.h"
@@ -151,8 +152,8 @@ START_TEST(dct_batch_equals_explicit_and_fftw) {
   ref_dct(type, d, C);
   kx_dct *p = kx_dct_create(type, d);
   ck_assert_msg(p, "%s", kx_error_message());
-  /* the power-of-two lengths of II-IV must take the SIMD route */
-  ck_assert_int_eq(kx_dct_batch_is_simd(p), type != 1 && d >= 2 && !(d & (d - 1)));
+  /* the power-of-two lengths must take the SIMD route */
+  ck_assert_int_eq(kx_dct_batch_is_simd(p), d >= 2 && !(d & (d - 1)));
   double *work = kx_dct_batch_work_alloc(d);
   const double *is = kx_dct_in_scale(p), *os = kx_dct_out_scale(p);
   size_t rs, es;
@@ -177,6 +178,79 @@ START_TEST(dct_batch_equals_explicit_and_fftw) {
   kx_dct_work_free(work);
   kx_dct_free(p);
   free(C), free(x), free(y);
+  gsl_rng_free(rng);
+}
+END_TEST
+
+/* The kernels' builds for each instruction set (dct_simd.h) give the
+ * same bits, on every type and power-of-two length a map uses: the claim
+ * that results do not depend on the machine rests on it. */
+START_TEST(dct_simd_variants_agree) {
+  static const size_t lengths[] = {2, 4, 8, 16, 32, 64, 128, 256, 512};
+  gsl_rng *rng = test_rng(41);
+  for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+    const size_t n = lengths[l];
+    /* II-IV read the twiddles, I a folded matrix of n^2 / 2 values (any will do here) */
+    double *tw = malloc(2 * n * sizeof *tw), *M = malloc(n * n / 2 * sizeof *M), *x = kx_dct_batch_work_alloc(n);
+    /* the kernels need the workspaces' 64-byte alignment (dct_simd.h) */
+    double *y0 = kx_dct_batch_work_alloc(n), *y = kx_dct_batch_work_alloc(n), *tmp = kx_dct_batch_work_alloc(n);
+    kx_dct_simd_twiddles(n, tw);
+    random_vector(rng, n * KX_DCT_BATCH, 1.0, x);
+    random_vector(rng, n * n / 2, 1.0, M);
+    for (int type = 1; type <= 4; type++) {
+      const double *t = type == 1 ? M : tw;
+      kx_dct_simd_run_variant(KX_DCT_SIMD_BASE, type, n, t, x, y0, tmp);
+      for (int v = KX_DCT_SIMD_AVX2; v <= KX_DCT_SIMD_AVX512; v++) {
+        if (!kx_dct_simd_variant_runs(v)) continue;
+        memset(y, 0, n * KX_DCT_BATCH * sizeof *y);
+        kx_dct_simd_run_variant(v, type, n, t, x, y, tmp);
+        ck_assert_msg(!memcmp(y, y0, n * KX_DCT_BATCH * sizeof *y), "DCT-%d n=%zu: build %d differs from the base",
+                      type, n, v);
+      }
+    }
+    free(tw), free(M);
+    kx_dct_work_free(x), kx_dct_work_free(y0), kx_dct_work_free(y), kx_dct_work_free(tmp);
+  }
+  gsl_rng_free(rng);
+}
+END_TEST
+
+/* The tiled transposes compute the plain loops' products, bit for bit,
+ * with and without signs, into rows wider than the values written. */
+START_TEST(dct_simd_tiles_equal_plain_loops) {
+  const size_t d = 64, rows_out = 40, ldz = 100, nb = KX_DCT_BATCH;
+  ck_assert(kx_dct_simd_tiles(d) && kx_dct_simd_tiles(rows_out) && !kx_dct_simd_tiles(12));
+  gsl_rng *rng = test_rng(43);
+  double *x = malloc(nb * d * sizeof *x), *scale = malloc(d * sizeof *scale), *sign = malloc(d * sizeof *sign);
+  double *t = malloc(d * sizeof *t), *in = kx_dct_batch_work_alloc(d), *ref = malloc(nb * d * sizeof *ref);
+  double *z = malloc(nb * ldz * sizeof *z), *zref = malloc(nb * ldz * sizeof *zref);
+  random_vector(rng, nb * d, 1.0, x);
+  random_vector(rng, d, 1.0, scale);
+  random_vector(rng, d, 1.0, t);
+  for (size_t j = 0; j < d; j++) sign[j] = gsl_rng_uniform(rng) < 0.5 ? -1.0 : 1.0;
+  for (int signed_in = 0; signed_in < 2; signed_in++) {
+    for (size_t r = 0; r < nb; r++)
+      for (size_t j = 0; j < d; j++)
+        ref[j * nb + r] = signed_in ? scale[j] * (sign[j] * x[r * d + j]) : scale[j] * x[r * d + j];
+    kx_dct_simd_gather(d, scale, signed_in ? sign : NULL, x, in);
+    ck_assert_mem_eq(in, ref, nb * d * sizeof *in);
+  }
+  double bias[40], c[KX_DCT_BATCH];
+  random_vector(rng, rows_out, 3.0, bias);
+  random_vector(rng, nb, 3.0, c);
+  bias[5] = -INFINITY; /* a zero fitted weight */
+  for (int shifted = 0; shifted < 2; shifted++) {
+    for (size_t k = 0; k < nb * ldz; k++) z[k] = zref[k] = -1.0; /* beyond rows_out: untouched */
+    for (size_t r = 0; r < nb; r++)
+      for (size_t i = 0; i < rows_out; i++) {
+        zref[r * ldz + i] = t[i] * (scale[i] * ref[i * nb + r]);
+        if (shifted) zref[r * ldz + i] += bias[i] - c[r];
+      }
+    kx_dct_simd_scatter(rows_out, scale, t, shifted ? bias : NULL, c, ref, z, ldz);
+    ck_assert_mem_eq(z, zref, nb * ldz * sizeof *z);
+  }
+  free(x), free(scale), free(sign), free(t), free(ref), free(z), free(zref);
+  kx_dct_work_free(in);
   gsl_rng_free(rng);
 }
 END_TEST
@@ -686,6 +760,8 @@ int main(void) {
   tcase_add_loop_test(tc, dct_batch_equals_explicit_and_fftw, 0, (int)(4 * N_BATCH_LENGTHS));
   tcase_add_loop_test(tc, dct_matches_kx_dct_matrix, 0, (int)N_LENGTHS);
   tcase_add_test(tc, dct_workspaces_are_64_byte_aligned);
+  tcase_add_test(tc, dct_simd_variants_agree);
+  tcase_add_test(tc, dct_simd_tiles_equal_plain_loops);
   kx_test_add(tc, (const TTest *const[]){dct_matrix_is_orthonormal, dct_trivial_and_bad_lengths,
                                          dct_concurrent_planning, NULL});
   tc = kx_test_case(s, "maps");

@@ -16,7 +16,7 @@ if [ $# -lt 4 ] || [ $# -gt 5 ] || { [ "$4" != 1 ] && [ "$4" != 2 ]; }; then
   exit 2
 fi
 out=$1 first=$2 last=$3 threads=$4 batch=${5:-4096}
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 K=./build/kapprox
 P="/usr/bin/python3 experiments/bench/bench_peer_torch.py"
 [ -x "$K" ] || { echo "$0: error: $K is missing; build it with ninja -C build" >&2; exit 2; }

@@ -162,7 +162,7 @@ def main():
                 lambda d, m: ratio((fast[0] * 1e9 / (2 * d * m),), tt.get(("features", "float64", d, m)), 1))
         dct = [s for s in schemes if any((s, d, m, "dense") in cf for d, m in dm)]
         if dct:
-            print("\nDCT maps through FFTW against the same map as one dense GEMM: best native vec/s / best "
+            print("\nDCT maps (batched DCT) against the same map as one dense GEMM: best native vec/s / best "
                   "dense-blas vec/s\n")
             header()
             for s in dct:
