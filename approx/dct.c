@@ -395,6 +395,9 @@ struct kx_dctf {
   fftwf_plan plan; /* in place, unaligned; NULL for d = 1 (identity) */
   float *matrix;   /* C (d, d) */
   float scale;     /* 1/sqrt(2d), or 1/sqrt(2(d-1)) for DCT-I */
+  /* the batched route (dct_simd.h) for II-IV at power-of-two d, a multiple
+   * of 16: twiddles, in and out factors (as plan_simd's, in float), ones */
+  float *simd_tw, *simd_in, *simd_out, *ones;
 };
 
 void kx_dctf_free(kx_dctf *p) {
@@ -403,7 +406,32 @@ void kx_dctf_free(kx_dctf *p) {
   if (p->plan) fftwf_destroy_plan(p->plan);
   pthread_mutex_unlock(&planner_lock);
   free(p->matrix);
+  free(p->simd_tw), free(p->simd_in), free(p->simd_out), free(p->ones);
   free(p);
+}
+
+/* The batched route's factors, as plan_simd's rounded to float. */
+static int plan_simd_f(kx_dctf *p) {
+  const size_t d = p->d;
+  double *tw = kx_malloc(2 * d * sizeof *tw);
+  p->simd_tw = kx_malloc(2 * d * sizeof *p->simd_tw);
+  p->simd_in = kx_malloc(d * sizeof *p->simd_in);
+  p->simd_out = kx_malloc(d * sizeof *p->simd_out);
+  p->ones = kx_malloc(d * sizeof *p->ones);
+  if (!tw || !p->simd_tw || !p->simd_in || !p->simd_out || !p->ones) {
+    free(tw);
+    return KX_ENOMEM;
+  }
+  kx_dct_simd_twiddles(d, tw);
+  for (size_t k = 0; k < 2 * d; k++) p->simd_tw[k] = (float)tw[k];
+  free(tw);
+  const double s0 = sqrt(1.0 / (double)d), s = sqrt(2.0 / (double)d);
+  for (size_t k = 0; k < d; k++) {
+    p->simd_in[k] = (float)(p->type == 3 ? (k ? s : s0) : 1.0);
+    p->simd_out[k] = (float)(p->type == 3 ? 1.0 : p->type == 2 && !k ? s0 : s);
+    p->ones[k] = 1.0f;
+  }
+  return 0;
 }
 
 kx_dctf *kx_dctf_create(int type, size_t d) {
@@ -432,6 +460,11 @@ kx_dctf *kx_dctf_create(int type, size_t d) {
   p->plan = fftwf_plan_r2r_1d((int)d, buf, buf, fftw_kind(type), FFTW_ESTIMATE | FFTW_UNALIGNED);
   pthread_mutex_unlock(&planner_lock);
   fftwf_free(buf);
+  if (p->plan && type >= 2 && kx_dct_simd_supported(type, d) && kx_dct_simd_tiles_f(d) && plan_simd_f(p)) {
+    kx_fail(KX_ENOMEM, "out of memory planning a float DCT of length %zu", d);
+    kx_dctf_free(p);
+    return NULL;
+  }
   if (p->plan) return p;
   kx_fail(KX_ENUM, "FFTW could not plan a float DCT-%d of length %zu", type, d);
   kx_dctf_free(p);
@@ -479,8 +512,52 @@ static void dctf_row(const kx_dctf *p, const float *x, float *y) {
   if (p->type == 1) y[d - 1] *= (float)M_SQRT1_2;
 }
 
+int kx_dctf_is_batched(const kx_dctf *p) { return p->simd_tw != NULL; }
+
+/* KX_DCT_BATCH rows at a time through the batched kernels, the last batch
+ * zero-padded: every row gets the same operations wherever it sits, so
+ * the result does not depend on the call's size or the thread count. */
+static void dctf_rows_batched(const kx_dctf *p, size_t rows, const float *in, float *out) {
+  enum { NB = KX_DCT_BATCH };
+  const size_t d = p->d, n_batches = (rows + NB - 1) / NB;
+  const size_t block = NB * d, bytes = (6 * block * sizeof(float) + 63) & ~(size_t)63;
+  const int variant = kx_dct_simd_best_variant();
+  int failed = 0;
+#pragma omp parallel if (rows * d >= 65536)
+  {
+    float *il = aligned_alloc(64, bytes), *ol = il ? il + block : NULL, *tmp = il ? ol + block : NULL;
+#pragma omp for schedule(static)
+    for (size_t b = 0; b < n_batches; b++) {
+      if (!il) {
+#pragma omp atomic write
+        failed = 1;
+        continue;
+      }
+      const size_t r0 = b * NB, n = rows - r0 < NB ? rows - r0 : NB;
+      if (n == NB) {
+        kx_dct_simd_gather_f(d, p->simd_in, in + r0 * d, il);
+      } else {
+        for (size_t r = 0; r < NB; r++)
+          for (size_t j = 0; j < d; j++) il[j * NB + r] = r < n ? p->simd_in[j] * in[(r0 + r) * d + j] : 0.0f;
+      }
+      kx_dct_simd_run_f(variant, p->type, d, p->simd_tw, il, ol, tmp);
+      if (n == NB) {
+        kx_dct_simd_scatter_f(d, p->simd_out, p->ones, ol, out + r0 * d, d);
+      } else {
+        for (size_t r = 0; r < n; r++)
+          for (size_t i = 0; i < d; i++) out[(r0 + r) * d + i] = p->ones[i] * (p->simd_out[i] * ol[i * NB + r]);
+      }
+    }
+    free(il);
+  }
+  /* out of memory for a few KiB of workspace: the per-row path, which needs none */
+  if (failed)
+    for (size_t r = 0; r < rows; r++) dctf_row(p, in + r * d, out + r * d);
+}
+
 void kx_dctf_rows(const kx_dctf *p, size_t rows, const float *in, float *out) {
   const size_t d = p->d;
+  if (p->simd_tw) return dctf_rows_batched(p, rows, in, out);
 #pragma omp parallel for schedule(static) if (rows * d >= 65536)
   for (size_t r = 0; r < rows; r++) dctf_row(p, in + r * d, out + r * d);
 }

@@ -125,10 +125,13 @@ void kx_dctf_free(kx_dctf *p);
  * attention kinds); thread-safe.  NULL with a message on failure. */
 const kx_dctf *kx_dctf_shared(int type, size_t d);
 /* out (rows, d) = rows of in (rows, d) transformed, y = C x per row,
- * O(d log d) each; in and out must not overlap.  Rows are split over
- * OpenMP threads for large inputs; each row's result does not depend on
- * the thread count. */
+ * O(d log d) each; in and out must not overlap.  Types II-IV at
+ * power-of-two d that is a multiple of 16 run through the batched kernels
+ * of dct_simd.h (kx_dctf_is_batched), the rest through FFTW one row at a
+ * time.  Rows are split over OpenMP threads for large inputs; each row's
+ * result does not depend on the call's size or the thread count. */
 void kx_dctf_rows(const kx_dctf *p, size_t rows, const float *in, float *out);
+int kx_dctf_is_batched(const kx_dctf *p);
 /* C as d x d floats (row-major, the float nearest each entry of
  * kx_dct_matrix): the same rows are one GEMM out = in C^T, the faster
  * route at small d through a caller's own GEMM. */

@@ -12,29 +12,82 @@
  * where the instruction set has it. */
 #pragma GCC optimize("fp-contract=off")
 
+/* One build per instruction set and precision: KX_VW lanes of KX_REAL,
+ * KX_QV vectors of lanes per row in DCT-I's product. */
+#define KX_REAL double
+#define KX_MASK_INT long long
 #define KX_ISA base
 #define KX_VW 2
+#define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_VW
 #undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT
+#define KX_REAL float
+#define KX_MASK_INT int
+#define KX_ISA base_f
+#define KX_VW 4
+#define KX_QV 2
+#include "approx/dct_simd_body.h"
+#undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define KX_DCT_SIMD_X86 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
+#define KX_REAL double
+#define KX_MASK_INT long long
 #define KX_ISA avx2
 #define KX_VW 4
+#define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_VW
 #undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT
+#define KX_REAL float
+#define KX_MASK_INT int
+#define KX_ISA avx2_f
+#define KX_VW 8
+#define KX_QV 2
+#include "approx/dct_simd_body.h"
+#undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f")
+#define KX_REAL double
+#define KX_MASK_INT long long
 #define KX_ISA avx512
 #define KX_VW 8
+#define KX_QV 4
 #include "approx/dct_simd_body.h"
-#undef KX_VW
 #undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT
+#define KX_REAL float
+#define KX_MASK_INT int
+#define KX_ISA avx512_f
+#define KX_VW 16
+#define KX_QV 2
+#include "approx/dct_simd_body.h"
+#undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT
 #pragma GCC pop_options
 #endif
 
@@ -113,4 +166,40 @@ double kx_dct_simd_flops(int type, size_t n) {
   if (type == 1) return (double)n * (double)n + (double)n;
   const double f = 2.0 * (double)n * log2((double)n);
   return type == 4 ? f + 2.0 * (double)n : f;
+}
+
+/* ---- single precision: the same kernels on floats ---- */
+
+void kx_dct_simd_run_f(int variant, int type, size_t n, const float *tw, const float *x, float *y, float *tmp) {
+  switch (variant) {
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX512: run_avx512_f(type, n, tw, x, y, tmp); return;
+    case KX_DCT_SIMD_AVX2: run_avx2_f(type, n, tw, x, y, tmp); return;
+#endif
+    default: run_base_f(type, n, tw, x, y, tmp); return;
+  }
+}
+
+int kx_dct_simd_best_variant(void) { return best_variant(); }
+
+int kx_dct_simd_tiles_f(size_t n) { return n % 16 == 0; }
+
+void kx_dct_simd_gather_f(size_t d, const float *scale, const float *x, float *in) {
+  switch (best_variant()) {
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX512: gather_avx512_f(d, scale, NULL, x, in); return;
+    case KX_DCT_SIMD_AVX2: gather_avx2_f(d, scale, NULL, x, in); return;
+#endif
+    default: gather_base_f(d, scale, NULL, x, in); return;
+  }
+}
+
+void kx_dct_simd_scatter_f(size_t rows_out, const float *scale, const float *t, const float *y, float *z, size_t ldz) {
+  switch (best_variant()) {
+#ifdef KX_DCT_SIMD_X86
+    case KX_DCT_SIMD_AVX512: scatter_avx512_f(rows_out, scale, t, NULL, NULL, y, z, ldz); return;
+    case KX_DCT_SIMD_AVX2: scatter_avx2_f(rows_out, scale, t, NULL, NULL, y, z, ldz); return;
+#endif
+    default: scatter_base_f(rows_out, scale, t, NULL, NULL, y, z, ldz); return;
+  }
 }

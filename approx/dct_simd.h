@@ -49,6 +49,16 @@ int kx_dct_simd_tiles(size_t n);
 void kx_dct_simd_gather(size_t d, const double *scale, const double *sign, const double *x, double *in);
 void kx_dct_simd_scatter(size_t rows_out, const double *scale, const double *t, const double *bias, const double *c,
                          const double *y, double *z, size_t ldz);
+/* The same kernels on floats (KX_DCT_BATCH float vectors interleaved;
+ * twiddles or DCT-I matrix as floats), for the decoder's float32 rows:
+ * run through one chosen build (kx_dct_simd_best_variant for this CPU),
+ * gather and scatter as above without signs or shift, in tiles of
+ * 16 x 16 (lengths a multiple of 16, kx_dct_simd_tiles_f). */
+int kx_dct_simd_best_variant(void);
+void kx_dct_simd_run_f(int variant, int type, size_t n, const float *tw, const float *x, float *y, float *tmp);
+int kx_dct_simd_tiles_f(size_t n);
+void kx_dct_simd_gather_f(size_t d, const float *scale, const float *x, float *in);
+void kx_dct_simd_scatter_f(size_t rows_out, const float *scale, const float *t, const float *y, float *z, size_t ldz);
 /* Flops (additions and multiplications) of one vector's transform. */
 double kx_dct_simd_flops(int type, size_t n);
 

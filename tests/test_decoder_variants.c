@@ -394,8 +394,10 @@ static double seconds(void) {
 /* Both float DCT paths against the double DCT of approx/dct.h, every
  * type.  Bound per row: a float dot product of d terms with an
  * orthonormal row errs by at most d u |x| (worst case, |c| = 1; the
- * matrix entries' own rounding is one more u), and the FFTW path's
- * log2(d) butterfly stages stay inside that; its scalings add at most 7
+ * matrix entries' own rounding is one more u), and the fast paths stay
+ * inside that: FFTW's log2(d) butterfly stages, and the batched kernels'
+ * log2(d) levels, whose longest chain of dependent roundings (the
+ * DCT-IV's running difference) has fewer than d links; its scalings add at most 7
  * roundings of u |x| each (the constants sqrt 2 and 1/sqrt 2, 1/sqrtf(2d)
  * with its square root and division, and three multiplications: DCT-I,
  * which has all of them), hence (d + 7) u |x|.  The float input itself is
@@ -414,6 +416,14 @@ START_TEST(test_float_dct) {
       ck_assert_ptr_nonnull(p);
       kx_dctf_rows(p, R, x, yf);
       kx_matmul_forward(ym, x, kx_dctf_matrix(p), NULL, R, d, d);
+      /* a row's result does not depend on the call around it (the batched
+       * route pads its last batch): row by row gives the same bits */
+      for (size_t r = 0; r < R; r++) {
+        float one[128];
+        kx_dctf_rows(p, 1, x + r * d, one);
+        ck_assert_msg(!memcmp(one, yf + r * d, d * sizeof *one), "DCT-%d d=%zu row %zu alone differs", type, d, r);
+      }
+      ck_assert_int_eq(kx_dctf_is_batched(p), type >= 2 && d % 16 == 0 && !(d & (d - 1)));
       for (size_t r = 0; r < R; r++) {
         double norm = 0.0;
         for (size_t k = 0; k < d; k++) {
@@ -447,8 +457,8 @@ START_TEST(test_float_dct) {
       else kx_dctf_rows(plan, R, x, y);
       best[meth] = fmin(best[meth], seconds() - t0);
     }
-  fprintf(stderr, "float DCT-II of %zu rows at d = %zu (best of 30): FFTW %.3f ms, matrix (sgemm) %.3f ms\n", R, d,
-          1e3 * best[0], 1e3 * best[1]);
+  fprintf(stderr, "float DCT-II of %zu rows at d = %zu (best of 30): kx_dctf_rows (%s) %.3f ms, matrix (sgemm) %.3f ms\n",
+          R, d, kx_dctf_is_batched(plan) ? "batched kernels" : "FFTW", 1e3 * best[0], 1e3 * best[1]);
   free(x), free(y);
 }
 END_TEST

@@ -46,9 +46,10 @@
  *                  decay.
  *
  * The DCT of every q and k row (and its transpose in the backward pass) is
- * approx/dct.h's float variant; which path (its FFTW plan or one sgemm
- * against its matrix) is faster at the decoder's d is measured by
- * test_decoder_variants (docs/attention-kinds.md#the-dct-of-dijiang).  The
+ * approx/dct.h's float variant: its batched kernels where it has them
+ * (power-of-two d, a multiple of 16: the default d = 64), otherwise one
+ * sgemm against its matrix, faster there than FFTW's per-row plans; both
+ * timed by test_decoder_variants (docs/attention-kinds.md#the-dct-of-dijiang).  The
  * presets' operations run in the order of the two kinds they replaced, so
  * their checkpoints compute and train bit for bit as before. */
 #include <math.h>
@@ -77,8 +78,6 @@ enum { STREAM_GATE = 1, STREAM_SCALES = 2 };
 /* The released code's gate initialisation: xavier_uniform_, gain 2^-2.5. */
 #define XAVIER_GAIN 0.17677669529663687 /* 2^-2.5 */
 
-/* The path of the DCTs (see the file comment): 1 one sgemm, 0 FFTW. */
-static const int dct_by_matrix = 1;
 
 /* A form's switches, decoded, and where its tensors are. */
 typedef struct {
@@ -112,8 +111,8 @@ static size_t head_dim(const kx_dec_config *cfg) { return cfg->width / cfg->head
 static void dct_rows(int type, size_t d, size_t R, const float *in, float *out) {
   const kx_dctf *plan = kx_dctf_shared(type, d);
   if (!plan) abort();
-  if (dct_by_matrix) kx_matmul_forward(out, in, kx_dctf_matrix(plan), NULL, R, d, d);
-  else kx_dctf_rows(plan, R, in, out);
+  if (kx_dctf_is_batched(plan)) kx_dctf_rows(plan, R, in, out);
+  else kx_matmul_forward(out, in, kx_dctf_matrix(plan), NULL, R, d, d);
 }
 
 /* The row's prescale s (1 without) and 1/sqrt(d). */
