@@ -47,6 +47,8 @@ bad "2 counts for 3 budgets" --budgets 1/16,1/8,1/4 --seeds 1,2
 bad "--seeds must be in" --seeds 0
 bad "--teacher: cannot read" --teacher missing.h5
 bad "unknown option" --bogus
+bad "--lr must be in (0, 1]" --lr 0
+bad "--lr: 'x' is not a number" --lr x
 expect 2 "--text: cannot read" -- reproduce budget --quick --quiet --text missing.txt --outdir bad
 [ -e bad ] && note "a missing --text left bad/ behind"
 touch afile
@@ -145,6 +147,14 @@ t2=$(awk -F, '$1 == "retnet" && $2 == "converted" { print $10 }' d/table2.csv)
 bs=$(awk -F, '$1 == "retnet" { print $4 }' d/budget.csv)
 [ -n "$t2" ] && [ "$t2" = "$bs" ] || note "Table 2's gap ($t2) is not the study's ($bs)"
 head -1 d/table2.csv | cut -d, -f10 | grep -qx gap || note "table2.csv's 10th column is not the gap"
+# another fine-tuning rate: its own runs (the default rate's are not reused), named in the caption
+"$kx" reproduce budget --quick --text "$dir/t.txt" --kinds retnet --scratch-kinds none --no-figures --outdir d \
+  --lr 5e-4 2>err.txt || { note "a study with --lr failed"; cat err.txt; }
+grep -q 'retnet seed 0: finished earlier, kept' err.txt && note "--lr 5e-4 reused the default rate's run"
+ls d/runs/b*-lr0.0005/retnet-s0/result.txt >/dev/null 2>&1 || note "no run folder for --lr 5e-4: $(ls d/runs)"
+grep -q 'fine-tuning peak learning rate 0.0005 (--lr)' d/budget.md || note "budget.md does not name --lr"
+lr=$(awk -F, '$1 == "retnet" { print $4 }' d/budget.csv)
+[ -n "$lr" ] && [ "$lr" != "$bs" ] || note "the gap at --lr 5e-4 ($lr) is the default rate's ($bs)"
 
 # ---- three budgets: a fit (three points, one seed: no interval), with the control
 mkdir c && cp a/teacher.h5 c/ && cp -r a/runs c/

@@ -60,6 +60,8 @@ static void usage(FILE *out) {
           "                      [%s]\n"
           "  --scratch-kinds LIST  kinds trained from scratch, or none [%s]\n"
           "  --scratch-seeds N   seeds of the rows from scratch [1]\n"
+          "  --lr RATE           fine-tuning's peak learning rate [1e-3]; converted runs\n"
+          "                      at another rate go to runs/b<steps>-lr<RATE>/\n"
           "  --outdir DIR        where everything goes [budget, --quick: budget-quick]\n"
           "  --teacher FILE      use this softmax checkpoint as the teacher\n"
           "  --text FILE         the text (default: the KJV corpus)\n"
@@ -118,13 +120,14 @@ static int check_options(kx_budget_study *s, const char *budgets, const char *se
 }
 
 int cmd_reproduce_budget(int argc, char **argv) {
-  enum { O_BUDGETS = KX_REPRO_O_END, O_KINDS, O_SCRATCH_KINDS, O_SCRATCH_SEEDS };
+  enum { O_BUDGETS = KX_REPRO_O_END, O_KINDS, O_SCRATCH_KINDS, O_SCRATCH_SEEDS, O_LR };
   static const struct option lo[] = {{"quick", 0, 0, KX_REPRO_O_QUICK},
                                      {"budgets", 1, 0, O_BUDGETS},
                                      {"seeds", 1, 0, KX_REPRO_O_SEEDS},
                                      {"kinds", 1, 0, O_KINDS},
                                      {"scratch-kinds", 1, 0, O_SCRATCH_KINDS},
                                      {"scratch-seeds", 1, 0, O_SCRATCH_SEEDS},
+                                     {"lr", 1, 0, O_LR},
                                      {"outdir", 1, 0, KX_REPRO_O_OUTDIR},
                                      {"teacher", 1, 0, KX_REPRO_O_TEACHER},
                                      {"text", 1, 0, KX_REPRO_O_TEXT},
@@ -149,6 +152,11 @@ int cmd_reproduce_budget(int argc, char **argv) {
       case O_SCRATCH_KINDS: scratch = optarg; continue;
       case O_SCRATCH_SEEDS:
         rc = kx_parse_size(optarg, "--scratch-seeds", 1, KX_BUDGET_MAX_SEEDS, &s->scratch_seeds);
+        continue;
+      case O_LR:
+        rc = kx_parse_double(optarg, "--lr", &s->ft_lr);
+        if (!rc && !(s->ft_lr > 0 && s->ft_lr <= 1))
+          rc = kx_fail(KX_EINVAL, "--lr must be in (0, 1], got %s", optarg);
         continue;
       default: break;
     }

@@ -586,8 +586,10 @@ static void setup_text(study *st, char *out, size_t cap) {
   for (size_t b = 0; b < s->n_budgets && n > 0 && (size_t)n < cap; b++)
     n += snprintf(out + n, cap - (size_t)n, "%s %s (%llu, %zu)", b ? "," : "", s->budgets[b].text,
                   (unsigned long long)st->steps[b], s->seeds[b]);
-  if (n > 0 && (size_t)n < cap) snprintf(out + n, cap - (size_t)n, "; rows from scratch: %zu seed%s", s->scratch_seeds,
-                                         s->scratch_seeds == 1 ? "" : "s");
+  if (n > 0 && (size_t)n < cap) n += snprintf(out + n, cap - (size_t)n, "; rows from scratch: %zu seed%s", s->scratch_seeds,
+                                              s->scratch_seeds == 1 ? "" : "s");
+  if (s->ft_lr > 0 && n > 0 && (size_t)n < cap)
+    snprintf(out + n, cap - (size_t)n, "; fine-tuning peak learning rate %g (--lr)", s->ft_lr);
 }
 
 /* The variants whose fit (fits[v]) has no plateau to report, and why; the
@@ -918,6 +920,7 @@ int kx_budget_study_run(kx_budget_study *s) {
   rp->dir = s->outdir;
   rp->text = s->text;
   rp->teacher_in = s->teacher_in;
+  rp->ft_lr = s->ft_lr;
   rp->table = "the budget study";
   rp->pg = s->pg;
   size_t maxseeds = s->scratch_seeds;

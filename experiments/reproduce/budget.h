@@ -104,6 +104,7 @@ typedef struct {
   const char *outdir;
   const char *teacher_in; /* NULL: outdir/teacher.h5, trained if needed */
   const char *text;       /* NULL: the KJV corpus */
+  double ft_lr;           /* fine-tuning's peak learning rate; 0: the default */
   int quick, figures;
   kx_budget budgets[KX_BUDGET_MAX];
   size_t n_budgets;

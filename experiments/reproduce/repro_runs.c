@@ -500,7 +500,11 @@ int kx_repro_budget_check(const kx_repro *r, const kx_repro_variant *v) {
 }
 
 void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap) {
-  snprintf(out, cap, "%s/runs/b%llu/%s-s%llu", r->dir, (unsigned long long)r->budget_steps, label,
+  const size_t n = strlen(label), tail = strlen("-scratch");
+  const int scratch = n >= tail && !strcmp(label + n - tail, "-scratch"); /* kx_repro_variant_label's */
+  char lr[48] = "";
+  if (r->ft_lr > 0 && !scratch) snprintf(lr, sizeof lr, "-lr%g", r->ft_lr);
+  snprintf(out, cap, "%s/runs/b%llu%s/%s-s%llu", r->dir, (unsigned long long)r->budget_steps, lr, label,
            (unsigned long long)seed);
 }
 
@@ -702,7 +706,7 @@ static int train_stage(run_ctx *c, const char *dir) {
     o.steps = kx_repro_train_steps(r, v);
     o.batch = r->batch;
     o.seed = c->seed, o.seed_given = 1;
-    o.lr = v->scratch ? SCRATCH_LR : FT_LR;
+    o.lr = v->scratch ? SCRATCH_LR : r->ft_lr > 0 ? r->ft_lr : FT_LR;
     if (v->scratch) {
       const kx_dec_config *t = &r->teacher.cfg;
       o.ctx = t->ctx, o.layers = t->layers, o.heads = t->heads, o.width = t->width, o.rotary_dims = t->rotary_dims;

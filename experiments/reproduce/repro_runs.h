@@ -69,6 +69,10 @@ typedef struct {
   const char *text;        /* NULL: the KJV corpus */
   const char *teacher_in;  /* NULL: dir/teacher.h5, trained if needed */
   const char *table;       /* "Table 2": in messages */
+  /* fine-tuning's peak learning rate; 0: kapprox finetune's default.
+   * Converted runs at another rate live in runs/b<steps>-lr<rate>/, so
+   * they never mix with the default's (rows from scratch do not use it) */
+  double ft_lr;
   size_t eval_windows, kl_windows;
   kx_dec_recall_opts recall; /* the probe of every model (zero: its defaults) */
   /* 1: a run that diverges (a non-finite loss or gradient: KX_ENUM from
