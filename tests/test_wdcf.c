@@ -125,8 +125,8 @@ START_TEST(dct_equals_explicit_matrix) {
 }
 END_TEST
 
-/* The batch route (the SIMD kernels for II-IV at power-of-two d, FFTW's
- * many-plan or the GEMM otherwise) against the explicit product and
+/* The batch route (the SIMD kernels for every type at power-of-two d,
+ * FFTW's many-plan or the GEMM otherwise) against the explicit product and
  * FFTW's one-vector r2r, for 32 rows at once, at every length the maps
  * meet in the tests and benchmarks.  The kernels' DCT-IV recovers each
  * output k as a running difference of k + 1 DCT-II outputs, so in the
@@ -135,7 +135,9 @@ END_TEST
  * |x|, plus the twiddle product), hence the extra 2 d log2(2d) eps |x|.
  * Measured with a long-double reference: <= 9.1 eps |x| up to d = 1024
  * (DCT-IV), so the bound holds with room, and an index or scaling error
- * (of order |x|) fails it. */
+ * (of order |x|) fails it.  The folded DCT-I (one rounding per input pair,
+ * then a d/2-term sum per output, as the GEMM route) stays within the
+ * dense product's own dct_tol. */
 static double batch_tol(size_t d, double xnorm) {
   return dct_tol(d, xnorm) + 2.0 * (double)d * log2(2.0 * (double)d) * DBL_EPSILON * xnorm;
 }
