@@ -459,9 +459,10 @@ uint64_t kx_budget_planned_pretrain_steps(int quick) { return kx_repro_table2_pr
 
 /* One variant at one budget: its seeds' gaps and their summary. */
 typedef struct {
-  double *gap; /* one per seed */
+  double *gap; /* one per seed; NaN for a run that diverged */
   size_t n;
-  double mean, se;
+  size_t diverged; /* seeds whose run diverged: a result, left out of mean, se and fits */
+  double mean, se; /* over the other seeds; NaN if every seed diverged */
 } cell_t;
 
 typedef struct {
@@ -496,8 +497,17 @@ static int run_cell(study *st, size_t v, size_t b) {
     kx_repro_job_end(s->pg, fresh);
     c->gap[k] = res[k].f[KX_R_LOSS] - st->teacher_loss;
   }
-  kx_repro_summarise(res, c->n, KX_R_LOSS, &c->mean, &c->se);
-  c->mean -= st->teacher_loss;
+  /* a diverged run (keep_diverged) has a NaN loss: counted, not averaged */
+  kx_repro_result ok[KX_BUDGET_MAX_SEEDS];
+  size_t n_ok = 0;
+  for (size_t k = 0; k < c->n; k++)
+    if (isfinite(c->gap[k])) ok[n_ok++] = res[k];
+  c->diverged = c->n - n_ok;
+  c->mean = c->se = NAN;
+  if (n_ok) {
+    kx_repro_summarise(ok, n_ok, KX_R_LOSS, &c->mean, &c->se);
+    c->mean -= st->teacher_loss;
+  }
   return 0;
 }
 
@@ -515,7 +525,8 @@ static int fit_variant(study *st, size_t v, kx_budget_fit *f) {
   double x[KX_BUDGET_MAX * KX_BUDGET_MAX_SEEDS], y[KX_BUDGET_MAX * KX_BUDGET_MAX_SEEDS];
   for (size_t b = 0; b < nb; b++) {
     const cell_t *c = cell_at(st, v, b);
-    for (size_t k = 0; k < c->n; k++) x[n] = st->tokens[b], y[n++] = c->gap[k];
+    for (size_t k = 0; k < c->n; k++)
+      if (isfinite(c->gap[k])) x[n] = st->tokens[b], y[n++] = c->gap[k];
   }
   return kx_budget_fit_power(x, y, n, f);
 }
@@ -531,7 +542,8 @@ static int fit_beyond(study *st, size_t v, kx_budget_fit *f) {
   if (!control_of(st->s, &ci) || ci == v) return kx_budget_fit_power(NULL, NULL, 0, f);
   for (size_t b = 0; b < nb; b++) {
     const cell_t *c = cell_at(st, v, b), *k = cell_at(st, ci, b);
-    for (size_t i = 0; i < c->n && i < k->n; i++) x[n] = st->tokens[b], y[n++] = c->gap[i] - k->gap[i];
+    for (size_t i = 0; i < c->n && i < k->n; i++)
+      if (isfinite(c->gap[i] - k->gap[i])) x[n] = st->tokens[b], y[n++] = c->gap[i] - k->gap[i];
   }
   return kx_budget_fit_power(x, y, n, f);
 }
@@ -551,10 +563,11 @@ static void beyond_control(study *st, size_t v, size_t b, double *mean, double *
   *mean = *se = NAN;
   if (!control_of(st->s, &ci) || ci == v) return;
   const cell_t *c = cell_at(st, v, b), *k = cell_at(st, ci, b);
-  size_t n = c->n < k->n ? c->n : k->n;
-  if (n == 0) return;
   double d[KX_BUDGET_MAX_SEEDS], m = 0.0, ss = 0.0;
-  for (size_t i = 0; i < n; i++) d[i] = c->gap[i] - k->gap[i], m += d[i];
+  size_t n = 0;
+  for (size_t i = 0; i < c->n && i < k->n; i++) /* the seeds where neither run diverged */
+    if (isfinite(c->gap[i] - k->gap[i])) d[n] = c->gap[i] - k->gap[i], m += d[n++];
+  if (n == 0) return;
   m /= (double)n;
   for (size_t i = 0; i < n; i++) ss += (d[i] - m) * (d[i] - m);
   *mean = m;
@@ -566,8 +579,9 @@ static size_t order_at(study *st, size_t b, size_t *idx) {
   size_t n = 0;
   for (size_t v = 0; v < st->s->nv; v++) {
     if (st->s->v[v].scratch || is_control(&st->s->v[v])) continue;
-    size_t k = n++;
     double m = cell_at(st, v, b)->mean;
+    if (isnan(m)) continue; /* every seed diverged: no rank */
+    size_t k = n++;
     for (; k > 0 && cell_at(st, idx[k - 1], b)->mean > m; k--) idx[k] = idx[k - 1];
     idx[k] = v;
   }
@@ -618,6 +632,26 @@ static void no_plateau(study *st, const kx_budget_fit *fits, const char *title, 
   if (any) kx_sb_add(fn, ".\n");
 }
 
+/* The runs that diverged, each with its stage and message. */
+static void diverged_runs(study *st, kx_strbuf *fn) {
+  kx_budget_study *s = st->s;
+  int any = 0;
+  for (size_t v = 0; v < s->nv; v++)
+    for (size_t b = 0; b < s->n_budgets; b++) {
+      const cell_t *c = cell_at(st, v, b);
+      for (size_t k = 0; k < c->n; k++) {
+        if (isfinite(c->gap[k])) continue;
+        char why[512];
+        kx_repro_set_budget(&st->rp, s->budgets[b].value); /* kx_repro_diverged reads its run folder */
+        kx_repro_diverged(&st->rp, s->v[v].label, k, why, sizeof why);
+        kx_sb_add(fn, "%s%s at %s, seed %zu: %s", any++ ? "; " : "\n\nDiverged runs (results, left out of the means, "
+                                                             "standard errors, fits and ranks): ",
+                  s->v[v].label, s->budgets[b].text, k, why[0] ? why : "no finite loss");
+      }
+    }
+  if (any) kx_sb_add(fn, ".");
+}
+
 static void footnote(study *st, kx_strbuf *fn) {
   kx_budget_study *s = st->s;
   kx_sb_add(fn,
@@ -666,6 +700,7 @@ static void footnote(study *st, kx_strbuf *fn) {
   }
   no_plateau(st, st->fits, "\nFits without a plateau to report:", fn);
   if (control_of(s, &ci)) no_plateau(st, st->fits_beyond, "\nFits beyond the continued teacher without a plateau:", fn);
+  diverged_runs(st, fn);
 }
 
 /* Column j of the gap at budget b, then the thresholds, then the fit. */
@@ -726,6 +761,7 @@ static int write_tables(study *st) {
       const cell_t *c = cell_at(st, v, b);
       r->mean[b] = mean[b] = c->mean, r->se[b] = c->se;
       r->n = r->n > c->n ? r->n : c->n;
+      if (c->diverged && c->diverged == c->n) cells[v][b] = "diverged";
     }
     for (size_t b = 0; b < nx; b++) beyond_control(st, v, b, &r->mean[nb + b], &r->se[nb + b]);
     for (size_t t = 0; t < nt; t++) {
@@ -768,11 +804,10 @@ static int write_tables(study *st) {
                   .tex_caption = caption};
     rc = kx_table_write(&t, rows, s->nv);
   }
-  /* the ranks, one column a budget */
-  size_t nr = 0;
+  /* the ranks, one column a budget (a variant whose every seed diverged there: n/a) */
   for (size_t b = 0; !rc && b < nb; b++) {
     size_t idx[KX_BUDGET_MAX_VARIANTS];
-    nr = order_at(st, b, idx);
+    const size_t nr = order_at(st, b, idx);
     for (size_t i = 0; i < nr; i++) {
       kx_table_row *r = &rows[idx[i]];
       r->mean[b] = (double)(i + 1), r->se[b] = NAN;
@@ -782,8 +817,8 @@ static int write_tables(study *st) {
     snprintf(heads[b][2], 64, "rank_b%llu", (unsigned long long)st->steps[b]);
     cols[b] = (kx_table_column){heads[b][0], heads[b][1], heads[b][2], 0, 1};
   }
+  size_t k = 0;
   if (!rc) { /* the ranked rows, in the study's order (rows from scratch and the control have no rank) */
-    size_t k = 0;
     for (size_t v = 0; v < s->nv; v++)
       if (!s->v[v].scratch && !is_control(&s->v[v])) rows[k] = rows[v], rows[k++].rule_after = 0;
     snprintf(stem, sizeof stem, "%s/budget_ranks", s->outdir);
@@ -794,7 +829,7 @@ static int write_tables(study *st) {
                                  "budget (budget.md lists the gaps and which differences are within the seeds' spread).",
                   .tex_caption = "Rank of each converted variant by its mean gap to the teacher at each budget (1: "
                                  "closest)."};
-    rc = kx_table_write(&t, rows, nr);
+    rc = kx_table_write(&t, rows, k);
   }
   free(fn.p);
   free(rows);
@@ -817,7 +852,8 @@ static int figure(study *st) {
     fprintf(f.fp, "# tokens, mean gap to the teacher (nats), its standard error (0: one seed)\n");
     for (size_t b = 0; b < s->n_budgets; b++) {
       const cell_t *c = cell_at(st, v, b);
-      fprintf(f.fp, "%.0f %.9g %.9g\n", st->tokens[b], c->mean, isfinite(c->se) ? c->se : 0.0);
+      if (isfinite(c->mean)) /* every seed diverged: no point */
+        fprintf(f.fp, "%.0f %.9g %.9g\n", st->tokens[b], c->mean, isfinite(c->se) ? c->se : 0.0);
     }
     rc = kx_atomic_commit(&f);
   }
@@ -921,6 +957,7 @@ int kx_budget_study_run(kx_budget_study *s) {
   rp->text = s->text;
   rp->teacher_in = s->teacher_in;
   rp->ft_lr = s->ft_lr;
+  rp->keep_diverged = 1; /* one run that diverges is a result, not the end of the study */
   rp->table = "the budget study";
   rp->pg = s->pg;
   size_t maxseeds = s->scratch_seeds;
