@@ -182,12 +182,7 @@ fitted=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 # the means and fits, and the study goes on to the next variant
 if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
   cp a/teacher.h5 big.h5
-  /usr/bin/python3 - <<'PYEOF'
-import h5py
-with h5py.File("big.h5", "r+") as f:
-    for name in ("param/layer0/qkv_w", "param/layer1/qkv_w"):
-        f[name][...] = f[name][...] * 30
-PYEOF
+  /usr/bin/python3 "$here/scale_qk.py" big.h5 30
   "$kx" reproduce budget $Q --teacher big.h5 --kinds softmax,dijiang+nosq,retnet --scratch-kinds none \
     --no-figures --outdir e 2>err.txt || { note "a study with a diverging variant failed"; cat err.txt; }
   grep -q '^| dijiang+nosq | converted | diverged | diverged |' e/budget.md ||
