@@ -143,14 +143,24 @@ static int kind_throughput(table2 *tb, const kx_attn_kind *kind, double tok[2]) 
 /* A row's source: the seeds' results and the kind's tokens/s. */
 typedef struct {
   char label[64], init[32];
-  size_t n;
+  size_t n, diverged; /* seeds in the means; seeds whose run diverged (results, not averaged) */
   double mean[KX_R_FIELDS], se[KX_R_FIELDS];
   double tok[2];
 } row;
 
+/* Means and standard errors over the seeds whose run did not diverge (a
+ * diverged run's loss is NaN, keep_diverged); NaN if every one did. */
 static void summarise(const kx_repro_result *res, size_t n, row *out) {
-  for (int f = 0; f < KX_R_FIELDS; f++) kx_repro_summarise(res, n, f, &out->mean[f], &out->se[f]);
-  out->n = n;
+  kx_repro_result ok[KX_TABLE2_MAX_SEEDS];
+  size_t n_ok = 0;
+  for (size_t k = 0; k < n; k++)
+    if (isfinite(res[k].f[KX_R_LOSS]) && n_ok < KX_TABLE2_MAX_SEEDS) ok[n_ok++] = res[k];
+  for (int f = 0; f < KX_R_FIELDS; f++) {
+    out->mean[f] = out->se[f] = NAN;
+    if (n_ok) kx_repro_summarise(ok, n_ok, f, &out->mean[f], &out->se[f]);
+  }
+  out->n = n_ok;
+  out->diverged = n - n_ok;
 }
 
 /* Column sources beyond a result field. */
@@ -222,12 +232,18 @@ static int write_tables(table2 *tb, const row *rows, size_t nr) {
     cols[j] = columns[j].c;
     if (columns[j].field == C_BITS) cols[j].head_md = cols[j].head_tex = bits;
   }
+  char note[2048];
+  int k = snprintf(note, sizeof note, "teacher: its own pre-training time and throughput; +AT: a quarter of the "
+                                      "budget is attention transfer; scratch: random initialisation, the same budget; "
+                                      "n/a: not defined for the row or the kind exposes no attention weights.");
+  for (size_t i = 0, any = 0; i < nr && k > 0 && (size_t)k < sizeof note; i++)
+    if (rows[i].diverged)
+      k += snprintf(note + k, sizeof note - (size_t)k, "%s%s (%s): %zu of %zu seeds",
+                    any++ ? "; " : " Diverged runs (results, left out of the means; runs/*/diverged.txt says where): ",
+                    rows[i].label, rows[i].init, rows[i].diverged, rows[i].diverged + rows[i].n);
   kx_table t = {.stem = stem, .n_keys = 2, .key_md = {"model", "init"}, .key_csv = {"model", "init"},
                 .cols = cols, .n_cols = N_COLUMNS, .title = "Table 2", .command = "kapprox reproduce table2",
-                .setup = setup, .tex_caption = caption,
-                .md_footnote = "teacher: its own pre-training time and throughput; +AT: a quarter of the budget is "
-                               "attention transfer; scratch: random initialisation, the same budget; n/a: not "
-                               "defined for the row or the kind exposes no attention weights."};
+                .setup = setup, .tex_caption = caption, .md_footnote = note};
   kx_table_row *tr = kx_calloc(nr, sizeof *tr);
   if (!tr) return KX_ENOMEM;
   for (size_t i = 0; i < nr; i++) {
@@ -252,7 +268,10 @@ static int mean_curve(table2 *tb, const kx_repro_variant *v, FILE *fp) {
   for (uint64_t s = 0; s < tb->seeds; s++) {
     char path[PATH_CAP];
     kx_repro_run_dir(&tb->rp, v->label, s, path, sizeof path - 16);
-    strcat(path, "/curve.txt");
+    const size_t end = strlen(path);
+    strcat(path, "/diverged.txt");
+    if (kx_path_exists(path)) continue; /* its curve stops where it diverged: not in the mean */
+    strcpy(path + end, "/curve.txt");
     FILE *in = fopen(path, "r");
     if (!in) continue;
     unsigned long long st;
@@ -436,6 +455,7 @@ int kx_table2_run(const kx_table2_opts *o, int *usage_error) {
   tb->outdir = o->outdir ? o->outdir : tb->quick ? "table2-quick" : "table2";
   tb->rp.dir = tb->outdir;
   tb->rp.table = "Table 2";
+  tb->rp.keep_diverged = 1; /* one run that diverges is a result, not the end of the table */
   tb->rp.pg = &tb->pg;
   int rc = make_variants(tb);
   if (!rc && o->maps_given) rc = check_maps(tb);
