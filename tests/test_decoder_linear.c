@@ -203,6 +203,35 @@ START_TEST(test_causality) {
 }
 END_TEST
 
+/* The scratch holds nothing between calls: one filled with NaN and inf
+ * (what a freed buffer of an earlier model may leave) gives the same bits
+ * as a zeroed one, forward and backward, over several chunks. */
+START_TEST(test_scratch_contents_do_not_matter) {
+  for (int norm = 0; norm <= 1; norm++)
+    for (int dec = 0; dec <= 1; dec++) {
+      problem q = make(70, 6, 5, dec ? 0.9f : 1.0f, norm, 16);
+      const kx_lin_causal *p = &q.p;
+      size_t nf = kx_lin_causal_forward_scratch_floats(p), nb = kx_lin_causal_scratch_floats(p);
+      float *o0 = kx_test_zeros(70 * p->ld_o), *den0 = kx_test_zeros(70);
+      float *g = kx_test_zeros(70 * p->ld_o), *dfq0 = kx_test_zeros(70 * p->ld_f), *dfk0 = kx_test_zeros(70 * p->ld_f);
+      float *dv0 = kx_test_zeros(70 * p->ld_v), *dfq = kx_test_zeros(70 * p->ld_f), *dfk = kx_test_zeros(70 * p->ld_f);
+      float *dv = kx_test_zeros(70 * p->ld_v);
+      for (size_t i = 0; i < 70 * p->ld_o; i++) g[i] = (float)kx_test_nrand();
+      kx_lin_causal_forward(p, q.fq, q.fk, q.v, o0, norm ? den0 : NULL, q.fscratch);
+      kx_lin_causal_backward(p, q.fq, q.fk, q.v, o0, den0, g, dfq0, dfk0, dv0, q.scratch);
+      for (size_t i = 0; i < nf; i++) q.fscratch[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+      for (size_t i = 0; i < nb; i++) q.scratch[i] = i % 2 ? NAN : INFINITY;
+      kx_lin_causal_forward(p, q.fq, q.fk, q.v, q.o, norm ? q.den : NULL, q.fscratch);
+      ck_assert_int_eq(memcmp(q.o, o0, 70 * p->ld_o * sizeof(float)), 0);
+      if (norm) ck_assert_int_eq(memcmp(q.den, den0, 70 * sizeof(float)), 0);
+      kx_lin_causal_backward(p, q.fq, q.fk, q.v, o0, den0, g, dfq, dfk, dv, q.scratch);
+      ck_assert_int_eq(memcmp(dfq, dfq0, 70 * p->ld_f * sizeof(float)), 0);
+      ck_assert_int_eq(memcmp(dfk, dfk0, 70 * p->ld_f * sizeof(float)), 0);
+      ck_assert_int_eq(memcmp(dv, dv0, 70 * p->ld_v * sizeof(float)), 0);
+    }
+}
+END_TEST
+
 /* Heads in parallel, as the attention kinds run them: the kernel's
  * forward and backward give bit-identical results on 1 and 2 OpenMP
  * threads (each head's chunks, BLAS calls and sums are the same whichever
@@ -887,7 +916,7 @@ int main(void) {
   kx_dec_threads_init();
   Suite *s = kx_test_suite("decoder_linear");
   TCase *tc = kx_test_tracked_case(s, "kernel");
-  kx_test_add(tc, (const TTest *const[]){test_chunked_equals_quadratic, test_causality, test_backward,
+  kx_test_add(tc, (const TTest *const[]){test_chunked_equals_quadratic, test_causality, test_scratch_contents_do_not_matter, test_backward,
                                          test_thread_count_independence, test_window_forward, test_window_limits,
                                          test_window_backward, NULL});
   TCase *tk = kx_test_tracked_case(s, "kinds");

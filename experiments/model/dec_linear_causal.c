@@ -91,8 +91,11 @@ static void sweep(int reverse, size_t T, size_t ka, size_t dc, float g, size_t c
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)ka, (int)dc, (int)n, 1.0f, bs, (int)ld, c + s * ldc,
                 (int)ldc, it == 0 && !carry ? 0.0f : pw[n], state, (int)dc);
     if (rowsum) {
-      float keep = it == 0 && !carry ? 0.0f : pw[n];
-      for (size_t k = 0; k < ka; k++) z[k] *= keep;
+      /* set, not scaled by 0, at the start: the workspace may hold anything,
+       * and a NaN or inf left there times 0 is NaN */
+      if (it == 0 && !carry) memset(z, 0, ka * sizeof *z);
+      else
+        for (size_t k = 0; k < ka; k++) z[k] *= pw[n];
       for (size_t y = 0; y < n; y++)
         for (size_t k = 0; k < ka; k++) z[k] += bs[y * ld + k];
     }
