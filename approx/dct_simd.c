@@ -13,29 +13,20 @@
 #pragma GCC optimize("fp-contract=off")
 
 /* One build per instruction set and precision: KX_VW lanes of KX_REAL,
- * KX_QV vectors of lanes per row in DCT-I's product. */
+ * KX_QV vectors of lanes per row in DCT-I's product (the body clears the
+ * parameters after itself). */
 #define KX_REAL double
 #define KX_MASK_INT long long
 #define KX_ISA base
 #define KX_VW 2
 #define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_ISA
-#undef KX_VW
-#undef KX_QV
-#undef KX_REAL
-#undef KX_MASK_INT
 #define KX_REAL float
 #define KX_MASK_INT int
 #define KX_ISA base_f
 #define KX_VW 4
 #define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_ISA
-#undef KX_VW
-#undef KX_QV
-#undef KX_REAL
-#undef KX_MASK_INT
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define KX_DCT_SIMD_X86 1
@@ -47,22 +38,12 @@
 #define KX_VW 4
 #define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_ISA
-#undef KX_VW
-#undef KX_QV
-#undef KX_REAL
-#undef KX_MASK_INT
 #define KX_REAL float
 #define KX_MASK_INT int
 #define KX_ISA avx2_f
 #define KX_VW 8
 #define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_ISA
-#undef KX_VW
-#undef KX_QV
-#undef KX_REAL
-#undef KX_MASK_INT
 #pragma GCC pop_options
 #pragma GCC push_options
 #pragma GCC target("avx512f")
@@ -72,24 +53,33 @@
 #define KX_VW 8
 #define KX_QV 4
 #include "approx/dct_simd_body.h"
-#undef KX_ISA
-#undef KX_VW
-#undef KX_QV
-#undef KX_REAL
-#undef KX_MASK_INT
 #define KX_REAL float
 #define KX_MASK_INT int
 #define KX_ISA avx512_f
 #define KX_VW 16
 #define KX_QV 2
 #include "approx/dct_simd_body.h"
-#undef KX_ISA
-#undef KX_VW
-#undef KX_QV
-#undef KX_REAL
-#undef KX_MASK_INT
 #pragma GCC pop_options
 #endif
+
+/* The builds' entry points, by variant (KX_DCT_SIMD_BASE, AVX2, AVX512). */
+typedef struct {
+  void (*run)(int, size_t, const double *, const double *, double *, double *);
+  void (*gather)(size_t, const double *, const double *, const double *, double *);
+  void (*scatter)(size_t, const double *, const double *, const double *, const double *, const double *, double *,
+                  size_t);
+  void (*run_f)(int, size_t, const float *, const float *, float *, float *);
+  void (*gather_f)(size_t, const float *, const float *, const float *, float *);
+  void (*scatter_f)(size_t, const float *, const float *, const float *, const float *, const float *, float *,
+                    size_t);
+} simd_build;
+
+#define KX_BUILD(isa) {run_##isa, gather_##isa, scatter_##isa, run_##isa##_f, gather_##isa##_f, scatter_##isa##_f}
+static const simd_build builds[] = {KX_BUILD(base),
+#ifdef KX_DCT_SIMD_X86
+                                    KX_BUILD(avx2), KX_BUILD(avx512)
+#endif
+};
 
 int kx_dct_simd_supported(int type, size_t n) {
   return type >= 1 && type <= 4 && n >= 2 && (n & (n - 1)) == 0;
@@ -126,40 +116,22 @@ int kx_dct_simd_variant_runs(int variant) {
 
 void kx_dct_simd_run_variant(int variant, int type, size_t n, const double *tw, const double *x, double *y,
                              double *tmp) {
-  switch (variant) {
-#ifdef KX_DCT_SIMD_X86
-    case KX_DCT_SIMD_AVX512: run_avx512(type, n, tw, x, y, tmp); return;
-    case KX_DCT_SIMD_AVX2: run_avx2(type, n, tw, x, y, tmp); return;
-#endif
-    default: run_base(type, n, tw, x, y, tmp); return;
-  }
+  builds[variant].run(type, n, tw, x, y, tmp);
 }
 
 void kx_dct_simd_run(int type, size_t n, const double *tw, const double *x, double *y, double *tmp) {
-  kx_dct_simd_run_variant(best_variant(), type, n, tw, x, y, tmp);
+  builds[best_variant()].run(type, n, tw, x, y, tmp);
 }
 
 int kx_dct_simd_tiles(size_t n) { return n % 8 == 0; }
 
 void kx_dct_simd_gather(size_t d, const double *scale, const double *sign, const double *x, double *in) {
-  switch (best_variant()) {
-#ifdef KX_DCT_SIMD_X86
-    case KX_DCT_SIMD_AVX512: gather_avx512(d, scale, sign, x, in); return;
-    case KX_DCT_SIMD_AVX2: gather_avx2(d, scale, sign, x, in); return;
-#endif
-    default: gather_base(d, scale, sign, x, in); return;
-  }
+  builds[best_variant()].gather(d, scale, sign, x, in);
 }
 
 void kx_dct_simd_scatter(size_t rows_out, const double *scale, const double *t, const double *bias, const double *c,
                          const double *y, double *z, size_t ldz) {
-  switch (best_variant()) {
-#ifdef KX_DCT_SIMD_X86
-    case KX_DCT_SIMD_AVX512: scatter_avx512(rows_out, scale, t, bias, c, y, z, ldz); return;
-    case KX_DCT_SIMD_AVX2: scatter_avx2(rows_out, scale, t, bias, c, y, z, ldz); return;
-#endif
-    default: scatter_base(rows_out, scale, t, bias, c, y, z, ldz); return;
-  }
+  builds[best_variant()].scatter(rows_out, scale, t, bias, c, y, z, ldz);
 }
 
 double kx_dct_simd_flops(int type, size_t n) {
@@ -171,13 +143,7 @@ double kx_dct_simd_flops(int type, size_t n) {
 /* ---- single precision: the same kernels on floats ---- */
 
 void kx_dct_simd_run_f(int variant, int type, size_t n, const float *tw, const float *x, float *y, float *tmp) {
-  switch (variant) {
-#ifdef KX_DCT_SIMD_X86
-    case KX_DCT_SIMD_AVX512: run_avx512_f(type, n, tw, x, y, tmp); return;
-    case KX_DCT_SIMD_AVX2: run_avx2_f(type, n, tw, x, y, tmp); return;
-#endif
-    default: run_base_f(type, n, tw, x, y, tmp); return;
-  }
+  builds[variant].run_f(type, n, tw, x, y, tmp);
 }
 
 int kx_dct_simd_best_variant(void) { return best_variant(); }
@@ -185,21 +151,9 @@ int kx_dct_simd_best_variant(void) { return best_variant(); }
 int kx_dct_simd_tiles_f(size_t n) { return n % 16 == 0; }
 
 void kx_dct_simd_gather_f(size_t d, const float *scale, const float *x, float *in) {
-  switch (best_variant()) {
-#ifdef KX_DCT_SIMD_X86
-    case KX_DCT_SIMD_AVX512: gather_avx512_f(d, scale, NULL, x, in); return;
-    case KX_DCT_SIMD_AVX2: gather_avx2_f(d, scale, NULL, x, in); return;
-#endif
-    default: gather_base_f(d, scale, NULL, x, in); return;
-  }
+  builds[best_variant()].gather_f(d, scale, NULL, x, in);
 }
 
 void kx_dct_simd_scatter_f(size_t rows_out, const float *scale, const float *t, const float *y, float *z, size_t ldz) {
-  switch (best_variant()) {
-#ifdef KX_DCT_SIMD_X86
-    case KX_DCT_SIMD_AVX512: scatter_avx512_f(rows_out, scale, t, NULL, NULL, y, z, ldz); return;
-    case KX_DCT_SIMD_AVX2: scatter_avx2_f(rows_out, scale, t, NULL, NULL, y, z, ldz); return;
-#endif
-    default: scatter_base_f(rows_out, scale, t, NULL, NULL, y, z, ldz); return;
-  }
+  builds[best_variant()].scatter_f(rows_out, scale, t, NULL, NULL, y, z, ldz);
 }

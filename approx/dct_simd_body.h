@@ -304,3 +304,9 @@ static void KX_CAT(scatter, KX_ISA)(size_t rows_out, const KX_REAL *scale, const
 #undef KX_DCT_LEAF
 #undef KX_CAT
 #undef KX_CAT2
+/* the includer's parameters, set again before the next include */
+#undef KX_ISA
+#undef KX_VW
+#undef KX_QV
+#undef KX_REAL
+#undef KX_MASK_INT

@@ -635,6 +635,7 @@ static void no_plateau(study *st, const kx_budget_fit *fits, const char *title, 
 /* The runs that diverged, each with its stage and message. */
 static void diverged_runs(study *st, kx_strbuf *fn) {
   kx_budget_study *s = st->s;
+  const uint64_t budget_steps = st->rp.budget_steps; /* moved to each budget's run folders, then back */
   int any = 0;
   for (size_t v = 0; v < s->nv; v++)
     for (size_t b = 0; b < s->n_budgets; b++) {
@@ -649,6 +650,7 @@ static void diverged_runs(study *st, kx_strbuf *fn) {
                   s->v[v].label, s->budgets[b].text, k, why[0] ? why : "no finite loss");
       }
     }
+  st->rp.budget_steps = budget_steps;
   if (any) kx_sb_add(fn, ".");
 }
 
