@@ -62,6 +62,23 @@ grep -q 'pre-training step\|fine-tuning step\|generating' second.txt && note "th
 ls -l --time-style=+%s.%N $(awk '{print $NF}' before.txt) | cmp -s - before.txt || note "a finished file was rewritten"
 cmp -s first.csv a/table1.csv || { note "the rerun's table differs"; diff first.csv a/table1.csv; }
 
+# a run that diverged (NaN results and diverged.txt, as keep_diverged records one) is a result:
+# left out of its row's mean, named in the footnote, and the table is still written
+run=$(ls -d a/l2w16h1/runs/*/dijiang-s0)
+col() { awk -F, -v k="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) h[$i] = i; next }
+  $1 == k && $3 == "dijiang" { print $h[c]; exit }' "$1"; }
+size=$(awk -F, 'NR == 2 { print $1 }' a/table1.csv)
+loss=$(col a/table1.csv "$size" val_loss)
+mkdir -p "${run%-s0}-s1"
+echo "result nan nan nan nan nan 0.1 nan nan nan nan nan nan" >"${run%-s0}-s1/result.txt"
+echo "diverged in fine-tuning: a test's stand-in" >"${run%-s0}-s1/diverged.txt"
+"$kx" reproduce table1 $Q --seeds 2 --outdir a 2>div.txt || { note "Table 1 over a diverged run failed"; cat div.txt; }
+grep -q "Diverged runs (results, left out of the means.*$size dijiang: 1 of 2 seeds" a/table1.md ||
+  note "the footnote does not name the diverged run: $(tail -2 a/table1.md)"
+[ -n "$loss" ] && [ "$loss" = "$(col a/table1.csv "$size" val_loss)" ] ||
+  note "the diverged seed changed the mean: $loss, then $(col a/table1.csv "$size" val_loss)"
+[ "$(col a/table1.csv "$size" seeds)" = 1 ] || note "the diverged seed counted in 'seeds': $(col a/table1.csv "$size" seeds)"
+
 # --teacher of another shape than the sizes' is refused, nothing trained
 expect 2 "not the shape of one of the sizes" -- reproduce table1 --text "$dir/t.txt" --teacher a/l2w16h1/teacher.h5 --outdir bad2
 [ -e bad2 ] && note "a refused --teacher created its --outdir"

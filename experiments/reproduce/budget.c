@@ -498,16 +498,8 @@ static int run_cell(study *st, size_t v, size_t b) {
     c->gap[k] = res[k].f[KX_R_LOSS] - st->teacher_loss;
   }
   /* a diverged run (keep_diverged) has a NaN loss: counted, not averaged */
-  kx_repro_result ok[KX_BUDGET_MAX_SEEDS];
-  size_t n_ok = 0;
-  for (size_t k = 0; k < c->n; k++)
-    if (isfinite(c->gap[k])) ok[n_ok++] = res[k];
-  c->diverged = c->n - n_ok;
-  c->mean = c->se = NAN;
-  if (n_ok) {
-    kx_repro_summarise(ok, n_ok, KX_R_LOSS, &c->mean, &c->se);
-    c->mean -= st->teacher_loss;
-  }
+  c->diverged = c->n - kx_repro_summarise(res, c->n, KX_R_LOSS, &c->mean, &c->se);
+  c->mean -= st->teacher_loss;
   return 0;
 }
 

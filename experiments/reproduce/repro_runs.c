@@ -508,16 +508,20 @@ void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char 
            (unsigned long long)seed);
 }
 
-void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se) {
+size_t kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se) {
   double s = 0.0, ss = 0.0;
-  for (size_t i = 0; i < n; i++) s += res[i].f[f];
-  double m = s / (double)n;
-  for (size_t i = 0; i < n; i++) {
-    double d = res[i].f[f] - m;
-    ss += d * d;
-  }
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (isfinite(res[i].f[KX_R_LOSS])) s += res[i].f[f], k++;
+  const double m = k ? s / (double)k : NAN;
+  for (size_t i = 0; i < n; i++)
+    if (isfinite(res[i].f[KX_R_LOSS])) {
+      const double d = res[i].f[f] - m;
+      ss += d * d;
+    }
   *mean = m;
-  *se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : NAN;
+  *se = k > 1 ? sqrt(ss / (double)(k - 1) / (double)k) : NAN;
+  return k;
 }
 
 /* ---------- one run ---------- */

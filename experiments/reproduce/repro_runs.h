@@ -217,8 +217,11 @@ int kx_repro_recall(kx_repro *r, kx_decoder *m, double out[3]);
  * window, as a gnuplot matrix file. */
 int kx_repro_write_map(kx_repro *r, kx_decoder *m, const char *path);
 
-/* Mean and standard error (NaN for n < 2) of field f over n results. */
-void kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se);
+/* Mean and standard error of field f over those of the n results whose
+ * validation loss is finite: a run that diverged (keep_diverged) is a
+ * result with a NaN loss, counted by the caller but never averaged.
+ * Returns how many were averaged; mean NaN if none, se NaN below two. */
+size_t kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *mean, double *se);
 
 /* Runs run(arg) with output folder `dir` claimed: creates it (and its
  * parents) if missing, claims it (KX_EBUSY, with a message naming the

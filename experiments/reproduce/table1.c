@@ -50,7 +50,7 @@ typedef struct {
   double tok_s[1 + MAX_KINDS]; /* generation tokens/s: teacher, then each kind */
   double teacher_loss, teacher_acc, teacher_s;
   double mean[MAX_KINDS][3], se[MAX_KINDS][3]; /* loss, accuracy, wall time */
-  size_t n;
+  size_t n[MAX_KINDS], diverged[MAX_KINDS];    /* seeds in the means; seeds whose run diverged */
 } size_result;
 
 typedef struct {
@@ -166,10 +166,11 @@ static int size_runs(table1 *tb, size_t i, kx_repro *rp) {
       kx_repro_job_end(&tb->pg, fresh);
     }
     static const int fields[3] = {KX_R_LOSS, KX_R_ACC, KX_R_WALL};
-    for (int f = 0; f < 3; f++) kx_repro_summarise(res, tb->seeds, fields[f], &out->mean[k][f], &out->se[k][f]);
+    for (int f = 0; f < 3; f++)
+      out->n[k] = kx_repro_summarise(res, tb->seeds, fields[f], &out->mean[k][f], &out->se[k][f]);
+    out->diverged[k] = tb->seeds - out->n[k];
     if (kx_repro_final(rp)) rc = cached_speed(tb, rp, tb->kinds[k]->name, &out->tok_s[k + 1], &out->params[k + 1]);
   }
-  out->n = tb->seeds;
   return rc;
 }
 
@@ -190,6 +191,7 @@ static int one_size(table1 *tb, size_t i, int what) {
   rp.eval_windows = tb->quick ? 32 : 256;
   rp.kl_windows = tb->quick ? 4 : 16;
   rp.pg = &tb->pg;
+  rp.keep_diverged = 1; /* one run that diverges is a result, not the end of the table */
   if (tb->teacher_in && i == tb->teacher_size) rp.teacher_in = tb->teacher_in;
   rp.shard = tb->shard;
   if (what == SIZE_PLAN) {
@@ -229,7 +231,7 @@ static void fill_row(const table1 *tb, size_t i, size_t k, kx_table_row *r) {
     r->mean[C_LOSS] = s->teacher_loss, r->mean[C_ACC] = s->teacher_acc;
   } else {
     r->key[2] = tb->kinds[k - 1]->name;
-    r->n = s->n;
+    r->n = s->n[k - 1];
     r->mean[C_FINETUNE] = s->mean[k - 1][2], r->se[C_FINETUNE] = s->se[k - 1][2];
     r->mean[C_LOSS] = s->mean[k - 1][0], r->se[C_LOSS] = s->se[k - 1][0];
     r->mean[C_ACC] = s->mean[k - 1][1], r->se[C_ACC] = s->se[k - 1][1];
@@ -265,12 +267,21 @@ static int write_tables(const table1 *tb) {
            "Softmax teachers of three sizes converted to DiJiang and fine-tuned with %.4g of their pre-training "
            "steps: mean $\\pm$ standard error over %zu seed(s).",
            tb->budget, tb->seeds);
+  char note[2048];
+  int w = snprintf(note, sizeof note,
+                   "pre-training: the teacher's own training time; fine-tuning: conversion + fine-tuning wall time; "
+                   "speed-up: tokens/s over the same size's softmax teacher (KV cache); n/a: not defined for the "
+                   "row.");
+  for (size_t i = 0, any = 0; i < tb->n_sizes; i++)
+    for (size_t k = 0; k < tb->n_kinds && w > 0 && (size_t)w < sizeof note; k++)
+      if (tb->res[i].diverged[k])
+        w += snprintf(note + w, sizeof note - (size_t)w, "%s%s %s: %zu of %zu seeds",
+                      any++ ? "; " : " Diverged runs (results, left out of the means; runs/*/diverged.txt says where): ",
+                      tb->res[i].size, tb->kinds[k]->name, tb->res[i].diverged[k], tb->seeds);
   kx_table t = {.stem = stem, .n_keys = 3, .key_md = {"size", "layers×width", "model"},
                 .key_csv = {"size", "shape", "model"}, .cols = cols, .n_cols = N_COLS, .title = "Table 1",
                 .command = "kapprox reproduce table1", .setup = setup, .tex_caption = caption,
-                .md_footnote = "pre-training: the teacher's own training time; fine-tuning: conversion + "
-                               "fine-tuning wall time; speed-up: tokens/s over the same size's softmax teacher "
-                               "(KV cache); n/a: not defined for the row."};
+                .md_footnote = note};
   kx_table_row rows[N_SIZES * (1 + MAX_KINDS)];
   size_t n = 0;
   for (size_t i = 0; i < tb->n_sizes; i++)

@@ -148,17 +148,11 @@ typedef struct {
   double tok[2];
 } row;
 
-/* Means and standard errors over the seeds whose run did not diverge (a
- * diverged run's loss is NaN, keep_diverged); NaN if every one did. */
+/* Means and standard errors over the seeds whose run did not diverge
+ * (kx_repro_summarise); NaN if every one did. */
 static void summarise(const kx_repro_result *res, size_t n, row *out) {
-  kx_repro_result ok[KX_TABLE2_MAX_SEEDS];
   size_t n_ok = 0;
-  for (size_t k = 0; k < n; k++)
-    if (isfinite(res[k].f[KX_R_LOSS]) && n_ok < KX_TABLE2_MAX_SEEDS) ok[n_ok++] = res[k];
-  for (int f = 0; f < KX_R_FIELDS; f++) {
-    out->mean[f] = out->se[f] = NAN;
-    if (n_ok) kx_repro_summarise(ok, n_ok, f, &out->mean[f], &out->se[f]);
-  }
+  for (int f = 0; f < KX_R_FIELDS; f++) n_ok = kx_repro_summarise(res, n, f, &out->mean[f], &out->se[f]);
   out->n = n_ok;
   out->diverged = n - n_ok;
 }
