@@ -636,7 +636,7 @@ static void diverged_runs(study *st, kx_strbuf *fn) {
         if (isfinite(c->gap[k])) continue;
         char why[512];
         kx_repro_set_budget(&st->rp, s->budgets[b].value); /* kx_repro_diverged reads its run folder */
-        kx_repro_diverged(&st->rp, s->v[v].label, k, why, sizeof why);
+        kx_repro_diverged(&st->rp, &s->v[v], k, why, sizeof why);
         kx_sb_add(fn, "%s%s at %s, seed %zu: %s", any++ ? "; " : "\n\nDiverged runs (results, left out of the means, "
                                                              "standard errors, fits and ranks): ",
                   s->v[v].label, s->budgets[b].text, k, why[0] ? why : "no finite loss");

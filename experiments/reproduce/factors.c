@@ -285,7 +285,7 @@ static int run_rows(study *st) {
           return kx_fail_context(rc, "%s, seed %llu: ", r->v.label, (unsigned long long)k);
         kx_repro_job_end(s->pg, fresh);
         char why[480];
-        kx_repro_diverged(&st->rp, r->v.label, k, why, sizeof why);
+        kx_repro_diverged(&st->rp, &r->v, k, why, sizeof why);
         if (!why[0] && isfinite(r->res[k].f[KX_R_LOSS])) continue;
         if (!r->n_diverged++)
           snprintf(r->diverged, sizeof r->diverged, "seed %llu %s", (unsigned long long)k, why[0] ? why : "has no result");

@@ -499,12 +499,10 @@ int kx_repro_budget_check(const kx_repro *r, const kx_repro_variant *v) {
                  v->label, (unsigned long long)r->budget_steps, r->budget_steps == 1 ? "" : "s");
 }
 
-void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap) {
-  const size_t n = strlen(label), tail = strlen("-scratch");
-  const int scratch = n >= tail && !strcmp(label + n - tail, "-scratch"); /* kx_repro_variant_label's */
+void kx_repro_run_dir(const kx_repro *r, const kx_repro_variant *v, uint64_t seed, char *out, size_t cap) {
   char lr[48] = "";
-  if (r->ft_lr > 0 && !scratch) snprintf(lr, sizeof lr, "-lr%g", r->ft_lr);
-  snprintf(out, cap, "%s/runs/b%llu%s/%s-s%llu", r->dir, (unsigned long long)r->budget_steps, lr, label,
+  if (r->ft_lr > 0 && !v->scratch) snprintf(lr, sizeof lr, "-lr%g", r->ft_lr); /* scratch: pre-training's rate */
+  snprintf(out, cap, "%s/runs/b%llu%s/%s-s%llu", r->dir, (unsigned long long)r->budget_steps, lr, v->label,
            (unsigned long long)seed);
 }
 
@@ -526,9 +524,9 @@ size_t kx_repro_summarise(const kx_repro_result *res, size_t n, int f, double *m
 
 /* ---------- one run ---------- */
 
-void kx_repro_diverged(const kx_repro *r, const char *label, uint64_t seed, char *buf, size_t cap) {
+void kx_repro_diverged(const kx_repro *r, const kx_repro_variant *v, uint64_t seed, char *buf, size_t cap) {
   char dir[PATH_CAP], path[PATH_CAP + 32];
-  kx_repro_run_dir(r, label, seed, dir, sizeof dir);
+  kx_repro_run_dir(r, v, seed, dir, sizeof dir);
   snprintf(path, sizeof path, "%s/diverged.txt", dir);
   FILE *fp = fopen(path, "r");
   if (cap) buf[0] = '\0';
@@ -793,7 +791,7 @@ static int compute_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, co
 
 int kx_repro_run(kx_repro *r, const kx_repro_variant *v, uint64_t seed, kx_repro_result *res, int *fresh) {
   char dir[PATH_CAP], result[PATH_CAP + 32];
-  kx_repro_run_dir(r, v->label, seed, dir, sizeof dir);
+  kx_repro_run_dir(r, v, seed, dir, sizeof dir);
   snprintf(result, sizeof result, "%s/result.txt", dir);
   *fresh = 0;
   int rc = kx_repro_budget_check(r, v);

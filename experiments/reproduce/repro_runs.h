@@ -193,10 +193,11 @@ typedef struct {
 
 /* The text of a diverged run's diverged.txt into buf ("" if the run did not
  * diverge or is not there). */
-void kx_repro_diverged(const kx_repro *r, const char *label, uint64_t seed, char *buf, size_t cap);
+void kx_repro_diverged(const kx_repro *r, const kx_repro_variant *v, uint64_t seed, char *buf, size_t cap);
 
-/* dir/runs/b<budget steps>/<label>-s<seed> */
-void kx_repro_run_dir(const kx_repro *r, const char *label, uint64_t seed, char *out, size_t cap);
+/* dir/runs/b<budget steps>/<label>-s<seed>; a converted variant at a
+ * fine-tuning rate of its own (r->ft_lr) in runs/b<steps>-lr<rate>/. */
+void kx_repro_run_dir(const kx_repro *r, const kx_repro_variant *v, uint64_t seed, char *out, size_t cap);
 /* Converts (unless scratch), transfers (if +AT), fine-tunes and scores
  * variant v with `seed`, or reads the finished run's result; *fresh = 1 if
  * it did work now.  Seed 0 of a kind with attention weights also leaves

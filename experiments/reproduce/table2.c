@@ -86,16 +86,22 @@ static int make_variants(table2 *tb) {
   return rc;
 }
 
+/* The variant labelled `label`, NULL if the run has none. */
+static const kx_repro_variant *variant_of(const table2 *tb, const char *label) {
+  for (size_t i = 0; i < tb->nv; i++)
+    if (!strcmp(tb->v[i].label, label)) return &tb->v[i];
+  return NULL;
+}
+
 /* --maps as given: every label a variant of this run whose kind has
  * attention weights to draw (the default list keeps those that are). */
 static int check_maps(const table2 *tb) {
   for (size_t j = 0; j < tb->n_maps; j++) {
-    size_t i = 0;
-    while (i < tb->nv && strcmp(tb->v[i].label, tb->maps[j])) i++;
-    if (i == tb->nv)
+    const kx_repro_variant *v = variant_of(tb, tb->maps[j]);
+    if (!v)
       return kx_fail(KX_EINVAL, "--maps: '%s' is not a variant of this run (a kind of --kinds, with +AT or -scratch "
                      "where the table has that row)", tb->maps[j]);
-    if (!tb->v[i].kind->attn_weights)
+    if (!v->kind->attn_weights)
       return kx_fail(KX_EINVAL, "--maps: '%s' has no attention weights to draw", tb->maps[j]);
   }
   return 0;
@@ -261,7 +267,7 @@ static int mean_curve(table2 *tb, const kx_repro_variant *v, FILE *fp) {
   size_t n = 0, seeds = 0;
   for (uint64_t s = 0; s < tb->seeds; s++) {
     char path[PATH_CAP];
-    kx_repro_run_dir(&tb->rp, v->label, s, path, sizeof path - 16);
+    kx_repro_run_dir(&tb->rp, v, s, path, sizeof path - 16);
     const size_t end = strlen(path);
     strcat(path, "/diverged.txt");
     if (kx_path_exists(path)) continue; /* its curve stops where it diverged: not in the mean */
@@ -322,7 +328,9 @@ static int figures(table2 *tb, double teacher_curve_loss) {
   char labels[16][64];
   for (size_t j = 0; j < tb->n_maps && nm < 16; j++) {
     char src[PATH_CAP], dst[PATH_CAP + 64];
-    kx_repro_run_dir(&tb->rp, tb->maps[j], 0, src, sizeof src - 16);
+    const kx_repro_variant *v = variant_of(tb, tb->maps[j]);
+    if (!v) continue; /* a default map the run does not have */
+    kx_repro_run_dir(&tb->rp, v, 0, src, sizeof src - 16);
     strcat(src, "/map.txt");
     FILE *in = fopen(src, "r");
     if (!in) continue;
