@@ -136,6 +136,31 @@ grep -q 'beyond_continued_b20' ctl/budget.csv || note "no beyond_continued colum
 grep -q '^- 1/16 (20 steps, 5120 tokens): retnet [0-9.-]*; the teacher continued: ' ctl/budget.md ||
   note "the rank line does not give the continued teacher"
 
+# ---- softmax from scratch at budget 1 with seed 0 has every option of the teacher's own
+# pre-training (seed, steps, batch, learning rate, text: the same initialisation, batches and
+# schedule), so the study takes the teacher's checkpoint for it instead of training it again: its
+# gap is then exactly 0 (the same weights scored on the same windows), and no training step runs.
+mkdir rt && cp a/teacher.h5 rt/
+"$kx" reproduce budget --quick --text "$dir/t.txt" --budgets 1 --kinds retnet --scratch-kinds softmax \
+  --no-figures --outdir rt 2>err.txt || { note "a study at budget 1 failed"; cat err.txt; }
+grep -q "softmax-scratch seed 0: the teacher's own pre-training" err.txt ||
+  note "softmax from scratch at budget 1 did not take the teacher's checkpoint: $(grep softmax-scratch err.txt)"
+grep -q "softmax-scratch seed 0: training step" err.txt && note "softmax from scratch at budget 1 trained again"
+[ "$(awk -F, '$1 == "softmax" && $2 == "scratch" { print $4 }' rt/budget.csv)" = 0 ] ||
+  note "softmax from scratch at budget 1 is not the teacher: $(cat rt/budget.csv)"
+# and the premise: training with the teacher's options again gives its every tensor bit for bit
+if /usr/bin/python3 -c 'import h5py' 2>/dev/null; then
+  "$kx" train --text "$dir/t.txt" --layers 2 --heads 2 --width 32 --ctx 32 --batch 8 --steps 320 --seed 0 \
+    --out again.h5 --quiet >/dev/null 2>err.txt || { note "kapprox train failed"; cat err.txt; }
+  /usr/bin/python3 - rt/teacher.h5 again.h5 <<'PY' || note "training the teacher's options again gave other bits"
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+names = []
+a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+assert names and all(np.array_equal(a[n][()], b[n][()]) for n in names), names
+PY
+fi
+
 # ---- shared with Table 2: its retnet run at 1/16 is the study's
 mkdir d && cp a/teacher.h5 d/
 "$kx" reproduce table2 $Q --kinds retnet --scratch-seeds 0 --no-figures --outdir d 2>err.txt ||

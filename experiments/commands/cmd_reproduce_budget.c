@@ -68,11 +68,12 @@ static void usage(FILE *out) {
           "  --no-figures        do not run gnuplot (the figure's data are still written)\n"
           "  --quiet             no progress output\n"
           KX_REPRO_SHARD_HELP "\n"
-          "Time: the default study is 64 runs, 32610 training steps besides the\n"
-          "teacher's 2500: about 2 h 45 min on the quiet 2-core machine (estimated\n"
-          "from each kind's measured 0.23-0.31 s a fine-tuning step and the runs'\n"
-          "evaluations; docs/reproduce.md).  With --outdir of a finished reproduce\n"
-          "table2 it reuses the teacher and the 1/16 runs: about 2 h 20 min.\n"
+          "Time: the default study is 64 runs, 30110 training steps besides the\n"
+          "teacher's 2500 (softmax from scratch at budget 1, seed 0, is the\n"
+          "teacher's own pre-training: its checkpoint is taken): about 2 h 33 min\n"
+          "on the quiet 2-core machine at 0.23-0.31 s a fine-tuning step, more on\n"
+          "a slower day (docs/reproduce.md).  With --outdir of a finished reproduce\n"
+          "table2 it reuses the teacher and the 1/16 runs: about 2 h 8 min.\n"
           "--quick: 25 s on the KJV on one thread of the busy machine, less idle.\n",
           QUICK_BUDGETS, QUICK_KINDS, DEFAULT_BUDGETS, SMALL_SEEDS, DEFAULT_KINDS, DEFAULT_SCRATCH);
 }

@@ -199,6 +199,28 @@ static int same_f64(const char *opt, double given, double have) {
   return 0;
 }
 
+void kx_dec_train_state_init(kx_dec_train_state *st, const kx_dec_train_opts *o, uint64_t data_hash) {
+  memset(st, 0, sizeof *st);
+  st->steps = o->steps ? o->steps : KX_DEC_DEFAULT_STEPS;
+  st->warmup = o->warmup ? o->warmup : (st->steps / 20 < 100 ? st->steps / 20 : 100);
+  st->batch = o->batch ? o->batch : 16;
+  st->seed = o->seed;
+  st->lr = GIVEN(o->lr) ? o->lr : 2e-3;
+  st->lr_min = GIVEN(o->lr_min) ? o->lr_min : st->lr / 10;
+  st->weight_decay = GIVEN(o->weight_decay) ? o->weight_decay : 0.1;
+  st->beta1 = GIVEN(o->beta1) ? o->beta1 : 0.9;
+  st->beta2 = GIVEN(o->beta2) ? o->beta2 : 0.95;
+  st->eps = GIVEN(o->eps) ? o->eps : 1e-8;
+  st->clip = GIVEN(o->clip) ? o->clip : 1.0;
+  st->data_hash = data_hash;
+}
+
+int kx_dec_train_same_run(const kx_dec_train_state *a, const kx_dec_train_state *b) {
+  return a->steps == b->steps && a->warmup == b->warmup && a->batch == b->batch && a->seed == b->seed &&
+         a->lr == b->lr && a->lr_min == b->lr_min && a->weight_decay == b->weight_decay && a->beta1 == b->beta1 &&
+         a->beta2 == b->beta2 && a->eps == b->eps && a->clip == b->clip && a->data_hash == b->data_hash;
+}
+
 /* Refuses a given size or kind that differs from a checkpoint's model. */
 static int same_model(const kx_dec_train_opts *o, const kx_dec_config *c) {
   int rc = same_u64("--ctx", o->ctx, c->ctx);
@@ -399,18 +421,7 @@ int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user) {
     if (!o->init_from && o->dijiang_form && (rc = kx_dec_config_set_form(&c, o->dijiang_form, "--dijiang-form")))
       goto setup_end;
     if (!o->init_from && (rc = kx_dec_create(&m, &c))) goto setup_end;
-    st.steps = o->steps ? o->steps : KX_DEC_DEFAULT_STEPS;
-    st.warmup = o->warmup ? o->warmup : (st.steps / 20 < 100 ? st.steps / 20 : 100);
-    st.batch = o->batch ? o->batch : 16;
-    st.seed = o->seed;
-    st.lr = GIVEN(o->lr) ? o->lr : 2e-3;
-    st.lr_min = GIVEN(o->lr_min) ? o->lr_min : st.lr / 10;
-    st.weight_decay = GIVEN(o->weight_decay) ? o->weight_decay : 0.1;
-    st.beta1 = GIVEN(o->beta1) ? o->beta1 : 0.9;
-    st.beta2 = GIVEN(o->beta2) ? o->beta2 : 0.95;
-    st.eps = GIVEN(o->eps) ? o->eps : 1e-8;
-    st.clip = GIVEN(o->clip) ? o->clip : 1.0;
-    st.data_hash = data.hash;
+    kx_dec_train_state_init(&st, o, data.hash);
     if (!o->init_from && (rc = kx_dec_init_params(&m, kx_seed_derive(st.seed, STREAM_INIT)))) goto setup_end;
     if ((rc = kx_adamw_create(&opt, m.tab.total, st.beta1, st.beta2, st.eps, st.weight_decay))) goto setup_end;
   }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_config.h"
 #include "experiments/model/dec_data.h"
 #include "experiments/model/dec_model.h"
@@ -101,6 +102,14 @@ typedef void (*kx_train_callback)(const kx_train_report *r, void *user);
  * checkpoint `out` is claimed for the whole run (core/kx_lock.h): a run
  * whose `out` another process is writing is refused with KX_EBUSY. */
 int kx_dec_train(const kx_dec_train_opts *o, kx_train_callback cb, void *user);
+
+/* The state at step 0 of a fresh run of `o` on a text whose hash is
+ * data_hash: its options with every default filled in, as kx_dec_train
+ * records them in the checkpoint. */
+void kx_dec_train_state_init(kx_dec_train_state *st, const kx_dec_train_opts *o, uint64_t data_hash);
+/* 1 if a and b record the same training: every option and the text, all
+ * but the step reached and the time taken. */
+int kx_dec_train_same_run(const kx_dec_train_state *a, const kx_dec_train_state *b);
 
 
 /* Test hook of the float64 references (tests/torch_reference.py): writes

@@ -310,6 +310,8 @@ static int load_teacher(kx_repro *r, const char *use) {
     r->pretrain_steps = st.steps;
     r->batch = st.batch;
     r->teacher_elapsed = st.elapsed;
+    r->teacher_state = st;
+    r->teacher_state_known = st.step == st.steps;
     kx_adamw_free(&opt);
   } else if (r->teacher_in) {
     if ((rc = kx_dec_ckpt_load(use, &r->teacher, &r->vocab, NULL, NULL))) return rc;
@@ -319,6 +321,7 @@ static int load_teacher(kx_repro *r, const char *use) {
     r->teacher_elapsed = NAN;
   }
   if (!rc) r->teacher_params = r->teacher.tab.total;
+  snprintf(r->teacher_path, sizeof r->teacher_path, "%s", use);
   return rc;
 }
 
@@ -691,6 +694,24 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
   return rc;
 }
 
+/* 1 if training softmax from scratch with options o (from the teacher's
+ * sizes, as train_stage sets them) repeats the teacher's own pre-training:
+ * the same options and text filled in as kx_dec_train would, so the same
+ * initialisation, batches and schedule, on a teacher whose configuration
+ * is the one such a run builds. */
+static int repeats_teacher(const kx_repro *r, const kx_repro_variant *v, const kx_dec_train_opts *o) {
+  const kx_dec_config *t = &r->teacher.cfg;
+  kx_dec_config fresh;
+  kx_dec_config_default(&fresh);
+  if (!v->scratch || strcmp(v->kind->name, "softmax") || v->dijiang_flips || !r->teacher_state_known) return 0;
+  if (t->softmax_layers || t->window || t->dijiang_flips || t->rope_base != fresh.rope_base ||
+      t->ln_eps != fresh.ln_eps)
+    return 0;
+  kx_dec_train_state want;
+  kx_dec_train_state_init(&want, o, r->data.hash);
+  return kx_dec_train_same_run(&want, &r->teacher_state);
+}
+
 /* Fine-tuning (or training from scratch) into dir/ft.h5, resumed if it is there. */
 static int train_stage(run_ctx *c, const char *dir) {
   kx_repro *r = c->r;
@@ -727,6 +748,14 @@ static int train_stage(run_ctx *c, const char *dir) {
       o.init_from = student;
     }
     remove(c->curve);
+    if (repeats_teacher(r, v, &o)) { /* the teacher's checkpoint is this run, finished */
+      kx_repro_say(r->pg, "%s seed %llu: the teacher's own pre-training (same options and text), its checkpoint taken",
+                   v->label, (unsigned long long)c->seed);
+      kx_dec_train_opts_init(&o);
+      o.text = r->text;
+      o.out = ft;
+      o.resume = r->teacher_path;
+    }
   }
   /* 8 points per curve; a checkpoint every 2 (a resumed run drops and
    * recomputes the curve's points after its checkpoint) */

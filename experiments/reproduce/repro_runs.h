@@ -22,6 +22,7 @@
 
 #include "core/kx_lock.h"
 #include "experiments/model/dec_attn.h"
+#include "experiments/model/dec_ckpt.h"
 #include "experiments/model/dec_data.h"
 #include "experiments/model/dec_model.h"
 #include "experiments/model/dec_recall.h"
@@ -95,6 +96,12 @@ typedef struct {
   char *text_path;
   uint64_t pretrain_steps, batch, budget_steps;
   double teacher_elapsed; /* NaN if unknown (a weights-only --teacher) */
+  /* how the teacher was trained, when its checkpoint says (a complete
+   * one with its optimizer): a softmax run from scratch with the same
+   * options is the teacher's own training, and takes its checkpoint */
+  kx_dec_train_state teacher_state;
+  int teacher_state_known;
+  char teacher_path[KX_REPRO_PATH_CAP];
   size_t teacher_params;
   int teacher_trained; /* 1 if this call pre-trained (some of) it */
 } kx_repro;
