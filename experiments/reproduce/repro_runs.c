@@ -700,10 +700,10 @@ static int convert_stage(run_ctx *c, const char *dir, kx_repro_result *res, doub
  * initialisation, batches and schedule, on a teacher whose configuration
  * is the one such a run builds. */
 static int repeats_teacher(const kx_repro *r, const kx_repro_variant *v, const kx_dec_train_opts *o) {
+  if (!v->scratch || strcmp(v->kind->name, "softmax") || v->dijiang_flips || !r->teacher_state_known) return 0;
   const kx_dec_config *t = &r->teacher.cfg;
   kx_dec_config fresh;
   kx_dec_config_default(&fresh);
-  if (!v->scratch || strcmp(v->kind->name, "softmax") || v->dijiang_flips || !r->teacher_state_known) return 0;
   if (t->softmax_layers || t->window || t->dijiang_flips || t->rope_base != fresh.rope_base ||
       t->ln_eps != fresh.ln_eps)
     return 0;
