@@ -70,10 +70,11 @@ static void usage(FILE *out) {
           KX_REPRO_SHARD_HELP "\n"
           "Time: the default study is 64 runs, 30110 training steps besides the\n"
           "teacher's 2500 (softmax from scratch at budget 1, seed 0, is the\n"
-          "teacher's own pre-training: its checkpoint is taken): about 2 h 33 min\n"
-          "on the quiet 2-core machine at 0.23-0.31 s a fine-tuning step, more on\n"
-          "a slower day (docs/reproduce.md).  With --outdir of a finished reproduce\n"
-          "table2 it reuses the teacher and the 1/16 runs: about 2 h 8 min.\n"
+          "teacher's own pre-training: its checkpoint is taken): measured 3 h 15 min\n"
+          "on the 2-core machine at 0.30-0.40 s a step, 2 h 33 min at the best\n"
+          "rates seen, 0.23-0.31 s (docs/reproduce.md#time).  With --outdir of a\n"
+          "finished reproduce table2 it reuses the teacher and the 1/16 runs:\n"
+          "about 2 h 45 min at the measured rates.\n"
           "--quick: 25 s on the KJV on one thread of the busy machine, less idle.\n",
           QUICK_BUDGETS, QUICK_KINDS, DEFAULT_BUDGETS, SMALL_SEEDS, DEFAULT_KINDS, DEFAULT_SCRATCH);
 }
